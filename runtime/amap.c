@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * amap.c: amaps and anons (see amap.h for the slot encoding and locks).
+ *
+ * A word on references.  An amap is referenced by map entries through
+ * arefs.  References made by clipping (amap_splitref) cover disjoint slot
+ * ranges, so dropping one may free the anons of its own range at once.
+ * References made for sharing (amap_ref(overlap=true), i.e. needs-copy)
+ * cover the same slots as another; from then on a partial drop cannot know
+ * whether a slot is still referenced, and slots are freed only with the
+ * last reference.  This is UVM without the per-page reference array
+ * (UVM_AMAP_PPREF off): a shared amap that is partly unmapped keeps the
+ * unmapped pages' anons until its last reference goes.
+ *
+ * Frees never happen under am_lock: anons to release are gathered first
+ * and unref'd after the lock is dropped (UVM's dead queue).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "amap.h"
+#include "kmem.h"
+#include "log.h"
+
+static struct kmem_pool anon_pool;
+static struct kmem_pool amap_pool;
+static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
+static int pools_users;
+
+#define SLOT_ANON(s)	((struct anon *)(s))
+#define GATHER_BATCH	256
+
+static inline bool
+slot_resident(uintptr_t s)
+{
+	return s == SLOT_RESIDENT ||
+	    (SLOT_IS_ANON(s) && (SLOT_ANON(s)->an_flags & ANON_RESIDENT));
+}
+
+void
+amap_init_pools(void)
+{
+	pthread_mutex_lock(&pools_lock);
+	if (pools_users++ == 0) {
+		kmem_pool_init(&anon_pool, "anon", sizeof(struct anon));
+		kmem_pool_init(&amap_pool, "amap", sizeof(struct amap));
+	}
+	pthread_mutex_unlock(&pools_lock);
+}
+
+void
+amap_fini_pools(void)
+{
+	pthread_mutex_lock(&pools_lock);
+	if (pools_users > 0 && --pools_users == 0) {
+		kmem_pool_destroy(&anon_pool);
+		kmem_pool_destroy(&amap_pool);
+	}
+	pthread_mutex_unlock(&pools_lock);
+}
+
+static size_t
+slots_bytes(int nslot)
+{
+	return round_page((size_t)nslot * sizeof(uintptr_t));
+}
+
+int
+amap_create(int nslot, struct amap **out)
+{
+	struct amap *am;
+
+	if (nslot <= 0)
+		return -EINVAL;
+	if ((am = kmem_pool_get(&amap_pool)) == NULL)
+		return -ENOMEM;
+	am->am_slots = kmem_alloc(slots_bytes(nslot));
+	if (am->am_slots == NULL) {
+		kmem_pool_put(&amap_pool, am);
+		return -ENOMEM;
+	}
+	vm_mutex_init(&am->am_lock);
+	atomic_init(&am->am_ref, 1);
+	am->am_flags = 0;
+	am->am_nslot = nslot;
+	am->am_nused = 0;
+	*out = am;
+	return 0;
+}
+
+static struct anon *
+anon_alloc(void)
+{
+	struct anon *an = kmem_pool_get(&anon_pool);
+
+	if (an != NULL)
+		atomic_init(&an->an_ref, 1);
+	return an;
+}
+
+void
+anon_unref(struct anon *an)
+{
+	if (atomic_fetch_sub_explicit(&an->an_ref, 1,
+	    memory_order_acq_rel) != 1)
+		return;
+	/* last reference: nothing else can see it (swap slots: issue 3) */
+	kmem_pool_put(&anon_pool, an);
+}
+
+/*
+ * amap_empty_slots: empty [slot, slot + n), putting the anons to release
+ * into dead[] as long as it has room.
+ * => amap locked.  Returns the number of slots handled (<= n): the caller
+ *    drops the lock, releases dead[] and comes back for the rest.
+ */
+static int
+amap_empty_slots(struct amap *am, int slot, int n, struct anon **dead,
+    int *ndead, int *nresp)
+{
+	int i;
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	*ndead = 0;
+	for (i = 0; i < n; i++) {
+		uintptr_t s = am->am_slots[slot + i];
+
+		VM_ASSERT(s != SLOT_BUSY);
+		if (s == SLOT_EMPTY)
+			continue;
+		if (SLOT_IS_ANON(s)) {
+			if (*ndead == GATHER_BATCH)
+				break;
+			dead[(*ndead)++] = SLOT_ANON(s);
+		}
+		if (slot_resident(s))
+			(*nresp)++;
+		am->am_slots[slot + i] = SLOT_EMPTY;
+		am->am_nused--;
+	}
+	return i;
+}
+
+int
+amap_free_range(struct amap *am, int slot, int n)
+{
+	struct anon *dead[GATHER_BATCH];
+	int ndead, done, nres = 0;
+
+	VM_ASSERT(slot >= 0 && n >= 0 && slot + n <= am->am_nslot);
+	vm_mutex_lock(&am->am_lock);
+	while (n > 0) {
+		done = amap_empty_slots(am, slot, n, dead, &ndead, &nres);
+		slot += done;
+		n -= done;
+		if (ndead == 0)
+			continue;
+		vm_mutex_unlock(&am->am_lock);
+		for (int i = 0; i < ndead; i++)
+			anon_unref(dead[i]);
+		vm_mutex_lock(&am->am_lock);
+	}
+	vm_mutex_unlock(&am->am_lock);
+	return nres;
+}
+
+int
+amap_resident(struct amap *am, int slot, int n)
+{
+	int nres = 0;
+
+	VM_ASSERT(slot >= 0 && n >= 0 && slot + n <= am->am_nslot);
+	vm_mutex_lock(&am->am_lock);
+	for (int i = slot; i < slot + n; i++)
+		nres += slot_resident(am->am_slots[i]);
+	vm_mutex_unlock(&am->am_lock);
+	return nres;
+}
+
+static void
+amap_free(struct amap *am)
+{
+	VM_ASSERT(atomic_load(&am->am_ref) == 0);
+	amap_free_range(am, 0, am->am_nslot);
+	kmem_free(am->am_slots, slots_bytes(am->am_nslot));
+	vm_mutex_destroy(&am->am_lock);
+	kmem_pool_put(&amap_pool, am);
+}
+
+void
+amap_ref(struct amap *am, bool overlap)
+{
+	atomic_fetch_add(&am->am_ref, 1);
+	if (overlap) {
+		vm_mutex_lock(&am->am_lock);
+		am->am_flags |= AMAP_OVERLAP;
+		vm_mutex_unlock(&am->am_lock);
+	}
+}
+
+void
+amap_unref(struct amap *am, int slot, int n)
+{
+	bool overlap;
+
+	if (atomic_fetch_sub_explicit(&am->am_ref, 1,
+	    memory_order_acq_rel) == 1) {
+		amap_free(am);
+		return;
+	}
+	vm_mutex_lock(&am->am_lock);
+	overlap = (am->am_flags & AMAP_OVERLAP) != 0;
+	vm_mutex_unlock(&am->am_lock);
+	if (!overlap)
+		amap_free_range(am, slot, n);
+}
+
+void
+amap_splitref(struct vm_aref *orig, struct vm_aref *split, int offset)
+{
+	VM_ASSERT(orig->ar_amap != NULL && offset > 0);
+	VM_ASSERT(orig->ar_pageoff + offset < orig->ar_amap->am_nslot);
+	split->ar_amap = orig->ar_amap;
+	split->ar_pageoff = orig->ar_pageoff + offset;
+	atomic_fetch_add(&orig->ar_amap->am_ref, 1);
+}
+
+void
+amap_mergeref(struct amap *am)
+{
+	int old = atomic_fetch_sub(&am->am_ref, 1);
+
+	VM_ASSERT(old > 1);
+	(void)old;
+}
+
+/*
+ * amap_share_slot: the value the copy's slot gets for source slot value s,
+ * making an implicit anon real in the source first.
+ * => source amap locked.  Returns SLOT_BUSY (never a valid result) when
+ *    out of memory.
+ */
+static uintptr_t
+amap_share_slot(struct amap *src, int slot)
+{
+	uintptr_t s = src->am_slots[slot];
+	struct anon *an;
+
+	VM_ASSERT(s != SLOT_BUSY);
+	if (s == SLOT_EMPTY)
+		return SLOT_EMPTY;
+	if (s == SLOT_RESIDENT) {
+		if ((an = anon_alloc()) == NULL)
+			return SLOT_BUSY;
+		an->an_flags = ANON_RESIDENT;
+		src->am_slots[slot] = (uintptr_t)an;
+	} else {
+		an = SLOT_ANON(s);
+	}
+	atomic_fetch_add(&an->an_ref, 1);
+	return (uintptr_t)an;
+}
+
+int
+amap_copy(struct vm_aref *aref, int n)
+{
+	struct amap *src = aref->ar_amap, *dst;
+	int error, i;
+
+	if (src == NULL)
+		return amap_create(n, &aref->ar_amap);
+	if (atomic_load(&src->am_ref) == 1)
+		return 0;
+	if ((error = amap_create(n, &dst)) != 0)
+		return error;
+	vm_mutex_lock(&src->am_lock);
+	for (i = 0; i < n; i++) {
+		uintptr_t s = amap_share_slot(src, aref->ar_pageoff + i);
+
+		if (s == SLOT_BUSY)
+			break;
+		dst->am_slots[i] = s;
+		if (s != SLOT_EMPTY)
+			dst->am_nused++;
+	}
+	vm_mutex_unlock(&src->am_lock);
+	if (i < n) {
+		/* undo: shared anons lose the copy's reference again */
+		atomic_store(&dst->am_ref, 0);
+		amap_free(dst);
+		return -ENOMEM;
+	}
+	aref->ar_amap = dst;
+	aref->ar_pageoff = 0;
+	amap_unref(src, 0, 0);
+	return 0;
+}
+
+int
+amap_cow(struct amap *am, int slot, struct anon **newp, struct anon **oldp)
+{
+	uintptr_t s;
+	struct anon *an;
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	s = am->am_slots[slot];
+	if (!SLOT_IS_ANON(s) || atomic_load(&SLOT_ANON(s)->an_ref) < 2)
+		return -EINVAL;
+	if ((an = anon_alloc()) == NULL)
+		return -ENOMEM;
+	am->am_slots[slot] = (uintptr_t)an;
+	*newp = an;
+	*oldp = SLOT_ANON(s);	/* the slot's reference moves to the caller */
+	return 0;
+}
+
+int
+amap_claim(struct amap *am, int slot, int lo, int hi, int *startp,
+    uintptr_t *statep)
+{
+	int a, b;
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	VM_ASSERT(lo <= slot && slot < hi && hi <= am->am_nslot);
+	*statep = am->am_slots[slot];
+	if (*statep != SLOT_EMPTY)
+		return 0;
+	for (a = slot; a > lo && am->am_slots[a - 1] == SLOT_EMPTY; a--)
+		;
+	for (b = slot + 1; b < hi && am->am_slots[b] == SLOT_EMPTY; b++)
+		;
+	for (int i = a; i < b; i++)
+		am->am_slots[i] = SLOT_BUSY;
+	am->am_nused += b - a;
+	*startp = a;
+	return b - a;
+}
+
+void
+amap_settle(struct amap *am, int slot, int n, uintptr_t to)
+{
+	VM_ASSERT_LOCKED(&am->am_lock);
+	VM_ASSERT(to == SLOT_RESIDENT || to == SLOT_EMPTY);
+	for (int i = slot; i < slot + n; i++) {
+		VM_ASSERT(am->am_slots[i] == SLOT_BUSY);
+		am->am_slots[i] = to;
+	}
+	if (to == SLOT_EMPTY)
+		am->am_nused -= n;
+}
+
+uintptr_t
+amap_slot(struct amap *am, int slot)
+{
+	VM_ASSERT_LOCKED(&am->am_lock);
+	VM_ASSERT(slot >= 0 && slot < am->am_nslot);
+	return am->am_slots[slot];
+}
+
+int
+amap_check(struct amap *am)
+{
+	int used = 0, bad = -1;
+
+	vm_mutex_lock(&am->am_lock);
+	for (int i = 0; i < am->am_nslot; i++) {
+		uintptr_t s = am->am_slots[i];
+
+		if (s == SLOT_EMPTY)
+			continue;
+		used++;
+		if (s == 2 || (SLOT_IS_ANON(s) && ((s & 15) != 0 ||
+		    atomic_load(&SLOT_ANON(s)->an_ref) < 1)))
+			bad = bad < 0 ? i : bad;
+	}
+	vm_mutex_unlock(&am->am_lock);
+	if (bad >= 0) {
+		upvm_log(LOG_ERR, "amap_check: slot %d holds a bad value", bad);
+		return -EINVAL;
+	}
+	if (used != am->am_nused) {
+		upvm_log(LOG_ERR, "amap_check: am_nused %d but %d slots used",
+		    am->am_nused, used);
+		return -EINVAL;
+	}
+	if (atomic_load(&am->am_ref) < 1) {
+		upvm_log(LOG_ERR, "amap_check: am_ref %d < 1",
+		    atomic_load(&am->am_ref));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+size_t
+amap_anon_count(void)
+{
+	size_t n;
+
+	vm_mutex_lock(&anon_pool.kp_lock);
+	n = anon_pool.kp_nalloc;
+	vm_mutex_unlock(&anon_pool.kp_lock);
+	return n;
+}
+
+size_t
+amap_meta_bytes(void)
+{
+	return kmem_pool_bytes(&anon_pool) + kmem_pool_bytes(&amap_pool);
+}

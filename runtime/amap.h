@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * amap.h: the anonymous (upper) layer, one slot per page of an entry.
+ *
+ * As in UVM, an amap is an array of slots that map entries reference through
+ * a vm_aref (amap + first slot); a page's data belongs to the anon in its
+ * slot, and anons are reference counted so that amap_copy() can share them
+ * copy-on-write with no shadow-object chains.
+ *
+ * A slot is a tagged word.  Most pages never need an anon object: a page
+ * that is resident, private to one slot and has no backing copy is the tag
+ * SLOT_RESIDENT ("implicit anon").  An anon object is made only when a page
+ * must be shared (amap_copy) or gets a backing copy (swap slot).  So a
+ * resident page costs one 8-byte slot, a shared or swapped one 8 + 16.
+ *
+ *	slot value		meaning
+ *	SLOT_EMPTY (0)		never touched, or freed: fill from the lower layer
+ *	SLOT_BUSY		a fault handler is resolving it right now
+ *	SLOT_RESIDENT		in the application's page table, private
+ *	struct anon *		(16-byte aligned) state in an_flags
+ *
+ * Locks protecting struct members in this file:
+ *	I  immutable after creation   a  atomic   l  am_lock of the amap
+ *	s  fields of a shared anon (an_ref > 1) are read-only; amap_cow()
+ *	   replaces a shared anon, it never changes one in place.
+ *
+ * Invariants (amap_check()):
+ *	am_nused == number of slots that are not SLOT_EMPTY <= am_nslot
+ *	every anon in a slot has an_ref >= 1
+ *	SLOT_BUSY only while the claiming fault handler holds the map read
+ *	lock (so with the map write-locked there is none)
+ */
+#ifndef UPVM_AMAP_H
+#define UPVM_AMAP_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "lock.h"
+#include "vm.h"
+
+#define SLOT_EMPTY	((uintptr_t)0)
+#define SLOT_BUSY	((uintptr_t)1)
+#define SLOT_RESIDENT	((uintptr_t)3)
+#define SLOT_IS_ANON(s)	((s) > SLOT_RESIDENT)
+
+/* an_flags */
+#define ANON_RESIDENT	0x1	/* data in a page table (a mapped page) */
+#define ANON_SWAPPED	0x2	/* data in the swap slot an_swslot */
+
+struct anon {
+	atomic_uint	an_ref;		/* [a] slots pointing here */
+	uint32_t	an_flags;	/* [l,s] ANON_* */
+	uint64_t	an_swslot;	/* [l,s] swap slot, 0 if none */
+};
+
+/* am_flags */
+#define AMAP_OVERLAP	0x1	/* some references overlap (copy / share) */
+
+struct amap {
+	struct vm_mutex	  am_lock;
+	atomic_int	  am_ref;	/* [a] arefs pointing here */
+	int		  am_flags;	/* [l] AMAP_* */
+	int		  am_nslot;	/* [I] slots allocated */
+	int		  am_nused;	/* [l] slots not SLOT_EMPTY */
+	uintptr_t	 *am_slots;	/* [l] kmem_alloc'd, am_nslot words */
+};
+
+/* vm_aref: an entry's reference into an amap */
+struct vm_aref {
+	int		 ar_pageoff;	/* slot of the entry's first page */
+	struct amap	*ar_amap;	/* NULL: no anonymous pages yet */
+};
+
+/* amap_init_pools / amap_fini_pools: the anon and amap kmem pools */
+void amap_init_pools(void);
+void amap_fini_pools(void);
+
+/*
+ * amap_create: a new amap of nslot empty slots, am_ref == 1.
+ * => returns 0, -EINVAL for nslot <= 0, or -ENOMEM.
+ */
+int amap_create(int nslot, struct amap **out);
+
+/*
+ * amap_ref: one more reference, for [slot, slot + n).  overlap: the new
+ * reference covers slots another reference covers (needs-copy sharing);
+ * from then on amap_unref() frees slots only with the last reference
+ * (UVM without per-page reference counts).
+ * => amap unlocked.
+ */
+void amap_ref(struct amap *, bool overlap);
+
+/*
+ * amap_unref: drop a reference that covered [slot, slot + n).  The last
+ * reference frees the amap and every anon in it; an earlier one frees the
+ * anons of its own range unless AMAP_OVERLAP is set.
+ * => amap unlocked; takes and drops am_lock.  Frees happen after the lock
+ *    is dropped.
+ */
+void amap_unref(struct amap *, int slot, int n);
+
+/*
+ * amap_splitref: an entry is clipped at page offset `offset`: the tail
+ * entry's aref `split` references the same amap from the clip point on.
+ * => one more reference, disjoint from the original's remaining range.
+ */
+void amap_splitref(struct vm_aref *orig, struct vm_aref *split, int offset);
+
+/*
+ * amap_mergeref: two adjacent entries with contiguous arefs into one amap
+ * became one entry: drop the now-redundant reference (never the last).
+ */
+void amap_mergeref(struct amap *);
+
+/*
+ * amap_copy: resolve needs-copy for an entry whose aref covers n slots:
+ * if the amap has other references, give the entry a private amap sharing
+ * every anon (an_ref++; implicit anons are made real first); with no other
+ * reference, nothing changes.
+ * => map write-locked by the caller (no SLOT_BUSY anywhere).
+ * => returns 0 with *aref updated, or -ENOMEM with nothing changed.
+ */
+int amap_copy(struct vm_aref *aref, int n);
+
+/*
+ * amap_cow: give this amap a private anon in `slot`, whose anon is shared.
+ * => amap locked by caller, still locked on return.
+ * => returns 0 with *newp = fresh anon (an_ref 1, flags 0) now in the slot
+ *    and *oldp = the old anon with one reference transferred to the caller
+ *    (copy its data, then anon_unref()); or -ENOMEM, nothing changed;
+ *    or -EINVAL if the slot does not hold a shared anon.
+ */
+int amap_cow(struct amap *, int slot, struct anon **newp, struct anon **oldp);
+
+/* anon_unref: drop one reference; the last frees the anon. */
+void anon_unref(struct anon *);
+
+/*
+ * amap_claim: claim the run of empty slots around `slot` inside [lo, hi)
+ * for resolution, marking them SLOT_BUSY.  The run is contiguous, contains
+ * `slot`, and stops at the first non-empty slot on each side.
+ * => amap locked by caller; map read-locked (see SLOT_BUSY invariant).
+ * => returns the number of slots claimed with *startp set, or 0 if `slot`
+ *    itself is not empty (*statep = its value).
+ */
+int amap_claim(struct amap *, int slot, int lo, int hi, int *startp,
+    uintptr_t *statep);
+
+/*
+ * amap_settle: end a claim of [slot, slot + n): each slot becomes `to`
+ * (SLOT_RESIDENT when resolved, SLOT_EMPTY when the resolution failed).
+ * => amap locked by caller.
+ */
+void amap_settle(struct amap *, int slot, int n, uintptr_t to);
+
+/*
+ * amap_free_range: empty [slot, slot + n) (MADV_DONTNEED semantics), unref'ing
+ * anons.  No slot may be SLOT_BUSY (map write-locked by the caller).
+ * => amap unlocked; takes am_lock.  Returns the number of resident pages
+ *    (SLOT_RESIDENT, or anons with ANON_RESIDENT) among the slots emptied.
+ */
+int amap_free_range(struct amap *, int slot, int n);
+
+/* amap_resident: resident pages in [slot, slot + n).  => amap unlocked */
+int amap_resident(struct amap *, int slot, int n);
+
+/* amap_slot: the value of one slot.  => amap locked by caller. */
+uintptr_t amap_slot(struct amap *, int slot);
+
+/* amap_check: 0 if the invariants hold, else -EINVAL (logged). */
+int amap_check(struct amap *);
+
+/* anon pool statistics, for metadata accounting */
+size_t amap_anon_count(void);
+size_t amap_meta_bytes(void);
+
+#endif /* UPVM_AMAP_H */

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * cluster.h: how many pages one fault resolves (pure policy, no locks of
+ * its own, no I/O: tested without threads or userfaultfd).
+ *
+ * Each map entry keeps a few stream detectors.  A fault that lands where a
+ * stream expected its next fault extends the stream and doubles its window
+ * (up to cc_seq_max pages ahead of the fault); any other fault starts a
+ * new stream (replacing the least recently used) and gets the aligned
+ * cc_cluster-page block around the fault.  Advice overrides: SEQUENTIAL
+ * starts every stream at the full window, RANDOM resolves the faulting page
+ * alone (MADV_RANDOM: no read-around).  Several streams per entry let T
+ * threads each write their own part of one region sequentially.
+ */
+#ifndef UPVM_CLUSTER_H
+#define UPVM_CLUSTER_H
+
+#include <stdint.h>
+
+#include "vm.h"
+
+#define CLUSTER_NSTREAM	4
+
+struct cluster_config {
+	int	cc_cluster;	/* pages around a random fault (power of 2) */
+	int	cc_seq_max;	/* widest window ahead of a stream (pages) */
+};
+
+struct cluster_stream {
+	vaddr_t	cs_next;	/* page the stream is expected to touch next */
+	int	cs_window;	/* pages resolved ahead at the last fault */
+	uint32_t cs_used;	/* LRU stamp */
+};
+
+struct cluster_state {
+	struct cluster_stream	cl_streams[CLUSTER_NSTREAM];
+	uint32_t		cl_clock;
+};
+
+/*
+ * cluster_choose: the range [*lop, *hip) to resolve for a fault at va in
+ * an entry spanning [start, end) with the given advice, and update the
+ * stream state.  The range contains va's page, lies inside the entry, and
+ * is page aligned.  The caller trims it further to empty slots.
+ * => caller serializes calls for one state (the entry's amap lock).
+ */
+void cluster_choose(struct cluster_state *, const struct cluster_config *,
+    int advice, vaddr_t start, vaddr_t end, vaddr_t va, vaddr_t *lop,
+    vaddr_t *hip);
+
+/* cluster_reset: forget every stream (the entry's pages were dropped). */
+void cluster_reset(struct cluster_state *);
+
+#endif /* UPVM_CLUSTER_H */

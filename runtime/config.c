@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * config.c: the configuration: defaults, UPVM_CONF and UPVM_* parsing,
+ * validation.  One table describes every key; parsing, validation and the
+ * error messages all come from it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "fault.h"
+#include "log.h"
+#include "vm.h"
+
+extern char **environ;
+
+enum conf_type { CT_UINT, CT_POW2, CT_BOOL, CT_LOG };
+
+struct conf_key {
+	const char	*ck_key;	/* in UPVM_CONF */
+	const char	*ck_env;	/* the single variable */
+	enum conf_type	 ck_type;
+	size_t		 ck_off;	/* in struct upvm_config */
+	unsigned	 ck_min, ck_max;
+	const char	*ck_what;	/* for error messages */
+};
+
+#define KEY(k, e, t, f, lo, hi, what)					\
+	{ k, e, t, offsetof(struct upvm_config, f), lo, hi, what }
+
+static const struct conf_key conf_keys[] = {
+	KEY("cluster", "UPVM_CLUSTER", CT_POW2, cluster_pages, 1, 512,
+	    "a power of two from 1 to 512 (pages)"),
+	KEY("seq_max", "UPVM_SEQ_MAX", CT_POW2, seq_max_pages, 16,
+	    FAULT_MAX_CLUSTER, "a power of two from 16 to 1024 (pages)"),
+	KEY("handlers", "UPVM_HANDLERS", CT_UINT, handlers, 0, 256,
+	    "a number from 0 (one per CPU) to 256"),
+	KEY("spin_us", "UPVM_SPIN_US", CT_UINT, spin_us, 0, 10000,
+	    "microseconds from 0 to 10000"),
+	KEY("pin", "UPVM_PIN", CT_BOOL, pin_handlers, 0, 1, "0 or 1"),
+	KEY("log", "UPVM_LOG", CT_LOG, log_level, 0, 4,
+	    "none, error, warn, info or debug"),
+};
+
+UPVM_API void
+upvm_config_default(struct upvm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->cluster_pages = 16;
+	cfg->seq_max_pages = 512;
+	cfg->handlers = 0;
+	cfg->spin_us = 0;
+	cfg->pin_handlers = false;
+	cfg->log_level = UPVM_LOG_WARN;
+}
+
+static bool
+parse_uint(const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > UINT_MAX)
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
+/*
+ * conf_set: parse one value for key k into cfg.
+ * => -EINVAL after logging "<source> <name>=<value> is invalid: want ...".
+ */
+static int
+conf_set(struct upvm_config *cfg, const struct conf_key *k,
+    const char *name, const char *val)
+{
+	char *field = (char *)cfg + k->ck_off;
+	unsigned v = 0;
+	int lvl;
+	bool ok;
+
+	switch (k->ck_type) {
+	case CT_LOG:
+		lvl = upvm_log_parse_level(val);
+		if ((ok = lvl >= 0))
+			memcpy(field, &lvl, sizeof(lvl));
+		break;
+	case CT_BOOL:
+		if ((ok = parse_uint(val, &v) && v <= 1)) {
+			bool b = v != 0;
+
+			memcpy(field, &b, sizeof(b));
+		}
+		break;
+	default:
+		ok = parse_uint(val, &v) && v >= k->ck_min && v <= k->ck_max &&
+		    (k->ck_type != CT_POW2 || (v & (v - 1)) == 0);
+		if (ok)
+			memcpy(field, &v, sizeof(v));
+		break;
+	}
+	if (!ok) {
+		upvm_log(LOG_ERR, "%s=\"%s\" is invalid: use %s", name, val,
+		    k->ck_what);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct conf_key *
+conf_find(const char *s, size_t len, bool env)
+{
+	for (size_t i = 0; i < nitems(conf_keys); i++) {
+		const char *name = env ? conf_keys[i].ck_env :
+		    conf_keys[i].ck_key;
+
+		if (strlen(name) == len && strncmp(name, s, len) == 0)
+			return &conf_keys[i];
+	}
+	return NULL;
+}
+
+int
+config_parse_conf(struct upvm_config *cfg, const char *conf)
+{
+	char item[128], name[160];
+	const struct conf_key *k;
+	const char *p = conf, *comma, *colon;
+	size_t len;
+	int error;
+
+	while (*p != '\0') {
+		comma = strchr(p, ',');
+		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (len == 0 || len >= sizeof(item)) {
+			upvm_log(LOG_ERR, "UPVM_CONF=\"%s\" is malformed: use "
+			    "key:value[,key:value...]", conf);
+			return -EINVAL;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		colon = strchr(item, ':');
+		if (colon == NULL || (k = conf_find(item,
+		    (size_t)(colon - item), false)) == NULL) {
+			upvm_log(LOG_ERR, "UPVM_CONF: \"%s\" is not a known "
+			    "key:value (keys: cluster, seq_max, handlers, "
+			    "spin_us, pin, log)", item);
+			return -EINVAL;
+		}
+		snprintf(name, sizeof(name), "UPVM_CONF %.*s",
+		    (int)(colon - item), item);
+		if ((error = conf_set(cfg, k, name, colon + 1)) != 0)
+			return error;
+		p += len + (comma != NULL);
+	}
+	return 0;
+}
+
+int
+config_apply_env(struct upvm_config *cfg, char *const *envp)
+{
+	const struct conf_key *k;
+	const char *eq;
+	int error;
+
+	for (char *const *e = envp; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, "UPVM_CONF=", 10) == 0 &&
+		    (error = config_parse_conf(cfg, *e + 10)) != 0)
+			return error;
+	for (char *const *e = envp; e != NULL && *e != NULL; e++) {
+		if (strncmp(*e, "UPVM_", 5) != 0 ||
+		    strncmp(*e, "UPVM_CONF=", 10) == 0)
+			continue;
+		if ((eq = strchr(*e, '=')) == NULL)
+			continue;
+		if ((k = conf_find(*e, (size_t)(eq - *e), true)) == NULL) {
+			upvm_log(LOG_ERR, "unknown variable %.*s: see upvm.h "
+			    "or upvm(1) for the UPVM_* variables",
+			    (int)(eq - *e), *e);
+			return -EINVAL;
+		}
+		if ((error = conf_set(cfg, k, k->ck_env, eq + 1)) != 0)
+			return error;
+	}
+	return 0;
+}
+
+int
+config_check(const struct upvm_config *cfg)
+{
+	char val[32];
+
+	for (size_t i = 0; i < nitems(conf_keys); i++) {
+		const struct conf_key *k = &conf_keys[i];
+		struct upvm_config tmp = *cfg;
+		const char *field = (const char *)cfg + k->ck_off;
+		unsigned u;
+		int lvl;
+
+		switch (k->ck_type) {
+		case CT_LOG:
+			memcpy(&lvl, field, sizeof(lvl));
+			if (lvl < 0 || lvl > UPVM_LOG_DEBUG) {
+				upvm_log(LOG_ERR, "config %s=%d is invalid: "
+				    "use %s", k->ck_key, lvl, k->ck_what);
+				return -EINVAL;
+			}
+			continue;
+		case CT_BOOL:
+			continue;
+		default:
+			memcpy(&u, field, sizeof(u));
+			snprintf(val, sizeof(val), "%u", u);
+			if (conf_set(&tmp, k, k->ck_key, val) != 0)
+				return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+UPVM_API int
+upvm_config_from_env(struct upvm_config *cfg)
+{
+	int error;
+
+	upvm_config_default(cfg);
+	if ((error = config_apply_env(cfg, environ)) != 0)
+		upvm_config_default(cfg);
+	return error;
+}

@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * fault.c: the fault engine.
+ *
+ * A word on page faults.  A fault event names an address.  Resolving it
+ * goes in phases over a fault context (the BSDs' uvm_faultctx):
+ *
+ *  fault_lookup: take the map read lock and find the entry.  No entry: the
+ *	range was unmapped after the fault was queued (unregistering woke the
+ *	thread; it will refault or take SIGSEGV), so there is nothing to do.
+ *	An entry without a private amap (needs-copy) is fixed under the write
+ *	lock and the lookup restarts (-ERESTART).
+ *  fault_claim: under the amap lock, look at the faulting page's slot.
+ *	RESIDENT: another fault resolved it; wake the thread.  BUSY: another
+ *	handler is resolving it right now; its UFFDIO_COPY will wake every
+ *	thread waiting in its range, so there is nothing to do.  EMPTY: ask
+ *	the cluster policy for a range, and claim the run of empty slots
+ *	around the page inside it (marking them BUSY).
+ *  fault_fill: get the data from the lower layer (the zero pager lends a
+ *	run of shared zeros) and UFFDIO_COPY it in chunks: the faulting
+ *	page's chunk first, which wakes the thread, then the rest while the
+ *	application already runs.  Each chunk is settled (BUSY -> RESIDENT)
+ *	under the amap lock as soon as it is mapped.
+ *
+ * The map read lock is held from lookup to the last settle: upvm_unmap()
+ * takes it for writing, so no range is unregistered or unmapped under a
+ * resolution in progress, and no SLOT_BUSY exists while it is write-locked.
+ *
+ * Failures.  -EEXIST for a page whose slot was empty means a page appeared
+ * behind our back (it is settled RESIDENT and counted as an error); -EAGAIN
+ * (a non-cooperative event pending) is retried; anything else (-ENOMEM,
+ * -ENOENT for a range unmapped behind our back) settles the rest EMPTY and
+ * wakes the threads, which fault again and retry.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "amap.h"
+#include "fault.h"
+#include "kmem.h"
+#include "log.h"
+#include "pager.h"
+#include "sys.h"
+#include "vmspace.h"
+
+#define FAULT_STACK_SIZE	(256 * 1024)
+#define FAULT_BUF_SIZE		((size_t)FAULT_MAX_CLUSTER * PAGE_SIZE)
+#define FAULT_EAGAIN_TRIES	1000
+
+static void *fault_mem_alloc(size_t);
+static void fault_mem_free(void *, size_t);
+
+struct fault_ctx {
+	struct vmspace		*fc_vs;
+	vaddr_t			 fc_va;		/* faulting page */
+	void			*fc_buf;	/* FAULT_BUF_SIZE for the pager */
+	struct vm_map_entry	*fc_entry;	/* [map locked] */
+	struct amap		*fc_amap;
+	int			 fc_start;	/* claimed slots: first */
+	int			 fc_n;		/*   and how many */
+	uintptr_t		 fc_state;	/* slot value if none claimed */
+};
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * fault_amap_fix: give the entry at va a private amap (needs-copy, or no
+ * amap yet).
+ * => map unlocked on entry and return; takes the write lock.
+ */
+static int
+fault_amap_fix(struct vmspace *vs, vaddr_t va)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	int error = 0;
+
+	vm_rwlock_wrlock(&map->m_lock);
+	e = vm_map_lookup(map, va);
+	if (e != NULL && (e->e_aref.ar_amap == NULL ||
+	    (e->e_etype & VM_ET_NEEDSCOPY))) {
+		error = amap_copy(&e->e_aref, (int)vm_entry_npages(e));
+		if (error == 0)
+			e->e_etype &= (uint16_t)~VM_ET_NEEDSCOPY;
+	}
+	vm_rwlock_unlock(&map->m_lock);
+	return error;
+}
+
+/*
+ * fault_lookup: find the entry of fc_va.
+ * => on 0, map read-locked and fc_entry/fc_amap set.
+ * => -EFAULT: no entry (map unlocked).  -ERESTART: the amap was fixed,
+ *    look up again (map unlocked).  -ENOMEM (map unlocked).
+ */
+static int
+fault_lookup(struct fault_ctx *fc)
+{
+	struct vm_map *map = &fc->fc_vs->vs_map;
+	struct vm_map_entry *e;
+	int error;
+
+	vm_rwlock_rdlock(&map->m_lock);
+	e = vm_map_lookup(map, fc->fc_va);
+	if (e == NULL) {
+		vm_rwlock_unlock(&map->m_lock);
+		return -EFAULT;
+	}
+	if (e->e_aref.ar_amap == NULL || (e->e_etype & VM_ET_NEEDSCOPY)) {
+		vm_rwlock_unlock(&map->m_lock);
+		error = fault_amap_fix(fc->fc_vs, fc->fc_va);
+		return error != 0 ? error : -ERESTART;
+	}
+	fc->fc_entry = e;
+	fc->fc_amap = e->e_aref.ar_amap;
+	return 0;
+}
+
+/*
+ * fault_claim: claim the run of empty slots to resolve around fc_va,
+ * where the cluster policy says.
+ * => map read-locked; takes and drops the amap lock.
+ * => returns the pages claimed (fc_start, fc_n), or 0 with fc_state set.
+ */
+static int
+fault_claim(struct fault_ctx *fc)
+{
+	struct vm_map_entry *e = fc->fc_entry;
+	struct amap *am = fc->fc_amap;
+	int slot = vm_entry_slot(e, fc->fc_va);
+	vaddr_t lo, hi;
+
+	VM_ASSERT_RLOCKED(&fc->fc_vs->vs_map.m_lock);
+	fc->fc_n = 0;
+	vm_mutex_lock(&am->am_lock);
+	fc->fc_state = amap_slot(am, slot);
+	if (fc->fc_state == SLOT_EMPTY) {
+		cluster_choose(&e->e_cluster, &fc->fc_vs->vs_cc, e->e_advice,
+		    e->e_start, e->e_end, fc->fc_va, &lo, &hi);
+		fc->fc_n = amap_claim(am, slot, vm_entry_slot(e, lo),
+		    vm_entry_slot(e, hi), &fc->fc_start, &fc->fc_state);
+	}
+	vm_mutex_unlock(&am->am_lock);
+	return fc->fc_n;
+}
+
+/*
+ * fault_claim_next: claim the first run of empty slots in [fc_va, hi),
+ * FAULT_MAX_CLUSTER at most (WILLNEED).
+ * => map read-locked; takes and drops the amap lock.
+ * => returns the pages claimed (fc_start, fc_n), or 0 if none is empty.
+ */
+static int
+fault_claim_next(struct fault_ctx *fc, vaddr_t hi)
+{
+	struct vm_map_entry *e = fc->fc_entry;
+	struct amap *am = fc->fc_amap;
+	int slot = vm_entry_slot(e, fc->fc_va), end = vm_entry_slot(e, hi);
+
+	VM_ASSERT_RLOCKED(&fc->fc_vs->vs_map.m_lock);
+	fc->fc_n = 0;
+	vm_mutex_lock(&am->am_lock);
+	while (slot < end && amap_slot(am, slot) != SLOT_EMPTY)
+		slot++;
+	if (slot < end) {
+		fc->fc_va = e->e_start + ptoa((vaddr_t)(slot -
+		    e->e_aref.ar_pageoff));
+		fc->fc_n = amap_claim(am, slot, slot,
+		    MIN(end, slot + FAULT_MAX_CLUSTER), &fc->fc_start,
+		    &fc->fc_state);
+	}
+	vm_mutex_unlock(&am->am_lock);
+	return fc->fc_n;
+}
+
+/* fault_settle: end the claim of n slots from `slot` as `to` */
+static void
+fault_settle(struct fault_ctx *fc, int slot, int n, uintptr_t to)
+{
+	if (n == 0)
+		return;
+	vm_mutex_lock(&fc->fc_amap->am_lock);
+	amap_settle(fc->fc_amap, slot, n, to);
+	vm_mutex_unlock(&fc->fc_amap->am_lock);
+	if (to == SLOT_RESIDENT)
+		atomic_fetch_add_explicit(&fc->fc_vs->vs_resident, n,
+		    memory_order_relaxed);
+}
+
+/*
+ * fault_copy_run: UFFDIO_COPY slots [slot, slot + n) from src, settling
+ * each page as the kernel reports it.
+ * => map read-locked.  Returns 0, or -errno with the unresolved rest of the
+ *    run settled EMPTY and its threads woken (they will fault again).
+ */
+static int
+fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
+{
+	struct vmspace *vs = fc->fc_vs;
+	struct vm_map_entry *e = fc->fc_entry;
+	vaddr_t dst = e->e_start + ptoa((vaddr_t)(slot - e->e_aref.ar_pageoff));
+	int error = 0, tries = 0, np;
+	vsize_t done;
+
+	while (n > 0) {
+		error = pmap_copy(&vs->vs_pmap, dst, src, ptoa((vsize_t)n), 0,
+		    &done);
+		np = (int)atop(done);
+		fault_settle(fc, slot, np, SLOT_RESIDENT);
+		slot += np;
+		n -= np;
+		dst += done;
+		src += done;
+		if (error == 0)
+			break;
+		if (error == -EEXIST) {
+			/* present though never resolved by us: keep it */
+			upvm_log(LOG_DEBUG, "page %#lx already mapped",
+			    (unsigned long)dst);
+			STAT_INC(&vs->vs_stats, st_errors);
+			fault_settle(fc, slot, 1, SLOT_RESIDENT);
+			slot++, n--, dst += PAGE_SIZE, src += PAGE_SIZE;
+			continue;
+		}
+		if (error == -EAGAIN && ++tries < FAULT_EAGAIN_TRIES) {
+			STAT_INC(&vs->vs_stats, st_retries);
+			sched_yield();
+			continue;
+		}
+		break;
+	}
+	if (n > 0) {
+		upvm_log(LOG_WARN, "resolving %d pages at %#lx failed: %s; "
+		    "the threads will fault again", n, (unsigned long)dst,
+		    strerror(-error));
+		STAT_INC(&vs->vs_stats, st_errors);
+		fault_settle(fc, slot, n, SLOT_EMPTY);
+		pmap_wake(&vs->vs_pmap, dst, ptoa((vsize_t)n));
+		return error;
+	}
+	return 0;
+}
+
+/*
+ * fault_fill: bring in the claimed run: data from the lower layer, copied
+ * in FAULT_CHUNK pieces, the faulting page's piece first.
+ * => map read-locked.  fc_n > 0 slots claimed; all are settled on return.
+ */
+static int
+fault_fill(struct fault_ctx *fc)
+{
+	struct vm_map_entry *e = fc->fc_entry;
+	struct pager *pgr = e->e_obj != NULL ? e->e_obj : zero_pager();
+	int first = fc->fc_start, n = fc->fc_n, error, mid, c0;
+	struct pager_req req = {
+		.pr_off = e->e_offset + ptoa((voff_t)(first -
+		    e->e_aref.ar_pageoff)),
+		.pr_npages = n,
+		.pr_flags = PGO_LOANOK | PGO_SYNC,
+		.pr_buf = fc->fc_buf,
+	};
+	const char *src;
+
+	VM_ASSERT(n > 0 && n <= FAULT_MAX_CLUSTER);
+	if ((error = pager_get(pgr, &req)) != 0) {
+		fault_settle(fc, first, n, SLOT_EMPTY);
+		pmap_wake(&fc->fc_vs->vs_pmap, e->e_start +
+		    ptoa((vaddr_t)(first - e->e_aref.ar_pageoff)),
+		    ptoa((vsize_t)n));
+		return error;
+	}
+	src = req.pr_buf;
+	/* the chunk holding the faulting page, then up, then down */
+	mid = vm_entry_slot(e, fc->fc_va);
+	c0 = first + ((mid - first) / FAULT_CHUNK) * FAULT_CHUNK;
+	for (int s = c0; s < first + n && error == 0; s += FAULT_CHUNK)
+		error = fault_copy_run(fc, s, MIN(FAULT_CHUNK, first + n - s),
+		    src + ptoa((size_t)(s - first)));
+	for (int s = c0 - FAULT_CHUNK; s >= first - FAULT_CHUNK + 1 &&
+	    error == 0; s -= FAULT_CHUNK) {
+		int lo = MAX(s, first);
+
+		error = fault_copy_run(fc, lo, s + FAULT_CHUNK - lo,
+		    src + ptoa((size_t)(lo - first)));
+	}
+	return error;
+}
+
+static void
+fault_account(struct vmspace *vs, int npages, uint64_t t0)
+{
+	struct vm_stats *st = &vs->vs_stats;
+
+	STAT_INC(st, st_faults_resolved);
+	STAT_INC(st, st_clusters);
+	STAT_ADD(st, st_pages_resolved, (uint64_t)npages);
+	STAT_INC(st, st_cluster_hist[stats_bucket((uint64_t)npages,
+	    UPVM_CLUSTER_BUCKETS)]);
+	STAT_INC(st, st_latency_hist[stats_bucket((now_ns() - t0) / 1000,
+	    UPVM_LATENCY_BUCKETS)]);
+}
+
+/*
+ * fault_handle: serve one fault event at va, read at time t0.
+ * => no locks held on entry or return.
+ */
+static void
+fault_handle(struct vmspace *vs, vaddr_t va, void *buf, uint64_t t0)
+{
+	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va),
+	    .fc_buf = buf };
+	int error, n;
+
+	STAT_INC(&vs->vs_stats, st_faults);
+	while ((error = fault_lookup(&fc)) == -ERESTART)
+		;
+	if (error != 0) {
+		if (error == -EFAULT)
+			STAT_INC(&vs->vs_stats, st_faults_unmapped);
+		else
+			STAT_INC(&vs->vs_stats, st_errors);
+		/* harmless if the range is gone; needed if it is not */
+		pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
+		return;
+	}
+	if ((n = fault_claim(&fc)) > 0) {
+		fault_fill(&fc);
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+		fault_account(vs, n, t0);
+		return;
+	}
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	if (fc.fc_state != SLOT_BUSY)
+		pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
+	STAT_INC(&vs->vs_stats, st_faults_woken);
+}
+
+int
+fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end)
+{
+	struct fault_ctx fc = { .fc_vs = vs };
+	struct vm_map_entry *e;
+	vaddr_t va = start, hi;
+	int error = 0, n;
+
+	if ((fc.fc_buf = fault_mem_alloc(FAULT_BUF_SIZE)) == NULL)
+		return -ENOMEM;
+	while (va < end && error == 0) {
+		fc.fc_va = va;
+		if ((error = fault_lookup(&fc)) == -ERESTART) {
+			error = 0;
+			continue;
+		}
+		if (error != 0)
+			break;
+		e = fc.fc_entry;
+		hi = MIN(end, e->e_end);
+		if ((n = fault_claim_next(&fc, hi)) > 0) {
+			error = fault_fill(&fc);
+			STAT_ADD(&vs->vs_stats, st_pages_prefetched,
+			    (uint64_t)n);
+			STAT_ADD(&vs->vs_stats, st_pages_resolved,
+			    (uint64_t)n);
+			va = fc.fc_va + ptoa((vaddr_t)n);
+		} else {
+			va = hi;
+		}
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+	}
+	fault_mem_free(fc.fc_buf, FAULT_BUF_SIZE);
+	return error;
+}
+
+/*
+ * fault_wait: sleep until the uffd (or the stop eventfd) is readable.
+ * => returns false when stopping.
+ */
+static bool
+fault_wait(struct vmspace *vs)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = vs->vs_pmap.pm_uffd, .events = POLLIN },
+		{ .fd = vs->vs_fault.fe_stopfd, .events = POLLIN },
+	};
+
+	while (poll(pfd, 2, -1) < 0 && errno == EINTR)
+		;
+	return !(pfd[1].revents & POLLIN) &&
+	    !atomic_load(&vs->vs_fault.fe_stop);
+}
+
+static void *
+fault_main(void *arg)
+{
+	struct fault_thread *ft = arg;
+	struct vmspace *vs = ft->ft_vs;
+	struct uffd_msg msgs[FAULT_BATCH];
+	uint64_t spin_ns = (uint64_t)vs->vs_fault.fe_spin_us * 1000, idle = 0;
+	uint64_t t0;
+	int n;
+
+	if (ft->ft_cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(ft->ft_cpu, &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
+	while (!atomic_load_explicit(&vs->vs_fault.fe_stop,
+	    memory_order_relaxed)) {
+		n = pmap_read_events(&vs->vs_pmap, msgs, FAULT_BATCH);
+		if (n < 0) {
+			upvm_log(LOG_ERR, "reading userfaultfd failed: %s; "
+			    "fault thread stops", strerror(-n));
+			break;
+		}
+		if (n == 0) {
+			t0 = now_ns();
+			if (idle == 0)
+				idle = t0;
+			if (t0 - idle < spin_ns)
+				continue;	/* busy-poll a little longer */
+			idle = 0;
+			if (!fault_wait(vs))
+				break;
+			continue;
+		}
+		idle = 0;
+		t0 = now_ns();
+		for (int i = 0; i < n; i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT) {
+				upvm_log(LOG_DEBUG, "ignoring uffd event %u",
+				    msgs[i].event);
+				continue;
+			}
+			fault_handle(vs, (vaddr_t)msgs[i].arg.pagefault.address,
+			    ft->ft_buf, t0);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Stacks and pager buffers are runtime memory, not metadata: raw mappings,
+ * outside kmem's accounting (untouched buffer pages cost nothing).
+ */
+static void *
+fault_mem_alloc(size_t len)
+{
+	void *p = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return raw_mmap_failed(p) ? NULL : p;
+}
+
+static void
+fault_mem_free(void *p, size_t len)
+{
+	if (p != NULL)
+		raw_munmap(p, len);
+}
+
+static void
+fault_thread_free(struct fault_thread *ft)
+{
+	fault_mem_free(ft->ft_stack, FAULT_STACK_SIZE);
+	fault_mem_free(ft->ft_buf, FAULT_BUF_SIZE);
+}
+
+/*
+ * fault_thread_start: one fault thread on its own kmem stack, with every
+ * signal blocked (the mask is inherited from the creating thread).
+ */
+static int
+fault_thread_start(struct vmspace *vs, struct fault_thread *ft, int cpu)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int error;
+
+	ft->ft_vs = vs;
+	ft->ft_cpu = cpu;
+	ft->ft_stack = fault_mem_alloc(FAULT_STACK_SIZE);
+	ft->ft_buf = fault_mem_alloc(FAULT_BUF_SIZE);
+	if (ft->ft_stack == NULL || ft->ft_buf == NULL) {
+		fault_thread_free(ft);
+		return -ENOMEM;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setstack(&attr, ft->ft_stack, FAULT_STACK_SIZE);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	error = -pthread_create(&ft->ft_thread, &attr, fault_main, ft);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (error != 0)
+		fault_thread_free(ft);
+	else
+		pthread_setname_np(ft->ft_thread, "upvm-fault");
+	return error;
+}
+
+int
+fault_start(struct vmspace *vs, int nthreads, unsigned spin_us, bool pin)
+{
+	struct fault_engine *fe = &vs->vs_fault;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int error = 0, i;
+
+	VM_ASSERT(nthreads > 0);
+	fe->fe_nthreads = 0;
+	fe->fe_nalloc = nthreads;
+	fe->fe_spin_us = spin_us;
+	atomic_init(&fe->fe_stop, false);
+	fe->fe_threads = kmem_alloc(sizeof(*fe->fe_threads) *
+	    (size_t)nthreads);
+	if (fe->fe_threads == NULL)
+		return -ENOMEM;
+	if ((fe->fe_stopfd = eventfd(0, EFD_CLOEXEC)) < 0) {
+		error = -errno;
+		kmem_free(fe->fe_threads, sizeof(*fe->fe_threads) *
+		    (size_t)nthreads);
+		return error;
+	}
+	for (i = 0; i < nthreads && error == 0; i++) {
+		error = fault_thread_start(vs, &fe->fe_threads[i],
+		    pin ? (int)(i % MAX(ncpu, 1)) : -1);
+		if (error == 0)
+			fe->fe_nthreads++;
+	}
+	if (error != 0) {
+		fault_stop(vs);
+		return error;
+	}
+	return 0;
+}
+
+void
+fault_stop(struct vmspace *vs)
+{
+	struct fault_engine *fe = &vs->vs_fault;
+	uint64_t one = 1;
+
+	atomic_store(&fe->fe_stop, true);
+	(void)!write(fe->fe_stopfd, &one, sizeof(one));
+	for (int i = 0; i < fe->fe_nthreads; i++) {
+		pthread_join(fe->fe_threads[i].ft_thread, NULL);
+		fault_thread_free(&fe->fe_threads[i]);
+	}
+	close(fe->fe_stopfd);
+	kmem_free(fe->fe_threads, sizeof(*fe->fe_threads) *
+	    (size_t)fe->fe_nalloc);
+	fe->fe_threads = NULL;
+	fe->fe_nthreads = 0;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * lock.h: the locks of upvm and THE lock order.
+ *
+ * Lock order (take left before right; never the other way):
+ *
+ *	vm_map.m_lock (rw)  ->  amap.am_lock  ->  pager.pgr_lock
+ *	    ->  kmem_pool.kp_lock  ->  log / stats (lock-free)
+ *
+ * Anons have no lock of their own: an anon's fields are protected by the
+ * lock of the amap whose slot holds it (an anon shared by two amaps after
+ * amap_copy() is only read, or replaced by amap_cow(), never changed in
+ * place while shared).
+ *
+ * Never hold a lock across I/O, a free of managed memory, or a uffd ioctl
+ * that can block on the application, with one exception the fault engine
+ * documents: the map read lock is held across UFFDIO_COPY so that no region
+ * is unmapped under a resolution in progress.
+ *
+ * The owner fields exist only for VM_ASSERT_LOCKED(); they are written with
+ * relaxed atomics because only the owner ever compares equal to itself.
+ */
+#ifndef UPVM_LOCK_H
+#define UPVM_LOCK_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "vm.h"
+
+struct vm_mutex {
+	pthread_mutex_t	mtx_m;
+	atomic_ulong	mtx_owner;	/* pthread_self() of the holder, or 0 */
+};
+
+struct vm_rwlock {
+	pthread_rwlock_t rw_l;
+	atomic_ulong	rw_writer;	/* pthread_self() of the writer, or 0 */
+	atomic_int	rw_readers;	/* read holders */
+};
+
+void vm_mutex_init(struct vm_mutex *);
+void vm_mutex_destroy(struct vm_mutex *);
+void vm_mutex_lock(struct vm_mutex *);
+void vm_mutex_unlock(struct vm_mutex *);
+bool vm_mutex_owned(struct vm_mutex *);
+
+/* writers are preferred: a stream of faults must not starve upvm_unmap() */
+void vm_rwlock_init(struct vm_rwlock *);
+void vm_rwlock_destroy(struct vm_rwlock *);
+void vm_rwlock_rdlock(struct vm_rwlock *);
+void vm_rwlock_wrlock(struct vm_rwlock *);
+void vm_rwlock_unlock(struct vm_rwlock *);
+bool vm_rwlock_wowned(struct vm_rwlock *);
+bool vm_rwlock_held(struct vm_rwlock *);	/* read or write, by anyone */
+
+#define VM_ASSERT_LOCKED(m)	VM_ASSERT(vm_mutex_owned(m))
+#define VM_ASSERT_WLOCKED(rw)	VM_ASSERT(vm_rwlock_wowned(rw))
+#define VM_ASSERT_RLOCKED(rw)	VM_ASSERT(vm_rwlock_held(rw))
+
+#endif /* UPVM_LOCK_H */

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * pmap.h: the only code that touches the Linux page tables of managed
+ * ranges: userfaultfd ioctls, madvise, PAGEMAP_SCAN.
+ *
+ * pmap_init() opens a userfaultfd and records what the running kernel
+ * offers (pm_supported, from a UFFDIO_API probe with no features asked)
+ * and what this pmap enabled (pm_features).  Every optional operation
+ * checks its feature first and returns -EOPNOTSUPP without one, so callers
+ * take their fallback paths on old kernels (the 6.1 guest of numa-vm).
+ *
+ * Resolution calls (copy, zeropage, move, poison) may stop part way: they
+ * report the bytes done in *donep even on error.  -EEXIST means the page at
+ * dst + *donep is already mapped; -EAGAIN that a non-cooperative event is
+ * pending (read the queue and retry); -ENOENT that the range is gone.
+ *
+ * Locks protecting struct members in this file:
+ *	I  immutable after pmap_init()   a  atomic
+ */
+#ifndef UPVM_PMAP_H
+#define UPVM_PMAP_H
+
+#include <stdint.h>
+
+#include "compat.h"
+#include "vm.h"
+
+/* pmap_copy / pmap_move / pmap_poison flags */
+#define PMAP_DONTWAKE	0x1	/* do not wake the faulting threads */
+#define PMAP_WP		0x2	/* map write-protected (copy only) */
+
+/* pmap_register modes */
+#define PMAP_REG_MISSING	0x1
+#define PMAP_REG_WP		0x2
+
+struct pmap {
+	int		pm_uffd;	/* [I] O_NONBLOCK | O_CLOEXEC */
+	uint64_t	pm_supported;	/* [I] UFFD_FEATURE_* the kernel has */
+	uint64_t	pm_features;	/* [I] UFFD_FEATURE_* enabled here */
+	uint64_t	pm_ioctls;	/* [I] UFFDIO_* usable on ranges */
+	bool		pm_pagemap_scan; /* [I] PAGEMAP_SCAN works */
+	int		pm_pagemap_fd;	/* [I] /proc/self/pagemap, or -1 */
+};
+
+/*
+ * pmap_probe: the UFFD_FEATURE_* bits the running kernel supports.
+ * => returns 0 with *featuresp set, or -errno if userfaultfd is unusable
+ *    (-EPERM: not allowed; see vm.unprivileged_userfaultfd).
+ */
+int pmap_probe(uint64_t *featuresp);
+
+/*
+ * pmap_init: open a userfaultfd with the features in `want` that the kernel
+ * supports (the rest are silently left off: check pmap_has()).
+ * => returns 0, or -errno with nothing open.
+ */
+int pmap_init(struct pmap *, uint64_t want);
+void pmap_fini(struct pmap *);
+
+/* pmap_has: the feature (UFFD_FEATURE_*) is enabled on this pmap */
+static inline bool
+pmap_has(const struct pmap *pm, uint64_t feature)
+{
+	return (pm->pm_features & feature) == feature;
+}
+
+int pmap_register(struct pmap *, vaddr_t va, vsize_t len, int modes);
+int pmap_unregister(struct pmap *, vaddr_t va, vsize_t len);
+
+int pmap_copy(struct pmap *, vaddr_t dst, const void *src, vsize_t len,
+    int flags, vsize_t *donep);
+int pmap_zeropage(struct pmap *, vaddr_t dst, vsize_t len, int flags,
+    vsize_t *donep);
+/* -EOPNOTSUPP without UFFD_FEATURE_MOVE; -EBUSY for shared pages */
+int pmap_move(struct pmap *, vaddr_t dst, vaddr_t src, vsize_t len,
+    int flags, vsize_t *donep);
+int pmap_wake(struct pmap *, vaddr_t va, vsize_t len);
+int pmap_writeprotect(struct pmap *, vaddr_t va, vsize_t len, bool wp,
+    bool dontwake);
+/* -EOPNOTSUPP without UFFD_FEATURE_POISON */
+int pmap_poison(struct pmap *, vaddr_t va, vsize_t len, int flags,
+    vsize_t *donep);
+/* drop the pages of [va, va + len) from the page tables */
+int pmap_dontneed(struct pmap *, vaddr_t va, vsize_t len);
+
+/*
+ * pmap_scan_written: collect the written (dirty) runs of [va, va + len)
+ * into regs[0..nregs) and, with reprotect, write-protect them again.
+ * Needs WP_ASYNC on a range registered PMAP_REG_WP.
+ * => returns the number of regions filled, or -EOPNOTSUPP / -errno.
+ *    *walk_endp: where the walk stopped (== va + len when complete).
+ */
+int pmap_scan_written(struct pmap *, vaddr_t va, vsize_t len,
+    struct page_region *regs, int nregs, bool reprotect, vaddr_t *walk_endp);
+
+/*
+ * pmap_read_events: read up to n pending messages without blocking.
+ * => returns the number read, 0 if none is pending, or -errno.
+ */
+int pmap_read_events(struct pmap *, struct uffd_msg *msgs, int n);
+
+#endif /* UPVM_PMAP_H */

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * stats.c: histogram buckets, snapshots and percentiles.
+ */
+#include "stats.h"
+#include "vm.h"
+
+int
+stats_bucket(uint64_t v, int nbuckets)
+{
+	int b = v == 0 ? 0 : 64 - __builtin_clzll(v);
+
+	return MIN(b, nbuckets - 1);
+}
+
+#define LOAD(f)	atomic_load_explicit(&st->f, memory_order_relaxed)
+
+void
+stats_snapshot(struct vm_stats *st, struct upvm_stats *out)
+{
+	out->faults = LOAD(st_faults);
+	out->faults_resolved = LOAD(st_faults_resolved);
+	out->faults_woken = LOAD(st_faults_woken);
+	out->faults_unmapped = LOAD(st_faults_unmapped);
+	out->pages_resolved = LOAD(st_pages_resolved);
+	out->pages_prefetched = LOAD(st_pages_prefetched);
+	out->clusters = LOAD(st_clusters);
+	for (int i = 0; i < UPVM_CLUSTER_BUCKETS; i++)
+		out->cluster_hist[i] = LOAD(st_cluster_hist[i]);
+	for (int i = 0; i < UPVM_LATENCY_BUCKETS; i++)
+		out->latency_hist[i] = LOAD(st_latency_hist[i]);
+	out->retries = LOAD(st_retries);
+	out->errors = LOAD(st_errors);
+}
+
+UPVM_API uint64_t
+upvm_stats_percentile(const uint64_t *hist, int nbuckets, double p)
+{
+	uint64_t total = 0, seen = 0, want;
+
+	for (int i = 0; i < nbuckets; i++)
+		total += hist[i];
+	if (total == 0)
+		return 0;
+	p = p < 0 ? 0 : p > 100 ? 100 : p;
+	want = (uint64_t)((double)total * p / 100.0 + 0.5);
+	want = want == 0 ? 1 : want;
+	for (int i = 0; i < nbuckets; i++) {
+		seen += hist[i];
+		if (seen >= want)
+			return (uint64_t)1 << i;
+	}
+	return (uint64_t)1 << (nbuckets - 1);
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * stats.h: counters of one managed address space.
+ *
+ * Every field is a relaxed atomic: counters are statistics, not
+ * synchronization, and are summed by readers without a lock.
+ * Histograms use the power-of-two buckets documented in upvm.h.
+ */
+#ifndef UPVM_STATS_H
+#define UPVM_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "upvm.h"
+
+struct vm_stats {
+	atomic_uint_least64_t st_faults;
+	atomic_uint_least64_t st_faults_resolved;
+	atomic_uint_least64_t st_faults_woken;
+	atomic_uint_least64_t st_faults_unmapped;
+	atomic_uint_least64_t st_pages_resolved;
+	atomic_uint_least64_t st_pages_prefetched;
+	atomic_uint_least64_t st_clusters;
+	atomic_uint_least64_t st_cluster_hist[UPVM_CLUSTER_BUCKETS];
+	atomic_uint_least64_t st_latency_hist[UPVM_LATENCY_BUCKETS];
+	atomic_uint_least64_t st_retries;
+	atomic_uint_least64_t st_errors;
+};
+
+#define STAT_ADD(st, f, n)						\
+	atomic_fetch_add_explicit(&(st)->f, (n), memory_order_relaxed)
+#define STAT_INC(st, f)		STAT_ADD(st, f, 1)
+
+/* stats_bucket: the histogram bucket of value v (see upvm.h) */
+int stats_bucket(uint64_t v, int nbuckets);
+
+/* stats_snapshot: copy the counters into the public struct */
+void stats_snapshot(struct vm_stats *, struct upvm_stats *);
+
+#endif /* UPVM_STATS_H */

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * sys.h: raw system calls for the runtime's own memory.
+ *
+ * libupvm.so interposes mmap/munmap; the runtime must never recurse into its
+ * own interposition or into the application's allocator, so it maps its
+ * metadata and buffers with the raw syscall.  Errors come back as -errno
+ * (liburing style); errno itself is left alone.
+ */
+#ifndef UPVM_SYS_H
+#define UPVM_SYS_H
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+static inline long
+sys_ret(long ret)
+{
+	return ret < 0 ? -errno : ret;
+}
+
+/* raw_mmap: returns the address, or a negative errno cast to void * */
+static inline void *
+raw_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	long ret = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+
+	return ret == -1 ? (void *)(intptr_t)-errno : (void *)ret;
+}
+
+static inline bool
+raw_mmap_failed(void *p)
+{
+	return (uintptr_t)p >= (uintptr_t)-4095;
+}
+
+static inline int
+raw_munmap(void *addr, size_t len)
+{
+	return (int)sys_ret(syscall(SYS_munmap, addr, len));
+}
+
+static inline int
+raw_madvise(void *addr, size_t len, int advice)
+{
+	return (int)sys_ret(syscall(SYS_madvise, addr, len, advice));
+}
+
+static inline pid_t
+sys_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+#endif /* UPVM_SYS_H */

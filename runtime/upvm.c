@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * upvm.c: the public API over the in-process vmspace.
+ *
+ * The one vmspace lives in static storage.  upvm_lock serializes init and
+ * fini against each other and against the API calls' check that upvm is
+ * initialized (a read hold for the duration of each call).  Map changes
+ * take the map's own lock inside.
+ *
+ * Every entry point validates its arguments before changing anything and
+ * logs one line saying what was wrong and what to do.  Output pointers are
+ * written only after every lock is dropped: they may point into managed
+ * memory, and writing them can fault.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "amap.h"
+#include "config.h"
+#include "kmem.h"
+#include "log.h"
+#include "pager.h"
+#include "sys.h"
+#include "upvm.h"
+#include "vmspace.h"
+
+static struct vmspace upvm_vs;
+static pthread_rwlock_t upvm_lock = PTHREAD_RWLOCK_INITIALIZER;
+static bool upvm_running;		/* [upvm_lock] */
+static struct upvm_config upvm_cfg;	/* [upvm_lock] */
+
+/* features asked of the kernel; each use checks pmap_has() */
+#define UPVM_WANT_FEATURES	(UFFD_FEATURE_THREAD_ID)
+
+/*
+ * api_enter: hold upvm_lock for reading for one API call.
+ * => -ENXIO (logged) if upvm is not initialized.
+ */
+static int
+api_enter(const char *fn)
+{
+	pthread_rwlock_rdlock(&upvm_lock);
+	if (upvm_running)
+		return 0;
+	pthread_rwlock_unlock(&upvm_lock);
+	upvm_log(LOG_ERR, "%s: upvm is not initialized; call upvm_init() "
+	    "first", fn);
+	return -ENXIO;
+}
+
+static void
+api_exit(void)
+{
+	pthread_rwlock_unlock(&upvm_lock);
+}
+
+static int
+handlers_default(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)n : 1;
+}
+
+UPVM_API int
+upvm_init(const struct upvm_config *cfgp)
+{
+	struct vmspace *vs = &upvm_vs;
+	struct upvm_config cfg;
+	int error, nthreads;
+
+	if (cfgp == NULL) {
+		if ((error = upvm_config_from_env(&cfg)) != 0)
+			return error;
+	} else {
+		cfg = *cfgp;
+		if ((error = config_check(&cfg)) != 0)
+			return error;
+	}
+	pthread_rwlock_wrlock(&upvm_lock);
+	if (upvm_running) {
+		pthread_rwlock_unlock(&upvm_lock);
+		upvm_log(LOG_ERR, "upvm_init: upvm is already initialized; "
+		    "call upvm_fini() before initializing again");
+		return -EBUSY;
+	}
+	upvm_log_set_level(cfg.log_level);
+	memset(vs, 0, sizeof(*vs));
+	if ((error = pmap_init(&vs->vs_pmap, UPVM_WANT_FEATURES)) != 0) {
+		pthread_rwlock_unlock(&upvm_lock);
+		upvm_log(LOG_ERR, "upvm_init: userfaultfd is unavailable: %s; "
+		    "run as root or set vm.unprivileged_userfaultfd=1",
+		    strerror(-error));
+		return error;
+	}
+	amap_init_pools();
+	vm_map_init(&vs->vs_map);
+	vs->vs_cc.cc_cluster = (int)cfg.cluster_pages;
+	vs->vs_cc.cc_seq_max = (int)cfg.seq_max_pages;
+	nthreads = cfg.handlers != 0 ? (int)cfg.handlers : handlers_default();
+	error = fault_start(vs, nthreads, cfg.spin_us, cfg.pin_handlers);
+	if (error != 0) {
+		vm_map_destroy(&vs->vs_map);
+		amap_fini_pools();
+		pmap_fini(&vs->vs_pmap);
+		pthread_rwlock_unlock(&upvm_lock);
+		upvm_log(LOG_ERR, "upvm_init: cannot start fault threads: %s",
+		    strerror(-error));
+		return error;
+	}
+	upvm_cfg = cfg;
+	upvm_running = true;
+	pthread_rwlock_unlock(&upvm_lock);
+	upvm_log(LOG_INFO, "upvm %s: %d fault threads, cluster %u, seq_max "
+	    "%u, features %#llx", UPVM_VERSION, nthreads, cfg.cluster_pages,
+	    cfg.seq_max_pages, (unsigned long long)vs->vs_pmap.pm_features);
+	return 0;
+}
+
+UPVM_API int
+upvm_fini(void)
+{
+	struct vmspace *vs = &upvm_vs;
+	struct vm_map_entry *e;
+	int left = 0;
+
+	pthread_rwlock_wrlock(&upvm_lock);
+	if (!upvm_running) {
+		pthread_rwlock_unlock(&upvm_lock);
+		upvm_log(LOG_ERR, "upvm_fini: upvm is not initialized");
+		return -ENXIO;
+	}
+	fault_stop(vs);
+	/* what is still mapped becomes ordinary anonymous memory */
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
+	    e = vm_map_next(&vs->vs_map, e), left++)
+		pmap_unregister(&vs->vs_pmap, e->e_start,
+		    e->e_end - e->e_start);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vm_map_destroy(&vs->vs_map);
+	amap_fini_pools();
+	pmap_fini(&vs->vs_pmap);
+	upvm_running = false;
+	pthread_rwlock_unlock(&upvm_lock);
+	if (left > 0)
+		upvm_log(LOG_INFO, "upvm_fini: %d regions stay mapped as "
+		    "ordinary memory", left);
+	return 0;
+}
+
+/*
+ * region_create: a registered anonymous region of len bytes with its
+ * entry and amap, not yet in the map.
+ */
+static int
+region_create(struct vmspace *vs, vsize_t len, int advice,
+    struct vm_map_entry **ep)
+{
+	struct vm_map_entry *e;
+	void *va;
+	int error;
+
+	va = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw_mmap_failed(va))
+		return (int)(intptr_t)va;
+	error = pmap_register(&vs->vs_pmap, (vaddr_t)va, len,
+	    PMAP_REG_MISSING);
+	if (error != 0)
+		goto unmap;
+	e = vm_map_entry_alloc(&vs->vs_map, (vaddr_t)va, (vaddr_t)va + len);
+	if (e == NULL) {
+		error = -ENOMEM;
+		goto unmap;
+	}
+	if ((error = amap_create((int)atop(len), &e->e_aref.ar_amap)) != 0) {
+		vm_map_entry_free(&vs->vs_map, e);
+		goto unmap;
+	}
+	e->e_advice = (uint8_t)advice;
+	*ep = e;
+	return 0;
+unmap:
+	raw_munmap(va, len);	/* unregisters too */
+	return error;
+}
+
+UPVM_API int
+upvm_map(size_t size, int flags, void **addrp)
+{
+	struct vmspace *vs = &upvm_vs;
+	struct vm_map_entry *e;
+	vsize_t len;
+	void *va;
+	int error, advice;
+
+	if (size == 0 || addrp == NULL ||
+	    (flags & ~(UPVM_MAP_SEQUENTIAL | UPVM_MAP_RANDOM)) != 0 ||
+	    flags == (UPVM_MAP_SEQUENTIAL | UPVM_MAP_RANDOM)) {
+		upvm_log(LOG_ERR, "upvm_map: %s; pass a size > 0, flags 0, "
+		    "UPVM_MAP_SEQUENTIAL or UPVM_MAP_RANDOM, and an address "
+		    "pointer", size == 0 ? "size 0 is invalid" :
+		    addrp == NULL ? "addrp is NULL" : "bad flags");
+		return -EINVAL;
+	}
+	if (size > VM_MAX_REGION) {
+		upvm_log(LOG_ERR, "upvm_map: size %zu is larger than a region "
+		    "can be (8 TiB); map several regions", size);
+		return -ENOMEM;
+	}
+	len = round_page(size);
+	advice = flags == UPVM_MAP_SEQUENTIAL ? VM_ADV_SEQUENTIAL :
+	    flags == UPVM_MAP_RANDOM ? VM_ADV_RANDOM : VM_ADV_NORMAL;
+	if ((error = api_enter("upvm_map")) != 0)
+		return error;
+	if ((error = region_create(vs, len, advice, &e)) != 0) {
+		api_exit();
+		upvm_log(LOG_ERR, "upvm_map: cannot map %zu bytes: %s",
+		    size, strerror(-error));
+		return error;
+	}
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	error = vm_map_insert(&vs->vs_map, e);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	va = (void *)e->e_start;
+	if (error != 0) {
+		/* the kernel reused a range unmapped behind upvm's back */
+		upvm_log(LOG_ERR, "upvm_map: new region %p overlaps a region "
+		    "upvm still manages; unmap regions with upvm_unmap()", va);
+		vm_map_entry_free(&vs->vs_map, e);
+		raw_munmap(va, len);
+	}
+	api_exit();
+	if (error == 0)
+		*addrp = va;
+	return error;
+}
+
+/*
+ * range_check: [addr, addr + len) is a page-aligned, non-empty range with
+ * no overflow; *endp its rounded end.
+ */
+static int
+range_check(const char *fn, void *addr, size_t len, vaddr_t *endp)
+{
+	vaddr_t va = (vaddr_t)addr;
+
+	if (!page_aligned(va) || len == 0 || len > VM_MAX_ADDRESS ||
+	    va + round_page(len) < va) {
+		upvm_log(LOG_ERR, "%s: range %p+%zu is invalid: the address "
+		    "must be page aligned and the length > 0", fn, addr, len);
+		return -EINVAL;
+	}
+	*endp = va + round_page(len);
+	return 0;
+}
+
+/*
+ * range_clip: clip the entries at start and end so that [start, end) is
+ * covered by whole entries.
+ * => map write-locked; the range is managed.  -ENOMEM: the map is
+ *    unchanged in meaning (a clip alone never is).
+ */
+static int
+range_clip(struct vm_map *map, vaddr_t start, vaddr_t end)
+{
+	struct vm_map_entry *e;
+	int error;
+
+	e = vm_map_lookup(map, start);
+	if ((error = vm_map_clip_start(map, e, start)) != 0)
+		return error;
+	e = vm_map_lookup(map, end - 1);
+	return vm_map_clip_end(map, e, end);
+}
+
+UPVM_API int
+upvm_unmap(void *addr, size_t len)
+{
+	struct vmspace *vs = &upvm_vs;
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e, *next, *dead = NULL;
+	vaddr_t start = (vaddr_t)addr, end;
+	long nres = 0;
+	int error;
+
+	if ((error = range_check("upvm_unmap", addr, len, &end)) != 0)
+		return error;
+	if ((error = api_enter("upvm_unmap")) != 0)
+		return error;
+	vm_rwlock_wrlock(&map->m_lock);
+	if (!vm_map_range_managed(map, start, end)) {
+		vm_rwlock_unlock(&map->m_lock);
+		api_exit();
+		upvm_log(LOG_ERR, "upvm_unmap: %p+%zu is not wholly managed by "
+		    "upvm; unmap only ranges from upvm_map()", addr, len);
+		return -EINVAL;
+	}
+	if ((error = range_clip(map, start, end)) != 0)
+		goto out;
+	/* nothing fails from here on */
+	pmap_unregister(&vs->vs_pmap, start, end - start);
+	raw_munmap(addr, end - start);
+	for (e = vm_map_lookup(map, start); e != NULL && e->e_start < end;
+	    e = next) {
+		next = vm_map_next(map, e);
+		vm_map_unlink(map, e);
+		if (e->e_aref.ar_amap != NULL)
+			nres += amap_resident(e->e_aref.ar_amap,
+			    e->e_aref.ar_pageoff, (int)vm_entry_npages(e));
+		/* chain through the tree link, now unused */
+		e->e_rb.rbe_parent = dead;
+		dead = e;
+	}
+	atomic_fetch_sub(&vs->vs_resident, nres);
+out:
+	vm_rwlock_unlock(&map->m_lock);
+	for (e = dead; e != NULL; e = next) {
+		next = e->e_rb.rbe_parent;
+		vm_map_entry_free(map, e);
+	}
+	api_exit();
+	if (error != 0)
+		upvm_log(LOG_ERR, "upvm_unmap: out of memory splitting a "
+		    "region; nothing was unmapped");
+	return error;
+}
+
+/*
+ * advise_pattern: set the access pattern of whole entries in the range.
+ * => map write-locked, range clipped.
+ */
+static void
+advise_pattern(struct vm_map *map, vaddr_t start, vaddr_t end, int advice)
+{
+	struct vm_map_entry *e;
+
+	for (e = vm_map_lookup(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e)) {
+		e->e_advice = (uint8_t)advice;
+		cluster_reset(&e->e_cluster);
+	}
+}
+
+/*
+ * advise_dontneed: drop every page of the range.
+ * => map write-locked (so no slot is BUSY).
+ */
+static void
+advise_dontneed(struct vmspace *vs, vaddr_t start, vaddr_t end)
+{
+	struct vm_map_entry *e;
+	vaddr_t lo, hi;
+	long nres = 0;
+
+	for (e = vm_map_lookup(&vs->vs_map, start); e != NULL &&
+	    e->e_start < end; e = vm_map_next(&vs->vs_map, e)) {
+		lo = MAX(start, e->e_start);
+		hi = MIN(end, e->e_end);
+		pmap_dontneed(&vs->vs_pmap, lo, hi - lo);
+		if (e->e_aref.ar_amap != NULL)
+			nres += amap_free_range(e->e_aref.ar_amap,
+			    vm_entry_slot(e, lo), (int)atop(hi - lo));
+		cluster_reset(&e->e_cluster);
+	}
+	atomic_fetch_sub(&vs->vs_resident, nres);
+}
+
+static int
+advice_check(int advice)
+{
+	int pattern = advice & (UPVM_ADV_NORMAL | UPVM_ADV_SEQUENTIAL |
+	    UPVM_ADV_RANDOM);
+	int residency = advice & (UPVM_ADV_WILLNEED | UPVM_ADV_DONTNEED);
+
+	if (advice == 0 || (advice & ~(pattern | residency)) != 0 ||
+	    (pattern & (pattern - 1)) != 0 ||
+	    (residency & (residency - 1)) != 0) {
+		upvm_log(LOG_ERR, "upvm_advise: advice %#x is invalid: use one "
+		    "of UPVM_ADV_NORMAL/SEQUENTIAL/RANDOM and/or one of "
+		    "UPVM_ADV_WILLNEED/DONTNEED", advice);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+UPVM_API int
+upvm_advise(void *addr, size_t len, int advice)
+{
+	struct vmspace *vs = &upvm_vs;
+	struct vm_map *map = &vs->vs_map;
+	vaddr_t start = (vaddr_t)addr, end;
+	int error;
+
+	if ((error = range_check("upvm_advise", addr, len, &end)) != 0 ||
+	    (error = advice_check(advice)) != 0)
+		return error;
+	if ((error = api_enter("upvm_advise")) != 0)
+		return error;
+	vm_rwlock_wrlock(&map->m_lock);
+	if (!vm_map_range_managed(map, start, end)) {
+		vm_rwlock_unlock(&map->m_lock);
+		api_exit();
+		upvm_log(LOG_ERR, "upvm_advise: %p+%zu is not wholly managed "
+		    "by upvm", addr, len);
+		return -EINVAL;
+	}
+	if (advice & (UPVM_ADV_NORMAL | UPVM_ADV_SEQUENTIAL |
+	    UPVM_ADV_RANDOM)) {
+		if ((error = range_clip(map, start, end)) != 0) {
+			vm_rwlock_unlock(&map->m_lock);
+			api_exit();
+			upvm_log(LOG_ERR, "upvm_advise: out of memory "
+			    "splitting a region; nothing changed");
+			return error;
+		}
+		advise_pattern(map, start, end,
+		    (advice & UPVM_ADV_SEQUENTIAL) ? VM_ADV_SEQUENTIAL :
+		    (advice & UPVM_ADV_RANDOM) ? VM_ADV_RANDOM :
+		    VM_ADV_NORMAL);
+	}
+	if (advice & UPVM_ADV_DONTNEED)
+		advise_dontneed(vs, start, end);
+	vm_rwlock_unlock(&map->m_lock);
+	if (advice & UPVM_ADV_WILLNEED) {
+		error = fault_populate(vs, start, end);
+		if (error != 0)
+			upvm_log(LOG_ERR, "upvm_advise: WILLNEED stopped at "
+			    "an error: %s", strerror(-error));
+	}
+	api_exit();
+	return error;
+}
+
+UPVM_API int
+upvm_stats(struct upvm_stats *out)
+{
+	struct vmspace *vs = &upvm_vs;
+	struct vm_map_entry *e;
+	struct upvm_stats st;
+	int error;
+
+	if (out == NULL) {
+		upvm_log(LOG_ERR, "upvm_stats: the output pointer is NULL");
+		return -EINVAL;
+	}
+	if ((error = api_enter("upvm_stats")) != 0)
+		return error;
+	memset(&st, 0, sizeof(st));
+	stats_snapshot(&vs->vs_stats, &st);
+	vm_rwlock_rdlock(&vs->vs_map.m_lock);
+	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
+	    e = vm_map_next(&vs->vs_map, e))
+		st.regions++;
+	st.mapped_bytes = vs->vs_map.m_size;
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	st.resident_pages = (uint64_t)atomic_load(&vs->vs_resident);
+	st.meta_bytes = kmem_bytes();
+	st.handlers = (unsigned)vs->vs_fault.fe_nthreads;
+	st.features = vs->vs_pmap.pm_features;
+	api_exit();
+	*out = st;
+	return 0;
+}

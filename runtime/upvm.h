@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * upvm.h: the public interface of libupvm, a user-space paging runtime.
+ *
+ * upvm takes over the page faults of the regions it maps (userfaultfd) and
+ * resolves them in clusters from its own fault threads.  Every function
+ * returns 0 (or a count) on success and a negative errno on failure, after
+ * logging one line on stderr that says what was wrong and what to do.
+ * Functions are thread-safe.  None of them may be called with output
+ * pointers into memory of a region that is being unmapped concurrently.
+ */
+#ifndef UPVM_H
+#define UPVM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UPVM_VERSION	"0.1.0"
+
+/* log levels (UPVM_LOG=none|error|warn|info|debug) */
+#define UPVM_LOG_NONE	0
+#define UPVM_LOG_ERROR	1
+#define UPVM_LOG_WARN	2
+#define UPVM_LOG_INFO	3
+#define UPVM_LOG_DEBUG	4
+
+/*
+ * Configuration.  upvm_config_from_env() starts from the defaults, applies
+ * UPVM_CONF="key:value,key:value" (jemalloc's MALLOC_CONF style), then the
+ * single variables, which win:
+ *
+ *	key	  variable	  meaning (default)
+ *	cluster	  UPVM_CLUSTER	  pages resolved around a random fault, a
+ *				  power of two 1..512 (16)
+ *	seq_max	  UPVM_SEQ_MAX	  widest window resolved ahead of a sequential
+ *				  stream, pages, power of two 16..1024 (512)
+ *	handlers  UPVM_HANDLERS	  fault threads, 0 = one per online CPU (0)
+ *	spin_us	  UPVM_SPIN_US	  microseconds a fault thread polls before it
+ *				  sleeps, 0..10000 (0)
+ *	pin	  UPVM_PIN	  pin fault thread i to CPU i: 0 or 1 (0)
+ *	log	  UPVM_LOG	  none|error|warn|info|debug (warn)
+ */
+struct upvm_config {
+	unsigned	cluster_pages;
+	unsigned	seq_max_pages;
+	unsigned	handlers;
+	unsigned	spin_us;
+	bool		pin_handlers;
+	int		log_level;
+};
+
+/* upvm_config_default: fill in the defaults.  Never fails. */
+void upvm_config_default(struct upvm_config *cfg);
+
+/*
+ * upvm_config_from_env: defaults, then UPVM_CONF, then UPVM_* variables.
+ * => -EINVAL for an unknown UPVM_* variable or key, or a malformed or
+ *    out-of-range value (cfg then holds the defaults).
+ */
+int upvm_config_from_env(struct upvm_config *cfg);
+
+/*
+ * upvm_init: start the runtime: open the userfaultfd, start the fault
+ * threads.  cfg NULL means upvm_config_from_env().
+ * => -EBUSY if already initialized, -EINVAL for a bad configuration,
+ *    -EPERM/-ENOSYS if userfaultfd is unavailable.
+ */
+int upvm_init(const struct upvm_config *cfg);
+
+/*
+ * upvm_fini: stop the fault threads and release all metadata.  Regions
+ * still mapped stay mapped and keep their contents, as ordinary anonymous
+ * memory no longer managed by upvm.
+ * => -ENXIO if not initialized.
+ */
+int upvm_fini(void);
+
+/* upvm_map flags: initial advice (at most one) */
+#define UPVM_MAP_SEQUENTIAL	0x1
+#define UPVM_MAP_RANDOM		0x2
+
+/*
+ * upvm_map: map a new anonymous, private, read-write region of size bytes
+ * (rounded up to pages) whose faults upvm serves.  Pages read as zeros
+ * until written.
+ * => 0 with *addrp set; -EINVAL (size 0, unknown flags), -ENOMEM (size past
+ *    the 8 TiB region limit or the address space), -ENXIO (no upvm_init).
+ */
+int upvm_map(size_t size, int flags, void **addrp);
+
+/*
+ * upvm_unmap: unmap [addr, addr + len), which upvm must manage entirely
+ * (any part of one or more regions; len is rounded up to pages).
+ * => -EINVAL (addr not page aligned, len 0, range not wholly managed: then
+ *    nothing is unmapped).
+ */
+int upvm_unmap(void *addr, size_t len);
+
+/* upvm_advise advice: an access pattern, and/or a residency request */
+#define UPVM_ADV_NORMAL		0x01	/* forget SEQUENTIAL/RANDOM */
+#define UPVM_ADV_SEQUENTIAL	0x02	/* resolve far ahead of faults */
+#define UPVM_ADV_RANDOM		0x04	/* resolve only the faulting page */
+#define UPVM_ADV_WILLNEED	0x08	/* resolve every page of the range now */
+#define UPVM_ADV_DONTNEED	0x10	/* drop the pages: they read as zeros */
+
+/*
+ * upvm_advise: apply advice to [addr, addr + len) (wholly managed).  At most
+ * one of NORMAL/SEQUENTIAL/RANDOM and at most one of WILLNEED/DONTNEED.
+ * => -EINVAL for bad or conflicting advice or an unmanaged range (nothing
+ *    changed); -ENOMEM if WILLNEED could not get memory for every page
+ *    (the pages it got stay resident).
+ */
+int upvm_advise(void *addr, size_t len, int advice);
+
+/* histogram buckets: bucket i counts values v with 2^(i-1) <= v < 2^i
+   (bucket 0: v < 1); the last bucket also holds everything larger */
+#define UPVM_CLUSTER_BUCKETS	12	/* pages per resolution */
+#define UPVM_LATENCY_BUCKETS	24	/* microseconds */
+
+struct upvm_stats {
+	uint64_t	faults;		/* fault events read from the kernel */
+	uint64_t	faults_resolved; /* events that mapped pages */
+	uint64_t	faults_woken;	/* events for pages already resolved */
+	uint64_t	faults_unmapped; /* events for ranges gone meanwhile */
+	uint64_t	pages_resolved;	/* pages mapped by fault resolution */
+	uint64_t	pages_prefetched; /* of those, by WILLNEED */
+	uint64_t	clusters;	/* resolutions (one per claimed run) */
+	uint64_t	cluster_hist[UPVM_CLUSTER_BUCKETS];
+	uint64_t	latency_hist[UPVM_LATENCY_BUCKETS];
+	uint64_t	retries;	/* resolutions retried (EAGAIN) */
+	uint64_t	errors;		/* resolutions that failed (ENOMEM...) */
+	uint64_t	regions;	/* regions mapped now */
+	uint64_t	mapped_bytes;	/* bytes in those regions */
+	uint64_t	resident_pages;	/* managed pages resident now */
+	uint64_t	meta_bytes;	/* runtime metadata (map, amaps, anons) */
+	unsigned	handlers;	/* fault threads running */
+	uint64_t	features;	/* UFFD_FEATURE_* enabled */
+};
+
+/* upvm_stats: a snapshot of the counters.  => -ENXIO if not initialized */
+int upvm_stats(struct upvm_stats *st);
+
+/* upvm_stats_percentile: the p-th percentile (0..100) of a histogram, as
+   the upper bound of the bucket it falls in; 0 if the histogram is empty */
+uint64_t upvm_stats_percentile(const uint64_t *hist, int nbuckets, double p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UPVM_H */

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * harness.h: helpers shared by the Criterion suites.
+ *
+ * Page patterns: every 8-byte word of page `index` written in generation
+ * `gen` holds a value derived from (index, gen, word), so a page that came
+ * back from the wrong place, from an older generation, or as zeros is
+ * caught.  Checks cover every word of every page.
+ */
+#ifndef UPVM_TEST_HARNESS_H
+#define UPVM_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* the value of word w of page index in generation gen (never 0) */
+uint64_t test_word(size_t index, uint64_t gen, size_t w);
+
+/* fill / check pages [0, npages) of buf as pages first..first+npages */
+void test_pattern_fill(void *buf, size_t npages, size_t first, uint64_t gen);
+/* => index (relative to buf) of the first bad page, or -1 */
+long test_pattern_bad(const void *buf, size_t npages, size_t first,
+    uint64_t gen);
+/* => index of the first page that is not all zeros, or -1 */
+long test_zero_bad(const void *buf, size_t npages);
+
+/* skip the current test (cr_skip_test) unless the kernel has the feature */
+void need_uffd_feature(uint64_t feature, const char *name);
+#define NEED_UFFD_FEATURE(f)	need_uffd_feature((f), #f)
+
+#endif /* UPVM_TEST_HARNESS_H */
