@@ -331,7 +331,8 @@ out:
 }
 
 /*
- * advise_pattern: set the access pattern of whole entries in the range.
+ * advise_pattern: set the access pattern of whole entries in the range,
+ * then merge what became alike again (NORMAL over a split region).
  * => map write-locked, range clipped.
  */
 static void
@@ -344,6 +345,11 @@ advise_pattern(struct vm_map *map, vaddr_t start, vaddr_t end, int advice)
 		e->e_advice = (uint8_t)advice;
 		cluster_reset(&e->e_cluster);
 	}
+	for (e = vm_map_lookup(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e))
+		e = vm_map_merge(map, e);
+	if ((e = vm_map_lookup(map, end)) != NULL)
+		vm_map_merge(map, e);
 }
 
 /*
