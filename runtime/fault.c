@@ -65,6 +65,8 @@ struct fault_ctx {
 	int			 fc_start;	/* claimed slots: first */
 	int			 fc_n;		/*   and how many */
 	uintptr_t		 fc_state;	/* slot value if none claimed */
+	uint64_t		 fc_t0;		/* event read, ns; 0: WILLNEED */
+	uint64_t		 fc_wake_ns;	/* faulting page mapped, ns */
 };
 
 static uint64_t
@@ -286,9 +288,12 @@ fault_fill(struct fault_ctx *fc)
 	/* the chunk holding the faulting page, then up, then down */
 	mid = vm_entry_slot(e, fc->fc_va);
 	c0 = first + ((mid - first) / FAULT_CHUNK) * FAULT_CHUNK;
-	for (int s = c0; s < first + n && error == 0; s += FAULT_CHUNK)
+	for (int s = c0; s < first + n && error == 0; s += FAULT_CHUNK) {
 		error = fault_copy_run(fc, s, MIN(FAULT_CHUNK, first + n - s),
 		    src + ptoa((size_t)(s - first)));
+		if (s == c0 && fc->fc_t0 != 0)
+			fc->fc_wake_ns = now_ns();
+	}
 	for (int s = c0 - FAULT_CHUNK; s >= first - FAULT_CHUNK + 1 &&
 	    error == 0; s -= FAULT_CHUNK) {
 		int lo = MAX(s, first);
@@ -300,17 +305,17 @@ fault_fill(struct fault_ctx *fc)
 }
 
 static void
-fault_account(struct vmspace *vs, int npages, uint64_t t0)
+fault_account(struct fault_ctx *fc, int npages)
 {
-	struct vm_stats *st = &vs->vs_stats;
+	struct vm_stats *st = &fc->fc_vs->vs_stats;
 
 	STAT_INC(st, st_faults_resolved);
 	STAT_INC(st, st_clusters);
 	STAT_ADD(st, st_pages_resolved, (uint64_t)npages);
 	STAT_INC(st, st_cluster_hist[stats_bucket((uint64_t)npages,
 	    UPVM_CLUSTER_BUCKETS)]);
-	STAT_INC(st, st_latency_hist[stats_bucket((now_ns() - t0) / 1000,
-	    UPVM_LATENCY_BUCKETS)]);
+	STAT_INC(st, st_latency_hist[stats_bucket((fc->fc_wake_ns -
+	    fc->fc_t0) / 1000, UPVM_LATENCY_BUCKETS)]);
 }
 
 /*
@@ -321,7 +326,7 @@ static void
 fault_handle(struct vmspace *vs, vaddr_t va, void *buf, uint64_t t0)
 {
 	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va),
-	    .fc_buf = buf };
+	    .fc_buf = buf, .fc_t0 = t0, .fc_wake_ns = t0 };
 	int error, n;
 
 	STAT_INC(&vs->vs_stats, st_faults);
@@ -339,7 +344,7 @@ fault_handle(struct vmspace *vs, vaddr_t va, void *buf, uint64_t t0)
 	if ((n = fault_claim(&fc)) > 0) {
 		fault_fill(&fc);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
-		fault_account(vs, n, t0);
+		fault_account(&fc, n);
 		return;
 	}
 	vm_rwlock_unlock(&vs->vs_map.m_lock);

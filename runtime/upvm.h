@@ -39,7 +39,8 @@ extern "C" {
  *				  power of two 1..512 (16)
  *	seq_max	  UPVM_SEQ_MAX	  widest window resolved ahead of a sequential
  *				  stream, pages, power of two 16..1024 (512)
- *	handlers  UPVM_HANDLERS	  fault threads, 0 = one per online CPU (0)
+ *	handlers  UPVM_HANDLERS	  fault threads 0..256, 0 = one per online CPU
+ *				  (0)
  *	spin_us	  UPVM_SPIN_US	  microseconds a fault thread polls before it
  *				  sleeps, 0..10000 (0)
  *	pin	  UPVM_PIN	  pin fault thread i to CPU i: 0 or 1 (0)
@@ -122,6 +123,13 @@ int upvm_advise(void *addr, size_t len, int advice);
 #define UPVM_CLUSTER_BUCKETS	12	/* pages per resolution */
 #define UPVM_LATENCY_BUCKETS	24	/* microseconds */
 
+/*
+ * Counters.  A resolution is counted once its last page is mapped, which
+ * can be after the faulting thread already runs again.  faults counts every
+ * event, including those for pages another event was resolving (woken);
+ * latency_hist is the time from reading an event to mapping the chunk that
+ * holds its page (the thread's wake-up), per resolution.
+ */
 struct upvm_stats {
 	uint64_t	faults;		/* fault events read from the kernel */
 	uint64_t	faults_resolved; /* events that mapped pages */

@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * bench.c: upvm-bench, upvm against the kernel's own paging in one run.
+ *
+ * For each workload and thread count, every repeat runs every mode back to
+ * back (native, upvm, native, upvm, ...), so that whatever else the machine
+ * does hits the modes alike.  A run maps a fresh region, times the touch
+ * phase of the workload (workload.c), verifies it if asked, and unmaps it;
+ * its counters come from the mode: the kernel's minor faults for plain
+ * memory, upvm_stats() for upvm.
+ *
+ * A mode is a way to get memory and to count its faults; add one to modes[]
+ * and it runs everywhere.  Exit status: 0 when every run ran (and verified),
+ * 1 when a run failed or read back wrong data, 2 for bad usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "upvm.h"
+#include "bench.h"
+
+#define MAX_THREADS	1024
+#define MAX_REPEAT	100000
+#define MAX_LIST	64	/* items in a --threads, --workload, --mode */
+#define MAX_ITEM	32	/* characters in one item */
+
+/*
+ * A mode: how a run maps its region and counts its faults.  md_upvm means
+ * it needs upvm_init() and its samples carry upvm's resolution counters.
+ */
+struct mode {
+	const char	*md_name;
+	const char	*md_desc;	/* one line, for --help */
+	bool		 md_upvm;
+	int		(*md_map)(size_t, void **);
+	int		(*md_unmap)(void *, size_t);
+	int		(*md_sample)(struct sample *);
+};
+
+struct opts {
+	size_t			  o_size;	/* bytes, whole pages */
+	unsigned		  o_threads[MAX_LIST];
+	size_t			  o_nthreads;
+	const struct workload	 *o_wls[MAX_LIST];
+	size_t			  o_nwls;
+	const struct mode	 *o_modes[MAX_LIST];
+	size_t			  o_nmodes;
+	unsigned		  o_repeat;
+	enum report_format	  o_fmt;
+	const char		 *o_output;
+	bool			  o_verify;
+	uint64_t		  o_seed;
+	/* upvm overrides, -1 where not given */
+	long			  o_cluster;
+	long			  o_seq_max;
+	long			  o_handlers;
+	long			  o_spin_us;
+	long			  o_pin;
+};
+
+static bool upvm_up;		/* upvm_init() succeeded */
+static bool progress_on;	/* stderr is a terminal */
+static bool progress_shown;	/* a progress line is on it */
+static size_t pagesize;
+
+static void
+progress_clear(void)
+{
+	if (progress_shown)
+		fputs("\r\033[K", stderr);
+	progress_shown = false;
+}
+
+/* die: one line on stderr, upvm stopped, exit with status. */
+static void __attribute__((noreturn, format(printf, 2, 3)))
+die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	progress_clear();
+	fputs("upvm-bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (upvm_up)
+		upvm_fini();
+	exit(status);
+}
+
+/* native: plain private anonymous memory; the kernel pages it. */
+static int
+native_map(size_t len, void **addrp)
+{
+	void *p;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	*addrp = p;
+	return 0;
+}
+
+static int
+native_unmap(void *addr, size_t len)
+{
+	return munmap(addr, len) < 0 ? -errno : 0;
+}
+
+/* native_sample: the minor faults of the whole process, every thread. */
+static int
+native_sample(struct sample *s)
+{
+	struct rusage ru;
+
+	memset(s, 0, sizeof(*s));
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return -errno;
+	s->s_faults = (uint64_t)ru.ru_minflt;
+	return 0;
+}
+
+static int
+upvm_map_plain(size_t len, void **addrp)
+{
+	return upvm_map(len, 0, addrp);
+}
+
+static int
+upvm_sample(struct sample *s)
+{
+	struct upvm_stats st;
+	int error;
+
+	if ((error = upvm_stats(&st)) != 0)
+		return error;
+	s->s_faults = st.faults;
+	s->s_faults_resolved = st.faults_resolved;
+	s->s_pages_resolved = st.pages_resolved;
+	memcpy(s->s_cluster_hist, st.cluster_hist, sizeof(s->s_cluster_hist));
+	memcpy(s->s_latency_hist, st.latency_hist, sizeof(s->s_latency_hist));
+	return 0;
+}
+
+static const struct mode modes[] = {
+	{
+		.md_name = "native",
+		.md_desc = "plain anonymous mmap(MAP_NORESERVE), paged by "
+		    "the kernel",
+		.md_map = native_map,
+		.md_unmap = native_unmap,
+		.md_sample = native_sample,
+	},
+	{
+		.md_name = "upvm",
+		.md_desc = "upvm_map(), paged by upvm",
+		.md_upvm = true,
+		.md_map = upvm_map_plain,
+		.md_unmap = upvm_unmap,
+		.md_sample = upvm_sample,
+	},
+};
+#define NMODES	(sizeof(modes) / sizeof(modes[0]))
+
+static const struct mode *
+mode_lookup(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NMODES; i++)
+		if (strcmp(modes[i].md_name, name) == 0)
+			return &modes[i];
+	return NULL;
+}
+
+static void
+usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f,
+"usage: upvm-bench [options]\n"
+"Time first-touch paging by upvm against the kernel's, side by side.\n"
+"\n"
+"  -s, --size SIZE       bytes per region, K/M/G/T suffix (1G)\n"
+"  -t, --threads LIST    thread counts, comma separated (1)\n"
+"  -w, --workload LIST   workloads, comma separated (seq-write,rand-write)\n"
+"  -m, --mode LIST       modes, comma separated (native,upvm)\n"
+"  -r, --repeat N        runs of each mode per workload and threads (5)\n"
+"  -f, --format FMT      table, json or csv (table)\n"
+"  -o, --output FILE     write the report to FILE instead of stdout\n"
+"      --verify          read every page back after each run (untimed)\n"
+"      --seed N          seed of the random page orders (1)\n"
+"upvm tuning, over UPVM_CONF and the UPVM_* variables:\n"
+"      --cluster N       pages resolved around a random fault, 2^k <= 512\n"
+"      --seq-max N       widest sequential window, 2^k in 16..1024\n"
+"      --handlers N      fault threads, 0 = one per CPU\n"
+"      --spin-us N       microseconds a fault thread polls, 0..10000\n"
+"      --pin 0|1         pin fault thread i to CPU i\n"
+"  -h, --help            print this and exit\n"
+"\nworkloads:\n");
+	for (i = 0; i < nworkloads; i++)
+		fprintf(f, "  %-11s %s\n", workloads[i].wl_name,
+		    workloads[i].wl_desc);
+	fprintf(f, "modes:\n");
+	for (i = 0; i < NMODES; i++)
+		fprintf(f, "  %-11s %s\n", modes[i].md_name, modes[i].md_desc);
+}
+
+/*
+ * parse_size: "512M", "1G", "4096" into whole pages of bytes.
+ * => -EINVAL if malformed, -EDOM if zero, -ERANGE if it does not fit.
+ */
+static int
+parse_size(const char *s, size_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (shift != 0 && strcasecmp(end, "ib") == 0)
+		end += 2;
+	else if (strcasecmp(end, "b") == 0)
+		end++;
+	if (*end != '\0')
+		return -EINVAL;
+	if (errno == ERANGE || v > (SIZE_MAX - pagesize) >> shift)
+		return -ERANGE;
+	if (v == 0)
+		return -EDOM;
+	v <<= shift;
+	*out = (size_t)((v + pagesize - 1) / pagesize * pagesize);
+	return 0;
+}
+
+/* parse_ulong: a plain decimal number in [min, max], or -EINVAL. */
+static int
+parse_ulong(const char *s, unsigned long min, unsigned long max,
+    unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* opt_ulong: parse_ulong() of option name's value, or die. */
+static unsigned long
+opt_ulong(const char *name, const char *s, unsigned long min,
+    unsigned long max)
+{
+	unsigned long v;
+
+	if (parse_ulong(s, min, max, &v) != 0)
+		die(2, "--%s %s is not a number in %lu..%lu; give one that is",
+		    name, s, min, max);
+	return v;
+}
+
+/* opt_pow2: opt_ulong() that must also be a power of two. */
+static long
+opt_pow2(const char *name, const char *s, unsigned long min,
+    unsigned long max)
+{
+	unsigned long v = opt_ulong(name, s, min, max);
+
+	if ((v & (v - 1)) != 0)
+		die(2, "--%s %s is not a power of two; give one in %lu..%lu",
+		    name, s, min, max);
+	return (long)v;
+}
+
+/*
+ * split: the comma-separated items of list into items[], or die if one is
+ * empty or too long, or if there are too many.
+ */
+static size_t
+split(const char *name, const char *list, char (*items)[MAX_ITEM])
+{
+	const char *p = list, *comma;
+	size_t n = 0, len;
+
+	for (;;) {
+		comma = strchrnul(p, ',');
+		len = (size_t)(comma - p);
+		if (len == 0)
+			die(2, "--%s '%s' has an empty item; give a "
+			    "comma-separated list", name, list);
+		if (len >= MAX_ITEM)
+			die(2, "--%s: '%.*s' is too long; see --help", name,
+			    (int)len, p);
+		if (n == MAX_LIST)
+			die(2, "--%s '%s' has more than %d items; give fewer",
+			    name, list, MAX_LIST);
+		memcpy(items[n], p, len);
+		items[n++][len] = '\0';
+		if (*comma == '\0')
+			return n;
+		p = comma + 1;
+	}
+}
+
+static void
+opt_threads(struct opts *o, const char *list)
+{
+	char items[MAX_LIST][MAX_ITEM];
+	size_t i;
+
+	o->o_nthreads = split("threads", list, items);
+	for (i = 0; i < o->o_nthreads; i++)
+		o->o_threads[i] = (unsigned)opt_ulong("threads", items[i], 1,
+		    MAX_THREADS);
+}
+
+static void
+opt_workloads(struct opts *o, const char *list)
+{
+	char items[MAX_LIST][MAX_ITEM];
+	size_t i;
+
+	o->o_nwls = split("workload", list, items);
+	for (i = 0; i < o->o_nwls; i++)
+		if ((o->o_wls[i] = wl_lookup(items[i])) == NULL)
+			die(2, "unknown workload '%s'; see --help for the "
+			    "list", items[i]);
+}
+
+static void
+opt_modes(struct opts *o, const char *list)
+{
+	char items[MAX_LIST][MAX_ITEM];
+	size_t i;
+
+	o->o_nmodes = split("mode", list, items);
+	for (i = 0; i < o->o_nmodes; i++)
+		if ((o->o_modes[i] = mode_lookup(items[i])) == NULL)
+			die(2, "unknown mode '%s'; see --help for the list",
+			    items[i]);
+}
+
+enum {
+	OPT_VERIFY = 256, OPT_SEED, OPT_CLUSTER, OPT_SEQ_MAX, OPT_HANDLERS,
+	OPT_SPIN_US, OPT_PIN,
+};
+
+static const struct option longopts[] = {
+	{ "size",	required_argument,	NULL, 's' },
+	{ "threads",	required_argument,	NULL, 't' },
+	{ "workload",	required_argument,	NULL, 'w' },
+	{ "mode",	required_argument,	NULL, 'm' },
+	{ "repeat",	required_argument,	NULL, 'r' },
+	{ "format",	required_argument,	NULL, 'f' },
+	{ "output",	required_argument,	NULL, 'o' },
+	{ "verify",	no_argument,		NULL, OPT_VERIFY },
+	{ "seed",	required_argument,	NULL, OPT_SEED },
+	{ "cluster",	required_argument,	NULL, OPT_CLUSTER },
+	{ "seq-max",	required_argument,	NULL, OPT_SEQ_MAX },
+	{ "handlers",	required_argument,	NULL, OPT_HANDLERS },
+	{ "spin-us",	required_argument,	NULL, OPT_SPIN_US },
+	{ "pin",	required_argument,	NULL, OPT_PIN },
+	{ "help",	no_argument,		NULL, 'h' },
+	{ NULL,		0,			NULL, 0 },
+};
+
+/* opt_value: the value of one option with an argument, into o. */
+static void
+opt_value(struct opts *o, int c, const char *arg)
+{
+	unsigned long long seed;
+	char *end;
+	int error;
+
+	switch (c) {
+	case 's':
+		if ((error = parse_size(arg, &o->o_size)) == -EINVAL)
+			die(2, "--size %s is not a size; give one such as 512M "
+			    "or 2G", arg);
+		if (error == -EDOM)
+			die(2, "--size %s is empty; give a size > 0 such as "
+			    "512M", arg);
+		if (error != 0)
+			die(2, "--size %s does not fit in the address space; "
+			    "give a smaller one", arg);
+		break;
+	case 't':
+		opt_threads(o, arg);
+		break;
+	case 'w':
+		opt_workloads(o, arg);
+		break;
+	case 'm':
+		opt_modes(o, arg);
+		break;
+	case 'r':
+		o->o_repeat = (unsigned)opt_ulong("repeat", arg, 1,
+		    MAX_REPEAT);
+		break;
+	case 'f':
+		if (strcmp(arg, "table") == 0)
+			o->o_fmt = FMT_TABLE;
+		else if (strcmp(arg, "json") == 0)
+			o->o_fmt = FMT_JSON;
+		else if (strcmp(arg, "csv") == 0)
+			o->o_fmt = FMT_CSV;
+		else
+			die(2, "unknown format '%s'; give table, json or csv",
+			    arg);
+		break;
+	case 'o':
+		o->o_output = arg;
+		break;
+	case OPT_SEED:
+		errno = 0;
+		seed = strtoull(arg, &end, 0);
+		if (*arg < '0' || *arg > '9' || *end != '\0' || errno != 0)
+			die(2, "--seed %s is not a number; give one such as "
+			    "42", arg);
+		o->o_seed = seed;
+		break;
+	case OPT_CLUSTER:
+		o->o_cluster = opt_pow2("cluster", arg, 1, 512);
+		break;
+	case OPT_SEQ_MAX:
+		o->o_seq_max = opt_pow2("seq-max", arg, 16, 1024);
+		break;
+	case OPT_HANDLERS:
+		o->o_handlers = (long)opt_ulong("handlers", arg, 0,
+		    MAX_THREADS);
+		break;
+	case OPT_SPIN_US:
+		o->o_spin_us = (long)opt_ulong("spin-us", arg, 0, 10000);
+		break;
+	case OPT_PIN:
+		o->o_pin = (long)opt_ulong("pin", arg, 0, 1);
+		break;
+	}
+}
+
+static void
+parse_opts(int argc, char **argv, struct opts *o)
+{
+	int c;
+
+	*o = (struct opts){
+		.o_size = (size_t)1 << 30, .o_repeat = 5, .o_seed = 1,
+		.o_fmt = FMT_TABLE, .o_cluster = -1, .o_seq_max = -1,
+		.o_handlers = -1, .o_spin_us = -1, .o_pin = -1,
+	};
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":s:t:w:m:r:f:o:h", longopts,
+	    NULL)) != -1) {
+		switch (c) {
+		case OPT_VERIFY:
+			o->o_verify = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			die(2, "%s needs a value; see --help",
+			    argv[optind - 1]);
+		case '?':
+			die(2, "unknown option %s; see --help",
+			    argv[optind - 1]);
+		default:
+			opt_value(o, c, optarg);
+		}
+	}
+	if (optind < argc)
+		die(2, "unexpected argument '%s'; options only, see --help",
+		    argv[optind]);
+	if (o->o_nthreads == 0)
+		opt_threads(o, "1");
+	if (o->o_nwls == 0)
+		opt_workloads(o, "seq-write,rand-write");
+	if (o->o_nmodes == 0)
+		opt_modes(o, "native,upvm");
+}
+
+/*
+ * start_upvm: upvm_init() with the environment's configuration under the
+ * command line's overrides, if any mode needs upvm.
+ */
+static void
+start_upvm(const struct opts *o, struct report_info *ri)
+{
+	struct upvm_stats st;
+	size_t i;
+	int error;
+
+	for (i = 0; i < o->o_nmodes; i++)
+		if (o->o_modes[i]->md_upvm)
+			break;
+	if (i == o->o_nmodes)
+		return;
+	if (upvm_config_from_env(&ri->ri_cfg) != 0)
+		die(2, "the UPVM_* environment is invalid (see above); fix it "
+		    "or unset it");
+	if (o->o_cluster >= 0)
+		ri->ri_cfg.cluster_pages = (unsigned)o->o_cluster;
+	if (o->o_seq_max >= 0)
+		ri->ri_cfg.seq_max_pages = (unsigned)o->o_seq_max;
+	if (o->o_handlers >= 0)
+		ri->ri_cfg.handlers = (unsigned)o->o_handlers;
+	if (o->o_spin_us >= 0)
+		ri->ri_cfg.spin_us = (unsigned)o->o_spin_us;
+	if (o->o_pin >= 0)
+		ri->ri_cfg.pin_handlers = o->o_pin != 0;
+	if ((error = upvm_init(&ri->ri_cfg)) == -EINVAL)
+		die(2, "upvm_init rejected the configuration (see above); fix "
+		    "the tuning options or UPVM_*");
+	if (error != 0)
+		die(1, "upvm_init: %s; run 'upvm-bench --mode native' to "
+		    "bench without upvm", strerror(-error));
+	upvm_up = true;
+	if ((error = upvm_stats(&st)) != 0)
+		die(1, "upvm_stats: %s; this is a bug in upvm",
+		    strerror(-error));
+	ri->ri_upvm = true;
+	ri->ri_handlers = st.handlers;
+}
+
+/* thp_mode: the kernel's transparent huge page setting, e.g. "madvise". */
+static const char *
+thp_mode(void)
+{
+	static char buf[128];
+	char *l, *r;
+	FILE *f;
+
+	f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	if (f == NULL)
+		return "?";
+	l = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	if (l == NULL || (l = strchr(buf, '[')) == NULL ||
+	    (r = strchr(l, ']')) == NULL)
+		return "?";
+	*r = '\0';
+	return l + 1;
+}
+
+/* The run of one mode: where it is, for messages. */
+struct where {
+	const struct workload	*wh_wl;
+	const struct mode	*wh_md;
+	unsigned		 wh_threads;
+	unsigned		 wh_repeat;
+};
+
+/* add_run: account the counter deltas of one run to rc. */
+static void
+add_run(struct record *rc, const struct sample *b, const struct sample *a,
+    double seconds)
+{
+	struct run *r = &rc->rc_runs[rc->rc_nruns++];
+	struct sample *t = &rc->rc_total;
+	uint64_t fr, pr;
+	int i;
+
+	r->r_seconds = seconds;
+	r->r_gib_per_s = seconds > 0 ?
+	    (double)rc->rc_bytes / seconds / (1 << 30) : 0;
+	r->r_faults = a->s_faults - b->s_faults;
+	fr = a->s_faults_resolved - b->s_faults_resolved;
+	pr = a->s_pages_resolved - b->s_pages_resolved;
+	if (rc->rc_upvm)
+		r->r_pages_per_fault = fr > 0 ? (double)pr / (double)fr : 0;
+	else
+		r->r_pages_per_fault = r->r_faults > 0 ?
+		    (double)rc->rc_pages / (double)r->r_faults : 0;
+	t->s_faults += r->r_faults;
+	t->s_faults_resolved += fr;
+	t->s_pages_resolved += pr;
+	for (i = 0; i < UPVM_CLUSTER_BUCKETS; i++)
+		t->s_cluster_hist[i] += a->s_cluster_hist[i] -
+		    b->s_cluster_hist[i];
+	for (i = 0; i < UPVM_LATENCY_BUCKETS; i++)
+		t->s_latency_hist[i] += a->s_latency_hist[i] -
+		    b->s_latency_hist[i];
+}
+
+/*
+ * run_one: map, touch, verify and unmap one region; account it to rc.
+ * Dies on any failure: a benchmark that lost a run must not look whole.
+ */
+static void
+run_one(const struct where *wh, struct wl_ctx *c, bool verify,
+    struct record *rc)
+{
+	const struct mode *md = wh->wh_md;
+	struct sample before, after;
+	struct wl_result res;
+	void *base;
+	int error;
+
+	if ((error = md->md_map(rc->rc_bytes, &base)) != 0)
+		die(1, "%s: cannot map %zu bytes: %s; try a smaller --size",
+		    md->md_name, rc->rc_bytes, strerror(-error));
+	c->wc_base = base;
+	error = wl_run(wh->wh_wl, c, md->md_sample, &before, &after, verify,
+	    &res);
+	if (error != 0)
+		die(1, "%s T=%u %s: cannot run: %s; try fewer --threads",
+		    wh->wh_wl->wl_name, wh->wh_threads, md->md_name,
+		    strerror(-error));
+	if (res.wr_bad_page != SIZE_MAX)
+		die(1, "%s T=%u %s repeat %u: page %zu (offset %#zx) word %zu "
+		    "reads %#llx, not %#llx; %s returned wrong data, report "
+		    "this line", wh->wh_wl->wl_name, wh->wh_threads,
+		    md->md_name, wh->wh_repeat + 1, res.wr_bad_page,
+		    res.wr_bad_page * pagesize, res.wr_bad_word,
+		    (unsigned long long)res.wr_got,
+		    (unsigned long long)res.wr_expected, md->md_name);
+	if ((error = md->md_unmap(base, rc->rc_bytes)) != 0)
+		die(1, "%s: cannot unmap %zu bytes at %p: %s; report this line",
+		    md->md_name, rc->rc_bytes, base, strerror(-error));
+	add_run(rc, &before, &after, res.wr_seconds);
+}
+
+/*
+ * bench_group: every repeat of every mode for one workload and thread
+ * count, the modes back to back within a repeat; then report them.
+ */
+static void
+bench_group(const struct opts *o, const struct workload *wl,
+    struct wl_ctx *c, struct report *rp, size_t *step, size_t total)
+{
+	struct record *rcs;
+	struct where wh = { .wh_wl = wl, .wh_threads = c->wc_nthreads };
+	size_t m;
+
+	if ((rcs = calloc(o->o_nmodes, sizeof(*rcs))) == NULL)
+		die(1, "out of memory; free some memory");
+	for (m = 0; m < o->o_nmodes; m++) {
+		rcs[m] = (struct record){
+			.rc_mode = o->o_modes[m]->md_name,
+			.rc_workload = wl->wl_name,
+			.rc_threads = c->wc_nthreads,
+			.rc_bytes = o->o_size,
+			.rc_pages = c->wc_npages,
+			.rc_upvm = o->o_modes[m]->md_upvm,
+			.rc_runs = calloc(o->o_repeat, sizeof(struct run)),
+		};
+		if (rcs[m].rc_runs == NULL)
+			die(1, "out of memory; free some memory");
+	}
+	for (wh.wh_repeat = 0; wh.wh_repeat < o->o_repeat; wh.wh_repeat++) {
+		for (m = 0; m < o->o_nmodes; m++) {
+			wh.wh_md = o->o_modes[m];
+			if (progress_on) {
+				fprintf(stderr, "\r[%zu/%zu] %s T=%u %s ..."
+				    "\033[K", ++*step, total, wl->wl_name,
+				    c->wc_nthreads, wh.wh_md->md_name);
+				progress_shown = true;
+			}
+			c->wc_gen++;
+			run_one(&wh, c, o->o_verify, &rcs[m]);
+		}
+	}
+	progress_clear();
+	report_group(rp, rcs, o->o_nmodes);
+	for (m = 0; m < o->o_nmodes; m++)
+		free(rcs[m].rc_runs);
+	free(rcs);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct report_info ri = { .ri_thp = thp_mode() };
+	struct wl_ctx c = { 0 };
+	struct report rp;
+	struct opts o;
+	size_t step = 0, total;
+	size_t w, t;
+	FILE *out = stdout;
+	int error;
+
+	pagesize = (size_t)sysconf(_SC_PAGESIZE);
+	parse_opts(argc, argv, &o);
+	if (o.o_output != NULL && (out = fopen(o.o_output, "w")) == NULL)
+		die(2, "cannot open --output %s: %s; give a writable path",
+		    o.o_output, strerror(errno));
+	total = o.o_nwls * o.o_nthreads * o.o_nmodes * o.o_repeat;
+	progress_on = isatty(STDERR_FILENO);
+	ri.ri_bytes = o.o_size;
+	ri.ri_repeats = o.o_repeat;
+	ri.ri_seed = o.o_seed;
+	ri.ri_verify = o.o_verify;
+	ri.ri_ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	start_upvm(&o, &ri);
+	report_begin(&rp, out, o.o_fmt, &ri);
+	c.wc_npages = o.o_size / pagesize;
+	c.wc_pagesize = pagesize;
+	for (w = 0; w < o.o_nwls; w++) {
+		if ((error = wl_prepare(o.o_wls[w], &c, o.o_seed)) != 0)
+			die(1, "%s: cannot prepare: %s; try a smaller --size",
+			    o.o_wls[w]->wl_name, strerror(-error));
+		for (t = 0; t < o.o_nthreads; t++) {
+			c.wc_nthreads = o.o_threads[t];
+			bench_group(&o, o.o_wls[w], &c, &rp, &step, total);
+		}
+		wl_release(&c);
+	}
+	if (report_end(&rp) != 0 || (out != stdout && fclose(out) != 0))
+		die(1, "cannot write the report: %s; check the disk",
+		    strerror(errno));
+	if (upvm_up && (error = upvm_fini()) != 0) {
+		fprintf(stderr, "upvm-bench: upvm_fini: %s; report this line\n",
+		    strerror(-error));
+		return 1;
+	}
+	return 0;
+}

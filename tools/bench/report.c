@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * report.c: upvm-bench's output, as a table, JSON or CSV.
+ *
+ * Records arrive a group at a time (one workload and thread count, every
+ * mode), so that a long run shows its results as they come.  A record
+ * reports the median and the extremes of its runs' throughput, the median
+ * of their fault counts, and pages per fault and fault latency from the sum
+ * of their counter deltas: summing first keeps the rare slow faults of every
+ * run in the tail instead of averaging percentiles.  JSON is written by
+ * hand; every string in it comes from the tables of bench.c and workload.c
+ * and needs no escaping.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "upvm.h"
+
+/* What a record says, in a line. */
+struct summary {
+	double		sm_seconds;	/* median */
+	double		sm_gib;		/* median */
+	double		sm_gib_min;
+	double		sm_gib_max;
+	uint64_t	sm_faults;	/* median */
+	double		sm_pages_per_fault;
+	uint64_t	sm_p50_us;	/* upvm only */
+	uint64_t	sm_p99_us;
+};
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* median: of the n values at v (sorts them). */
+static double
+median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* summarize: the line that rc makes.  => rc_nruns > 0 */
+static void
+summarize(const struct record *rc, struct summary *sm)
+{
+	uint64_t *f, pages;
+	unsigned i, n = rc->rc_nruns;
+	double *v;
+
+	memset(sm, 0, sizeof(*sm));
+	v = calloc(n, sizeof(*v));
+	f = calloc(n, sizeof(*f));
+	if (v != NULL && f != NULL) {
+		for (i = 0; i < n; i++)
+			v[i] = rc->rc_runs[i].r_seconds;
+		sm->sm_seconds = median(v, n);
+		for (i = 0; i < n; i++)
+			v[i] = rc->rc_runs[i].r_gib_per_s;
+		sm->sm_gib = median(v, n);
+		sm->sm_gib_min = v[0];
+		sm->sm_gib_max = v[n - 1];
+		for (i = 0; i < n; i++)
+			f[i] = rc->rc_runs[i].r_faults;
+		qsort(f, n, sizeof(*f), cmp_u64);
+		sm->sm_faults = n % 2 ? f[n / 2] :
+		    (f[n / 2 - 1] + f[n / 2]) / 2;
+	}
+	free(v);
+	free(f);
+	if (rc->rc_upvm) {
+		pages = rc->rc_total.s_pages_resolved;
+		if (rc->rc_total.s_faults_resolved > 0)
+			sm->sm_pages_per_fault = (double)pages /
+			    (double)rc->rc_total.s_faults_resolved;
+		sm->sm_p50_us = upvm_stats_percentile(
+		    rc->rc_total.s_latency_hist, UPVM_LATENCY_BUCKETS, 50);
+		sm->sm_p99_us = upvm_stats_percentile(
+		    rc->rc_total.s_latency_hist, UPVM_LATENCY_BUCKETS, 99);
+	} else {
+		pages = (uint64_t)rc->rc_pages * n;
+		if (rc->rc_total.s_faults > 0)
+			sm->sm_pages_per_fault = (double)pages /
+			    (double)rc->rc_total.s_faults;
+	}
+}
+
+/*
+ * hist_format: the non-empty buckets of a cluster histogram into buf, as
+ * "1:n 2:n 4:n", labelled by the smallest size a bucket holds.
+ */
+static void
+hist_format(char *buf, size_t len, const uint64_t *hist)
+{
+	size_t off = 0;
+	int i, m;
+
+	buf[0] = '\0';
+	for (i = 0; i < UPVM_CLUSTER_BUCKETS && off < len; i++) {
+		if (hist[i] == 0)
+			continue;
+		m = snprintf(buf + off, len - off, "%s%llu%s:%llu",
+		    off > 0 ? " " : "",
+		    i == 0 ? 0ULL : 1ULL << (i - 1),
+		    i == UPVM_CLUSTER_BUCKETS - 1 ? "+" : "",
+		    (unsigned long long)hist[i]);
+		if (m < 0)
+			break;
+		off += (size_t)m;
+	}
+}
+
+/* size_format: bytes as "512 MiB", "1 GiB", "1.50 GiB" or "4 KiB". */
+static void
+size_format(char *buf, size_t len, size_t bytes)
+{
+	if (bytes >= (size_t)1 << 30 && bytes % ((size_t)1 << 30) != 0)
+		snprintf(buf, len, "%.2f GiB", (double)bytes / (1 << 30));
+	else if (bytes >= (size_t)1 << 30)
+		snprintf(buf, len, "%zu GiB", bytes >> 30);
+	else if (bytes % ((size_t)1 << 20) == 0)
+		snprintf(buf, len, "%zu MiB", bytes >> 20);
+	else
+		snprintf(buf, len, "%zu KiB", bytes >> 10);
+}
+
+static const char table_head[] =
+    "workload      T  mode       seconds   GiB/s     min     max"
+    "      faults  pages/fault  p50 us  p99 us\n";
+
+static void
+table_begin(struct report *rp)
+{
+	const struct report_info *ri = rp->rp_info;
+	const struct upvm_config *cfg = &ri->ri_cfg;
+	char size[32];
+
+	size_format(size, sizeof(size), ri->ri_bytes);
+	fprintf(rp->rp_out, "# upvm-bench %s: %s per run, %u repeat%s, "
+	    "seed %llu%s, %ld CPUs, THP %s\n", UPVM_VERSION,
+	    size, ri->ri_repeats,
+	    ri->ri_repeats == 1 ? "" : "s", (unsigned long long)ri->ri_seed,
+	    ri->ri_verify ? ", verified" : "", ri->ri_ncpu, ri->ri_thp);
+	if (ri->ri_upvm)
+		fprintf(rp->rp_out, "# upvm: cluster %u, seq_max %u, "
+		    "handlers %u, spin_us %u, pin %d\n", cfg->cluster_pages,
+		    cfg->seq_max_pages, ri->ri_handlers, cfg->spin_us,
+		    cfg->pin_handlers);
+	fputs(table_head, rp->rp_out);
+}
+
+static void
+table_row(struct report *rp, const struct record *rc,
+    const struct summary *sm)
+{
+	char hist[256];
+
+	fprintf(rp->rp_out, "%-12s %2u  %-8s %9.3f %7.2f %7.2f %7.2f "
+	    "%11llu %12.2f", rc->rc_workload, rc->rc_threads, rc->rc_mode,
+	    sm->sm_seconds, sm->sm_gib, sm->sm_gib_min, sm->sm_gib_max,
+	    (unsigned long long)sm->sm_faults, sm->sm_pages_per_fault);
+	if (!rc->rc_upvm) {
+		fprintf(rp->rp_out, "       -       -\n");
+		return;
+	}
+	fprintf(rp->rp_out, " %7llu %7llu\n",
+	    (unsigned long long)sm->sm_p50_us,
+	    (unsigned long long)sm->sm_p99_us);
+	hist_format(hist, sizeof(hist), rc->rc_total.s_cluster_hist);
+	fprintf(rp->rp_out, "%17s pages/fault over %u run%s: %s\n", "",
+	    rc->rc_nruns, rc->rc_nruns == 1 ? "" : "s",
+	    hist[0] != '\0' ? hist : "none");
+}
+
+/* table_ratios: each mode's throughput against native's, if both ran. */
+static void
+table_ratios(struct report *rp, const struct record *rcs,
+    const struct summary *sms, size_t n)
+{
+	size_t i, nat;
+
+	for (nat = 0; nat < n; nat++)
+		if (strcmp(rcs[nat].rc_mode, "native") == 0)
+			break;
+	if (nat == n)
+		return;
+	for (i = 0; i < n; i++) {
+		if (i == nat)
+			continue;
+		fprintf(rp->rp_out, "ratio %s/native: median %.2fx "
+		    "(min-to-min %.2fx)\n", rcs[i].rc_mode,
+		    sms[nat].sm_gib > 0 ? sms[i].sm_gib / sms[nat].sm_gib : 0,
+		    sms[nat].sm_gib_min > 0 ?
+		    sms[i].sm_gib_min / sms[nat].sm_gib_min : 0);
+	}
+}
+
+static void
+json_record(struct report *rp, const struct record *rc,
+    const struct summary *sm)
+{
+	const struct upvm_config *cfg = &rp->rp_info->ri_cfg;
+	const struct run *r;
+	FILE *out = rp->rp_out;
+	unsigned i;
+	int b, sep;
+
+	fprintf(out, "%s\n  {\"mode\": \"%s\", \"workload\": \"%s\", "
+	    "\"threads\": %u, \"bytes\": %zu, \"pages\": %zu, "
+	    "\"repeats\": %u, \"seconds\": %.6f, \"gib_per_s\": %.4f, "
+	    "\"gib_per_s_min\": %.4f, \"gib_per_s_max\": %.4f, "
+	    "\"faults\": %llu, \"pages_per_fault\": %.3f",
+	    rp->rp_nrec > 0 ? "," : "", rc->rc_mode, rc->rc_workload,
+	    rc->rc_threads, rc->rc_bytes, rc->rc_pages, rc->rc_nruns,
+	    sm->sm_seconds, sm->sm_gib, sm->sm_gib_min, sm->sm_gib_max,
+	    (unsigned long long)sm->sm_faults, sm->sm_pages_per_fault);
+	if (rc->rc_upvm) {
+		fprintf(out, ", \"lat_p50_us\": %llu, \"lat_p99_us\": %llu, "
+		    "\"cluster_hist\": {", (unsigned long long)sm->sm_p50_us,
+		    (unsigned long long)sm->sm_p99_us);
+		for (b = 0, sep = 0; b < UPVM_CLUSTER_BUCKETS; b++) {
+			if (rc->rc_total.s_cluster_hist[b] == 0)
+				continue;
+			fprintf(out, "%s\"%llu\": %llu", sep++ ? ", " : "",
+			    b == 0 ? 0ULL : 1ULL << (b - 1),
+			    (unsigned long long)rc->rc_total.s_cluster_hist[b]);
+		}
+		fprintf(out, "}, \"upvm_config\": {\"cluster\": %u, "
+		    "\"seq_max\": %u, \"handlers\": %u, \"spin_us\": %u, "
+		    "\"pin\": %d}", cfg->cluster_pages, cfg->seq_max_pages,
+		    rp->rp_info->ri_handlers, cfg->spin_us, cfg->pin_handlers);
+	}
+	fputs(", \"runs\": [", out);
+	for (i = 0; i < rc->rc_nruns; i++) {
+		r = &rc->rc_runs[i];
+		fprintf(out, "%s{\"seconds\": %.6f, \"gib_per_s\": %.4f, "
+		    "\"faults\": %llu, \"pages_per_fault\": %.3f}",
+		    i > 0 ? ", " : "", r->r_seconds, r->r_gib_per_s,
+		    (unsigned long long)r->r_faults, r->r_pages_per_fault);
+	}
+	fputs("]}", out);
+}
+
+static void
+csv_record(struct report *rp, const struct record *rc,
+    const struct summary *sm)
+{
+	char hist[256];
+
+	fprintf(rp->rp_out, "%s,%s,%u,%zu,%u,%.6f,%.4f,%.4f,%.4f,%llu,%.3f",
+	    rc->rc_mode, rc->rc_workload, rc->rc_threads, rc->rc_bytes,
+	    rc->rc_nruns, sm->sm_seconds, sm->sm_gib, sm->sm_gib_min,
+	    sm->sm_gib_max, (unsigned long long)sm->sm_faults,
+	    sm->sm_pages_per_fault);
+	if (rc->rc_upvm) {
+		hist_format(hist, sizeof(hist), rc->rc_total.s_cluster_hist);
+		fprintf(rp->rp_out, ",%llu,%llu,%s\n",
+		    (unsigned long long)sm->sm_p50_us,
+		    (unsigned long long)sm->sm_p99_us, hist);
+	} else
+		fputs(",,,\n", rp->rp_out);
+}
+
+/* report_begin: start a report in format fmt on out. */
+void
+report_begin(struct report *rp, FILE *out, enum report_format fmt,
+    const struct report_info *ri)
+{
+	rp->rp_out = out;
+	rp->rp_fmt = fmt;
+	rp->rp_info = ri;
+	rp->rp_nrec = 0;
+	switch (fmt) {
+	case FMT_TABLE:
+		table_begin(rp);
+		break;
+	case FMT_JSON:
+		fputc('[', out);
+		break;
+	case FMT_CSV:
+		fputs("mode,workload,threads,bytes,repeats,seconds,gib_per_s,"
+		    "gib_per_s_min,gib_per_s_max,faults,pages_per_fault,"
+		    "lat_p50_us,lat_p99_us,cluster_hist\n", out);
+		break;
+	}
+	fflush(out);
+}
+
+/*
+ * report_group: print the n records of one workload and thread count.
+ * => every record has at least one run.
+ */
+void
+report_group(struct report *rp, const struct record *rcs, size_t n)
+{
+	struct summary *sms;
+	size_t i;
+
+	if ((sms = calloc(n, sizeof(*sms))) == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		summarize(&rcs[i], &sms[i]);
+		switch (rp->rp_fmt) {
+		case FMT_TABLE:
+			table_row(rp, &rcs[i], &sms[i]);
+			break;
+		case FMT_JSON:
+			json_record(rp, &rcs[i], &sms[i]);
+			break;
+		case FMT_CSV:
+			csv_record(rp, &rcs[i], &sms[i]);
+			break;
+		}
+		rp->rp_nrec++;
+	}
+	if (rp->rp_fmt == FMT_TABLE)
+		table_ratios(rp, rcs, sms, n);
+	free(sms);
+	fflush(rp->rp_out);
+}
+
+/* report_end: finish the report.  => -EIO if any of it failed to write */
+int
+report_end(struct report *rp)
+{
+	if (rp->rp_fmt == FMT_JSON)
+		fputs(rp->rp_nrec > 0 ? "\n]\n" : "]\n", rp->rp_out);
+	if (fflush(rp->rp_out) != 0 || ferror(rp->rp_out))
+		return -EIO;
+	return 0;
+}
