@@ -90,7 +90,8 @@ pager_discard(struct pager *pgr, voff_t start, voff_t end)
 {
 	if (pgr->pgr_ops->pgo_discard == NULL)
 		return -EOPNOTSUPP;
-	if (start > end || ((start | end) & PAGE_MASK) != 0)
+	if (start > end || ((start | end) & PAGE_MASK) != 0 ||
+	    (pgr->pgr_size != 0 && end > pgr->pgr_size))
 		return -EINVAL;
 	return pgr->pgr_ops->pgo_discard(pgr, start, end);
 }

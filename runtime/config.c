@@ -189,7 +189,7 @@ config_apply_env(struct upvm_config *cfg, char *const *envp)
 		if ((error = conf_set(cfg, k, k->ck_env, eq + 1)) != 0)
 			return error;
 	}
-	return 0;
+	return config_check(cfg);
 }
 
 int
@@ -221,6 +221,13 @@ config_check(const struct upvm_config *cfg)
 			if (conf_set(&tmp, k, k->ck_key, val) != 0)
 				return -EINVAL;
 		}
+	}
+	if (cfg->cluster_pages > cfg->seq_max_pages) {
+		upvm_log(LOG_ERR, "cluster %u is larger than seq_max %u: a "
+		    "stream's window must not be smaller than a random fault's "
+		    "block; raise seq_max", cfg->cluster_pages,
+		    cfg->seq_max_pages);
+		return -EINVAL;
 	}
 	return 0;
 }

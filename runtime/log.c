@@ -63,7 +63,12 @@ upvm_log(int level, const char *fmt, ...)
 	va_end(ap);
 	if (m < 0)
 		m = 0;
-	n += MIN(m, (int)sizeof(buf) - n - 2);
+	m = MIN(m, (int)sizeof(buf) - n - 2);
+	/* one line, whatever the arguments held */
+	for (int i = n; i < n + m; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
+	n += m;
 	buf[n++] = '\n';
 	(void)!write(atomic_load(&log_fd), buf, (size_t)n);
 }
@@ -71,6 +76,8 @@ upvm_log(int level, const char *fmt, ...)
 void
 vm_assert_fail(const char *expr, const char *file, int line)
 {
+	/* whatever the log level: this is the last thing upvm says */
+	atomic_store(&log_level, LOG_ERR);
 	upvm_log(LOG_ERR, "assertion \"%s\" failed at %s:%d", expr, file,
 	    line);
 	abort();

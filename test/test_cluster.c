@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_cluster.c: the fault cluster policy (pure: no threads, no faults).
+ *
+ * Every call goes through choose(), which also asserts the contract that
+ * holds for any input: the range is page aligned, lies inside the entry,
+ * contains the faulting page, is one page under RANDOM advice, and is at
+ * most MAX(cc_cluster, cc_seq_max) pages.  The policy has no check
+ * function; its state is checked through the ranges it hands out.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "cluster.h"
+#include "vm.h"
+
+#define BASE		((vaddr_t)0x100000000)
+#define PG(n)		(BASE + ptoa((vaddr_t)(n)))
+#define NPG(a)		((long)(((a) - BASE) >> PAGE_SHIFT))
+
+static const struct cluster_config cc_default = { 16, 512 };
+
+/*
+ * range_bad: why [lo, hi) breaks the contract for this fault, or NULL.
+ */
+static const char *
+range_bad(const struct cluster_config *cc, int advice, vaddr_t start,
+    vaddr_t end, vaddr_t va, vaddr_t lo, vaddr_t hi)
+{
+	vaddr_t pva = trunc_page(va);
+	vsize_t widest = ptoa((vsize_t)MAX(cc->cc_cluster, cc->cc_seq_max));
+
+	if (!page_aligned(lo) || !page_aligned(hi))
+		return "not page aligned";
+	if (lo < start || hi > end)
+		return "outside the entry";
+	if (lo > pva || pva >= hi)
+		return "misses the faulting page";
+	if (advice == VM_ADV_RANDOM && hi - lo != PAGE_SIZE)
+		return "RANDOM advice must give one page";
+	if (hi - lo > widest)
+		return "wider than MAX(cc_cluster, cc_seq_max)";
+	return NULL;
+}
+
+static void
+choose(struct cluster_state *st, const struct cluster_config *cc,
+    int advice, vaddr_t start, vaddr_t end, vaddr_t va, vaddr_t *lop,
+    vaddr_t *hip)
+{
+	const char *why;
+
+	*lop = *hip = 0xbad;
+	cluster_choose(st, cc, advice, start, end, va, lop, hip);
+	why = range_bad(cc, advice, start, end, va, *lop, *hip);
+	cr_assert_null(why, "%s: entry [%#lx, %#lx) va %#lx advice %d -> "
+	    "[%#lx, %#lx)", why, (unsigned long)start, (unsigned long)end,
+	    (unsigned long)va, advice, (unsigned long)*lop,
+	    (unsigned long)*hip);
+}
+
+/* a NORMAL fault at page `page` (plus `byte`) must resolve pages [lo, hi) */
+static void
+expect(struct cluster_state *st, const struct cluster_config *cc,
+    int advice, long first, long last, long page, long byte, long lo,
+    long hi)
+{
+	vaddr_t l, h;
+
+	choose(st, cc, advice, PG(first), PG(last), PG(page) + (vaddr_t)byte,
+	    &l, &h);
+	cr_assert(l == PG(lo) && h == PG(hi), "fault at page %ld of [%ld, "
+	    "%ld): got [%ld, %ld), want [%ld, %ld)", page, first, last,
+	    NPG(l), NPG(h), lo, hi);
+}
+
+Test(cluster, random_fault_gets_aligned_block, .timeout = 10)
+{
+	struct cluster_state st;
+
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1024, 37, 123, 32, 48);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1024, 500, 0, 496, 512);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1024, 1023, 4095, 1008,
+	    1024);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1024, 0, 1, 0, 16);
+}
+
+Test(cluster, block_size_follows_config, .timeout = 10)
+{
+	struct cluster_config one = { 1, 16 }, big = { 512, 1024 };
+	struct cluster_state st;
+
+	cluster_reset(&st);
+	expect(&st, &one, VM_ADV_NORMAL, 0, 4096, 77, 9, 77, 78);
+	cluster_reset(&st);
+	expect(&st, &big, VM_ADV_NORMAL, 0, 4096, 1500, 0, 1024, 1536);
+}
+
+Test(cluster, random_block_clamped_to_entry, .timeout = 10)
+{
+	struct cluster_state st;
+
+	/* entry [5, 20): blocks [0, 16) and [16, 32) stick out */
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 5, 20, 6, 0, 5, 16);
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 5, 20, 18, 7, 16, 20);
+	/* an entry smaller than one block */
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 33, 35, 34, 0, 33, 35);
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 40, 41, 40, 0, 40, 41);
+}
+
+Test(cluster, fault_at_stream_next_doubles_window, .timeout = 10)
+{
+	struct cluster_state st;
+	long page = 0, win = 16;
+
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 0, 0, 0, 16);
+	page = 16;
+	for (int i = 0; i < 8; i++) {
+		win = MIN(win * 2, 512);
+		expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, page, 0,
+		    page, page + win);
+		page += win;
+	}
+	cr_assert_eq(win, 512, "window stops at cc_seq_max");
+}
+
+Test(cluster, fault_just_past_stream_next_extends_stream, .timeout = 10)
+{
+	struct cluster_state st;
+
+	/* the application skipped a few pages: still the same stream */
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 0, 0, 0, 16);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 19, 0, 19, 51);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 51, 0, 51, 115);
+}
+
+Test(cluster, stream_window_clamped_to_entry, .timeout = 10)
+{
+	struct cluster_state st;
+
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 100, 0, 0, 0, 16);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 100, 16, 0, 16, 48);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 100, 48, 0, 48, 100);
+}
+
+Test(cluster, sequential_advice_starts_at_seq_max, .timeout = 10)
+{
+	struct cluster_state st;
+	struct cluster_config cc = { 16, 256 };
+
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_SEQUENTIAL, 0, 8192, 100, 5, 100,
+	    612);
+	expect(&st, &cc_default, VM_ADV_SEQUENTIAL, 0, 8192, 612, 0, 612,
+	    1124);
+	/* a new stream elsewhere also starts wide, clamped to the entry */
+	expect(&st, &cc_default, VM_ADV_SEQUENTIAL, 0, 8192, 8000, 0, 8000,
+	    8192);
+	cluster_reset(&st);
+	expect(&st, &cc, VM_ADV_SEQUENTIAL, 0, 8192, 3, 0, 3, 259);
+}
+
+Test(cluster, random_advice_gives_one_page, .timeout = 10)
+{
+	struct cluster_state st;
+
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_RANDOM, 0, 8192, 100, 17, 100, 101);
+	expect(&st, &cc_default, VM_ADV_RANDOM, 0, 8192, 101, 0, 101, 102);
+	/* even where a stream expects its next fault */
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 0, 0, 0, 16);
+	expect(&st, &cc_default, VM_ADV_RANDOM, 0, 8192, 16, 0, 16, 17);
+	expect(&st, &cc_default, VM_ADV_RANDOM, 0, 8192, 8191, 4095, 8191,
+	    8192);
+}
+
+/*
+ * Four threads each write their own quarter of a 4096-page region, one
+ * fault each in turn: four streams, each doubling on its own.
+ */
+Test(cluster, four_interleaved_streams_grow_independently, .timeout = 10)
+{
+	struct cluster_state st;
+	long next[4], win[4];
+
+	cluster_reset(&st);
+	for (int t = 0; t < 4; t++) {
+		next[t] = t * 1024;
+		win[t] = 16;
+	}
+	for (int t = 0; t < 4; t++) {
+		expect(&st, &cc_default, VM_ADV_NORMAL, 0, 4096, next[t], 0,
+		    next[t], next[t] + 16);
+		next[t] += 16;
+	}
+	for (int round = 1; round < 6; round++) {
+		for (int t = 0; t < 4; t++) {
+			win[t] *= 2;
+			expect(&st, &cc_default, VM_ADV_NORMAL, 0, 4096,
+			    next[t], 0, next[t], next[t] + win[t]);
+			next[t] += win[t];
+		}
+	}
+	for (int t = 0; t < 4; t++)
+		cr_assert_eq(win[t], 512, "stream %d reached cc_seq_max", t);
+}
+
+/*
+ * The same, as the threads would see it: each touches the first page of
+ * its quarter not yet resolved.  Alone, each quarter takes 7 faults
+ * (16 + 32 + ... + 512 + 16); a policy that lost the streams in the
+ * interleaving would take up to 64 per quarter.
+ */
+Test(cluster, four_writers_resolve_quarters_in_few_faults, .timeout = 10)
+{
+	static bool resolved[4096];
+	struct cluster_state st;
+	long cur[4], faults[4] = { 0 }, total = 0;
+	vaddr_t lo, hi;
+	bool busy;
+
+	cluster_reset(&st);
+	for (int t = 0; t < 4; t++)
+		cur[t] = t * 1024;
+	do {
+		busy = false;
+		for (int t = 0; t < 4; t++) {
+			while (cur[t] < (t + 1) * 1024 && resolved[cur[t]])
+				cur[t]++;
+			if (cur[t] == (t + 1) * 1024)
+				continue;
+			busy = true;
+			choose(&st, &cc_default, VM_ADV_NORMAL, PG(0),
+			    PG(4096), PG(cur[t]), &lo, &hi);
+			for (long p = NPG(lo); p < NPG(hi); p++)
+				resolved[p] = true;
+			faults[t]++;
+			total++;
+			cr_assert_lt(total, 4096, "no progress");
+		}
+	} while (busy);
+	for (int t = 0; t < 4; t++)
+		cr_assert_leq(faults[t], 8, "writer %d took %ld faults", t,
+		    faults[t]);
+	for (long p = 0; p < 4096; p++)
+		cr_assert(resolved[p], "page %ld", p);
+}
+
+Test(cluster, fifth_stream_evicts_least_recently_used, .timeout = 10)
+{
+	struct cluster_state st;
+
+	cluster_reset(&st);
+	/* streams 0..3 at the four quarters, one fault each */
+	for (long t = 0; t < 4; t++)
+		expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, t * 1024, 0,
+		    t * 1024, t * 1024 + 16);
+	/* 1, 2, 3 go on: stream 0 is now the least recently used */
+	for (long t = 1; t < 4; t++)
+		expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192,
+		    t * 1024 + 16, 0, t * 1024 + 16, t * 1024 + 48);
+	/* a fifth stream replaces stream 0 */
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 6000, 0, 6000, 6016);
+	/* the survivors and the newcomer still double */
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 3120, 0, 3120, 3184);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 6016, 0, 6016, 6048);
+	/* stream 0 is forgotten: its next page is a random fault again */
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 16, 0, 16, 32);
+	/* ... which replaced stream 1 (then the LRU), not stream 2 */
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 2096, 0, 2096, 2160);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 1072, 0, 1072, 1088);
+}
+
+Test(cluster, reset_forgets_streams, .timeout = 10)
+{
+	static const struct cluster_state zero;
+	struct cluster_state st;
+
+	memset(&st, 0x5a, sizeof(st));
+	cluster_reset(&st);
+	cr_assert_eq(memcmp(&st, &zero, sizeof(st)), 0, "state cleared");
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 0, 0, 0, 16);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 16, 0, 16, 48);
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 48, 0, 48, 64);
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_SEQUENTIAL, 0, 8192, 64, 0, 64, 576);
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 576, 0, 576, 592);
+}
+
+/* xorshift64*: a fixed seed makes every run the same */
+static uint64_t rng = 0x2545f4914f6cdd1dULL;
+
+static uint64_t
+rnd(uint64_t n)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return (rng * 0x2545f4914f6cdd1dULL) % n;
+}
+
+/*
+ * Property: any config, entry, advice and fault sequence gives a range
+ * that holds the contract (choose() checks it).  Faults mix continuing
+ * streams, near misses and random pages; some entries sit at the very
+ * top of the address space, where hi could wrap; some keep the streams
+ * of the previous entry (a clipped entry keeps its state).
+ */
+Test(cluster, any_fault_gets_aligned_range_inside_entry, .timeout = 60)
+{
+	const vaddr_t top = (vaddr_t)0 - PAGE_SIZE;
+	struct cluster_state st;
+	struct cluster_config cc;
+	vaddr_t start, end, va, lo = 0, hi = 0;
+	uint64_t npages;
+	int advice;
+
+	cluster_reset(&st);
+	for (int e = 0; e < 20000; e++) {
+		cc.cc_cluster = 1 << rnd(10);
+		cc.cc_seq_max = 16 << rnd(7);
+		switch (rnd(3)) {
+		case 0:
+			npages = 1 + rnd(64);
+			break;
+		case 1:
+			npages = 1 + rnd(4096);
+			break;
+		default:
+			npages = 1 + rnd(1 << 20);
+			break;
+		}
+		if (rnd(16) == 0) {
+			end = top;
+		} else {
+			start = ptoa(rnd(atop(VM_MAX_ADDRESS) - npages));
+			end = start + ptoa(npages);
+		}
+		start = end - ptoa(npages);
+		if (rnd(2) == 0)
+			cluster_reset(&st);
+		hi = start;
+		for (int f = 0; f < 40; f++) {
+			switch (rnd(4)) {
+			case 0:
+				va = start + ptoa(rnd(npages));
+				break;
+			case 1:
+				va = hi + ptoa(rnd(32));
+				break;
+			default:
+				va = hi;
+				break;
+			}
+			if (va >= end || va < start)
+				va = start + ptoa(rnd(npages));
+			va += rnd(PAGE_SIZE);
+			advice = rnd(8) == 0 ? VM_ADV_RANDOM : rnd(8) == 0 ?
+			    VM_ADV_SEQUENTIAL : VM_ADV_NORMAL;
+			choose(&st, &cc, advice, start, end, va, &lo, &hi);
+		}
+	}
+}

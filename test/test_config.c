@@ -1,0 +1,546 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_config.c: defaults, UPVM_CONF and UPVM_* parsing, validation.
+ *
+ * Every rejection must write exactly one line to the log, naming what was
+ * wrong: each test sends the log to a pipe (upvm_log_set_fd()) and reads
+ * it back.  config_apply_env() gets arrays built here; the tests of
+ * upvm_config_from_env() use setenv(), which is safe because Criterion
+ * runs each test in its own process.  config_check() == 0 after every
+ * accepted change.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "config.h"
+#include "log.h"
+#include "upvm.h"
+#include "vm.h"
+
+extern char **environ;
+
+#define CHECK(cfg)	cr_assert_eq(config_check(cfg), 0, "config_check")
+
+static int logfd[2] = { -1, -1 };
+static char logbuf[8192];
+
+/* send the log to a pipe for the rest of the test */
+static void
+log_capture(void)
+{
+	cr_assert_eq(pipe2(logfd, O_NONBLOCK), 0);
+	upvm_log_set_fd(logfd[1]);
+}
+
+/* what was logged since the last call, NUL-terminated, in logbuf */
+static const char *
+log_read(void)
+{
+	ssize_t n, len = 0;
+
+	while ((n = read(logfd[0], logbuf + len,
+	    sizeof(logbuf) - 1 - (size_t)len)) > 0)
+		len += n;
+	logbuf[len] = '\0';
+	return logbuf;
+}
+
+static int
+count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* exactly one line was logged since the last call, and it names `name` */
+static void
+expect_one_line(const char *input, const char *name)
+{
+	const char *log = log_read();
+
+	cr_assert_eq(count_lines(log), 1, "%s: want one log line, got:\n%s",
+	    input, log);
+	cr_assert_eq(log[strlen(log) - 1], '\n', "%s: a whole line", input);
+	cr_assert_not_null(strstr(log, name), "%s: log does not name "
+	    "\"%s\": %s", input, name, log);
+}
+
+static void
+expect_no_log(const char *input)
+{
+	const char *log = log_read();
+
+	cr_assert_eq(log[0], '\0', "%s: unexpected log: %s", input, log);
+}
+
+static bool
+same_config(const struct upvm_config *a, const struct upvm_config *b)
+{
+	return a->cluster_pages == b->cluster_pages &&
+	    a->seq_max_pages == b->seq_max_pages &&
+	    a->handlers == b->handlers && a->spin_us == b->spin_us &&
+	    a->pin_handlers == b->pin_handlers &&
+	    a->log_level == b->log_level;
+}
+
+/* config_parse_conf(conf) on defaults must fail, logging one line */
+static void
+expect_conf_rejected(const char *conf, const char *name)
+{
+	struct upvm_config cfg;
+
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_parse_conf(&cfg, conf), -EINVAL,
+	    "UPVM_CONF=\"%s\" accepted", conf);
+	expect_one_line(conf, name);
+}
+
+/* config_apply_env({var}) on defaults must fail, logging one line */
+static void
+expect_env_rejected(const char *var, const char *name)
+{
+	char *envp[] = { (char *)var, NULL };
+	struct upvm_config cfg;
+
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_apply_env(&cfg, envp), -EINVAL, "%s accepted",
+	    var);
+	expect_one_line(var, name);
+}
+
+/* drop every UPVM_* variable this process inherited */
+static void
+clear_upvm_env(void)
+{
+	char name[256];
+
+	for (;;) {
+		char **e;
+		size_t len;
+
+		for (e = environ; *e != NULL; e++)
+			if (strncmp(*e, "UPVM_", 5) == 0)
+				break;
+		if (*e == NULL)
+			return;
+		len = strcspn(*e, "=");
+		cr_assert_lt(len, sizeof(name));
+		memcpy(name, *e, len);
+		name[len] = '\0';
+		cr_assert_eq(unsetenv(name), 0);
+	}
+}
+
+Test(config, defaults, .timeout = 10)
+{
+	struct upvm_config cfg;
+
+	memset(&cfg, 0xa5, sizeof(cfg));
+	upvm_config_default(&cfg);
+	cr_assert_eq(cfg.cluster_pages, 16);
+	cr_assert_eq(cfg.seq_max_pages, 512);
+	cr_assert_eq(cfg.handlers, 0);
+	cr_assert_eq(cfg.spin_us, 0);
+	cr_assert_eq(cfg.pin_handlers, false);
+	cr_assert_eq(cfg.log_level, UPVM_LOG_WARN);
+	log_capture();
+	CHECK(&cfg);
+	expect_no_log("config_check(defaults)");
+}
+
+Test(config, conf_string_sets_keys, .timeout = 10)
+{
+	struct upvm_config cfg, want;
+
+	log_capture();
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_parse_conf(&cfg,
+	    "cluster:32,handlers:2,log:debug"), 0);
+	CHECK(&cfg);
+	upvm_config_default(&want);
+	want.cluster_pages = 32;
+	want.handlers = 2;
+	want.log_level = UPVM_LOG_DEBUG;
+	cr_assert(same_config(&cfg, &want));
+
+	cr_assert_eq(config_parse_conf(&cfg,
+	    "seq_max:1024,spin_us:250,pin:1,log:none"), 0);
+	CHECK(&cfg);
+	want.seq_max_pages = 1024;
+	want.spin_us = 250;
+	want.pin_handlers = true;
+	want.log_level = UPVM_LOG_NONE;
+	cr_assert(same_config(&cfg, &want));
+
+	/* empty: nothing changes; a later key wins over an earlier one */
+	cr_assert_eq(config_parse_conf(&cfg, ""), 0);
+	cr_assert(same_config(&cfg, &want));
+	cr_assert_eq(config_parse_conf(&cfg, "cluster:4,cluster:8"), 0);
+	cr_assert_eq(cfg.cluster_pages, 8);
+	CHECK(&cfg);
+	expect_no_log("valid UPVM_CONF");
+}
+
+Test(config, range_edges_accepted, .timeout = 10)
+{
+	const char *ok[] = {
+		"cluster:1", "cluster:512", "seq_max:16", "seq_max:1024",
+		"handlers:0", "handlers:256", "spin_us:0", "spin_us:10000",
+		"pin:0", "pin:1", "log:none", "log:error", "log:warn",
+		"log:info", "log:debug",
+	};
+	struct upvm_config cfg;
+
+	log_capture();
+	for (size_t i = 0; i < nitems(ok); i++) {
+		upvm_config_default(&cfg);
+		cr_assert_eq(config_parse_conf(&cfg, ok[i]), 0, "%s", ok[i]);
+		CHECK(&cfg);
+	}
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_parse_conf(&cfg, "cluster:512"), 0);
+	cr_assert_eq(cfg.cluster_pages, 512);
+	cr_assert_eq(config_parse_conf(&cfg, "log:error"), 0);
+	cr_assert_eq(cfg.log_level, UPVM_LOG_ERROR);
+	cr_assert_eq(config_parse_conf(&cfg, "log:info"), 0);
+	cr_assert_eq(cfg.log_level, UPVM_LOG_INFO);
+	expect_no_log("edge values");
+}
+
+Test(config, env_applies_conf_then_single_variables, .timeout = 10)
+{
+	/* the single variable comes first in envp and still wins */
+	char *envp[] = {
+		"UPVM_CLUSTER=64", "HOME=/root", "UPVM_CONF=cluster:32,"
+		"handlers:2,log:debug", "UPVM_LOG=info", "PATH=/bin", NULL,
+	};
+	struct upvm_config cfg, want;
+
+	log_capture();
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_apply_env(&cfg, envp), 0);
+	CHECK(&cfg);
+	upvm_config_default(&want);
+	want.cluster_pages = 64;
+	want.handlers = 2;
+	want.log_level = UPVM_LOG_INFO;
+	cr_assert(same_config(&cfg, &want), "cluster %u handlers %u log %d",
+	    cfg.cluster_pages, cfg.handlers, cfg.log_level);
+	expect_no_log("valid environment");
+}
+
+Test(config, every_single_variable_is_known, .timeout = 10)
+{
+	char *envp[] = {
+		"UPVM_CLUSTER=64", "UPVM_SEQ_MAX=128", "UPVM_HANDLERS=3",
+		"UPVM_SPIN_US=50", "UPVM_PIN=1", "UPVM_LOG=error", NULL,
+	};
+	struct upvm_config cfg;
+
+	log_capture();
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_apply_env(&cfg, envp), 0);
+	CHECK(&cfg);
+	cr_assert_eq(cfg.cluster_pages, 64);
+	cr_assert_eq(cfg.seq_max_pages, 128);
+	cr_assert_eq(cfg.handlers, 3);
+	cr_assert_eq(cfg.spin_us, 50);
+	cr_assert_eq(cfg.pin_handlers, true);
+	cr_assert_eq(cfg.log_level, UPVM_LOG_ERROR);
+	expect_no_log("valid variables");
+
+	/* no environment, an empty one, non-UPVM names: no change */
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_apply_env(&cfg, NULL), 0);
+	{
+		char *empty[] = { NULL };
+		char *other[] = { "UPVMX=1", "XUPVM_CLUSTER=3", "LANG=C",
+		    NULL };
+		struct upvm_config def;
+
+		cr_assert_eq(config_apply_env(&cfg, empty), 0);
+		cr_assert_eq(config_apply_env(&cfg, other), 0);
+		upvm_config_default(&def);
+		cr_assert(same_config(&cfg, &def));
+	}
+	expect_no_log("no UPVM variables");
+}
+
+Test(config, unknown_key_rejected, .timeout = 10)
+{
+	log_capture();
+	expect_conf_rejected("foo:1", "foo");
+	expect_conf_rejected("cluster:32,bogus:7", "bogus");
+	expect_conf_rejected("Cluster:32", "Cluster");
+	expect_conf_rejected("clusters:32", "clusters");
+	expect_env_rejected("UPVM_CONF=nope:1", "nope");
+}
+
+Test(config, unknown_variable_rejected, .timeout = 10)
+{
+	log_capture();
+	expect_env_rejected("UPVM_FOO=1", "UPVM_FOO");
+	expect_env_rejected("UPVM_CLUSTERS=16", "UPVM_CLUSTERS");
+	expect_env_rejected("UPVM_=1", "UPVM_");
+	expect_env_rejected("UPVM_CONFIG=cluster:16", "UPVM_CONFIG");
+}
+
+Test(config, malformed_rejected, .timeout = 10)
+{
+	const struct {
+		const char *conf, *name;
+	} bad[] = {
+		{ "cluster", "cluster" },
+		{ "cluster:", "cluster" },
+		{ ":3", ":3" },
+		{ "cluster:3x", "cluster" },
+		{ "cluster:-1", "cluster" },
+		{ "cluster:99999999999", "cluster" },
+		{ "cluster:999999999999999999999999", "cluster" },
+		{ "cluster: 32", "cluster" },
+		{ "cluster:+32", "cluster" },
+		{ ",cluster:32", "UPVM_CONF" },
+		{ "cluster:32,,log:info", "UPVM_CONF" },
+		{ "handlers:0x10", "handlers" },
+	};
+
+	log_capture();
+	for (size_t i = 0; i < nitems(bad); i++)
+		expect_conf_rejected(bad[i].conf, bad[i].name);
+	expect_env_rejected("UPVM_CLUSTER=", "UPVM_CLUSTER");
+	expect_env_rejected("UPVM_CLUSTER=3x", "UPVM_CLUSTER");
+	expect_env_rejected("UPVM_HANDLERS=-1", "UPVM_HANDLERS");
+	expect_env_rejected("UPVM_SPIN_US=99999999999", "UPVM_SPIN_US");
+	expect_env_rejected("UPVM_CONF=cluster", "cluster");
+}
+
+Test(config, not_power_of_two_rejected, .timeout = 10)
+{
+	log_capture();
+	expect_conf_rejected("cluster:3", "cluster");
+	expect_conf_rejected("cluster:0", "cluster");
+	expect_conf_rejected("cluster:24", "cluster");
+	expect_conf_rejected("seq_max:48", "seq_max");
+	expect_conf_rejected("seq_max:1000", "seq_max");
+	expect_env_rejected("UPVM_CLUSTER=3", "UPVM_CLUSTER");
+	expect_env_rejected("UPVM_SEQ_MAX=100", "UPVM_SEQ_MAX");
+}
+
+Test(config, out_of_range_rejected, .timeout = 10)
+{
+	log_capture();
+	expect_conf_rejected("seq_max:8", "seq_max");
+	expect_conf_rejected("seq_max:2048", "seq_max");
+	expect_conf_rejected("cluster:1024", "cluster");
+	expect_conf_rejected("spin_us:20000", "spin_us");
+	expect_conf_rejected("spin_us:10001", "spin_us");
+	expect_conf_rejected("handlers:257", "handlers");
+	expect_conf_rejected("pin:2", "pin");
+	expect_conf_rejected("pin:true", "pin");
+	expect_env_rejected("UPVM_SEQ_MAX=2048", "UPVM_SEQ_MAX");
+	expect_env_rejected("UPVM_SPIN_US=20000", "UPVM_SPIN_US");
+	expect_env_rejected("UPVM_PIN=2", "UPVM_PIN");
+	expect_env_rejected("UPVM_HANDLERS=1000", "UPVM_HANDLERS");
+}
+
+Test(config, bad_log_level_rejected, .timeout = 10)
+{
+	log_capture();
+	expect_conf_rejected("log:loud", "log");
+	expect_conf_rejected("log:", "log");
+	expect_conf_rejected("log:2", "log");
+	expect_conf_rejected("log:warning", "log");
+	expect_env_rejected("UPVM_LOG=verbose", "UPVM_LOG");
+	expect_env_rejected("UPVM_LOG=", "UPVM_LOG");
+}
+
+Test(config, first_bad_entry_stops_parsing, .timeout = 10)
+{
+	char *envp[] = {
+		"UPVM_CONF=cluster:32,handlers:2", "UPVM_BOGUS=1",
+		"UPVM_SEQ_MAX=3", NULL,
+	};
+	struct upvm_config cfg;
+
+	log_capture();
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_apply_env(&cfg, envp), -EINVAL);
+	expect_one_line("two bad variables", "UPVM_BOGUS");
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_parse_conf(&cfg, "cluster:3,seq_max:5,foo:1"),
+	    -EINVAL);
+	expect_one_line("three bad keys", "cluster");
+}
+
+Test(config, from_env_reads_process_environment, .timeout = 10)
+{
+	struct upvm_config cfg;
+
+	clear_upvm_env();
+	log_capture();
+	cr_assert_eq(setenv("UPVM_CONF", "cluster:32,handlers:2,log:debug",
+	    1), 0);
+	cr_assert_eq(setenv("UPVM_HANDLERS", "5", 1), 0);
+	cr_assert_eq(setenv("UPVM_PIN", "1", 1), 0);
+	memset(&cfg, 0xa5, sizeof(cfg));
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	CHECK(&cfg);
+	cr_assert_eq(cfg.cluster_pages, 32);
+	cr_assert_eq(cfg.handlers, 5, "the variable wins over UPVM_CONF");
+	cr_assert_eq(cfg.log_level, UPVM_LOG_DEBUG);
+	cr_assert_eq(cfg.pin_handlers, true);
+	cr_assert_eq(cfg.seq_max_pages, 512, "untouched keys keep defaults");
+	cr_assert_eq(cfg.spin_us, 0);
+	expect_no_log("valid process environment");
+
+	cr_assert_eq(unsetenv("UPVM_HANDLERS"), 0);
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	cr_assert_eq(cfg.handlers, 2);
+}
+
+Test(config, from_env_without_variables_gives_defaults, .timeout = 10)
+{
+	struct upvm_config cfg, def;
+
+	clear_upvm_env();
+	log_capture();
+	memset(&cfg, 0xa5, sizeof(cfg));
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	upvm_config_default(&def);
+	cr_assert(same_config(&cfg, &def));
+	CHECK(&cfg);
+	expect_no_log("empty environment");
+}
+
+Test(config, from_env_rejects_and_keeps_defaults, .timeout = 10)
+{
+	const struct {
+		const char *name, *val, *logname;
+	} bad[] = {
+		{ "UPVM_CONF", "cluster:32,seq_max:2048", "seq_max" },
+		{ "UPVM_CONF", "cluster:3", "cluster" },
+		{ "UPVM_CONF", "what:1", "what" },
+		{ "UPVM_CLUSTER", "3", "UPVM_CLUSTER" },
+		{ "UPVM_LOG", "loud", "UPVM_LOG" },
+		{ "UPVM_FOO", "1", "UPVM_FOO" },
+	};
+	struct upvm_config cfg, def;
+
+	upvm_config_default(&def);
+	clear_upvm_env();
+	log_capture();
+	for (size_t i = 0; i < nitems(bad); i++) {
+		cr_assert_eq(setenv("UPVM_HANDLERS", "7", 1), 0);
+		cr_assert_eq(setenv(bad[i].name, bad[i].val, 1), 0);
+		memset(&cfg, 0xa5, sizeof(cfg));
+		cr_assert_eq(upvm_config_from_env(&cfg), -EINVAL, "%s=%s",
+		    bad[i].name, bad[i].val);
+		cr_assert(same_config(&cfg, &def), "%s=%s: not the defaults",
+		    bad[i].name, bad[i].val);
+		expect_one_line(bad[i].val, bad[i].logname);
+		cr_assert_eq(unsetenv(bad[i].name), 0);
+	}
+}
+
+Test(config, check_rejects_bad_fields, .timeout = 10)
+{
+	struct upvm_config cfg;
+	int lines;
+
+	log_capture();
+	/* one bad field at a time; each rejection logs one line */
+#define EXPECT_BAD(field, value, key) do {				\
+		upvm_config_default(&cfg);				\
+		cfg.field = (value);					\
+		cr_assert_eq(config_check(&cfg), -EINVAL,		\
+		    #field " = " #value " accepted");			\
+		expect_one_line(#field " = " #value, key);		\
+	} while (0)
+	EXPECT_BAD(cluster_pages, 3, "cluster");
+	EXPECT_BAD(cluster_pages, 0, "cluster");
+	EXPECT_BAD(cluster_pages, 1024, "cluster");
+	EXPECT_BAD(seq_max_pages, 8, "seq_max");
+	EXPECT_BAD(seq_max_pages, 2048, "seq_max");
+	EXPECT_BAD(seq_max_pages, 100, "seq_max");
+	EXPECT_BAD(handlers, 257, "handlers");
+	EXPECT_BAD(handlers, ~0u, "handlers");
+	EXPECT_BAD(spin_us, 20000, "spin_us");
+	EXPECT_BAD(log_level, 5, "log");
+	EXPECT_BAD(log_level, -1, "log");
+#undef EXPECT_BAD
+	/* two bad fields: still one line */
+	upvm_config_default(&cfg);
+	cfg.cluster_pages = 3;
+	cfg.spin_us = 20000;
+	cr_assert_eq(config_check(&cfg), -EINVAL);
+	lines = count_lines(log_read());
+	cr_assert_eq(lines, 1, "two bad fields logged %d lines", lines);
+}
+
+Test(config, long_input_rejected_in_one_line, .timeout = 10)
+{
+	static char var[2048], conf[2048];
+	char *envp[] = { var, NULL };
+	struct upvm_config cfg;
+
+	log_capture();
+	/* an unknown variable with a 1000-character name */
+	memset(var, 'X', sizeof(var) - 1);
+	memcpy(var, "UPVM_", 5);
+	var[1000] = '=';
+	var[1001] = '1';
+	var[1002] = '\0';
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_apply_env(&cfg, envp), -EINVAL);
+	expect_one_line("long variable name", "UPVM_XXXX");
+	/* a 1500-character value, and a 1500-character item */
+	snprintf(var, sizeof(var), "UPVM_CLUSTER=%01500d", 16);
+	cr_assert_eq(config_apply_env(&cfg, envp), 0,
+	    "leading zeros are still 16");
+	cr_assert_eq(cfg.cluster_pages, 16);
+	var[sizeof("UPVM_CLUSTER=") - 1] = '7';	/* 7000...016 */
+	cr_assert_eq(config_apply_env(&cfg, envp), -EINVAL);
+	expect_one_line("long value", "UPVM_CLUSTER");
+	memset(conf, 'k', 1500);
+	conf[1500] = '\0';
+	conf[700] = ':';
+	cr_assert_eq(config_parse_conf(&cfg, conf), -EINVAL);
+	expect_one_line("long item", "UPVM_CONF");
+}
+
+/*
+ * The offending input is quoted in the message: a newline inside it must
+ * not split the one line into two (log readers count lines).
+ */
+Test(config, newline_in_bad_input_stays_one_line, .timeout = 10)
+{
+	log_capture();
+	expect_env_rejected("UPVM_CLUSTER=3\n4", "UPVM_CLUSTER");
+	expect_env_rejected("UPVM_LOG=warn\nupvm: info: fake", "UPVM_LOG");
+	expect_conf_rejected("cluster:3\n", "cluster");
+	expect_conf_rejected("fo\no:1", "fo");
+}
+
+Test(config, cluster_larger_than_seq_max_is_rejected, .timeout = 10)
+{
+	char *envp[] = { "UPVM_CONF=cluster:512,seq_max:16", NULL };
+	struct upvm_config cfg;
+
+	log_capture();
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_apply_env(&cfg, envp), -EINVAL);
+	expect_one_line(envp[0], "seq_max");
+	upvm_config_default(&cfg);
+	cfg.cluster_pages = 64;
+	cfg.seq_max_pages = 32;
+	cr_assert_eq(config_check(&cfg), -EINVAL);
+}
