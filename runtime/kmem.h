@@ -44,13 +44,17 @@ struct kmem_pool {
 
 /*
  * kmem_pool_init: set up an empty pool of objects of size bytes (8..4096).
+ * Sizes above 8 are rounded up to a multiple of 16: objects are 8-byte
+ * aligned when 8 bytes large, else 16-byte aligned (amap tags the low 4
+ * bits of anon pointers).
  * => takes no memory until the first get.
  */
 void kmem_pool_init(struct kmem_pool *, const char *name, size_t size);
 
 /*
- * kmem_pool_destroy: unmap every slab.  Objects still handed out become
- * invalid; callers free what they own first.
+ * kmem_pool_destroy: unmap every slab and destroy kp_lock.  Objects still
+ * handed out become invalid; callers free what they own first.  The pool
+ * needs kmem_pool_init() before any further use.
  */
 void kmem_pool_destroy(struct kmem_pool *);
 
@@ -81,7 +85,7 @@ int kmem_pool_check(struct kmem_pool *);
 
 /*
  * kmem_alloc: len bytes (rounded up to pages), zeroed, page aligned.
- * => returns NULL when out of memory or address space.
+ * => returns NULL when out of memory or address space, or for len 0.
  */
 void *kmem_alloc(size_t len);
 
@@ -90,8 +94,9 @@ void kmem_free(void *p, size_t len);
 
 /*
  * kmem_realloc: grow or shrink a kmem_alloc() block, keeping the first
- * MIN(oldlen, newlen) bytes (mremap: no copy).  NULL on failure, old block
- * untouched.
+ * MIN(oldlen, newlen) bytes (mremap: no copy); a grown part is zeroed.
+ * p NULL acts as kmem_alloc(newlen); newlen 0 returns NULL.  NULL on
+ * failure, old block untouched.
  */
 void *kmem_realloc(void *p, size_t oldlen, size_t newlen);
 

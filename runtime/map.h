@@ -91,7 +91,8 @@ void vm_map_destroy(struct vm_map *);
 
 /*
  * vm_map_entry_alloc: a new, unlinked entry for [start, end), zero-fill,
- * no amap, VM_PROT_RW, VM_INH_COPY, VM_ADV_NORMAL, COPYONWRITE.
+ * no amap, VM_PROT_RW (max VM_PROT_ALL), VM_INH_COPY, VM_ADV_NORMAL,
+ * COPYONWRITE.
  * => returns NULL when out of memory.
  */
 struct vm_map_entry *vm_map_entry_alloc(struct vm_map *, vaddr_t start,
@@ -100,6 +101,7 @@ struct vm_map_entry *vm_map_entry_alloc(struct vm_map *, vaddr_t start,
 /*
  * vm_map_entry_free: release an unlinked entry with its amap reference
  * (amap_unref of its own range) and its pager reference.
+ * => the entry is unlinked (so not the hint); no map lock needed.
  */
 void vm_map_entry_free(struct vm_map *, struct vm_map_entry *);
 
@@ -152,7 +154,8 @@ struct vm_map_entry *vm_map_merge(struct vm_map *, struct vm_map_entry *e);
  */
 bool vm_map_range_managed(struct vm_map *, vaddr_t start, vaddr_t end);
 
-/* vm_map_check: 0 if the invariants hold, else -EINVAL (logged). */
+/* vm_map_check: 0 if the invariants hold, else -EINVAL (logged).
+ * => map locked (read or write). */
 int vm_map_check(struct vm_map *);
 
 #endif /* UPVM_MAP_H */
