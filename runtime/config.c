@@ -53,7 +53,7 @@ upvm_config_default(struct upvm_config *cfg)
 	cfg->seq_max_pages = 512;
 	cfg->handlers = 0;
 	cfg->spin_us = 0;
-	cfg->pin_handlers = false;
+	cfg->pin_handlers = true;
 	cfg->log_level = UPVM_LOG_WARN;
 }
 

@@ -43,7 +43,7 @@ extern "C" {
  *				  (0)
  *	spin_us	  UPVM_SPIN_US	  microseconds a fault thread polls before it
  *				  sleeps, 0..10000 (0)
- *	pin	  UPVM_PIN	  pin fault thread i to CPU i: 0 or 1 (0)
+ *	pin	  UPVM_PIN	  pin fault thread i to CPU i: 0 or 1 (1)
  *	log	  UPVM_LOG	  none|error|warn|info|debug (warn)
  */
 struct upvm_config {

@@ -150,7 +150,7 @@ Test(config, defaults, .timeout = 10)
 	cr_assert_eq(cfg.seq_max_pages, 512);
 	cr_assert_eq(cfg.handlers, 0);
 	cr_assert_eq(cfg.spin_us, 0);
-	cr_assert_eq(cfg.pin_handlers, false);
+	cr_assert_eq(cfg.pin_handlers, true);
 	cr_assert_eq(cfg.log_level, UPVM_LOG_WARN);
 	log_capture();
 	CHECK(&cfg);
@@ -173,11 +173,11 @@ Test(config, conf_string_sets_keys, .timeout = 10)
 	cr_assert(same_config(&cfg, &want));
 
 	cr_assert_eq(config_parse_conf(&cfg,
-	    "seq_max:1024,spin_us:250,pin:1,log:none"), 0);
+	    "seq_max:1024,spin_us:250,pin:0,log:none"), 0);
 	CHECK(&cfg);
 	want.seq_max_pages = 1024;
 	want.spin_us = 250;
-	want.pin_handlers = true;
+	want.pin_handlers = false;
 	want.log_level = UPVM_LOG_NONE;
 	cr_assert(same_config(&cfg, &want));
 
@@ -242,7 +242,7 @@ Test(config, every_single_variable_is_known, .timeout = 10)
 {
 	char *envp[] = {
 		"UPVM_CLUSTER=64", "UPVM_SEQ_MAX=128", "UPVM_HANDLERS=3",
-		"UPVM_SPIN_US=50", "UPVM_PIN=1", "UPVM_LOG=error", NULL,
+		"UPVM_SPIN_US=50", "UPVM_PIN=0", "UPVM_LOG=error", NULL,
 	};
 	struct upvm_config cfg;
 
@@ -254,7 +254,7 @@ Test(config, every_single_variable_is_known, .timeout = 10)
 	cr_assert_eq(cfg.seq_max_pages, 128);
 	cr_assert_eq(cfg.handlers, 3);
 	cr_assert_eq(cfg.spin_us, 50);
-	cr_assert_eq(cfg.pin_handlers, true);
+	cr_assert_eq(cfg.pin_handlers, false);
 	cr_assert_eq(cfg.log_level, UPVM_LOG_ERROR);
 	expect_no_log("valid variables");
 

@@ -142,9 +142,9 @@ Test(fault, eight_threads_on_overlapping_pages, .timeout = 120)
 	upvm_fini();
 }
 
-Test(fault, eight_threads_overlapping_one_handler, .timeout = 120)
+Test(fault, eight_threads_overlapping_one_unpinned_handler, .timeout = 120)
 {
-	init_with("handlers:1");
+	init_with("handlers:1,pin:0");
 	overlapping_faults(8, 0);
 	upvm_fini();
 }
