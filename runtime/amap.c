@@ -350,6 +350,18 @@ amap_settle(struct amap *am, int slot, int n, uintptr_t to)
 		am->am_nused -= n;
 }
 
+int
+amap_sample(struct amap *am, int lo, int hi, int stride)
+{
+	int n = 0;
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	VM_ASSERT(lo >= 0 && hi <= am->am_nslot && stride > 0);
+	for (int i = lo; i < hi; i += stride)
+		n += am->am_slots[i] != SLOT_EMPTY;
+	return n;
+}
+
 uintptr_t
 amap_slot(struct amap *am, int slot)
 {

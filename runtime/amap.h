@@ -165,6 +165,13 @@ int amap_free_range(struct amap *, int slot, int n);
 /* amap_resident: resident pages in [slot, slot + n).  => amap unlocked */
 int amap_resident(struct amap *, int slot, int n);
 
+/*
+ * amap_sample: how many of the slots lo, lo + stride, ... (< hi) are not
+ * empty (a density probe for the cluster policy).
+ * => amap locked by caller.
+ */
+int amap_sample(struct amap *, int lo, int hi, int stride);
+
 /* amap_slot: the value of one slot.  => amap locked by caller. */
 uintptr_t amap_slot(struct amap *, int slot);
 

@@ -35,47 +35,65 @@ stream_victim(struct cluster_state *st)
 	return v;
 }
 
-void
+/* clamp: the aligned [lo, lo + len) around va, inside [start, end) */
+static void
+clamp(vaddr_t lo, vsize_t len, vaddr_t start, vaddr_t end, vaddr_t *lop,
+    vaddr_t *hip)
+{
+	vaddr_t hi = lo + len;
+
+	if (hi < lo)	/* wrapped past the top of the address space */
+		hi = end;
+	*lop = MAX(lo, start);
+	*hip = MIN(hi, end);
+}
+
+int
 cluster_choose(struct cluster_state *st, const struct cluster_config *cc,
     int advice, vaddr_t start, vaddr_t end, vaddr_t va, vaddr_t *lop,
     vaddr_t *hip)
 {
 	struct cluster_stream *s;
-	vaddr_t pva = trunc_page(va), lo, hi;
-	vsize_t block;
+	vaddr_t pva = trunc_page(va), lo;
+	vsize_t len;
+	int kind = CLUSTER_STREAM;
 
 	VM_ASSERT(start <= pva && pva < end);
 	if (advice == VM_ADV_RANDOM) {
 		*lop = pva;
 		*hip = pva + PAGE_SIZE;
-		return;
+		return CLUSTER_ONE;
 	}
 	if ((s = stream_match(st, pva)) != NULL) {
 		/* a stream: resolve ahead of it, twice as far as last time */
 		s->cs_window = MIN(s->cs_window * 2, cc->cc_seq_max);
 		lo = pva;
-		hi = pva + ptoa((vaddr_t)s->cs_window);
 	} else if (advice == VM_ADV_SEQUENTIAL) {
 		s = stream_victim(st);
 		s->cs_window = cc->cc_seq_max;
 		lo = pva;
-		hi = pva + ptoa((vaddr_t)s->cs_window);
 	} else {
 		/* a new guess: the aligned block around the fault */
 		s = stream_victim(st);
-		block = ptoa((vsize_t)cc->cc_cluster);
-		lo = pva & ~(block - 1);
-		hi = lo + block;
 		s->cs_window = cc->cc_cluster;
+		lo = pva & ~(ptoa((vsize_t)cc->cc_cluster) - 1);
+		kind = CLUSTER_BLOCK;
 	}
-	lo = MAX(lo, start);
-	hi = MIN(hi, end);
-	if (hi < lo)	/* wrapped past the top of the address space */
-		hi = end;
-	s->cs_next = hi;
+	len = ptoa((vsize_t)s->cs_window);
+	clamp(lo, len, start, end, lop, hip);
+	s->cs_next = *hip;
 	s->cs_used = ++st->cl_clock;
-	*lop = lo;
-	*hip = hi;
+	return kind;
+}
+
+void
+cluster_superblock(const struct cluster_config *cc, vaddr_t start,
+    vaddr_t end, vaddr_t va, vaddr_t *lop, vaddr_t *hip)
+{
+	vsize_t len = ptoa((vsize_t)MIN(CLUSTER_SUPER * cc->cc_cluster,
+	    cc->cc_seq_max));
+
+	clamp(trunc_page(va) & ~(len - 1), len, start, end, lop, hip);
 }
 
 void

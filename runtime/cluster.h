@@ -9,7 +9,14 @@
  * new stream (replacing the least recently used) and gets the aligned
  * cc_cluster-page block around the fault.  Advice overrides: SEQUENTIAL
  * starts every stream at the full window, RANDOM resolves the faulting page
- * alone (MADV_RANDOM: no read-around).  Several streams per entry let T
+ * alone (MADV_RANDOM: no read-around).
+ *
+ * Density: a random fault in an aligned super-block (CLUSTER_SUPER blocks,
+ * at most cc_seq_max pages) where CLUSTER_DENSE_MIN blocks already hold
+ * resident pages is filling that area densely, in random order; the
+ * caller then widens the claim to the super-block (cluster_superblock), so
+ * dense random first touch costs fewer faults while sparse random access
+ * never resolves more than one block per fault.  Several streams per entry let T
  * threads each write their own part of one region sequentially.
  */
 #ifndef UPVM_CLUSTER_H
@@ -20,6 +27,13 @@
 #include "vm.h"
 
 #define CLUSTER_NSTREAM	4
+#define CLUSTER_SUPER		16	/* blocks per super-block */
+#define CLUSTER_DENSE_MIN	4	/* resident blocks that make it dense */
+
+/* what cluster_choose() chose */
+#define CLUSTER_ONE	0	/* the faulting page alone (RANDOM advice) */
+#define CLUSTER_BLOCK	1	/* the aligned block around a random fault */
+#define CLUSTER_STREAM	2	/* a window ahead of a sequential stream */
 
 struct cluster_config {
 	int	cc_cluster;	/* pages around a random fault (power of 2) */
@@ -43,10 +57,18 @@ struct cluster_state {
  * stream state.  The range contains va's page, lies inside the entry, and
  * is page aligned.  The caller trims it further to empty slots.
  * => caller serializes calls for one state (the entry's amap lock).
+ * => returns CLUSTER_ONE, CLUSTER_BLOCK or CLUSTER_STREAM.
  */
-void cluster_choose(struct cluster_state *, const struct cluster_config *,
+int cluster_choose(struct cluster_state *, const struct cluster_config *,
     int advice, vaddr_t start, vaddr_t end, vaddr_t va, vaddr_t *lop,
     vaddr_t *hip);
+
+/*
+ * cluster_superblock: the aligned super-block around va, clamped to the
+ * entry [start, end): MIN(CLUSTER_SUPER * cc_cluster, cc_seq_max) pages.
+ */
+void cluster_superblock(const struct cluster_config *, vaddr_t start,
+    vaddr_t end, vaddr_t va, vaddr_t *lop, vaddr_t *hip);
 
 /* cluster_reset: forget every stream (the entry's pages were dropped). */
 void cluster_reset(struct cluster_state *);

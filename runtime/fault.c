@@ -142,16 +142,27 @@ fault_claim(struct fault_ctx *fc)
 {
 	struct vm_map_entry *e = fc->fc_entry;
 	struct amap *am = fc->fc_amap;
+	const struct cluster_config *cc = &fc->fc_vs->vs_cc;
 	int slot = vm_entry_slot(e, fc->fc_va);
-	vaddr_t lo, hi;
+	vaddr_t lo, hi, slo, shi;
 
 	VM_ASSERT_RLOCKED(&fc->fc_vs->vs_map.m_lock);
 	fc->fc_n = 0;
 	vm_mutex_lock(&am->am_lock);
 	fc->fc_state = amap_slot(am, slot);
 	if (fc->fc_state == SLOT_EMPTY) {
-		cluster_choose(&e->e_cluster, &fc->fc_vs->vs_cc, e->e_advice,
-		    e->e_start, e->e_end, fc->fc_va, &lo, &hi);
+		if (cluster_choose(&e->e_cluster, cc, e->e_advice, e->e_start,
+		    e->e_end, fc->fc_va, &lo, &hi) == CLUSTER_BLOCK) {
+			/* a densely filling area: claim the super-block */
+			cluster_superblock(cc, e->e_start, e->e_end,
+			    fc->fc_va, &slo, &shi);
+			if (amap_sample(am, vm_entry_slot(e, slo),
+			    vm_entry_slot(e, shi), cc->cc_cluster) >=
+			    CLUSTER_DENSE_MIN) {
+				lo = slo;
+				hi = shi;
+			}
+		}
 		fc->fc_n = amap_claim(am, slot, vm_entry_slot(e, lo),
 		    vm_entry_slot(e, hi), &fc->fc_start, &fc->fc_state);
 	}

@@ -868,3 +868,32 @@ Test(amap, shared_page_costs_sixteen_byte_anon, .timeout = 60)
 	amap_unref(cp, 0, n);
 	amap_unref(src, 0, n);
 }
+
+Test(amap, sample_counts_nonempty_probes, .timeout = 10)
+{
+	struct amap *am;
+	uintptr_t state;
+	int start, n;
+
+	amap_init_pools();
+	am = mk(256);
+	/* blocks 0, 3 and 15 of 16 resolved; block 7 only from page 2 on */
+	for (int b = 0; b < 16; b++) {
+		if (b != 0 && b != 3 && b != 15 && b != 7)
+			continue;
+		vm_mutex_lock(&am->am_lock);
+		n = amap_claim(am, b * 16 + 2, b * 16 + (b == 7 ? 2 : 0),
+		    b * 16 + 16, &start, &state);
+		amap_settle(am, start, n, SLOT_RESIDENT);
+		vm_mutex_unlock(&am->am_lock);
+		cr_assert_eq(amap_check(am), 0);
+	}
+	vm_mutex_lock(&am->am_lock);
+	cr_assert_eq(amap_sample(am, 0, 256, 16), 3);
+	cr_assert_eq(amap_sample(am, 2, 256, 16), 4);
+	cr_assert_eq(amap_sample(am, 16, 48, 16), 0);
+	cr_assert_eq(amap_sample(am, 0, 1, 16), 1);
+	vm_mutex_unlock(&am->am_lock);
+	cr_assert_eq(amap_check(am), 0);
+	amap_unref(am, 0, 256);
+}

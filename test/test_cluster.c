@@ -373,3 +373,38 @@ Test(cluster, any_fault_gets_aligned_range_inside_entry, .timeout = 60)
 		}
 	}
 }
+
+Test(cluster, choose_reports_what_it_chose, .timeout = 10)
+{
+	struct cluster_state st;
+	vaddr_t lo, hi;
+
+	memset(&st, 0, sizeof(st));
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_RANDOM, BASE,
+	    PG(4096), PG(100), &lo, &hi), CLUSTER_ONE);
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL, BASE,
+	    PG(4096), PG(100), &lo, &hi), CLUSTER_BLOCK);
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL, BASE,
+	    PG(4096), hi, &lo, &hi), CLUSTER_STREAM);
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_SEQUENTIAL, BASE,
+	    PG(4096), PG(3000), &lo, &hi), CLUSTER_STREAM);
+}
+
+Test(cluster, superblock_is_aligned_capped_and_clamped, .timeout = 10)
+{
+	struct cluster_config cc = { 16, 512 }, small = { 64, 128 };
+	vaddr_t lo, hi;
+
+	/* 16 blocks of 16 pages: the aligned 256 pages around the fault */
+	cluster_superblock(&cc, BASE, PG(4096), PG(1000), &lo, &hi);
+	cr_assert_eq(NPG(lo), 768);
+	cr_assert_eq(NPG(hi), 1024);
+	/* capped at seq_max: 16 * 64 > 128 */
+	cluster_superblock(&small, BASE, PG(4096), PG(1000), &lo, &hi);
+	cr_assert_eq(NPG(lo), 896);
+	cr_assert_eq(NPG(hi), 1024);
+	/* clamped to an entry that starts and ends inside it */
+	cluster_superblock(&cc, PG(800), PG(900), PG(850), &lo, &hi);
+	cr_assert_eq(NPG(lo), 800);
+	cr_assert_eq(NPG(hi), 900);
+}

@@ -174,6 +174,7 @@ Test(fault, eight_threads_overlapping_sequential_advice, .timeout = 120)
 Test(fault, random_order_first_touch, .timeout = 60)
 {
 	size_t n = 32768, *perm;
+	struct upvm_stats st;
 	char *p;
 
 	init_with(NULL);
@@ -191,6 +192,10 @@ Test(fault, random_order_first_touch, .timeout = 60)
 	for (size_t i = 0; i < n; i++)
 		test_pattern_fill(p + perm[i] * PAGE_SIZE, 1, perm[i], 3);
 	cr_assert_eq(test_pattern_bad(p, n, 0, 3), -1);
+	/* dense random filling widens claims past single 16-page blocks */
+	st = stats();
+	cr_assert_gt(st.pages_resolved / st.faults_resolved, 20);
+	cr_assert_gt(st.cluster_hist[7], 0, "64..127-page claims");
 	free(perm);
 	upvm_fini();
 }
