@@ -215,9 +215,12 @@ fault_settle(struct fault_ctx *fc, int slot, int n, uintptr_t to)
 
 /*
  * fault_copy_run: UFFDIO_COPY slots [slot, slot + n) from src, settling
- * each page as the kernel reports it.
- * => map read-locked.  Returns 0, or -errno with the unresolved rest of the
- *    run settled EMPTY and its threads woken (they will fault again).
+ * each page as the kernel reports it.  When the run fails as a whole (a
+ * hole made behind upvm's back fails every COPY that spans it), it is
+ * retried page by page, so that the pages that can be resolved are.
+ * => map read-locked.  Returns 0, or the first -errno, with each page that
+ *    could not be resolved settled EMPTY and its threads woken (they fault
+ *    again: a retry, or SIGSEGV where the mapping is gone).
  */
 static int
 fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
@@ -225,46 +228,46 @@ fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
 	struct vmspace *vs = fc->fc_vs;
 	struct vm_map_entry *e = fc->fc_entry;
 	vaddr_t dst = e->e_start + ptoa((vaddr_t)(slot - e->e_aref.ar_pageoff));
-	int error = 0, tries = 0, np;
+	int error, first_error = 0, tries = 0, np, failed = 0;
+	bool single = false;
 	vsize_t done;
 
 	while (n > 0) {
-		error = pmap_copy(&vs->vs_pmap, dst, src, ptoa((vsize_t)n), 0,
-		    &done);
+		error = pmap_copy(&vs->vs_pmap, dst, src,
+		    ptoa((vsize_t)(single ? 1 : n)), 0, &done);
 		np = (int)atop(done);
 		fault_settle(fc, slot, np, SLOT_RESIDENT);
-		slot += np;
-		n -= np;
-		dst += done;
-		src += done;
+		slot += np, n -= np, dst += done, src += done;
 		if (error == 0)
-			break;
-		if (error == -EEXIST) {
-			/* present though never resolved by us: keep it */
-			upvm_log(LOG_DEBUG, "page %#lx already mapped",
-			    (unsigned long)dst);
-			STAT_INC(&vs->vs_stats, st_errors);
-			fault_settle(fc, slot, 1, SLOT_RESIDENT);
-			slot++, n--, dst += PAGE_SIZE, src += PAGE_SIZE;
 			continue;
-		}
 		if (error == -EAGAIN && ++tries < FAULT_EAGAIN_TRIES) {
 			STAT_INC(&vs->vs_stats, st_retries);
 			sched_yield();
 			continue;
 		}
-		break;
+		if (error != -EEXIST && !single && n > 1) {
+			single = true;
+			continue;
+		}
+		if (error == -EEXIST) {
+			/* present though never resolved by us: keep it */
+			STAT_INC(&vs->vs_stats, st_errors);
+			fault_settle(fc, slot, 1, SLOT_RESIDENT);
+		} else {
+			if (failed++ == 0)
+				first_error = error;
+			fault_settle(fc, slot, 1, SLOT_EMPTY);
+			pmap_wake(&vs->vs_pmap, dst, PAGE_SIZE);
+		}
+		slot++, n--, dst += PAGE_SIZE, src += PAGE_SIZE;
 	}
-	if (n > 0) {
-		upvm_log(LOG_WARN, "resolving %d pages at %#lx failed: %s; "
-		    "the threads will fault again", n, (unsigned long)dst,
-		    strerror(-error));
-		STAT_INC(&vs->vs_stats, st_errors);
-		fault_settle(fc, slot, n, SLOT_EMPTY);
-		pmap_wake(&vs->vs_pmap, dst, ptoa((vsize_t)n));
-		return error;
+	if (failed > 0) {
+		upvm_log(LOG_WARN, "resolving %d pages up to %#lx failed: %s; "
+		    "the threads will fault again", failed, (unsigned long)dst,
+		    strerror(-first_error));
+		STAT_ADD(&vs->vs_stats, st_errors, (uint64_t)failed);
 	}
-	return 0;
+	return first_error;
 }
 
 /*
@@ -277,7 +280,7 @@ fault_fill(struct fault_ctx *fc)
 {
 	struct vm_map_entry *e = fc->fc_entry;
 	struct pager *pgr = e->e_obj != NULL ? e->e_obj : zero_pager();
-	int first = fc->fc_start, n = fc->fc_n, error, mid, c0;
+	int first = fc->fc_start, n = fc->fc_n, error, r, mid, c0;
 	struct pager_req req = {
 		.pr_off = e->e_offset + ptoa((voff_t)(first -
 		    e->e_aref.ar_pageoff)),
@@ -296,21 +299,26 @@ fault_fill(struct fault_ctx *fc)
 		return error;
 	}
 	src = req.pr_buf;
-	/* the chunk holding the faulting page, then up, then down */
+	/*
+	 * The chunk holding the faulting page, then up, then down.  Every
+	 * chunk is tried even after one failed: each must end its claim.
+	 */
 	mid = vm_entry_slot(e, fc->fc_va);
 	c0 = first + ((mid - first) / FAULT_CHUNK) * FAULT_CHUNK;
-	for (int s = c0; s < first + n && error == 0; s += FAULT_CHUNK) {
-		error = fault_copy_run(fc, s, MIN(FAULT_CHUNK, first + n - s),
+	for (int s = c0; s < first + n; s += FAULT_CHUNK) {
+		r = fault_copy_run(fc, s, MIN(FAULT_CHUNK, first + n - s),
 		    src + ptoa((size_t)(s - first)));
+		error = error != 0 ? error : r;
 		if (s == c0 && fc->fc_t0 != 0)
 			fc->fc_wake_ns = now_ns();
 	}
-	for (int s = c0 - FAULT_CHUNK; s >= first - FAULT_CHUNK + 1 &&
-	    error == 0; s -= FAULT_CHUNK) {
+	for (int s = c0 - FAULT_CHUNK; s > first - FAULT_CHUNK;
+	    s -= FAULT_CHUNK) {
 		int lo = MAX(s, first);
 
-		error = fault_copy_run(fc, lo, s + FAULT_CHUNK - lo,
+		r = fault_copy_run(fc, lo, s + FAULT_CHUNK - lo,
 		    src + ptoa((size_t)(lo - first)));
+		error = error != 0 ? error : r;
 	}
 	return error;
 }

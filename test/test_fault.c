@@ -474,3 +474,23 @@ Test(fault, metadata_stays_under_24_bytes_per_page, .timeout = 120)
 		cr_assert_eq(p[i * PAGE_SIZE], (char)i);
 	upvm_fini();
 }
+
+Test(fault, failed_chunk_does_not_strand_the_rest_of_a_cluster, .timeout = 30)
+{
+	char *p;
+
+	init_with("log:none");
+	p = map_pages(256, UPVM_MAP_SEQUENTIAL);
+	/* a hole made behind upvm's back: UFFDIO_COPY into it fails */
+	cr_assert_eq(munmap(p + 100 * PAGE_SIZE, 100 * PAGE_SIZE), 0);
+	/* this fault claims [50, 256): chunks over the hole fail */
+	test_pattern_fill(p + 50 * PAGE_SIZE, 1, 50, 1);
+	cr_assert_gt(stats().errors, 0);
+	/* pages past the hole, claimed with it, fault and resolve again */
+	test_pattern_fill(p + 210 * PAGE_SIZE, 46, 210, 1);
+	test_pattern_fill(p + 200 * PAGE_SIZE, 10, 200, 1);
+	cr_assert_eq(test_pattern_bad(p + 50 * PAGE_SIZE, 1, 50, 1), -1);
+	cr_assert_eq(test_pattern_bad(p + 200 * PAGE_SIZE, 56, 200, 1), -1);
+	cr_assert_eq(test_zero_bad(p + 51 * PAGE_SIZE, 49), -1);
+	upvm_fini();
+}
