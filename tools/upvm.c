@@ -263,6 +263,11 @@ demo(int argc, char **argv)
 	j[1].jb_order = NULL;
 	phase("read-back", j, 2);
 	free(order);
+	stats(&st);
+	printf("metadata    %llu bytes for %llu resident pages = %.2f bytes/page"
+	    " (map + amaps + anons)\n", (unsigned long long)st.meta_bytes,
+	    (unsigned long long)st.resident_pages, st.resident_pages == 0 ? 0 :
+	    (double)st.meta_bytes / (double)st.resident_pages);
 	for (c = 0; c < 2; c++)
 		if ((error = upvm_unmap(j[c].jb_base, size)) != 0)
 			die(1, "upvm_unmap: %s; this is a bug in upvm",
