@@ -260,6 +260,31 @@ range_check(const char *fn, void *addr, size_t len, vaddr_t *endp)
 }
 
 /*
+ * range_enter: validate [addr, addr + len), enter the API and write-lock
+ * the map; the range must be wholly managed.
+ * => on 0: api entered, map write-locked, *endp the rounded end.
+ * => -EINVAL / -ENXIO (logged): nothing held.
+ */
+static int
+range_enter(const char *fn, void *addr, size_t len, vaddr_t *endp)
+{
+	struct vm_map *map = &upvm_vs.vs_map;
+	int error;
+
+	if ((error = range_check(fn, addr, len, endp)) != 0 ||
+	    (error = api_enter(fn)) != 0)
+		return error;
+	vm_rwlock_wrlock(&map->m_lock);
+	if (vm_map_range_managed(map, (vaddr_t)addr, *endp))
+		return 0;
+	vm_rwlock_unlock(&map->m_lock);
+	api_exit();
+	upvm_log(LOG_ERR, "%s: %p+%zu is not wholly managed by upvm; pass "
+	    "ranges from upvm_map()", fn, addr, len);
+	return -EINVAL;
+}
+
+/*
  * range_clip: clip the entries at start and end so that [start, end) is
  * covered by whole entries.
  * => map write-locked; the range is managed.  -ENOMEM: the map is
@@ -288,18 +313,8 @@ upvm_unmap(void *addr, size_t len)
 	long nres = 0;
 	int error;
 
-	if ((error = range_check("upvm_unmap", addr, len, &end)) != 0)
+	if ((error = range_enter("upvm_unmap", addr, len, &end)) != 0)
 		return error;
-	if ((error = api_enter("upvm_unmap")) != 0)
-		return error;
-	vm_rwlock_wrlock(&map->m_lock);
-	if (!vm_map_range_managed(map, start, end)) {
-		vm_rwlock_unlock(&map->m_lock);
-		api_exit();
-		upvm_log(LOG_ERR, "upvm_unmap: %p+%zu is not wholly managed by "
-		    "upvm; unmap only ranges from upvm_map()", addr, len);
-		return -EINVAL;
-	}
 	if ((error = range_clip(map, start, end)) != 0)
 		goto out;
 	/* nothing fails from here on */
@@ -402,19 +417,9 @@ upvm_advise(void *addr, size_t len, int advice)
 	vaddr_t start = (vaddr_t)addr, end;
 	int error;
 
-	if ((error = range_check("upvm_advise", addr, len, &end)) != 0 ||
-	    (error = advice_check(advice)) != 0)
+	if ((error = advice_check(advice)) != 0 ||
+	    (error = range_enter("upvm_advise", addr, len, &end)) != 0)
 		return error;
-	if ((error = api_enter("upvm_advise")) != 0)
-		return error;
-	vm_rwlock_wrlock(&map->m_lock);
-	if (!vm_map_range_managed(map, start, end)) {
-		vm_rwlock_unlock(&map->m_lock);
-		api_exit();
-		upvm_log(LOG_ERR, "upvm_advise: %p+%zu is not wholly managed "
-		    "by upvm", addr, len);
-		return -EINVAL;
-	}
 	if (advice & (UPVM_ADV_NORMAL | UPVM_ADV_SEQUENTIAL |
 	    UPVM_ADV_RANDOM)) {
 		if ((error = range_clip(map, start, end)) != 0) {

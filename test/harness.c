@@ -63,6 +63,17 @@ test_zero_bad(const void *buf, size_t npages)
 	return -1;
 }
 
+bool
+test_all_bytes(const void *p, int c, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != (unsigned char)c)
+			return false;
+	return true;
+}
+
 void
 need_uffd_feature(uint64_t feature, const char *name)
 {

@@ -10,6 +10,7 @@
 #ifndef UPVM_TEST_HARNESS_H
 #define UPVM_TEST_HARNESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,9 @@ long test_pattern_bad(const void *buf, size_t npages, size_t first,
     uint64_t gen);
 /* => index of the first page that is not all zeros, or -1 */
 long test_zero_bad(const void *buf, size_t npages);
+
+/* every one of the n bytes at p equals c */
+bool test_all_bytes(const void *p, int c, size_t n);
 
 /* skip the current test (cr_skip_test) unless the kernel has the feature */
 void need_uffd_feature(uint64_t feature, const char *name);

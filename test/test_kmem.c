@@ -17,21 +17,11 @@
 
 #include <criterion/criterion.h>
 
+#include "harness.h"
 #include "kmem.h"
 #include "vm.h"
 
 #define CHECK(kp)	cr_assert_eq(kmem_pool_check(kp), 0, "pool check")
-
-static bool
-all_bytes(const void *p, int c, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != (unsigned char)c)
-			return false;
-	return true;
-}
 
 static int
 cmp_ptr(const void *a, const void *b)
@@ -92,7 +82,7 @@ Test(kmem, objects_come_back_zeroed, .timeout = 30)
 	for (int i = 0; i < 300; i++) {
 		objs[i] = kmem_pool_get(&kp);
 		cr_assert_not_null(objs[i]);
-		cr_assert(all_bytes(objs[i], 0, sz), "fresh object %d", i);
+		cr_assert(test_all_bytes(objs[i], 0, sz), "fresh object %d", i);
 		memset(objs[i], 0xa5, sz);
 		CHECK(&kp);
 	}
@@ -102,7 +92,7 @@ Test(kmem, objects_come_back_zeroed, .timeout = 30)
 	}
 	for (int i = 0; i < 300; i++) {
 		objs[i] = kmem_pool_get(&kp);
-		cr_assert(all_bytes(objs[i], 0, sz), "reused object %d", i);
+		cr_assert(test_all_bytes(objs[i], 0, sz), "reused object %d", i);
 		CHECK(&kp);
 	}
 	cr_assert_eq(kmem_pool_get_n(&kp, objs, 0), 0);
@@ -111,7 +101,7 @@ Test(kmem, objects_come_back_zeroed, .timeout = 30)
 	cr_assert_eq(kmem_pool_get_n(&kp, objs, 300), 0);
 	CHECK(&kp);
 	for (int i = 0; i < 300; i++)
-		cr_assert(all_bytes(objs[i], 0, sz), "get_n object %d", i);
+		cr_assert(test_all_bytes(objs[i], 0, sz), "get_n object %d", i);
 	kmem_pool_destroy(&kp);
 }
 
@@ -428,7 +418,7 @@ Test(kmem, alloc_is_zeroed_and_page_aligned, .timeout = 30)
 	p = kmem_alloc(10000);
 	cr_assert_not_null(p);
 	cr_assert_eq((uintptr_t)p & PAGE_MASK, 0);
-	cr_assert(all_bytes(p, 0, 3 * PAGE_SIZE), "zeroed, rounded to pages");
+	cr_assert(test_all_bytes(p, 0, 3 * PAGE_SIZE), "zeroed, rounded to pages");
 	cr_assert_eq(kmem_bytes(), base + 3 * PAGE_SIZE);
 	memset(p, 0x5a, 3 * PAGE_SIZE);
 	kmem_free(p, 10000);
@@ -454,7 +444,7 @@ Test(kmem, realloc_keeps_contents, .timeout = 30)
 	for (size_t i = 0; i < 2 * words; i++)
 		cr_assert_eq(q[i], i * 0x9e3779b97f4a7c15ULL + 1, "word %zu",
 		    i);
-	cr_assert(all_bytes(q + 2 * words, 0, 254 * PAGE_SIZE),
+	cr_assert(test_all_bytes(q + 2 * words, 0, 254 * PAGE_SIZE),
 	    "grown tail is zeroed");
 	q[256 * words - 1] = 7;
 	p = kmem_realloc(q, 256 * PAGE_SIZE, PAGE_SIZE + 1);

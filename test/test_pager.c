@@ -23,17 +23,6 @@
 
 #define GARBAGE		0xa5
 
-static bool
-all_bytes(const void *p, int c, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != (unsigned char)c)
-			return false;
-	return true;
-}
-
 static void *
 garbage_pages(size_t npages)
 {
@@ -58,9 +47,9 @@ Test(pager, zero_get_fills_buffer_with_zeros, .timeout = 10)
 	req.pr_buf = buf;
 	cr_assert_eq(pager_get(zp, &req), 0);
 	cr_assert_eq(req.pr_buf, buf, "no loan without PGO_LOANOK");
-	cr_assert(all_bytes(buf, 0, ptoa(8)), "every byte zero");
+	cr_assert(test_all_bytes(buf, 0, ptoa(8)), "every byte zero");
 	cr_assert_eq(test_zero_bad(buf, 8), -1);
-	cr_assert(all_bytes(buf + ptoa(8), GARBAGE, PAGE_SIZE),
+	cr_assert(test_all_bytes(buf + ptoa(8), GARBAGE, PAGE_SIZE),
 	    "the page past the request is untouched");
 	free(buf);
 }
@@ -76,7 +65,7 @@ Test(pager, zero_get_at_large_offset, .timeout = 10)
 	req.pr_buf = buf;
 	req.pr_flags = PGO_SYNC;
 	cr_assert_eq(pager_get(zp, &req), 0);
-	cr_assert(all_bytes(buf, 0, PAGE_SIZE));
+	cr_assert(test_all_bytes(buf, 0, PAGE_SIZE));
 	free(buf);
 }
 
@@ -95,8 +84,8 @@ Test(pager, zero_loan_lends_shared_zeros, .timeout = 10)
 	loan = req.pr_buf;
 	cr_assert_neq(loan, buf, "16 pages are lent");
 	cr_assert(page_aligned(loan));
-	cr_assert(all_bytes(loan, 0, ptoa(16)));
-	cr_assert(all_bytes(buf, GARBAGE, ptoa(ZERO_LOAN_PAGES)),
+	cr_assert(test_all_bytes(loan, 0, ptoa(16)));
+	cr_assert(test_all_bytes(buf, GARBAGE, ptoa(ZERO_LOAN_PAGES)),
 	    "a loan leaves the caller's buffer alone");
 
 	/* the largest loan, at another offset: the same zeros */
@@ -106,8 +95,8 @@ Test(pager, zero_loan_lends_shared_zeros, .timeout = 10)
 	cr_assert_eq(pager_get(zp, &req), 0);
 	cr_assert_neq(req.pr_buf, buf, "ZERO_LOAN_PAGES pages are lent");
 	cr_assert_eq(req.pr_buf, loan, "one shared run of zeros");
-	cr_assert(all_bytes(req.pr_buf, 0, ptoa(ZERO_LOAN_PAGES)));
-	cr_assert(all_bytes(buf, GARBAGE, ptoa(ZERO_LOAN_PAGES)));
+	cr_assert(test_all_bytes(req.pr_buf, 0, ptoa(ZERO_LOAN_PAGES)));
+	cr_assert(test_all_bytes(buf, GARBAGE, ptoa(ZERO_LOAN_PAGES)));
 	free(buf);
 }
 
@@ -166,8 +155,8 @@ Test(pager, zero_loan_too_large_fills_buffer, .timeout = 10)
 	req.pr_buf = buf;
 	cr_assert_eq(pager_get(zp, &req), 0);
 	cr_assert_eq(req.pr_buf, buf, "too large to lend: filled instead");
-	cr_assert(all_bytes(buf, 0, ptoa((size_t)n)));
-	cr_assert(all_bytes(buf + ptoa((size_t)n), GARBAGE, PAGE_SIZE));
+	cr_assert(test_all_bytes(buf, 0, ptoa((size_t)n)));
+	cr_assert(test_all_bytes(buf + ptoa((size_t)n), GARBAGE, PAGE_SIZE));
 	free(buf);
 }
 
@@ -182,11 +171,11 @@ Test(pager, zero_put_and_discard_not_supported, .timeout = 10)
 	req.pr_buf = buf;
 	req.pr_flags = PGO_SYNC;
 	cr_assert_eq(pager_put(zp, &req), -EOPNOTSUPP);
-	cr_assert(all_bytes(buf, GARBAGE, ptoa(2)));
+	cr_assert(test_all_bytes(buf, GARBAGE, ptoa(2)));
 	cr_assert_eq(pager_discard(zp, 0, ptoa(2)), -EOPNOTSUPP);
 	/* and still reads zeros */
 	cr_assert_eq(pager_get(zp, &req), 0);
-	cr_assert(all_bytes(buf, 0, ptoa(2)));
+	cr_assert(test_all_bytes(buf, 0, ptoa(2)));
 	free(buf);
 }
 
@@ -219,7 +208,7 @@ Test(pager, zero_get_rejects_bad_requests, .timeout = 10)
 			    "%s: off %#llx npages %d", bad[i].what,
 			    (unsigned long long)bad[i].off, bad[i].npages);
 			cr_assert_eq(req.pr_buf, buf);
-			cr_assert(all_bytes(buf, GARBAGE, ptoa(4)),
+			cr_assert(test_all_bytes(buf, GARBAGE, ptoa(4)),
 			    "%s: buffer touched", bad[i].what);
 		}
 	}
@@ -458,7 +447,7 @@ Test(pager, wrappers_route_calls_to_backend, .timeout = 10)
 	cr_assert_eq(test_pattern_bad(buf + ptoa(3), 1, 5, 2), -1);
 	cr_assert_eq(test_pattern_bad(buf + ptoa(4), 3, 6, 1), -1);
 	cr_assert_eq(test_zero_bad(buf + ptoa(7), 1), -1);
-	cr_assert(all_bytes(buf + ptoa(8), GARBAGE, ptoa(8)));
+	cr_assert(test_all_bytes(buf + ptoa(8), GARBAGE, ptoa(8)));
 
 	/* cluster goes to the backend's op */
 	pager_cluster(&mp.mp_pgr, ptoa(6), &lo, &hi);
@@ -551,7 +540,7 @@ Test(pager, get_and_put_out_of_range_never_reach_backend, .timeout = 10)
 	cr_assert_eq(pager_put(&mp.mp_pgr, &req), -EINVAL, "no buffer");
 	cr_assert_eq(mp.mp_nget, 0, "backend saw a bad get");
 	cr_assert_eq(mp.mp_nput, 0, "backend saw a bad put");
-	cr_assert(all_bytes(buf, GARBAGE, ptoa(MEM_NPAGES + 2)));
+	cr_assert(test_all_bytes(buf, GARBAGE, ptoa(MEM_NPAGES + 2)));
 
 	/* the edges themselves are fine */
 	req = mkreq(ptoa(15), 1, buf);
@@ -617,7 +606,7 @@ Test(pager, missing_ops_get_defaults, .timeout = 10)
 	cr_assert_eq(pager_put(&mp.mp_pgr, &req), -EOPNOTSUPP);
 	cr_assert_eq(pager_discard(&mp.mp_pgr, 0, PAGE_SIZE), -EOPNOTSUPP);
 	cr_assert_eq(mp.mp_nput + mp.mp_ndiscard, 0);
-	cr_assert(all_bytes(buf, GARBAGE, PAGE_SIZE));
+	cr_assert(test_all_bytes(buf, GARBAGE, PAGE_SIZE));
 	mem_fini(&mp);
 	free(buf);
 }
