@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "fault.h"
@@ -17,7 +18,8 @@
 
 extern char **environ;
 
-enum conf_type { CT_UINT, CT_POW2, CT_BOOL, CT_LOG };
+enum conf_type { CT_UINT, CT_POW2, CT_BOOL, CT_LOG, CT_SIZE, CT_PCTSIZE,
+    CT_PATH };
 
 struct conf_key {
 	const char	*ck_key;	/* in UPVM_CONF */
@@ -43,6 +45,14 @@ static const struct conf_key conf_keys[] = {
 	KEY("pin", "UPVM_PIN", CT_BOOL, pin_handlers, 0, 1, "0 or 1"),
 	KEY("log", "UPVM_LOG", CT_LOG, log_level, 0, 4,
 	    "none, error, warn, info or debug"),
+	KEY("budget", "UPVM_BUDGET", CT_PCTSIZE, budget, 0, 0,
+	    "a size such as 512M or 4G, or a percentage of RAM such as 25%"),
+	KEY("swap", "UPVM_SWAP", CT_PATH, swap_path, 0, 0,
+	    "a directory, or the path of a file that does not exist yet"),
+	KEY("swap_max", "UPVM_SWAP_MAX", CT_SIZE, swap_max, 0, 0,
+	    "a size of at least 4K, such as 16G"),
+	KEY("fallback", "UPVM_FALLBACK", CT_BOOL, force_fallback, 0, 1,
+	    "0 or 1"),
 };
 
 UPVM_API void
@@ -55,6 +65,8 @@ upvm_config_default(struct upvm_config *cfg)
 	cfg->spin_us = 0;
 	cfg->pin_handlers = true;
 	cfg->log_level = UPVM_LOG_WARN;
+	cfg->budget = 0;
+	cfg->swap_max = (uint64_t)64 << 30;
 }
 
 static bool
@@ -74,6 +86,49 @@ parse_uint(const char *s, unsigned *out)
 }
 
 /*
+ * parse_size: "123", "64K", "512M", "4G", "1T" (binary units) -> bytes;
+ * with pct, also "25%" of physical memory.  Overflow and junk fail.
+ */
+static bool
+parse_size(const char *s, bool pct, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return false;
+	if (pct && end[0] == '%' && end[1] == '\0') {
+		long pages = sysconf(_SC_PHYS_PAGES);
+
+		if (v == 0 || v > 100 || pages <= 0)
+			return false;
+		*out = (uint64_t)pages * PAGE_SIZE / 100 * v;
+		return true;
+	}
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default:
+		return false;
+	}
+	if ((*end == 'b' || *end == 'B') && shift != 0)
+		end++;
+	if (*end != '\0' || (shift != 0 && v > (~0ULL >> shift)))
+		return false;
+	*out = (uint64_t)v << shift;
+	return true;
+}
+
+/*
  * conf_set: parse one value for key k into cfg.
  * => -EINVAL after logging "<source> <name>=<value> is invalid: want ...".
  */
@@ -83,6 +138,7 @@ conf_set(struct upvm_config *cfg, const struct conf_key *k,
 {
 	char *field = (char *)cfg + k->ck_off;
 	unsigned v = 0;
+	uint64_t sz;
 	int lvl;
 	bool ok;
 
@@ -98,6 +154,16 @@ conf_set(struct upvm_config *cfg, const struct conf_key *k,
 
 			memcpy(field, &b, sizeof(b));
 		}
+		break;
+	case CT_SIZE:
+	case CT_PCTSIZE:
+		if ((ok = parse_size(val, k->ck_type == CT_PCTSIZE, &sz) &&
+		    (k->ck_type == CT_PCTSIZE || sz >= PAGE_SIZE)))
+			memcpy(field, &sz, sizeof(sz));
+		break;
+	case CT_PATH:
+		if ((ok = val[0] != '\0' && strlen(val) < UPVM_PATH_MAX))
+			strcpy(field, val);
 		break;
 	default:
 		ok = parse_uint(val, &v) && v >= k->ck_min && v <= k->ck_max &&
@@ -151,7 +217,8 @@ config_parse_conf(struct upvm_config *cfg, const char *conf)
 		    (size_t)(colon - item), false)) == NULL) {
 			upvm_log(LOG_ERR, "UPVM_CONF: \"%s\" is not a known "
 			    "key:value (keys: cluster, seq_max, handlers, "
-			    "spin_us, pin, log)", item);
+			    "spin_us, pin, log, budget, swap, swap_max, "
+			    "fallback)", item);
 			return -EINVAL;
 		}
 		snprintf(name, sizeof(name), "UPVM_CONF %.*s",
@@ -201,6 +268,7 @@ config_check(const struct upvm_config *cfg)
 		const struct conf_key *k = &conf_keys[i];
 		struct upvm_config tmp = *cfg;
 		const char *field = (const char *)cfg + k->ck_off;
+		uint64_t sz;
 		unsigned u;
 		int lvl;
 
@@ -214,6 +282,23 @@ config_check(const struct upvm_config *cfg)
 			}
 			continue;
 		case CT_BOOL:
+		case CT_PCTSIZE:
+			continue;
+		case CT_SIZE:
+			memcpy(&sz, field, sizeof(sz));
+			if (sz < PAGE_SIZE) {
+				upvm_log(LOG_ERR, "config %s=%llu is invalid: "
+				    "use %s", k->ck_key,
+				    (unsigned long long)sz, k->ck_what);
+				return -EINVAL;
+			}
+			continue;
+		case CT_PATH:
+			if (memchr(field, '\0', UPVM_PATH_MAX) == NULL) {
+				upvm_log(LOG_ERR, "config %s is not a "
+				    "NUL-terminated string", k->ck_key);
+				return -EINVAL;
+			}
 			continue;
 		default:
 			memcpy(&u, field, sizeof(u));

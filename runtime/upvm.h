@@ -45,7 +45,18 @@ extern "C" {
  *				  sleeps, 0..10000 (0)
  *	pin	  UPVM_PIN	  pin fault thread i to CPU i: 0 or 1 (1)
  *	log	  UPVM_LOG	  none|error|warn|info|debug (warn)
+ *	budget	  UPVM_BUDGET	  resident bytes allowed to managed memory:
+ *				  a size (K/M/G/T suffix) or a percentage of
+ *				  RAM ("25%"); 0 = no budget, nothing pages
+ *				  out (0)
+ *	swap	  UPVM_SWAP	  directory for the private swap file, or the
+ *				  path of a new file ($TMPDIR, else /var/tmp)
+ *	swap_max  UPVM_SWAP_MAX	  cap on the swap file, a size (64G)
+ *	fallback  UPVM_FALLBACK	  1: page out without UFFDIO_MOVE and
+ *				  WP_ASYNC even where the kernel has them (0)
  */
+#define UPVM_PATH_MAX	256
+
 struct upvm_config {
 	unsigned	cluster_pages;
 	unsigned	seq_max_pages;
@@ -53,6 +64,10 @@ struct upvm_config {
 	unsigned	spin_us;
 	bool		pin_handlers;
 	int		log_level;
+	uint64_t	budget;			/* bytes, 0: none */
+	char		swap_path[UPVM_PATH_MAX]; /* "": default */
+	uint64_t	swap_max;		/* bytes */
+	bool		force_fallback;
 };
 
 /* upvm_config_default: fill in the defaults.  Never fails. */
@@ -148,6 +163,19 @@ struct upvm_stats {
 	uint64_t	meta_bytes;	/* runtime metadata (map, amaps, anons) */
 	unsigned	handlers;	/* fault threads running */
 	uint64_t	features;	/* UFFD_FEATURE_* enabled */
+	/* paging (with a budget) */
+	uint64_t	budget_pages;	/* the budget, 0: none */
+	uint64_t	resident_peak;	/* most pages resident at once */
+	uint64_t	pageouts;	/* pages written to swap */
+	uint64_t	pageout_ios;	/*   in this many writes */
+	uint64_t	pageins;	/* pages read from swap */
+	uint64_t	pagein_ios;	/*   in this many reads */
+	uint64_t	clean_drops;	/* pages dropped: swap copy still valid */
+	uint64_t	reactivations;	/* staged pages moved back, no I/O */
+	uint64_t	swap_full;	/* pageouts refused: swap full, kept */
+	uint64_t	io_errors;	/* failed swap I/Os */
+	uint64_t	poisoned;	/* pages that raise SIGBUS (lost data) */
+	uint64_t	swap_used_pages; /* swap slots in use */
 };
 
 /* upvm_stats: a snapshot of the counters.  => -ENXIO if not initialized */

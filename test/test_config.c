@@ -544,3 +544,47 @@ Test(config, cluster_larger_than_seq_max_is_rejected, .timeout = 10)
 	cfg.seq_max_pages = 32;
 	cr_assert_eq(config_check(&cfg), -EINVAL);
 }
+
+Test(config, sizes_and_percentages_parse, .timeout = 10)
+{
+	struct upvm_config cfg;
+	long ram = sysconf(_SC_PHYS_PAGES) * 4096L;
+
+	upvm_config_default(&cfg);
+	cr_assert_eq(cfg.budget, 0);
+	cr_assert_eq(cfg.swap_max, (uint64_t)64 << 30);
+	cr_assert_eq(cfg.swap_path[0], '\0');
+	cr_assert_eq(config_parse_conf(&cfg, "budget:512M,swap_max:2G"), 0);
+	cr_assert_eq(cfg.budget, (uint64_t)512 << 20);
+	cr_assert_eq(cfg.swap_max, (uint64_t)2 << 30);
+	cr_assert_eq(config_parse_conf(&cfg, "budget:64k,swap_max:1TB"), 0);
+	cr_assert_eq(cfg.budget, 65536);
+	cr_assert_eq(cfg.swap_max, (uint64_t)1 << 40);
+	cr_assert_eq(config_parse_conf(&cfg, "budget:25%"), 0);
+	cr_assert_eq(cfg.budget, (uint64_t)ram / 100 * 25);
+	cr_assert_eq(config_parse_conf(&cfg, "swap:/var/tmp,fallback:1"), 0);
+	cr_assert_str_eq(cfg.swap_path, "/var/tmp");
+	cr_assert_eq(cfg.force_fallback, true);
+	CHECK(&cfg);
+}
+
+Test(config, bad_sizes_and_paths_are_rejected_in_one_line, .timeout = 10)
+{
+	const char *bad[] = {
+		"budget:abc", "budget:12Q", "budget:0%", "budget:101%",
+		"budget:-1G", "budget:99999999999T", "budget:", "swap_max:1",
+		"swap_max:0", "swap:", "fallback:2",
+	};
+	struct upvm_config cfg;
+	char name[64];
+
+	log_capture();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		upvm_config_default(&cfg);
+		cr_assert_eq(config_parse_conf(&cfg, bad[i]), -EINVAL, "%s",
+		    bad[i]);
+		snprintf(name, sizeof(name), "%.*s",
+		    (int)(strchr(bad[i], ':') - bad[i]), bad[i]);
+		expect_one_line(bad[i], name);
+	}
+}

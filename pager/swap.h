@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * swap.h: the swap pager: anonymous pages in a private swap file.
+ *
+ * The file is created private (O_TMPFILE, or created and unlinked at once,
+ * mode 0600) in a directory, or is a given path created new; it is grown
+ * with fallocate() in SWAP_GROW steps as slots are handed out, up to a cap,
+ * and opened O_DIRECT where the filesystem allows it (else buffered, with
+ * the written range dropped from the page cache).
+ *
+ * Slots are page sized and numbered from 1 (0 means "no slot").  The slot
+ * allocator hands out contiguous runs (next fit over a bitmap), so that a
+ * cluster is written and read back with one I/O.  Each slot has a reference
+ * count (an anon shared copy-on-write, a child after fork); the last
+ * swap_free() releases it.  The bitmap, the counts and their lock live in
+ * one MAP_SHARED anonymous area with a process-shared mutex, so that after
+ * fork() parent and child allocate from, and count references in, the same
+ * state and never overwrite each other's data.
+ *
+ * I/O goes through rings (uring.h) owned by the calling threads:
+ * swap_read/swap_write queue one contiguous run; swap_*_sync do a whole
+ * transfer and wait.  The struct swap embeds struct pager first, so it is
+ * also the "swap" backend behind pager_ops (offsets = slot * PAGE_SIZE).
+ *
+ * Locks protecting struct members in this file:
+ *	I  immutable after swap_create()   s  sw_shared->ss_lock
+ *	a  atomic
+ * Invariants (swap_check()): a slot is allocated in the bitmap iff its
+ * count is > 0; ss_used == allocated slots; ss_used <= sw_maxslots;
+ * the file is at least as large as the highest allocated slot.
+ */
+#ifndef UPVM_SWAP_H
+#define UPVM_SWAP_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "pager.h"
+
+struct ring;
+
+#define SWAP_GROW	((uint64_t)64 << 20)	/* fallocate step, bytes */
+
+struct swap_config {
+	const char	*sc_path;	/* directory, or a file path that must
+					   not exist yet; NULL: $TMPDIR, else
+					   /var/tmp */
+	uint64_t	 sc_max;	/* cap in bytes; 0: 64 GiB */
+	bool		 sc_nodirect;	/* never use O_DIRECT */
+};
+
+struct swap_shared;			/* swap.c: bitmap, counts, lock */
+
+struct swap {
+	struct pager	 sw_pager;	/* first: the pager backend */
+	int		 sw_fd;		/* [I] */
+	bool		 sw_direct;	/* [I] opened O_DIRECT */
+	uint64_t	 sw_maxslots;	/* [I] cap, in slots */
+	char		 sw_where[256];	/* [I] for messages */
+	struct swap_shared *sw_shared;	/* [I] MAP_SHARED state */
+};
+
+/*
+ * swap_create: create the swap file.
+ * => 0, or -errno with one log line saying what failed and what to do
+ *    (-ENOENT/-EACCES: the directory; -EINVAL: a cap below one page).
+ */
+int swap_create(const struct swap_config *, struct swap **out);
+void swap_destroy(struct swap *);
+
+/*
+ * swap_alloc: a run of n contiguous free slots, each with count 1.
+ * => 0 with *slotp the first, -ENOSPC when the cap or the disk is full
+ *    (nothing allocated), -EINVAL for n <= 0.
+ */
+int swap_alloc(struct swap *, int n, uint64_t *slotp);
+
+/* swap_ref / swap_free: one more / one less reference on n slots */
+void swap_ref(struct swap *, uint64_t slot, int n);
+void swap_free(struct swap *, uint64_t slot, int n);
+unsigned swap_count(struct swap *, uint64_t slot);
+
+/* slots in use, and the cap */
+uint64_t swap_used(struct swap *);
+
+/*
+ * swap_read / swap_write: queue the I/O of n pages at slot on `ring`.
+ * => 0 queued (the completion carries tag), or -errno (-EBUSY: ring full).
+ */
+int swap_read(struct swap *, struct ring *, uint64_t slot, void *buf, int n,
+    uint64_t tag);
+int swap_write(struct swap *, struct ring *, uint64_t slot, const void *buf,
+    int n, uint64_t tag);
+
+/*
+ * swap_read_sync / swap_write_sync: the whole transfer, waited for (short
+ * transfers continued).  => 0, or -EIO / -errno.
+ */
+int swap_read_sync(struct swap *, struct ring *, uint64_t slot, void *buf,
+    int n);
+int swap_write_sync(struct swap *, struct ring *, uint64_t slot,
+    const void *buf, int n);
+
+/* swap_check: 0 if the invariants hold, else -EINVAL (logged) */
+int swap_check(struct swap *);
+
+extern const struct pager_ops swap_pager_ops;
+
+#endif /* UPVM_SWAP_H */

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * uring.h: io_uring for the pagers; uring.c is the only file that includes
+ * <liburing.h>.
+ *
+ * A ring belongs to one thread (a fault thread, the pageout daemon): no
+ * lock.  Reads and writes are queued with ring_read/ring_write and go to
+ * the kernel in one batch at ring_submit (or when the submission queue is
+ * full).  Completions are reaped with ring_reap; ring_fd is an eventfd that
+ * becomes readable when completions are posted, so that a thread can wait
+ * for uffd events and I/O completions in one poll().  Buffers registered
+ * with ring_register_buffers are used with the fixed-buffer opcodes when an
+ * I/O lies wholly inside one of them.
+ *
+ * Locks: none; every function is called by the ring's owner only.
+ */
+#ifndef UPVM_URING_H
+#define UPVM_URING_H
+
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "../runtime/vm.h"
+
+struct ring;
+
+struct ring_cqe {
+	uint64_t	rc_tag;		/* the caller's tag */
+	int		rc_res;		/* bytes done, or -errno */
+};
+
+/*
+ * ring_create: a ring of `depth` entries (a power of two, 1..4096) with an
+ * eventfd for completions.
+ * => 0, or -errno (-ENOSYS / -EPERM: io_uring unavailable).
+ */
+int ring_create(unsigned depth, struct ring **out);
+void ring_destroy(struct ring *);
+
+/* ring_fd: the eventfd that turns readable when completions arrive */
+int ring_fd(struct ring *);
+
+/*
+ * ring_register_file / ring_register_buffers: fixed file and buffers.
+ * Optional: I/O works without them.  => 0 or -errno.
+ */
+int ring_register_file(struct ring *, int fd);
+int ring_register_buffers(struct ring *, const struct iovec *, unsigned n);
+
+/*
+ * ring_read / ring_write: queue len bytes at file offset off to/from buf,
+ * tagged.  Short transfers are the caller's to handle (rc_res < len).
+ * => 0 queued, -EBUSY when the ring has `depth` I/Os in flight already
+ *    (reap first).
+ */
+int ring_read(struct ring *, int fd, void *buf, size_t len, uint64_t off,
+    uint64_t tag);
+int ring_write(struct ring *, int fd, const void *buf, size_t len,
+    uint64_t off, uint64_t tag);
+
+/* ring_submit: hand the queued I/Os to the kernel.  => number or -errno */
+int ring_submit(struct ring *);
+
+/*
+ * ring_reap: up to n completions into out[]; with wait, block until at
+ * least one arrives (submitting first).  => number reaped, or -errno.
+ */
+int ring_reap(struct ring *, struct ring_cqe *out, int n, bool wait);
+
+/* ring_inflight: I/Os queued or submitted and not yet reaped */
+unsigned ring_inflight(struct ring *);
+
+#endif /* UPVM_URING_H */
