@@ -10,9 +10,11 @@
 
 #include "log.h"
 #include "pager.h"
+#include "swap.h"
 
 static const struct pager_ops *const pager_registry[] = {
 	&zero_pager_ops,
+	&swap_pager_ops,
 };
 
 void

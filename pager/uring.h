@@ -24,6 +24,8 @@
 
 struct ring;
 
+#define RING_TAG_INTERNAL	UINT64_MAX	/* reserved for uring.c */
+
 struct ring_cqe {
 	uint64_t	rc_tag;		/* the caller's tag */
 	int		rc_res;		/* bytes done, or -errno */
@@ -49,13 +51,25 @@ int ring_register_buffers(struct ring *, const struct iovec *, unsigned n);
 
 /*
  * ring_read / ring_write: queue len bytes at file offset off to/from buf,
- * tagged.  Short transfers are the caller's to handle (rc_res < len).
+ * tagged (any tag but RING_TAG_INTERNAL).  Short transfers are the
+ * caller's to handle (rc_res < len).
  * => 0 queued, -EBUSY when the ring has `depth` I/Os in flight already
  *    (reap first).
  */
 int ring_read(struct ring *, int fd, void *buf, size_t len, uint64_t off,
     uint64_t tag);
 int ring_write(struct ring *, int fd, const void *buf, size_t len,
+    uint64_t off, uint64_t tag);
+
+/*
+ * ring_read_nocache / ring_write_nocache: ring_read / ring_write for a file
+ * opened without O_DIRECT, with the range then dropped from the page cache
+ * (linked sync_file_range and POSIX_FADV_DONTNEED, best effort).  One
+ * completion, the transfer's, as for ring_read / ring_write.
+ */
+int ring_read_nocache(struct ring *, int fd, void *buf, size_t len,
+    uint64_t off, uint64_t tag);
+int ring_write_nocache(struct ring *, int fd, const void *buf, size_t len,
     uint64_t off, uint64_t tag);
 
 /* ring_submit: hand the queued I/Os to the kernel.  => number or -errno */

@@ -24,6 +24,7 @@
 #include "log.h"
 
 static struct kmem_pool anon_pool;
+static void (*swap_release)(uint64_t slot);
 static struct kmem_pool amap_pool;
 static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static int pools_users;
@@ -66,6 +67,20 @@ slots_bytes(int nslot)
 	return round_page((size_t)nslot * sizeof(uintptr_t));
 }
 
+static size_t
+refbits_bytes(int nslot)
+{
+	size_t units = ((size_t)nslot + AMAP_UNIT - 1) / AMAP_UNIT;
+
+	return round_page((units + 63) / 64 * sizeof(atomic_ulong));
+}
+
+void
+amap_set_swap_release(void (*release)(uint64_t slot))
+{
+	swap_release = release;
+}
+
 int
 amap_create(int nslot, struct amap **out)
 {
@@ -76,7 +91,12 @@ amap_create(int nslot, struct amap **out)
 	if ((am = kmem_pool_get(&amap_pool)) == NULL)
 		return -ENOMEM;
 	am->am_slots = kmem_alloc(slots_bytes(nslot));
-	if (am->am_slots == NULL) {
+	am->am_refbits = kmem_alloc(refbits_bytes(nslot));
+	if (am->am_slots == NULL || am->am_refbits == NULL) {
+		if (am->am_slots != NULL)
+			kmem_free(am->am_slots, slots_bytes(nslot));
+		if (am->am_refbits != NULL)
+			kmem_free(am->am_refbits, refbits_bytes(nslot));
 		kmem_pool_put(&amap_pool, am);
 		return -ENOMEM;
 	}
@@ -105,7 +125,9 @@ anon_unref(struct anon *an)
 	if (atomic_fetch_sub_explicit(&an->an_ref, 1,
 	    memory_order_acq_rel) != 1)
 		return;
-	/* last reference: nothing else can see it (swap slots: issue 3) */
+	/* last reference: nothing else can see it */
+	if (an->an_swslot != 0 && swap_release != NULL)
+		swap_release(an->an_swslot);
 	kmem_pool_put(&anon_pool, an);
 }
 
@@ -184,6 +206,7 @@ amap_free(struct amap *am)
 	VM_ASSERT(atomic_load(&am->am_ref) == 0);
 	amap_free_range(am, 0, am->am_nslot);
 	kmem_free(am->am_slots, slots_bytes(am->am_nslot));
+	kmem_free(am->am_refbits, refbits_bytes(am->am_nslot));
 	vm_mutex_destroy(&am->am_lock);
 	kmem_pool_put(&amap_pool, am);
 }
@@ -337,6 +360,46 @@ amap_claim(struct amap *am, int slot, int lo, int hi, int *startp,
 	return b - a;
 }
 
+/* a swapped-out anon nobody owns, holding swap slot `want` (0: any) */
+static bool
+slot_swapped(struct amap *am, int slot, uint64_t want)
+{
+	uintptr_t s = am->am_slots[slot];
+	struct anon *an;
+
+	if (!SLOT_IS_ANON(s))
+		return false;
+	an = SLOT_ANON(s);
+	return (an->an_flags & (ANON_SWAPPED | ANON_RESIDENT | ANON_TRANSIT |
+	    ANON_POISON)) == ANON_SWAPPED &&
+	    (want == 0 || an->an_swslot == want);
+}
+
+int
+amap_claim_swapped(struct amap *am, int slot, int lo, int hi, int *startp,
+    uint64_t *swslotp)
+{
+	uint64_t base;
+	int a, b;
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	VM_ASSERT(lo <= slot && slot < hi && hi <= am->am_nslot);
+	if (!slot_swapped(am, slot, 0))
+		return 0;
+	base = SLOT_ANON(am->am_slots[slot])->an_swslot;
+	for (a = slot; a > lo && slot_swapped(am, a - 1,
+	    base - (uint64_t)(slot - a + 1)); a--)
+		;
+	for (b = slot + 1; b < hi && slot_swapped(am, b,
+	    base + (uint64_t)(b - slot)); b++)
+		;
+	for (int i = a; i < b; i++)
+		SLOT_ANON(am->am_slots[i])->an_flags |= ANON_TRANSIT;
+	*startp = a;
+	*swslotp = base - (uint64_t)(slot - a);
+	return b - a;
+}
+
 void
 amap_settle(struct amap *am, int slot, int n, uintptr_t to)
 {
@@ -348,6 +411,79 @@ amap_settle(struct amap *am, int slot, int n, uintptr_t to)
 	}
 	if (to == SLOT_EMPTY)
 		am->am_nused -= n;
+}
+
+struct anon *
+amap_anon_at(struct amap *am, int slot)
+{
+	uintptr_t s;
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	s = am->am_slots[slot];
+	return SLOT_IS_ANON(s) ? SLOT_ANON(s) : NULL;
+}
+
+struct anon *
+amap_anon(struct amap *am, int slot)
+{
+	uintptr_t s;
+	struct anon *an;
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	s = am->am_slots[slot];
+	if (SLOT_IS_ANON(s))
+		return (SLOT_ANON(s)->an_flags & ANON_RESIDENT) ?
+		    SLOT_ANON(s) : NULL;
+	if (s != SLOT_RESIDENT || (an = anon_alloc()) == NULL)
+		return NULL;
+	an->an_flags = ANON_RESIDENT;
+	am->am_slots[slot] = (uintptr_t)an;
+	return an;
+}
+
+void
+amap_set_dirty(struct amap *am, int slot, uint64_t *slotp)
+{
+	uintptr_t s;
+	struct anon *an;
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	*slotp = 0;
+	s = am->am_slots[slot];
+	if (!SLOT_IS_ANON(s))
+		return;
+	an = SLOT_ANON(s);
+	VM_ASSERT(an->an_flags & ANON_RESIDENT);
+	if (atomic_load(&an->an_ref) == 1) {
+		/* private: back to an implicit anon, its copy released */
+		*slotp = an->an_swslot;
+		am->am_slots[slot] = SLOT_RESIDENT;
+		an->an_swslot = 0;
+		kmem_pool_put(&anon_pool, an);
+		return;
+	}
+	/* shared (copy-on-write): the writer's fault path copies it first */
+}
+
+void
+amap_ref_unit(struct amap *am, int slot)
+{
+	int u = slot / AMAP_UNIT;
+
+	if (!(atomic_load_explicit(&am->am_refbits[u / 64],
+	    memory_order_relaxed) & (1UL << (u % 64))))
+		atomic_fetch_or_explicit(&am->am_refbits[u / 64],
+		    1UL << (u % 64), memory_order_relaxed);
+}
+
+bool
+amap_test_clear_unit(struct amap *am, int slot)
+{
+	int u = slot / AMAP_UNIT;
+	unsigned long bit = 1UL << (u % 64);
+
+	return (atomic_fetch_and_explicit(&am->am_refbits[u / 64], ~bit,
+	    memory_order_relaxed) & bit) != 0;
 }
 
 int

@@ -44,9 +44,17 @@
 #define SLOT_RESIDENT	((uintptr_t)3)
 #define SLOT_IS_ANON(s)	((s) > SLOT_RESIDENT)
 
-/* an_flags */
+/*
+ * an_flags.  A resident page with ANON_SWAPPED is clean: its swap copy is
+ * valid and it is mapped write-protected, so the first write faults
+ * (synchronous WP) and the handler drops the copy before letting it
+ * through.  SLOT_RESIDENT pages are dirty and have no copy.
+ */
 #define ANON_RESIDENT	0x1	/* data in a page table (a mapped page) */
-#define ANON_SWAPPED	0x2	/* data in the swap slot an_swslot */
+#define ANON_SWAPPED	0x2	/* an_swslot holds a valid copy of the data */
+#define ANON_TRANSIT	0x4	/* being paged out or in: its owner ends the
+				   transit and wakes the page's waiters */
+#define ANON_POISON	0x8	/* the data is lost (I/O error): SIGBUS */
 
 struct anon {
 	atomic_uint	an_ref;		/* [a] slots pointing here */
@@ -64,7 +72,11 @@ struct amap {
 	int		  am_nslot;	/* [I] slots allocated */
 	int		  am_nused;	/* [l] slots not SLOT_EMPTY */
 	uintptr_t	 *am_slots;	/* [l] kmem_alloc'd, am_nslot words */
+	atomic_ulong	 *am_refbits;	/* [a] kmem_alloc'd, a bit per unit */
 };
+
+/* am_refbits: one "referenced" bit per AMAP_UNIT slots, for the clock */
+#define AMAP_UNIT	64
 
 /* vm_aref: an entry's reference into an amap */
 struct vm_aref {
@@ -133,8 +145,39 @@ int amap_copy(struct vm_aref *aref, int n);
  */
 int amap_cow(struct amap *, int slot, struct anon **newp, struct anon **oldp);
 
-/* anon_unref: drop one reference; the last frees the anon. */
+/* anon_unref: drop one reference; the last frees the anon and its swap
+   slot (through the release hook). */
 void anon_unref(struct anon *);
+
+/*
+ * amap_set_swap_release: the function that frees a swap slot when the last
+ * anon holding it goes (set once by upvm_init; NULL: none).
+ */
+void amap_set_swap_release(void (*release)(uint64_t slot));
+
+/*
+ * amap_anon: the anon of a resident slot, made real if the slot is an
+ * implicit SLOT_RESIDENT.
+ * => amap locked by caller.  NULL if the slot is not resident (or ENOMEM).
+ */
+struct anon *amap_anon(struct amap *, int slot);
+
+/*
+ * amap_anon_at: the anon in a slot, or NULL for tags.  => amap locked
+ */
+struct anon *amap_anon_at(struct amap *, int slot);
+
+/*
+ * amap_set_dirty: a resident slot became dirty: its swap copy (if any) is
+ * dropped, and a private anon goes back to the implicit SLOT_RESIDENT.
+ * => amap locked by caller; the swap slot is released after the caller
+ *    drops the lock: returned in *slotp (0: none).
+ */
+void amap_set_dirty(struct amap *, int slot, uint64_t *slotp);
+
+/* amap_ref_unit / amap_test_clear_unit: the clock's reference bits */
+void amap_ref_unit(struct amap *, int slot);
+bool amap_test_clear_unit(struct amap *, int slot);
 
 /*
  * amap_claim: claim the run of empty slots around `slot` inside [lo, hi)
@@ -146,6 +189,17 @@ void anon_unref(struct anon *);
  */
 int amap_claim(struct amap *, int slot, int lo, int hi, int *startp,
     uintptr_t *statep);
+
+/*
+ * amap_claim_swapped: claim for pagein the run of swapped-out anons around
+ * `slot` inside [lo, hi) whose swap slots are consecutive (one read), each
+ * made ANON_TRANSIT.
+ * => amap locked by caller; map read-locked.
+ * => returns the pages claimed, with *startp the first slot and *swslotp
+ *    its swap slot; 0 if `slot` is not a swapped-out anon.
+ */
+int amap_claim_swapped(struct amap *, int slot, int lo, int hi, int *startp,
+    uint64_t *swslotp);
 
 /*
  * amap_settle: end a claim of [slot, slot + n): each slot becomes `to`

@@ -51,8 +51,6 @@ static const struct conf_key conf_keys[] = {
 	    "a directory, or the path of a file that does not exist yet"),
 	KEY("swap_max", "UPVM_SWAP_MAX", CT_SIZE, swap_max, 0, 0,
 	    "a size of at least 4K, such as 16G"),
-	KEY("fallback", "UPVM_FALLBACK", CT_BOOL, force_fallback, 0, 1,
-	    "0 or 1"),
 };
 
 UPVM_API void
@@ -217,8 +215,8 @@ config_parse_conf(struct upvm_config *cfg, const char *conf)
 		    (size_t)(colon - item), false)) == NULL) {
 			upvm_log(LOG_ERR, "UPVM_CONF: \"%s\" is not a known "
 			    "key:value (keys: cluster, seq_max, handlers, "
-			    "spin_us, pin, log, budget, swap, swap_max, "
-			    "fallback)", item);
+			    "spin_us, pin, log, budget, swap, swap_max)",
+			    item);
 			return -EINVAL;
 		}
 		snprintf(name, sizeof(name), "UPVM_CONF %.*s",

@@ -46,12 +46,16 @@
 #include "kmem.h"
 #include "log.h"
 #include "pager.h"
+#include "pdaemon.h"
+#include "swap.h"
+#include "uring.h"
 #include "sys.h"
 #include "vmspace.h"
 
 #define FAULT_STACK_SIZE	(256 * 1024)
 #define FAULT_BUF_SIZE		((size_t)FAULT_MAX_CLUSTER * PAGE_SIZE)
 #define FAULT_EAGAIN_TRIES	1000
+#define FAULT_RING_DEPTH	16
 
 static void *fault_mem_alloc(size_t);
 static void fault_mem_free(void *, size_t);
@@ -67,7 +71,18 @@ struct fault_ctx {
 	uintptr_t		 fc_state;	/* slot value if none claimed */
 	uint64_t		 fc_t0;		/* event read, ns; 0: WILLNEED */
 	uint64_t		 fc_wake_ns;	/* faulting page mapped, ns */
+	struct ring		*fc_ring;	/* pagein I/O (with a swap) */
+	uint64_t		 fc_swslot;	/* pagein: swap slot of fc_start */
+	long			 fc_max;	/* pages the budget allows */
+	pid_t			 fc_tid;	/* faulting thread, or 0 */
 };
+
+/* what fault_claim found */
+#define FC_FILL		1	/* empty slots claimed: fill from below */
+#define FC_PAGEIN	2	/* swapped-out slots claimed: read them */
+#define FC_WAIT		3	/* someone owns the page: it wakes us */
+#define FC_WAKE		4	/* the page is resident: wake the thread */
+#define FC_POISON	5	/* the page's data is lost: SIGBUS */
 
 static uint64_t
 now_ns(void)
@@ -132,10 +147,30 @@ fault_lookup(struct fault_ctx *fc)
 }
 
 /*
- * fault_claim: claim the run of empty slots to resolve around fc_va,
- * where the cluster policy says.
+ * fault_trim: cut [*lop, *hip) down to fc_max pages around fc_va (the
+ * budget's room), keeping the faulting page.
+ */
+static void
+fault_trim(struct fault_ctx *fc, vaddr_t *lop, vaddr_t *hip)
+{
+	vsize_t max = ptoa((vsize_t)fc->fc_max);
+	vsize_t before = ptoa((vsize_t)(fc->fc_max / 2));
+
+	VM_ASSERT(fc->fc_max >= 1);
+	if (*hip - *lop <= max)
+		return;
+	*lop = MAX(*lop, fc->fc_va - MIN(fc->fc_va - *lop, before));
+	*hip = MIN(*hip, *lop + max);
+	VM_ASSERT(*lop <= fc->fc_va && fc->fc_va < *hip);
+}
+
+/*
+ * fault_claim: look at the faulting page's slot and claim what resolving
+ * it takes: the run of empty slots around it where the cluster policy says
+ * (FC_FILL), or the run of swapped-out pages with consecutive swap slots
+ * (FC_PAGEIN), both trimmed to the budget's room.
  * => map read-locked; takes and drops the amap lock.
- * => returns the pages claimed (fc_start, fc_n), or 0 with fc_state set.
+ * => returns FC_*; fc_start/fc_n (and fc_swslot) for the claims.
  */
 static int
 fault_claim(struct fault_ctx *fc)
@@ -143,38 +178,66 @@ fault_claim(struct fault_ctx *fc)
 	struct vm_map_entry *e = fc->fc_entry;
 	struct amap *am = fc->fc_amap;
 	const struct cluster_config *cc = &fc->fc_vs->vs_cc;
-	int slot = vm_entry_slot(e, fc->fc_va);
+	int slot = vm_entry_slot(e, fc->fc_va), kind;
 	vaddr_t lo, hi, slo, shi;
+	struct anon *an;
 
 	VM_ASSERT_RLOCKED(&fc->fc_vs->vs_map.m_lock);
 	fc->fc_n = 0;
 	vm_mutex_lock(&am->am_lock);
 	fc->fc_state = amap_slot(am, slot);
-	if (fc->fc_state == SLOT_EMPTY) {
-		if (cluster_choose(&e->e_cluster, cc, e->e_advice, e->e_start,
-		    e->e_end, fc->fc_va, &lo, &hi) == CLUSTER_BLOCK) {
-			/* a densely filling area: claim the super-block */
-			cluster_superblock(cc, e->e_start, e->e_end,
-			    fc->fc_va, &slo, &shi);
-			if (amap_sample(am, vm_entry_slot(e, slo),
-			    vm_entry_slot(e, shi), cc->cc_cluster) >=
-			    CLUSTER_DENSE_MIN) {
-				lo = slo;
-				hi = shi;
-			}
+	an = amap_anon_at(am, slot);
+	if (fc->fc_state == SLOT_BUSY ||
+	    (an != NULL && (an->an_flags & ANON_TRANSIT))) {
+		vm_mutex_unlock(&am->am_lock);
+		return FC_WAIT;
+	}
+	if (an != NULL && (an->an_flags & ANON_POISON)) {
+		vm_mutex_unlock(&am->am_lock);
+		return FC_POISON;
+	}
+	if (fc->fc_state != SLOT_EMPTY && (an == NULL ||
+	    (an->an_flags & ANON_RESIDENT))) {
+		vm_mutex_unlock(&am->am_lock);
+		return FC_WAKE;
+	}
+	kind = cluster_choose(&e->e_cluster, cc, e->e_advice, e->e_start,
+	    e->e_end, fc->fc_va, &lo, &hi);
+	if (kind == CLUSTER_BLOCK && an == NULL) {
+		/* a densely filling area: claim the super-block */
+		cluster_superblock(cc, e->e_start, e->e_end, fc->fc_va, &slo,
+		    &shi);
+		if (amap_sample(am, vm_entry_slot(e, slo),
+		    vm_entry_slot(e, shi), cc->cc_cluster) >=
+		    CLUSTER_DENSE_MIN) {
+			lo = slo;
+			hi = shi;
 		}
+	}
+	fault_trim(fc, &lo, &hi);
+	if (an == NULL) {
 		fc->fc_n = amap_claim(am, slot, vm_entry_slot(e, lo),
 		    vm_entry_slot(e, hi), &fc->fc_start, &fc->fc_state);
+		kind = FC_FILL;
+	} else {
+		fc->fc_n = amap_claim_swapped(am, slot, vm_entry_slot(e, lo),
+		    vm_entry_slot(e, hi), &fc->fc_start, &fc->fc_swslot);
+		kind = FC_PAGEIN;
 	}
+	amap_ref_unit(am, slot);
 	vm_mutex_unlock(&am->am_lock);
-	return fc->fc_n;
+	VM_ASSERT(fc->fc_n > 0);
+	atomic_fetch_add(&fc->fc_vs->vs_resident, fc->fc_n);
+	return kind;
 }
 
 /*
- * fault_claim_next: claim the first run of empty slots in [fc_va, hi),
- * FAULT_MAX_CLUSTER at most (WILLNEED).
+ * fault_claim_next: claim the first run of empty or swapped-out slots in
+ * [fc_va, hi), FAULT_MAX_CLUSTER at most (WILLNEED, and upvm_fini paging
+ * everything back in).
  * => map read-locked; takes and drops the amap lock.
- * => returns the pages claimed (fc_start, fc_n), or 0 if none is empty.
+ * => returns FC_FILL or FC_PAGEIN with fc_va/fc_start/fc_n set, or 0 if
+ *    there is none.
  */
 static int
 fault_claim_next(struct fault_ctx *fc, vaddr_t hi)
@@ -182,21 +245,31 @@ fault_claim_next(struct fault_ctx *fc, vaddr_t hi)
 	struct vm_map_entry *e = fc->fc_entry;
 	struct amap *am = fc->fc_amap;
 	int slot = vm_entry_slot(e, fc->fc_va), end = vm_entry_slot(e, hi);
+	int kind = 0, lim;
+	struct anon *an;
 
 	VM_ASSERT_RLOCKED(&fc->fc_vs->vs_map.m_lock);
 	fc->fc_n = 0;
 	vm_mutex_lock(&am->am_lock);
-	while (slot < end && amap_slot(am, slot) != SLOT_EMPTY)
-		slot++;
-	if (slot < end) {
-		fc->fc_va = e->e_start + ptoa((vaddr_t)(slot -
-		    e->e_aref.ar_pageoff));
-		fc->fc_n = amap_claim(am, slot, slot,
-		    MIN(end, slot + FAULT_MAX_CLUSTER), &fc->fc_start,
-		    &fc->fc_state);
+	for (; slot < end && kind == 0; slot++) {
+		lim = MIN(end, slot + FAULT_MAX_CLUSTER);
+		an = amap_anon_at(am, slot);
+		if (amap_slot(am, slot) == SLOT_EMPTY) {
+			fc->fc_n = amap_claim(am, slot, slot, lim,
+			    &fc->fc_start, &fc->fc_state);
+			kind = FC_FILL;
+		} else if (an != NULL && (fc->fc_n = amap_claim_swapped(am,
+		    slot, slot, lim, &fc->fc_start, &fc->fc_swslot)) > 0) {
+			kind = FC_PAGEIN;
+		}
 	}
 	vm_mutex_unlock(&am->am_lock);
-	return fc->fc_n;
+	if (kind != 0) {
+		fc->fc_va = e->e_start + ptoa((vaddr_t)(fc->fc_start -
+		    e->e_aref.ar_pageoff));
+		atomic_fetch_add(&fc->fc_vs->vs_resident, fc->fc_n);
+	}
+	return kind;
 }
 
 /* fault_settle: end the claim of n slots from `slot` as `to` */
@@ -208,9 +281,9 @@ fault_settle(struct fault_ctx *fc, int slot, int n, uintptr_t to)
 	vm_mutex_lock(&fc->fc_amap->am_lock);
 	amap_settle(fc->fc_amap, slot, n, to);
 	vm_mutex_unlock(&fc->fc_amap->am_lock);
-	if (to == SLOT_RESIDENT)
-		atomic_fetch_add_explicit(&fc->fc_vs->vs_resident, n,
-		    memory_order_relaxed);
+	/* claimed pages counted as resident already */
+	if (to == SLOT_EMPTY)
+		atomic_fetch_sub(&fc->fc_vs->vs_resident, n);
 }
 
 /*
@@ -337,18 +410,178 @@ fault_account(struct fault_ctx *fc, int npages)
 	    fc->fc_t0) / 1000, UPVM_LATENCY_BUCKETS)]);
 }
 
+/* fault_run_va: the address of slot `slot` in the faulting entry */
+static vaddr_t
+fault_run_va(struct fault_ctx *fc, int slot)
+{
+	struct vm_map_entry *e = fc->fc_entry;
+
+	return e->e_start + ptoa((vaddr_t)(slot - e->e_aref.ar_pageoff));
+}
+
 /*
- * fault_handle: serve one fault event at va, read at time t0.
+ * fault_poison: the data of [va, va + n pages) is lost: make every access
+ * raise SIGBUS (UFFDIO_POISON; on kernels without it, signal the faulting
+ * thread), never map zeros there.
+ * => map read-locked.
+ */
+static void
+fault_poison(struct fault_ctx *fc, vaddr_t va, int n)
+{
+	vsize_t done;
+
+	if (pmap_poison(&fc->fc_vs->vs_pmap, va, ptoa((vsize_t)n), 0,
+	    &done) == 0)
+		return;
+	if (fc->fc_tid != 0)
+		tgkill(getpid(), fc->fc_tid, SIGBUS);
+}
+
+/*
+ * fault_pagein: read the claimed run of swapped-out pages and map it
+ * write-protected (clean: its swap copy stays valid).
+ * => map read-locked; all claimed pages settled on return.
+ */
+static int
+fault_pagein(struct fault_ctx *fc)
+{
+	struct vmspace *vs = fc->fc_vs;
+	struct amap *am = fc->fc_amap;
+	vaddr_t va = fault_run_va(fc, fc->fc_start);
+	int n = fc->fc_n, error, done_pages;
+	vsize_t done = 0;
+
+	error = fc->fc_ring == NULL ? -ENXIO : swap_read_sync(vs->vs_swap,
+	    fc->fc_ring, fc->fc_swslot, fc->fc_buf, n);
+	if (error == 0) {
+		STAT_ADD(&vs->vs_stats, st_pageins, (uint64_t)n);
+		STAT_INC(&vs->vs_stats, st_pagein_ios);
+		error = pmap_copy(&vs->vs_pmap, va, fc->fc_buf,
+		    ptoa((vsize_t)n), PMAP_WP, &done);
+	} else {
+		STAT_INC(&vs->vs_stats, st_io_errors);
+		upvm_log(LOG_ERR, "reading %d pages from swap failed: %s; "
+		    "accessing them raises SIGBUS", n, strerror(-error));
+	}
+	done_pages = (int)atop(done);
+	if (fc->fc_t0 != 0)
+		fc->fc_wake_ns = now_ns();
+	vm_mutex_lock(&am->am_lock);
+	for (int i = 0; i < n; i++) {
+		struct anon *an = amap_anon_at(am, fc->fc_start + i);
+
+		an->an_flags &= ~ANON_TRANSIT;
+		if (i < done_pages)
+			an->an_flags |= ANON_RESIDENT;
+		else if (error != 0 && error != -EEXIST && error != -EAGAIN &&
+		    done == 0)
+			an->an_flags |= ANON_POISON;
+	}
+	vm_mutex_unlock(&am->am_lock);
+	atomic_fetch_sub(&vs->vs_resident, n - done_pages);
+	/* a writer that hit the fresh pages in transit waits in a WP fault */
+	if (done_pages > 0)
+		pmap_wake(&vs->vs_pmap, va, done);
+	if (done_pages < n) {
+		vaddr_t rest = va + done;
+
+		if (done == 0 && error != 0 && error != -EEXIST &&
+		    error != -EAGAIN) {
+			STAT_ADD(&vs->vs_stats, st_poisoned, (uint64_t)n);
+			fault_poison(fc, rest, n);
+		} else {
+			/* the rest faults again and is read again */
+			pmap_wake(&vs->vs_pmap, rest,
+			    ptoa((vsize_t)(n - done_pages)));
+		}
+	}
+	return error;
+}
+
+/*
+ * fault_resolve: resolve what fault_claim claimed (kind FC_FILL or
+ * FC_PAGEIN), account it.
+ * => map read-locked.
+ */
+static void
+fault_resolve(struct fault_ctx *fc, int kind)
+{
+	struct vmspace *vs = fc->fc_vs;
+
+	if (kind == FC_PAGEIN)
+		fault_pagein(fc);
+	else
+		fault_fill(fc);
+	if (vs->vs_pd != NULL)
+		pd_kick(vs->vs_pd);
+}
+
+/*
+ * fault_wp: a write hit a write-protected page: a clean page becomes dirty
+ * (its swap copy is dropped) and the write goes through; a page being
+ * paged out keeps the writer waiting until the daemon wakes it.
  * => no locks held on entry or return.
  */
 static void
-fault_handle(struct vmspace *vs, vaddr_t va, void *buf, uint64_t t0)
+fault_wp(struct vmspace *vs, vaddr_t va)
 {
-	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va),
-	    .fc_buf = buf, .fc_t0 = t0, .fc_wake_ns = t0 };
-	int error, n;
+	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va) };
+	struct amap *am;
+	struct anon *an;
+	uint64_t old = 0;
+	bool unprotect = false, wait = false;
+	int slot, error;
 
 	STAT_INC(&vs->vs_stats, st_faults);
+	while ((error = fault_lookup(&fc)) == -ERESTART)
+		;
+	if (error != 0) {
+		STAT_INC(&vs->vs_stats, st_faults_unmapped);
+		pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
+		return;
+	}
+	am = fc.fc_amap;
+	slot = vm_entry_slot(fc.fc_entry, fc.fc_va);
+	vm_mutex_lock(&am->am_lock);
+	an = amap_anon_at(am, slot);
+	if (an != NULL && (an->an_flags & ANON_TRANSIT)) {
+		wait = true;
+	} else if (amap_slot(am, slot) == SLOT_RESIDENT) {
+		unprotect = true;
+	} else if (an != NULL && (an->an_flags & ANON_RESIDENT)) {
+		amap_set_dirty(am, slot, &old);
+		unprotect = true;
+	}
+	amap_ref_unit(am, slot);
+	vm_mutex_unlock(&am->am_lock);
+	if (unprotect)
+		pmap_writeprotect(&vs->vs_pmap, fc.fc_va, PAGE_SIZE, false,
+		    false);
+	else if (!wait)
+		pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	if (old != 0)
+		swap_free(vs->vs_swap, old, 1);
+	STAT_INC(&vs->vs_stats, st_faults_woken);
+}
+
+/*
+ * fault_handle: serve one missing-page fault event at va, read at time t0.
+ * => no locks held on entry or return.
+ */
+static void
+fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
+{
+	struct vmspace *vs = ft->ft_vs;
+	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va),
+	    .fc_buf = ft->ft_buf, .fc_t0 = t0, .fc_wake_ns = t0,
+	    .fc_ring = ft->ft_ring, .fc_tid = tid,
+	    .fc_max = FAULT_MAX_CLUSTER };
+	int error, kind;
+
+	STAT_INC(&vs->vs_stats, st_faults);
+	if (vs->vs_pd != NULL)
+		fc.fc_max = pd_throttle(vs->vs_pd, FAULT_MAX_CLUSTER);
 	while ((error = fault_lookup(&fc)) == -ERESTART)
 		;
 	if (error != 0) {
@@ -360,14 +593,17 @@ fault_handle(struct vmspace *vs, vaddr_t va, void *buf, uint64_t t0)
 		pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
 		return;
 	}
-	if ((n = fault_claim(&fc)) > 0) {
-		fault_fill(&fc);
+	kind = fault_claim(&fc);
+	if (kind == FC_FILL || kind == FC_PAGEIN) {
+		fault_resolve(&fc, kind);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
-		fault_account(&fc, n);
+		fault_account(&fc, fc.fc_n);
 		return;
 	}
+	if (kind == FC_POISON)
+		fault_poison(&fc, fc.fc_va, 1);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
-	if (fc.fc_state != SLOT_BUSY)
+	if (kind == FC_WAKE)
 		pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
 	STAT_INC(&vs->vs_stats, st_faults_woken);
 }
@@ -375,13 +611,17 @@ fault_handle(struct vmspace *vs, vaddr_t va, void *buf, uint64_t t0)
 int
 fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 {
-	struct fault_ctx fc = { .fc_vs = vs };
-	struct vm_map_entry *e;
+	struct fault_ctx fc = { .fc_vs = vs, .fc_max = FAULT_MAX_CLUSTER };
 	vaddr_t va = start, hi;
-	int error = 0, n;
+	int error = 0, kind;
 
 	if ((fc.fc_buf = fault_mem_alloc(FAULT_BUF_SIZE)) == NULL)
 		return -ENOMEM;
+	if (vs->vs_swap != NULL &&
+	    (error = ring_create(4, &fc.fc_ring)) != 0) {
+		fault_mem_free(fc.fc_buf, FAULT_BUF_SIZE);
+		return error;
+	}
 	while (va < end && error == 0) {
 		fc.fc_va = va;
 		if ((error = fault_lookup(&fc)) == -ERESTART) {
@@ -390,20 +630,21 @@ fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 		}
 		if (error != 0)
 			break;
-		e = fc.fc_entry;
-		hi = MIN(end, e->e_end);
-		if ((n = fault_claim_next(&fc, hi)) > 0) {
-			error = fault_fill(&fc);
+		hi = MIN(end, fc.fc_entry->e_end);
+		if ((kind = fault_claim_next(&fc, hi)) != 0) {
+			fault_resolve(&fc, kind);
 			STAT_ADD(&vs->vs_stats, st_pages_prefetched,
-			    (uint64_t)n);
+			    (uint64_t)fc.fc_n);
 			STAT_ADD(&vs->vs_stats, st_pages_resolved,
-			    (uint64_t)n);
-			va = fc.fc_va + ptoa((vaddr_t)n);
+			    (uint64_t)fc.fc_n);
+			va = fc.fc_va + ptoa((vaddr_t)fc.fc_n);
 		} else {
 			va = hi;
 		}
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
 	}
+	if (fc.fc_ring != NULL)
+		ring_destroy(fc.fc_ring);
 	fault_mem_free(fc.fc_buf, FAULT_BUF_SIZE);
 	return error;
 }
@@ -470,8 +711,14 @@ fault_main(void *arg)
 				    msgs[i].event);
 				continue;
 			}
-			fault_handle(vs, (vaddr_t)msgs[i].arg.pagefault.address,
-			    ft->ft_buf, t0);
+			if (msgs[i].arg.pagefault.flags &
+			    UFFD_PAGEFAULT_FLAG_WP)
+				fault_wp(vs, (vaddr_t)
+				    msgs[i].arg.pagefault.address);
+			else
+				fault_handle(ft, (vaddr_t)
+				    msgs[i].arg.pagefault.address,
+				    (pid_t)msgs[i].arg.pagefault.feat.ptid, t0);
 		}
 	}
 	return NULL;
@@ -502,6 +749,9 @@ fault_thread_free(struct fault_thread *ft)
 {
 	fault_mem_free(ft->ft_stack, FAULT_STACK_SIZE);
 	fault_mem_free(ft->ft_buf, FAULT_BUF_SIZE);
+	if (ft->ft_ring != NULL)
+		ring_destroy(ft->ft_ring);
+	ft->ft_ring = NULL;
 }
 
 /*
@@ -517,11 +767,17 @@ fault_thread_start(struct vmspace *vs, struct fault_thread *ft, int cpu)
 
 	ft->ft_vs = vs;
 	ft->ft_cpu = cpu;
+	ft->ft_ring = NULL;
 	ft->ft_stack = fault_mem_alloc(FAULT_STACK_SIZE);
 	ft->ft_buf = fault_mem_alloc(FAULT_BUF_SIZE);
 	if (ft->ft_stack == NULL || ft->ft_buf == NULL) {
 		fault_thread_free(ft);
 		return -ENOMEM;
+	}
+	if (vs->vs_swap != NULL &&
+	    (error = ring_create(FAULT_RING_DEPTH, &ft->ft_ring)) != 0) {
+		fault_thread_free(ft);
+		return error;
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setstack(&attr, ft->ft_stack, FAULT_STACK_SIZE);

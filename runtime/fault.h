@@ -34,7 +34,8 @@ struct fault_thread {
 	struct vmspace	*ft_vs;		/* [I] */
 	int		 ft_cpu;	/* [I] pinned CPU, or -1 */
 	void		*ft_stack;	/* [I] kmem_alloc'd */
-	void		*ft_buf;	/* [I] lower-layer data, kmem_alloc'd */
+	void		*ft_buf;	/* [I] pager data (FAULT_MAX_CLUSTER) */
+	struct ring	*ft_ring;	/* [I] pagein I/O; NULL: no swap */
 };
 
 struct fault_engine {

@@ -247,10 +247,11 @@ int
 pmap_writeprotect(struct pmap *pm, vaddr_t va, vsize_t len, bool wp,
     bool dontwake)
 {
+	/* the kernel refuses DONTWAKE with WP: protecting wakes nobody */
 	struct uffdio_writeprotect w = {
 		.range = { .start = va, .len = len },
-		.mode = (wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0) |
-		    (dontwake ? UFFDIO_WRITEPROTECT_MODE_DONTWAKE : 0),
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP :
+		    dontwake ? UFFDIO_WRITEPROTECT_MODE_DONTWAKE : 0,
 	};
 
 	return ioctl(pm->pm_uffd, UFFDIO_WRITEPROTECT, &w) != 0 ? -errno : 0;

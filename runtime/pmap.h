@@ -75,6 +75,7 @@ int pmap_zeropage(struct pmap *, vaddr_t dst, vsize_t len, int flags,
 int pmap_move(struct pmap *, vaddr_t dst, vaddr_t src, vsize_t len,
     int flags, vsize_t *donep);
 int pmap_wake(struct pmap *, vaddr_t va, vsize_t len);
+/* dontwake applies to un-protecting only (protecting wakes nobody) */
 int pmap_writeprotect(struct pmap *, vaddr_t va, vsize_t len, bool wp,
     bool dontwake);
 /* -EOPNOTSUPP without UFFD_FEATURE_POISON */

@@ -31,6 +31,15 @@ stats_snapshot(struct vm_stats *st, struct upvm_stats *out)
 		out->latency_hist[i] = LOAD(st_latency_hist[i]);
 	out->retries = LOAD(st_retries);
 	out->errors = LOAD(st_errors);
+	out->pageouts = LOAD(st_pageouts);
+	out->pageout_ios = LOAD(st_pageout_ios);
+	out->pageins = LOAD(st_pageins);
+	out->pagein_ios = LOAD(st_pagein_ios);
+	out->clean_drops = LOAD(st_clean_drops);
+	out->reactivations = LOAD(st_reactivations);
+	out->swap_full = LOAD(st_swap_full);
+	out->io_errors = LOAD(st_io_errors);
+	out->poisoned = LOAD(st_poisoned);
 }
 
 UPVM_API uint64_t

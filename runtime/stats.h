@@ -26,6 +26,15 @@ struct vm_stats {
 	atomic_uint_least64_t st_latency_hist[UPVM_LATENCY_BUCKETS];
 	atomic_uint_least64_t st_retries;
 	atomic_uint_least64_t st_errors;
+	atomic_uint_least64_t st_pageouts;
+	atomic_uint_least64_t st_pageout_ios;
+	atomic_uint_least64_t st_pageins;
+	atomic_uint_least64_t st_pagein_ios;
+	atomic_uint_least64_t st_clean_drops;
+	atomic_uint_least64_t st_reactivations;
+	atomic_uint_least64_t st_swap_full;
+	atomic_uint_least64_t st_io_errors;
+	atomic_uint_least64_t st_poisoned;
 };
 
 #define STAT_ADD(st, f, n)						\

@@ -23,6 +23,8 @@
 #include "kmem.h"
 #include "log.h"
 #include "pager.h"
+#include "pdaemon.h"
+#include "swap.h"
 #include "sys.h"
 #include "upvm.h"
 #include "vmspace.h"
@@ -33,7 +35,20 @@ static bool upvm_running;		/* [upvm_lock] */
 static struct upvm_config upvm_cfg;	/* [upvm_lock] */
 
 /* features asked of the kernel; each use checks pmap_has() */
-#define UPVM_WANT_FEATURES	(UFFD_FEATURE_THREAD_ID)
+#define UPVM_WANT_FEATURES	(UFFD_FEATURE_THREAD_ID |		\
+				 UFFD_FEATURE_PAGEFAULT_FLAG_WP |	\
+				 UFFD_FEATURE_POISON)
+
+/* the smallest budget that leaves the daemon room to work: 4 MiB */
+#define UPVM_MIN_BUDGET		1024
+
+static struct swap *upvm_swap;		/* for the anon release hook */
+
+static void
+upvm_swap_release(uint64_t slot)
+{
+	swap_free(upvm_swap, slot, 1);
+}
 
 /*
  * api_enter: hold upvm_lock for reading for one API call.
@@ -63,6 +78,53 @@ handlers_default(void)
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 	return n > 0 ? (int)n : 1;
+}
+
+/*
+ * paging_setup: with a budget, the swap file and write-protect mode for
+ * the regions (dirty tracking); the daemon starts after the fault threads.
+ * => -errno, logged, with nothing left behind.
+ */
+static int
+paging_setup(struct vmspace *vs, const struct upvm_config *cfg)
+{
+	struct swap_config sc = {
+		.sc_path = cfg->swap_path[0] != '\0' ? cfg->swap_path : NULL,
+		.sc_max = cfg->swap_max,
+	};
+	int error;
+
+	vs->vs_regmodes = PMAP_REG_MISSING;
+	if (cfg->budget == 0)
+		return 0;
+	if (atop(cfg->budget) < UPVM_MIN_BUDGET) {
+		upvm_log(LOG_ERR, "upvm_init: budget %llu bytes is too small; "
+		    "give at least 4M", (unsigned long long)cfg->budget);
+		return -EINVAL;
+	}
+	if (!pmap_has(&vs->vs_pmap, UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+		upvm_log(LOG_ERR, "upvm_init: a budget needs userfaultfd "
+		    "write-protection (Linux 5.7 or later); run without one");
+		return -EOPNOTSUPP;
+	}
+	if ((error = swap_create(&sc, &vs->vs_swap)) != 0)
+		return error;
+	upvm_swap = vs->vs_swap;
+	amap_set_swap_release(upvm_swap_release);
+	vs->vs_regmodes |= PMAP_REG_WP;
+	return 0;
+}
+
+static void
+paging_teardown(struct vmspace *vs)
+{
+	if (vs->vs_pd != NULL)
+		pd_destroy(vs->vs_pd);
+	vs->vs_pd = NULL;
+	amap_set_swap_release(NULL);
+	if (vs->vs_swap != NULL)
+		swap_destroy(vs->vs_swap);
+	vs->vs_swap = upvm_swap = NULL;
 }
 
 UPVM_API int
@@ -101,23 +163,67 @@ upvm_init(const struct upvm_config *cfgp)
 	vs->vs_cc.cc_cluster = (int)cfg.cluster_pages;
 	vs->vs_cc.cc_seq_max = (int)cfg.seq_max_pages;
 	nthreads = cfg.handlers != 0 ? (int)cfg.handlers : handlers_default();
+	if ((error = paging_setup(vs, &cfg)) != 0)
+		goto fail;
 	error = fault_start(vs, nthreads, cfg.spin_us, cfg.pin_handlers);
 	if (error != 0) {
-		vm_map_destroy(&vs->vs_map);
-		amap_fini_pools();
-		pmap_fini(&vs->vs_pmap);
-		pthread_rwlock_unlock(&upvm_lock);
 		upvm_log(LOG_ERR, "upvm_init: cannot start fault threads: %s",
 		    strerror(-error));
-		return error;
+		goto fail;
+	}
+	/* slack: one window in flight per fault thread */
+	if (vs->vs_swap != NULL && (error = pd_start(vs, vs->vs_swap,
+	    (long)atop(cfg.budget), (long)nthreads * cfg.seq_max_pages,
+	    &vs->vs_pd)) != 0) {
+		fault_stop(vs);
+		upvm_log(LOG_ERR, "upvm_init: cannot start the pageout daemon: "
+		    "%s", strerror(-error));
+		goto fail;
 	}
 	upvm_cfg = cfg;
 	upvm_running = true;
 	pthread_rwlock_unlock(&upvm_lock);
 	upvm_log(LOG_INFO, "upvm %s: %d fault threads, cluster %u, seq_max "
-	    "%u, features %#llx", UPVM_VERSION, nthreads, cfg.cluster_pages,
-	    cfg.seq_max_pages, (unsigned long long)vs->vs_pmap.pm_features);
+	    "%u, budget %llu, features %#llx", UPVM_VERSION, nthreads,
+	    cfg.cluster_pages, cfg.seq_max_pages,
+	    (unsigned long long)cfg.budget,
+	    (unsigned long long)vs->vs_pmap.pm_features);
 	return 0;
+fail:
+	paging_teardown(vs);
+	vm_map_destroy(&vs->vs_map);
+	amap_fini_pools();
+	pmap_fini(&vs->vs_pmap);
+	pthread_rwlock_unlock(&upvm_lock);
+	return error;
+}
+
+/*
+ * fini_pagein: bring every swapped-out page back in, so that the regions
+ * left mapped after upvm_fini() keep all their data.
+ * => no locks held; upvm_lock write-held by the caller.
+ */
+static void
+fini_pagein(struct vmspace *vs)
+{
+	struct vm_map_entry *e;
+	vaddr_t va = 0, start, end;
+
+	for (;;) {
+		vm_rwlock_rdlock(&vs->vs_map.m_lock);
+		if ((e = vm_map_first_ge(&vs->vs_map, va)) != NULL) {
+			start = MAX(va, e->e_start);
+			end = e->e_end;
+		}
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+		if (e == NULL)
+			return;
+		if (fault_populate(vs, start, end) != 0)
+			upvm_log(LOG_ERR, "upvm_fini: paging [%#lx, %#lx) back "
+			    "in failed; what could not be read raises SIGBUS",
+			    (unsigned long)start, (unsigned long)end);
+		va = end;
+	}
 }
 
 UPVM_API int
@@ -133,8 +239,12 @@ upvm_fini(void)
 		upvm_log(LOG_ERR, "upvm_fini: upvm is not initialized");
 		return -ENXIO;
 	}
+	/* what is still mapped becomes ordinary memory: page it all in */
+	if (vs->vs_pd != NULL)
+		pd_stop(vs->vs_pd);
+	if (vs->vs_swap != NULL)
+		fini_pagein(vs);
 	fault_stop(vs);
-	/* what is still mapped becomes ordinary anonymous memory */
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
 	    e = vm_map_next(&vs->vs_map, e), left++)
@@ -142,6 +252,7 @@ upvm_fini(void)
 		    e->e_end - e->e_start);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	vm_map_destroy(&vs->vs_map);
+	paging_teardown(vs);
 	amap_fini_pools();
 	pmap_fini(&vs->vs_pmap);
 	upvm_running = false;
@@ -169,7 +280,7 @@ region_create(struct vmspace *vs, vsize_t len, int advice,
 	if (raw_mmap_failed(va))
 		return (int)(intptr_t)va;
 	error = pmap_register(&vs->vs_pmap, (vaddr_t)va, len,
-	    PMAP_REG_MISSING);
+	    vs->vs_regmodes);
 	if (error != 0)
 		goto unmap;
 	e = vm_map_entry_alloc(&vs->vs_map, (vaddr_t)va, (vaddr_t)va + len);
@@ -473,6 +584,11 @@ upvm_stats(struct upvm_stats *out)
 	st.meta_bytes = kmem_bytes();
 	st.handlers = (unsigned)vs->vs_fault.fe_nthreads;
 	st.features = vs->vs_pmap.pm_features;
+	if (vs->vs_pd != NULL) {
+		st.budget_pages = (uint64_t)vs->vs_pd->pdd_marks.pm_budget;
+		st.resident_peak = (uint64_t)atomic_load(&vs->vs_pd->pdd_peak);
+		st.swap_used_pages = swap_used(vs->vs_swap);
+	}
 	api_exit();
 	*out = st;
 	return 0;

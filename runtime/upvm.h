@@ -52,8 +52,8 @@ extern "C" {
  *	swap	  UPVM_SWAP	  directory for the private swap file, or the
  *				  path of a new file ($TMPDIR, else /var/tmp)
  *	swap_max  UPVM_SWAP_MAX	  cap on the swap file, a size (64G)
- *	fallback  UPVM_FALLBACK	  1: page out without UFFDIO_MOVE and
- *				  WP_ASYNC even where the kernel has them (0)
+ *
+ * A key's value in UPVM_CONF cannot hold a comma.
  */
 #define UPVM_PATH_MAX	256
 
@@ -67,7 +67,6 @@ struct upvm_config {
 	uint64_t	budget;			/* bytes, 0: none */
 	char		swap_path[UPVM_PATH_MAX]; /* "": default */
 	uint64_t	swap_max;		/* bytes */
-	bool		force_fallback;
 };
 
 /* upvm_config_default: fill in the defaults.  Never fails. */

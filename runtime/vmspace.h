@@ -16,13 +16,20 @@
 #include "pmap.h"
 #include "stats.h"
 
+struct pdaemon;
+struct swap;
+
 struct vmspace {
 	struct vm_map		vs_map;
 	struct pmap		vs_pmap;	/* [I] */
 	struct cluster_config	vs_cc;		/* [I] */
 	struct fault_engine	vs_fault;
 	struct vm_stats		vs_stats;	/* [a] */
-	atomic_long		vs_resident;	/* [a] managed pages resident */
+	atomic_long		vs_resident;	/* [a] managed pages resident
+						   or claimed to become so */
+	struct swap		*vs_swap;	/* [I] NULL: no budget */
+	struct pdaemon		*vs_pd;		/* [I] NULL: no budget */
+	int			vs_regmodes;	/* [I] PMAP_REG_* for regions */
 };
 
 #endif /* UPVM_VMSPACE_H */

@@ -562,9 +562,8 @@ Test(config, sizes_and_percentages_parse, .timeout = 10)
 	cr_assert_eq(cfg.swap_max, (uint64_t)1 << 40);
 	cr_assert_eq(config_parse_conf(&cfg, "budget:25%"), 0);
 	cr_assert_eq(cfg.budget, (uint64_t)ram / 100 * 25);
-	cr_assert_eq(config_parse_conf(&cfg, "swap:/var/tmp,fallback:1"), 0);
+	cr_assert_eq(config_parse_conf(&cfg, "swap:/var/tmp"), 0);
 	cr_assert_str_eq(cfg.swap_path, "/var/tmp");
-	cr_assert_eq(cfg.force_fallback, true);
 	CHECK(&cfg);
 }
 
@@ -573,7 +572,7 @@ Test(config, bad_sizes_and_paths_are_rejected_in_one_line, .timeout = 10)
 	const char *bad[] = {
 		"budget:abc", "budget:12Q", "budget:0%", "budget:101%",
 		"budget:-1G", "budget:99999999999T", "budget:", "swap_max:1",
-		"swap_max:0", "swap:", "fallback:2",
+		"swap_max:0", "swap:",
 	};
 	struct upvm_config cfg;
 	char name[64];

@@ -19,6 +19,7 @@
 
 #include "harness.h"
 #include "pager.h"
+#include "swap.h"
 #include "vm.h"
 
 #define GARBAGE		0xa5
@@ -247,6 +248,7 @@ Test(pager, lookup_finds_backends_by_name, .timeout = 10)
 {
 	cr_assert_eq(pager_lookup("zero"), &zero_pager_ops);
 	cr_assert_str_eq(pager_lookup("zero")->name, "zero");
+	cr_assert_eq(pager_lookup("swap"), &swap_pager_ops);
 	cr_assert_null(pager_lookup("nope"));
 	cr_assert_null(pager_lookup(""));
 	cr_assert_null(pager_lookup("zer"));

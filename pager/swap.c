@@ -1,0 +1,897 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * swap.c: the swap pager: a private swap file, its slot allocator, and
+ * the I/O to it.
+ *
+ * The file.  swap_create() makes it private: in a directory, an O_TMPFILE
+ * (never visible in the directory), or where the file system lacks
+ * O_TMPFILE a mkostemp() file unlinked at once; or, when the user names a
+ * path that does not exist yet, that file, created 0600 with O_EXCL and
+ * unlinked by swap_destroy() in the creating process.  O_DIRECT is set
+ * with fcntl(F_SETFL) after the open rather than passed to open(): on a
+ * file system that refuses it, open(O_CREAT | O_DIRECT) has already
+ * created the named file when it fails with EINVAL, and O_TMPFILE's own
+ * "unsupported" is EINVAL too.  Without O_DIRECT (ramfs, some FUSE, or
+ * sc_nodirect), every transfer is followed by sync_file_range() and
+ * POSIX_FADV_DONTNEED of its range (ring_*_nocache()): swap data in the
+ * page cache would be memory outside upvm's budget, dirty at that, and
+ * the kernel would charge it to the same cgroup that the budget is meant
+ * to keep the application inside.
+ *
+ * The file grows, never shrinks: when an allocation needs slots past its
+ * end, fallocate() extends it by SWAP_GROW (less at the cap; when the
+ * disk cannot take a whole step, by just what the allocation needs), so
+ * that a full disk is found at allocation time as -ENOSPC, not at
+ * write-back time as a lost page.  Where fallocate() is not supported the
+ * file is extended sparse with ftruncate(), and a full disk shows as
+ * -ENOSPC from the write instead.  Slot s lives at file offset
+ * (s - 1) * PAGE_SIZE.
+ *
+ * A word on the allocator.  One bit per slot of the cap, and a 32-bit
+ * reference count per slot, in one MAP_SHARED | MAP_ANONYMOUS area, so
+ * that after fork() parent and child allocate from the same bitmap and
+ * count references in the same counts; the lock is a process-shared,
+ * robust mutex in the same area (a process killed while holding it does
+ * not hang the others).  MAP_NORESERVE and the kernel's lazy allocation
+ * make the area cost only the pages touched: the bitmap and counts of
+ * slots that were never handed out are never touched (swap_check() scans
+ * up to the highest slot ever allocated, ss_hiwater, not the cap).
+ * Allocation is next fit over the bitmap from ss_cursor, wrapping once;
+ * swap_free() pulls the cursor back to the lowest slot it frees, so a
+ * freed run is the first place tried and is reused when the next run fits
+ * in it, before the file grows for it (the file never shrinks, and runs
+ * freed together are usually the size of the clusters written next).
+ * Runs never wrap past the cap.
+ *
+ * File growth runs outside ss_lock (fallocate() allocates blocks and can
+ * wait on the journal), under ss_grow: the run is reserved under ss_lock
+ * first, the file grown, and the run released again if the file system
+ * refused.  Lock order: ss_grow -> ss_lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kmem.h"
+#include "log.h"
+#include "swap.h"
+#include "sys.h"
+#include "uring.h"
+
+#define SWAP_DEFAULT_MAX	((uint64_t)64 << 30)
+#define SWAP_DEFAULT_DIR	"/var/tmp"
+#define SWAP_NONE		UINT64_MAX	/* swp_find: no run */
+#define SWAP_SYNC_TAG		0x5357		/* swap_*_sync's completions */
+
+/*
+ * The state that every process forked from swap_create()'s caller shares.
+ * Slot s is bit s - 1 of ss_bitmap and entry s - 1 of ss_count.
+ *
+ * Locks protecting struct members:
+ *	I  immutable after swap_create()   s  ss_lock
+ *	g  written holding ss_grow and ss_lock; read holding either
+ * Invariants (swap_check()): bit i set iff ss_count[i] > 0; ss_used ==
+ * bits set <= ss_nslots; no bit set at or past ss_hiwater; unless an
+ * allocation is growing the file (ss_growing > 0), every set bit lies
+ * inside ss_filesize; the file is at least ss_filesize bytes long.
+ */
+struct swap_shared {
+	pthread_mutex_t	 ss_lock;	/* robust, process-shared */
+	pthread_mutex_t	 ss_grow;	/* serializes growth; before ss_lock */
+	pid_t		 ss_holder;	/* [s] tid holding ss_lock (debug) */
+	uint64_t	 ss_used;	/* [s] slots allocated */
+	uint64_t	 ss_cursor;	/* [s] next fit: first bit to try */
+	uint64_t	 ss_hiwater;	/* [s] highest bit ever set, plus 1 */
+	unsigned	 ss_growing;	/* [s] runs reserved, file not grown */
+	uint64_t	 ss_filesize;	/* [g] bytes of file allocated */
+	uint64_t	 ss_nslots;	/* [I] the cap, in slots */
+	size_t		 ss_maplen;	/* [I] bytes of this mapping */
+	/* fork keeps addresses: these point into the area in every process */
+	uint64_t	*ss_bitmap;	/* [I] contents [s]: 1 = allocated */
+	uint32_t	*ss_count;	/* [I] contents [s]: references */
+};
+
+/*
+ * struct swap with what only swap.c needs: the named file's path, and
+ * who may unlink it (a forked child that tears its swap down must not
+ * remove the parent's file).
+ */
+struct swap_file {
+	struct swap	 sf_swap;	/* first: swap_file_of() */
+	size_t		 sf_len;	/* [I] bytes of this kmem_alloc */
+	pid_t		 sf_creator;	/* [I] getpid() of swap_create() */
+	bool		 sf_named;	/* [I] sf_path is a file we created */
+	char		 sf_path[];	/* [I] directory or file, as given */
+};
+
+static struct swap_file *
+swap_file_of(struct swap *sw)
+{
+	return container_of(sw, struct swap_file, sf_swap);
+}
+
+/* ---------------------------------------------------------------- */
+/* the shared lock */
+
+#ifdef UPVM_DEBUG_CHECKS
+#define SWP_ASSERT_LOCKED(ss)	VM_ASSERT((ss)->ss_holder == sys_gettid())
+#else
+#define SWP_ASSERT_LOCKED(ss)	((void)0)
+#endif
+
+/*
+ * swp_mutex_lock: lock a robust mutex.  EOWNERDEAD: a process died holding
+ * it, maybe halfway through an update; we carry on (swap_check() tells
+ * whether the state survived) rather than hang every other process.
+ */
+static void
+swp_mutex_lock(pthread_mutex_t *m)
+{
+	int error = pthread_mutex_lock(m);
+
+	if (error == EOWNERDEAD) {
+		(void)pthread_mutex_consistent(m);
+		upvm_log(LOG_WARN, "swap: a process died holding the swap "
+		    "lock; its last allocation may be lost");
+		error = 0;
+	}
+	VM_ASSERT(error == 0);
+}
+
+static void
+swp_lock(struct swap_shared *ss)
+{
+	swp_mutex_lock(&ss->ss_lock);
+#ifdef UPVM_DEBUG_CHECKS
+	ss->ss_holder = sys_gettid();
+#endif
+}
+
+static void
+swp_unlock(struct swap_shared *ss)
+{
+	SWP_ASSERT_LOCKED(ss);
+#ifdef UPVM_DEBUG_CHECKS
+	ss->ss_holder = 0;
+#endif
+	(void)pthread_mutex_unlock(&ss->ss_lock);
+}
+
+/*
+ * swp_shared_create: the shared area for a cap of nslots.
+ * => 0, or -ENOMEM / the mmap error (logged).
+ */
+static int
+swp_shared_create(uint64_t nslots, struct swap_shared **out)
+{
+	pthread_mutexattr_t attr;
+	struct swap_shared *ss;
+	size_t hdr, bitmap, len;
+	void *p;
+
+	hdr = (sizeof(*ss) + 63) & ~(size_t)63;
+	bitmap = (size_t)((nslots + 63) / 64) * sizeof(uint64_t);
+	len = round_page(hdr + bitmap + (size_t)nslots * sizeof(uint32_t));
+	p = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw_mmap_failed(p)) {
+		upvm_log(LOG_ERR, "swap: cannot map %zu bytes of slot table "
+		    "for %llu slots: %s; lower the cap (UPVM_SWAP_MAX)", len,
+		    (unsigned long long)nslots, strerror((int)-(intptr_t)p));
+		return (int)(intptr_t)p;
+	}
+	ss = p;				/* zeroed by the kernel */
+	ss->ss_nslots = nslots;
+	ss->ss_maplen = len;
+	ss->ss_bitmap = (uint64_t *)((char *)p + hdr);
+	ss->ss_count = (uint32_t *)((char *)p + hdr + bitmap);
+	(void)pthread_mutexattr_init(&attr);
+	(void)pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+	(void)pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+	(void)pthread_mutex_init(&ss->ss_lock, &attr);
+	(void)pthread_mutex_init(&ss->ss_grow, &attr);
+	(void)pthread_mutexattr_destroy(&attr);
+	*out = ss;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* the bitmap */
+
+static inline bool
+swp_isset(const struct swap_shared *ss, uint64_t i)
+{
+	return (ss->ss_bitmap[i / 64] >> (i % 64)) & 1;
+}
+
+/* swp_next: the first bit in [i, hi) that is `set`, or hi if none */
+static uint64_t
+swp_next(const uint64_t *bm, uint64_t i, uint64_t hi, bool set)
+{
+	uint64_t w;
+
+	while (i < hi) {
+		w = set ? bm[i / 64] : ~bm[i / 64];
+		w &= ~(uint64_t)0 << (i % 64);
+		if (w != 0)
+			return MIN(hi, (i & ~(uint64_t)63) +
+			    (uint64_t)__builtin_ctzll(w));
+		i = (i & ~(uint64_t)63) + 64;
+	}
+	return hi;
+}
+
+/* swp_find: the first run of n clear bits inside [lo, hi), or SWAP_NONE */
+static uint64_t
+swp_find(const uint64_t *bm, uint64_t lo, uint64_t hi, uint64_t n)
+{
+	uint64_t s, e;
+
+	for (s = lo; s < hi; s = e) {
+		s = swp_next(bm, s, hi, false);
+		if (hi - s < n)
+			break;
+		e = swp_next(bm, s, s + n, true);
+		if (e == s + n)
+			return s;
+	}
+	return SWAP_NONE;
+}
+
+/* swp_mark: allocate bits [s, s + n), count 1 each */
+static void
+swp_mark(struct swap_shared *ss, uint64_t s, uint64_t n)
+{
+	SWP_ASSERT_LOCKED(ss);
+	for (uint64_t i = s; i < s + n; i++) {
+		VM_ASSERT(!swp_isset(ss, i) && ss->ss_count[i] == 0);
+		ss->ss_bitmap[i / 64] |= (uint64_t)1 << (i % 64);
+		ss->ss_count[i] = 1;
+	}
+	ss->ss_used += n;
+	ss->ss_hiwater = MAX(ss->ss_hiwater, s + n);
+}
+
+/* swp_release: bit i's last reference went: it is free again */
+static void
+swp_release(struct swap_shared *ss, uint64_t i)
+{
+	SWP_ASSERT_LOCKED(ss);
+	VM_ASSERT(swp_isset(ss, i) && ss->ss_count[i] == 0);
+	ss->ss_bitmap[i / 64] &= ~((uint64_t)1 << (i % 64));
+	ss->ss_used--;
+	if (i < ss->ss_cursor)
+		ss->ss_cursor = i;
+}
+
+/* ---------------------------------------------------------------- */
+/* the file */
+
+static int
+swp_extend(int fd, uint64_t from, uint64_t to)
+{
+	for (;;) {
+		if (fallocate(fd, 0, (off_t)from, (off_t)(to - from)) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == EFBIG)
+			return -ENOSPC;		/* the file system's limit */
+		if (errno != EOPNOTSUPP)
+			return -errno;
+		/* no fallocate (ramfs, some FUSE): sparse */
+		return ftruncate(fd, (off_t)to) == 0 ? 0 : -errno;
+	}
+}
+
+/*
+ * swp_grow: make the file at least need bytes long.
+ * => ss_grow and ss_lock not held on entry or exit; takes both.
+ * => 0, -ENOSPC (disk full), or the file system's error.
+ */
+static int
+swp_grow(struct swap *sw, uint64_t need)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	uint64_t size, want, cap = ptoa(ss->ss_nslots);
+	int error = 0;
+
+	swp_mutex_lock(&ss->ss_grow);
+	size = ss->ss_filesize;		/* [g]: we hold ss_grow */
+	if (size < need) {
+		want = MIN((need + SWAP_GROW - 1) / SWAP_GROW * SWAP_GROW, cap);
+		error = swp_extend(sw->sw_fd, size, want);
+		if (error == -ENOSPC && want > need) {
+			/* no room for a whole step: maybe for this run */
+			want = need;
+			error = swp_extend(sw->sw_fd, size, want);
+		}
+		if (error == 0) {
+			swp_lock(ss);
+			ss->ss_filesize = want;
+			swp_unlock(ss);
+		}
+	}
+	(void)pthread_mutex_unlock(&ss->ss_grow);
+	return error;
+}
+
+/* swp_direct: switch fd to O_DIRECT if its file system can do our I/O */
+static bool
+swp_direct(int fd)
+{
+	struct statx stx;
+	int fl;
+
+	/* 6.1+: the alignment O_DIRECT needs; a page must satisfy it */
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) != 0 &&
+	    (stx.stx_dio_offset_align == 0 ||
+	    PAGE_SIZE % stx.stx_dio_offset_align != 0 ||
+	    PAGE_SIZE % stx.stx_dio_mem_align != 0))
+		return false;
+	if ((fl = fcntl(fd, F_GETFL)) < 0)
+		return false;
+	/* EINVAL: the file system refuses O_DIRECT */
+	return fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
+}
+
+/*
+ * swp_open_tmp: an unnamed file in directory dir: O_TMPFILE, or where the
+ * file system lacks it a mkostemp() file unlinked at once.
+ * => the fd, or -errno.
+ */
+static int
+swp_open_tmp(const char *dir)
+{
+	char tmpl[PATH_MAX];
+	int fd, error;
+
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	error = -errno;
+	/* EISDIR: a kernel before 3.11 opened dir; the others: no support */
+	if (error != -EOPNOTSUPP && error != -EISDIR && error != -EINVAL)
+		return error;
+	if (snprintf(tmpl, sizeof(tmpl), "%s/upvm-swap.XXXXXX", dir) >=
+	    (int)sizeof(tmpl))
+		return -ENAMETOOLONG;
+	if ((fd = mkostemp(tmpl, O_CLOEXEC)) < 0)
+		return -errno;
+	if (unlink(tmpl) != 0) {
+		error = -errno;
+		close(fd);
+		return error;
+	}
+	return fd;
+}
+
+/*
+ * swp_open: create the file at sf_path (a directory: unnamed in it; else,
+ * unless dironly, a new file of that name).
+ * => 0 with sw_fd, sw_direct and sf_named set, or -errno (not logged).
+ */
+static int
+swp_open(struct swap_file *sf, bool nodirect, bool dironly)
+{
+	struct swap *sw = &sf->sf_swap;
+	struct stat st;
+	int fd;
+
+	if (dironly) {
+		/* $TMPDIR or /var/tmp: never a file of that name */
+		fd = swp_open_tmp(sf->sf_path);
+	} else if (stat(sf->sf_path, &st) == 0) {
+		/* a file: never overwrite what the user has */
+		fd = S_ISDIR(st.st_mode) ? swp_open_tmp(sf->sf_path) : -EEXIST;
+	} else {
+		/* absent (or unreadable: open() says why) */
+		fd = open(sf->sf_path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC,
+		    0600);
+		if (fd < 0)
+			fd = -errno;
+		sf->sf_named = fd >= 0;
+	}
+	if (fd < 0)
+		return fd;
+	sw->sw_fd = fd;
+	sw->sw_direct = !nodirect && swp_direct(fd);
+	return 0;
+}
+
+/* swp_dropcache: push [off, off + len) to disk and out of the page cache */
+static void
+swp_dropcache(int fd, uint64_t off, size_t len)
+{
+	int saved = errno;
+
+	/* best effort: the data is safe either way */
+	(void)sync_file_range(fd, (off_t)off, (off_t)len,
+	    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+	    SYNC_FILE_RANGE_WAIT_AFTER);
+	(void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+	errno = saved;
+}
+
+/* ---------------------------------------------------------------- */
+/* creation */
+
+/*
+ * swap_create: see swap.h.  The struct swap and the path come from
+ * kmem_alloc(), the shared state from a raw MAP_SHARED mmap: nothing from
+ * malloc, which upvm may be managing for the application.
+ * => 0, or -errno with one log line.
+ */
+int
+swap_create(const struct swap_config *sc, struct swap **out)
+{
+	struct swap_file *sf;
+	struct swap *sw;
+	const char *path;
+	uint64_t max, nslots;
+	size_t len;
+	int error;
+
+	max = sc->sc_max != 0 ? sc->sc_max : SWAP_DEFAULT_MAX;
+	nslots = max / PAGE_SIZE;
+	if (nslots < 1) {
+		upvm_log(LOG_ERR, "swap: a cap of %llu bytes holds no page; "
+		    "set UPVM_SWAP_MAX to %zu bytes or more",
+		    (unsigned long long)max, PAGE_SIZE);
+		return -EINVAL;
+	}
+	if ((path = sc->sc_path) == NULL &&
+	    ((path = getenv("TMPDIR")) == NULL || *path == '\0'))
+		path = SWAP_DEFAULT_DIR;
+
+	len = sizeof(*sf) + strlen(path) + 1;
+	if ((sf = kmem_alloc(len)) == NULL) {
+		upvm_log(LOG_ERR, "swap: out of memory for the swap in %s",
+		    path);
+		return -ENOMEM;
+	}
+	sw = &sf->sf_swap;
+	sf->sf_len = len;
+	sf->sf_creator = getpid();
+	memcpy(sf->sf_path, path, strlen(path) + 1);
+	(void)snprintf(sw->sw_where, sizeof(sw->sw_where), "%s", path);
+	sw->sw_maxslots = nslots;
+
+	if ((error = swp_open(sf, sc->sc_nodirect, sc->sc_path == NULL)) !=
+	    0) {
+		upvm_log(LOG_ERR, "swap: cannot create a swap file in %s: %s; "
+		    "pass a writable directory or a new file name (UPVM_SWAP)",
+		    path, strerror(-error));
+		goto fail;
+	}
+	if ((error = swp_shared_create(nslots, &sw->sw_shared)) != 0)
+		goto fail_file;
+	/* pager offsets are slot * PAGE_SIZE: the last slot ends here */
+	pager_init(&sw->sw_pager, &swap_pager_ops, ptoa(nslots + 1));
+	*out = sw;
+	return 0;
+fail_file:
+	close(sw->sw_fd);
+	if (sf->sf_named)
+		(void)unlink(sf->sf_path);
+fail:
+	kmem_free(sf, len);
+	return error;
+}
+
+/* swp_destroy: pgo_destroy, after the last pager_unref() */
+static void
+swp_destroy(struct pager *pgr)
+{
+	struct swap *sw = container_of(pgr, struct swap, sw_pager);
+	struct swap_file *sf = swap_file_of(sw);
+
+	close(sw->sw_fd);
+	if (sf->sf_named && getpid() == sf->sf_creator)
+		(void)unlink(sf->sf_path);
+	(void)raw_munmap(sw->sw_shared, sw->sw_shared->ss_maplen);
+	kmem_free(sf, sf->sf_len);
+}
+
+/*
+ * swap_destroy: drop the creator's reference (pager_unref); the last
+ * reference closes the file, removes a named one (in the creating process
+ * only: a forked child leaves the parent's file alone), and unmaps this
+ * process's view of the shared state.
+ */
+void
+swap_destroy(struct swap *sw)
+{
+	if (sw != NULL)
+		pager_unref(&sw->sw_pager);
+}
+
+/* ---------------------------------------------------------------- */
+/* slots */
+
+static bool
+swp_range_ok(const struct swap *sw, uint64_t slot, int n)
+{
+	return n > 0 && slot >= 1 && slot <= sw->sw_maxslots &&
+	    (uint64_t)n <= sw->sw_maxslots - slot + 1;
+}
+
+/*
+ * swap_alloc: see swap.h.
+ * => takes and drops ss_lock; when the file must grow, then ss_grow.
+ * => 0, -ENOSPC (cap or disk full: nothing allocated, nothing logged,
+ *    the caller decides), -EINVAL (n <= 0), or the file system's error
+ *    while growing the file (-EIO).
+ */
+int
+swap_alloc(struct swap *sw, int n, uint64_t *slotp)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	uint64_t s, cur, end;
+	bool grow;
+	int error;
+
+	if (n <= 0)
+		return -EINVAL;
+	if ((uint64_t)n > ss->ss_nslots)
+		return -ENOSPC;
+	swp_lock(ss);
+	cur = ss->ss_cursor;
+	s = swp_find(ss->ss_bitmap, cur, ss->ss_nslots, (uint64_t)n);
+	if (s == SWAP_NONE)	/* wrap: runs starting before the cursor */
+		s = swp_find(ss->ss_bitmap, 0, MIN(cur + (uint64_t)n - 1,
+		    ss->ss_nslots), (uint64_t)n);
+	if (s == SWAP_NONE) {
+		swp_unlock(ss);
+		return -ENOSPC;
+	}
+	swp_mark(ss, s, (uint64_t)n);
+	ss->ss_cursor = s + (uint64_t)n;
+	end = ptoa(s + (uint64_t)n);
+	if ((grow = end > ss->ss_filesize))
+		ss->ss_growing++;
+	swp_unlock(ss);
+	if (!grow) {
+		*slotp = s + 1;
+		return 0;
+	}
+
+	error = swp_grow(sw, end);
+	swp_lock(ss);
+	ss->ss_growing--;
+	if (error != 0) {
+		/* give the run back: nothing allocated */
+		for (uint64_t i = s; i < s + (uint64_t)n; i++) {
+			ss->ss_count[i] = 0;
+			swp_release(ss, i);
+		}
+	}
+	swp_unlock(ss);
+	if (error == 0)
+		*slotp = s + 1;
+	return error;
+}
+
+/*
+ * swap_ref: one more reference on each of slots [slot, slot + n).
+ * => takes and drops ss_lock; the slots must be allocated.
+ */
+void
+swap_ref(struct swap *sw, uint64_t slot, int n)
+{
+	struct swap_shared *ss = sw->sw_shared;
+
+	VM_ASSERT(swp_range_ok(sw, slot, n));
+	swp_lock(ss);
+	for (uint64_t i = slot - 1; i < slot - 1 + (uint64_t)n; i++) {
+		VM_ASSERT(ss->ss_count[i] > 0 &&
+		    ss->ss_count[i] < UINT32_MAX);
+		ss->ss_count[i]++;
+	}
+	swp_unlock(ss);
+}
+
+/*
+ * swap_free: one reference less on each of slots [slot, slot + n); a slot
+ * whose last reference goes is free (its data is not erased).
+ * => takes and drops ss_lock; freeing a free slot is a VM_ASSERT.
+ */
+void
+swap_free(struct swap *sw, uint64_t slot, int n)
+{
+	struct swap_shared *ss = sw->sw_shared;
+
+	VM_ASSERT(swp_range_ok(sw, slot, n));
+	swp_lock(ss);
+	for (uint64_t i = slot - 1; i < slot - 1 + (uint64_t)n; i++) {
+		VM_ASSERT(ss->ss_count[i] > 0);
+		if (--ss->ss_count[i] == 0)
+			swp_release(ss, i);
+	}
+	swp_unlock(ss);
+}
+
+/* swap_count: the references on slot; 0 if free or outside the swap */
+unsigned
+swap_count(struct swap *sw, uint64_t slot)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	unsigned count;
+
+	if (!swp_range_ok(sw, slot, 1))
+		return 0;
+	swp_lock(ss);
+	count = ss->ss_count[slot - 1];
+	swp_unlock(ss);
+	return count;
+}
+
+uint64_t
+swap_used(struct swap *sw)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	uint64_t used;
+
+	swp_lock(ss);
+	used = ss->ss_used;
+	swp_unlock(ss);
+	return used;
+}
+
+/* ---------------------------------------------------------------- */
+/* I/O through rings */
+
+/*
+ * swp_queue: queue the transfer of len bytes at file offset off, with the
+ * cache dropped behind it when the file is buffered.
+ */
+static int
+swp_queue(struct swap *sw, struct ring *ring, bool write, void *buf,
+    size_t len, uint64_t off, uint64_t tag)
+{
+	if (write && sw->sw_direct)
+		return ring_write(ring, sw->sw_fd, buf, len, off, tag);
+	if (write)
+		return ring_write_nocache(ring, sw->sw_fd, buf, len, off, tag);
+	if (sw->sw_direct)
+		return ring_read(ring, sw->sw_fd, buf, len, off, tag);
+	return ring_read_nocache(ring, sw->sw_fd, buf, len, off, tag);
+}
+
+/*
+ * swap_read / swap_write: see swap.h.  buf is page aligned (O_DIRECT).
+ * The ring is the caller's; registering sw_fd and the buffers on it
+ * (ring_register_file / ring_register_buffers) saves work per I/O.
+ * => no lock; 0 queued, -EBUSY (ring full), -EINVAL.
+ */
+int
+swap_read(struct swap *sw, struct ring *ring, uint64_t slot, void *buf,
+    int n, uint64_t tag)
+{
+	VM_ASSERT(swp_range_ok(sw, slot, n) && page_aligned(buf));
+	return swp_queue(sw, ring, false, buf, ptoa((size_t)n),
+	    ptoa(slot - 1), tag);
+}
+
+int
+swap_write(struct swap *sw, struct ring *ring, uint64_t slot,
+    const void *buf, int n, uint64_t tag)
+{
+	VM_ASSERT(swp_range_ok(sw, slot, n) && page_aligned(buf));
+	return swp_queue(sw, ring, true, (void *)(uintptr_t)buf,
+	    ptoa((size_t)n), ptoa(slot - 1), tag);
+}
+
+/*
+ * swp_sync: the whole transfer on ring, waited for; a short transfer is
+ * continued from where it stopped.
+ * => the ring has nothing in flight on entry (its completions would be
+ *    reaped here), and nothing on return.
+ * => 0, the I/O's -errno, or -EIO for a transfer that made no progress
+ *    (a read past the end of the file).
+ */
+static int
+swp_sync(struct swap *sw, struct ring *ring, bool write, void *buf,
+    uint64_t slot, int n)
+{
+	struct ring_cqe cqe;
+	uint64_t off = ptoa(slot - 1);
+	size_t len = ptoa((size_t)n), done = 0;
+	int error;
+
+	VM_ASSERT(swp_range_ok(sw, slot, n) && page_aligned(buf));
+	VM_ASSERT(ring_inflight(ring) == 0);
+	while (done < len) {
+		error = swp_queue(sw, ring, write, (char *)buf + done,
+		    len - done, off + done, SWAP_SYNC_TAG);
+		if (error != 0)
+			return error;
+		while ((error = ring_reap(ring, &cqe, 1, true)) == -EINTR)
+			continue;
+		if (error <= 0)		/* 0: the I/O vanished */
+			return error < 0 ? error : -EIO;
+		VM_ASSERT(cqe.rc_tag == SWAP_SYNC_TAG);
+		if (cqe.rc_res < 0)
+			return cqe.rc_res;
+		if (cqe.rc_res == 0)
+			return -EIO;
+		done += (size_t)cqe.rc_res;
+	}
+	return 0;
+}
+
+int
+swap_read_sync(struct swap *sw, struct ring *ring, uint64_t slot, void *buf,
+    int n)
+{
+	return swp_sync(sw, ring, false, buf, slot, n);
+}
+
+int
+swap_write_sync(struct swap *sw, struct ring *ring, uint64_t slot,
+    const void *buf, int n)
+{
+	return swp_sync(sw, ring, true, (void *)(uintptr_t)buf, slot, n);
+}
+
+/* ---------------------------------------------------------------- */
+/* the "swap" pager: a slow, synchronous path for tests and tools */
+
+/*
+ * swp_pio: pread/pwrite all of len bytes at off.
+ * => 0, -errno, or -EIO when a read hits the end of the file.
+ */
+static int
+swp_pio(int fd, bool write, char *buf, size_t len, uint64_t off)
+{
+	ssize_t done;
+
+	while (len > 0) {
+		done = write ? pwrite(fd, buf, len, (off_t)off) :
+		    pread(fd, buf, len, (off_t)off);
+		if (done < 0 && errno == EINTR)
+			continue;
+		if (done < 0)
+			return -errno;
+		if (done == 0)
+			return -EIO;
+		buf += done;
+		len -= (size_t)done;
+		off += (uint64_t)done;
+	}
+	return 0;
+}
+
+/*
+ * swp_pgo_io: pgo_get / pgo_put.  Pager offsets are slot * PAGE_SIZE
+ * (slot >= 1: offset 0 is "no slot" and is refused), so the file offset
+ * is pr_off - PAGE_SIZE.  Synchronous whatever pr_flags say.
+ * => no lock; 0, -EINVAL (offset 0), or the I/O's -errno / -EIO.
+ */
+static int
+swp_pgo_io(struct pager *pgr, struct pager_req *req, bool write)
+{
+	struct swap *sw = container_of(pgr, struct swap, sw_pager);
+	size_t len = ptoa((size_t)req->pr_npages);
+	uint64_t off;
+	int error;
+
+	if (req->pr_off < PAGE_SIZE)
+		return -EINVAL;
+	off = req->pr_off - PAGE_SIZE;
+	error = swp_pio(sw->sw_fd, write, req->pr_buf, len, off);
+	if (!sw->sw_direct)
+		swp_dropcache(sw->sw_fd, off, len);
+	req->pr_error = error;
+	return error;
+}
+
+static int
+swp_pgo_get(struct pager *pgr, struct pager_req *req)
+{
+	return swp_pgo_io(pgr, req, false);
+}
+
+static int
+swp_pgo_put(struct pager *pgr, struct pager_req *req)
+{
+	return swp_pgo_io(pgr, req, true);
+}
+
+/*
+ * swp_pgo_discard: nothing to do.  Slots belong to anons and are freed by
+ * swap_free() when their last reference goes, never by offset range; the
+ * file keeps its blocks (it never shrinks).
+ */
+static int
+swp_pgo_discard(struct pager *pgr, voff_t start, voff_t end)
+{
+	return 0;
+}
+
+const struct pager_ops swap_pager_ops = {
+	.name = "swap",
+	.pgo_get = swp_pgo_get,
+	.pgo_put = swp_pgo_put,
+	.pgo_discard = swp_pgo_discard,
+	.pgo_destroy = swp_destroy,
+};
+
+/* ---------------------------------------------------------------- */
+/* swap_check */
+
+/*
+ * swp_check_locked: the invariants of struct swap_shared.
+ * => ss_lock held.  => NULL, or what is wrong.
+ */
+static const char *
+swp_check_locked(struct swap_shared *ss, uint64_t *badp)
+{
+	uint64_t used = 0, top = 0, last;
+
+	SWP_ASSERT_LOCKED(ss);
+	if (ss->ss_hiwater > ss->ss_nslots || ss->ss_cursor > ss->ss_nslots)
+		return "hiwater or cursor past the cap";
+	for (uint64_t i = 0; i < ss->ss_hiwater; i++) {
+		if (swp_isset(ss, i) != (ss->ss_count[i] > 0)) {
+			*badp = i + 1;
+			return "bitmap and count disagree at slot";
+		}
+		if (swp_isset(ss, i)) {
+			used++;
+			top = i + 1;
+		}
+	}
+	if (used != ss->ss_used) {
+		*badp = used;
+		return "ss_used differs from bits set below hiwater";
+	}
+	last = (ss->ss_nslots - 1) / 64;
+	if (ss->ss_nslots % 64 != 0 &&
+	    (ss->ss_bitmap[last] >> (ss->ss_nslots % 64)) != 0)
+		return "bits set past the cap";
+	if (ss->ss_growing == 0 && ptoa(top) > ss->ss_filesize) {
+		*badp = top;
+		return "allocated slot past the end of the file";
+	}
+	if (ss->ss_filesize > ptoa(ss->ss_nslots))
+		return "file larger than the cap";
+	return NULL;
+}
+
+/*
+ * swap_check: see swap.h.  Scans the slots up to the highest ever
+ * allocated, and stats the file.
+ * => takes and drops ss_lock.
+ */
+int
+swap_check(struct swap *sw)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	struct stat st;
+	uint64_t bad = 0, size;
+	const char *what;
+
+	swp_lock(ss);
+	what = swp_check_locked(ss, &bad);
+	size = ss->ss_filesize;
+	swp_unlock(ss);
+	if (what == NULL && fstat(sw->sw_fd, &st) == 0 &&
+	    (uint64_t)st.st_size < size) {
+		what = "file shorter than ss_filesize";
+		bad = (uint64_t)st.st_size;
+	}
+	if (what == NULL)
+		return 0;
+	upvm_log(LOG_ERR, "swap_check: swap in %s: %s (%llu)", sw->sw_where,
+	    what, (unsigned long long)bad);
+	return -EINVAL;
+}

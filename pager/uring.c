@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * uring.c: the pagers' io_uring rings, over liburing.  The only file in
+ * upvm that includes <liburing.h>.
+ *
+ * A ring belongs to one thread, so nothing here locks.  liburing does the
+ * memory ordering of the shared rings itself: io_uring_get_sqe() and
+ * io_uring_submit() publish the SQ tail with a release store after the
+ * SQEs are written, io_uring_peek_cqe() reads the CQ tail with an acquire
+ * load before the CQE is read, and io_uring_cqe_seen() releases the slot
+ * only after we have copied it out.
+ *
+ * A word on the eventfd.  The kernel posts a CQE and then signals the
+ * eventfd (io_eventfd_signal() comes after the CQ tail is committed).
+ * ring_reap() therefore drains the eventfd *before* it looks at the CQ:
+ * a CQE posted after the drain signals again, so a poll() on ring_fd can
+ * never sleep on a completion it was not told about; at worst it wakes
+ * once for a CQE that the same ring_reap() already took.  When ring_reap()
+ * stops with CQEs still in the ring (out[] was full), it writes the
+ * eventfd itself so that the next poll() comes back at once.
+ *
+ * A word on the page cache.  A file opened without O_DIRECT (a file
+ * system that refuses it) keeps what we write in the page cache: memory
+ * outside upvm's budget, dirty until writeback.  ring_write_nocache()
+ * links a sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER) and a
+ * POSIX_FADV_DONTNEED behind the write (IOSQE_IO_LINK: each starts when
+ * the previous one succeeded in full), ring_read_nocache() the fadvise
+ * behind the read.  Those SQEs carry RING_TAG_INTERNAL and, where the
+ * kernel has IOSQE_CQE_SKIP_SUCCESS (5.17), post a CQE only when they
+ * fail; ring_reap() drops every internal CQE.  They do not count as in
+ * flight: the caller sees exactly one completion per ring_read/ring_write.
+ *
+ * The submission queue has RING_SQ_PER_IO entries per I/O of `depth`, so
+ * that `depth` uncached writes (three SQEs each) fit unsubmitted; a chain
+ * is never split across two submissions (the kernel would end the link).
+ * The completion queue has twice as many (liburing's default), more than
+ * the caller's `depth` plus the internal failures that can be pending.
+ *
+ * Nothing here allocates on the I/O path: the ring and the table of
+ * registered buffers come from kmem_alloc() at creation / registration.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "kmem.h"
+#include "uring.h"
+
+#define RING_MAXDEPTH	4096
+#define RING_SQ_PER_IO	4	/* SQEs per I/O: a chain of 3, rounded up */
+#define RING_MAXLEN	((size_t)UINT_MAX)	/* an SQE's len is 32 bits */
+
+/*
+ * Locks protecting struct members: none, the ring has one owner.
+ *	I  immutable after ring_create()   o  the owner thread
+ */
+struct ring {
+	struct io_uring	 r_uring;	/* [o] liburing's view of the ring */
+	int		 r_efd;		/* [I] eventfd signalled per CQE */
+	unsigned	 r_depth;	/* [I] caller's I/Os in flight, max */
+	unsigned	 r_inflight;	/* [o] caller's I/Os not reaped */
+	bool		 r_skip;	/* [I] IOSQE_CQE_SKIP_SUCCESS works */
+	int		 r_file;	/* [o] fixed file (index 0), or -1 */
+	struct iovec	*r_bufs;	/* [o] fixed buffers (kmem_alloc) */
+	unsigned	 r_nbuf;	/* [o] entries in r_bufs */
+};
+
+/*
+ * ring_create: see uring.h.
+ * => -EINVAL for a bad depth, -ENOMEM, or io_uring_setup's error
+ *    (-ENOSYS: no io_uring; -EPERM: kernel.io_uring_disabled).
+ */
+int
+ring_create(unsigned depth, struct ring **out)
+{
+	struct io_uring_params p;
+	struct ring *r;
+	int error;
+
+	if (depth == 0 || depth > RING_MAXDEPTH || (depth & (depth - 1)) != 0)
+		return -EINVAL;
+	if ((r = kmem_alloc(sizeof(*r))) == NULL)
+		return -ENOMEM;
+	memset(&p, 0, sizeof(p));
+	error = io_uring_queue_init_params(depth * RING_SQ_PER_IO,
+	    &r->r_uring, &p);
+	if (error < 0)
+		goto fail;
+	if ((r->r_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		error = -errno;
+		goto fail_uring;
+	}
+	if ((error = io_uring_register_eventfd(&r->r_uring, r->r_efd)) < 0)
+		goto fail_efd;
+	r->r_depth = depth;
+	r->r_inflight = 0;
+	r->r_skip = (p.features & IORING_FEAT_CQE_SKIP) != 0;
+	r->r_file = -1;
+	r->r_bufs = NULL;
+	r->r_nbuf = 0;
+	*out = r;
+	return 0;
+fail_efd:
+	close(r->r_efd);
+fail_uring:
+	io_uring_queue_exit(&r->r_uring);
+fail:
+	kmem_free(r, sizeof(*r));
+	return error;
+}
+
+/*
+ * ring_destroy: tear the ring down.  I/Os still in flight are cancelled
+ * or waited for by the kernel; their buffers stay pinned until then.
+ */
+void
+ring_destroy(struct ring *r)
+{
+	if (r == NULL)
+		return;
+	io_uring_queue_exit(&r->r_uring);
+	close(r->r_efd);
+	if (r->r_bufs != NULL)
+		kmem_free(r->r_bufs, r->r_nbuf * sizeof(*r->r_bufs));
+	kmem_free(r, sizeof(*r));
+}
+
+int
+ring_fd(struct ring *r)
+{
+	return r->r_efd;
+}
+
+/*
+ * ring_register_file: make fd the ring's fixed file; I/O on fd then goes
+ * through IOSQE_FIXED_FILE (no fget/fput per I/O).  Replaces a file
+ * registered before.
+ * => -EBUSY while I/Os are in flight (queued SQEs name index 0).
+ */
+int
+ring_register_file(struct ring *r, int fd)
+{
+	int error;
+
+	if (fd < 0)
+		return -EBADF;
+	if (r->r_inflight != 0)
+		return -EBUSY;
+	if (r->r_file >= 0) {
+		if ((error = io_uring_unregister_files(&r->r_uring)) < 0)
+			return error;
+		r->r_file = -1;
+	}
+	if ((error = io_uring_register_files(&r->r_uring, &fd, 1)) < 0)
+		return error;
+	r->r_file = fd;
+	return 0;
+}
+
+/*
+ * ring_register_buffers: pin n buffers for the fixed-buffer opcodes,
+ * replacing those registered before (n == 0: just unregister).  We keep
+ * a copy of iov[] to find the buffer an I/O lies in (a linear search: a
+ * ring has a few large buffers, not many small ones).
+ * => -EBUSY while I/Os are in flight, -ENOMEM, or the kernel's error
+ *    (-EFAULT: not anonymous memory; -ENOMEM: RLIMIT_MEMLOCK).
+ */
+int
+ring_register_buffers(struct ring *r, const struct iovec *iov, unsigned n)
+{
+	struct iovec *copy = NULL;
+	int error;
+
+	if (r->r_inflight != 0)
+		return -EBUSY;
+	if (n > 0) {
+		if ((copy = kmem_alloc(n * sizeof(*copy))) == NULL)
+			return -ENOMEM;
+		memcpy(copy, iov, n * sizeof(*copy));
+	}
+	if (r->r_bufs != NULL) {
+		if ((error = io_uring_unregister_buffers(&r->r_uring)) < 0)
+			goto fail;
+		kmem_free(r->r_bufs, r->r_nbuf * sizeof(*r->r_bufs));
+		r->r_bufs = NULL;
+		r->r_nbuf = 0;
+	}
+	if (n == 0)
+		return 0;
+	if ((error = io_uring_register_buffers(&r->r_uring, copy, n)) < 0)
+		goto fail;
+	r->r_bufs = copy;
+	r->r_nbuf = n;
+	return 0;
+fail:
+	if (copy != NULL)
+		kmem_free(copy, n * sizeof(*copy));
+	return error;
+}
+
+/* ring_buf_index: the registered buffer holding [buf, buf + len), or -1 */
+static int
+ring_buf_index(const struct ring *r, const void *buf, size_t len)
+{
+	uintptr_t a = (uintptr_t)buf, base;
+
+	for (unsigned i = 0; i < r->r_nbuf; i++) {
+		base = (uintptr_t)r->r_bufs[i].iov_base;
+		if (a >= base && len <= r->r_bufs[i].iov_len &&
+		    a - base <= r->r_bufs[i].iov_len - len)
+			return (int)i;
+	}
+	return -1;
+}
+
+/*
+ * ring_sqes: nsqe free SQEs in a row (a chain must go in one submission).
+ * => 0, or the error of the submission that made room.
+ */
+static int
+ring_sqes(struct ring *r, unsigned nsqe)
+{
+	int error;
+
+	if (io_uring_sq_space_left(&r->r_uring) >= nsqe)
+		return 0;
+	if ((error = io_uring_submit(&r->r_uring)) < 0)
+		return error;
+	/* the kernel consumed what it accepted; it may accept less */
+	return io_uring_sq_space_left(&r->r_uring) >= nsqe ? 0 : -EAGAIN;
+}
+
+/* ring_internal: fill in the flags and tag of a cache-dropping SQE */
+static void
+ring_internal(struct ring *r, struct io_uring_sqe *sqe, unsigned flags)
+{
+	io_uring_sqe_set_data64(sqe, RING_TAG_INTERNAL);
+	sqe->flags |= flags | (r->r_skip ? IOSQE_CQE_SKIP_SUCCESS : 0);
+}
+
+/*
+ * ring_queue: queue one read or write, with the cache drop behind it when
+ * nocache is set.
+ * => 0 queued, -EBUSY (depth in flight), -EINVAL (len over 4 GiB - 1), or
+ *    the error of a submission that had to make room in the SQ.
+ */
+static int
+ring_queue(struct ring *r, bool write, int fd, void *buf, size_t len,
+    uint64_t off, uint64_t tag, bool nocache)
+{
+	struct io_uring_sqe *sqe;
+	unsigned nsqe, fixed = 0;
+	int bi, sfd = fd, error;
+
+	VM_ASSERT(tag != RING_TAG_INTERNAL);
+	if (r->r_inflight >= r->r_depth)
+		return -EBUSY;
+	if (len > RING_MAXLEN)
+		return -EINVAL;
+	nsqe = !nocache ? 1 : write ? 3 : 2;
+	if ((error = ring_sqes(r, nsqe)) != 0)
+		return error;
+	if (fd >= 0 && fd == r->r_file) {
+		sfd = 0;			/* index in the file table */
+		fixed = IOSQE_FIXED_FILE;
+	}
+	bi = ring_buf_index(r, buf, len);
+
+	sqe = io_uring_get_sqe(&r->r_uring);
+	if (write && bi >= 0)
+		io_uring_prep_write_fixed(sqe, sfd, buf, (unsigned)len, off,
+		    bi);
+	else if (write)
+		io_uring_prep_write(sqe, sfd, buf, (unsigned)len, off);
+	else if (bi >= 0)
+		io_uring_prep_read_fixed(sqe, sfd, buf, (unsigned)len, off, bi);
+	else
+		io_uring_prep_read(sqe, sfd, buf, (unsigned)len, off);
+	io_uring_sqe_set_data64(sqe, tag);
+	sqe->flags |= fixed | (nocache ? IOSQE_IO_LINK : 0);
+
+	if (nocache && write) {
+		sqe = io_uring_get_sqe(&r->r_uring);
+		io_uring_prep_sync_file_range(sqe, sfd, (unsigned)len, off,
+		    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+		    SYNC_FILE_RANGE_WAIT_AFTER);
+		ring_internal(r, sqe, fixed | IOSQE_IO_LINK);
+	}
+	if (nocache) {
+		sqe = io_uring_get_sqe(&r->r_uring);
+		io_uring_prep_fadvise(sqe, sfd, off, (off_t)len,
+		    POSIX_FADV_DONTNEED);
+		ring_internal(r, sqe, fixed);
+	}
+	r->r_inflight++;
+	return 0;
+}
+
+int
+ring_read(struct ring *r, int fd, void *buf, size_t len, uint64_t off,
+    uint64_t tag)
+{
+	return ring_queue(r, false, fd, buf, len, off, tag, false);
+}
+
+int
+ring_write(struct ring *r, int fd, const void *buf, size_t len,
+    uint64_t off, uint64_t tag)
+{
+	/* the kernel only reads buf; liburing's prep takes a const void * */
+	return ring_queue(r, true, fd, (void *)(uintptr_t)buf, len, off, tag,
+	    false);
+}
+
+int
+ring_read_nocache(struct ring *r, int fd, void *buf, size_t len,
+    uint64_t off, uint64_t tag)
+{
+	return ring_queue(r, false, fd, buf, len, off, tag, true);
+}
+
+int
+ring_write_nocache(struct ring *r, int fd, const void *buf, size_t len,
+    uint64_t off, uint64_t tag)
+{
+	return ring_queue(r, true, fd, (void *)(uintptr_t)buf, len, off, tag,
+	    true);
+}
+
+int
+ring_submit(struct ring *r)
+{
+	return io_uring_submit(&r->r_uring);
+}
+
+/*
+ * ring_efd_drain / ring_efd_kick: reset the eventfd / make it readable.
+ * The eventfd is non-blocking: a drain with nothing to read fails with
+ * EAGAIN, which we expect on every reap, so errno is put back as found.
+ */
+static void
+ring_efd_drain(struct ring *r)
+{
+	uint64_t v;
+	int saved = errno;
+
+	(void)!read(r->r_efd, &v, sizeof(v));
+	errno = saved;
+}
+
+static void
+ring_efd_kick(struct ring *r)
+{
+	uint64_t one = 1;
+	int saved = errno;
+
+	(void)!write(r->r_efd, &one, sizeof(one));
+	errno = saved;
+}
+
+/*
+ * ring_take: move up to n CQEs into out[], dropping internal ones.
+ * => the number of the caller's completions taken.
+ */
+static int
+ring_take(struct ring *r, struct ring_cqe *out, int n)
+{
+	struct io_uring_cqe *cqe;
+	uint64_t tag;
+	int got = 0, res;
+
+	while (got < n && io_uring_peek_cqe(&r->r_uring, &cqe) == 0) {
+		tag = io_uring_cqe_get_data64(cqe);
+		res = cqe->res;
+		io_uring_cqe_seen(&r->r_uring, cqe);
+		if (tag == RING_TAG_INTERNAL)
+			continue;	/* a cache drop that failed */
+		VM_ASSERT(r->r_inflight > 0);
+		r->r_inflight--;
+		out[got].rc_tag = tag;
+		out[got].rc_res = res;
+		got++;
+	}
+	return got;
+}
+
+/*
+ * ring_reap: see uring.h.  With wait, returns 0 only when nothing of the
+ * caller's is in flight (there is nothing to wait for).
+ * => the number reaped, or the error of the submission or of the wait
+ *    (-EINTR: a signal; call again).
+ */
+int
+ring_reap(struct ring *r, struct ring_cqe *out, int n, bool wait)
+{
+	struct io_uring_cqe *cqe;
+	int got, error;
+
+	VM_ASSERT(n >= 0);
+	for (;;) {
+		if (wait && n > 0 && r->r_inflight > 0 &&
+		    io_uring_cq_ready(&r->r_uring) == 0) {
+			if (io_uring_sq_ready(&r->r_uring) > 0 &&
+			    (error = io_uring_submit(&r->r_uring)) < 0)
+				return error;
+			if ((error = io_uring_wait_cqe(&r->r_uring, &cqe)) < 0)
+				return error;
+		}
+		/* drain first: see "a word on the eventfd" */
+		ring_efd_drain(r);
+		got = ring_take(r, out, n);
+		if (io_uring_cq_ready(&r->r_uring) > 0)
+			ring_efd_kick(r);
+		/* only internal CQEs came: wait for the caller's */
+		if (!wait || got > 0 || n == 0 || r->r_inflight == 0)
+			return got;
+	}
+}
+
+unsigned
+ring_inflight(struct ring *r)
+{
+	return r->r_inflight;
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * pdaemon.h: the pageout daemon of one vmspace (mechanism; the policy is
+ * pdpolicy_clock.c).
+ *
+ * With a budget, the vmspace has a swap file and a pdaemon thread.  The
+ * daemon wakes when resident managed pages pass the high watermark and
+ * pages out down to the low one: victim units from the clock, split into
+ * runs of contiguous resident pages, each run either clean (every page has
+ * a valid swap copy) or dirty.  A run is write-protected (synchronous
+ * userfaultfd WP: a writer blocks in a WP fault until the run is done),
+ * a dirty run is written to a contiguous run of swap slots straight from
+ * the application's pages (io_uring, several runs in flight), then the run
+ * is dropped from the page tables and its waiters are woken: they fault
+ * again and page the data back in.  A clean run needs no I/O.
+ *
+ * Faults throttle at budget + slack (pdd_marks.pm_limit): a fault thread
+ * about to map new pages waits for the daemon (pd_throttle), except when
+ * swap is full or failing, when pages stay resident past the budget (said
+ * once in the log, counted in swap_full) rather than lose data.
+ *
+ * Locks protecting struct members in this file:
+ *	I  immutable while running   a  atomic   p  pdd_lock
+ *	d  the daemon thread only
+ */
+#ifndef UPVM_PDAEMON_H
+#define UPVM_PDAEMON_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "pdpolicy.h"
+
+struct vmspace;
+struct swap;
+struct ring;
+
+struct pdaemon {
+	struct vmspace	 *pdd_vs;	/* [I] */
+	struct swap	 *pdd_swap;	/* [I] */
+	struct ring	 *pdd_ring;	/* [d] */
+	struct pdpol_marks pdd_marks;	/* [I] */
+	struct pdpol_clock pdd_clock;	/* [d] */
+	pthread_t	  pdd_thread;	/* [I] */
+	pthread_mutex_t	  pdd_lock;
+	pthread_cond_t	  pdd_work;	/* [p] the daemon waits here */
+	pthread_cond_t	  pdd_freed;	/* [p] throttled faults wait here */
+	bool		  pdd_stop;	/* [p] */
+	atomic_bool	  pdd_stuck;	/* [a] swap full/failing: no throttle */
+	atomic_bool	  pdd_said_full; /* [a] the log said so already */
+	atomic_long	  pdd_peak;	/* [a] most resident pages seen */
+};
+
+/*
+ * pd_start: create the daemon for a budget of `budget` pages with `slack`
+ * pages of faults in flight.
+ * => 0, or -errno with nothing started.
+ */
+int pd_start(struct vmspace *, struct swap *, long budget, long slack,
+    struct pdaemon **out);
+/* pd_stop: stop the thread; faults no longer throttle.  pd_destroy: free */
+void pd_stop(struct pdaemon *);
+void pd_destroy(struct pdaemon *);
+
+/* pd_kick: resident pages went up; wake the daemon if needed.  No locks. */
+void pd_kick(struct pdaemon *);
+
+/*
+ * pd_throttle: wait until `npages` more resident pages fit under the
+ * limit, or paging is stuck.  => no locks held.  Returns the pages that
+ * fit now (>= 1).
+ */
+long pd_throttle(struct pdaemon *, long npages);
+
+#endif /* UPVM_PDAEMON_H */

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_paging.c: paging under a budget, end to end, on a real swap file:
+ * every page written comes back, through eviction, clean drops, rewrites,
+ * concurrent threads, unmap, DONTNEED and upvm_fini; resident memory stays
+ * under the budget; a full swap keeps data resident.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+#include "log.h"
+#include "upvm.h"
+#include "vm.h"
+
+#define MIB		((size_t)1 << 20)
+#define BUDGET		(8 * MIB)
+#define NPAGES		(64 * MIB / PAGE_SIZE)	/* 8x the budget */
+
+static void
+init_budget(size_t budget, size_t swap_max, const char *conf)
+{
+	struct upvm_config cfg;
+
+	if (conf != NULL)
+		cr_assert_eq(setenv("UPVM_CONF", conf, 1), 0);
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	cfg.budget = budget;
+	if (swap_max != 0)
+		cfg.swap_max = swap_max;
+	cr_assert_eq(upvm_init(&cfg), 0);
+}
+
+static struct upvm_stats
+stats(void)
+{
+	struct upvm_stats st;
+
+	cr_assert_eq(upvm_stats(&st), 0);
+	return st;
+}
+
+static char *
+map_pages(size_t n)
+{
+	void *p;
+
+	cr_assert_eq(upvm_map(n * PAGE_SIZE, 0, &p), 0);
+	return p;
+}
+
+/* the budget is a promise: never more than budget + slack resident */
+static void
+check_peak(struct upvm_stats st)
+{
+	size_t slack = (size_t)st.handlers * 512;
+
+	cr_assert_eq(st.budget_pages, BUDGET / PAGE_SIZE);
+	cr_assert_leq(st.resident_peak, st.budget_pages + slack,
+	    "peak %lu pages over budget %lu + slack %zu",
+	    (unsigned long)st.resident_peak,
+	    (unsigned long)st.budget_pages, slack);
+}
+
+Test(paging, every_page_survives_eviction, .timeout = 120)
+{
+	struct upvm_stats st;
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 1);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	st = stats();
+	cr_assert_geq(st.pageouts, NPAGES - BUDGET / PAGE_SIZE - 1024);
+	cr_assert_gt(st.pageins, 0);
+	cr_assert_gt(st.clean_drops, 0, "pages read back are dropped clean");
+	cr_assert_eq(st.io_errors, 0);
+	cr_assert_eq(st.poisoned, 0);
+	check_peak(st);
+	cr_assert_eq(upvm_unmap(p, NPAGES * PAGE_SIZE), 0);
+	st = stats();
+	cr_assert_eq(st.swap_used_pages, 0, "unmap frees the swap slots");
+	cr_assert_eq(st.resident_pages, 0);
+	upvm_fini();
+}
+
+/*
+ * A page read back from swap is clean and write-protected; a write must
+ * make it dirty again, so that its next eviction writes it out instead of
+ * dropping it with the old copy.
+ */
+Test(paging, rewrites_of_paged_in_pages_are_not_lost, .timeout = 120)
+{
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 1);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	/* every other 64-page block: generation 2, after a pagein */
+	for (size_t b = 0; b < NPAGES / 64; b += 2) {
+		cr_assert_eq(test_pattern_bad(p + b * 64 * PAGE_SIZE, 64,
+		    b * 64, 1), -1);
+		test_pattern_fill(p + b * 64 * PAGE_SIZE, 64, b * 64, 2);
+	}
+	/* two passes: everything is evicted and read back again */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t b = 0; b < NPAGES / 64; b++)
+			cr_assert_eq(test_pattern_bad(p + b * 64 * PAGE_SIZE,
+			    64, b * 64, b % 2 == 0 ? 2 : 1), -1,
+			    "pass %d block %zu", pass, b);
+	check_peak(stats());
+	upvm_fini();
+}
+
+struct rw_arg {
+	char		*base;
+	size_t		 first, n;	/* my slice */
+	unsigned char	*gen;		/* per page, plain memory */
+	unsigned	 seed;
+	long		 bad;
+};
+
+static void *
+rw_thread(void *arg)
+{
+	struct rw_arg *a = arg;
+
+	for (int op = 0; op < 6000; op++) {
+		size_t pg = a->first + (size_t)rand_r(&a->seed) % a->n;
+		char *page = a->base + pg * PAGE_SIZE;
+
+		if (a->gen[pg] != 0 &&
+		    test_pattern_bad(page, 1, pg, a->gen[pg]) != -1)
+			a->bad++;
+		if (rand_r(&a->seed) % 2 == 0) {
+			a->gen[pg] = (unsigned char)(a->gen[pg] % 200 + 1);
+			test_pattern_fill(page, 1, pg, a->gen[pg]);
+		}
+	}
+	return NULL;
+}
+
+Test(paging, four_threads_random_rw_under_pressure, .timeout = 180)
+{
+	struct rw_arg args[4];
+	pthread_t th[4];
+	unsigned char *gen = calloc(NPAGES, 1);
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = map_pages(NPAGES);
+	for (int t = 0; t < 4; t++) {
+		args[t] = (struct rw_arg){ .base = p, .first = NPAGES / 4 *
+		    (size_t)t, .n = NPAGES / 4, .gen = gen, .seed = 7 + t };
+		pthread_create(&th[t], NULL, rw_thread, &args[t]);
+	}
+	for (int t = 0; t < 4; t++) {
+		pthread_join(th[t], NULL);
+		cr_assert_eq(args[t].bad, 0, "thread %d", t);
+	}
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		cr_assert_eq(gen[pg] == 0 ? test_zero_bad(p + pg * PAGE_SIZE,
+		    1) : test_pattern_bad(p + pg * PAGE_SIZE, 1, pg, gen[pg]),
+		    -1, "page %zu gen %d", pg, gen[pg]);
+	check_peak(stats());
+	free(gen);
+	upvm_fini();
+}
+
+Test(paging, dontneed_of_swapped_pages_reads_zeros, .timeout = 120)
+{
+	struct upvm_stats st;
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 1);
+	/* the first half is mostly in swap now */
+	cr_assert_eq(upvm_advise(p, NPAGES / 2 * PAGE_SIZE,
+	    UPVM_ADV_DONTNEED), 0);
+	cr_assert_eq(test_zero_bad(p, NPAGES / 2), -1);
+	cr_assert_eq(test_pattern_bad(p + NPAGES / 2 * PAGE_SIZE, NPAGES / 2,
+	    NPAGES / 2, 1), -1);
+	cr_assert_eq(upvm_unmap(p, NPAGES * PAGE_SIZE), 0);
+	st = stats();
+	cr_assert_eq(st.swap_used_pages, 0);
+	upvm_fini();
+}
+
+Test(paging, fini_pages_everything_back_in, .timeout = 120)
+{
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 3);
+	cr_assert_gt(stats().pageouts, 0);
+	cr_assert_eq(upvm_fini(), 0);
+	/* ordinary memory now, every page there */
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 3), -1);
+	munmap(p, NPAGES * PAGE_SIZE);
+}
+
+Test(paging, willneed_reads_swapped_pages_back, .timeout = 120)
+{
+	struct upvm_stats st0, st;
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 4);
+	st0 = stats();
+	cr_assert_eq(upvm_advise(p, 1024 * PAGE_SIZE, UPVM_ADV_WILLNEED), 0);
+	st = stats();
+	cr_assert_geq(st.pageins - st0.pageins, 512);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 4), -1);
+	upvm_fini();
+}
+
+static int log_pipe[2];
+
+Test(paging, full_swap_keeps_data_resident_and_says_so, .timeout = 120)
+{
+	char buf[4096];
+	struct upvm_stats st;
+	ssize_t n;
+	int lines = 0;
+	char *p;
+
+	cr_assert_eq(pipe(log_pipe), 0);
+	upvm_log_set_fd(log_pipe[1]);
+	/* 8 MiB budget, 16 MiB of swap: 64 MiB cannot fit */
+	init_budget(BUDGET, 16 * MIB, NULL);
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 5);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 5), -1);
+	st = stats();
+	cr_assert_gt(st.swap_full, 0);
+	cr_assert_gt(st.resident_pages, st.budget_pages,
+	    "past the budget rather than lose data");
+	cr_assert_leq(st.swap_used_pages, 16 * MIB / PAGE_SIZE);
+	upvm_fini();
+	upvm_log_set_fd(2);
+	close(log_pipe[1]);
+	n = read(log_pipe[0], buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	for (char *s = buf; *s != '\0'; s++)
+		lines += *s == '\n';
+	cr_assert_eq(lines, 1, "one line: %s", buf);
+	cr_assert(strstr(buf, "stay resident") != NULL, "%s", buf);
+	munmap(p, NPAGES * PAGE_SIZE);
+}
+
+Test(paging, budget_too_small_or_bad_swap_dir_refused, .timeout = 30)
+{
+	struct upvm_config c;
+	struct upvm_stats st;
+
+	upvm_config_default(&c);
+	c.budget = 64 * 1024;
+	cr_assert_eq(upvm_init(&c), -EINVAL);
+	upvm_config_default(&c);
+	c.budget = BUDGET;
+	strcpy(c.swap_path, "/nonexistent/dir/swap");
+	cr_assert_lt(upvm_init(&c), 0);
+	cr_assert_eq(upvm_stats(&st), -ENXIO, "nothing started");
+}

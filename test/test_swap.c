@@ -1,0 +1,986 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_swap.c: the swap pager (pager/swap.c) on real files and file
+ * systems.
+ *
+ * Each test makes its own directory under $TMPDIR (else /tmp), and checks
+ * it is left as found: an unnamed swap file never shows in the listing,
+ * a named one goes with swap_destroy().  Real failures are provoked, not
+ * simulated: a 2 MiB tmpfs fills up, ramfs refuses O_DIRECT and
+ * fallocate, a forked child allocates beside its parent.  Mounting needs
+ * root; without it those tests skip and say so.  Every page written is
+ * checked when read back (the harness pattern, keyed by slot number), and
+ * swap_check() == 0 after every change to the allocator.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+#include "log.h"
+#include "swap.h"
+#include "uring.h"
+#include "vm.h"
+
+#define CHECK(sw)	cr_assert_eq(swap_check(sw), 0, "swap_check")
+#define MiB		((uint64_t)1 << 20)
+#define GiB		((uint64_t)1 << 30)
+
+/* ---------------------------------------------------------------- */
+/* directories and mounts, undone by cleanup() whatever the outcome */
+
+static char made[4][PATH_MAX];	/* directories made, in order */
+static bool mounted[4];		/* made[i] is a mount point */
+static int nmade;
+
+static void
+cleanup(void)
+{
+	while (nmade > 0) {
+		nmade--;
+		if (mounted[nmade])
+			(void)umount2(made[nmade], MNT_DETACH);
+		(void)rmdir(made[nmade]);
+	}
+}
+
+static const char *
+tmpdir(void)
+{
+	const char *d = getenv("TMPDIR");
+
+	return d != NULL && *d != '\0' ? d : "/tmp";
+}
+
+/* a new empty directory under parent */
+static const char *
+fresh_dir_in(const char *parent)
+{
+	char *d;
+
+	cr_assert_lt(nmade, (int)nitems(made));
+	d = made[nmade];
+	snprintf(d, PATH_MAX, "%s/upvm-test-swap.XXXXXX", parent);
+	cr_assert_not_null(mkdtemp(d), "mkdtemp in %s: %s", parent,
+	    strerror(errno));
+	mounted[nmade++] = false;
+	return d;
+}
+
+static const char *
+fresh_dir(void)
+{
+	return fresh_dir_in(tmpdir());
+}
+
+/* a fresh file system of type fstype; skips the test when not root */
+static const char *
+mount_fs(const char *fstype, const char *opts)
+{
+	const char *d = fresh_dir();
+
+	if (mount("none", d, fstype, 0, opts) != 0) {
+		int error = errno;
+
+		cleanup();
+		if (error == EPERM)
+			cr_skip_test("mounting %s needs root (mount(2): %s)",
+			    fstype, strerror(error));
+		cr_assert_fail("mount %s on %s: %s", fstype, d,
+		    strerror(error));
+	}
+	mounted[nmade - 1] = true;
+	return d;
+}
+
+static int
+dir_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	cr_assert_not_null(d, "opendir %s", path);
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* ---------------------------------------------------------------- */
+/* swaps, rings, buffers */
+
+static struct swap *
+mkswap(const char *path, uint64_t max, bool nodirect)
+{
+	struct swap_config sc = { .sc_path = path, .sc_max = max,
+	    .sc_nodirect = nodirect };
+	struct swap *sw = NULL;
+	int error = swap_create(&sc, &sw);
+
+	cr_assert_eq(error, 0, "swap_create(%s): %s", path ? path : "NULL",
+	    strerror(-error));
+	cr_assert_not_null(sw);
+	cr_assert_eq(swap_used(sw), 0);
+	CHECK(sw);
+	return sw;
+}
+
+static struct ring *
+mkring(unsigned depth)
+{
+	struct ring *r;
+	int error = ring_create(depth, &r);
+
+	if (error == -ENOSYS || error == -EPERM)
+		cr_skip_test("io_uring unavailable: %s", strerror(-error));
+	cr_assert_eq(error, 0);
+	return r;
+}
+
+static char *
+pages(size_t n)
+{
+	void *p = mmap(NULL, ptoa(n), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(p, MAP_FAILED);
+	return p;
+}
+
+static uint64_t
+alloc(struct swap *sw, int n)
+{
+	uint64_t slot = 0;
+	int error = swap_alloc(sw, n, &slot);
+
+	cr_assert_eq(error, 0, "swap_alloc(%d): %s", n, strerror(-error));
+	cr_assert_geq(slot, 1);
+	cr_assert_leq(slot + (uint64_t)n - 1, sw->sw_maxslots);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(swap_count(sw, slot + (uint64_t)i), 1);
+	CHECK(sw);
+	return slot;
+}
+
+/* an unnamed file: /proc says "(deleted)" */
+static void
+expect_unnamed(struct swap *sw)
+{
+	char link[64], target[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", sw->sw_fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	cr_assert_gt(n, 0);
+	target[n] = '\0';
+	cr_assert_not_null(strstr(target, "(deleted)"), "swap file %s has a "
+	    "name", target);
+}
+
+/* write n pages (generation gen, keyed by slot) then read them back */
+static void
+sync_roundtrip(struct swap *sw, struct ring *r, uint64_t slot, int n,
+    uint64_t gen)
+{
+	char *buf = pages((size_t)n);
+
+	test_pattern_fill(buf, (size_t)n, slot, gen);
+	cr_assert_eq(swap_write_sync(sw, r, slot, buf, n), 0);
+	memset(buf, 0, ptoa((size_t)n));
+	cr_assert_eq(swap_read_sync(sw, r, slot, buf, n), 0);
+	cr_assert_eq(test_pattern_bad(buf, (size_t)n, slot, gen), -1,
+	    "first bad page of slot %llu", (unsigned long long)slot);
+	munmap(buf, ptoa((size_t)n));
+}
+
+/* ---------------------------------------------------------------- */
+/* the log, captured in a pipe */
+
+static int logfd[2] = { -1, -1 };
+static char logbuf[8192];
+
+static void
+log_capture(void)
+{
+	cr_assert_eq(pipe2(logfd, O_NONBLOCK), 0);
+	upvm_log_set_fd(logfd[1]);
+}
+
+static const char *
+log_read(void)
+{
+	ssize_t n, len = 0;
+
+	while ((n = read(logfd[0], logbuf + len,
+	    sizeof(logbuf) - 1 - (size_t)len)) > 0)
+		len += n;
+	logbuf[len] = '\0';
+	return logbuf;
+}
+
+static void
+expect_one_line(const char *what, const char *name)
+{
+	const char *log = log_read();
+	int lines = 0;
+
+	for (const char *s = log; *s != '\0'; s++)
+		lines += *s == '\n';
+	cr_assert_eq(lines, 1, "%s: want one log line, got:\n%s", what, log);
+	cr_assert_not_null(strstr(log, name), "%s: log does not name %s: %s",
+	    what, name, log);
+}
+
+/* ---------------------------------------------------------------- */
+/* round trips */
+
+Test(swap, every_page_survives_async_roundtrip, .timeout = 20,
+    .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct swap *sw = mkswap(dir, 0, false);
+	struct ring *r = mkring(8);
+	char *buf = pages(64);
+	struct iovec iov = { buf, ptoa(64) };
+	struct ring_cqe cqe[8];
+	uint64_t slot;
+	int got, k;
+
+	cr_assert_eq(sw->sw_maxslots, (64 * GiB) / PAGE_SIZE);
+	cr_assert_str_eq(sw->sw_where, dir);
+	cr_assert_eq(dir_entries(dir), 0, "the swap file shows in %s", dir);
+	expect_unnamed(sw);
+	cr_assert_eq(ring_register_file(r, sw->sw_fd), 0);
+	cr_assert_eq(ring_register_buffers(r, &iov, 1), 0);
+
+	slot = alloc(sw, 64);
+	cr_assert_eq(swap_used(sw), 64);
+	test_pattern_fill(buf, 64, slot, 1);
+	for (int c = 0; c < 8; c++)
+		cr_assert_eq(swap_write(sw, r, slot + 8 * (uint64_t)c,
+		    buf + ptoa(8 * c), 8, (uint64_t)c), 0);
+	cr_assert_eq(ring_submit(r), 8);
+	for (got = 0; got < 8; got += k) {
+		k = ring_reap(r, cqe, 8, true);
+		cr_assert_gt(k, 0);
+		for (int i = 0; i < k; i++)
+			cr_assert_eq(cqe[i].rc_res, (int)ptoa(8), "tag %llu: "
+			    "%d", (unsigned long long)cqe[i].rc_tag,
+			    cqe[i].rc_res);
+	}
+
+	memset(buf, 0, ptoa(64));
+	for (int c = 7; c >= 0; c--)
+		cr_assert_eq(swap_read(sw, r, slot + 8 * (uint64_t)c,
+		    buf + ptoa(8 * c), 8, (uint64_t)c), 0);
+	for (got = 0; got < 8; got += k) {
+		k = ring_reap(r, cqe, 8, true);
+		cr_assert_gt(k, 0);
+		for (int i = 0; i < k; i++)
+			cr_assert_eq(cqe[i].rc_res, (int)ptoa(8));
+	}
+	cr_assert_eq(test_pattern_bad(buf, 64, slot, 1), -1, "first bad page");
+	CHECK(sw);
+
+	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0, "swap_destroy left a file");
+}
+
+Test(swap, every_page_survives_sync_roundtrip, .timeout = 20,
+    .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct swap *sw = mkswap(dir, 0, false);
+	struct ring *r = mkring(4);
+	char *buf = pages(64);
+	uint64_t slot = alloc(sw, 64);
+
+	/* all 64 in one transfer; back one page at a time, backwards */
+	test_pattern_fill(buf, 64, slot, 2);
+	cr_assert_eq(swap_write_sync(sw, r, slot, buf, 64), 0);
+	cr_assert_eq(ring_inflight(r), 0);
+	memset(buf, 0, ptoa(64));
+	for (int p = 63; p >= 0; p--)
+		cr_assert_eq(swap_read_sync(sw, r, slot + (uint64_t)p,
+		    buf + ptoa(p), 1), 0);
+	cr_assert_eq(test_pattern_bad(buf, 64, slot, 2), -1, "first bad page");
+
+	/* overwrite the middle, generation 3 */
+	test_pattern_fill(buf, 16, slot + 24, 3);
+	cr_assert_eq(swap_write_sync(sw, r, slot + 24, buf, 16), 0);
+	memset(buf, 0, ptoa(64));
+	cr_assert_eq(swap_read_sync(sw, r, slot, buf, 64), 0);
+	cr_assert_eq(test_pattern_bad(buf, 24, slot, 2), -1);
+	cr_assert_eq(test_pattern_bad(buf + ptoa(24), 16, slot + 24, 3), -1);
+	cr_assert_eq(test_pattern_bad(buf + ptoa(40), 24, slot + 40, 2), -1);
+	CHECK(sw);
+	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+/* the pager view: offset slot * PAGE_SIZE is the ring view's slot */
+Test(swap, pager_ops_see_the_same_slots, .timeout = 20, .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct swap *sw = mkswap(dir, MiB, false);
+	struct pager *pgr = &sw->sw_pager;
+	struct pager_req req = { 0 };
+	struct ring *r = mkring(4);
+	char *buf = pages(16);
+	uint64_t slot;
+
+	cr_assert_eq(pgr->pgr_ops, &swap_pager_ops);
+	cr_assert_str_eq(swap_pager_ops.name, "swap");
+	slot = alloc(sw, 16);
+
+	test_pattern_fill(buf, 16, slot, 4);
+	req.pr_off = ptoa(slot);
+	req.pr_npages = 16;
+	req.pr_flags = PGO_SYNC;
+	req.pr_buf = buf;
+	cr_assert_eq(pager_put(pgr, &req), 0);
+	memset(buf, 0, ptoa(16));
+	cr_assert_eq(swap_read_sync(sw, r, slot, buf, 16), 0);
+	cr_assert_eq(test_pattern_bad(buf, 16, slot, 4), -1);
+
+	test_pattern_fill(buf, 16, slot, 5);
+	cr_assert_eq(swap_write_sync(sw, r, slot, buf, 16), 0);
+	memset(buf, 0, ptoa(16));
+	cr_assert_eq(pager_get(pgr, &req), 0);
+	cr_assert_eq(req.pr_buf, buf);
+	cr_assert_eq(test_pattern_bad(buf, 16, slot, 5), -1);
+
+	/* offset 0 is "no slot"; the last slot is in range, past it not */
+	req.pr_off = 0;
+	req.pr_npages = 1;
+	cr_assert_eq(pager_get(pgr, &req), -EINVAL);
+	cr_assert_eq(pager_put(pgr, &req), -EINVAL);
+	(void)alloc(sw, 256 - 16);
+	req.pr_off = ptoa(256);
+	test_pattern_fill(buf, 1, 256, 6);
+	cr_assert_eq(pager_put(pgr, &req), 0);
+	memset(buf, 0, PAGE_SIZE);
+	cr_assert_eq(swap_read_sync(sw, r, 256, buf, 1), 0);
+	cr_assert_eq(test_pattern_bad(buf, 1, 256, 6), -1);
+	req.pr_off = ptoa(257);
+	cr_assert_eq(pager_put(pgr, &req), -EINVAL);
+	req.pr_off = ptoa(256);
+	req.pr_npages = 2;
+	cr_assert_eq(pager_get(pgr, &req), -EINVAL);
+
+	/* discard forgets nothing: slots go by swap_free */
+	cr_assert_eq(pager_discard(pgr, ptoa(slot), ptoa(slot + 16)), 0);
+	cr_assert_eq(swap_count(sw, slot), 1);
+	CHECK(sw);
+
+	/* a pager reference keeps the swap past swap_destroy */
+	pager_ref(pgr);
+	swap_destroy(sw);
+	cr_assert_eq(swap_count(sw, slot), 1);
+	CHECK(sw);
+	ring_destroy(r);
+	pager_unref(pgr);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+Test(swap, default_directory_is_tmpdir, .timeout = 10, .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct swap *sw;
+
+	cr_assert_eq(setenv("TMPDIR", dir, 1), 0);
+	sw = mkswap(NULL, MiB, false);
+	cr_assert_str_eq(sw->sw_where, dir);
+	cr_assert_eq(dir_entries(dir), 0);
+	swap_destroy(sw);
+
+	cr_assert_eq(setenv("TMPDIR", "", 1), 0);
+	sw = mkswap(NULL, MiB, false);
+	cr_assert_str_eq(sw->sw_where, "/var/tmp");
+	expect_unnamed(sw);
+	swap_destroy(sw);
+	cr_assert_eq(unsetenv("TMPDIR"), 0);
+	sw = mkswap(NULL, MiB, false);
+	cr_assert_str_eq(sw->sw_where, "/var/tmp");
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+/* a missing $TMPDIR is an error, not the name of a file to create */
+Test(swap, missing_tmpdir_is_not_a_file_name, .timeout = 10,
+    .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct swap_config sc = { .sc_max = MiB };
+	struct swap *sw = NULL;
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/absent", dir);
+	cr_assert_eq(setenv("TMPDIR", path, 1), 0);
+	log_capture();
+	cr_assert_eq(swap_create(&sc, &sw), -ENOENT);
+	cr_assert_null(sw);
+	expect_one_line("TMPDIR absent", path);
+	cr_assert_eq(dir_entries(dir), 0, "created a file named $TMPDIR");
+}
+
+/* ---------------------------------------------------------------- */
+/* the allocator */
+
+Test(swap, runs_are_contiguous_and_reused, .timeout = 10, .fini = cleanup)
+{
+	struct swap *sw = mkswap(fresh_dir(), 0, false);
+	uint64_t a, b, c, d;
+
+	a = alloc(sw, 16);
+	b = alloc(sw, 16);
+	cr_assert(b >= a + 16 || b + 16 <= a, "runs overlap");
+	cr_assert_eq(swap_used(sw), 32);
+	swap_free(sw, a, 16);
+	CHECK(sw);
+	cr_assert_eq(swap_used(sw), 16);
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(swap_count(sw, a + (uint64_t)i), 0);
+
+	c = alloc(sw, 8);
+	cr_assert_eq(c, a, "8 slots do not reuse the freed run");
+	d = alloc(sw, 32);
+	cr_assert(d >= b + 16 || d + 32 <= a, "32 slots overlap: a %llu b "
+	    "%llu d %llu", (unsigned long long)a, (unsigned long long)b,
+	    (unsigned long long)d);
+	cr_assert(d + 32 <= c || d >= c + 8, "32 slots overlap the 8");
+	cr_assert_eq(swap_used(sw), 16 + 8 + 32);
+	swap_destroy(sw);
+}
+
+Test(swap, refcounts_release_on_last_free, .timeout = 10, .fini = cleanup)
+{
+	struct swap *sw = mkswap(fresh_dir(), 0, false);
+	uint64_t a = alloc(sw, 4), b;
+
+	swap_ref(sw, a, 4);
+	CHECK(sw);
+	swap_ref(sw, a + 1, 2);
+	CHECK(sw);
+	cr_assert_eq(swap_count(sw, a), 2);
+	cr_assert_eq(swap_count(sw, a + 1), 3);
+	cr_assert_eq(swap_count(sw, a + 2), 3);
+	cr_assert_eq(swap_count(sw, a + 3), 2);
+	swap_free(sw, a, 4);
+	CHECK(sw);
+	swap_free(sw, a, 4);
+	CHECK(sw);
+	cr_assert_eq(swap_used(sw), 2, "slots a+1, a+2 still held");
+	cr_assert_eq(swap_count(sw, a), 0);
+	cr_assert_eq(swap_count(sw, a + 1), 1);
+	swap_free(sw, a + 1, 2);
+	CHECK(sw);
+	cr_assert_eq(swap_used(sw), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(swap_count(sw, a + (uint64_t)i), 0);
+	b = alloc(sw, 4);
+	cr_assert_eq(b, a, "released slots not reused");
+	/* outside the swap: no references */
+	cr_assert_eq(swap_count(sw, 0), 0);
+	cr_assert_eq(swap_count(sw, sw->sw_maxslots + 1), 0);
+	swap_destroy(sw);
+}
+
+/* next fit skips a hole too small, and wraps to find one that fits */
+Test(swap, next_fit_wraps_once, .timeout = 10, .fini = cleanup)
+{
+	struct swap *sw = mkswap(fresh_dir(), ptoa(64), false);
+	uint64_t run[6], s;
+
+	cr_assert_eq(sw->sw_maxslots, 64);
+	for (int i = 0; i < 6; i++) {
+		run[i] = alloc(sw, 10);
+		cr_assert_eq(run[i], 1 + 10 * (uint64_t)i);
+	}
+	swap_free(sw, run[1], 10);		/* hole: slots 11..20 */
+	CHECK(sw);
+	cr_assert_eq(swap_alloc(sw, 12, &s), -ENOSPC, "no 12 in a row");
+	CHECK(sw);
+	cr_assert_eq(alloc(sw, 4), 11);		/* 15..20 left */
+	cr_assert_eq(alloc(sw, 5), 15);		/* 20 left, and 61..64 */
+	cr_assert_eq(alloc(sw, 4), 61);		/* 20 skipped: too small */
+	cr_assert_eq(alloc(sw, 1), 20, "no wrap to the hole behind");
+	cr_assert_eq(swap_used(sw), 64);
+	cr_assert_eq(swap_alloc(sw, 1, &s), -ENOSPC);
+	CHECK(sw);
+	swap_destroy(sw);
+}
+
+Test(swap, cap_of_one_mib_is_256_slots, .timeout = 20, .fini = cleanup)
+{
+	struct swap *sw = mkswap(fresh_dir(), MiB, false);
+	uint64_t slot = 0, s;
+	struct stat st;
+
+	cr_assert_eq(sw->sw_maxslots, 256);
+	cr_assert_eq(swap_alloc(sw, 257, &s), -ENOSPC);
+	cr_assert_eq(swap_used(sw), 0);
+	for (uint64_t i = 1; i <= 256; i++) {
+		cr_assert_eq(swap_alloc(sw, 1, &slot), 0, "slot %llu",
+		    (unsigned long long)i);
+		cr_assert_eq(slot, i);
+	}
+	CHECK(sw);
+	cr_assert_eq(swap_used(sw), 256);
+	s = 999;
+	cr_assert_eq(swap_alloc(sw, 1, &s), -ENOSPC, "the 257th page");
+	cr_assert_eq(s, 999, "*slotp written on failure");
+	cr_assert_eq(swap_used(sw), 256, "a failed alloc allocated");
+	CHECK(sw);
+	/* the file stops at the cap, not at a SWAP_GROW step */
+	cr_assert_eq(fstat(sw->sw_fd, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, MiB);
+
+	swap_free(sw, 100, 1);
+	CHECK(sw);
+	cr_assert_eq(swap_alloc(sw, 2, &s), -ENOSPC);
+	cr_assert_eq(alloc(sw, 1), 100);
+	swap_free(sw, 1, 256);
+	CHECK(sw);
+	cr_assert_eq(swap_used(sw), 0);
+	cr_assert_eq(alloc(sw, 256), 1);
+	swap_destroy(sw);
+}
+
+Test(swap, alloc_rejects_bad_counts, .timeout = 10, .fini = cleanup)
+{
+	struct swap *sw = mkswap(fresh_dir(), ptoa(8), false);
+	uint64_t s;
+
+	cr_assert_eq(swap_alloc(sw, 0, &s), -EINVAL);
+	cr_assert_eq(swap_alloc(sw, -1, &s), -EINVAL);
+	cr_assert_eq(swap_alloc(sw, 9, &s), -ENOSPC);
+	cr_assert_eq(swap_used(sw), 0);
+	CHECK(sw);
+	swap_destroy(sw);
+}
+
+Test(swap, file_grows_in_steps, .timeout = 20, .fini = cleanup)
+{
+	struct swap *sw = mkswap(fresh_dir(), 0, false);
+	struct stat st;
+	uint64_t per = SWAP_GROW / PAGE_SIZE, a;
+
+	cr_assert_eq(fstat(sw->sw_fd, &st), 0);
+	cr_assert_eq(st.st_size, 0, "the file starts empty");
+	a = alloc(sw, 1);
+	cr_assert_eq(fstat(sw->sw_fd, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, SWAP_GROW);
+	cr_assert_geq((uint64_t)st.st_blocks * 512, SWAP_GROW,
+	    "fallocate reserved the blocks");
+	(void)alloc(sw, (int)per - 1);		/* exactly the first step */
+	cr_assert_eq(fstat(sw->sw_fd, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, SWAP_GROW);
+	(void)alloc(sw, 1);
+	cr_assert_eq(fstat(sw->sw_fd, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, 2 * SWAP_GROW);
+	/* freeing never shrinks it */
+	swap_free(sw, a, (int)per);
+	CHECK(sw);
+	cr_assert_eq(fstat(sw->sw_fd, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, 2 * SWAP_GROW);
+	swap_destroy(sw);
+}
+
+Test(swap, cap_below_a_page_is_refused, .timeout = 10, .fini = cleanup)
+{
+	struct swap_config sc = { .sc_path = fresh_dir(), .sc_max = 4095 };
+	struct swap *sw = NULL;
+
+	log_capture();
+	cr_assert_eq(swap_create(&sc, &sw), -EINVAL);
+	cr_assert_null(sw);
+	expect_one_line("cap 4095", "UPVM_SWAP_MAX");
+	cr_assert_eq(dir_entries(sc.sc_path), 0);
+}
+
+#ifdef UPVM_DEBUG_CHECKS
+Test(swap, freeing_a_free_slot_asserts, .timeout = 10, .fini = cleanup,
+    .signal = SIGABRT)
+{
+	struct swap *sw = mkswap(fresh_dir(), 0, false);
+	uint64_t a = alloc(sw, 2);
+
+	cleanup();		/* abort() skips .fini: rmdir now */
+	swap_free(sw, a, 2);
+	log_capture();			/* keep the expected line quiet */
+	swap_free(sw, a + 1, 1);
+}
+#endif
+
+/* ---------------------------------------------------------------- */
+/* file systems */
+
+Test(swap, full_disk_is_enospc_and_keeps_data, .timeout = 30,
+    .fini = cleanup)
+{
+	const char *dir = mount_fs("tmpfs", "size=2m");
+	struct swap *sw = mkswap(dir, GiB, false);
+	struct ring *r = mkring(4);
+	char *buf = pages(16);
+	uint64_t run[64], s = 0, used;
+	int nrun = 0, error;
+
+	for (;;) {
+		error = swap_alloc(sw, 16, &s);
+		if (error != 0)
+			break;
+		CHECK(sw);
+		cr_assert_lt(nrun, 64, "a 2 MiB tmpfs took %d runs", nrun);
+		run[nrun++] = s;
+		test_pattern_fill(buf, 16, s, 8);
+		cr_assert_eq(swap_write_sync(sw, r, s, buf, 16), 0);
+	}
+	cr_assert_eq(error, -ENOSPC, "alloc %d: %s", nrun, strerror(-error));
+	cr_log_info("2 MiB tmpfs: %d runs of 16 pages, then -ENOSPC", nrun);
+	used = swap_used(sw);
+	cr_assert_eq(used, 16 * (uint64_t)nrun, "the failed alloc kept slots");
+	CHECK(sw);
+	cr_assert_geq(nrun, 16, "only %d runs of 16 pages on 2 MiB", nrun);
+	cr_assert_leq(nrun, 32);
+	cr_assert_eq(swap_alloc(sw, 16, &s), -ENOSPC, "still full");
+	cr_assert_eq(swap_used(sw), used);
+
+	/* everything written is there */
+	for (int i = 0; i < nrun; i++) {
+		memset(buf, 0, ptoa(16));
+		cr_assert_eq(swap_read_sync(sw, r, run[i], buf, 16), 0);
+		cr_assert_eq(test_pattern_bad(buf, 16, run[i], 8), -1,
+		    "run %d", i);
+	}
+	/* room inside the file is used again */
+	swap_free(sw, run[3], 16);
+	CHECK(sw);
+	cr_assert_eq(alloc(sw, 16), run[3]);
+	sync_roundtrip(sw, r, run[3], 16, 9);
+	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+Test(swap, direct_io_on_var_tmp, .timeout = 20, .fini = cleanup)
+{
+	const char *dir = fresh_dir_in("/var/tmp");
+	struct swap *sw = mkswap(dir, 0, false);
+	struct ring *r = mkring(8);
+	uint64_t a;
+
+	if (!sw->sw_direct) {
+		swap_destroy(sw);
+		cr_skip_test("%s refuses O_DIRECT", dir);
+	}
+	cr_assert_neq(fcntl(sw->sw_fd, F_GETFL) & O_DIRECT, 0);
+	a = alloc(sw, 64);
+	sync_roundtrip(sw, r, a, 64, 10);
+	sync_roundtrip(sw, r, a + 63, 1, 11);
+	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+Test(swap, nodirect_is_buffered, .timeout = 20, .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct swap *sw = mkswap(dir, 0, true);
+	struct ring *r = mkring(8);
+
+	cr_assert(!sw->sw_direct);
+	cr_assert_eq(fcntl(sw->sw_fd, F_GETFL) & O_DIRECT, 0);
+	sync_roundtrip(sw, r, alloc(sw, 64), 64, 12);
+	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+/*
+ * tmpfs: buffered with sc_nodirect.  Without it, the outcome depends on
+ * the kernel (tmpfs accepts O_DIRECT since 6.6); either must work.
+ */
+Test(swap, tmpfs_buffered_and_default, .timeout = 20, .fini = cleanup)
+{
+	const char *dir = mount_fs("tmpfs", "size=64m");
+	struct swap *sw = mkswap(dir, 32 * MiB, true);
+	struct ring *r = mkring(8);
+
+	cr_assert(!sw->sw_direct);
+	sync_roundtrip(sw, r, alloc(sw, 64), 64, 13);
+	swap_destroy(sw);
+
+	sw = mkswap(dir, 32 * MiB, false);
+	cr_log_info("tmpfs: sw_direct %d", sw->sw_direct);
+	sync_roundtrip(sw, r, alloc(sw, 64), 64, 14);
+	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+/* ramfs refuses O_DIRECT and fallocate: buffered, grown by ftruncate */
+Test(swap, ramfs_falls_back_to_buffered, .timeout = 20, .fini = cleanup)
+{
+	const char *dir = mount_fs("ramfs", "");
+	struct swap *sw = mkswap(dir, 0, false);
+	struct ring *r = mkring(8);
+	struct stat st;
+	uint64_t a;
+
+	cr_assert(!sw->sw_direct, "ramfs took O_DIRECT");
+	a = alloc(sw, 64);
+	cr_assert_eq(fstat(sw->sw_fd, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, SWAP_GROW);
+	cr_assert_lt((uint64_t)st.st_blocks * 512, SWAP_GROW, "not sparse");
+	sync_roundtrip(sw, r, a, 64, 15);
+	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+/* buffered: what pager_put wrote does not stay in the page cache */
+Test(swap, buffered_put_leaves_no_page_cache, .timeout = 20,
+    .fini = cleanup)
+{
+	struct swap *sw = mkswap(fresh_dir_in("/var/tmp"), 0, true);
+	struct pager_req req = { 0 };
+	char *buf = pages(32);
+	unsigned char vec[32];
+	uint64_t a = alloc(sw, 32);
+	void *map;
+	int resident = 0;
+
+	test_pattern_fill(buf, 32, a, 16);
+	req.pr_off = ptoa(a);
+	req.pr_npages = 32;
+	req.pr_flags = PGO_SYNC;
+	req.pr_buf = buf;
+	cr_assert_eq(pager_put(&sw->sw_pager, &req), 0);
+	map = mmap(NULL, ptoa(32), PROT_READ, MAP_SHARED, sw->sw_fd,
+	    (off_t)ptoa(a - 1));
+	cr_assert_neq(map, MAP_FAILED);
+	cr_assert_eq(mincore(map, ptoa(32), vec), 0);
+	for (int i = 0; i < 32; i++)
+		resident += vec[i] & 1;
+	cr_assert_eq(resident, 0, "%d of 32 pages stayed in the page cache",
+	    resident);
+	munmap(map, ptoa(32));
+	memset(buf, 0, ptoa(32));
+	cr_assert_eq(pager_get(&sw->sw_pager, &req), 0);
+	cr_assert_eq(test_pattern_bad(buf, 32, a, 16), -1);
+	swap_destroy(sw);
+}
+
+/* ---------------------------------------------------------------- */
+/* paths */
+
+Test(swap, missing_directory_fails_with_one_line, .timeout = 10)
+{
+	struct swap_config sc = { .sc_path = "/nonexistent/dir" };
+	struct swap *sw = NULL;
+	int error;
+
+	log_capture();
+	error = swap_create(&sc, &sw);
+	cr_assert_eq(error, -ENOENT, "error %d", error);
+	cr_assert_null(sw);
+	expect_one_line("/nonexistent/dir", "/nonexistent/dir");
+	cr_assert_not_null(strstr(logbuf, "UPVM_SWAP"), "%s", logbuf);
+}
+
+Test(swap, existing_file_is_refused, .timeout = 10, .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct swap_config sc = { 0 };
+	struct swap *sw = NULL;
+	char path[PATH_MAX], back[8] = { 0 };
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/mine", dir);
+	fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "keep me", 7), 7);
+	sc.sc_path = path;
+	log_capture();
+	cr_assert_eq(swap_create(&sc, &sw), -EEXIST);
+	cr_assert_null(sw);
+	expect_one_line("existing file", path);
+	cr_assert_eq(pread(fd, back, 7, 0), 7);
+	cr_assert_str_eq(back, "keep me");
+	close(fd);
+	cr_assert_eq(unlink(path), 0);
+}
+
+Test(swap, named_file_is_created_and_removed, .timeout = 20,
+    .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct swap *sw;
+	struct ring *r = mkring(4);
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/swapfile", dir);
+	sw = mkswap(path, 0, false);
+	cr_assert_str_eq(sw->sw_where, path);
+	cr_assert_eq(stat(path, &st), 0, "no file at %s", path);
+	cr_assert(S_ISREG(st.st_mode));
+	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+	cr_assert_eq(dir_entries(dir), 1);
+	sync_roundtrip(sw, r, alloc(sw, 8), 8, 17);
+	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_neq(stat(path, &st), 0, "swap_destroy left %s", path);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+/* ---------------------------------------------------------------- */
+/* fork */
+
+#define FORK_RUNS	200
+#define FORK_N		4
+
+struct fork_result {
+	int		fr_error;	/* the child's first failure, or 0 */
+	int		fr_line;	/* ... at this line */
+	uint64_t	fr_slot[FORK_RUNS];
+};
+
+#define CHILD_CHECK(e)	do {						\
+	if (!(e)) {							\
+		res->fr_error = 1;					\
+		res->fr_line = __LINE__;				\
+		_exit(1);						\
+	}								\
+} while (0)
+
+/*
+ * fork_child: allocate FORK_RUNS runs while the parent does too, write
+ * each, take a reference on the parent's run, then tear its swap down.
+ * No Criterion assertions here: failures go back through res.
+ */
+static void
+fork_child(struct swap *sw, struct fork_result *res, uint64_t parent_run)
+{
+	struct ring *r;
+	char *buf;
+
+	CHILD_CHECK(ring_create(4, &r) == 0);
+	buf = mmap(NULL, ptoa(FORK_N), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHILD_CHECK(buf != MAP_FAILED);
+	for (int i = 0; i < FORK_RUNS; i++) {
+		CHILD_CHECK(swap_alloc(sw, FORK_N, &res->fr_slot[i]) == 0);
+		test_pattern_fill(buf, FORK_N, res->fr_slot[i], 20);
+		CHILD_CHECK(swap_write_sync(sw, r, res->fr_slot[i], buf,
+		    FORK_N) == 0);
+		CHILD_CHECK(swap_check(sw) == 0);
+	}
+	swap_ref(sw, parent_run, FORK_N);
+	CHILD_CHECK(swap_count(sw, parent_run) == 2);
+	ring_destroy(r);
+	swap_destroy(sw);		/* the child's view only */
+	_exit(0);
+}
+
+static bool
+overlaps(uint64_t a, uint64_t b, uint64_t n)
+{
+	return a < b + n && b < a + n;
+}
+
+Test(swap, fork_shares_bitmap_and_counts, .timeout = 60, .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	char path[PATH_MAX];
+	struct swap *sw;
+	struct fork_result *res;
+	uint64_t mine[FORK_RUNS], pre;
+	struct ring *r;
+	char *buf;
+	pid_t pid;
+	int status;
+
+	/* a named file: the child's swap_destroy must not remove it */
+	snprintf(path, sizeof(path), "%s/swapfile", dir);
+	sw = mkswap(path, 0, false);
+	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(res, MAP_FAILED);
+	pre = alloc(sw, FORK_N);
+
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		fork_child(sw, res, pre);
+
+	/* meanwhile, the parent allocates too */
+	for (int i = 0; i < FORK_RUNS; i++) {
+		cr_assert_eq(swap_alloc(sw, FORK_N, &mine[i]), 0);
+		cr_assert_eq(swap_check(sw), 0);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child failed at line %d (status %#x)", res->fr_line, status);
+	CHECK(sw);
+	cr_assert_eq(access(path, F_OK), 0, "the child removed the file");
+
+	/* one bitmap: no two runs overlap, theirs or ours */
+	for (int i = 0; i < FORK_RUNS; i++) {
+		cr_assert(!overlaps(res->fr_slot[i], pre, FORK_N));
+		cr_assert(!overlaps(mine[i], pre, FORK_N));
+		for (int j = 0; j < FORK_RUNS; j++) {
+			cr_assert(!overlaps(res->fr_slot[i], mine[j], FORK_N),
+			    "child run %llu and parent run %llu overlap",
+			    (unsigned long long)res->fr_slot[i],
+			    (unsigned long long)mine[j]);
+			cr_assert(j == i || (!overlaps(res->fr_slot[i],
+			    res->fr_slot[j], FORK_N) && !overlaps(mine[i],
+			    mine[j], FORK_N)));
+		}
+	}
+	/* one set of counts */
+	cr_assert_eq(swap_used(sw), (uint64_t)FORK_N * (2 * FORK_RUNS + 1));
+	cr_assert_eq(swap_count(sw, pre), 2, "the child's reference");
+	for (int i = 0; i < FORK_RUNS; i++)
+		for (int k = 0; k < FORK_N; k++)
+			cr_assert_eq(swap_count(sw, res->fr_slot[i] +
+			    (uint64_t)k), 1);
+	/* and one file: the child's data reads back here */
+	r = mkring(4);
+	buf = pages(FORK_N);
+	for (int i = 0; i < FORK_RUNS; i++) {
+		memset(buf, 0, ptoa(FORK_N));
+		cr_assert_eq(swap_read_sync(sw, r, res->fr_slot[i], buf,
+		    FORK_N), 0);
+		cr_assert_eq(test_pattern_bad(buf, FORK_N, res->fr_slot[i],
+		    20), -1, "child run %d", i);
+	}
+	/* the parent frees what the child held */
+	for (int i = 0; i < FORK_RUNS; i++)
+		swap_free(sw, res->fr_slot[i], FORK_N);
+	swap_free(sw, pre, FORK_N);
+	CHECK(sw);
+	cr_assert_eq(swap_count(sw, pre), 1);
+	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
