@@ -50,8 +50,8 @@ clamp(vaddr_t lo, vsize_t len, vaddr_t start, vaddr_t end, vaddr_t *lop,
 
 int
 cluster_choose(struct cluster_state *st, const struct cluster_config *cc,
-    int advice, vaddr_t start, vaddr_t end, vaddr_t va, vaddr_t *lop,
-    vaddr_t *hip)
+    int advice, int flags, vaddr_t start, vaddr_t end, vaddr_t va,
+    vaddr_t *lop, vaddr_t *hip)
 {
 	struct cluster_stream *s;
 	vaddr_t pva = trunc_page(va), lo;
@@ -72,6 +72,12 @@ cluster_choose(struct cluster_state *st, const struct cluster_config *cc,
 		s = stream_victim(st);
 		s->cs_window = cc->cc_seq_max;
 		lo = pva;
+	} else if (flags & CLUSTER_F_SINGLE) {
+		/* a new guess, kept to the page: a stream must show itself */
+		s = stream_victim(st);
+		s->cs_window = 1;
+		lo = pva;
+		kind = CLUSTER_BLOCK;
 	} else {
 		/* a new guess: the aligned block around the fault */
 		s = stream_victim(st);

@@ -30,6 +30,10 @@
 #define CLUSTER_SUPER		16	/* blocks per super-block */
 #define CLUSTER_DENSE_MIN	4	/* resident blocks that make it dense */
 
+/* cluster_choose() flags */
+#define CLUSTER_F_SINGLE 0x1	/* a guess resolves the faulting page alone
+				   (pagein, pressure): only streams grow */
+
 /* what cluster_choose() chose */
 #define CLUSTER_ONE	0	/* the faulting page alone (RANDOM advice) */
 #define CLUSTER_BLOCK	1	/* the aligned block around a random fault */
@@ -60,8 +64,8 @@ struct cluster_state {
  * => returns CLUSTER_ONE, CLUSTER_BLOCK or CLUSTER_STREAM.
  */
 int cluster_choose(struct cluster_state *, const struct cluster_config *,
-    int advice, vaddr_t start, vaddr_t end, vaddr_t va, vaddr_t *lop,
-    vaddr_t *hip);
+    int advice, int flags, vaddr_t start, vaddr_t end, vaddr_t va,
+    vaddr_t *lop, vaddr_t *hip);
 
 /*
  * cluster_superblock: the aligned super-block around va, clamped to the

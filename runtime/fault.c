@@ -74,6 +74,7 @@ struct fault_ctx {
 	struct ring		*fc_ring;	/* pagein I/O (with a swap) */
 	uint64_t		 fc_swslot;	/* pagein: swap slot of fc_start */
 	long			 fc_max;	/* pages the budget allows */
+	long			 fc_reserved;	/* of those, counted resident */
 	pid_t			 fc_tid;	/* faulting thread, or 0 */
 };
 
@@ -178,7 +179,7 @@ fault_claim(struct fault_ctx *fc)
 	struct vm_map_entry *e = fc->fc_entry;
 	struct amap *am = fc->fc_amap;
 	const struct cluster_config *cc = &fc->fc_vs->vs_cc;
-	int slot = vm_entry_slot(e, fc->fc_va), kind;
+	int slot = vm_entry_slot(e, fc->fc_va), kind, flags;
 	vaddr_t lo, hi, slo, shi;
 	struct anon *an;
 
@@ -201,9 +202,16 @@ fault_claim(struct fault_ctx *fc)
 		vm_mutex_unlock(&am->am_lock);
 		return FC_WAKE;
 	}
-	kind = cluster_choose(&e->e_cluster, cc, e->e_advice, e->e_start,
-	    e->e_end, fc->fc_va, &lo, &hi);
-	if (kind == CLUSTER_BLOCK && an == NULL) {
+	/*
+	 * A guess costs memory the budget may not have: pageins, and any
+	 * fault past the high watermark, resolve the page alone until a
+	 * stream shows.
+	 */
+	flags = an != NULL || (fc->fc_vs->vs_pd != NULL &&
+	    pd_pressure(fc->fc_vs->vs_pd)) ? CLUSTER_F_SINGLE : 0;
+	kind = cluster_choose(&e->e_cluster, cc, e->e_advice, flags,
+	    e->e_start, e->e_end, fc->fc_va, &lo, &hi);
+	if (kind == CLUSTER_BLOCK && flags == 0) {
 		/* a densely filling area: claim the super-block */
 		cluster_superblock(cc, e->e_start, e->e_end, fc->fc_va, &slo,
 		    &shi);
@@ -226,8 +234,11 @@ fault_claim(struct fault_ctx *fc)
 	}
 	amap_ref_unit(am, slot);
 	vm_mutex_unlock(&am->am_lock);
-	VM_ASSERT(fc->fc_n > 0);
-	atomic_fetch_add(&fc->fc_vs->vs_resident, fc->fc_n);
+	VM_ASSERT(fc->fc_n > 0 && (fc->fc_reserved == 0 ||
+	    fc->fc_n <= fc->fc_reserved));
+	/* the claim becomes resident: from the reservation, if any */
+	atomic_fetch_add(&fc->fc_vs->vs_resident, fc->fc_n - fc->fc_reserved);
+	fc->fc_reserved = 0;
 	return kind;
 }
 
@@ -252,7 +263,7 @@ fault_claim_next(struct fault_ctx *fc, vaddr_t hi)
 	fc->fc_n = 0;
 	vm_mutex_lock(&am->am_lock);
 	for (; slot < end && kind == 0; slot++) {
-		lim = MIN(end, slot + FAULT_MAX_CLUSTER);
+		lim = MIN(end, slot + (int)fc->fc_max);
 		an = amap_anon_at(am, slot);
 		if (amap_slot(am, slot) == SLOT_EMPTY) {
 			fc->fc_n = amap_claim(am, slot, slot, lim,
@@ -267,7 +278,9 @@ fault_claim_next(struct fault_ctx *fc, vaddr_t hi)
 	if (kind != 0) {
 		fc->fc_va = e->e_start + ptoa((vaddr_t)(fc->fc_start -
 		    e->e_aref.ar_pageoff));
-		atomic_fetch_add(&fc->fc_vs->vs_resident, fc->fc_n);
+		atomic_fetch_add(&fc->fc_vs->vs_resident, fc->fc_n -
+		    fc->fc_reserved);
+		fc->fc_reserved = 0;
 	}
 	return kind;
 }
@@ -581,10 +594,12 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 
 	STAT_INC(&vs->vs_stats, st_faults);
 	if (vs->vs_pd != NULL)
-		fc.fc_max = pd_throttle(vs->vs_pd, FAULT_MAX_CLUSTER);
+		fc.fc_max = fc.fc_reserved = pd_throttle(vs->vs_pd,
+		    FAULT_MAX_CLUSTER);
 	while ((error = fault_lookup(&fc)) == -ERESTART)
 		;
 	if (error != 0) {
+		atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
 		if (error == -EFAULT)
 			STAT_INC(&vs->vs_stats, st_faults_unmapped);
 		else
@@ -600,6 +615,8 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 		fault_account(&fc, fc.fc_n);
 		return;
 	}
+	/* nothing claimed: the reservation goes back */
+	atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
 	if (kind == FC_POISON)
 		fault_poison(&fc, fc.fc_va, 1);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
@@ -624,6 +641,9 @@ fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 	}
 	while (va < end && error == 0) {
 		fc.fc_va = va;
+		if (vs->vs_pd != NULL && fc.fc_reserved == 0)
+			fc.fc_max = fc.fc_reserved = pd_throttle(vs->vs_pd,
+			    FAULT_MAX_CLUSTER);
 		if ((error = fault_lookup(&fc)) == -ERESTART) {
 			error = 0;
 			continue;
@@ -643,6 +663,7 @@ fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 		}
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
 	}
+	atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
 	if (fc.fc_ring != NULL)
 		ring_destroy(fc.fc_ring);
 	fault_mem_free(fc.fc_buf, FAULT_BUF_SIZE);

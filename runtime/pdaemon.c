@@ -396,6 +396,7 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	pthread_cond_init(&pd->pdd_freed, NULL);
 	atomic_init(&pd->pdd_stuck, false);
 	atomic_init(&pd->pdd_said_full, false);
+	atomic_init(&pd->pdd_stopped, false);
 	atomic_init(&pd->pdd_peak, 0);
 	pd->pdd_stop = false;
 	pd->pdd_clock.pc_valid = false;
@@ -426,7 +427,7 @@ pd_stop(struct pdaemon *pd)
 		return;
 	}
 	pd->pdd_stop = true;
-	atomic_store(&pd->pdd_stuck, true);	/* no more throttling */
+	atomic_store(&pd->pdd_stopped, true);	/* no more throttling */
 	pthread_cond_broadcast(&pd->pdd_work);
 	pthread_cond_broadcast(&pd->pdd_freed);
 	pthread_mutex_unlock(&pd->pdd_lock);
@@ -439,6 +440,13 @@ pd_destroy(struct pdaemon *pd)
 	pd_stop(pd);
 	ring_destroy(pd->pdd_ring);
 	kmem_free(pd, sizeof(*pd));
+}
+
+bool
+pd_pressure(struct pdaemon *pd)
+{
+	return atomic_load_explicit(&pd->pdd_vs->vs_resident,
+	    memory_order_relaxed) > pd->pdd_marks.pm_high;
 }
 
 void
@@ -462,16 +470,24 @@ long
 pd_throttle(struct pdaemon *pd, long npages)
 {
 	struct vmspace *vs = pd->pdd_vs;
-	long room;
+	long cur, room, n;
 
 	for (;;) {
-		room = pd->pdd_marks.pm_limit - atomic_load(&vs->vs_resident);
-		if (room > 0 || atomic_load(&pd->pdd_stuck))
-			return room > 0 ? MIN(room, npages) : npages;
+		cur = atomic_load(&vs->vs_resident);
+		room = pd->pdd_marks.pm_limit - cur;
+		if (room > 0 || atomic_load(&pd->pdd_stuck) ||
+		    atomic_load(&pd->pdd_stopped)) {
+			/* reserve: counted as resident until the claim */
+			n = room > 0 ? MIN(room, npages) : npages;
+			if (atomic_compare_exchange_weak(&vs->vs_resident,
+			    &cur, cur + n))
+				return n;
+			continue;
+		}
 		pthread_mutex_lock(&pd->pdd_lock);
 		if (pd->pdd_stop) {
 			pthread_mutex_unlock(&pd->pdd_lock);
-			return npages;
+			continue;	/* stopped: the next try reserves */
 		}
 		pthread_cond_signal(&pd->pdd_work);
 		pthread_cond_wait(&pd->pdd_freed, &pd->pdd_lock);

@@ -48,6 +48,7 @@ struct pdaemon {
 	bool		  pdd_stop;	/* [p] */
 	atomic_bool	  pdd_stuck;	/* [a] swap full/failing: no throttle */
 	atomic_bool	  pdd_said_full; /* [a] the log said so already */
+	atomic_bool	  pdd_stopped;	/* [a] pdd_stop, read without the lock */
 	atomic_long	  pdd_peak;	/* [a] most resident pages seen */
 };
 
@@ -62,13 +63,18 @@ int pd_start(struct vmspace *, struct swap *, long budget, long slack,
 void pd_stop(struct pdaemon *);
 void pd_destroy(struct pdaemon *);
 
+/* pd_pressure: resident pages are past the high watermark.  No locks. */
+bool pd_pressure(struct pdaemon *);
+
 /* pd_kick: resident pages went up; wake the daemon if needed.  No locks. */
 void pd_kick(struct pdaemon *);
 
 /*
- * pd_throttle: wait until `npages` more resident pages fit under the
- * limit, or paging is stuck.  => no locks held.  Returns the pages that
- * fit now (>= 1).
+ * pd_throttle: wait until more resident pages fit under the limit (or
+ * paging is stuck), then reserve up to `npages` of them: they count as
+ * resident from now on, so that concurrent faults cannot overshoot the
+ * limit together.  The caller gives back what it does not map.
+ * => no locks held.  Returns the pages reserved (>= 1).
  */
 long pd_throttle(struct pdaemon *, long npages);
 

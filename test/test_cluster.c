@@ -53,7 +53,7 @@ choose(struct cluster_state *st, const struct cluster_config *cc,
 	const char *why;
 
 	*lop = *hip = 0xbad;
-	cluster_choose(st, cc, advice, start, end, va, lop, hip);
+	cluster_choose(st, cc, advice, 0, start, end, va, lop, hip);
 	why = range_bad(cc, advice, start, end, va, *lop, *hip);
 	cr_assert_null(why, "%s: entry [%#lx, %#lx) va %#lx advice %d -> "
 	    "[%#lx, %#lx)", why, (unsigned long)start, (unsigned long)end,
@@ -380,13 +380,13 @@ Test(cluster, choose_reports_what_it_chose, .timeout = 10)
 	vaddr_t lo, hi;
 
 	memset(&st, 0, sizeof(st));
-	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_RANDOM, BASE,
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_RANDOM, 0, BASE,
 	    PG(4096), PG(100), &lo, &hi), CLUSTER_ONE);
-	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL, BASE,
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL, 0, BASE,
 	    PG(4096), PG(100), &lo, &hi), CLUSTER_BLOCK);
-	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL, BASE,
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL, 0, BASE,
 	    PG(4096), hi, &lo, &hi), CLUSTER_STREAM);
-	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_SEQUENTIAL, BASE,
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_SEQUENTIAL, 0, BASE,
 	    PG(4096), PG(3000), &lo, &hi), CLUSTER_STREAM);
 }
 
@@ -407,4 +407,26 @@ Test(cluster, superblock_is_aligned_capped_and_clamped, .timeout = 10)
 	cluster_superblock(&cc, PG(800), PG(900), PG(850), &lo, &hi);
 	cr_assert_eq(NPG(lo), 800);
 	cr_assert_eq(NPG(hi), 900);
+}
+
+Test(cluster, single_guess_is_one_page_and_streams_still_grow, .timeout = 10)
+{
+	struct cluster_state st;
+	vaddr_t lo, hi, va = PG(1000);
+	long want[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 512 };
+
+	memset(&st, 0, sizeof(st));
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL,
+		    CLUSTER_F_SINGLE, BASE, PG(1 << 20), va, &lo, &hi),
+		    i == 0 ? CLUSTER_BLOCK : CLUSTER_STREAM);
+		cr_assert_eq(lo, va);
+		cr_assert_eq(NPG(hi) - NPG(lo), want[i], "step %zu", i);
+		va = hi;
+	}
+	/* a fault elsewhere: one page again */
+	cluster_choose(&st, &cc_default, VM_ADV_NORMAL, CLUSTER_F_SINGLE,
+	    BASE, PG(1 << 20), PG(50), &lo, &hi);
+	cr_assert_eq(NPG(lo), 50);
+	cr_assert_eq(NPG(hi), 51);
 }

@@ -276,3 +276,28 @@ Test(paging, budget_too_small_or_bad_swap_dir_refused, .timeout = 30)
 	cr_assert_lt(upvm_init(&c), 0);
 	cr_assert_eq(upvm_stats(&st), -ENXIO, "nothing started");
 }
+
+Test(paging, random_pageins_read_one_page_each, .timeout = 120)
+{
+	struct upvm_stats st0, st;
+	unsigned seed = 3;
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 6);
+	st0 = stats();
+	for (int i = 0; i < 500; i++) {
+		size_t pg = (size_t)rand_r(&seed) % NPAGES;
+
+		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg, 6), -1);
+	}
+	st = stats();
+	/* no read-around for random faults: pages read ~ faults taken */
+	cr_assert_leq(st.pageins - st0.pageins, 2 * (st.faults - st0.faults),
+	    "%lu pages read for %lu faults",
+	    (unsigned long)(st.pageins - st0.pageins),
+	    (unsigned long)(st.faults - st0.faults));
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 6), -1);
+	upvm_fini();
+}
