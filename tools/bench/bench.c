@@ -3,18 +3,26 @@
  * bench.c: upvm-bench, upvm against the kernel's own paging in one run.
  *
  * For each workload and thread count, every repeat runs every mode back to
- * back (native, upvm, native, upvm, ...), so that whatever else the machine
- * does hits the modes alike.  A run maps a fresh region, times the touch
- * phase of the workload (workload.c), verifies it if asked, and unmaps it;
- * its counters come from the mode: the kernel's minor faults for plain
- * memory, upvm_stats() for upvm.
+ * back (native, kernel-swap, upvm, native, ...), so that whatever else the
+ * machine does hits the modes alike.  A run maps a fresh region, times the
+ * touch phase of the workload (workload.c, runner.c), verifies it if asked,
+ * and unmaps it; its counters come from the mode: the kernel's faults for
+ * plain memory, and its swap traffic under kernel-swap (kswap.c, which runs
+ * in a child inside a memory cgroup), upvm_stats() for upvm.  The modes
+ * that page (kernel-swap, and upvm given a budget) also sample RssAnon.
  *
  * A mode is a way to get memory and to count its faults; add one to modes[]
- * and it runs everywhere.  Exit status: 0 when every run ran (and verified),
- * 1 when a run failed or read back wrong data, 2 for bad usage.
+ * and it runs everywhere.  SIGINT and SIGTERM stop the run in progress
+ * within a page's time; the swap file and the cgroup go, and upvm-bench
+ * exits 130 (a second signal tears down from the handler).  Exit status: 0
+ * when every run ran (and verified), 1 when a run failed or read back wrong
+ * data, 2 for bad usage or a mode that cannot run here.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +31,7 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "upvm.h"
@@ -32,15 +41,21 @@
 #define MAX_REPEAT	100000
 #define MAX_LIST	64	/* items in a --threads, --workload, --mode */
 #define MAX_ITEM	32	/* characters in one item */
+#define MAX_OPS		((uint64_t)1 << 40)
+#define MAX_THETA	10.0
+#define STOP_GRACE	5	/* seconds a run has to stop when asked */
 
 /*
  * A mode: how a run maps its region and counts its faults.  md_upvm means
- * it needs upvm_init() and its samples carry upvm's resolution counters.
+ * it needs upvm_init() and its samples carry upvm's resolution counters;
+ * md_child that ks_run() runs it in a child under the budget (md_map,
+ * md_unmap and md_sample unused).
  */
 struct mode {
 	const char	*md_name;
 	const char	*md_desc;	/* one line, for --help */
 	bool		 md_upvm;
+	bool		 md_child;
 	int		(*md_map)(size_t, void **);
 	int		(*md_unmap)(void *, size_t);
 	int		(*md_sample)(struct sample *);
@@ -59,6 +74,10 @@ struct opts {
 	const char		 *o_output;
 	bool			  o_verify;
 	uint64_t		  o_seed;
+	size_t			  o_budget;	/* bytes, 0: none */
+	const char		 *o_swapdir;
+	uint64_t		  o_ops;	/* 0: pages / threads */
+	double			  o_theta;
 	/* upvm overrides, -1 where not given */
 	long			  o_cluster;
 	long			  o_seq_max;
@@ -70,7 +89,11 @@ struct opts {
 static bool upvm_up;		/* upvm_init() succeeded */
 static bool progress_on;	/* stderr is a terminal */
 static bool progress_shown;	/* a progress line is on it */
+static char progress_label[160]; /* of the run in progress */
+static struct timespec progress_start;	/* when that run began */
+static long progress_secs;	/* elapsed seconds shown */
 static size_t pagesize;
+static volatile sig_atomic_t got_signal; /* SIGINT or SIGTERM, 0: none */
 
 static void
 progress_clear(void)
@@ -80,7 +103,56 @@ progress_clear(void)
 	progress_shown = false;
 }
 
-/* die: one line on stderr, upvm stopped, exit with status. */
+/* progress_show: the progress line, with the elapsed time after 2 s. */
+static void
+progress_show(void)
+{
+	fprintf(stderr, "\r%s", progress_label);
+	if (progress_secs >= 2)
+		fprintf(stderr, " %lds", progress_secs);
+	fputs("\033[K", stderr);
+	progress_shown = true;
+}
+
+/*
+ * bench_tick: called about every 100 ms while a run runs, by the main
+ * thread.  => -EINTR once a signal asked to stop, else 0.  If the run has
+ * not stopped STOP_GRACE seconds after that (a worker stuck in a fault that
+ * never resolves), it tears down and exits right here, without upvm_fini().
+ */
+static int
+bench_tick(void)
+{
+	static struct timespec stop_at;
+	struct timespec now;
+	long secs;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (got_signal) {
+		if (stop_at.tv_sec == 0)
+			stop_at = now;
+		else if (now.tv_sec - stop_at.tv_sec >= STOP_GRACE) {
+			progress_clear();
+			fprintf(stderr, "upvm-bench: interrupted, and the run "
+			    "does not stop (a thread stuck in a page fault?); "
+			    "exiting without upvm_fini\n");
+			ks_teardown();
+			_exit(130);
+		}
+		return -EINTR;
+	}
+	if (!progress_on)
+		return 0;
+	secs = (long)(now.tv_sec - progress_start.tv_sec) -
+	    (now.tv_nsec < progress_start.tv_nsec);
+	if (secs >= 2 && secs != progress_secs) {
+		progress_secs = secs;
+		progress_show();
+	}
+	return 0;
+}
+
+/* die: one line on stderr, upvm stopped, kernel-swap torn down, exit. */
 static void __attribute__((noreturn, format(printf, 2, 3)))
 die(int status, const char *fmt, ...)
 {
@@ -94,7 +166,45 @@ die(int status, const char *fmt, ...)
 	fputc('\n', stderr);
 	if (upvm_up)
 		upvm_fini();
+	ks_teardown();
 	exit(status);
+}
+
+static void __attribute__((noreturn))
+die_interrupted(void)
+{
+	die(130, "interrupted by %s; the run was stopped and everything it "
+	    "set up removed", got_signal == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/*
+ * on_signal: the first SIGINT/SIGTERM asks the run to stop (bench_tick);
+ * a second one, as when the run does not stop, tears down right here.
+ */
+static void
+on_signal(int sig)
+{
+	static const char msg[] = "upvm-bench: second signal: removed the "
+	    "swap file and the cgroup, exiting\n";
+
+	if (got_signal) {
+		ks_emergency();
+		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+			/* nothing more to do in a signal handler */
+		}
+		_exit(130);
+	}
+	got_signal = sig;
+}
+
+static void
+catch_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 }
 
 /* native: plain private anonymous memory; the kernel pages it. */
@@ -117,7 +227,7 @@ native_unmap(void *addr, size_t len)
 	return munmap(addr, len) < 0 ? -errno : 0;
 }
 
-/* native_sample: the minor faults of the whole process, every thread. */
+/* native_sample: the faults of the whole process, every thread. */
 static int
 native_sample(struct sample *s)
 {
@@ -126,7 +236,7 @@ native_sample(struct sample *s)
 	memset(s, 0, sizeof(*s));
 	if (getrusage(RUSAGE_SELF, &ru) < 0)
 		return -errno;
-	s->s_faults = (uint64_t)ru.ru_minflt;
+	s->s_faults = (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
 	return 0;
 }
 
@@ -147,6 +257,8 @@ upvm_sample(struct sample *s)
 	s->s_faults = st.faults;
 	s->s_faults_resolved = st.faults_resolved;
 	s->s_pages_resolved = st.pages_resolved;
+	s->s_pageins = st.pageins;
+	s->s_pageouts = st.pageouts;
 	memcpy(s->s_cluster_hist, st.cluster_hist, sizeof(s->s_cluster_hist));
 	memcpy(s->s_latency_hist, st.latency_hist, sizeof(s->s_latency_hist));
 	return 0;
@@ -162,8 +274,15 @@ static const struct mode modes[] = {
 		.md_sample = native_sample,
 	},
 	{
+		.md_name = "kernel-swap",
+		.md_desc = "plain mmap in a child, paged by the kernel in a "
+		    "memory cgroup limited to --budget, to a swap file in "
+		    "--swap-dir (root)",
+		.md_child = true,
+	},
+	{
 		.md_name = "upvm",
-		.md_desc = "upvm_map(), paged by upvm",
+		.md_desc = "upvm_map(), paged by upvm within --budget",
 		.md_upvm = true,
 		.md_map = upvm_map_plain,
 		.md_unmap = upvm_unmap,
@@ -190,7 +309,7 @@ usage(FILE *f)
 
 	fprintf(f,
 "usage: upvm-bench [options]\n"
-"Time first-touch paging by upvm against the kernel's, side by side.\n"
+"Time paging by upvm against the kernel's, side by side.\n"
 "\n"
 "  -s, --size SIZE       bytes per region, K/M/G/T suffix (1G)\n"
 "  -t, --threads LIST    thread counts, comma separated (1)\n"
@@ -199,8 +318,16 @@ usage(FILE *f)
 "  -r, --repeat N        runs of each mode per workload and threads (5)\n"
 "  -f, --format FMT      table, json or csv (table)\n"
 "  -o, --output FILE     write the report to FILE instead of stdout\n"
-"      --verify          read every page back after each run (untimed)\n"
-"      --seed N          seed of the random page orders (1)\n"
+"  -b, --budget SIZE     resident memory of the paging modes (none;\n"
+"                        kernel-swap needs one, upvm pages with one)\n"
+"      --swap-dir DIR    where both kernel-swap and upvm swap\n"
+"                        ($TMPDIR, else /var/tmp)\n"
+"      --ops N           random operations per thread per run\n"
+"                        (region pages / threads)\n"
+"      --zipf THETA      exponent of the zipf workload, 0..10 (0.99)\n"
+"      --verify          check every word read, and read every page\n"
+"                        back after each run (untimed)\n"
+"      --seed N          seed of the random page orders and streams (1)\n"
 "upvm tuning, over UPVM_CONF and the UPVM_* variables:\n"
 "      --cluster N       pages resolved around a random fault, 2^k <= 512\n"
 "      --seq-max N       widest sequential window, 2^k in 16..1024\n"
@@ -210,11 +337,11 @@ usage(FILE *f)
 "  -h, --help            print this and exit\n"
 "\nworkloads:\n");
 	for (i = 0; i < nworkloads; i++)
-		fprintf(f, "  %-11s %s\n", workloads[i].wl_name,
+		fprintf(f, "  %-12s %s\n", workloads[i].wl_name,
 		    workloads[i].wl_desc);
 	fprintf(f, "modes:\n");
 	for (i = 0; i < NMODES; i++)
-		fprintf(f, "  %-11s %s\n", modes[i].md_name, modes[i].md_desc);
+		fprintf(f, "  %-12s %s\n", modes[i].md_name, modes[i].md_desc);
 }
 
 /*
@@ -367,7 +494,7 @@ opt_modes(struct opts *o, const char *list)
 
 enum {
 	OPT_VERIFY = 256, OPT_SEED, OPT_CLUSTER, OPT_SEQ_MAX, OPT_HANDLERS,
-	OPT_SPIN_US, OPT_PIN,
+	OPT_SPIN_US, OPT_PIN, OPT_SWAP_DIR, OPT_OPS, OPT_ZIPF,
 };
 
 static const struct option longopts[] = {
@@ -378,6 +505,10 @@ static const struct option longopts[] = {
 	{ "repeat",	required_argument,	NULL, 'r' },
 	{ "format",	required_argument,	NULL, 'f' },
 	{ "output",	required_argument,	NULL, 'o' },
+	{ "budget",	required_argument,	NULL, 'b' },
+	{ "swap-dir",	required_argument,	NULL, OPT_SWAP_DIR },
+	{ "ops",	required_argument,	NULL, OPT_OPS },
+	{ "zipf",	required_argument,	NULL, OPT_ZIPF },
 	{ "verify",	no_argument,		NULL, OPT_VERIFY },
 	{ "seed",	required_argument,	NULL, OPT_SEED },
 	{ "cluster",	required_argument,	NULL, OPT_CLUSTER },
@@ -389,25 +520,65 @@ static const struct option longopts[] = {
 	{ NULL,		0,			NULL, 0 },
 };
 
+/* opt_size: parse_size() of option name's value, or die. */
+static size_t
+opt_size(const char *name, const char *arg)
+{
+	size_t v;
+	int error;
+
+	if ((error = parse_size(arg, &v)) == -EINVAL)
+		die(2, "--%s %s is not a size; give one such as 512M or 2G",
+		    name, arg);
+	if (error == -EDOM)
+		die(2, "--%s %s is empty; give a size > 0 such as 512M", name,
+		    arg);
+	if (error != 0)
+		die(2, "--%s %s does not fit in the address space; give a "
+		    "smaller one", name, arg);
+	return v;
+}
+
+/* opt_theta: the zipf exponent, a number in 0..MAX_THETA, or die. */
+static double
+opt_theta(const char *arg)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (end == arg || *end != '\0' || errno != 0 || !isfinite(v) ||
+	    v < 0 || v > MAX_THETA)
+		die(2, "--zipf %s is not a number in 0..%g; give one such as "
+		    "0.99", arg, MAX_THETA);
+	return v;
+}
+
 /* opt_value: the value of one option with an argument, into o. */
 static void
 opt_value(struct opts *o, int c, const char *arg)
 {
 	unsigned long long seed;
 	char *end;
-	int error;
 
 	switch (c) {
 	case 's':
-		if ((error = parse_size(arg, &o->o_size)) == -EINVAL)
-			die(2, "--size %s is not a size; give one such as 512M "
-			    "or 2G", arg);
-		if (error == -EDOM)
-			die(2, "--size %s is empty; give a size > 0 such as "
-			    "512M", arg);
-		if (error != 0)
-			die(2, "--size %s does not fit in the address space; "
-			    "give a smaller one", arg);
+		o->o_size = opt_size("size", arg);
+		break;
+	case 'b':
+		o->o_budget = opt_size("budget", arg);
+		break;
+	case OPT_SWAP_DIR:
+		if (*arg == '\0')
+			die(2, "--swap-dir is empty; give a directory");
+		o->o_swapdir = arg;
+		break;
+	case OPT_OPS:
+		o->o_ops = opt_ulong("ops", arg, 1, MAX_OPS);
+		break;
+	case OPT_ZIPF:
+		o->o_theta = opt_theta(arg);
 		break;
 	case 't':
 		opt_threads(o, arg);
@@ -472,9 +643,10 @@ parse_opts(int argc, char **argv, struct opts *o)
 		.o_size = (size_t)1 << 30, .o_repeat = 5, .o_seed = 1,
 		.o_fmt = FMT_TABLE, .o_cluster = -1, .o_seq_max = -1,
 		.o_handlers = -1, .o_spin_us = -1, .o_pin = -1,
+		.o_theta = 0.99,
 	};
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":s:t:w:m:r:f:o:h", longopts,
+	while ((c = getopt_long(argc, argv, ":s:t:w:m:r:f:o:b:h", longopts,
 	    NULL)) != -1) {
 		switch (c) {
 		case OPT_VERIFY:
@@ -502,6 +674,42 @@ parse_opts(int argc, char **argv, struct opts *o)
 		opt_workloads(o, "seq-write,rand-write");
 	if (o->o_nmodes == 0)
 		opt_modes(o, "native,upvm");
+	if (o->o_swapdir == NULL && ((o->o_swapdir = getenv("TMPDIR")) ==
+	    NULL || *o->o_swapdir == '\0'))
+		o->o_swapdir = "/var/tmp";
+}
+
+/* wants_child: whether a mode of the list runs in a child (kernel-swap). */
+static bool
+wants_child(const struct opts *o)
+{
+	size_t i;
+
+	for (i = 0; i < o->o_nmodes; i++)
+		if (o->o_modes[i]->md_child)
+			return true;
+	return false;
+}
+
+/*
+ * start_kswap: the kernel-swap set-up, if a mode needs it; dies with one
+ * line and status 2 if it cannot be had here.
+ */
+static void
+start_kswap(const struct opts *o, struct report_info *ri)
+{
+	char why[PATH_MAX + 256];
+
+	if (!wants_child(o))
+		return;
+	if (o->o_budget == 0)
+		die(2, "kernel-swap mode needs --budget; give one smaller than "
+		    "--size, such as --budget %zuM", o->o_size / 4 >> 20 > 0 ?
+		    o->o_size / 4 >> 20 : 1);
+	if (ks_setup(o->o_size, o->o_budget, o->o_swapdir, why,
+	    sizeof(why)) != 0)
+		die(2, "kernel-swap mode needs %s", why);
+	ri->ri_kswap = ks_describe();
 }
 
 /*
@@ -533,6 +741,13 @@ start_upvm(const struct opts *o, struct report_info *ri)
 		ri->ri_cfg.spin_us = (unsigned)o->o_spin_us;
 	if (o->o_pin >= 0)
 		ri->ri_cfg.pin_handlers = o->o_pin != 0;
+	if (o->o_budget > 0)
+		ri->ri_cfg.budget = o->o_budget;
+	if (strlen(o->o_swapdir) >= sizeof(ri->ri_cfg.swap_path))
+		die(2, "--swap-dir %s is too long for upvm (%zu characters at "
+		    "most); give a shorter one", o->o_swapdir,
+		    sizeof(ri->ri_cfg.swap_path) - 1);
+	strcpy(ri->ri_cfg.swap_path, o->o_swapdir);
 	if ((error = upvm_init(&ri->ri_cfg)) == -EINVAL)
 		die(2, "upvm_init rejected the configuration (see above); fix "
 		    "the tuning options or UPVM_*");
@@ -575,36 +790,84 @@ struct where {
 	unsigned		 wh_repeat;
 };
 
-/* add_run: account the counter deltas of one run to rc. */
+/* add_run: account the counter deltas and results of one run to rc. */
 static void
 add_run(struct record *rc, const struct sample *b, const struct sample *a,
-    double seconds)
+    const struct wl_result *res, uint64_t peak)
 {
 	struct run *r = &rc->rc_runs[rc->rc_nruns++];
 	struct sample *t = &rc->rc_total;
 	uint64_t fr, pr;
 	int i;
 
-	r->r_seconds = seconds;
-	r->r_gib_per_s = seconds > 0 ?
-	    (double)rc->rc_bytes / seconds / (1 << 30) : 0;
+	r->r_seconds = res->wr_seconds;
+	r->r_bytes = res->wr_pages * pagesize;
+	r->r_gib_per_s = r->r_seconds > 0 ?
+	    (double)r->r_bytes / r->r_seconds / (1 << 30) : 0;
 	r->r_faults = a->s_faults - b->s_faults;
+	r->r_pageins = a->s_pageins - b->s_pageins;
+	r->r_pageouts = a->s_pageouts - b->s_pageouts;
+	r->r_rss_max = res->wr_rss_max;
+	r->r_peak = peak;
 	fr = a->s_faults_resolved - b->s_faults_resolved;
 	pr = a->s_pages_resolved - b->s_pages_resolved;
 	if (rc->rc_upvm)
 		r->r_pages_per_fault = fr > 0 ? (double)pr / (double)fr : 0;
 	else
 		r->r_pages_per_fault = r->r_faults > 0 ?
-		    (double)rc->rc_pages / (double)r->r_faults : 0;
+		    (double)res->wr_pages / (double)r->r_faults : 0;
 	t->s_faults += r->r_faults;
 	t->s_faults_resolved += fr;
 	t->s_pages_resolved += pr;
+	t->s_pageins += r->r_pageins;
+	t->s_pageouts += r->r_pageouts;
 	for (i = 0; i < UPVM_CLUSTER_BUCKETS; i++)
 		t->s_cluster_hist[i] += a->s_cluster_hist[i] -
 		    b->s_cluster_hist[i];
-	for (i = 0; i < UPVM_LATENCY_BUCKETS; i++)
+	for (i = 0; i < UPVM_LATENCY_BUCKETS; i++) {
 		t->s_latency_hist[i] += a->s_latency_hist[i] -
 		    b->s_latency_hist[i];
+		rc->rc_ophist[i] += res->wr_hist[i];
+	}
+}
+
+/* check_data: die if the run read back a wrong word. */
+static void
+check_data(const struct where *wh, const struct wl_result *res)
+{
+	const struct wl_bad *bad = &res->wr_bad;
+
+	if (bad->wb_page == SIZE_MAX)
+		return;
+	die(1, "%s T=%u %s repeat %u, %s: page %zu (offset %#zx) word %zu "
+	    "reads %#llx, not %#llx; %s returned wrong data, report this line",
+	    wh->wh_wl->wl_name, wh->wh_threads, wh->wh_md->md_name,
+	    wh->wh_repeat + 1, wl_phase_name(bad->wb_phase), bad->wb_page,
+	    bad->wb_page * pagesize, bad->wb_word,
+	    (unsigned long long)bad->wb_got,
+	    (unsigned long long)bad->wb_expected, wh->wh_md->md_name);
+}
+
+/* run_child: run_one() of a mode that runs in a child (kernel-swap). */
+static void
+run_child(const struct where *wh, struct wl_ctx *c, struct record *rc)
+{
+	char why[256];
+	struct sample before, after;
+	struct wl_result res;
+	uint64_t peak;
+	int error;
+
+	error = ks_run(wh->wh_wl, c, &before, &after, bench_tick, &res,
+	    &peak, why, sizeof(why));
+	if (error == -EINTR)
+		die_interrupted();
+	if (error != 0)
+		die(1, "%s T=%u %s repeat %u: %s; try a larger --budget or "
+		    "fewer --threads", wh->wh_wl->wl_name, wh->wh_threads,
+		    wh->wh_md->md_name, wh->wh_repeat + 1, why);
+	check_data(wh, &res);
+	add_run(rc, &before, &after, &res, peak);
 }
 
 /*
@@ -612,8 +875,7 @@ add_run(struct record *rc, const struct sample *b, const struct sample *a,
  * Dies on any failure: a benchmark that lost a run must not look whole.
  */
 static void
-run_one(const struct where *wh, struct wl_ctx *c, bool verify,
-    struct record *rc)
+run_one(const struct where *wh, struct wl_ctx *c, struct record *rc)
 {
 	const struct mode *md = wh->wh_md;
 	struct sample before, after;
@@ -621,28 +883,54 @@ run_one(const struct where *wh, struct wl_ctx *c, bool verify,
 	void *base;
 	int error;
 
+	c->wc_rss = rc->rc_budget > 0;
+	if (md->md_child) {
+		run_child(wh, c, rc);
+		return;
+	}
 	if ((error = md->md_map(rc->rc_bytes, &base)) != 0)
 		die(1, "%s: cannot map %zu bytes: %s; try a smaller --size",
 		    md->md_name, rc->rc_bytes, strerror(-error));
 	c->wc_base = base;
-	error = wl_run(wh->wh_wl, c, md->md_sample, &before, &after, verify,
-	    &res);
+	error = wl_run(wh->wh_wl, c, md->md_sample, &before, &after,
+	    bench_tick, &res);
+	if (error == -EINTR)
+		die_interrupted();
 	if (error != 0)
 		die(1, "%s T=%u %s: cannot run: %s; try fewer --threads",
 		    wh->wh_wl->wl_name, wh->wh_threads, md->md_name,
 		    strerror(-error));
-	if (res.wr_bad_page != SIZE_MAX)
-		die(1, "%s T=%u %s repeat %u: page %zu (offset %#zx) word %zu "
-		    "reads %#llx, not %#llx; %s returned wrong data, report "
-		    "this line", wh->wh_wl->wl_name, wh->wh_threads,
-		    md->md_name, wh->wh_repeat + 1, res.wr_bad_page,
-		    res.wr_bad_page * pagesize, res.wr_bad_word,
-		    (unsigned long long)res.wr_got,
-		    (unsigned long long)res.wr_expected, md->md_name);
+	check_data(wh, &res);
 	if ((error = md->md_unmap(base, rc->rc_bytes)) != 0)
 		die(1, "%s: cannot unmap %zu bytes at %p: %s; report this line",
 		    md->md_name, rc->rc_bytes, base, strerror(-error));
-	add_run(rc, &before, &after, res.wr_seconds);
+	add_run(rc, &before, &after, &res, 0);
+}
+
+/* progress_begin: a new progress line for the run about to start. */
+static void
+progress_begin(size_t step, size_t total, const struct where *wh)
+{
+	if (!progress_on)
+		return;
+	snprintf(progress_label, sizeof(progress_label), "[%zu/%zu] %s T=%u "
+	    "%s ...", step, total, wh->wh_wl->wl_name, wh->wh_threads,
+	    wh->wh_md->md_name);
+	clock_gettime(CLOCK_MONOTONIC, &progress_start);
+	progress_secs = 0;
+	progress_show();
+}
+
+/* mode_budget: the budget that mode md runs under, 0: none. */
+static uint64_t
+mode_budget(const struct opts *o, const struct report_info *ri,
+    const struct mode *md)
+{
+	if (md->md_child)
+		return o->o_budget;
+	if (md->md_upvm)
+		return ri->ri_cfg.budget;
+	return 0;
 }
 
 /*
@@ -650,8 +938,9 @@ run_one(const struct where *wh, struct wl_ctx *c, bool verify,
  * count, the modes back to back within a repeat; then report them.
  */
 static void
-bench_group(const struct opts *o, const struct workload *wl,
-    struct wl_ctx *c, struct report *rp, size_t *step, size_t total)
+bench_group(const struct opts *o, const struct report_info *ri,
+    const struct workload *wl, struct wl_ctx *c, struct report *rp,
+    size_t *step, size_t total)
 {
 	struct record *rcs;
 	struct where wh = { .wh_wl = wl, .wh_threads = c->wc_nthreads };
@@ -666,23 +955,26 @@ bench_group(const struct opts *o, const struct workload *wl,
 			.rc_threads = c->wc_nthreads,
 			.rc_bytes = o->o_size,
 			.rc_pages = c->wc_npages,
+			.rc_budget = mode_budget(o, ri, o->o_modes[m]),
 			.rc_upvm = o->o_modes[m]->md_upvm,
+			.rc_ops = (wl->wl_flags & WL_OPS) != 0,
 			.rc_runs = calloc(o->o_repeat, sizeof(struct run)),
 		};
+		rcs[m].rc_rss = rcs[m].rc_budget > 0;
 		if (rcs[m].rc_runs == NULL)
 			die(1, "out of memory; free some memory");
 	}
+	c->wc_ops = o->o_ops != 0 ? o->o_ops :
+	    c->wc_npages / c->wc_nthreads > 0 ?
+	    c->wc_npages / c->wc_nthreads : 1;
 	for (wh.wh_repeat = 0; wh.wh_repeat < o->o_repeat; wh.wh_repeat++) {
 		for (m = 0; m < o->o_nmodes; m++) {
+			if (got_signal)
+				die_interrupted();
 			wh.wh_md = o->o_modes[m];
-			if (progress_on) {
-				fprintf(stderr, "\r[%zu/%zu] %s T=%u %s ..."
-				    "\033[K", ++*step, total, wl->wl_name,
-				    c->wc_nthreads, wh.wh_md->md_name);
-				progress_shown = true;
-			}
-			c->wc_gen++;
-			run_one(&wh, c, o->o_verify, &rcs[m]);
+			progress_begin(++*step, total, &wh);
+			c->wc_gen += WL_GENS;
+			run_one(&wh, c, &rcs[m]);
 		}
 	}
 	progress_clear();
@@ -702,7 +994,7 @@ main(int argc, char **argv)
 	size_t step = 0, total;
 	size_t w, t;
 	FILE *out = stdout;
-	int error;
+	int error, status = 0;
 
 	pagesize = (size_t)sysconf(_SC_PAGESIZE);
 	parse_opts(argc, argv, &o);
@@ -716,17 +1008,27 @@ main(int argc, char **argv)
 	ri.ri_seed = o.o_seed;
 	ri.ri_verify = o.o_verify;
 	ri.ri_ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	ri.ri_budget = o.o_budget;
+	ri.ri_ops = o.o_ops;
+	ri.ri_theta = o.o_theta;
+	ri.ri_swapdir = o.o_swapdir;
+	catch_signals();
+	start_kswap(&o, &ri);
 	start_upvm(&o, &ri);
 	report_begin(&rp, out, o.o_fmt, &ri);
 	c.wc_npages = o.o_size / pagesize;
 	c.wc_pagesize = pagesize;
+	c.wc_seed = o.o_seed;
+	c.wc_theta = o.o_theta;
+	c.wc_verify = o.o_verify;
 	for (w = 0; w < o.o_nwls; w++) {
 		if ((error = wl_prepare(o.o_wls[w], &c, o.o_seed)) != 0)
 			die(1, "%s: cannot prepare: %s; try a smaller --size",
 			    o.o_wls[w]->wl_name, strerror(-error));
 		for (t = 0; t < o.o_nthreads; t++) {
 			c.wc_nthreads = o.o_threads[t];
-			bench_group(&o, o.o_wls[w], &c, &rp, &step, total);
+			bench_group(&o, &ri, o.o_wls[w], &c, &rp, &step,
+			    total);
 		}
 		wl_release(&c);
 	}
@@ -736,7 +1038,9 @@ main(int argc, char **argv)
 	if (upvm_up && (error = upvm_fini()) != 0) {
 		fprintf(stderr, "upvm-bench: upvm_fini: %s; report this line\n",
 		    strerror(-error));
-		return 1;
+		status = 1;
 	}
-	return 0;
+	if (ks_teardown() != 0)
+		status = 1;
+	return status;
 }

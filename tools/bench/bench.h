@@ -3,18 +3,22 @@
  * bench.h: upvm-bench, upvm against the kernel's own paging in one run.
  *
  * A run maps a fresh region in one mode (bench.c: a table of modes, each a
- * way to map memory and to count its faults), lets T threads touch it in
- * one workload (workload.c: a table of per-thread functions over a region),
- * times the touch phase alone, and verifies every page if asked.  Runs are
- * gathered into records, one per workload/threads/mode, which report.c
- * prints as a table, JSON or CSV.
+ * way to map memory and to count its faults and paging; kswap.c: the
+ * kernel's swap under a memory cgroup, run in a child process), lets T
+ * threads touch it in one workload (workload.c: a table of per-thread
+ * functions over a region; runner.c: the threads, the phases and their
+ * timing), times the touch phase alone, and verifies every page if asked.
+ * Runs are gathered into records, one per workload/threads/mode, which
+ * report.c prints as a table, JSON or CSV.
  *
  * Ownership: everything here belongs to the main thread, except that
- * wl_run() hands a const struct wl_ctx to its worker threads for the run.
+ * wl_run() hands a const struct wl_ctx to its worker threads for the run,
+ * and each worker a struct wl_thread of its own.
  */
 #ifndef BENCH_H
 #define BENCH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,43 +26,104 @@
 
 #include "upvm.h"
 
+#define MIB		((uint64_t)1 << 20)
+#define WL_GENS		256	/* pattern generations per run */
+#define RSS_SLACK	(64 * MIB)	/* RSS over budget + this: flagged */
+
 /*
  * Counters of one mode, sampled just before and just after the timed
- * phase.  A mode without upvm fills s_faults only.
+ * phase.  native fills s_faults only; kernel-swap adds s_pageins and
+ * s_pageouts (the whole machine's, from /proc/vmstat); upvm fills all.
  */
 struct sample {
 	uint64_t	s_faults;		/* fault events */
 	uint64_t	s_faults_resolved;	/* upvm: events that mapped */
 	uint64_t	s_pages_resolved;	/* upvm: pages they mapped */
+	uint64_t	s_pageins;		/* pages read from swap */
+	uint64_t	s_pageouts;		/* pages written to swap */
 	uint64_t	s_cluster_hist[UPVM_CLUSTER_BUCKETS];
 	uint64_t	s_latency_hist[UPVM_LATENCY_BUCKETS];
 };
 
 /*
+ * The constants of a zipf(theta) sampler over ranks 1..n by rejection
+ * inversion (Hoermann and Derflinger 1996, as in Apache Commons RNG):
+ * O(1) per sample, no table.
+ */
+struct wl_zipf {
+	double		zf_theta;
+	double		zf_hx1;		/* H(1.5) - 1 */
+	double		zf_hn;		/* H(n + 0.5) */
+	double		zf_s;		/* acceptance shortcut */
+	uint64_t	zf_n;
+};
+
+/*
  * The region of one run, as its workers see it.  Immutable while the
- * workers run.
+ * workers run, except the bytes at wc_pgen: worker tid alone writes those
+ * of the pages in its own slice.  wc_order and wc_pgen live in plain mmap
+ * memory, never in a region under test.
  */
 struct wl_ctx {
 	char		*wc_base;	/* the region */
 	size_t		 wc_npages;	/* its pages */
 	size_t		 wc_pagesize;
 	unsigned	 wc_nthreads;	/* workers */
-	uint64_t	 wc_gen;	/* pattern generation of this run */
+	uint64_t	 wc_gen;	/* first generation of this run */
+	uint64_t	 wc_ops;	/* random operations per thread */
+	uint64_t	 wc_seed;	/* of the per-thread random streams */
+	double		 wc_theta;	/* zipf exponent */
+	bool		 wc_verify;	/* check every word read */
+	bool		 wc_rss;	/* sample RssAnon during the run */
 	uint64_t	*wc_order;	/* page order (plain mmap) or NULL */
-	size_t		 wc_order_len;	/* bytes mapped at wc_order */
+	size_t		 wc_order_len;	/* bytes at wc_order */
+	uint8_t		*wc_pgen;	/* page -> gen - wc_gen, or NULL */
+	size_t		 wc_pgen_len;	/* bytes at wc_pgen */
+	struct wl_zipf	 wc_zipf;	/* wl_prepare() of zipf */
 };
+
+/* A page that read back wrong. */
+struct wl_bad {
+	size_t		wb_page;	/* SIZE_MAX: none */
+	size_t		wb_word;
+	uint64_t	wb_expected;
+	uint64_t	wb_got;
+	int		wb_phase;	/* WL_PH_TOUCH or WL_PH_VERIFY */
+};
+
+#define WL_PH_TOUCH	1	/* the timed phase */
+#define WL_PH_VERIFY	2	/* the verification after it */
+
+/* A worker's own state: nobody else touches it until it is joined. */
+struct wl_thread {
+	unsigned	  wt_tid;
+	const atomic_bool *wt_stop;	/* bail out when set */
+	uint64_t	  wt_rng;	/* splitmix64 state */
+	uint64_t	  wt_pages;	/* pages touched, timed phase */
+	uint64_t	  wt_hist[UPVM_LATENCY_BUCKETS]; /* op latency, us */
+	struct wl_bad	  wt_bad;
+};
+
+/* wl_flags */
+#define WL_POPULATE	0x1	/* an untimed sequential write first */
+#define WL_OPS		0x2	/* random operations, timed each */
+#define WL_PGEN		0x4	/* pages change generation singly */
 
 /*
  * A workload: what each of T threads does to the region in the timed
  * phase.  wl_prepare (optional) runs once per workload and size, untimed,
- * before any run, and fills wc_order from plain mmap memory, never from
- * a region under test; the order is then shared by every mode and repeat.
+ * before any run, and fills what it needs in plain mmap memory; it is then
+ * shared by every mode and repeat.  After the touch, every page holds
+ * generation wc_gen + wl_final, or wc_gen + wc_pgen[page] with WL_PGEN.
  */
 struct workload {
 	const char	*wl_name;
 	const char	*wl_desc;	/* one line, for --help */
+	unsigned	 wl_flags;	/* WL_* */
+	unsigned	 wl_final;
 	int		(*wl_prepare)(struct wl_ctx *, uint64_t seed);
-	void		(*wl_touch)(const struct wl_ctx *, unsigned tid);
+	void		(*wl_touch)(const struct wl_ctx *,
+			    struct wl_thread *);
 };
 
 extern const struct workload workloads[];
@@ -66,27 +131,50 @@ extern const size_t nworkloads;
 
 /* What wl_run() measured and found. */
 struct wl_result {
-	double		wr_seconds;	/* first start to last finish */
-	size_t		wr_bad_page;	/* first bad page, or SIZE_MAX */
-	size_t		wr_bad_word;	/* its first bad word */
-	uint64_t	wr_expected;
-	uint64_t	wr_got;
+	double		wr_seconds;	/* first start to last end */
+	uint64_t	wr_pages;	/* pages touched in that time */
+	uint64_t	wr_rss_max;	/* most RssAnon bytes, 0: none */
+	uint64_t	wr_hist[UPVM_LATENCY_BUCKETS]; /* op latency, us */
+	struct wl_bad	wr_bad;		/* the lowest bad page */
 };
 
+/* workload.c */
 const struct workload *wl_lookup(const char *name);
 uint64_t wl_pattern(size_t idx, uint64_t gen, size_t w);
 int wl_prepare(const struct workload *, struct wl_ctx *, uint64_t seed);
 void wl_release(struct wl_ctx *);
+void wl_populate(const struct wl_ctx *, struct wl_thread *);
+void wl_verify(const struct workload *, const struct wl_ctx *,
+    struct wl_thread *);
+const char *wl_phase_name(int phase);
+
+/* runner.c */
 int wl_run(const struct workload *, const struct wl_ctx *,
     int (*sample)(struct sample *), struct sample *before,
-    struct sample *after, bool verify, struct wl_result *);
+    struct sample *after, int (*tick)(void), struct wl_result *);
+int rss_anon(int fd, uint64_t *bytes);
+
+/* kswap.c: the kernel-swap mode */
+int ks_setup(size_t region, size_t budget, const char *swapdir, char *why,
+    size_t len);
+int ks_run(const struct workload *, const struct wl_ctx *,
+    struct sample *before, struct sample *after, int (*tick)(void),
+    struct wl_result *, uint64_t *peak, char *why, size_t len);
+int ks_teardown(void);
+void ks_emergency(void);
+const char *ks_describe(void);
 
 /* One timed run of one mode. */
 struct run {
 	double		r_seconds;
-	double		r_gib_per_s;
+	double		r_gib_per_s;	/* of pages touched */
+	uint64_t	r_bytes;	/* touched */
 	uint64_t	r_faults;
 	double		r_pages_per_fault;
+	uint64_t	r_pageins;
+	uint64_t	r_pageouts;
+	uint64_t	r_rss_max;	/* bytes, 0: not sampled */
+	uint64_t	r_peak;		/* kernel-swap: cgroup peak */
 };
 
 /*
@@ -97,12 +185,16 @@ struct record {
 	const char	*rc_mode;
 	const char	*rc_workload;
 	unsigned	 rc_threads;
-	size_t		 rc_bytes;	/* per run */
-	size_t		 rc_pages;	/* per run */
+	size_t		 rc_bytes;	/* region, per run */
+	size_t		 rc_pages;	/* region, per run */
+	uint64_t	 rc_budget;	/* bytes, 0: none */
 	bool		 rc_upvm;	/* rc_total has upvm's counters */
+	bool		 rc_ops;	/* rc_ophist is measured */
+	bool		 rc_rss;	/* RssAnon was sampled */
 	unsigned	 rc_nruns;
 	struct run	*rc_runs;
 	struct sample	 rc_total;
+	uint64_t	 rc_ophist[UPVM_LATENCY_BUCKETS];
 };
 
 enum report_format { FMT_TABLE, FMT_JSON, FMT_CSV };
@@ -115,7 +207,12 @@ struct report_info {
 	bool		 ri_verify;
 	long		 ri_ncpu;
 	const char	*ri_thp;	/* kernel THP setting, or "?" */
-	bool		 ri_upvm;	/* ri_cfg and ri_handlers are valid */
+	uint64_t	 ri_budget;	/* --budget, 0: none */
+	uint64_t	 ri_ops;	/* --ops, 0: pages / threads */
+	double		 ri_theta;
+	const char	*ri_swapdir;
+	const char	*ri_kswap;	/* kernel-swap set-up, or NULL */
+	bool		 ri_upvm;	/* ri_cfg, ri_handlers valid */
 	struct upvm_config ri_cfg;
 	unsigned	 ri_handlers;	/* fault threads running */
 };

@@ -4,12 +4,15 @@
  *
  * Records arrive a group at a time (one workload and thread count, every
  * mode), so that a long run shows its results as they come.  A record
- * reports the median and the extremes of its runs' throughput, the median
- * of their fault counts, and pages per fault and fault latency from the sum
- * of their counter deltas: summing first keeps the rare slow faults of every
- * run in the tail instead of averaging percentiles.  JSON is written by
- * hand; every string in it comes from the tables of bench.c and workload.c
- * and needs no escaping.
+ * reports the median and the extremes of its runs' throughput (of the pages
+ * the timed phase touched), the median of their fault, pagein and pageout
+ * counts, the most RssAnon any run reached, and pages per fault, fault
+ * latency and op latency from the sum of their counter deltas and
+ * histograms: summing first keeps the rare slow faults of every run in the
+ * tail instead of averaging percentiles.  After each group the table gives
+ * the ratios of the modes' throughputs.  JSON is written by hand; every
+ * string in it comes from the tables of bench.c and workload.c and needs
+ * no escaping.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -29,6 +32,13 @@ struct summary {
 	double		sm_pages_per_fault;
 	uint64_t	sm_p50_us;	/* upvm only */
 	uint64_t	sm_p99_us;
+	uint64_t	sm_pageins;	/* median */
+	uint64_t	sm_pageouts;	/* median */
+	uint64_t	sm_op_p50_us;	/* rc_ops only */
+	uint64_t	sm_op_p99_us;
+	uint64_t	sm_rss_max;	/* bytes, most of any run */
+	uint64_t	sm_peak;	/* bytes, most of any run */
+	bool		sm_over;	/* sm_rss_max over budget + slack */
 };
 
 static int
@@ -55,15 +65,22 @@ median(double *v, unsigned n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* summarize: the line that rc makes.  => rc_nruns > 0 */
-static void
-summarize(const struct record *rc, struct summary *sm)
+/* median_u64: of the n values at f (sorts them). */
+static uint64_t
+median_u64(uint64_t *f, unsigned n)
 {
-	uint64_t *f, pages;
+	qsort(f, n, sizeof(*f), cmp_u64);
+	return n % 2 ? f[n / 2] : (f[n / 2 - 1] + f[n / 2]) / 2;
+}
+
+/* summarize_runs: the medians and extremes over rc's runs. */
+static void
+summarize_runs(const struct record *rc, struct summary *sm)
+{
 	unsigned i, n = rc->rc_nruns;
+	uint64_t *f;
 	double *v;
 
-	memset(sm, 0, sizeof(*sm));
 	v = calloc(n, sizeof(*v));
 	f = calloc(n, sizeof(*f));
 	if (v != NULL && f != NULL) {
@@ -77,12 +94,41 @@ summarize(const struct record *rc, struct summary *sm)
 		sm->sm_gib_max = v[n - 1];
 		for (i = 0; i < n; i++)
 			f[i] = rc->rc_runs[i].r_faults;
-		qsort(f, n, sizeof(*f), cmp_u64);
-		sm->sm_faults = n % 2 ? f[n / 2] :
-		    (f[n / 2 - 1] + f[n / 2]) / 2;
+		sm->sm_faults = median_u64(f, n);
+		for (i = 0; i < n; i++)
+			f[i] = rc->rc_runs[i].r_pageins;
+		sm->sm_pageins = median_u64(f, n);
+		for (i = 0; i < n; i++)
+			f[i] = rc->rc_runs[i].r_pageouts;
+		sm->sm_pageouts = median_u64(f, n);
 	}
 	free(v);
 	free(f);
+	for (i = 0; i < n; i++) {
+		if (rc->rc_runs[i].r_rss_max > sm->sm_rss_max)
+			sm->sm_rss_max = rc->rc_runs[i].r_rss_max;
+		if (rc->rc_runs[i].r_peak > sm->sm_peak)
+			sm->sm_peak = rc->rc_runs[i].r_peak;
+	}
+}
+
+/* summarize: the line that rc makes.  => rc_nruns > 0 */
+static void
+summarize(const struct record *rc, struct summary *sm)
+{
+	uint64_t pages = 0;
+	unsigned i;
+
+	memset(sm, 0, sizeof(*sm));
+	summarize_runs(rc, sm);
+	sm->sm_over = rc->rc_rss && rc->rc_budget > 0 &&
+	    sm->sm_rss_max > rc->rc_budget + RSS_SLACK;
+	if (rc->rc_ops) {
+		sm->sm_op_p50_us = upvm_stats_percentile(rc->rc_ophist,
+		    UPVM_LATENCY_BUCKETS, 50);
+		sm->sm_op_p99_us = upvm_stats_percentile(rc->rc_ophist,
+		    UPVM_LATENCY_BUCKETS, 99);
+	}
 	if (rc->rc_upvm) {
 		pages = rc->rc_total.s_pages_resolved;
 		if (rc->rc_total.s_faults_resolved > 0)
@@ -93,7 +139,9 @@ summarize(const struct record *rc, struct summary *sm)
 		sm->sm_p99_us = upvm_stats_percentile(
 		    rc->rc_total.s_latency_hist, UPVM_LATENCY_BUCKETS, 99);
 	} else {
-		pages = (uint64_t)rc->rc_pages * n;
+		for (i = 0; i < rc->rc_nruns; i++)
+			pages += rc->rc_runs[i].r_bytes / (rc->rc_bytes /
+			    rc->rc_pages);
 		if (rc->rc_total.s_faults > 0)
 			sm->sm_pages_per_fault = (double)pages /
 			    (double)rc->rc_total.s_faults;
@@ -139,16 +187,12 @@ size_format(char *buf, size_t len, size_t bytes)
 		snprintf(buf, len, "%zu KiB", bytes >> 10);
 }
 
-static const char table_head[] =
-    "workload      T  mode       seconds   GiB/s     min     max"
-    "      faults  pages/fault  p50 us  p99 us\n";
-
 static void
 table_begin(struct report *rp)
 {
 	const struct report_info *ri = rp->rp_info;
 	const struct upvm_config *cfg = &ri->ri_cfg;
-	char size[32];
+	char size[32], budget[32], ops[48];
 
 	size_format(size, sizeof(size), ri->ri_bytes);
 	fprintf(rp->rp_out, "# upvm-bench %s: %s per run, %u repeat%s, "
@@ -156,58 +200,151 @@ table_begin(struct report *rp)
 	    size, ri->ri_repeats,
 	    ri->ri_repeats == 1 ? "" : "s", (unsigned long long)ri->ri_seed,
 	    ri->ri_verify ? ", verified" : "", ri->ri_ncpu, ri->ri_thp);
-	if (ri->ri_upvm)
+	if (ri->ri_budget > 0)
+		size_format(budget, sizeof(budget), ri->ri_budget);
+	else
+		snprintf(budget, sizeof(budget), "none");
+	if (ri->ri_ops > 0)
+		snprintf(ops, sizeof(ops), "%llu",
+		    (unsigned long long)ri->ri_ops);
+	else
+		snprintf(ops, sizeof(ops), "region pages / threads");
+	fprintf(rp->rp_out, "# budget %s, swap in %s, random ops per thread "
+	    "%s, zipf theta %.3g\n", budget, ri->ri_swapdir, ops,
+	    ri->ri_theta);
+	if (ri->ri_kswap != NULL)
+		fprintf(rp->rp_out, "# kernel-swap: %s\n", ri->ri_kswap);
+	if (ri->ri_upvm) {
+		if (cfg->budget > 0)
+			size_format(budget, sizeof(budget), cfg->budget);
+		else
+			snprintf(budget, sizeof(budget), "none");
 		fprintf(rp->rp_out, "# upvm: cluster %u, seq_max %u, "
-		    "handlers %u, spin_us %u, pin %d\n", cfg->cluster_pages,
-		    cfg->seq_max_pages, ri->ri_handlers, cfg->spin_us,
-		    cfg->pin_handlers);
-	fputs(table_head, rp->rp_out);
+		    "handlers %u, spin_us %u, pin %d, budget %s, swap %s\n",
+		    cfg->cluster_pages, cfg->seq_max_pages, ri->ri_handlers,
+		    cfg->spin_us, cfg->pin_handlers, budget,
+		    cfg->swap_path[0] != '\0' ? cfg->swap_path : "default");
+	}
+	/* the widths of table_row() */
+	fprintf(rp->rp_out, "%-12s %2s  %-11s %9s %7s %7s %7s %11s %7s %9s "
+	    "%7s %9s %7s %14s %15s %8s\n", "workload", "T", "mode", "seconds",
+	    "GiB/s", "min", "max", "faults", "pg/flt", "pageins", "in MiB",
+	    "pageouts", "out MiB", "op p50/p99 us", "flt p50/p99 us",
+	    "rss MiB");
+}
+
+/* pct_format: "p50/p99" into buf, or "-" if not measured. */
+static void
+pct_format(char *buf, size_t len, bool measured, uint64_t p50, uint64_t p99)
+{
+	if (measured)
+		snprintf(buf, len, "%llu/%llu", (unsigned long long)p50,
+		    (unsigned long long)p99);
+	else
+		snprintf(buf, len, "-");
 }
 
 static void
 table_row(struct report *rp, const struct record *rc,
     const struct summary *sm)
 {
-	char hist[256];
+	uint64_t pgsz = rc->rc_bytes / rc->rc_pages;
+	char hist[256], op[32], flt[32], rss[32];
 
-	fprintf(rp->rp_out, "%-12s %2u  %-8s %9.3f %7.2f %7.2f %7.2f "
-	    "%11llu %12.2f", rc->rc_workload, rc->rc_threads, rc->rc_mode,
+	pct_format(op, sizeof(op), rc->rc_ops, sm->sm_op_p50_us,
+	    sm->sm_op_p99_us);
+	pct_format(flt, sizeof(flt), rc->rc_upvm, sm->sm_p50_us,
+	    sm->sm_p99_us);
+	if (rc->rc_rss)
+		snprintf(rss, sizeof(rss), "%llu",
+		    (unsigned long long)(sm->sm_rss_max / MIB));
+	else
+		snprintf(rss, sizeof(rss), "-");
+	fprintf(rp->rp_out, "%-12s %2u  %-11s %9.3f %7.2f %7.2f %7.2f "
+	    "%11llu %7.2f %9llu %7llu %9llu %7llu %14s %15s %8s%s\n",
+	    rc->rc_workload, rc->rc_threads, rc->rc_mode,
 	    sm->sm_seconds, sm->sm_gib, sm->sm_gib_min, sm->sm_gib_max,
-	    (unsigned long long)sm->sm_faults, sm->sm_pages_per_fault);
-	if (!rc->rc_upvm) {
-		fprintf(rp->rp_out, "       -       -\n");
+	    (unsigned long long)sm->sm_faults, sm->sm_pages_per_fault,
+	    (unsigned long long)sm->sm_pageins,
+	    (unsigned long long)(sm->sm_pageins * pgsz / MIB),
+	    (unsigned long long)sm->sm_pageouts,
+	    (unsigned long long)(sm->sm_pageouts * pgsz / MIB),
+	    op, flt, rss, sm->sm_over ? "  RSS OVER BUDGET" : "");
+	if (!rc->rc_upvm)
 		return;
-	}
-	fprintf(rp->rp_out, " %7llu %7llu\n",
-	    (unsigned long long)sm->sm_p50_us,
-	    (unsigned long long)sm->sm_p99_us);
 	hist_format(hist, sizeof(hist), rc->rc_total.s_cluster_hist);
 	fprintf(rp->rp_out, "%17s pages/fault over %u run%s: %s\n", "",
 	    rc->rc_nruns, rc->rc_nruns == 1 ? "" : "s",
 	    hist[0] != '\0' ? hist : "none");
 }
 
-/* table_ratios: each mode's throughput against native's, if both ran. */
+/* find_mode: the index of the record of mode name, or n. */
+static size_t
+find_mode(const struct record *rcs, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(rcs[i].rc_mode, name) == 0)
+			break;
+	return i;
+}
+
+/* table_ratios: the throughput ratios of the modes that ran. */
 static void
 table_ratios(struct report *rp, const struct record *rcs,
     const struct summary *sms, size_t n)
 {
-	size_t i, nat;
+	static const char *const pairs[][2] = {
+		{ "upvm", "native" },
+		{ "upvm", "kernel-swap" },
+		{ "kernel-swap", "native" },
+	};
+	size_t p, a, b;
 
-	for (nat = 0; nat < n; nat++)
-		if (strcmp(rcs[nat].rc_mode, "native") == 0)
-			break;
-	if (nat == n)
-		return;
-	for (i = 0; i < n; i++) {
-		if (i == nat)
+	for (p = 0; p < sizeof(pairs) / sizeof(pairs[0]); p++) {
+		a = find_mode(rcs, n, pairs[p][0]);
+		b = find_mode(rcs, n, pairs[p][1]);
+		if (a == n || b == n)
 			continue;
-		fprintf(rp->rp_out, "ratio %s/native: median %.2fx "
-		    "(min-to-min %.2fx)\n", rcs[i].rc_mode,
-		    sms[nat].sm_gib > 0 ? sms[i].sm_gib / sms[nat].sm_gib : 0,
-		    sms[nat].sm_gib_min > 0 ?
-		    sms[i].sm_gib_min / sms[nat].sm_gib_min : 0);
+		fprintf(rp->rp_out, "ratio %s/%s: median %.2fx "
+		    "(min-to-min %.2fx)\n", pairs[p][0], pairs[p][1],
+		    sms[b].sm_gib > 0 ? sms[a].sm_gib / sms[b].sm_gib : 0,
+		    sms[b].sm_gib_min > 0 ?
+		    sms[a].sm_gib_min / sms[b].sm_gib_min : 0);
 	}
+}
+
+/* json_paging: the paging fields of a record. */
+static void
+json_paging(struct report *rp, const struct record *rc,
+    const struct summary *sm)
+{
+	uint64_t pgsz = rc->rc_bytes / rc->rc_pages;
+	FILE *out = rp->rp_out;
+
+	fprintf(out, ", \"budget\": %llu, \"pageins\": %llu, "
+	    "\"pageouts\": %llu, \"pagein_bytes\": %llu, "
+	    "\"pageout_bytes\": %llu", (unsigned long long)rc->rc_budget,
+	    (unsigned long long)sm->sm_pageins,
+	    (unsigned long long)sm->sm_pageouts,
+	    (unsigned long long)(sm->sm_pageins * pgsz),
+	    (unsigned long long)(sm->sm_pageouts * pgsz));
+	if (rc->rc_ops)
+		fprintf(out, ", \"op_p50_us\": %llu, \"op_p99_us\": %llu",
+		    (unsigned long long)sm->sm_op_p50_us,
+		    (unsigned long long)sm->sm_op_p99_us);
+	else
+		fputs(", \"op_p50_us\": null, \"op_p99_us\": null", out);
+	if (rc->rc_rss)
+		fprintf(out, ", \"rss_max_mib\": %.1f, \"rss_over_budget\": %s",
+		    (double)sm->sm_rss_max / MIB, sm->sm_over ? "true" :
+		    "false");
+	else
+		fputs(", \"rss_max_mib\": null", out);
+	if (sm->sm_peak > 0)
+		fprintf(out, ", \"cgroup_peak_mib\": %.1f",
+		    (double)sm->sm_peak / MIB);
 }
 
 static void
@@ -229,6 +366,7 @@ json_record(struct report *rp, const struct record *rc,
 	    rc->rc_threads, rc->rc_bytes, rc->rc_pages, rc->rc_nruns,
 	    sm->sm_seconds, sm->sm_gib, sm->sm_gib_min, sm->sm_gib_max,
 	    (unsigned long long)sm->sm_faults, sm->sm_pages_per_fault);
+	json_paging(rp, rc, sm);
 	if (rc->rc_upvm) {
 		fprintf(out, ", \"lat_p50_us\": %llu, \"lat_p99_us\": %llu, "
 		    "\"cluster_hist\": {", (unsigned long long)sm->sm_p50_us,
@@ -242,16 +380,25 @@ json_record(struct report *rp, const struct record *rc,
 		}
 		fprintf(out, "}, \"upvm_config\": {\"cluster\": %u, "
 		    "\"seq_max\": %u, \"handlers\": %u, \"spin_us\": %u, "
-		    "\"pin\": %d}", cfg->cluster_pages, cfg->seq_max_pages,
-		    rp->rp_info->ri_handlers, cfg->spin_us, cfg->pin_handlers);
+		    "\"pin\": %d, \"budget\": %llu}", cfg->cluster_pages,
+		    cfg->seq_max_pages, rp->rp_info->ri_handlers, cfg->spin_us,
+		    cfg->pin_handlers, (unsigned long long)cfg->budget);
 	}
 	fputs(", \"runs\": [", out);
 	for (i = 0; i < rc->rc_nruns; i++) {
 		r = &rc->rc_runs[i];
 		fprintf(out, "%s{\"seconds\": %.6f, \"gib_per_s\": %.4f, "
-		    "\"faults\": %llu, \"pages_per_fault\": %.3f}",
-		    i > 0 ? ", " : "", r->r_seconds, r->r_gib_per_s,
-		    (unsigned long long)r->r_faults, r->r_pages_per_fault);
+		    "\"bytes_touched\": %llu, \"faults\": %llu, "
+		    "\"pages_per_fault\": %.3f, \"pageins\": %llu, "
+		    "\"pageouts\": %llu", i > 0 ? ", " : "", r->r_seconds,
+		    r->r_gib_per_s, (unsigned long long)r->r_bytes,
+		    (unsigned long long)r->r_faults, r->r_pages_per_fault,
+		    (unsigned long long)r->r_pageins,
+		    (unsigned long long)r->r_pageouts);
+		if (rc->rc_rss)
+			fprintf(out, ", \"rss_max_mib\": %.1f",
+			    (double)r->r_rss_max / MIB);
+		fputc('}', out);
 	}
 	fputs("]}", out);
 }
@@ -260,20 +407,41 @@ static void
 csv_record(struct report *rp, const struct record *rc,
     const struct summary *sm)
 {
+	uint64_t pgsz = rc->rc_bytes / rc->rc_pages;
+	FILE *out = rp->rp_out;
 	char hist[256];
 
-	fprintf(rp->rp_out, "%s,%s,%u,%zu,%u,%.6f,%.4f,%.4f,%.4f,%llu,%.3f",
+	fprintf(out, "%s,%s,%u,%zu,%u,%.6f,%.4f,%.4f,%.4f,%llu,%.3f",
 	    rc->rc_mode, rc->rc_workload, rc->rc_threads, rc->rc_bytes,
 	    rc->rc_nruns, sm->sm_seconds, sm->sm_gib, sm->sm_gib_min,
 	    sm->sm_gib_max, (unsigned long long)sm->sm_faults,
 	    sm->sm_pages_per_fault);
 	if (rc->rc_upvm) {
 		hist_format(hist, sizeof(hist), rc->rc_total.s_cluster_hist);
-		fprintf(rp->rp_out, ",%llu,%llu,%s\n",
-		    (unsigned long long)sm->sm_p50_us,
+		fprintf(out, ",%llu,%llu,%s", (unsigned long long)sm->sm_p50_us,
 		    (unsigned long long)sm->sm_p99_us, hist);
 	} else
-		fputs(",,,\n", rp->rp_out);
+		fputs(",,,", out);
+	fprintf(out, ",%llu,%llu,%llu,%llu,%llu",
+	    (unsigned long long)rc->rc_budget,
+	    (unsigned long long)sm->sm_pageins,
+	    (unsigned long long)sm->sm_pageouts,
+	    (unsigned long long)(sm->sm_pageins * pgsz),
+	    (unsigned long long)(sm->sm_pageouts * pgsz));
+	if (rc->rc_ops)
+		fprintf(out, ",%llu,%llu",
+		    (unsigned long long)sm->sm_op_p50_us,
+		    (unsigned long long)sm->sm_op_p99_us);
+	else
+		fputs(",,", out);
+	if (rc->rc_rss)
+		fprintf(out, ",%.1f", (double)sm->sm_rss_max / MIB);
+	else
+		fputc(',', out);
+	if (sm->sm_peak > 0)
+		fprintf(out, ",%.1f\n", (double)sm->sm_peak / MIB);
+	else
+		fputs(",\n", out);
 }
 
 /* report_begin: start a report in format fmt on out. */
@@ -295,7 +463,9 @@ report_begin(struct report *rp, FILE *out, enum report_format fmt,
 	case FMT_CSV:
 		fputs("mode,workload,threads,bytes,repeats,seconds,gib_per_s,"
 		    "gib_per_s_min,gib_per_s_max,faults,pages_per_fault,"
-		    "lat_p50_us,lat_p99_us,cluster_hist\n", out);
+		    "lat_p50_us,lat_p99_us,cluster_hist,budget,pageins,"
+		    "pageouts,pagein_bytes,pageout_bytes,op_p50_us,op_p99_us,"
+		    "rss_max_mib,cgroup_peak_mib\n", out);
 		break;
 	}
 	fflush(out);

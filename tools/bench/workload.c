@@ -1,28 +1,29 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * workload.c: the workloads of upvm-bench and the runner that times them.
+ * workload.c: the workloads of upvm-bench.
  *
  * A workload is a per-thread function over a region: thread tid of T
  * touches its share of the pages, and that is all it knows.  Anything a
- * workload needs beyond the region (a page order) it builds in wl_prepare,
- * before any run and outside the timing, in plain mmap memory: a region
- * under test must never hold the benchmark's own bookkeeping, or its faults
- * would be counted and timed as the workload's.
+ * workload needs beyond the region (a page order, page generations, zipf
+ * constants) it builds in wl_prepare, before any run and outside the
+ * timing, in plain mmap memory: a region under test must never hold the
+ * benchmark's own bookkeeping, or its faults would be counted and timed as
+ * the workload's.  runner.c runs the threads and times them.
  *
  * Writing a page stores every 64-bit word of it with wl_pattern(page,
  * generation, word), so that a page written to the wrong place, a page left
- * zero, a stale page of an earlier run (each run has its own generation) or
- * a torn page all show up when the region is read back.
+ * zero, a stale page of an earlier run (each run owns WL_GENS generations
+ * from wc_gen) or a torn page all show up when the region is read back.
+ * The workloads that read (seq-read, rand-read, rand-rw, zipf) first
+ * populate the region, untimed, with generation wc_gen, and check what they
+ * read: every word with --verify, else one word per 512 bytes.
  *
- * A word on timing.  wl_run() starts the workers, waits until all of them
- * are parked, samples the mode's counters, and releases them at once.  The
- * touch phase runs from the first worker's start after the release to the
- * last worker's finish, on CLOCK_MONOTONIC: thread creation, the counter
- * samples and the verification all fall outside it.  Workers park again
- * when done, so the closing sample counts no fault of the verification.
+ * Random operations (WL_OPS) are timed one by one, clock_gettime() around
+ * the access alone, into a log2 histogram of microseconds per thread, in
+ * the buckets of upvm's own fault latency.
  */
 #include <errno.h>
-#include <pthread.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include "bench.h"
 
 #define PATTERN_MUL	0x9e3779b97f4a7c15ULL
+#define SPARSE_STRIDE	(512 / sizeof(uint64_t))	/* words */
 
 /*
  * wl_pattern: word w of page idx in generation gen.  Odd, so never zero;
@@ -44,30 +46,87 @@ wl_pattern(size_t idx, uint64_t gen, size_t w)
 	    PATTERN_MUL) | 1;
 }
 
-/* page_write: store the pattern of page idx over the whole page. */
-static inline void
-page_write(const struct wl_ctx *c, size_t idx)
+static inline uint64_t *
+page_at(const struct wl_ctx *c, size_t idx)
 {
-	uint64_t *p = (uint64_t *)(void *)(c->wc_base + idx * c->wc_pagesize);
-	uint64_t base = (uint64_t)idx << 20 ^ c->wc_gen << 52;
+	return (uint64_t *)(void *)(c->wc_base + idx * c->wc_pagesize);
+}
+
+/* page_write: store the pattern of page idx, generation gen. */
+static inline void
+page_write(const struct wl_ctx *c, size_t idx, uint64_t gen)
+{
+	uint64_t *p = page_at(c, idx);
+	uint64_t base = (uint64_t)idx << 20 ^ gen << 52;
 	size_t w, nw = c->wc_pagesize / sizeof(uint64_t);
 
 	for (w = 0; w < nw; w++)
 		p[w] = ((base ^ (uint64_t)(w + 1)) * PATTERN_MUL) | 1;
 }
 
-/* page_check: the first bad word of page idx, or SIZE_MAX if it is good. */
-static size_t
-page_check(const struct wl_ctx *c, size_t idx)
+/*
+ * page_read: check page idx against generation gen, every word if full,
+ * else one word per 512 bytes.  A bad word goes to t->wt_bad (the first
+ * one the thread found) and makes it return false.
+ */
+static bool
+page_read(const struct wl_ctx *c, struct wl_thread *t, size_t idx,
+    uint64_t gen, bool full, int phase)
 {
-	const uint64_t *p;
+	const uint64_t *p = page_at(c, idx);
+	uint64_t base = (uint64_t)idx << 20 ^ gen << 52, want;
 	size_t w, nw = c->wc_pagesize / sizeof(uint64_t);
+	size_t stride = full ? 1 : SPARSE_STRIDE;
 
-	p = (const uint64_t *)(const void *)(c->wc_base + idx * c->wc_pagesize);
+	for (w = 0; w < nw; w += stride) {
+		want = ((base ^ (uint64_t)(w + 1)) * PATTERN_MUL) | 1;
+		if (p[w] == want)
+			continue;
+		if (t->wt_bad.wb_page == SIZE_MAX)
+			t->wt_bad = (struct wl_bad){ .wb_page = idx,
+			    .wb_word = w, .wb_expected = want, .wb_got = p[w],
+			    .wb_phase = phase };
+		return false;
+	}
+	return true;
+}
+
+/* page_sum: read every word of page idx, for reads that check sparsely. */
+static inline uint64_t
+page_sum(const struct wl_ctx *c, size_t idx)
+{
+	const uint64_t *p = page_at(c, idx);
+	size_t w, nw = c->wc_pagesize / sizeof(uint64_t);
+	uint64_t sum = 0;
+
 	for (w = 0; w < nw; w++)
-		if (p[w] != wl_pattern(idx, c->wc_gen, w))
-			return w;
-	return SIZE_MAX;
+		sum += p[w];
+	return sum;
+}
+
+static inline bool
+stopped(const struct wl_thread *t)
+{
+	return atomic_load_explicit(t->wt_stop, memory_order_relaxed);
+}
+
+static inline uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* hist_add: count ns in the log2 microsecond bucket upvm_stats uses. */
+static inline void
+hist_add(uint64_t *hist, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	int b = us == 0 ? 0 : 64 - __builtin_clzll(us);
+
+	hist[b < UPVM_LATENCY_BUCKETS ? b : UPVM_LATENCY_BUCKETS - 1]++;
 }
 
 /* slice: the share [*lo, *hi) of thread tid, in page or order indices. */
@@ -76,28 +135,6 @@ slice(const struct wl_ctx *c, unsigned tid, size_t *lo, size_t *hi)
 {
 	*lo = c->wc_npages * tid / c->wc_nthreads;
 	*hi = c->wc_npages * (tid + 1) / c->wc_nthreads;
-}
-
-/* seq_write: first-touch write of my contiguous 1/T, ascending. */
-static void
-seq_write(const struct wl_ctx *c, unsigned tid)
-{
-	size_t i, lo, hi;
-
-	slice(c, tid, &lo, &hi);
-	for (i = lo; i < hi; i++)
-		page_write(c, i);
-}
-
-/* order_write: first-touch write of my contiguous 1/T of wc_order. */
-static void
-order_write(const struct wl_ctx *c, unsigned tid)
-{
-	size_t i, lo, hi;
-
-	slice(c, tid, &lo, &hi);
-	for (i = lo; i < hi; i++)
-		page_write(c, (size_t)c->wc_order[i]);
 }
 
 /* splitmix64: the next number of a seeded stream (Vigna). */
@@ -109,6 +146,279 @@ splitmix64(uint64_t *state)
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return z ^ (z >> 31);
+}
+
+/* rand_below: uniform in [0, n); the modulo bias is below 2^-32 here. */
+static inline size_t
+rand_below(uint64_t *state, size_t n)
+{
+	return (size_t)(splitmix64(state) % n);
+}
+
+/* rand_unit: uniform in [0, 1). */
+static inline double
+rand_unit(uint64_t *state)
+{
+	return (double)(splitmix64(state) >> 11) * 0x1p-53;
+}
+
+/*
+ * The zipf sampler.  H is the integral of h(x) = x^-theta; a uniform u
+ * between H(1.5) - 1 and H(n + 0.5) is inverted to x and rounded to the
+ * rank k, accepted unless u falls in the part of k's interval that h(k)
+ * does not cover.  helper1 and helper2 keep log1p(x)/x and expm1(x)/x
+ * exact near x = 0, i.e. theta near 1.
+ */
+static double
+zipf_helper1(double x)
+{
+	return fabs(x) > 1e-8 ? log1p(x) / x :
+	    1 - x * (0.5 - x * (1.0 / 3 - 0.25 * x));
+}
+
+static double
+zipf_helper2(double x)
+{
+	return fabs(x) > 1e-8 ? expm1(x) / x :
+	    1 + x * 0.5 * (1 + x * (1.0 / 3) * (1 + 0.25 * x));
+}
+
+static double
+zipf_h(const struct wl_zipf *z, double x)
+{
+	return exp(-z->zf_theta * log(x));
+}
+
+static double
+zipf_hint(const struct wl_zipf *z, double x)
+{
+	double lx = log(x);
+
+	return zipf_helper2((1 - z->zf_theta) * lx) * lx;
+}
+
+static double
+zipf_hinv(const struct wl_zipf *z, double x)
+{
+	double t = x * (1 - z->zf_theta);
+
+	if (t < -1)
+		t = -1;
+	return exp(zipf_helper1(t) * x);
+}
+
+static void
+zipf_init(struct wl_zipf *z, uint64_t n, double theta)
+{
+	z->zf_theta = theta;
+	z->zf_n = n;
+	z->zf_hx1 = zipf_hint(z, 1.5) - 1;
+	z->zf_hn = zipf_hint(z, (double)n + 0.5);
+	z->zf_s = 2 - zipf_hinv(z, zipf_hint(z, 2.5) - zipf_h(z, 2));
+}
+
+/* zipf_rank: a rank in 1..n, rank k with probability ~ k^-theta. */
+static uint64_t
+zipf_rank(const struct wl_zipf *z, uint64_t *state)
+{
+	double u, x;
+	uint64_t k;
+
+	for (;;) {
+		u = z->zf_hn + rand_unit(state) * (z->zf_hx1 - z->zf_hn);
+		x = zipf_hinv(z, u);
+		k = x < 1.5 ? 1 : (uint64_t)(x + 0.5);
+		if (k > z->zf_n)
+			k = z->zf_n;
+		if ((double)k - x <= z->zf_s ||
+		    u >= zipf_hint(z, (double)k + 0.5) - zipf_h(z, (double)k))
+			return k;
+	}
+}
+
+/* wl_populate: write my contiguous 1/T with generation wc_gen, untimed. */
+void
+wl_populate(const struct wl_ctx *c, struct wl_thread *t)
+{
+	size_t i, lo, hi;
+
+	slice(c, t->wt_tid, &lo, &hi);
+	for (i = lo; i < hi && !stopped(t); i++)
+		page_write(c, i, c->wc_gen);
+}
+
+/*
+ * wl_verify: check every word of my contiguous 1/T, in page order, against
+ * the generation wl left there.
+ */
+void
+wl_verify(const struct workload *wl, const struct wl_ctx *c,
+    struct wl_thread *t)
+{
+	size_t i, lo, hi;
+	uint64_t gen;
+
+	slice(c, t->wt_tid, &lo, &hi);
+	for (i = lo; i < hi && !stopped(t); i++) {
+		gen = c->wc_gen + (c->wc_pgen != NULL ? c->wc_pgen[i] :
+		    wl->wl_final);
+		if (!page_read(c, t, i, gen, true, WL_PH_VERIFY))
+			return;
+	}
+}
+
+/* wl_phase_name: WL_PH_* in words, for messages. */
+const char *
+wl_phase_name(int phase)
+{
+	return phase == WL_PH_TOUCH ? "timed phase" : "verification";
+}
+
+/* seq_write: first-touch write of my contiguous 1/T, ascending. */
+static void
+seq_write(const struct wl_ctx *c, struct wl_thread *t)
+{
+	size_t i, lo, hi;
+
+	slice(c, t->wt_tid, &lo, &hi);
+	for (i = lo; i < hi && !stopped(t); i++)
+		page_write(c, i, c->wc_gen);
+	t->wt_pages = i - lo;
+}
+
+/* seq_rewrite: write my populated 1/T again, generation wc_gen + 1. */
+static void
+seq_rewrite(const struct wl_ctx *c, struct wl_thread *t)
+{
+	size_t i, lo, hi;
+
+	slice(c, t->wt_tid, &lo, &hi);
+	for (i = lo; i < hi && !stopped(t); i++)
+		page_write(c, i, c->wc_gen + 1);
+	t->wt_pages = i - lo;
+}
+
+/*
+ * seq_read: read my populated 1/T, ascending: every word checked with
+ * --verify, else every word summed and one per 512 bytes checked.
+ */
+static void
+seq_read(const struct wl_ctx *c, struct wl_thread *t)
+{
+	volatile uint64_t sink;
+	uint64_t sum = 0;
+	size_t i, lo, hi;
+
+	slice(c, t->wt_tid, &lo, &hi);
+	for (i = lo; i < hi && !stopped(t); i++) {
+		if (!c->wc_verify)
+			sum += page_sum(c, i);
+		if (!page_read(c, t, i, c->wc_gen, c->wc_verify, WL_PH_TOUCH))
+			break;
+	}
+	sink = sum;
+	(void)sink;
+	t->wt_pages = i - lo;
+}
+
+/* order_write: first-touch write of my contiguous 1/T of wc_order. */
+static void
+order_write(const struct wl_ctx *c, struct wl_thread *t)
+{
+	size_t i, lo, hi;
+
+	slice(c, t->wt_tid, &lo, &hi);
+	for (i = lo; i < hi && !stopped(t); i++)
+		page_write(c, (size_t)c->wc_order[i], c->wc_gen);
+	t->wt_pages = i - lo;
+}
+
+/*
+ * timed_read: one random read of page idx, generation wc_gen, timed into
+ * my histogram.  => false if it read wrong.
+ */
+static inline bool
+timed_read(const struct wl_ctx *c, struct wl_thread *t, size_t idx,
+    uint64_t gen)
+{
+	uint64_t t0 = now_ns();
+	bool ok = page_read(c, t, idx, gen, c->wc_verify, WL_PH_TOUCH);
+
+	hist_add(t->wt_hist, now_ns() - t0);
+	t->wt_pages++;
+	return ok;
+}
+
+/* rand_read: wc_ops reads of uniformly random pages of the region. */
+static void
+rand_read(const struct wl_ctx *c, struct wl_thread *t)
+{
+	uint64_t i;
+
+	for (i = 0; i < c->wc_ops && !stopped(t); i++)
+		if (!timed_read(c, t, rand_below(&t->wt_rng, c->wc_npages),
+		    c->wc_gen))
+			return;
+}
+
+/*
+ * zipf: wc_ops reads of zipf(theta) pages; rank k is page wc_order[k - 1],
+ * a fixed random permutation, so the hot pages are spread over the region.
+ */
+static void
+zipf_read(const struct wl_ctx *c, struct wl_thread *t)
+{
+	uint64_t i, k;
+
+	for (i = 0; i < c->wc_ops && !stopped(t); i++) {
+		k = zipf_rank(&c->wc_zipf, &t->wt_rng);
+		if (!timed_read(c, t, (size_t)c->wc_order[k - 1], c->wc_gen))
+			return;
+	}
+}
+
+/*
+ * rand_rw: wc_ops operations on random pages of my own 1/T, half reads,
+ * half writes of the whole page with its next generation; wc_pgen (mine
+ * alone in my slice) says which generation a page holds.
+ */
+static void
+rand_rw(const struct wl_ctx *c, struct wl_thread *t)
+{
+	size_t lo, hi, idx;
+	uint64_t i, r, t0;
+	uint8_t g;
+
+	slice(c, t->wt_tid, &lo, &hi);
+	if (hi == lo)
+		return;
+	for (i = 0; i < c->wc_ops && !stopped(t); i++) {
+		r = splitmix64(&t->wt_rng);
+		idx = lo + (size_t)((r >> 1) % (hi - lo));
+		if ((r & 1) == 0) {
+			if (!timed_read(c, t, idx, c->wc_gen +
+			    c->wc_pgen[idx]))
+				return;
+			continue;
+		}
+		g = (uint8_t)(c->wc_pgen[idx] + 1);
+		t0 = now_ns();
+		page_write(c, idx, c->wc_gen + g);
+		hist_add(t->wt_hist, now_ns() - t0);
+		c->wc_pgen[idx] = g;
+		t->wt_pages++;
+	}
+}
+
+/* plain_alloc: len zeroed bytes of plain mmap memory. */
+static void *
+plain_alloc(size_t len)
+{
+	void *p;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
 }
 
 /*
@@ -123,15 +433,12 @@ prepare_permutation(struct wl_ctx *c, uint64_t seed)
 	size_t i, j, len;
 
 	len = c->wc_npages * sizeof(*order);
-	order = mmap(NULL, len, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (order == MAP_FAILED)
-		return -errno;
+	if ((order = plain_alloc(len)) == NULL)
+		return -ENOMEM;
 	for (i = 0; i < c->wc_npages; i++)
 		order[i] = i;
 	for (i = c->wc_npages; i > 1; i--) {
-		/* the modulo bias is below 2^-32 for any region upvm maps */
-		j = (size_t)(splitmix64(&state) % i);
+		j = rand_below(&state, i);
 		t = order[i - 1];
 		order[i - 1] = order[j];
 		order[j] = t;
@@ -139,6 +446,14 @@ prepare_permutation(struct wl_ctx *c, uint64_t seed)
 	c->wc_order = order;
 	c->wc_order_len = len;
 	return 0;
+}
+
+/* prepare_zipf: the rank scramble (a permutation) and the constants. */
+static int
+prepare_zipf(struct wl_ctx *c, uint64_t seed)
+{
+	zipf_init(&c->wc_zipf, c->wc_npages, c->wc_theta);
+	return prepare_permutation(c, seed);
 }
 
 const struct workload workloads[] = {
@@ -154,6 +469,43 @@ const struct workload workloads[] = {
 		    "order, 1/T each",
 		.wl_prepare = prepare_permutation,
 		.wl_touch = order_write,
+	},
+	{
+		.wl_name = "seq-rewrite",
+		.wl_desc = "populate (untimed), then write it all again, "
+		    "1/T each, ascending",
+		.wl_flags = WL_POPULATE,
+		.wl_final = 1,
+		.wl_touch = seq_rewrite,
+	},
+	{
+		.wl_name = "seq-read",
+		.wl_desc = "populate (untimed), then read it all, 1/T each, "
+		    "ascending",
+		.wl_flags = WL_POPULATE,
+		.wl_touch = seq_read,
+	},
+	{
+		.wl_name = "rand-read",
+		.wl_desc = "populate (untimed), then --ops uniform random page "
+		    "reads per thread",
+		.wl_flags = WL_POPULATE | WL_OPS,
+		.wl_touch = rand_read,
+	},
+	{
+		.wl_name = "rand-rw",
+		.wl_desc = "populate (untimed), then --ops random reads and "
+		    "rewrites (1:1) of my 1/T",
+		.wl_flags = WL_POPULATE | WL_OPS | WL_PGEN,
+		.wl_touch = rand_rw,
+	},
+	{
+		.wl_name = "zipf",
+		.wl_desc = "populate (untimed), then --ops page reads, "
+		    "zipf(--zipf) hot pages spread out",
+		.wl_flags = WL_POPULATE | WL_OPS,
+		.wl_prepare = prepare_zipf,
+		.wl_touch = zipf_read,
 	},
 };
 const size_t nworkloads = sizeof(workloads) / sizeof(workloads[0]);
@@ -171,17 +523,30 @@ wl_lookup(const char *name)
 }
 
 /*
- * wl_prepare: build what wl needs besides the region (wc_npages set).
- * => -ENOMEM if it cannot; wl_release() undoes it.
+ * wl_prepare: build what wl needs besides the region (wc_npages and
+ * wc_theta set).
+ * => -ENOMEM if it cannot, with nothing left; wl_release() undoes it.
  */
 int
 wl_prepare(const struct workload *wl, struct wl_ctx *c, uint64_t seed)
 {
+	int error;
+
 	c->wc_order = NULL;
 	c->wc_order_len = 0;
-	if (wl->wl_prepare == NULL)
-		return 0;
-	return wl->wl_prepare(c, seed);
+	c->wc_pgen = NULL;
+	c->wc_pgen_len = 0;
+	if ((wl->wl_flags & WL_PGEN) != 0) {
+		if ((c->wc_pgen = plain_alloc(c->wc_npages)) == NULL)
+			return -ENOMEM;
+		c->wc_pgen_len = c->wc_npages;
+	}
+	if (wl->wl_prepare != NULL &&
+	    (error = wl->wl_prepare(c, seed)) != 0) {
+		wl_release(c);
+		return error;
+	}
+	return 0;
 }
 
 /* wl_release: free what wl_prepare() built. */
@@ -190,198 +555,10 @@ wl_release(struct wl_ctx *c)
 {
 	if (c->wc_order != NULL)
 		munmap(c->wc_order, c->wc_order_len);
+	if (c->wc_pgen != NULL)
+		munmap(c->wc_pgen, c->wc_pgen_len);
 	c->wc_order = NULL;
 	c->wc_order_len = 0;
-}
-
-/*
- * The runner.  Workers park on ru_work until the phase leaves PH_PARK, and
- * again after touching; the main thread waits on ru_main for them to
- * arrive.
- *
- * Locks protecting struct members:
- *	I  set before the workers start	  l  ru_lock
- *	w  the worker's own until it is joined
- */
-enum { PH_PARK, PH_GO, PH_VERIFY, PH_EXIT };
-
-struct runner {
-	pthread_mutex_t		 ru_lock;
-	pthread_cond_t		 ru_work;	/* the phase changed */
-	pthread_cond_t		 ru_main;	/* a worker arrived */
-	int			 ru_phase;	/* [l] PH_* */
-	unsigned		 ru_ready;	/* [l] parked to start */
-	unsigned		 ru_done;	/* [l] workers done touching */
-	const struct workload	*ru_wl;		/* [I] */
-	const struct wl_ctx	*ru_ctx;	/* [I] */
-};
-
-struct worker {
-	struct runner	*wk_ru;		/* [I] */
-	unsigned	 wk_tid;	/* [I] */
-	pthread_t	 wk_thread;	/* [I] */
-	struct timespec	 wk_start;	/* [w] touch phase began */
-	struct timespec	 wk_end;	/* [w] and ended */
-	size_t		 wk_bad_page;	/* [w] first bad page, or SIZE_MAX */
-	size_t		 wk_bad_word;	/* [w] */
-};
-
-/* park: count myself in *count and wait for the phase to leave from. */
-static int
-park(struct runner *ru, unsigned *count, int from)
-{
-	int phase;
-
-	pthread_mutex_lock(&ru->ru_lock);
-	(*count)++;
-	pthread_cond_signal(&ru->ru_main);
-	while (ru->ru_phase == from)
-		pthread_cond_wait(&ru->ru_work, &ru->ru_lock);
-	phase = ru->ru_phase;
-	pthread_mutex_unlock(&ru->ru_lock);
-	return phase;
-}
-
-/* verify_slice: check my contiguous 1/T of the pages, in page order. */
-static void
-verify_slice(struct worker *wk)
-{
-	const struct wl_ctx *c = wk->wk_ru->ru_ctx;
-	size_t i, lo, hi, w;
-
-	slice(c, wk->wk_tid, &lo, &hi);
-	for (i = lo; i < hi; i++) {
-		if ((w = page_check(c, i)) != SIZE_MAX) {
-			wk->wk_bad_page = i;
-			wk->wk_bad_word = w;
-			return;
-		}
-	}
-}
-
-static void *
-worker_main(void *arg)
-{
-	struct worker *wk = arg;
-	struct runner *ru = wk->wk_ru;
-
-	if (park(ru, &ru->ru_ready, PH_PARK) != PH_GO)
-		return NULL;
-	clock_gettime(CLOCK_MONOTONIC, &wk->wk_start);
-	ru->ru_wl->wl_touch(ru->ru_ctx, wk->wk_tid);
-	clock_gettime(CLOCK_MONOTONIC, &wk->wk_end);
-	if (park(ru, &ru->ru_done, PH_GO) == PH_VERIFY)
-		verify_slice(wk);
-	return NULL;
-}
-
-/* set_phase: move the workers on to phase. */
-static void
-set_phase(struct runner *ru, int phase)
-{
-	pthread_mutex_lock(&ru->ru_lock);
-	ru->ru_phase = phase;
-	pthread_cond_broadcast(&ru->ru_work);
-	pthread_mutex_unlock(&ru->ru_lock);
-}
-
-/* wait_count: wait until n workers have counted themselves in *count. */
-static void
-wait_count(struct runner *ru, const unsigned *count, unsigned n)
-{
-	pthread_mutex_lock(&ru->ru_lock);
-	while (*count < n)
-		pthread_cond_wait(&ru->ru_main, &ru->ru_lock);
-	pthread_mutex_unlock(&ru->ru_lock);
-}
-
-static double
-ts_sec(const struct timespec *ts)
-{
-	return (double)ts->tv_sec + (double)ts->tv_nsec * 1e-9;
-}
-
-/* collect: the touch time and the first bad page over all workers. */
-static void
-collect(const struct wl_ctx *c, const struct worker *wks, unsigned n,
-    struct wl_result *res)
-{
-	double start = 0, end = 0;
-	unsigned i;
-
-	res->wr_bad_page = SIZE_MAX;
-	for (i = 0; i < n; i++) {
-		if (i == 0 || ts_sec(&wks[i].wk_start) < start)
-			start = ts_sec(&wks[i].wk_start);
-		if (i == 0 || ts_sec(&wks[i].wk_end) > end)
-			end = ts_sec(&wks[i].wk_end);
-		if (wks[i].wk_bad_page < res->wr_bad_page) {
-			res->wr_bad_page = wks[i].wk_bad_page;
-			res->wr_bad_word = wks[i].wk_bad_word;
-		}
-	}
-	res->wr_seconds = end - start;
-	if (res->wr_bad_page != SIZE_MAX) {
-		res->wr_expected = wl_pattern(res->wr_bad_page, c->wc_gen,
-		    res->wr_bad_word);
-		res->wr_got = ((const uint64_t *)(const void *)(c->wc_base +
-		    res->wr_bad_page * c->wc_pagesize))[res->wr_bad_word];
-	}
-}
-
-/*
- * wl_run: one timed run of wl over the region of c, with c->wc_nthreads
- * workers; sample() is called just before the release and just after the
- * last worker finishes.  With verify, the workers then read every page
- * back, untimed.
- * => returns 0 with *res filled (wr_bad_page SIZE_MAX if every page was
- *    good, or not verified); -ENOMEM/-EAGAIN if the workers could not be
- *    created, or sample()'s error: then res is not filled.
- */
-int
-wl_run(const struct workload *wl, const struct wl_ctx *c,
-    int (*sample)(struct sample *), struct sample *before,
-    struct sample *after, bool verify, struct wl_result *res)
-{
-	struct runner ru = {
-		.ru_lock = PTHREAD_MUTEX_INITIALIZER,
-		.ru_work = PTHREAD_COND_INITIALIZER,
-		.ru_main = PTHREAD_COND_INITIALIZER,
-		.ru_phase = PH_PARK,
-		.ru_wl = wl,
-		.ru_ctx = c,
-	};
-	struct worker *wks;
-	unsigned i, n = 0;
-	int error;
-
-	if ((wks = calloc(c->wc_nthreads, sizeof(*wks))) == NULL)
-		return -ENOMEM;
-	for (n = 0; n < c->wc_nthreads; n++) {
-		wks[n].wk_ru = &ru;
-		wks[n].wk_tid = n;
-		wks[n].wk_bad_page = SIZE_MAX;
-		error = pthread_create(&wks[n].wk_thread, NULL, worker_main,
-		    &wks[n]);
-		if (error != 0) {
-			error = -error;
-			goto out;
-		}
-	}
-	wait_count(&ru, &ru.ru_ready, n);
-	if ((error = sample(before)) != 0)
-		goto out;
-	set_phase(&ru, PH_GO);
-	wait_count(&ru, &ru.ru_done, n);
-	error = sample(after);
-	set_phase(&ru, error == 0 && verify ? PH_VERIFY : PH_EXIT);
-out:
-	if (error != 0)
-		set_phase(&ru, PH_EXIT);
-	for (i = 0; i < n; i++)
-		pthread_join(wks[i].wk_thread, NULL);
-	if (error == 0)
-		collect(c, wks, n, res);
-	free(wks);
-	return error;
+	c->wc_pgen = NULL;
+	c->wc_pgen_len = 0;
 }
