@@ -657,6 +657,14 @@ static int
 swp_queue(struct swap *sw, struct ring *ring, bool write, void *buf,
     size_t len, uint64_t off, uint64_t tag)
 {
+	int n = atomic_load_explicit(&sw->sw_fail[write],
+	    memory_order_relaxed);
+
+	while (n > 0 && !atomic_compare_exchange_weak(&sw->sw_fail[write], &n,
+	    n - 1))
+		;
+	if (n == 1)
+		return -EIO;	/* swap_inject_failure() */
 	if (write && sw->sw_direct)
 		return ring_write(ring, sw->sw_fd, buf, len, off, tag);
 	if (write)
@@ -672,6 +680,12 @@ swp_queue(struct swap *sw, struct ring *ring, bool write, void *buf,
  * (ring_register_file / ring_register_buffers) saves work per I/O.
  * => no lock; 0 queued, -EBUSY (ring full), -EINVAL.
  */
+void
+swap_inject_failure(struct swap *sw, bool write, int nth)
+{
+	atomic_store(&sw->sw_fail[write], nth);
+}
+
 int
 swap_read(struct swap *sw, struct ring *ring, uint64_t slot, void *buf,
     int n, uint64_t tag)

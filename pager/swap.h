@@ -58,6 +58,8 @@ struct swap {
 	uint64_t	 sw_maxslots;	/* [I] cap, in slots */
 	char		 sw_where[256];	/* [I] for messages */
 	struct swap_shared *sw_shared;	/* [I] MAP_SHARED state */
+	atomic_int	 sw_fail[2];	/* [a] fault injection: the Nth next
+					   read [0] / write [1] fails; 0 off */
 };
 
 /*
@@ -100,6 +102,13 @@ int swap_read_sync(struct swap *, struct ring *, uint64_t slot, void *buf,
     int n);
 int swap_write_sync(struct swap *, struct ring *, uint64_t slot,
     const void *buf, int n);
+
+/*
+ * swap_inject_failure: make the nth next read (write: write) fail with
+ * -EIO before it reaches the disk, as a failing disk would: the tests'
+ * way to reach the error paths of the real pager (nth 0 disarms).
+ */
+void swap_inject_failure(struct swap *, bool write, int nth);
 
 /* swap_check: 0 if the invariants hold, else -EINVAL (logged) */
 int swap_check(struct swap *);

@@ -199,6 +199,16 @@ pd_set_stuck(struct pdaemon *pd, int error)
 	STAT_INC(&pd->pdd_vs->vs_stats, st_swap_full);
 }
 
+/* pd_io_error: a write to swap failed: the run stays resident */
+static void
+pd_io_error(struct pdaemon *pd, struct pd_run *r, int error)
+{
+	STAT_INC(&pd->pdd_vs->vs_stats, st_io_errors);
+	upvm_log(LOG_ERR, "writing %d pages to swap (%s) failed: %s; they "
+	    "stay resident", r->pr_n, pd->pdd_swap->sw_where,
+	    strerror(-error));
+}
+
 /*
  * pd_protect_write: write-protect every run, give dirty runs swap slots
  * and write them; wait for all writes.
@@ -229,6 +239,8 @@ pd_protect_write(struct pdaemon *pd, struct pd_batch *pb)
 			    r->pr_swslot, (const void *)r->pr_va, r->pr_n,
 			    (uint64_t)i);
 			inflight += error == 0;
+			if (error != 0 && error != -EBUSY)
+				pd_io_error(pd, r, error);
 		}
 		r->pr_error = error;
 		if (error != 0)
@@ -248,10 +260,7 @@ pd_protect_write(struct pdaemon *pd, struct pd_batch *pb)
 			if (cqe[k].rc_res == (int)ptoa((size_t)r->pr_n))
 				continue;
 			r->pr_error = cqe[k].rc_res < 0 ? cqe[k].rc_res : -EIO;
-			STAT_INC(&vs->vs_stats, st_io_errors);
-			upvm_log(LOG_ERR, "writing %d pages to swap failed: "
-			    "%s; they stay resident", r->pr_n,
-			    strerror(-r->pr_error));
+			pd_io_error(pd, r, r->pr_error);
 		}
 	}
 }

@@ -27,6 +27,7 @@
 #include "swap.h"
 #include "sys.h"
 #include "upvm.h"
+#include "upvm_int.h"
 #include "vmspace.h"
 
 static struct vmspace upvm_vs;
@@ -592,4 +593,19 @@ upvm_stats(struct upvm_stats *out)
 	api_exit();
 	*out = st;
 	return 0;
+}
+
+int
+upvm_inject_swap_failure(bool write, int nth)
+{
+	int error;
+
+	if ((error = api_enter("upvm_inject_swap_failure")) != 0)
+		return error;
+	if (upvm_vs.vs_swap != NULL)
+		swap_inject_failure(upvm_vs.vs_swap, write, nth);
+	else
+		error = -ENXIO;
+	api_exit();
+	return error;
 }

@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include "harness.h"
 #include "log.h"
 #include "upvm.h"
+#include "upvm_int.h"
 #include "vm.h"
 
 #define MIB		((size_t)1 << 20)
@@ -299,5 +302,71 @@ Test(paging, random_pageins_read_one_page_each, .timeout = 120)
 	    (unsigned long)(st.pageins - st0.pageins),
 	    (unsigned long)(st.faults - st0.faults));
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 6), -1);
+	upvm_fini();
+}
+
+static sigjmp_buf bus_jmp;
+
+static void
+on_sigbus(int sig)
+{
+	siglongjmp(bus_jmp, 1);
+}
+
+/* touching page pg raises SIGBUS */
+static bool
+raises_sigbus(volatile char *addr)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	bool bus = false;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jmp, 1) == 0)
+		(void)*addr;
+	else
+		bus = true;
+	sigaction(SIGBUS, &old, NULL);
+	return bus;
+}
+
+Test(paging, read_error_raises_sigbus_never_zeros, .timeout = 120)
+{
+	struct upvm_stats st;
+	char *p;
+
+	init_budget(BUDGET, 0, "log:none");
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 7);
+	/* page 0 is long gone to swap; its next read fails */
+	cr_assert_eq(upvm_inject_swap_failure(false, 1), 0);
+	cr_assert(raises_sigbus(p), "lost data must raise SIGBUS");
+	cr_assert(raises_sigbus(p), "and keeps raising it");
+	st = stats();
+	cr_assert_eq(st.io_errors, 1);
+	cr_assert_geq(st.poisoned, 1);
+	/* every other page still comes back */
+	for (size_t pg = 0; pg < NPAGES; pg++) {
+		if (raises_sigbus(p + pg * PAGE_SIZE))
+			continue;	/* the failed read's run */
+		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg, 7),
+		    -1, "page %zu", pg);
+	}
+	cr_assert_leq(stats().poisoned, 1, "a random fault reads one page");
+	upvm_fini();
+}
+
+Test(paging, write_error_keeps_pages_resident, .timeout = 120)
+{
+	struct upvm_stats st;
+	char *p;
+
+	init_budget(BUDGET, 0, "log:none");
+	p = map_pages(NPAGES);
+	cr_assert_eq(upvm_inject_swap_failure(true, 3), 0);
+	test_pattern_fill(p, NPAGES, 0, 8);
+	st = stats();
+	cr_assert_eq(st.io_errors, 1);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 8), -1);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 8), -1);
 	upvm_fini();
 }

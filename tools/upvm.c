@@ -162,6 +162,17 @@ phase(const char *name, const struct job *j, int n)
 	    (unsigned long long)upvm_stats_percentile(h,
 	    UPVM_LATENCY_BUCKETS, 50), (unsigned long long)
 	    upvm_stats_percentile(h, UPVM_LATENCY_BUCKETS, 99));
+	if (a.budget_pages != 0)
+		printf("%11s paging: %llu pages out in %llu writes, %llu in in "
+		    "%llu reads, %llu dropped clean; peak resident %.4g MiB "
+		    "of a %.4g MiB budget\n", "",
+		    (unsigned long long)(a.pageouts - b.pageouts),
+		    (unsigned long long)(a.pageout_ios - b.pageout_ios),
+		    (unsigned long long)(a.pageins - b.pageins),
+		    (unsigned long long)(a.pagein_ios - b.pagein_ios),
+		    (unsigned long long)(a.clean_drops - b.clean_drops),
+		    (double)a.resident_peak * (double)pagesize / (1 << 20),
+		    (double)a.budget_pages * (double)pagesize / (1 << 20));
 }
 
 /* parse_size: "512M" into whole pages of bytes, or 0 if malformed. */
@@ -240,14 +251,21 @@ demo(int argc, char **argv)
 		die(2, "demo: unexpected '%s'; see upvm --help", argv[optind]);
 	if (upvm_config_from_env(&cfg) != 0)
 		die(2, "the UPVM_* environment is invalid (see above); fix it");
+	/* the demo pages: half of one region's size, unless UPVM_* says */
+	if (cfg.budget == 0 && getenv("UPVM_BUDGET") == NULL &&
+	    (getenv("UPVM_CONF") == NULL ||
+	    strstr(getenv("UPVM_CONF"), "budget") == NULL))
+		cfg.budget = size / 2 > ((size_t)8 << 20) ? size / 2 :
+		    (size_t)8 << 20;
 	if ((error = upvm_init(&cfg)) != 0)
 		die(1, "upvm_init: %s; userfaultfd must be usable (see "
 		    "vm.unprivileged_userfaultfd)", strerror(-error));
 	stats(&st);
 	printf("upvm %s demo: 2 regions of %.4g MiB, %lu thread%s; cluster "
-	    "%u, seq_max %u, %u fault threads\n", UPVM_VERSION,
-	    (double)size / (1 << 20), nt, nt > 1 ? "s" : "",
-	    cfg.cluster_pages, cfg.seq_max_pages, st.handlers);
+	    "%u, seq_max %u, %u fault threads, budget %.4g MiB\n",
+	    UPVM_VERSION, (double)size / (1 << 20), nt, nt > 1 ? "s" : "",
+	    cfg.cluster_pages, cfg.seq_max_pages, st.handlers,
+	    (double)cfg.budget / (1 << 20));
 	order = shuffled(size / pagesize);
 	for (c = 0; c < 2; c++) {	/* map one, write it; then the next */
 		if ((error = upvm_map(size, 0, &p)) != 0)
@@ -303,8 +321,10 @@ main(int argc, char **argv)
 		    "  demo   write a region in page order and one in random "
 		    "order, read both\n         back, and show how upvm paged "
 		    "them (--size K/M/G, default 512M;\n         --threads "
-		    "1..%d, default 1)\n\nConfigure upvm with UPVM_CONF or "
-		    "the UPVM_* variables (see upvm.h).\n", MAX_THREADS);
+		    "1..%d, default 1); the budget is half of --size\n"
+		    "         unless UPVM_BUDGET says otherwise\n\nConfigure "
+		    "upvm with UPVM_CONF or the UPVM_* variables (see upvm.h)."
+		    "\n", MAX_THREADS);
 		return 0;
 	}
 	if (optind == argc)
