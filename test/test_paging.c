@@ -370,3 +370,65 @@ Test(paging, write_error_keeps_pages_resident, .timeout = 120)
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 8), -1);
 	upvm_fini();
 }
+
+static long
+rss_anon_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "RssAnon: %ld kB", &kib) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return kib;
+}
+
+struct sampler {
+	atomic_bool	stop;
+	long		max_kib;
+};
+
+static void *
+sample_rss(void *arg)
+{
+	struct sampler *s = arg;
+
+	while (!atomic_load(&s->stop)) {
+		s->max_kib = MAX(s->max_kib, rss_anon_kib());
+		usleep(2000);
+	}
+	return NULL;
+}
+
+/*
+ * RssAnon, sampled from outside upvm's own counters, stays within the
+ * budget + slack over what the process held before (plus the sanitizer's
+ * shadow of the region in ASan builds, and the test's own heap).
+ */
+Test(paging, sampled_rss_stays_within_budget, .timeout = 120)
+{
+	struct sampler s = { .max_kib = 0 };
+	size_t slack, margin;
+	long base;
+	pthread_t th;
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = map_pages(NPAGES);
+	base = rss_anon_kib();
+	atomic_init(&s.stop, false);
+	pthread_create(&th, NULL, sample_rss, &s);
+	test_pattern_fill(p, NPAGES, 0, 9);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 9), -1);
+	atomic_store(&s.stop, true);
+	pthread_join(th, NULL);
+	slack = (size_t)stats().handlers * 512 * PAGE_SIZE;
+	margin = 4 * MIB + NPAGES * PAGE_SIZE / 8;
+	cr_assert_leq((size_t)(s.max_kib - base) * 1024, BUDGET + slack +
+	    margin, "RssAnon grew by %ld KiB; budget %zu KiB + slack %zu KiB",
+	    s.max_kib - base, BUDGET / 1024, slack / 1024);
+	upvm_fini();
+}
