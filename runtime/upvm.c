@@ -73,12 +73,18 @@ api_exit(void)
 	pthread_rwlock_unlock(&upvm_lock);
 }
 
+/*
+ * handlers_default: one fault thread per CPU; with a budget, two per CPU
+ * and at least four, because a fault thread waits for its pagein read:
+ * more threads keep more reads in flight.
+ */
 static int
-handlers_default(void)
+handlers_default(bool paging)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-	return n > 0 ? (int)n : 1;
+	n = n > 0 ? n : 1;
+	return paging ? (int)MAX(2 * n, 4) : (int)n;
 }
 
 /*
@@ -163,7 +169,8 @@ upvm_init(const struct upvm_config *cfgp)
 	vm_map_init(&vs->vs_map);
 	vs->vs_cc.cc_cluster = (int)cfg.cluster_pages;
 	vs->vs_cc.cc_seq_max = (int)cfg.seq_max_pages;
-	nthreads = cfg.handlers != 0 ? (int)cfg.handlers : handlers_default();
+	nthreads = cfg.handlers != 0 ? (int)cfg.handlers :
+	    handlers_default(cfg.budget != 0);
 	if ((error = paging_setup(vs, &cfg)) != 0)
 		goto fail;
 	error = fault_start(vs, nthreads, cfg.spin_us, cfg.pin_handlers);

@@ -39,8 +39,8 @@ extern "C" {
  *				  power of two 1..512 (16)
  *	seq_max	  UPVM_SEQ_MAX	  widest window resolved ahead of a sequential
  *				  stream, pages, power of two 16..1024 (512)
- *	handlers  UPVM_HANDLERS	  fault threads 0..256, 0 = one per online CPU
- *				  (0)
+ *	handlers  UPVM_HANDLERS	  fault threads 0..256; 0 = one per online CPU,
+ *				  or with a budget two per CPU, at least 4 (0)
  *	spin_us	  UPVM_SPIN_US	  microseconds a fault thread polls before it
  *				  sleeps, 0..10000 (0)
  *	pin	  UPVM_PIN	  pin fault thread i to CPU i: 0 or 1 (1)
