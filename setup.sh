@@ -31,12 +31,42 @@ build() {	# build DIR [meson options...]
 	ninja -C "$dir" >/dev/null
 }
 
-# sum the Criterion "Synthesis" lines of one meson test run; a suite that
-# died before printing its synthesis counts as one failure
-tally() {	# tally DIR
-	log="$1/meson-logs/testlog.txt"
-	suites=$(grep -c '^==================================== ' "$log" || true)
-	awk -v suites="$suites" '
+# numa_vm: the multi-node QEMU guest runner (its kernel is Debian's 6.1:
+# the fallback paths for MOVE, WP_ASYNC, PAGEMAP_SCAN and POISON)
+numa_vm() {
+	for c in "${NUMA_VM:-}" ../shared/numa-vm/numa-vm \
+	    /work/shared/numa-vm/numa-vm; do
+		[ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return 0; }
+	done
+	return 1
+}
+
+# guest_tests DIR: the suites that depend on kernel features, run again
+# inside the 6.1 guest (each output in DIR/guest-SUITE.out); prints
+# "passed failed"
+guest_tests() {
+	if ! vm=$(numa_vm); then
+		echo "setup.sh: numa-vm not found (set NUMA_VM): guest suites" \
+		    "skipped" >&2
+		echo "0 0"
+		return 0
+	fi
+	gp=0 gf=0
+	for t in pmap fault api paging; do
+		out="$1/guest-$t.out"
+		"$vm" --nodes 2 --mem 2G -e UPVM_SWAP=/tmp -t 1200 -- \
+		    "$1/test/test_$t" >"$out" 2>&1 || true
+		r=$(synthesis "$out" 1)
+		echo "guest $t: ${r% *} passed, ${r#* } failed" >&2
+		gp=$((gp + ${r% *})) gf=$((gf + ${r#* }))
+	done
+	echo "$gp $gf"
+}
+
+# synthesis FILE SUITES: sum Criterion's "Synthesis" lines in FILE; each
+# of the SUITES expected that printed none (it died) is one failure
+synthesis() {
+	awk -v suites="$2" '
 	    /Synthesis: Tested:/ {
 		for (i = 1; i <= NF; i++) {
 			if ($i == "Passing:") p += $(i + 1)
@@ -45,7 +75,14 @@ tally() {	# tally DIR
 		}
 		n++
 	    }
-	    END { if (suites > n) f += suites - n; print p + 0, f + 0 }' "$log"
+	    END { if (suites > n) f += suites - n; print p + 0, f + 0 }' "$1"
+}
+
+# tally DIR: the pass/fail sums of one meson test run
+tally() {
+	log="$1/meson-logs/testlog.txt"
+	synthesis "$log" "$(grep -c '^==================================== ' \
+	    "$log" || true)"
 }
 
 case "${1:-}" in
@@ -70,6 +107,9 @@ test)
 		set -- $(tally "$dir")
 		pass=$((pass + $1)) fail=$((fail + $2))
 	done
+	echo "== guest (numa-vm, Linux 6.1)"
+	set -- $(guest_tests build)
+	pass=$((pass + $1)) fail=$((fail + $2))
 	echo "$pass passed, $fail failed"
 	[ "$fail" -eq 0 ]
 	;;

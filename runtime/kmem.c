@@ -447,8 +447,13 @@ kmem_alloc(size_t len)
 
 	if (len == 0 || rlen < len)
 		return NULL;
+	/*
+	 * NORESERVE: a slot array covers a region's every page but is
+	 * touched only where pages are; strict overcommit accounting would
+	 * refuse a large, sparse region for memory it never uses.
+	 */
 	p = raw_mmap(NULL, rlen, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (raw_mmap_failed(p))
 		return NULL;
 	kmem_account(rlen, 0);
