@@ -39,6 +39,8 @@
 #include "vmspace.h"
 
 #define PD_BATCH_PAGES	2048	/* pages paged out per batch, at most */
+#define PD_BATCH_READS	256	/* ... while pageins are going on: a read
+				   queued behind a batch waits for it */
 #define PD_MAX_RUNS	64	/* runs per batch (= I/Os in flight) */
 #define PD_RING_DEPTH	64
 
@@ -352,6 +354,7 @@ pd_main(void *arg)
 	struct timespec ts;
 	bool running = false;
 	long want, freed;
+	uint64_t ins, last_ins = 0;
 
 	pthread_mutex_lock(&pd->pdd_lock);
 	while (!pd->pdd_stop) {
@@ -372,7 +375,12 @@ pd_main(void *arg)
 		}
 		running = true;
 		pthread_mutex_unlock(&pd->pdd_lock);
-		freed = pd_batch(pd, want);
+		/* small batches while reads wait on the same disk */
+		ins = atomic_load_explicit(&vs->vs_stats.st_pageins,
+		    memory_order_relaxed);
+		freed = pd_batch(pd, MIN(want, ins != last_ins ?
+		    PD_BATCH_READS : PD_BATCH_PAGES));
+		last_ins = ins;
 		pthread_mutex_lock(&pd->pdd_lock);
 		pthread_cond_broadcast(&pd->pdd_freed);
 		if (freed == 0) {

@@ -13,6 +13,8 @@
 #include <criterion/criterion.h>
 
 #include "harness.h"
+#include "log.h"
+#include "uring.h"
 #include "vm.h"
 
 uint64_t
@@ -90,4 +92,66 @@ need_uffd_feature(uint64_t feature, const char *name)
 	close(fd);
 	if ((api.features & feature) != feature)
 		cr_skip_test("kernel lacks userfaultfd feature %s", name);
+}
+
+static int log_fd[2] = { -1, -1 };
+static char log_buf[8192];
+
+void
+test_log_capture(void)
+{
+	cr_assert_eq(pipe2(log_fd, O_NONBLOCK), 0);
+	upvm_log_set_fd(log_fd[1]);
+}
+
+const char *
+test_log_read(void)
+{
+	ssize_t n, len = 0;
+
+	while ((n = read(log_fd[0], log_buf + len,
+	    sizeof(log_buf) - 1 - (size_t)len)) > 0)
+		len += n;
+	log_buf[len] = '\0';
+	return log_buf;
+}
+
+void
+test_expect_one_line(const char *what, const char *name)
+{
+	const char *log = test_log_read();
+	int lines = 0;
+
+	for (const char *s = log; *s != '\0'; s++)
+		lines += *s == '\n';
+	cr_assert_eq(lines, 1, "%s: want one log line, got:\n%s", what, log);
+	cr_assert_eq(log[strlen(log) - 1], '\n', "%s: a whole line", what);
+	cr_assert_not_null(strstr(log, name), "%s: log does not name "
+	    "\"%s\": %s", what, name, log);
+}
+
+const char *
+test_log_last(void)
+{
+	return log_buf;
+}
+
+void
+test_expect_no_log(const char *what)
+{
+	const char *log = test_log_read();
+
+	cr_assert_eq(log[0], '\0', "%s: unexpected log: %s", what, log);
+}
+
+struct ring *
+test_ring(unsigned depth)
+{
+	struct ring *r;
+	int error = ring_create(depth, &r);
+
+	if (error == -ENOSYS || error == -EPERM)
+		cr_skip_test("io_uring unavailable: %s", strerror(-error));
+	cr_assert_eq(error, 0, "ring_create(%u): %s", depth, strerror(-error));
+	return r;
 }

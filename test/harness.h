@@ -28,6 +28,23 @@ long test_zero_bad(const void *buf, size_t npages);
 /* every one of the n bytes at p equals c */
 bool test_all_bytes(const void *p, int c, size_t n);
 
+/*
+ * The log, captured: test_log_capture() sends upvm's log lines to a pipe
+ * for the rest of the test; test_log_read() returns what came since the
+ * last read; test_expect_one_line() asserts that exactly one whole line
+ * came, naming `name`; test_expect_no_log() that none did.
+ */
+void test_log_capture(void);
+const char *test_log_read(void);
+void test_expect_one_line(const char *what, const char *name);
+void test_expect_no_log(const char *what);
+/* the text the last test_log_read() or test_expect_*() saw */
+const char *test_log_last(void);
+
+struct ring;
+/* a ring of `depth`, or skip the test where io_uring is unavailable */
+struct ring *test_ring(unsigned depth);
+
 /* skip the current test (cr_skip_test) unless the kernel has the feature */
 void need_uffd_feature(uint64_t feature, const char *name);
 #define NEED_UFFD_FEATURE(f)	need_uffd_feature((f), #f)

@@ -19,6 +19,7 @@
 #include <criterion/criterion.h>
 
 #include "config.h"
+#include "harness.h"
 #include "log.h"
 #include "upvm.h"
 #include "vm.h"
@@ -26,61 +27,6 @@
 extern char **environ;
 
 #define CHECK(cfg)	cr_assert_eq(config_check(cfg), 0, "config_check")
-
-static int logfd[2] = { -1, -1 };
-static char logbuf[8192];
-
-/* send the log to a pipe for the rest of the test */
-static void
-log_capture(void)
-{
-	cr_assert_eq(pipe2(logfd, O_NONBLOCK), 0);
-	upvm_log_set_fd(logfd[1]);
-}
-
-/* what was logged since the last call, NUL-terminated, in logbuf */
-static const char *
-log_read(void)
-{
-	ssize_t n, len = 0;
-
-	while ((n = read(logfd[0], logbuf + len,
-	    sizeof(logbuf) - 1 - (size_t)len)) > 0)
-		len += n;
-	logbuf[len] = '\0';
-	return logbuf;
-}
-
-static int
-count_lines(const char *s)
-{
-	int n = 0;
-
-	for (; *s != '\0'; s++)
-		n += *s == '\n';
-	return n;
-}
-
-/* exactly one line was logged since the last call, and it names `name` */
-static void
-expect_one_line(const char *input, const char *name)
-{
-	const char *log = log_read();
-
-	cr_assert_eq(count_lines(log), 1, "%s: want one log line, got:\n%s",
-	    input, log);
-	cr_assert_eq(log[strlen(log) - 1], '\n', "%s: a whole line", input);
-	cr_assert_not_null(strstr(log, name), "%s: log does not name "
-	    "\"%s\": %s", input, name, log);
-}
-
-static void
-expect_no_log(const char *input)
-{
-	const char *log = log_read();
-
-	cr_assert_eq(log[0], '\0', "%s: unexpected log: %s", input, log);
-}
 
 static bool
 same_config(const struct upvm_config *a, const struct upvm_config *b)
@@ -101,7 +47,7 @@ expect_conf_rejected(const char *conf, const char *name)
 	upvm_config_default(&cfg);
 	cr_assert_eq(config_parse_conf(&cfg, conf), -EINVAL,
 	    "UPVM_CONF=\"%s\" accepted", conf);
-	expect_one_line(conf, name);
+	test_expect_one_line(conf, name);
 }
 
 /* config_apply_env({var}) on defaults must fail, logging one line */
@@ -114,7 +60,7 @@ expect_env_rejected(const char *var, const char *name)
 	upvm_config_default(&cfg);
 	cr_assert_eq(config_apply_env(&cfg, envp), -EINVAL, "%s accepted",
 	    var);
-	expect_one_line(var, name);
+	test_expect_one_line(var, name);
 }
 
 /* drop every UPVM_* variable this process inherited */
@@ -152,16 +98,16 @@ Test(config, defaults, .timeout = 10)
 	cr_assert_eq(cfg.spin_us, 0);
 	cr_assert_eq(cfg.pin_handlers, true);
 	cr_assert_eq(cfg.log_level, UPVM_LOG_WARN);
-	log_capture();
+	test_log_capture();
 	CHECK(&cfg);
-	expect_no_log("config_check(defaults)");
+	test_expect_no_log("config_check(defaults)");
 }
 
 Test(config, conf_string_sets_keys, .timeout = 10)
 {
 	struct upvm_config cfg, want;
 
-	log_capture();
+	test_log_capture();
 	upvm_config_default(&cfg);
 	cr_assert_eq(config_parse_conf(&cfg,
 	    "cluster:32,handlers:2,log:debug"), 0);
@@ -187,7 +133,7 @@ Test(config, conf_string_sets_keys, .timeout = 10)
 	cr_assert_eq(config_parse_conf(&cfg, "cluster:4,cluster:8"), 0);
 	cr_assert_eq(cfg.cluster_pages, 8);
 	CHECK(&cfg);
-	expect_no_log("valid UPVM_CONF");
+	test_expect_no_log("valid UPVM_CONF");
 }
 
 Test(config, range_edges_accepted, .timeout = 10)
@@ -200,7 +146,7 @@ Test(config, range_edges_accepted, .timeout = 10)
 	};
 	struct upvm_config cfg;
 
-	log_capture();
+	test_log_capture();
 	for (size_t i = 0; i < nitems(ok); i++) {
 		upvm_config_default(&cfg);
 		cr_assert_eq(config_parse_conf(&cfg, ok[i]), 0, "%s", ok[i]);
@@ -213,7 +159,7 @@ Test(config, range_edges_accepted, .timeout = 10)
 	cr_assert_eq(cfg.log_level, UPVM_LOG_ERROR);
 	cr_assert_eq(config_parse_conf(&cfg, "log:info"), 0);
 	cr_assert_eq(cfg.log_level, UPVM_LOG_INFO);
-	expect_no_log("edge values");
+	test_expect_no_log("edge values");
 }
 
 Test(config, env_applies_conf_then_single_variables, .timeout = 10)
@@ -225,7 +171,7 @@ Test(config, env_applies_conf_then_single_variables, .timeout = 10)
 	};
 	struct upvm_config cfg, want;
 
-	log_capture();
+	test_log_capture();
 	upvm_config_default(&cfg);
 	cr_assert_eq(config_apply_env(&cfg, envp), 0);
 	CHECK(&cfg);
@@ -235,7 +181,7 @@ Test(config, env_applies_conf_then_single_variables, .timeout = 10)
 	want.log_level = UPVM_LOG_INFO;
 	cr_assert(same_config(&cfg, &want), "cluster %u handlers %u log %d",
 	    cfg.cluster_pages, cfg.handlers, cfg.log_level);
-	expect_no_log("valid environment");
+	test_expect_no_log("valid environment");
 }
 
 Test(config, every_single_variable_is_known, .timeout = 10)
@@ -246,7 +192,7 @@ Test(config, every_single_variable_is_known, .timeout = 10)
 	};
 	struct upvm_config cfg;
 
-	log_capture();
+	test_log_capture();
 	upvm_config_default(&cfg);
 	cr_assert_eq(config_apply_env(&cfg, envp), 0);
 	CHECK(&cfg);
@@ -256,7 +202,7 @@ Test(config, every_single_variable_is_known, .timeout = 10)
 	cr_assert_eq(cfg.spin_us, 50);
 	cr_assert_eq(cfg.pin_handlers, false);
 	cr_assert_eq(cfg.log_level, UPVM_LOG_ERROR);
-	expect_no_log("valid variables");
+	test_expect_no_log("valid variables");
 
 	/* no environment, an empty one, non-UPVM names: no change */
 	upvm_config_default(&cfg);
@@ -272,12 +218,12 @@ Test(config, every_single_variable_is_known, .timeout = 10)
 		upvm_config_default(&def);
 		cr_assert(same_config(&cfg, &def));
 	}
-	expect_no_log("no UPVM variables");
+	test_expect_no_log("no UPVM variables");
 }
 
 Test(config, unknown_key_rejected, .timeout = 10)
 {
-	log_capture();
+	test_log_capture();
 	expect_conf_rejected("foo:1", "foo");
 	expect_conf_rejected("cluster:32,bogus:7", "bogus");
 	expect_conf_rejected("Cluster:32", "Cluster");
@@ -287,7 +233,7 @@ Test(config, unknown_key_rejected, .timeout = 10)
 
 Test(config, unknown_variable_rejected, .timeout = 10)
 {
-	log_capture();
+	test_log_capture();
 	expect_env_rejected("UPVM_FOO=1", "UPVM_FOO");
 	expect_env_rejected("UPVM_CLUSTERS=16", "UPVM_CLUSTERS");
 	expect_env_rejected("UPVM_=1", "UPVM_");
@@ -313,7 +259,7 @@ Test(config, malformed_rejected, .timeout = 10)
 		{ "handlers:0x10", "handlers" },
 	};
 
-	log_capture();
+	test_log_capture();
 	for (size_t i = 0; i < nitems(bad); i++)
 		expect_conf_rejected(bad[i].conf, bad[i].name);
 	expect_env_rejected("UPVM_CLUSTER=", "UPVM_CLUSTER");
@@ -325,7 +271,7 @@ Test(config, malformed_rejected, .timeout = 10)
 
 Test(config, not_power_of_two_rejected, .timeout = 10)
 {
-	log_capture();
+	test_log_capture();
 	expect_conf_rejected("cluster:3", "cluster");
 	expect_conf_rejected("cluster:0", "cluster");
 	expect_conf_rejected("cluster:24", "cluster");
@@ -337,7 +283,7 @@ Test(config, not_power_of_two_rejected, .timeout = 10)
 
 Test(config, out_of_range_rejected, .timeout = 10)
 {
-	log_capture();
+	test_log_capture();
 	expect_conf_rejected("seq_max:8", "seq_max");
 	expect_conf_rejected("seq_max:2048", "seq_max");
 	expect_conf_rejected("cluster:1024", "cluster");
@@ -354,7 +300,7 @@ Test(config, out_of_range_rejected, .timeout = 10)
 
 Test(config, bad_log_level_rejected, .timeout = 10)
 {
-	log_capture();
+	test_log_capture();
 	expect_conf_rejected("log:loud", "log");
 	expect_conf_rejected("log:", "log");
 	expect_conf_rejected("log:2", "log");
@@ -371,14 +317,14 @@ Test(config, first_bad_entry_stops_parsing, .timeout = 10)
 	};
 	struct upvm_config cfg;
 
-	log_capture();
+	test_log_capture();
 	upvm_config_default(&cfg);
 	cr_assert_eq(config_apply_env(&cfg, envp), -EINVAL);
-	expect_one_line("two bad variables", "UPVM_BOGUS");
+	test_expect_one_line("two bad variables", "UPVM_BOGUS");
 	upvm_config_default(&cfg);
 	cr_assert_eq(config_parse_conf(&cfg, "cluster:3,seq_max:5,foo:1"),
 	    -EINVAL);
-	expect_one_line("three bad keys", "cluster");
+	test_expect_one_line("three bad keys", "cluster");
 }
 
 Test(config, from_env_reads_process_environment, .timeout = 10)
@@ -386,7 +332,7 @@ Test(config, from_env_reads_process_environment, .timeout = 10)
 	struct upvm_config cfg;
 
 	clear_upvm_env();
-	log_capture();
+	test_log_capture();
 	cr_assert_eq(setenv("UPVM_CONF", "cluster:32,handlers:2,log:debug",
 	    1), 0);
 	cr_assert_eq(setenv("UPVM_HANDLERS", "5", 1), 0);
@@ -400,7 +346,7 @@ Test(config, from_env_reads_process_environment, .timeout = 10)
 	cr_assert_eq(cfg.pin_handlers, true);
 	cr_assert_eq(cfg.seq_max_pages, 512, "untouched keys keep defaults");
 	cr_assert_eq(cfg.spin_us, 0);
-	expect_no_log("valid process environment");
+	test_expect_no_log("valid process environment");
 
 	cr_assert_eq(unsetenv("UPVM_HANDLERS"), 0);
 	cr_assert_eq(upvm_config_from_env(&cfg), 0);
@@ -412,13 +358,13 @@ Test(config, from_env_without_variables_gives_defaults, .timeout = 10)
 	struct upvm_config cfg, def;
 
 	clear_upvm_env();
-	log_capture();
+	test_log_capture();
 	memset(&cfg, 0xa5, sizeof(cfg));
 	cr_assert_eq(upvm_config_from_env(&cfg), 0);
 	upvm_config_default(&def);
 	cr_assert(same_config(&cfg, &def));
 	CHECK(&cfg);
-	expect_no_log("empty environment");
+	test_expect_no_log("empty environment");
 }
 
 Test(config, from_env_rejects_and_keeps_defaults, .timeout = 10)
@@ -437,7 +383,7 @@ Test(config, from_env_rejects_and_keeps_defaults, .timeout = 10)
 
 	upvm_config_default(&def);
 	clear_upvm_env();
-	log_capture();
+	test_log_capture();
 	for (size_t i = 0; i < nitems(bad); i++) {
 		cr_assert_eq(setenv("UPVM_HANDLERS", "7", 1), 0);
 		cr_assert_eq(setenv(bad[i].name, bad[i].val, 1), 0);
@@ -446,7 +392,7 @@ Test(config, from_env_rejects_and_keeps_defaults, .timeout = 10)
 		    bad[i].name, bad[i].val);
 		cr_assert(same_config(&cfg, &def), "%s=%s: not the defaults",
 		    bad[i].name, bad[i].val);
-		expect_one_line(bad[i].val, bad[i].logname);
+		test_expect_one_line(bad[i].val, bad[i].logname);
 		cr_assert_eq(unsetenv(bad[i].name), 0);
 	}
 }
@@ -454,16 +400,15 @@ Test(config, from_env_rejects_and_keeps_defaults, .timeout = 10)
 Test(config, check_rejects_bad_fields, .timeout = 10)
 {
 	struct upvm_config cfg;
-	int lines;
 
-	log_capture();
+	test_log_capture();
 	/* one bad field at a time; each rejection logs one line */
 #define EXPECT_BAD(field, value, key) do {				\
 		upvm_config_default(&cfg);				\
 		cfg.field = (value);					\
 		cr_assert_eq(config_check(&cfg), -EINVAL,		\
 		    #field " = " #value " accepted");			\
-		expect_one_line(#field " = " #value, key);		\
+		test_expect_one_line(#field " = " #value, key);		\
 	} while (0)
 	EXPECT_BAD(cluster_pages, 3, "cluster");
 	EXPECT_BAD(cluster_pages, 0, "cluster");
@@ -482,8 +427,7 @@ Test(config, check_rejects_bad_fields, .timeout = 10)
 	cfg.cluster_pages = 3;
 	cfg.spin_us = 20000;
 	cr_assert_eq(config_check(&cfg), -EINVAL);
-	lines = count_lines(log_read());
-	cr_assert_eq(lines, 1, "two bad fields logged %d lines", lines);
+	test_expect_one_line("two bad fields", "cluster");
 }
 
 Test(config, long_input_rejected_in_one_line, .timeout = 10)
@@ -492,7 +436,7 @@ Test(config, long_input_rejected_in_one_line, .timeout = 10)
 	char *envp[] = { var, NULL };
 	struct upvm_config cfg;
 
-	log_capture();
+	test_log_capture();
 	/* an unknown variable with a 1000-character name */
 	memset(var, 'X', sizeof(var) - 1);
 	memcpy(var, "UPVM_", 5);
@@ -501,7 +445,7 @@ Test(config, long_input_rejected_in_one_line, .timeout = 10)
 	var[1002] = '\0';
 	upvm_config_default(&cfg);
 	cr_assert_eq(config_apply_env(&cfg, envp), -EINVAL);
-	expect_one_line("long variable name", "UPVM_XXXX");
+	test_expect_one_line("long variable name", "UPVM_XXXX");
 	/* a 1500-character value, and a 1500-character item */
 	snprintf(var, sizeof(var), "UPVM_CLUSTER=%01500d", 16);
 	cr_assert_eq(config_apply_env(&cfg, envp), 0,
@@ -509,12 +453,12 @@ Test(config, long_input_rejected_in_one_line, .timeout = 10)
 	cr_assert_eq(cfg.cluster_pages, 16);
 	var[sizeof("UPVM_CLUSTER=") - 1] = '7';	/* 7000...016 */
 	cr_assert_eq(config_apply_env(&cfg, envp), -EINVAL);
-	expect_one_line("long value", "UPVM_CLUSTER");
+	test_expect_one_line("long value", "UPVM_CLUSTER");
 	memset(conf, 'k', 1500);
 	conf[1500] = '\0';
 	conf[700] = ':';
 	cr_assert_eq(config_parse_conf(&cfg, conf), -EINVAL);
-	expect_one_line("long item", "UPVM_CONF");
+	test_expect_one_line("long item", "UPVM_CONF");
 }
 
 /*
@@ -523,7 +467,7 @@ Test(config, long_input_rejected_in_one_line, .timeout = 10)
  */
 Test(config, newline_in_bad_input_stays_one_line, .timeout = 10)
 {
-	log_capture();
+	test_log_capture();
 	expect_env_rejected("UPVM_CLUSTER=3\n4", "UPVM_CLUSTER");
 	expect_env_rejected("UPVM_LOG=warn\nupvm: info: fake", "UPVM_LOG");
 	expect_conf_rejected("cluster:3\n", "cluster");
@@ -535,10 +479,10 @@ Test(config, cluster_larger_than_seq_max_is_rejected, .timeout = 10)
 	char *envp[] = { "UPVM_CONF=cluster:512,seq_max:16", NULL };
 	struct upvm_config cfg;
 
-	log_capture();
+	test_log_capture();
 	upvm_config_default(&cfg);
 	cr_assert_eq(config_apply_env(&cfg, envp), -EINVAL);
-	expect_one_line(envp[0], "seq_max");
+	test_expect_one_line(envp[0], "seq_max");
 	upvm_config_default(&cfg);
 	cfg.cluster_pages = 64;
 	cfg.seq_max_pages = 32;
@@ -577,13 +521,13 @@ Test(config, bad_sizes_and_paths_are_rejected_in_one_line, .timeout = 10)
 	struct upvm_config cfg;
 	char name[64];
 
-	log_capture();
+	test_log_capture();
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		upvm_config_default(&cfg);
 		cr_assert_eq(config_parse_conf(&cfg, bad[i]), -EINVAL, "%s",
 		    bad[i]);
 		snprintf(name, sizeof(name), "%.*s",
 		    (int)(strchr(bad[i], ':') - bad[i]), bad[i]);
-		expect_one_line(bad[i], name);
+		test_expect_one_line(bad[i], name);
 	}
 }

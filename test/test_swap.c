@@ -140,17 +140,6 @@ mkswap(const char *path, uint64_t max, bool nodirect)
 	return sw;
 }
 
-static struct ring *
-mkring(unsigned depth)
-{
-	struct ring *r;
-	int error = ring_create(depth, &r);
-
-	if (error == -ENOSYS || error == -EPERM)
-		cr_skip_test("io_uring unavailable: %s", strerror(-error));
-	cr_assert_eq(error, 0);
-	return r;
-}
 
 static char *
 pages(size_t n)
@@ -211,41 +200,6 @@ sync_roundtrip(struct swap *sw, struct ring *r, uint64_t slot, int n,
 /* ---------------------------------------------------------------- */
 /* the log, captured in a pipe */
 
-static int logfd[2] = { -1, -1 };
-static char logbuf[8192];
-
-static void
-log_capture(void)
-{
-	cr_assert_eq(pipe2(logfd, O_NONBLOCK), 0);
-	upvm_log_set_fd(logfd[1]);
-}
-
-static const char *
-log_read(void)
-{
-	ssize_t n, len = 0;
-
-	while ((n = read(logfd[0], logbuf + len,
-	    sizeof(logbuf) - 1 - (size_t)len)) > 0)
-		len += n;
-	logbuf[len] = '\0';
-	return logbuf;
-}
-
-static void
-expect_one_line(const char *what, const char *name)
-{
-	const char *log = log_read();
-	int lines = 0;
-
-	for (const char *s = log; *s != '\0'; s++)
-		lines += *s == '\n';
-	cr_assert_eq(lines, 1, "%s: want one log line, got:\n%s", what, log);
-	cr_assert_not_null(strstr(log, name), "%s: log does not name %s: %s",
-	    what, name, log);
-}
-
 /* ---------------------------------------------------------------- */
 /* round trips */
 
@@ -254,7 +208,7 @@ Test(swap, every_page_survives_async_roundtrip, .timeout = 20,
 {
 	const char *dir = fresh_dir();
 	struct swap *sw = mkswap(dir, 0, false);
-	struct ring *r = mkring(8);
+	struct ring *r = test_ring(8);
 	char *buf = pages(64);
 	struct iovec iov = { buf, ptoa(64) };
 	struct ring_cqe cqe[8];
@@ -307,7 +261,7 @@ Test(swap, every_page_survives_sync_roundtrip, .timeout = 20,
 {
 	const char *dir = fresh_dir();
 	struct swap *sw = mkswap(dir, 0, false);
-	struct ring *r = mkring(4);
+	struct ring *r = test_ring(4);
 	char *buf = pages(64);
 	uint64_t slot = alloc(sw, 64);
 
@@ -342,7 +296,7 @@ Test(swap, pager_ops_see_the_same_slots, .timeout = 20, .fini = cleanup)
 	struct swap *sw = mkswap(dir, MiB, false);
 	struct pager *pgr = &sw->sw_pager;
 	struct pager_req req = { 0 };
-	struct ring *r = mkring(4);
+	struct ring *r = test_ring(4);
 	char *buf = pages(16);
 	uint64_t slot;
 
@@ -434,10 +388,10 @@ Test(swap, missing_tmpdir_is_not_a_file_name, .timeout = 10,
 
 	snprintf(path, sizeof(path), "%s/absent", dir);
 	cr_assert_eq(setenv("TMPDIR", path, 1), 0);
-	log_capture();
+	test_log_capture();
 	cr_assert_eq(swap_create(&sc, &sw), -ENOENT);
 	cr_assert_null(sw);
-	expect_one_line("TMPDIR absent", path);
+	test_expect_one_line("TMPDIR absent", path);
 	cr_assert_eq(dir_entries(dir), 0, "created a file named $TMPDIR");
 }
 
@@ -609,10 +563,10 @@ Test(swap, cap_below_a_page_is_refused, .timeout = 10, .fini = cleanup)
 	struct swap_config sc = { .sc_path = fresh_dir(), .sc_max = 4095 };
 	struct swap *sw = NULL;
 
-	log_capture();
+	test_log_capture();
 	cr_assert_eq(swap_create(&sc, &sw), -EINVAL);
 	cr_assert_null(sw);
-	expect_one_line("cap 4095", "UPVM_SWAP_MAX");
+	test_expect_one_line("cap 4095", "UPVM_SWAP_MAX");
 	cr_assert_eq(dir_entries(sc.sc_path), 0);
 }
 
@@ -625,7 +579,7 @@ Test(swap, freeing_a_free_slot_asserts, .timeout = 10, .fini = cleanup,
 
 	cleanup();		/* abort() skips .fini: rmdir now */
 	swap_free(sw, a, 2);
-	log_capture();			/* keep the expected line quiet */
+	test_log_capture();			/* keep the expected line quiet */
 	swap_free(sw, a + 1, 1);
 }
 #endif
@@ -638,7 +592,7 @@ Test(swap, full_disk_is_enospc_and_keeps_data, .timeout = 30,
 {
 	const char *dir = mount_fs("tmpfs", "size=2m");
 	struct swap *sw = mkswap(dir, GiB, false);
-	struct ring *r = mkring(4);
+	struct ring *r = test_ring(4);
 	char *buf = pages(16);
 	uint64_t run[64], s = 0, used;
 	int nrun = 0, error;
@@ -684,7 +638,7 @@ Test(swap, direct_io_on_var_tmp, .timeout = 20, .fini = cleanup)
 {
 	const char *dir = fresh_dir_in("/var/tmp");
 	struct swap *sw = mkswap(dir, 0, false);
-	struct ring *r = mkring(8);
+	struct ring *r = test_ring(8);
 	uint64_t a;
 
 	if (!sw->sw_direct) {
@@ -704,7 +658,7 @@ Test(swap, nodirect_is_buffered, .timeout = 20, .fini = cleanup)
 {
 	const char *dir = fresh_dir();
 	struct swap *sw = mkswap(dir, 0, true);
-	struct ring *r = mkring(8);
+	struct ring *r = test_ring(8);
 
 	cr_assert(!sw->sw_direct);
 	cr_assert_eq(fcntl(sw->sw_fd, F_GETFL) & O_DIRECT, 0);
@@ -722,7 +676,7 @@ Test(swap, tmpfs_buffered_and_default, .timeout = 20, .fini = cleanup)
 {
 	const char *dir = mount_fs("tmpfs", "size=64m");
 	struct swap *sw = mkswap(dir, 32 * MiB, true);
-	struct ring *r = mkring(8);
+	struct ring *r = test_ring(8);
 
 	cr_assert(!sw->sw_direct);
 	sync_roundtrip(sw, r, alloc(sw, 64), 64, 13);
@@ -741,7 +695,7 @@ Test(swap, ramfs_falls_back_to_buffered, .timeout = 20, .fini = cleanup)
 {
 	const char *dir = mount_fs("ramfs", "");
 	struct swap *sw = mkswap(dir, 0, false);
-	struct ring *r = mkring(8);
+	struct ring *r = test_ring(8);
 	struct stat st;
 	uint64_t a;
 
@@ -798,12 +752,13 @@ Test(swap, missing_directory_fails_with_one_line, .timeout = 10)
 	struct swap *sw = NULL;
 	int error;
 
-	log_capture();
+	test_log_capture();
 	error = swap_create(&sc, &sw);
 	cr_assert_eq(error, -ENOENT, "error %d", error);
 	cr_assert_null(sw);
-	expect_one_line("/nonexistent/dir", "/nonexistent/dir");
-	cr_assert_not_null(strstr(logbuf, "UPVM_SWAP"), "%s", logbuf);
+	test_expect_one_line("/nonexistent/dir", "/nonexistent/dir");
+	cr_assert_not_null(strstr(test_log_last(), "UPVM_SWAP"), "%s",
+	    test_log_last());
 }
 
 Test(swap, existing_file_is_refused, .timeout = 10, .fini = cleanup)
@@ -819,10 +774,10 @@ Test(swap, existing_file_is_refused, .timeout = 10, .fini = cleanup)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, "keep me", 7), 7);
 	sc.sc_path = path;
-	log_capture();
+	test_log_capture();
 	cr_assert_eq(swap_create(&sc, &sw), -EEXIST);
 	cr_assert_null(sw);
-	expect_one_line("existing file", path);
+	test_expect_one_line("existing file", path);
 	cr_assert_eq(pread(fd, back, 7, 0), 7);
 	cr_assert_str_eq(back, "keep me");
 	close(fd);
@@ -834,7 +789,7 @@ Test(swap, named_file_is_created_and_removed, .timeout = 20,
 {
 	const char *dir = fresh_dir();
 	struct swap *sw;
-	struct ring *r = mkring(4);
+	struct ring *r = test_ring(4);
 	char path[PATH_MAX];
 	struct stat st;
 
@@ -965,7 +920,7 @@ Test(swap, fork_shares_bitmap_and_counts, .timeout = 60, .fini = cleanup)
 			cr_assert_eq(swap_count(sw, res->fr_slot[i] +
 			    (uint64_t)k), 1);
 	/* and one file: the child's data reads back here */
-	r = mkring(4);
+	r = test_ring(4);
 	buf = pages(FORK_N);
 	for (int i = 0; i < FORK_RUNS; i++) {
 		memset(buf, 0, ptoa(FORK_N));

@@ -59,19 +59,6 @@ pages(size_t n)
 	return p;
 }
 
-static struct ring *
-mkring(unsigned depth)
-{
-	struct ring *r;
-	int error = ring_create(depth, &r);
-
-	if (error == -ENOSYS || error == -EPERM)
-		cr_skip_test("io_uring unavailable: %s", strerror(-error));
-	cr_assert_eq(error, 0, "ring_create(%u): %s", depth, strerror(-error));
-	cr_assert_geq(ring_fd(r), 0);
-	cr_assert_eq(ring_inflight(r), 0);
-	return r;
-}
 
 /*
  * reap_all: reap n completions, waiting; each tag in [0, n) once, each
@@ -113,7 +100,7 @@ enum { RT_PLAIN = 0, RT_BUFS = 1, RT_FILE = 2, RT_NOCACHE = 4 };
 static void
 roundtrip(unsigned how, int oflags)
 {
-	struct ring *r = mkring(NPAGES);
+	struct ring *r = test_ring(NPAGES);
 	char *buf = pages(NPAGES);
 	struct iovec iov = { buf, ptoa(NPAGES) };
 	int fd = tmpfile_fd(O_RDWR | oflags), error;
@@ -157,7 +144,7 @@ roundtrip(unsigned how, int oflags)
 
 Test(uring, create_and_destroy, .timeout = 10)
 {
-	struct ring *r = mkring(1), *r2 = mkring(4096);
+	struct ring *r = test_ring(1), *r2 = test_ring(4096);
 
 	cr_assert_neq(ring_fd(r), ring_fd(r2));
 	ring_destroy(r);
@@ -209,7 +196,7 @@ Test(uring, roundtrip_nocache_registered_both, .timeout = 10)
 /* a chain of 3 SQEs fits a ring of depth 1 */
 Test(uring, nocache_on_depth_one, .timeout = 10)
 {
-	struct ring *r = mkring(1);
+	struct ring *r = test_ring(1);
 	char *buf = pages(1);
 	int fd = tmpfile_fd(O_RDWR);
 
@@ -233,7 +220,7 @@ Test(uring, nocache_on_depth_one, .timeout = 10)
 /* the registered file is used: the fd number alone is not enough */
 Test(uring, registered_file_outlives_close, .timeout = 10)
 {
-	struct ring *r = mkring(4);
+	struct ring *r = test_ring(4);
 	char *buf = pages(2);
 	int fd = tmpfile_fd(O_RDWR);
 
@@ -251,7 +238,7 @@ Test(uring, registered_file_outlives_close, .timeout = 10)
 /* an I/O partly outside the registered buffer still works (not fixed) */
 Test(uring, io_straddling_registered_buffer, .timeout = 10)
 {
-	struct ring *r = mkring(4);
+	struct ring *r = test_ring(4);
 	char *buf = pages(4);
 	struct iovec iov = { buf, ptoa(2) };
 	int fd = tmpfile_fd(O_RDWR);
@@ -276,7 +263,7 @@ Test(uring, io_straddling_registered_buffer, .timeout = 10)
 
 Test(uring, registration_refused_while_in_flight, .timeout = 10)
 {
-	struct ring *r = mkring(2);
+	struct ring *r = test_ring(2);
 	char *buf = pages(1);
 	struct iovec iov = { buf, PAGE_SIZE };
 	int fd = tmpfile_fd(O_RDWR);
@@ -295,7 +282,7 @@ Test(uring, registration_refused_while_in_flight, .timeout = 10)
 Test(uring, many_in_flight_then_busy, .timeout = 10)
 {
 	const unsigned depth = 64;
-	struct ring *r = mkring(depth);
+	struct ring *r = test_ring(depth);
 	char *buf = pages(depth + 1);
 	int fd = tmpfile_fd(O_RDWR);
 
@@ -338,7 +325,7 @@ readable(struct ring *r, int ms)
 
 Test(uring, ring_fd_readable_after_completion_not_after_reap, .timeout = 20)
 {
-	struct ring *r = mkring(8);
+	struct ring *r = test_ring(8);
 	struct ring_cqe cqe[8];
 	char *buf = pages(8);
 	int fd = tmpfile_fd(O_RDWR), got = 0, k;
@@ -374,7 +361,7 @@ Test(uring, ring_fd_readable_after_completion_not_after_reap, .timeout = 20)
  */
 Test(uring, ring_fd_readable_while_completions_left, .timeout = 20)
 {
-	struct ring *r = mkring(8);
+	struct ring *r = test_ring(8);
 	struct ring_cqe cqe;
 	char *buf = pages(8);
 	int fd = tmpfile_fd(O_RDWR), got = 0, k;
@@ -401,7 +388,7 @@ Test(uring, ring_fd_readable_while_completions_left, .timeout = 20)
 
 Test(uring, errors_come_back_in_rc_res, .timeout = 10)
 {
-	struct ring *r = mkring(4);
+	struct ring *r = test_ring(4);
 	struct ring_cqe cqe;
 	char *buf = pages(1);
 	int wfd = tmpfile_fd(O_WRONLY), rfd, fd = tmpfile_fd(O_RDWR);
@@ -450,7 +437,7 @@ Test(uring, errors_come_back_in_rc_res, .timeout = 10)
 
 Test(uring, reap_with_nothing_in_flight_returns, .timeout = 10)
 {
-	struct ring *r = mkring(4);
+	struct ring *r = test_ring(4);
 	struct ring_cqe cqe;
 
 	cr_assert_eq(ring_reap(r, &cqe, 1, true), 0);
