@@ -251,11 +251,11 @@ demo(int argc, char **argv)
 		die(2, "demo: unexpected '%s'; see upvm --help", argv[optind]);
 	if (upvm_config_from_env(&cfg) != 0)
 		die(2, "the UPVM_* environment is invalid (see above); fix it");
-	/* the demo pages: half of one region's size, unless UPVM_* says */
+	/* the demo pages: a budget of one region for two, unless UPVM_* says */
 	if (cfg.budget == 0 && getenv("UPVM_BUDGET") == NULL &&
 	    (getenv("UPVM_CONF") == NULL ||
 	    strstr(getenv("UPVM_CONF"), "budget") == NULL))
-		cfg.budget = size / 2 > ((size_t)8 << 20) ? size / 2 :
+		cfg.budget = size > ((size_t)8 << 20) ? size :
 		    (size_t)8 << 20;
 	if ((error = upvm_init(&cfg)) != 0)
 		die(1, "upvm_init: %s; userfaultfd must be usable (see "
@@ -282,10 +282,13 @@ demo(int argc, char **argv)
 	phase("read-back", j, 2);
 	free(order);
 	stats(&st);
-	printf("metadata    %llu bytes for %llu resident pages = %.2f bytes/page"
-	    " (map + amaps + anons)\n", (unsigned long long)st.meta_bytes,
-	    (unsigned long long)st.resident_pages, st.resident_pages == 0 ? 0 :
-	    (double)st.meta_bytes / (double)st.resident_pages);
+	printf("metadata    %llu bytes for %llu managed pages (%llu resident, "
+	    "%llu in swap) = %.2f bytes/page (map + amaps + anons)\n",
+	    (unsigned long long)st.meta_bytes,
+	    (unsigned long long)(st.mapped_bytes / pagesize),
+	    (unsigned long long)st.resident_pages,
+	    (unsigned long long)st.swap_used_pages,
+	    (double)st.meta_bytes / (double)(st.mapped_bytes / pagesize));
 	for (c = 0; c < 2; c++)
 		if ((error = upvm_unmap(j[c].jb_base, size)) != 0)
 			die(1, "upvm_unmap: %s; this is a bug in upvm",
@@ -321,8 +324,9 @@ main(int argc, char **argv)
 		    "  demo   write a region in page order and one in random "
 		    "order, read both\n         back, and show how upvm paged "
 		    "them (--size K/M/G, default 512M;\n         --threads "
-		    "1..%d, default 1); the budget is half of --size\n"
-		    "         unless UPVM_BUDGET says otherwise\n\nConfigure "
+		    "1..%d, default 1); the budget is --size (one region\n"
+		    "         for two) unless UPVM_BUDGET says otherwise\n\n"
+		    "Configure "
 		    "upvm with UPVM_CONF or the UPVM_* variables (see upvm.h)."
 		    "\n", MAX_THREADS);
 		return 0;
