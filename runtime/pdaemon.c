@@ -155,6 +155,7 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 	struct pd_run *r = NULL;
 	struct amap *am;
 	struct anon *an;
+	bool clean;
 
 	if (e == NULL || (am = e->e_aref.ar_amap) == NULL)
 		return;
@@ -165,8 +166,7 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 			r = NULL;
 			continue;
 		}
-		bool clean = (an->an_flags & ANON_SWAPPED) != 0;
-
+		clean = (an->an_flags & ANON_SWAPPED) != 0;
 		if (r == NULL || r->pr_clean != clean ||
 		    r->pr_slot + r->pr_n != s) {
 			if (pb->pb_nruns == PD_MAX_RUNS)
