@@ -43,6 +43,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -68,6 +69,7 @@ struct ring {
 	int		 r_file;	/* [o] fixed file (index 0), or -1 */
 	struct iovec	*r_bufs;	/* [o] fixed buffers (kmem_alloc) */
 	unsigned	 r_nbuf;	/* [o] entries in r_bufs */
+	uint64_t	 r_spin_ns;	/* [o] poll the CQ this long first */
 };
 
 /*
@@ -395,6 +397,34 @@ ring_take(struct ring *r, struct ring_cqe *out, int n)
  * => the number reaped, or the error of the submission or of the wait
  *    (-EINTR: a signal; call again).
  */
+void
+ring_set_spin(struct ring *r, unsigned spin_us)
+{
+	r->r_spin_ns = (uint64_t)spin_us * 1000;
+}
+
+/*
+ * ring_spin: poll the completion queue for up to r_spin_ns before the
+ * caller sleeps: a short read completes in tens of microseconds, and on
+ * a virtual machine waking a sleeping thread costs about as much.
+ */
+static void
+ring_spin(struct ring *r)
+{
+	struct timespec ts;
+	uint64_t t0 = 0, now;
+
+	while (r->r_spin_ns != 0 && io_uring_cq_ready(&r->r_uring) == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		if (t0 == 0)
+			t0 = now;
+		else if (now - t0 >= r->r_spin_ns)
+			return;
+		__builtin_ia32_pause();
+	}
+}
+
 int
 ring_reap(struct ring *r, struct ring_cqe *out, int n, bool wait)
 {
@@ -408,7 +438,9 @@ ring_reap(struct ring *r, struct ring_cqe *out, int n, bool wait)
 			if (io_uring_sq_ready(&r->r_uring) > 0 &&
 			    (error = io_uring_submit(&r->r_uring)) < 0)
 				return error;
-			if ((error = io_uring_wait_cqe(&r->r_uring, &cqe)) < 0)
+			ring_spin(r);
+			if (io_uring_cq_ready(&r->r_uring) == 0 &&
+			    (error = io_uring_wait_cqe(&r->r_uring, &cqe)) < 0)
 				return error;
 		}
 		/* drain first: see "a word on the eventfd" */

@@ -81,6 +81,12 @@ int ring_submit(struct ring *);
  */
 int ring_reap(struct ring *, struct ring_cqe *out, int n, bool wait);
 
+/*
+ * ring_set_spin: ring_reap(wait) polls the completion queue for up to
+ * spin_us microseconds before it sleeps (0, the default: sleep at once).
+ */
+void ring_set_spin(struct ring *, unsigned spin_us);
+
 /* ring_inflight: I/Os queued or submitted and not yet reaped */
 unsigned ring_inflight(struct ring *);
 

@@ -30,6 +30,7 @@ struct vmspace {
 	struct swap		*vs_swap;	/* [I] NULL: no budget */
 	struct pdaemon		*vs_pd;		/* [I] NULL: no budget */
 	int			vs_regmodes;	/* [I] PMAP_REG_* for regions */
+	atomic_int		vs_reads_inflight; /* [a] pagein reads waited on */
 };
 
 #endif /* UPVM_VMSPACE_H */
