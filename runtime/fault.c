@@ -491,6 +491,9 @@ fault_pagein(struct fault_ctx *fc)
 	done_pages = (int)atop(done);
 	if (fc->fc_t0 != 0)
 		fc->fc_wake_ns = now_ns();
+	/* the buffer's pages are memory too: give them back (not managed
+	   memory, so not pmap's: the runtime's own buffer) */
+	raw_madvise(fc->fc_buf, ptoa((size_t)n), MADV_DONTNEED);
 	vm_mutex_lock(&am->am_lock);
 	for (int i = 0; i < n; i++) {
 		struct anon *an = amap_anon_at(am, fc->fc_start + i);
