@@ -56,7 +56,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kmem.h"
@@ -96,6 +98,10 @@ struct swap_shared {
 	/* fork keeps addresses: these point into the area in every process */
 	uint64_t	*ss_bitmap;	/* [I] contents [s]: 1 = allocated */
 	uint32_t	*ss_count;	/* [I] contents [s]: references */
+	uint64_t	*ss_hash;	/* [I] contents: page_hash() of the
+					   data, written by the allocating
+					   process before it shares the slot,
+					   read-only while the slot is held */
 };
 
 /*
@@ -173,12 +179,14 @@ swp_shared_create(uint64_t nslots, struct swap_shared **out)
 {
 	pthread_mutexattr_t attr;
 	struct swap_shared *ss;
-	size_t hdr, bitmap, len;
+	size_t hdr, bitmap, counts, len;
 	void *p;
 
 	hdr = (sizeof(*ss) + 63) & ~(size_t)63;
 	bitmap = (size_t)((nslots + 63) / 64) * sizeof(uint64_t);
-	len = round_page(hdr + bitmap + (size_t)nslots * sizeof(uint32_t));
+	counts = ((size_t)nslots * sizeof(uint32_t) + 7) & ~(size_t)7;
+	len = round_page(hdr + bitmap + counts +
+	    (size_t)nslots * sizeof(uint64_t));
 	p = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (raw_mmap_failed(p)) {
@@ -192,6 +200,7 @@ swp_shared_create(uint64_t nslots, struct swap_shared **out)
 	ss->ss_maplen = len;
 	ss->ss_bitmap = (uint64_t *)((char *)p + hdr);
 	ss->ss_count = (uint32_t *)((char *)p + hdr + bitmap);
+	ss->ss_hash = (uint64_t *)((char *)p + hdr + bitmap + counts);
 	(void)pthread_mutexattr_init(&attr);
 	(void)pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
 	(void)pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
@@ -464,6 +473,11 @@ swap_create(const struct swap_config *sc, struct swap **out)
 	memcpy(sf->sf_path, path, strlen(path) + 1);
 	(void)snprintf(sw->sw_where, sizeof(sw->sw_where), "%s", path);
 	sw->sw_maxslots = nslots;
+	/* a random key, so that no fixed content collides on purpose */
+	if (getrandom(&sw->sw_hashkey, sizeof(sw->sw_hashkey),
+	    GRND_NONBLOCK) != (ssize_t)sizeof(sw->sw_hashkey))
+		sw->sw_hashkey = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^
+		    (uint64_t)getpid();
 
 	if ((error = swp_open(sf, sc->sc_nodirect, sc->sc_path == NULL)) !=
 	    0) {
@@ -632,6 +646,20 @@ swap_count(struct swap *sw, uint64_t slot)
 	count = ss->ss_count[slot - 1];
 	swp_unlock(ss);
 	return count;
+}
+
+void
+swap_set_hash(struct swap *sw, uint64_t slot, uint64_t hash)
+{
+	VM_ASSERT(swp_range_ok(sw, slot, 1));
+	sw->sw_shared->ss_hash[slot - 1] = hash;
+}
+
+uint64_t
+swap_hash(struct swap *sw, uint64_t slot)
+{
+	VM_ASSERT(swp_range_ok(sw, slot, 1));
+	return sw->sw_shared->ss_hash[slot - 1];
 }
 
 uint64_t

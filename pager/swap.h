@@ -58,6 +58,7 @@ struct swap {
 	uint64_t	 sw_maxslots;	/* [I] cap, in slots */
 	char		 sw_where[256];	/* [I] for messages */
 	struct swap_shared *sw_shared;	/* [I] MAP_SHARED state */
+	uint64_t	 sw_hashkey;	/* [I] page_hash() key: random */
 	atomic_int	 sw_fail[2];	/* [a] fault injection: the Nth next
 					   read [0] / write [1] fails; 0 off */
 };
@@ -81,6 +82,15 @@ int swap_alloc(struct swap *, int n, uint64_t *slotp);
 void swap_ref(struct swap *, uint64_t slot, int n);
 void swap_free(struct swap *, uint64_t slot, int n);
 unsigned swap_count(struct swap *, uint64_t slot);
+
+/*
+ * swap_set_hash / swap_hash: the page_hash() (key sw_hashkey) of a slot's
+ * data.  The process that allocated the slot sets it before it shares
+ * the slot (the hash lives in the fork-shared state); it is read-only
+ * while the slot is held.  No locks.
+ */
+void swap_set_hash(struct swap *, uint64_t slot, uint64_t hash);
+uint64_t swap_hash(struct swap *, uint64_t slot);
 
 /* slots in use, and the cap */
 uint64_t swap_used(struct swap *);

@@ -45,16 +45,21 @@
 #define SLOT_IS_ANON(s)	((s) > SLOT_RESIDENT)
 
 /*
- * an_flags.  A resident page with ANON_SWAPPED is clean: its swap copy is
- * valid and it is mapped write-protected, so the first write faults
- * (synchronous WP) and the handler drops the copy before letting it
- * through.  SLOT_RESIDENT pages are dirty and have no copy.
+ * an_flags.  A resident page with ANON_SWAPPED was clean when it was
+ * mapped (write-protected): its swap copy was valid.  Under the wp pageout
+ * protocol it still is: the first write faults (synchronous WP) and the
+ * handler drops the copy before letting it through.  Under the move
+ * protocol writes go through at once (WP_ASYNC) and the daemon finds them
+ * when it pages the page out (pdaemon.c).  SLOT_RESIDENT pages are dirty
+ * and have no copy.
  */
 #define ANON_RESIDENT	0x1	/* data in a page table (a mapped page) */
 #define ANON_SWAPPED	0x2	/* an_swslot holds a valid copy of the data */
 #define ANON_TRANSIT	0x4	/* being paged out or in: its owner ends the
 				   transit and wakes the page's waiters */
 #define ANON_POISON	0x8	/* the data is lost (I/O error): SIGBUS */
+#define ANON_WANTED	0x10	/* in transit out, and a fault waits for it:
+				   the daemon maps it back (move protocol) */
 
 struct anon {
 	atomic_uint	an_ref;		/* [a] slots pointing here */

@@ -19,7 +19,7 @@
 extern char **environ;
 
 enum conf_type { CT_UINT, CT_POW2, CT_BOOL, CT_LOG, CT_SIZE, CT_PCTSIZE,
-    CT_PATH };
+    CT_PATH, CT_ENUM };
 
 struct conf_key {
 	const char	*ck_key;	/* in UPVM_CONF */
@@ -28,10 +28,17 @@ struct conf_key {
 	size_t		 ck_off;	/* in struct upvm_config */
 	unsigned	 ck_min, ck_max;
 	const char	*ck_what;	/* for error messages */
+	const char *const *ck_names;	/* CT_ENUM: value i is ck_names[i] */
 };
 
 #define KEY(k, e, t, f, lo, hi, what)					\
-	{ k, e, t, offsetof(struct upvm_config, f), lo, hi, what }
+	{ k, e, t, offsetof(struct upvm_config, f), lo, hi, what, NULL }
+#define ENUMKEY(k, e, f, names, what)					\
+	{ k, e, CT_ENUM, offsetof(struct upvm_config, f), 0,		\
+	  nitems(names) - 1, what, names }
+
+/* indexed by UPVM_PAGEOUT_* */
+static const char *const pageout_names[] = { "auto", "move", "wp" };
 
 static const struct conf_key conf_keys[] = {
 	KEY("cluster", "UPVM_CLUSTER", CT_POW2, cluster_pages, 1, 512,
@@ -51,6 +58,8 @@ static const struct conf_key conf_keys[] = {
 	    "a directory, or the path of a file that does not exist yet"),
 	KEY("swap_max", "UPVM_SWAP_MAX", CT_SIZE, swap_max, 0, 0,
 	    "a size of at least 4K, such as 16G"),
+	ENUMKEY("pageout", "UPVM_PAGEOUT", pageout, pageout_names,
+	    "auto, move or wp"),
 };
 
 UPVM_API void
@@ -163,6 +172,12 @@ conf_set(struct upvm_config *cfg, const struct conf_key *k,
 		if ((ok = val[0] != '\0' && strlen(val) < UPVM_PATH_MAX))
 			strcpy(field, val);
 		break;
+	case CT_ENUM:
+		ok = false;
+		for (int i = 0; i <= (int)k->ck_max && !ok; i++)
+			if ((ok = strcmp(val, k->ck_names[i]) == 0))
+				memcpy(field, &i, sizeof(i));
+		break;
 	default:
 		ok = parse_uint(val, &v) && v >= k->ck_min && v <= k->ck_max &&
 		    (k->ck_type != CT_POW2 || (v & (v - 1)) == 0);
@@ -271,9 +286,10 @@ config_check(const struct upvm_config *cfg)
 		int lvl;
 
 		switch (k->ck_type) {
+		case CT_ENUM:
 		case CT_LOG:
 			memcpy(&lvl, field, sizeof(lvl));
-			if (lvl < 0 || lvl > UPVM_LOG_DEBUG) {
+			if (lvl < (int)k->ck_min || lvl > (int)k->ck_max) {
 				upvm_log(LOG_ERR, "config %s=%d is invalid: "
 				    "use %s", k->ck_key, lvl, k->ck_what);
 				return -EINVAL;

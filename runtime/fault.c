@@ -191,6 +191,9 @@ fault_claim(struct fault_ctx *fc)
 	an = amap_anon_at(am, slot);
 	if (fc->fc_state == SLOT_BUSY ||
 	    (an != NULL && (an->an_flags & ANON_TRANSIT))) {
+		/* staged out (move protocol): the daemon maps it back */
+		if (an != NULL && (an->an_flags & ANON_RESIDENT))
+			an->an_flags |= ANON_WANTED;
 		vm_mutex_unlock(&am->am_lock);
 		return FC_WAIT;
 	}

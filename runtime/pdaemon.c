@@ -3,38 +3,64 @@
  * pdaemon.c: the pageout daemon (mechanism; see pdaemon.h).
  *
  * A word on paging a run out.  The daemon holds the map read lock for a
- * whole batch, so no region goes away under it, and works in phases:
+ * whole batch, so no region goes away under it, and works in phases.
+ * Both protocols share the first and the write:
  *
  *  pd_collect: under the amap lock, the resident pages of a victim unit
  *	that no one else owns become anons in transit (ANON_TRANSIT), split
- *	into runs of contiguous pages, each clean (all have valid swap
- *	copies) or dirty.  From here until pd_finish the daemon owns them:
- *	faults on them wait, the daemon wakes them.
- *  pd_protect_write: each run is write-protected, so that nothing can
- *	change it any more (a writer blocks in a WP fault, which the handler
- *	leaves for the daemon); each dirty run gets a contiguous run of swap
- *	slots and one write, from the application's pages themselves.
- *  pd_finish: after the writes completed, under the amap lock, each run
- *	that made it is dropped from the page tables (MADV_DONTNEED) and its
- *	anons become swapped; a run whose write failed, or that got no swap,
- *	stays resident (dirty), and its transit ends.  Then the waiters are
- *	woken: they fault again and page the data back in.
+ *	into runs of contiguous pages, each clean (all have swap copies that
+ *	were valid when the pages were mapped) or dirty.  From here until
+ *	the finish the daemon owns them: faults on them wait, the daemon
+ *	wakes them.
+ *  pd_write: each dirty run gets a contiguous run of swap slots and one
+ *	write (several in flight); the daemon waits for all of them.
  *
- * Dropping under the amap lock matters: the WP-fault handler takes the
- * same lock before it lets a write through, so a page is never dropped
- * after a write was let through and never written through after it was
- * dropped.
+ * The wp protocol (any kernel with uffd-wp):
+ *  pd_protect: each run is write-protected (synchronous WP), so that
+ *	nothing can change it any more: a writer blocks in a WP fault, which
+ *	the handler leaves for the daemon.  A clean run is exactly clean,
+ *	since the first write to a clean page faulted and made it dirty.
+ *	Dirty runs are written from the application's pages themselves.
+ *  pd_finish_wp: under the amap lock, each run that made it is dropped
+ *	from the page tables (MADV_DONTNEED) and its anons become swapped; a
+ *	run whose write failed, or that got no swap, stays resident (dirty).
+ *	Dropping under the amap lock matters: the WP-fault handler takes the
+ *	same lock before it lets a write through, so a page is never dropped
+ *	after a write was let through.
+ *
+ * The move protocol (UFFDIO_MOVE, WP_ASYNC, PAGEMAP_SCAN: Linux 6.8):
+ * writes never fault (the kernel clears a page's uffd-wp bit and lets the
+ * write through), so the daemon finds them instead.
+ *  pd_stage: a clean run that PAGEMAP_SCAN shows written becomes dirty.
+ *	Every run is then moved (UFFDIO_MOVE) out of the application's page
+ *	tables into the daemon's staging area: the same physical pages, no
+ *	copy; from now on an access faults and waits.  A write can land
+ *	between the scan and the move, and the move does not carry the
+ *	uffd-wp bit that would show it, so a clean run's staged pages are
+ *	then compared with the page_hash() kept with their swap slots: a
+ *	page that differs makes the run dirty (clean_changed).  Dirty runs
+ *	are written from the staging area.
+ *  pd_finish_move: under the amap lock, pages of a run that made it become
+ *	swapped, except those a fault is waiting for (ANON_WANTED): they are
+ *	moved back (no I/O, no copy: reactivated) and write-protected, clean.
+ *	A run whose write failed is moved back whole, dirty.  Then the
+ *	staging area is emptied.
+ * Either way the waiters are woken at the end: they find their page
+ * mapped again, or fault again and page it in.
  */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "amap.h"
 #include "kmem.h"
 #include "log.h"
+#include "pagehash.h"
 #include "pdaemon.h"
 #include "swap.h"
+#include "sys.h"
 #include "uring.h"
 #include "vmspace.h"
 
@@ -50,6 +76,9 @@ struct pd_run {
 	int		 pr_slot;	/* first amap slot */
 	int		 pr_n;
 	bool		 pr_clean;
+	bool		 pr_rewrite;	/* was clean, found written: the
+					   anons' old slots are stale */
+	int		 pr_stage;	/* move: first staging page, or -1 */
 	uint64_t	 pr_swslot;	/* dirty: the run's slots; 0: none */
 	int		 pr_error;
 };
@@ -175,7 +204,7 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 			*r = (struct pd_run){ .pr_amap = am, .pr_slot = s,
 			    .pr_va = e->e_start +
 			    ptoa((vaddr_t)(s - e->e_aref.ar_pageoff)),
-			    .pr_clean = clean };
+			    .pr_clean = clean, .pr_stage = -1 };
 		}
 		an->an_flags |= ANON_TRANSIT;
 		r->pr_n++;
@@ -211,41 +240,63 @@ pd_io_error(struct pdaemon *pd, struct pd_run *r, int error)
 	    strerror(-error));
 }
 
+/* pd_src: where a run's data is read from for its write */
+static const char *
+pd_src(struct pdaemon *pd, struct pd_run *r)
+{
+	return r->pr_stage >= 0 ? pd->pdd_stage + ptoa((size_t)r->pr_stage) :
+	    (const char *)r->pr_va;
+}
+
 /*
- * pd_protect_write: write-protect every run, give dirty runs swap slots
- * and write them; wait for all writes.
+ * pd_protect: write-protect every run (wp protocol).
  * => map read-locked.  Sets pr_error for runs that must stay resident.
  */
 static void
-pd_protect_write(struct pdaemon *pd, struct pd_batch *pb)
+pd_protect(struct pdaemon *pd, struct pd_batch *pb)
 {
-	struct vmspace *vs = pd->pdd_vs;
+	for (int i = 0; i < pb->pb_nruns; i++) {
+		struct pd_run *r = &pb->pb_runs[i];
+
+		r->pr_error = pmap_writeprotect(&pd->pdd_vs->vs_pmap,
+		    r->pr_va, ptoa((vsize_t)r->pr_n), true, true);
+	}
+}
+
+/*
+ * pd_write: give each dirty run that is still going swap slots and write
+ * it (from pd_src); wait for all writes.  The move protocol keeps each
+ * page's hash with its slot.
+ * => map read-locked.  Sets pr_error for runs that must stay resident.
+ */
+static void
+pd_write(struct pdaemon *pd, struct pd_batch *pb)
+{
 	struct ring_cqe cqe[PD_MAX_RUNS];
+	struct swap *sw = pd->pdd_swap;
 	int inflight = 0, n, error;
 
 	for (int i = 0; i < pb->pb_nruns; i++) {
 		struct pd_run *r = &pb->pb_runs[i];
+		const char *src = pd_src(pd, r);
 
-		error = pmap_writeprotect(&vs->vs_pmap, r->pr_va,
-		    ptoa((vsize_t)r->pr_n), true, true);
-		if (error == 0 && !r->pr_clean) {
-			error = swap_alloc(pd->pdd_swap, r->pr_n,
-			    &r->pr_swslot);
-			if (error != 0)
-				pd_set_stuck(pd, error);
-			else
-				atomic_store(&pd->pdd_stuck, false);
-		}
-		if (error == 0 && !r->pr_clean) {
-			error = swap_write(pd->pdd_swap, pd->pdd_ring,
-			    r->pr_swslot, (const void *)r->pr_va, r->pr_n,
-			    (uint64_t)i);
+		if (r->pr_error != 0 || r->pr_clean)
+			continue;
+		if ((error = swap_alloc(sw, r->pr_n, &r->pr_swslot)) != 0) {
+			pd_set_stuck(pd, error);
+		} else {
+			atomic_store(&pd->pdd_stuck, false);
+			for (int k = 0; r->pr_stage >= 0 && k < r->pr_n; k++)
+				swap_set_hash(sw, r->pr_swslot + (uint64_t)k,
+				    page_hash(src + ptoa((size_t)k),
+				    sw->sw_hashkey));
+			error = swap_write(sw, pd->pdd_ring, r->pr_swslot, src,
+			    r->pr_n, (uint64_t)i);
 			inflight += error == 0;
 			if (error != 0 && error != -EBUSY)
 				pd_io_error(pd, r, error);
 		}
-		r->pr_error = error;
-		if (error != 0)
+		if ((r->pr_error = error) != 0)
 			upvm_log(LOG_DEBUG, "pageout run %#lx+%d: %s",
 			    (unsigned long)r->pr_va, r->pr_n,
 			    strerror(-error));
@@ -268,11 +319,129 @@ pd_protect_write(struct pdaemon *pd, struct pd_batch *pb)
 }
 
 /*
- * pd_finish: drop the runs that made it to swap; end every transit; wake.
+ * pd_unstage: move n staged pages of run r, from its page k, back into
+ * place (no copy), write-protected if clean; a page the move refuses is
+ * copied back instead.
+ * => map read-locked, the run's amap locked (its faults wait for us).
+ */
+static void
+pd_unstage(struct pdaemon *pd, struct pd_run *r, int k, int n, bool clean)
+{
+	struct pmap *pm = &pd->pdd_vs->vs_pmap;
+	vaddr_t va = r->pr_va + ptoa((vaddr_t)k);
+	const char *src = pd_src(pd, r) + ptoa((size_t)k);
+	vsize_t len = ptoa((vsize_t)n), done = 0, copied = 0;
+	int error;
+
+	error = pmap_move(pm, va, (vaddr_t)src, len, PMAP_DONTWAKE, &done);
+	if (error != 0 && (error = pmap_copy(pm, va + done, src + done,
+	    len - done, PMAP_DONTWAKE | (clean ? PMAP_WP : 0), &copied)) !=
+	    0 && error != -EEXIST)
+		upvm_log(LOG_ERR, "pageout: putting %zu pages back at %#lx "
+		    "failed: %s; their data is lost", (size_t)atop(len - done -
+		    copied), (unsigned long)(va + done + copied),
+		    strerror(-error));
+	/* the move drops the uffd-wp bit; a write before this is caught by
+	   the hash check of the next pageout */
+	if (clean && done > 0)
+		(void)pmap_writeprotect(pm, va, done, true, true);
+}
+
+/*
+ * pd_stage: move every run into the staging area; find the clean runs
+ * that were written (move protocol).
+ * => map read-locked; takes and drops the amap locks.  Sets pr_error for
+ *    runs that must stay resident (not staged), pr_stage for the others.
+ */
+static void
+pd_stage(struct pdaemon *pd, struct pd_batch *pb)
+{
+	struct vmspace *vs = pd->pdd_vs;
+	struct swap *sw = pd->pdd_swap;
+	void (*hook)(void *, int);
+	struct page_region reg;
+	int next = 0, changed;
+	vaddr_t walk_end;
+	vsize_t done;
+
+	for (int i = 0; i < pb->pb_nruns; i++) {
+		struct pd_run *r = &pb->pb_runs[i];
+		vsize_t len = ptoa((vsize_t)r->pr_n);
+		char *dst = pd->pdd_stage + ptoa((size_t)next);
+
+		if (next + r->pr_n > PD_BATCH_PAGES) {
+			r->pr_error = -EAGAIN;	/* the next batch takes it */
+			continue;
+		}
+		if (r->pr_clean && pmap_scan_written(&vs->vs_pmap, r->pr_va,
+		    len, &reg, 1, false, &walk_end) != 0)
+			r->pr_clean = false, r->pr_rewrite = true;
+		if ((hook = atomic_load_explicit(&pd->pdd_stage_hook,
+		    memory_order_relaxed)) != NULL)
+			hook((void *)r->pr_va, r->pr_n);
+		r->pr_error = pmap_move(&vs->vs_pmap, (vaddr_t)dst, r->pr_va,
+		    len, PMAP_DONTWAKE, &done);
+		if (r->pr_error != 0) {
+			/* a shared or pinned page: the run stays */
+			upvm_log(LOG_DEBUG, "pageout: moving %#lx+%d: %s",
+			    (unsigned long)r->pr_va, r->pr_n,
+			    strerror(-r->pr_error));
+			if (done > 0) {
+				r->pr_stage = next;
+				vm_mutex_lock(&r->pr_amap->am_lock);
+				pd_unstage(pd, r, 0, (int)atop(done),
+				    r->pr_clean);
+				vm_mutex_unlock(&r->pr_amap->am_lock);
+				r->pr_stage = -1;
+			}
+			continue;
+		}
+		r->pr_stage = next;
+		next += r->pr_n;
+		if (!r->pr_clean)
+			continue;
+		changed = 0;
+		vm_mutex_lock(&r->pr_amap->am_lock);
+		for (int k = 0; k < r->pr_n; k++) {
+			struct anon *an = amap_anon_at(r->pr_amap,
+			    r->pr_slot + k);
+
+			changed += page_hash(dst + ptoa((size_t)k),
+			    sw->sw_hashkey) != swap_hash(sw, an->an_swslot);
+		}
+		vm_mutex_unlock(&r->pr_amap->am_lock);
+		if (changed > 0) {
+			STAT_ADD(&vs->vs_stats, st_clean_changed,
+			    (uint64_t)changed);
+			r->pr_clean = false;
+			r->pr_rewrite = true;
+		}
+	}
+	pd->pdd_staged = next;
+}
+
+/* pd_count: count a run that made it, `gone` of its pages freed */
+static long
+pd_count(struct pdaemon *pd, struct pd_run *r, int gone)
+{
+	struct vm_stats *st = &pd->pdd_vs->vs_stats;
+
+	if (r->pr_clean) {
+		STAT_ADD(st, st_clean_drops, (uint64_t)gone);
+	} else {
+		STAT_ADD(st, st_pageouts, (uint64_t)r->pr_n);
+		STAT_INC(st, st_pageout_ios);
+	}
+	return gone;
+}
+
+/*
+ * pd_finish_wp: drop the runs that made it to swap; end every transit;
+ * wake.
  * => map read-locked; takes and drops the amap locks.
  */
 static long
-pd_finish(struct pdaemon *pd, struct pd_batch *pb)
+pd_finish_wp(struct pdaemon *pd, struct pd_batch *pb)
 {
 	struct vmspace *vs = pd->pdd_vs;
 	long freed = 0;
@@ -288,7 +457,7 @@ pd_finish(struct pdaemon *pd, struct pd_batch *pb)
 		for (int k = 0; k < r->pr_n; k++) {
 			struct anon *an = amap_anon_at(am, r->pr_slot + k);
 
-			an->an_flags &= ~ANON_TRANSIT;
+			an->an_flags &= ~(ANON_TRANSIT | ANON_WANTED);
 			if (r->pr_error != 0)
 				continue;
 			an->an_flags &= ~ANON_RESIDENT;
@@ -301,18 +470,72 @@ pd_finish(struct pdaemon *pd, struct pd_batch *pb)
 		if (r->pr_error != 0 && r->pr_swslot != 0)
 			swap_free(pd->pdd_swap, r->pr_swslot, r->pr_n);
 		pmap_wake(&vs->vs_pmap, r->pr_va, ptoa((vsize_t)r->pr_n));
-		if (r->pr_error != 0)
-			continue;
-		freed += r->pr_n;
-		if (r->pr_clean) {
-			STAT_ADD(&vs->vs_stats, st_clean_drops,
-			    (uint64_t)r->pr_n);
-		} else {
-			STAT_ADD(&vs->vs_stats, st_pageouts,
-			    (uint64_t)r->pr_n);
-			STAT_INC(&vs->vs_stats, st_pageout_ios);
-		}
+		if (r->pr_error == 0)
+			freed += pd_count(pd, r, r->pr_n);
 	}
+	atomic_fetch_sub(&vs->vs_resident, freed);
+	return freed;
+}
+
+/*
+ * pd_finish_move: the runs that made it to swap become swapped, but for
+ * the pages faults wait for, which go back in place; the others go back
+ * whole; end every transit; empty the staging area; wake.
+ * => map read-locked; takes and drops the amap locks.
+ */
+static long
+pd_finish_move(struct pdaemon *pd, struct pd_batch *pb)
+{
+	struct vmspace *vs = pd->pdd_vs;
+	struct swap *sw = pd->pdd_swap;
+	long freed = 0, back;
+
+	for (int i = 0; i < pb->pb_nruns; i++) {
+		struct pd_run *r = &pb->pb_runs[i];
+		struct amap *am = r->pr_amap;
+		bool ok = r->pr_error == 0;
+
+		vm_mutex_lock(&am->am_lock);
+		if (!ok && r->pr_stage >= 0)
+			pd_unstage(pd, r, 0, r->pr_n, false);
+		back = 0;
+		for (int k = 0; k < r->pr_n; k++) {
+			struct anon *an = amap_anon_at(am, r->pr_slot + k);
+			bool wanted = (an->an_flags & ANON_WANTED) != 0;
+
+			an->an_flags &= ~(ANON_TRANSIT | ANON_WANTED);
+			if (r->pr_rewrite) {
+				/* written since its pagein: the copy is stale */
+				swap_free(sw, an->an_swslot, 1);
+				an->an_swslot = 0;
+				an->an_flags &= ~ANON_SWAPPED;
+			}
+			if (!ok)
+				continue;
+			if (!r->pr_clean) {
+				an->an_flags |= ANON_SWAPPED;
+				an->an_swslot = r->pr_swslot + (uint64_t)k;
+			}
+			if (wanted) {
+				pd_unstage(pd, r, k, 1, true);
+				back++;
+			} else {
+				an->an_flags &= ~ANON_RESIDENT;
+			}
+		}
+		vm_mutex_unlock(&am->am_lock);
+		if (!ok && r->pr_swslot != 0)
+			swap_free(sw, r->pr_swslot, r->pr_n);
+		pmap_wake(&vs->vs_pmap, r->pr_va, ptoa((vsize_t)r->pr_n));
+		if (!ok)
+			continue;
+		STAT_ADD(&vs->vs_stats, st_reactivations, (uint64_t)back);
+		freed += pd_count(pd, r, r->pr_n - (int)back);
+	}
+	if (pd->pdd_staged > 0)
+		(void)raw_madvise(pd->pdd_stage,
+		    ptoa((size_t)pd->pdd_staged), MADV_DONTNEED);
+	pd->pdd_staged = 0;
 	atomic_fetch_sub(&vs->vs_resident, freed);
 	return freed;
 }
@@ -336,9 +559,14 @@ pd_batch(struct pdaemon *pd, long want)
 	    2 * (long)(atop(map->m_size) / AMAP_UNIT + map->m_nentries + 1));
 	for (int i = 0; i < nv && pb.pb_nruns < PD_MAX_RUNS; i++)
 		pd_collect(pd, &pb, victims[i]);
-	if (pb.pb_nruns > 0) {
-		pd_protect_write(pd, &pb);
-		freed = pd_finish(pd, &pb);
+	if (pb.pb_nruns > 0 && pd->pdd_move) {
+		pd_stage(pd, &pb);
+		pd_write(pd, &pb);
+		freed = pd_finish_move(pd, &pb);
+	} else if (pb.pb_nruns > 0) {
+		pd_protect(pd, &pb);
+		pd_write(pd, &pb);
+		freed = pd_finish_wp(pd, &pb);
 	}
 	vm_rwlock_unlock(&map->m_lock);
 	upvm_log(LOG_DEBUG, "pageout: want %ld, %d units, %d runs, %ld pages, "
@@ -395,6 +623,46 @@ pd_main(void *arg)
 	return NULL;
 }
 
+/*
+ * pd_stage_create: the staging area of the move protocol: a batch of
+ * private anonymous pages the runtime owns, registered with the same
+ * userfaultfd (UFFDIO_MOVE moves only between its own ranges).  Nothing
+ * ever touches a page of it that is not there, so it never faults.
+ */
+static int
+pd_stage_create(struct pdaemon *pd)
+{
+	size_t len = ptoa((size_t)PD_BATCH_PAGES);
+	void *p;
+	int error;
+
+	p = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw_mmap_failed(p))
+		return (int)(intptr_t)p;
+	error = pmap_register(&pd->pdd_vs->vs_pmap, (vaddr_t)p, len,
+	    pd->pdd_vs->vs_regmodes);
+	if (error != 0) {
+		(void)raw_munmap(p, len);
+		return error;
+	}
+	pd->pdd_stage = p;
+	return 0;
+}
+
+static void
+pd_stage_destroy(struct pdaemon *pd)
+{
+	size_t len = ptoa((size_t)PD_BATCH_PAGES);
+
+	if (pd->pdd_stage == NULL)
+		return;
+	(void)pmap_unregister(&pd->pdd_vs->vs_pmap, (vaddr_t)pd->pdd_stage,
+	    len);
+	(void)raw_munmap(pd->pdd_stage, len);
+	pd->pdd_stage = NULL;
+}
+
 int
 pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
     struct pdaemon **out)
@@ -415,21 +683,29 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	atomic_init(&pd->pdd_said_full, false);
 	atomic_init(&pd->pdd_stopped, false);
 	atomic_init(&pd->pdd_peak, 0);
+	atomic_init(&pd->pdd_stage_hook, NULL);
 	pd->pdd_stop = false;
 	pd->pdd_clock.pc_valid = false;
-	if ((error = ring_create(PD_RING_DEPTH, &pd->pdd_ring)) != 0)
+	pd->pdd_move = vs->vs_pageout == UPVM_PAGEOUT_MOVE;
+	pd->pdd_stage = NULL;
+	pd->pdd_staged = 0;
+	if (pd->pdd_move && (error = pd_stage_create(pd)) != 0)
 		goto fail;
+	if ((error = ring_create(PD_RING_DEPTH, &pd->pdd_ring)) != 0)
+		goto fail_stage;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	error = -pthread_create(&pd->pdd_thread, NULL, pd_main, pd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (error != 0) {
 		ring_destroy(pd->pdd_ring);
-		goto fail;
+		goto fail_stage;
 	}
 	pthread_setname_np(pd->pdd_thread, "upvm-pageout");
 	*out = pd;
 	return 0;
+fail_stage:
+	pd_stage_destroy(pd);
 fail:
 	kmem_free(pd, sizeof(*pd));
 	return error;
@@ -456,6 +732,7 @@ pd_destroy(struct pdaemon *pd)
 {
 	pd_stop(pd);
 	ring_destroy(pd->pdd_ring);
+	pd_stage_destroy(pd);
 	kmem_free(pd, sizeof(*pd));
 }
 

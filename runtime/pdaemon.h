@@ -7,12 +7,20 @@
  * daemon wakes when resident managed pages pass the high watermark and
  * pages out down to the low one: victim units from the clock, split into
  * runs of contiguous resident pages, each run either clean (every page has
- * a valid swap copy) or dirty.  A run is write-protected (synchronous
- * userfaultfd WP: a writer blocks in a WP fault until the run is done),
- * a dirty run is written to a contiguous run of swap slots straight from
- * the application's pages (io_uring, several runs in flight), then the run
- * is dropped from the page tables and its waiters are woken: they fault
- * again and page the data back in.  A clean run needs no I/O.
+ * a valid swap copy) or dirty.  A dirty run is written to a contiguous run
+ * of swap slots (io_uring, several runs in flight), then the run leaves
+ * the page tables and its waiters are woken: they fault again and page the
+ * data back in.  A clean run needs no I/O.  Two protocols make sure that
+ * no write is lost meanwhile (pdaemon.c has the details):
+ *
+ *  move (UPVM_PAGEOUT_MOVE: UFFDIO_MOVE + WP_ASYNC + PAGEMAP_SCAN, Linux
+ *	6.8): writes never fault; the daemon moves each run out of the page
+ *	tables into its staging area (no copy), checks clean runs against
+ *	the content hash kept with their slots, and writes dirty runs from
+ *	there; a page that faults meanwhile is moved back, no I/O.
+ *  wp (UPVM_PAGEOUT_WP: any kernel with uffd-wp): a run is write-protected
+ *	(synchronous WP: a writer blocks in a WP fault until the run is
+ *	done), written from the application's pages, and dropped.
  *
  * Faults throttle at budget + slack (pdd_marks.pm_limit): a fault thread
  * about to map new pages waits for the daemon (pd_throttle), except when
@@ -39,6 +47,9 @@ struct pdaemon {
 	struct vmspace	 *pdd_vs;	/* [I] */
 	struct swap	 *pdd_swap;	/* [I] */
 	struct ring	 *pdd_ring;	/* [d] */
+	bool		  pdd_move;	/* [I] the move protocol */
+	char		 *pdd_stage;	/* [I] move: PD_BATCH_PAGES of staging */
+	int		  pdd_staged;	/* [d] staging pages in use */
 	struct pdpol_marks pdd_marks;	/* [I] */
 	struct pdpol_clock pdd_clock;	/* [d] */
 	pthread_t	  pdd_thread;	/* [I] */
@@ -50,6 +61,8 @@ struct pdaemon {
 	atomic_bool	  pdd_said_full; /* [a] the log said so already */
 	atomic_bool	  pdd_stopped;	/* [a] pdd_stop, read without the lock */
 	atomic_long	  pdd_peak;	/* [a] most resident pages seen */
+	void (*_Atomic	  pdd_stage_hook)(void *, int); /* [a] tests only:
+					   upvm_inject_stage_hook() */
 };
 
 /*

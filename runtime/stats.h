@@ -32,6 +32,7 @@ struct vm_stats {
 	atomic_uint_least64_t st_pagein_ios;
 	atomic_uint_least64_t st_clean_drops;
 	atomic_uint_least64_t st_reactivations;
+	atomic_uint_least64_t st_clean_changed;
 	atomic_uint_least64_t st_swap_full;
 	atomic_uint_least64_t st_io_errors;
 	atomic_uint_least64_t st_poisoned;

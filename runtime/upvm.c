@@ -40,6 +40,9 @@ static struct upvm_config upvm_cfg;	/* [upvm_lock] */
 				 UFFD_FEATURE_PAGEFAULT_FLAG_WP |	\
 				 UFFD_FEATURE_POISON)
 
+/* and for the move pageout protocol (see pdaemon.h) */
+#define UPVM_MOVE_FEATURES	(UFFD_FEATURE_MOVE | UFFD_FEATURE_WP_ASYNC)
+
 /* the smallest budget that leaves the daemon room to work: 4 MiB */
 #define UPVM_MIN_BUDGET		1024
 
@@ -88,6 +91,41 @@ handlers_default(bool paging)
 }
 
 /*
+ * pmap_setup: open the userfaultfd with the features the configuration
+ * needs.  WP_ASYNC changes every write-protect fault of the descriptor, so
+ * it is on only when the move pageout protocol runs: with a budget, and
+ * when MOVE, WP_ASYNC and PAGEMAP_SCAN are all there (pageout=auto) or
+ * asked for (pageout=move: an error without them).
+ * => 0, or -errno (logged) with nothing open.
+ */
+static int
+pmap_setup(struct pmap *pm, const struct upvm_config *cfg)
+{
+	bool try_move = cfg->budget != 0 && cfg->pageout != UPVM_PAGEOUT_WP;
+	int error;
+
+	error = pmap_init(pm, UPVM_WANT_FEATURES |
+	    (try_move ? UPVM_MOVE_FEATURES : 0));
+	if (error != 0) {
+		upvm_log(LOG_ERR, "upvm_init: userfaultfd is unavailable: %s; "
+		    "run as root or set vm.unprivileged_userfaultfd=1",
+		    strerror(-error));
+		return error;
+	}
+	if (!try_move || (pmap_has(pm, UPVM_MOVE_FEATURES) &&
+	    pm->pm_pagemap_scan))
+		return 0;
+	pmap_fini(pm);
+	if (cfg->pageout == UPVM_PAGEOUT_MOVE) {
+		upvm_log(LOG_ERR, "upvm_init: pageout=move needs UFFDIO_MOVE, "
+		    "UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN (Linux 6.8 or "
+		    "later); use pageout=auto or wp");
+		return -EOPNOTSUPP;
+	}
+	return pmap_init(pm, UPVM_WANT_FEATURES);
+}
+
+/*
  * paging_setup: with a budget, the swap file and write-protect mode for
  * the regions (dirty tracking); the daemon starts after the fault threads.
  * => -errno, logged, with nothing left behind.
@@ -116,6 +154,8 @@ paging_setup(struct vmspace *vs, const struct upvm_config *cfg)
 	}
 	if ((error = swap_create(&sc, &vs->vs_swap)) != 0)
 		return error;
+	vs->vs_pageout = pmap_has(&vs->vs_pmap, UPVM_MOVE_FEATURES) ?
+	    UPVM_PAGEOUT_MOVE : UPVM_PAGEOUT_WP;
 	upvm_swap = vs->vs_swap;
 	amap_set_swap_release(upvm_swap_release);
 	vs->vs_regmodes |= PMAP_REG_WP;
@@ -158,11 +198,8 @@ upvm_init(const struct upvm_config *cfgp)
 	}
 	upvm_log_set_level(cfg.log_level);
 	memset(vs, 0, sizeof(*vs));
-	if ((error = pmap_init(&vs->vs_pmap, UPVM_WANT_FEATURES)) != 0) {
+	if ((error = pmap_setup(&vs->vs_pmap, &cfg)) != 0) {
 		pthread_rwlock_unlock(&upvm_lock);
-		upvm_log(LOG_ERR, "upvm_init: userfaultfd is unavailable: %s; "
-		    "run as root or set vm.unprivileged_userfaultfd=1",
-		    strerror(-error));
 		return error;
 	}
 	amap_init_pools();
@@ -592,6 +629,7 @@ upvm_stats(struct upvm_stats *out)
 	st.meta_bytes = kmem_bytes();
 	st.handlers = (unsigned)vs->vs_fault.fe_nthreads;
 	st.features = vs->vs_pmap.pm_features;
+	st.pageout = vs->vs_pageout;
 	if (vs->vs_pd != NULL) {
 		st.budget_pages = (uint64_t)vs->vs_pd->pdd_marks.pm_budget;
 		st.resident_peak = (uint64_t)atomic_load(&vs->vs_pd->pdd_peak);
@@ -611,6 +649,21 @@ upvm_inject_swap_failure(bool write, int nth)
 		return error;
 	if (upvm_vs.vs_swap != NULL)
 		swap_inject_failure(upvm_vs.vs_swap, write, nth);
+	else
+		error = -ENXIO;
+	api_exit();
+	return error;
+}
+
+int
+upvm_inject_stage_hook(void (*hook)(void *, int))
+{
+	int error;
+
+	if ((error = api_enter("upvm_inject_stage_hook")) != 0)
+		return error;
+	if (upvm_vs.vs_pd != NULL && upvm_vs.vs_pageout == UPVM_PAGEOUT_MOVE)
+		atomic_store(&upvm_vs.vs_pd->pdd_stage_hook, hook);
 	else
 		error = -ENXIO;
 	api_exit();

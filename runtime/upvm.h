@@ -52,10 +52,20 @@ extern "C" {
  *	swap	  UPVM_SWAP	  directory for the private swap file, or the
  *				  path of a new file ($TMPDIR, else /var/tmp)
  *	swap_max  UPVM_SWAP_MAX	  cap on the swap file, a size (64G)
+ *	pageout	  UPVM_PAGEOUT	  how pages leave: auto, move (UFFDIO_MOVE
+ *				  staging + asynchronous dirty tracking,
+ *				  Linux 6.8) or wp (synchronous write
+ *				  protection, any kernel with uffd-wp);
+ *				  auto = move where the kernel has it (auto)
  *
  * A key's value in UPVM_CONF cannot hold a comma.
  */
 #define UPVM_PATH_MAX	256
+
+/* upvm_config.pageout */
+#define UPVM_PAGEOUT_AUTO	0
+#define UPVM_PAGEOUT_MOVE	1
+#define UPVM_PAGEOUT_WP		2
 
 struct upvm_config {
 	unsigned	cluster_pages;
@@ -67,6 +77,7 @@ struct upvm_config {
 	uint64_t	budget;			/* bytes, 0: none */
 	char		swap_path[UPVM_PATH_MAX]; /* "": default */
 	uint64_t	swap_max;		/* bytes */
+	int		pageout;		/* UPVM_PAGEOUT_* */
 };
 
 /* upvm_config_default: fill in the defaults.  Never fails. */
@@ -171,6 +182,10 @@ struct upvm_stats {
 	uint64_t	pagein_ios;	/*   in this many reads */
 	uint64_t	clean_drops;	/* pages dropped: swap copy still valid */
 	uint64_t	reactivations;	/* staged pages moved back, no I/O */
+	uint64_t	clean_changed;	/* "clean" pages whose content check
+					   found a write: written instead */
+	int		pageout;	/* protocol in use: UPVM_PAGEOUT_MOVE
+					   or _WP; AUTO when no budget */
 	uint64_t	swap_full;	/* pageouts refused: swap full, kept */
 	uint64_t	io_errors;	/* failed swap I/Os */
 	uint64_t	poisoned;	/* pages that raise SIGBUS (lost data) */

@@ -15,4 +15,13 @@
  */
 int upvm_inject_swap_failure(bool write, int nth);
 
+/*
+ * upvm_inject_stage_hook: call hook(addr, npages) on the daemon's thread
+ * for each run the move protocol is about to stage, after its dirty scan
+ * and before its move: the tests' way to land a write in that window
+ * every time, not once in a while.  NULL removes it.
+ * => -ENXIO without a running upvm using the move protocol.
+ */
+int upvm_inject_stage_hook(void (*hook)(void *addr, int npages));
+
 #endif /* UPVM_INT_H */

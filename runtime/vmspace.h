@@ -30,6 +30,8 @@ struct vmspace {
 	struct swap		*vs_swap;	/* [I] NULL: no budget */
 	struct pdaemon		*vs_pd;		/* [I] NULL: no budget */
 	int			vs_regmodes;	/* [I] PMAP_REG_* for regions */
+	int			vs_pageout;	/* [I] UPVM_PAGEOUT_MOVE or _WP
+						   with a budget, else AUTO */
 	atomic_int		vs_reads_inflight; /* [a] pagein reads waited on */
 };
 

@@ -511,12 +511,31 @@ Test(config, sizes_and_percentages_parse, .timeout = 10)
 	CHECK(&cfg);
 }
 
+Test(config, pageout_protocols_parse, .timeout = 10)
+{
+	struct upvm_config cfg;
+
+	upvm_config_default(&cfg);
+	cr_assert_eq(cfg.pageout, UPVM_PAGEOUT_AUTO);
+	cr_assert_eq(config_parse_conf(&cfg, "pageout:wp"), 0);
+	cr_assert_eq(cfg.pageout, UPVM_PAGEOUT_WP);
+	cr_assert_eq(config_parse_conf(&cfg, "pageout:move"), 0);
+	cr_assert_eq(cfg.pageout, UPVM_PAGEOUT_MOVE);
+	cr_assert_eq(config_parse_conf(&cfg, "pageout:auto"), 0);
+	cr_assert_eq(cfg.pageout, UPVM_PAGEOUT_AUTO);
+	CHECK(&cfg);
+	cfg.pageout = 3;
+	test_log_capture();
+	cr_assert_eq(config_check(&cfg), -EINVAL);
+	test_expect_one_line("pageout=3", "pageout");
+}
+
 Test(config, bad_sizes_and_paths_are_rejected_in_one_line, .timeout = 10)
 {
 	const char *bad[] = {
 		"budget:abc", "budget:12Q", "budget:0%", "budget:101%",
 		"budget:-1G", "budget:99999999999T", "budget:", "swap_max:1",
-		"swap_max:0", "swap:",
+		"swap_max:0", "swap:", "pageout:fast", "pageout:", "pageout:1",
 	};
 	struct upvm_config cfg;
 	char name[64];

@@ -20,6 +20,7 @@
 
 #include "harness.h"
 #include "log.h"
+#include "pmap.h"
 #include "upvm.h"
 #include "upvm_int.h"
 #include "vm.h"
@@ -432,5 +433,186 @@ Test(paging, sampled_rss_stays_within_budget, .timeout = 120)
 	cr_assert_leq((size_t)(s.max_kib - base) * 1024, BUDGET + slack +
 	    margin, "RssAnon grew by %ld KiB; budget %zu KiB + slack %zu KiB",
 	    s.max_kib - base, BUDGET / 1024, slack / 1024);
+	upvm_fini();
+}
+
+/* the kernel offers everything the move pageout protocol needs */
+static bool
+kernel_has_move_protocol(void)
+{
+	struct pmap pm;
+	bool has;
+
+	cr_assert_eq(pmap_init(&pm, UFFD_FEATURE_MOVE | UFFD_FEATURE_WP_ASYNC),
+	    0);
+	has = pmap_has(&pm, UFFD_FEATURE_MOVE | UFFD_FEATURE_WP_ASYNC) &&
+	    pm.pm_pagemap_scan;
+	pmap_fini(&pm);
+	return has;
+}
+
+Test(paging, pageout_auto_takes_move_where_the_kernel_has_it, .timeout = 30)
+{
+	struct upvm_config c;
+	bool move = kernel_has_move_protocol();
+
+	unsetenv("UPVM_PAGEOUT");
+	upvm_config_default(&c);
+	c.budget = BUDGET;
+	cr_assert_eq(upvm_init(&c), 0);
+	cr_assert_eq(stats().pageout, move ? UPVM_PAGEOUT_MOVE :
+	    UPVM_PAGEOUT_WP);
+	cr_assert_eq(stats().features & UFFD_FEATURE_WP_ASYNC, move ?
+	    UFFD_FEATURE_WP_ASYNC : 0, "WP_ASYNC only with the move protocol");
+	upvm_fini();
+	c.pageout = UPVM_PAGEOUT_WP;
+	cr_assert_eq(upvm_init(&c), 0);
+	cr_assert_eq(stats().pageout, UPVM_PAGEOUT_WP);
+	cr_assert_eq(stats().features & UFFD_FEATURE_WP_ASYNC, 0);
+	upvm_fini();
+	c.budget = 0;
+	cr_assert_eq(upvm_init(&c), 0);
+	cr_assert_eq(stats().pageout, UPVM_PAGEOUT_AUTO, "nothing pages out");
+	upvm_fini();
+}
+
+Test(paging, pageout_move_refused_where_the_kernel_lacks_it, .timeout = 30)
+{
+	struct upvm_config c;
+	struct upvm_stats st;
+
+	if (kernel_has_move_protocol())
+		cr_skip_test("the kernel has UFFDIO_MOVE, WP_ASYNC and "
+		    "PAGEMAP_SCAN (the refusal runs in the numa-vm 6.1 guest)");
+	upvm_config_default(&c);
+	c.budget = BUDGET;
+	c.pageout = UPVM_PAGEOUT_MOVE;
+	test_log_capture();
+	cr_assert_eq(upvm_init(&c), -EOPNOTSUPP);
+	test_expect_one_line("pageout=move refused", "pageout=move");
+	cr_assert_eq(upvm_stats(&st), -ENXIO, "nothing started");
+}
+
+struct race_arg {
+	char		*base;
+	unsigned char	*gen;		/* per page: the writer's generation */
+	atomic_bool	*stop;
+	unsigned	 seed;
+	long		 writes;
+};
+
+/* rewrite random pages, one at a time, while the reader evicts them */
+static void *
+race_writer(void *arg)
+{
+	struct race_arg *a = arg;
+
+	while (!atomic_load(a->stop)) {
+		size_t pg = (size_t)rand_r(&a->seed) % NPAGES;
+
+		a->gen[pg]++;
+		test_pattern_fill(a->base + pg * PAGE_SIZE, 1, pg, a->gen[pg]);
+		a->writes++;
+	}
+	return NULL;
+}
+
+/*
+ * Clean pages (read back from swap, their copy valid) written while the
+ * daemon pages them out: each write must survive, whichever moment it
+ * lands (before the dirty scan, between the scan and the move, while the
+ * page is staged, after it is moved back).
+ */
+Test(paging, writes_racing_pageout_of_clean_pages_are_kept, .timeout = 180)
+{
+	unsigned char *gen = calloc(NPAGES, 1);
+	atomic_bool stop = false;
+	struct race_arg a = { .gen = gen, .stop = &stop, .seed = 11 };
+	struct upvm_stats st;
+	pthread_t th;
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = a.base = map_pages(NPAGES);
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		gen[pg] = 1;
+	test_pattern_fill(p, NPAGES, 0, 1);
+	/* the reader pages everything in clean, over and over */
+	pthread_create(&th, NULL, race_writer, &a);
+	for (int pass = 0; pass < 3; pass++)
+		for (size_t pg = 0; pg < NPAGES; pg += 16)
+			(void)*(volatile char *)(p + pg * PAGE_SIZE + 8);
+	atomic_store(&stop, true);
+	pthread_join(th, NULL);
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg,
+		    gen[pg]), -1, "page %zu gen %d", pg, gen[pg]);
+	st = stats();
+	cr_log_info("%ld writes; %llu dropped clean, %llu found changed, "
+	    "%llu moved back", a.writes, (unsigned long long)st.clean_drops,
+	    (unsigned long long)st.clean_changed,
+	    (unsigned long long)st.reactivations);
+	cr_assert_gt(st.clean_drops, 0);
+	check_peak(st);
+	free(gen);
+	upvm_fini();
+}
+
+static char *hook_base;
+static unsigned char *hook_gen;
+static atomic_long hook_calls;
+
+/* on the daemon's thread: write the run's first page after its scan */
+static void
+stage_hook(void *addr, int npages)
+{
+	size_t pg = (size_t)((char *)addr - hook_base) / PAGE_SIZE;
+
+	(void)npages;
+	hook_gen[pg]++;
+	test_pattern_fill(addr, 1, pg, hook_gen[pg]);
+	atomic_fetch_add(&hook_calls, 1);
+}
+
+/*
+ * The window UFFDIO_MOVE leaves open: a write between the dirty scan and
+ * the move clears no bit the daemon can see any more.  Land one there in
+ * every staged run: the content check must find each one (clean_changed)
+ * and write the page out instead of dropping it.
+ */
+Test(paging, a_write_between_scan_and_move_is_caught, .timeout = 120)
+{
+	struct upvm_stats st;
+	char *p;
+
+	if (!kernel_has_move_protocol())
+		cr_skip_test("the kernel lacks UFFDIO_MOVE, WP_ASYNC or "
+		    "PAGEMAP_SCAN: no move protocol to test");
+	unsetenv("UPVM_PAGEOUT");
+	init_budget(BUDGET, 0, NULL);
+	p = hook_base = map_pages(NPAGES);
+	hook_gen = calloc(NPAGES, 1);
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		hook_gen[pg] = 1;
+	test_pattern_fill(p, NPAGES, 0, 1);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	cr_assert_eq(upvm_inject_stage_hook(stage_hook), 0);
+	/* every page read back clean, and evicted clean, twice */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t pg = 0; pg < NPAGES; pg++)
+			cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1,
+			    pg, hook_gen[pg]), -1, "pass %d page %zu gen %d",
+			    pass, pg, hook_gen[pg]);
+	cr_assert_eq(upvm_inject_stage_hook(NULL), 0);
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg,
+		    hook_gen[pg]), -1, "page %zu gen %d", pg, hook_gen[pg]);
+	st = stats();
+	cr_log_info("%ld writes in the window, %llu pages found changed",
+	    atomic_load(&hook_calls), (unsigned long long)st.clean_changed);
+	cr_assert_gt(atomic_load(&hook_calls), 0);
+	cr_assert_gt(st.clean_changed, 0);
+	check_peak(st);
+	free(hook_gen);
 	upvm_fini();
 }

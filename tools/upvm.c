@@ -164,13 +164,14 @@ phase(const char *name, const struct job *j, int n)
 	    upvm_stats_percentile(h, UPVM_LATENCY_BUCKETS, 99));
 	if (a.budget_pages != 0)
 		printf("%11s paging: %llu pages out in %llu writes, %llu in in "
-		    "%llu reads, %llu dropped clean; peak resident %.4g MiB "
-		    "of a %.4g MiB budget\n", "",
+		    "%llu reads, %llu dropped clean, %llu moved back; peak "
+		    "resident %.4g MiB of a %.4g MiB budget\n", "",
 		    (unsigned long long)(a.pageouts - b.pageouts),
 		    (unsigned long long)(a.pageout_ios - b.pageout_ios),
 		    (unsigned long long)(a.pageins - b.pageins),
 		    (unsigned long long)(a.pagein_ios - b.pagein_ios),
 		    (unsigned long long)(a.clean_drops - b.clean_drops),
+		    (unsigned long long)(a.reactivations - b.reactivations),
 		    (double)a.resident_peak * (double)pagesize / (1 << 20),
 		    (double)a.budget_pages * (double)pagesize / (1 << 20));
 }
@@ -262,10 +263,12 @@ demo(int argc, char **argv)
 		    "vm.unprivileged_userfaultfd)", strerror(-error));
 	stats(&st);
 	printf("upvm %s demo: 2 regions of %.4g MiB, %lu thread%s; cluster "
-	    "%u, seq_max %u, %u fault threads, budget %.4g MiB\n",
-	    UPVM_VERSION, (double)size / (1 << 20), nt, nt > 1 ? "s" : "",
-	    cfg.cluster_pages, cfg.seq_max_pages, st.handlers,
-	    (double)cfg.budget / (1 << 20));
+	    "%u, seq_max %u, %u fault threads, budget %.4g MiB, pageout "
+	    "%s\n", UPVM_VERSION, (double)size / (1 << 20), nt,
+	    nt > 1 ? "s" : "", cfg.cluster_pages, cfg.seq_max_pages,
+	    st.handlers, (double)cfg.budget / (1 << 20),
+	    st.pageout == UPVM_PAGEOUT_MOVE ? "move" :
+	    st.pageout == UPVM_PAGEOUT_WP ? "wp" : "none");
 	order = shuffled(size / pagesize);
 	for (c = 0; c < 2; c++) {	/* map one, write it; then the next */
 		if ((error = upvm_map(size, 0, &p)) != 0)

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * pagehash.h: a keyed 64-bit hash of one page's contents.
+ *
+ * The move pageout protocol (pdaemon.c) keeps one with every swap slot it
+ * writes: before it drops a resident page as clean (its swap copy still
+ * valid), it compares the page's hash with the slot's, which catches a
+ * write that the dirty bits missed (UFFDIO_MOVE does not carry the
+ * uffd-wp bit).  Not cryptographic; the key is random per swap file, so
+ * no fixed content is built to collide, and two different pages agree
+ * with probability about 2^-64.
+ */
+#ifndef UPVM_PAGEHASH_H
+#define UPVM_PAGEHASH_H
+
+#include <stdint.h>
+
+/* page_hash: the hash of the PAGE_SIZE bytes at page (8-byte aligned) */
+uint64_t page_hash(const void *page, uint64_t key);
+
+#endif /* UPVM_PAGEHASH_H */
