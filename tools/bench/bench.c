@@ -55,6 +55,7 @@ struct mode {
 	const char	*md_name;
 	const char	*md_desc;	/* one line, for --help */
 	bool		 md_upvm;
+	bool		 md_wp;		/* upvm with pageout=wp forced */
 	bool		 md_child;
 	int		(*md_map)(size_t, void **);
 	int		(*md_unmap)(void *, size_t);
@@ -87,6 +88,8 @@ struct opts {
 };
 
 static bool upvm_up;		/* upvm_init() succeeded */
+static struct upvm_config upvm_cfg; /* what it runs with */
+static struct upvm_config upvm_base_cfg; /* the options' and UPVM_*'s */
 static bool progress_on;	/* stderr is a terminal */
 static bool progress_shown;	/* a progress line is on it */
 static char progress_label[160]; /* of the run in progress */
@@ -284,6 +287,16 @@ static const struct mode modes[] = {
 		.md_name = "upvm",
 		.md_desc = "upvm_map(), paged by upvm within --budget",
 		.md_upvm = true,
+		.md_map = upvm_map_plain,
+		.md_unmap = upvm_unmap,
+		.md_sample = upvm_sample,
+	},
+	{
+		.md_name = "upvm-wp",
+		.md_desc = "upvm with its wp pageout protocol forced "
+		    "(UPVM_PAGEOUT=wp; upvm is restarted between modes)",
+		.md_upvm = true,
+		.md_wp = true,
 		.md_map = upvm_map_plain,
 		.md_unmap = upvm_unmap,
 		.md_sample = upvm_sample,
@@ -713,6 +726,33 @@ start_kswap(const struct opts *o, struct report_info *ri)
 }
 
 /*
+ * upvm_start: (re)start upvm with cfg, the wp pageout protocol forced if
+ * `wp`; nothing if it already runs so.
+ */
+static void
+upvm_start(const struct upvm_config *cfg, bool wp)
+{
+	struct upvm_config c = *cfg;
+	int error;
+
+	if (wp)
+		c.pageout = UPVM_PAGEOUT_WP;
+	if (upvm_up && c.pageout == upvm_cfg.pageout)
+		return;
+	if (upvm_up && (error = upvm_fini()) != 0)
+		die(1, "upvm_fini: %s; report this line", strerror(-error));
+	upvm_up = false;
+	if ((error = upvm_init(&c)) == -EINVAL)
+		die(2, "upvm_init rejected the configuration (see above); fix "
+		    "the tuning options or UPVM_*");
+	if (error != 0)
+		die(1, "upvm_init: %s; run 'upvm-bench --mode native' to "
+		    "bench without upvm", strerror(-error));
+	upvm_up = true;
+	upvm_cfg = c;
+}
+
+/*
  * start_upvm: upvm_init() with the environment's configuration under the
  * command line's overrides, if any mode needs upvm.
  */
@@ -723,10 +763,13 @@ start_upvm(const struct opts *o, struct report_info *ri)
 	size_t i;
 	int error;
 
-	for (i = 0; i < o->o_nmodes; i++)
-		if (o->o_modes[i]->md_upvm)
-			break;
-	if (i == o->o_nmodes)
+	bool any = false, plain = false;
+
+	for (i = 0; i < o->o_nmodes; i++) {
+		any |= o->o_modes[i]->md_upvm;
+		plain |= o->o_modes[i]->md_upvm && !o->o_modes[i]->md_wp;
+	}
+	if (!any)
 		return;
 	if (upvm_config_from_env(&ri->ri_cfg) != 0)
 		die(2, "the UPVM_* environment is invalid (see above); fix it "
@@ -748,18 +791,15 @@ start_upvm(const struct opts *o, struct report_info *ri)
 		    "most); give a shorter one", o->o_swapdir,
 		    sizeof(ri->ri_cfg.swap_path) - 1);
 	strcpy(ri->ri_cfg.swap_path, o->o_swapdir);
-	if ((error = upvm_init(&ri->ri_cfg)) == -EINVAL)
-		die(2, "upvm_init rejected the configuration (see above); fix "
-		    "the tuning options or UPVM_*");
-	if (error != 0)
-		die(1, "upvm_init: %s; run 'upvm-bench --mode native' to "
-		    "bench without upvm", strerror(-error));
-	upvm_up = true;
+	upvm_base_cfg = ri->ri_cfg;
+	/* the plain mode first: its protocol (auto) goes in the report */
+	upvm_start(&ri->ri_cfg, !plain);
 	if ((error = upvm_stats(&st)) != 0)
 		die(1, "upvm_stats: %s; this is a bug in upvm",
 		    strerror(-error));
 	ri->ri_upvm = true;
 	ri->ri_handlers = st.handlers;
+	ri->ri_pageout = st.pageout;
 }
 
 /* thp_mode: the kernel's transparent huge page setting, e.g. "madvise". */
@@ -888,6 +928,8 @@ run_one(const struct where *wh, struct wl_ctx *c, struct record *rc)
 		run_child(wh, c, rc);
 		return;
 	}
+	if (md->md_upvm)
+		upvm_start(&upvm_base_cfg, md->md_wp);
 	if ((error = md->md_map(rc->rc_bytes, &base)) != 0)
 		die(1, "%s: cannot map %zu bytes: %s; try a smaller --size",
 		    md->md_name, rc->rc_bytes, strerror(-error));

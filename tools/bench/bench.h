@@ -213,6 +213,7 @@ struct report_info {
 	const char	*ri_swapdir;
 	const char	*ri_kswap;	/* kernel-swap set-up, or NULL */
 	bool		 ri_upvm;	/* ri_cfg, ri_handlers valid */
+	int		 ri_pageout;	/* UPVM_PAGEOUT_* of the upvm mode */
 	struct upvm_config ri_cfg;
 	unsigned	 ri_handlers;	/* fault threads running */
 };

@@ -220,10 +220,12 @@ table_begin(struct report *rp)
 		else
 			snprintf(budget, sizeof(budget), "none");
 		fprintf(rp->rp_out, "# upvm: cluster %u, seq_max %u, "
-		    "handlers %u, spin_us %u, pin %d, budget %s, swap %s\n",
-		    cfg->cluster_pages, cfg->seq_max_pages, ri->ri_handlers,
-		    cfg->spin_us, cfg->pin_handlers, budget,
-		    cfg->swap_path[0] != '\0' ? cfg->swap_path : "default");
+		    "handlers %u, spin_us %u, pin %d, budget %s, swap %s, "
+		    "pageout %s\n", cfg->cluster_pages, cfg->seq_max_pages,
+		    ri->ri_handlers, cfg->spin_us, cfg->pin_handlers, budget,
+		    cfg->swap_path[0] != '\0' ? cfg->swap_path : "default",
+		    ri->ri_pageout == UPVM_PAGEOUT_MOVE ? "move" :
+		    ri->ri_pageout == UPVM_PAGEOUT_WP ? "wp" : "none");
 	}
 	/* the widths of table_row() */
 	fprintf(rp->rp_out, "%-12s %2s  %-11s %9s %7s %7s %7s %11s %7s %9s "
@@ -298,6 +300,8 @@ table_ratios(struct report *rp, const struct record *rcs,
 	static const char *const pairs[][2] = {
 		{ "upvm", "native" },
 		{ "upvm", "kernel-swap" },
+		{ "upvm-wp", "kernel-swap" },
+		{ "upvm", "upvm-wp" },
 		{ "kernel-swap", "native" },
 	};
 	size_t p, a, b;
