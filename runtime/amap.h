@@ -58,6 +58,8 @@
 #define ANON_TRANSIT	0x4	/* being paged out or in: its owner ends the
 				   transit and wakes the page's waiters */
 #define ANON_POISON	0x8	/* the data is lost (I/O error): SIGBUS */
+#define ANON_MARK	0x20	/* a walk's visit mark (vmspace.c), clear
+				   outside one */
 #define ANON_WANTED	0x10	/* in transit out, and a fault waits for it:
 				   the daemon maps it back (move protocol) */
 

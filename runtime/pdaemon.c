@@ -348,6 +348,37 @@ pd_unstage(struct pdaemon *pd, struct pd_run *r, int k, int n, bool clean)
 }
 
 /*
+ * pd_move_out: move run r to dst.  A page still shared copy-on-write with
+ * another process (after fork) refuses the move (-EBUSY): the daemon
+ * breaks the sharing with an atomic add of zero to one of its words,
+ * which changes nothing a concurrent writer could see, and moves on; a
+ * page that still refuses (pinned for I/O) ends the run's move.
+ * => map read-locked; the run's pages are present (the move stopped at a
+ *    page it found, so touching that page cannot fault to us).
+ */
+static int
+pd_move_out(struct pdaemon *pd, struct pd_run *r, char *dst, vsize_t *donep)
+{
+	struct pmap *pm = &pd->pdd_vs->vs_pmap;
+	vsize_t len = ptoa((vsize_t)r->pr_n), done, more;
+	vaddr_t busy = 0;
+	int error;
+
+	error = pmap_move(pm, (vaddr_t)dst, r->pr_va, len, PMAP_DONTWAKE,
+	    &done);
+	while (error == -EBUSY && r->pr_va + done != busy) {
+		busy = r->pr_va + done;
+		(void)__atomic_fetch_add((uint64_t *)busy, 0,
+		    __ATOMIC_RELAXED);
+		error = pmap_move(pm, (vaddr_t)dst + done, busy, len - done,
+		    PMAP_DONTWAKE, &more);
+		done += more;
+	}
+	*donep = done;
+	return error;
+}
+
+/*
  * pd_stage: move every run into the staging area; find the clean runs
  * that were written (move protocol).
  * => map read-locked; takes and drops the amap locks.  Sets pr_error for
@@ -379,8 +410,7 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 		if ((hook = atomic_load_explicit(&pd->pdd_stage_hook,
 		    memory_order_relaxed)) != NULL)
 			hook((void *)r->pr_va, r->pr_n);
-		r->pr_error = pmap_move(&vs->vs_pmap, (vaddr_t)dst, r->pr_va,
-		    len, PMAP_DONTWAKE, &done);
+		r->pr_error = pd_move_out(pd, r, dst, &done);
 		if (r->pr_error != 0) {
 			/* a shared or pinned page: the run stays */
 			upvm_log(LOG_DEBUG, "pageout: moving %#lx+%d: %s",

@@ -174,6 +174,55 @@ paging_teardown(struct vmspace *vs)
 	vs->vs_swap = upvm_swap = NULL;
 }
 
+/*
+ * Fork.  prepare: hold upvm_lock (no API call in progress, none starts)
+ * and stop the runtime's threads (vmspace.c has why); parent: start them
+ * again; child: make the metadata the child's and start its runtime.
+ * A child that cannot is left with its regions unmanaged (logged).
+ */
+static void
+upvm_atfork_prepare(void)
+{
+	pthread_rwlock_wrlock(&upvm_lock);
+	if (upvm_running)
+		vmspace_stop(&upvm_vs);
+}
+
+static void
+upvm_atfork_parent(void)
+{
+	if (upvm_running && vmspace_start(&upvm_vs) != 0)
+		upvm_log(LOG_ERR, "upvm: cannot restart after fork; faults "
+		    "on managed memory will hang");
+	pthread_rwlock_unlock(&upvm_lock);
+}
+
+static void
+upvm_atfork_child(void)
+{
+	/* pthread_rwlock_unlock from the thread that locked it: that is us */
+	if (upvm_running && (vmspace_fork_child(&upvm_vs) != 0 ||
+	    vmspace_start(&upvm_vs) != 0))
+		upvm_log(LOG_ERR, "upvm: the child of fork runs without upvm; "
+		    "faults on its managed memory will hang");
+	pthread_rwlock_unlock(&upvm_lock);
+}
+
+static void
+upvm_fork_handlers_once(void)
+{
+	(void)pthread_atfork(upvm_atfork_prepare, upvm_atfork_parent,
+	    upvm_atfork_child);
+}
+
+static void
+upvm_fork_handlers(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	(void)pthread_once(&once, upvm_fork_handlers_once);
+}
+
 UPVM_API int
 upvm_init(const struct upvm_config *cfgp)
 {
@@ -210,21 +259,15 @@ upvm_init(const struct upvm_config *cfgp)
 	    handlers_default(cfg.budget != 0);
 	if ((error = paging_setup(vs, &cfg)) != 0)
 		goto fail;
-	error = fault_start(vs, nthreads, cfg.spin_us, cfg.pin_handlers);
-	if (error != 0) {
-		upvm_log(LOG_ERR, "upvm_init: cannot start fault threads: %s",
-		    strerror(-error));
-		goto fail;
-	}
+	vs->vs_nthreads = nthreads;
+	vs->vs_spin_us = cfg.spin_us;
+	vs->vs_pin = cfg.pin_handlers;
+	vs->vs_budget = (long)atop(cfg.budget);
 	/* slack: one window in flight per fault thread */
-	if (vs->vs_swap != NULL && (error = pd_start(vs, vs->vs_swap,
-	    (long)atop(cfg.budget), (long)nthreads * cfg.seq_max_pages,
-	    &vs->vs_pd)) != 0) {
-		fault_stop(vs);
-		upvm_log(LOG_ERR, "upvm_init: cannot start the pageout daemon: "
-		    "%s", strerror(-error));
+	vs->vs_slack = (long)nthreads * cfg.seq_max_pages;
+	if ((error = vmspace_start(vs)) != 0)
 		goto fail;
-	}
+	upvm_fork_handlers();
 	upvm_cfg = cfg;
 	upvm_running = true;
 	pthread_rwlock_unlock(&upvm_lock);

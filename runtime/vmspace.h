@@ -33,6 +33,40 @@ struct vmspace {
 	int			vs_pageout;	/* [I] UPVM_PAGEOUT_MOVE or _WP
 						   with a budget, else AUTO */
 	atomic_int		vs_reads_inflight; /* [a] pagein reads waited on */
+	/* how the threads run: vmspace_start() (re)starts them so */
+	int			vs_nthreads;	/* [I] fault threads */
+	unsigned		vs_spin_us;	/* [I] */
+	bool			vs_pin;		/* [I] */
+	long			vs_budget;	/* [I] pages, 0: none */
+	long			vs_slack;	/* [I] pages in flight allowed */
 };
+
+/*
+ * vmspace_start: start the fault threads and, with a budget, the pageout
+ * daemon, as vs_nthreads...vs_slack say.
+ * => 0, or -errno (logged) with none running.
+ */
+int vmspace_start(struct vmspace *);
+
+/*
+ * vmspace_stop: stop and free the daemon and the fault threads (their
+ * rings and buffers).  Faults then wait in the kernel until the next
+ * vmspace_start().  Work in progress is finished first: afterwards no
+ * slot is BUSY, no anon in transit, the staging area is gone.
+ */
+void vmspace_stop(struct vmspace *);
+
+/*
+ * vmspace_fork_child: in a child of fork(), stopped by vmspace_stop()
+ * before the fork: make the inherited metadata true of the child.  The
+ * child's ranges lost their userfaultfd registration and their uffd-wp
+ * bits in the fork: open a userfaultfd of its own, register every
+ * region; a resident page that was clean is now dirty (its write would
+ * not fault) and leaves its swap slot to the parent; a swapped-out page
+ * takes a reference of its own on its slot (the counts are shared, so
+ * neither process frees the other's data).
+ * => the caller then calls vmspace_start().  0, or -errno (logged).
+ */
+int vmspace_fork_child(struct vmspace *);
 
 #endif /* UPVM_VMSPACE_H */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -614,5 +615,93 @@ Test(paging, a_write_between_scan_and_move_is_caught, .timeout = 120)
 	cr_assert_gt(st.clean_changed, 0);
 	check_peak(st);
 	free(hook_gen);
+	upvm_fini();
+}
+
+/* check pages [0, NPAGES): even ones at generation `even`, odd at `odd` */
+static long
+bad_even_odd(const char *p, uint64_t even, uint64_t odd)
+{
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		if (test_pattern_bad(p + pg * PAGE_SIZE, 1, pg,
+		    pg % 2 == 0 ? even : odd) != -1)
+			return (long)pg;
+	return -1;
+}
+
+static void
+fill_every_other(char *p, size_t first, uint64_t gen)
+{
+	for (size_t pg = first; pg < NPAGES; pg += 2)
+		test_pattern_fill(p + pg * PAGE_SIZE, 1, pg, gen);
+}
+
+struct reader_arg {
+	char		*base;
+	atomic_bool	*stop;
+	long		 bad;
+};
+
+/* read pages in the parent while it forks: faults across the fork */
+static void *
+fork_reader(void *arg)
+{
+	struct reader_arg *a = arg;
+	unsigned seed = 5;
+
+	while (!atomic_load(a->stop)) {
+		size_t pg = (size_t)rand_r(&seed) % NPAGES;
+
+		if (pg % 2 == 0 && test_pattern_bad(a->base + pg * PAGE_SIZE,
+		    1, pg, 1) != -1)
+			a->bad++;
+	}
+	return NULL;
+}
+
+/*
+ * After fork, parent and child each keep their own copy of every page,
+ * resident (clean or dirty) or swapped out, and both go on paging: the
+ * child's runtime runs before fork() returns in it, and the swap slots
+ * they share are counted twice, so neither frees the other's data.
+ */
+Test(paging, fork_parent_and_child_keep_their_own_pages, .timeout = 180)
+{
+	atomic_bool stop = false;
+	struct reader_arg ra = { .stop = &stop };
+	pthread_t th;
+	int status;
+	pid_t pid;
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = ra.base = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 1);
+	/* the first quarter read back: resident and clean at the fork */
+	cr_assert_eq(test_pattern_bad(p, NPAGES / 4, 0, 1), -1);
+	pthread_create(&th, NULL, fork_reader, &ra);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		long bad = bad_even_odd(p, 1, 1);
+
+		fill_every_other(p, 0, 2);
+		for (int pass = 0; pass < 2 && bad == -1; pass++)
+			bad = bad_even_odd(p, 2, 1);
+		if (bad != -1)
+			fprintf(stderr, "child: page %ld is wrong\n", bad);
+		_exit(bad == -1 ? 0 : 1);
+	}
+	fill_every_other(p, 1, 3);
+	atomic_store(&stop, true);
+	pthread_join(th, NULL);
+	cr_assert_eq(ra.bad, 0, "reads across the fork");
+	for (int pass = 0; pass < 2; pass++)
+		cr_assert_eq(bad_even_odd(p, 1, 3), -1, "pass %d", pass);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "the child saw its pages wrong (status %#x)", status);
+	cr_assert_eq(bad_even_odd(p, 1, 3), -1, "after the child exited");
+	check_peak(stats());
 	upvm_fini();
 }
