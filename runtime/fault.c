@@ -46,6 +46,7 @@
 #include "kmem.h"
 #include "log.h"
 #include "pager.h"
+#include "pagehash.h"
 #include "pdaemon.h"
 #include "swap.h"
 #include "uring.h"
@@ -484,6 +485,14 @@ fault_pagein(struct fault_ctx *fc)
 	if (error == 0) {
 		STAT_ADD(&vs->vs_stats, st_pageins, (uint64_t)n);
 		STAT_INC(&vs->vs_stats, st_pagein_ios);
+		/* the move protocol checks a clean page against this hash
+		   before it drops it (pdaemon.c); the slots' data is the
+		   same for every process sharing them */
+		for (int i = 0; vs->vs_pageout == UPVM_PAGEOUT_MOVE && i < n;
+		    i++)
+			swap_set_hash(vs->vs_swap, fc->fc_swslot +
+			    (uint64_t)i, page_hash((char *)fc->fc_buf +
+			    ptoa((size_t)i), vs->vs_swap->sw_hashkey));
 		error = pmap_copy(&vs->vs_pmap, va, fc->fc_buf,
 		    ptoa((vsize_t)n), PMAP_WP, &done);
 	} else {

@@ -2,11 +2,11 @@
 /*
  * pagehash.h: a keyed 64-bit hash of one page's contents.
  *
- * The move pageout protocol (pdaemon.c) keeps one with every swap slot it
- * writes: before it drops a resident page as clean (its swap copy still
- * valid), it compares the page's hash with the slot's, which catches a
- * write that the dirty bits missed (UFFDIO_MOVE does not carry the
- * uffd-wp bit).  Not cryptographic; the key is random per swap file, so
+ * Under the move pageout protocol (pdaemon.c) a page read back from swap
+ * leaves its hash with its slot (fault.c), and before the daemon drops a
+ * resident page as clean (its swap copy still valid) it compares the
+ * page's hash with the slot's, which catches a write that the dirty bits
+ * missed (UFFDIO_MOVE does not carry the uffd-wp bit).  Not cryptographic; the key is random per swap file, so
  * no fixed content is built to collide, and two different pages agree
  * with probability about 2^-64.
  */

@@ -265,8 +265,7 @@ pd_protect(struct pdaemon *pd, struct pd_batch *pb)
 
 /*
  * pd_write: give each dirty run that is still going swap slots and write
- * it (from pd_src); wait for all writes.  The move protocol keeps each
- * page's hash with its slot.
+ * it (from pd_src); wait for all writes.
  * => map read-locked.  Sets pr_error for runs that must stay resident.
  */
 static void
@@ -286,10 +285,6 @@ pd_write(struct pdaemon *pd, struct pd_batch *pb)
 			pd_set_stuck(pd, error);
 		} else {
 			atomic_store(&pd->pdd_stuck, false);
-			for (int k = 0; r->pr_stage >= 0 && k < r->pr_n; k++)
-				swap_set_hash(sw, r->pr_swslot + (uint64_t)k,
-				    page_hash(src + ptoa((size_t)k),
-				    sw->sw_hashkey));
 			error = swap_write(sw, pd->pdd_ring, r->pr_swslot, src,
 			    r->pr_n, (uint64_t)i);
 			inflight += error == 0;
@@ -547,6 +542,11 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb)
 				an->an_swslot = r->pr_swslot + (uint64_t)k;
 			}
 			if (wanted) {
+				/* clean from now on: its hash goes with it */
+				if (!r->pr_clean)
+					swap_set_hash(sw, an->an_swslot,
+					    page_hash(pd_src(pd, r) +
+					    ptoa((size_t)k), sw->sw_hashkey));
 				pd_unstage(pd, r, k, 1, true);
 				back++;
 			} else {
