@@ -24,6 +24,7 @@
 #include "log.h"
 #include "pager.h"
 #include "pdaemon.h"
+#include "region.h"
 #include "swap.h"
 #include "sys.h"
 #include "upvm.h"
@@ -351,43 +352,6 @@ upvm_fini(void)
 	return 0;
 }
 
-/*
- * region_create: a registered anonymous region of len bytes with its
- * entry and amap, not yet in the map.
- */
-static int
-region_create(struct vmspace *vs, vsize_t len, int advice,
-    struct vm_map_entry **ep)
-{
-	struct vm_map_entry *e;
-	void *va;
-	int error;
-
-	va = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (raw_mmap_failed(va))
-		return (int)(intptr_t)va;
-	error = pmap_register(&vs->vs_pmap, (vaddr_t)va, len,
-	    vs->vs_regmodes);
-	if (error != 0)
-		goto unmap;
-	e = vm_map_entry_alloc(&vs->vs_map, (vaddr_t)va, (vaddr_t)va + len);
-	if (e == NULL) {
-		error = -ENOMEM;
-		goto unmap;
-	}
-	if ((error = amap_create((int)atop(len), &e->e_aref.ar_amap)) != 0) {
-		vm_map_entry_free(&vs->vs_map, e);
-		goto unmap;
-	}
-	e->e_advice = (uint8_t)advice;
-	*ep = e;
-	return 0;
-unmap:
-	raw_munmap(va, len);	/* unregisters too */
-	return error;
-}
-
 UPVM_API int
 upvm_map(size_t size, int flags, void **addrp)
 {
@@ -416,7 +380,8 @@ upvm_map(size_t size, int flags, void **addrp)
 	    flags == UPVM_MAP_RANDOM ? VM_ADV_RANDOM : VM_ADV_NORMAL;
 	if ((error = api_enter("upvm_map")) != 0)
 		return error;
-	if ((error = region_create(vs, len, advice, &e)) != 0) {
+	if ((error = region_create(vs, 0, len, PROT_READ | PROT_WRITE, 0,
+	    advice, &e)) != 0) {
 		api_exit();
 		upvm_log(LOG_ERR, "upvm_map: cannot map %zu bytes: %s",
 		    size, strerror(-error));
@@ -483,111 +448,22 @@ range_enter(const char *fn, void *addr, size_t len, vaddr_t *endp)
 	return -EINVAL;
 }
 
-/*
- * range_clip: clip the entries at start and end so that [start, end) is
- * covered by whole entries.
- * => map write-locked; the range is managed.  -ENOMEM: the map is
- *    unchanged in meaning (a clip alone never is).
- */
-static int
-range_clip(struct vm_map *map, vaddr_t start, vaddr_t end)
-{
-	struct vm_map_entry *e;
-	int error;
-
-	e = vm_map_lookup(map, start);
-	if ((error = vm_map_clip_start(map, e, start)) != 0)
-		return error;
-	e = vm_map_lookup(map, end - 1);
-	return vm_map_clip_end(map, e, end);
-}
-
 UPVM_API int
 upvm_unmap(void *addr, size_t len)
 {
 	struct vmspace *vs = &upvm_vs;
-	struct vm_map *map = &vs->vs_map;
-	struct vm_map_entry *e, *next, *dead = NULL;
-	vaddr_t start = (vaddr_t)addr, end;
-	long nres = 0;
+	vaddr_t end;
 	int error;
 
 	if ((error = range_enter("upvm_unmap", addr, len, &end)) != 0)
 		return error;
-	if ((error = range_clip(map, start, end)) != 0)
-		goto out;
-	/* nothing fails from here on */
-	pmap_unregister(&vs->vs_pmap, start, end - start);
-	raw_munmap(addr, end - start);
-	for (e = vm_map_lookup(map, start); e != NULL && e->e_start < end;
-	    e = next) {
-		next = vm_map_next(map, e);
-		vm_map_unlink(map, e);
-		if (e->e_aref.ar_amap != NULL)
-			nres += amap_resident(e->e_aref.ar_amap,
-			    e->e_aref.ar_pageoff, (int)vm_entry_npages(e));
-		/* chain through the tree link, now unused */
-		e->e_rb.rbe_parent = dead;
-		dead = e;
-	}
-	atomic_fetch_sub(&vs->vs_resident, nres);
-out:
-	vm_rwlock_unlock(&map->m_lock);
-	for (e = dead; e != NULL; e = next) {
-		next = e->e_rb.rbe_parent;
-		vm_map_entry_free(map, e);
-	}
+	error = region_remove(vs, (vaddr_t)addr, end, true);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	api_exit();
 	if (error != 0)
 		upvm_log(LOG_ERR, "upvm_unmap: out of memory splitting a "
 		    "region; nothing was unmapped");
 	return error;
-}
-
-/*
- * advise_pattern: set the access pattern of whole entries in the range,
- * then merge what became alike again (NORMAL over a split region).
- * => map write-locked, range clipped.
- */
-static void
-advise_pattern(struct vm_map *map, vaddr_t start, vaddr_t end, int advice)
-{
-	struct vm_map_entry *e;
-
-	for (e = vm_map_lookup(map, start); e != NULL && e->e_start < end;
-	    e = vm_map_next(map, e)) {
-		e->e_advice = (uint8_t)advice;
-		cluster_reset(&e->e_cluster);
-	}
-	for (e = vm_map_lookup(map, start); e != NULL && e->e_start < end;
-	    e = vm_map_next(map, e))
-		e = vm_map_merge(map, e);
-	if ((e = vm_map_lookup(map, end)) != NULL)
-		vm_map_merge(map, e);
-}
-
-/*
- * advise_dontneed: drop every page of the range.
- * => map write-locked (so no slot is BUSY).
- */
-static void
-advise_dontneed(struct vmspace *vs, vaddr_t start, vaddr_t end)
-{
-	struct vm_map_entry *e;
-	vaddr_t lo, hi;
-	long nres = 0;
-
-	for (e = vm_map_lookup(&vs->vs_map, start); e != NULL &&
-	    e->e_start < end; e = vm_map_next(&vs->vs_map, e)) {
-		lo = MAX(start, e->e_start);
-		hi = MIN(end, e->e_end);
-		pmap_dontneed(&vs->vs_pmap, lo, hi - lo);
-		if (e->e_aref.ar_amap != NULL)
-			nres += amap_free_range(e->e_aref.ar_amap,
-			    vm_entry_slot(e, lo), (int)atop(hi - lo));
-		cluster_reset(&e->e_cluster);
-	}
-	atomic_fetch_sub(&vs->vs_resident, nres);
 }
 
 static int
@@ -621,20 +497,20 @@ upvm_advise(void *addr, size_t len, int advice)
 		return error;
 	if (advice & (UPVM_ADV_NORMAL | UPVM_ADV_SEQUENTIAL |
 	    UPVM_ADV_RANDOM)) {
-		if ((error = range_clip(map, start, end)) != 0) {
+		if ((error = region_clip(map, start, end)) != 0) {
 			vm_rwlock_unlock(&map->m_lock);
 			api_exit();
 			upvm_log(LOG_ERR, "upvm_advise: out of memory "
 			    "splitting a region; nothing changed");
 			return error;
 		}
-		advise_pattern(map, start, end,
+		region_pattern(map, start, end,
 		    (advice & UPVM_ADV_SEQUENTIAL) ? VM_ADV_SEQUENTIAL :
 		    (advice & UPVM_ADV_RANDOM) ? VM_ADV_RANDOM :
 		    VM_ADV_NORMAL);
 	}
 	if (advice & UPVM_ADV_DONTNEED)
-		advise_dontneed(vs, start, end);
+		region_dontneed(vs, start, end);
 	vm_rwlock_unlock(&map->m_lock);
 	if (advice & UPVM_ADV_WILLNEED) {
 		error = fault_populate(vs, start, end);

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * region.c: operations on managed regions over partly managed ranges
+ * (see region.h).
+ */
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "amap.h"
+#include "cluster.h"
+#include "region.h"
+#include "sys.h"
+#include "vmspace.h"
+
+int
+region_create(struct vmspace *vs, vaddr_t addr, vsize_t len, int prot,
+    int mmflags, int advice, struct vm_map_entry **ep)
+{
+	struct vm_map_entry *e;
+	void *va;
+	int error;
+
+	va = raw_mmap((void *)addr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS |
+	    MAP_NORESERVE | (mmflags & (MAP_FIXED | MAP_FIXED_NOREPLACE)),
+	    -1, 0);
+	if (raw_mmap_failed(va))
+		return (int)(intptr_t)va;
+	error = pmap_register(&vs->vs_pmap, (vaddr_t)va, len,
+	    vs->vs_regmodes);
+	if (error != 0)
+		goto unmap;
+	e = vm_map_entry_alloc(&vs->vs_map, (vaddr_t)va, (vaddr_t)va + len);
+	if (e == NULL) {
+		error = -ENOMEM;
+		goto unmap;
+	}
+	if ((error = amap_create((int)atop(len), &e->e_aref.ar_amap)) != 0) {
+		vm_map_entry_free(&vs->vs_map, e);
+		goto unmap;
+	}
+	e->e_advice = (uint8_t)advice;
+	*ep = e;
+	return 0;
+unmap:
+	raw_munmap(va, len);	/* unregisters too */
+	return error;
+}
+
+int
+region_clip(struct vm_map *map, vaddr_t start, vaddr_t end)
+{
+	struct vm_map_entry *e;
+	int error;
+
+	VM_ASSERT_WLOCKED(&map->m_lock);
+	if ((e = vm_map_lookup(map, start)) != NULL &&
+	    (error = vm_map_clip_start(map, e, start)) != 0)
+		return error;
+	if ((e = vm_map_lookup(map, end - 1)) != NULL)
+		return vm_map_clip_end(map, e, end);
+	return 0;
+}
+
+bool
+region_managed(struct vm_map *map, vaddr_t start, vaddr_t end)
+{
+	struct vm_map_entry *e = vm_map_first_ge(map, start);
+
+	return e != NULL && e->e_start < end;
+}
+
+int
+region_remove(struct vmspace *vs, vaddr_t start, vaddr_t end, bool unmap)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e, *next, *dead = NULL;
+	long nres = 0;
+	int error;
+
+	if ((error = region_clip(map, start, end)) != 0)
+		return error;
+	/* nothing fails from here on */
+	if (unmap)
+		raw_munmap((void *)start, end - start);	/* unregisters */
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = next) {
+		next = vm_map_next(map, e);
+		if (!unmap)
+			(void)pmap_unregister(&vs->vs_pmap, e->e_start,
+			    e->e_end - e->e_start);
+		vm_map_unlink(map, e);
+		if (e->e_aref.ar_amap != NULL)
+			nres += amap_resident(e->e_aref.ar_amap,
+			    e->e_aref.ar_pageoff, (int)vm_entry_npages(e));
+		/* chain through the tree link, now unused */
+		e->e_rb.rbe_parent = dead;
+		dead = e;
+	}
+	atomic_fetch_sub(&vs->vs_resident, nres);
+	/* amap_unref frees anons and swap slots; no map lock needed */
+	for (e = dead; e != NULL; e = next) {
+		next = e->e_rb.rbe_parent;
+		vm_map_entry_free(map, e);
+	}
+	return 0;
+}
+
+void
+region_dontneed(struct vmspace *vs, vaddr_t start, vaddr_t end)
+{
+	struct vm_map_entry *e;
+	vaddr_t lo, hi;
+	long nres = 0;
+
+	VM_ASSERT_WLOCKED(&vs->vs_map.m_lock);
+	for (e = vm_map_first_ge(&vs->vs_map, start); e != NULL &&
+	    e->e_start < end; e = vm_map_next(&vs->vs_map, e)) {
+		lo = MAX(start, e->e_start);
+		hi = MIN(end, e->e_end);
+		pmap_dontneed(&vs->vs_pmap, lo, hi - lo);
+		if (e->e_aref.ar_amap != NULL)
+			nres += amap_free_range(e->e_aref.ar_amap,
+			    vm_entry_slot(e, lo), (int)atop(hi - lo));
+		cluster_reset(&e->e_cluster);
+	}
+	atomic_fetch_sub(&vs->vs_resident, nres);
+}
+
+void
+region_pattern(struct vm_map *map, vaddr_t start, vaddr_t end, int advice)
+{
+	struct vm_map_entry *e;
+
+	VM_ASSERT_WLOCKED(&map->m_lock);
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e)) {
+		e->e_advice = (uint8_t)advice;
+		cluster_reset(&e->e_cluster);
+	}
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e))
+		e = vm_map_merge(map, e);
+	if ((e = vm_map_lookup(map, end)) != NULL)
+		vm_map_merge(map, e);
+}

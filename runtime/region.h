@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * region.h: operations on the managed regions of a vmspace, over ranges
+ * that may be only partly managed (the interposed system calls see any
+ * range): create, clip, remove, drop pages, set the access pattern.  The
+ * public API (upvm.c) and the system-call face (hostmm.c) are both built
+ * on these.
+ *
+ * Every function here wants the map write-locked: no fault handler is
+ * resolving (no SLOT_BUSY), no pageout batch is running.
+ */
+#ifndef UPVM_REGION_H
+#define UPVM_REGION_H
+
+#include "map.h"
+
+struct vmspace;
+
+/*
+ * region_create: mmap and register an anonymous private region of len
+ * bytes with its entry and amap, not yet in the map.  addr/mmflags as for
+ * mmap(2): a hint, or MAP_FIXED (the caller removes what was managed
+ * there) or MAP_FIXED_NOREPLACE; prot as for mmap(2).
+ * => 0 with *ep, or -errno with nothing left mapped.
+ */
+int region_create(struct vmspace *, vaddr_t addr, vsize_t len, int prot,
+    int mmflags, int advice, struct vm_map_entry **ep);
+
+/*
+ * region_clip: clip the entries that straddle start or end, so that the
+ * managed parts of [start, end) are whole entries.
+ * => -ENOMEM with nothing changed in meaning (a clip alone never is).
+ */
+int region_clip(struct vm_map *, vaddr_t start, vaddr_t end);
+
+/*
+ * region_remove: forget the managed parts of [start, end): their entries,
+ * anons and swap slots.  unmap: munmap the whole range too; else the
+ * caller replaced it already (mmap MAP_FIXED, mremap) and it is only
+ * unregistered.
+ * => 0, or -ENOMEM (clipping) with nothing changed.
+ */
+int region_remove(struct vmspace *, vaddr_t start, vaddr_t end, bool unmap);
+
+/* region_dontneed: drop every managed page of [start, end) (zeros next) */
+void region_dontneed(struct vmspace *, vaddr_t start, vaddr_t end);
+
+/*
+ * region_pattern: set the access pattern (VM_ADV_*) of the entries in
+ * [start, end), clipped by region_clip, and merge what became alike.
+ */
+void region_pattern(struct vm_map *, vaddr_t start, vaddr_t end, int advice);
+
+/* region_managed: some page of [start, end) is managed */
+bool region_managed(struct vm_map *, vaddr_t start, vaddr_t end);
+
+#endif /* UPVM_REGION_H */
