@@ -58,6 +58,10 @@ static const struct conf_key conf_keys[] = {
 	    "a directory, or the path of a file that does not exist yet"),
 	KEY("swap_max", "UPVM_SWAP_MAX", CT_SIZE, swap_max, 0, 0,
 	    "a size of at least 4K, such as 16G"),
+	KEY("threshold", "UPVM_THRESHOLD", CT_SIZE, threshold, 0, 0,
+	    "a size of at least 4K, such as 1M"),
+	KEY("stats", "UPVM_STATS", CT_PATH, stats_path, 0, 0,
+	    "- (stderr) or the path of a file"),
 	ENUMKEY("pageout", "UPVM_PAGEOUT", pageout, pageout_names,
 	    "auto, move or wp"),
 };
@@ -74,6 +78,7 @@ upvm_config_default(struct upvm_config *cfg)
 	cfg->log_level = UPVM_LOG_WARN;
 	cfg->budget = 0;
 	cfg->swap_max = (uint64_t)64 << 30;
+	cfg->threshold = (uint64_t)1 << 20;
 }
 
 static bool

@@ -4,11 +4,14 @@
  * (see region.h).
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "amap.h"
 #include "cluster.h"
+#include "log.h"
 #include "region.h"
+#include "swap.h"
 #include "sys.h"
 #include "vmspace.h"
 
@@ -142,4 +145,89 @@ region_pattern(struct vm_map *map, vaddr_t start, vaddr_t end, int advice)
 		e = vm_map_merge(map, e);
 	if ((e = vm_map_lookup(map, end)) != NULL)
 		vm_map_merge(map, e);
+}
+
+int
+region_adopt(struct vmspace *vs, vaddr_t start, vaddr_t end)
+{
+	struct vm_map_entry *e;
+	int error;
+
+	VM_ASSERT_WLOCKED(&vs->vs_map.m_lock);
+	/* an expansion in place keeps the registration: register anew */
+	(void)pmap_unregister(&vs->vs_pmap, start, end - start);
+	if ((error = pmap_register(&vs->vs_pmap, start, end - start,
+	    vs->vs_regmodes)) != 0)
+		return error;
+	if ((e = vm_map_entry_alloc(&vs->vs_map, start, end)) == NULL) {
+		error = -ENOMEM;
+	} else if ((error = amap_create((int)atop(end - start),
+	    &e->e_aref.ar_amap)) != 0 ||
+	    (error = vm_map_insert(&vs->vs_map, e)) != 0) {
+		vm_map_entry_free(&vs->vs_map, e);
+	}
+	if (error != 0)
+		(void)pmap_unregister(&vs->vs_pmap, start, end - start);
+	return error;
+}
+
+/* region_dirty_clean: clean pages of entry e become dirty (no uffd-wp) */
+static void
+region_dirty_clean(struct vmspace *vs, struct vm_map_entry *e)
+{
+	struct amap *am = e->e_aref.ar_amap;
+	struct anon *an;
+	uint64_t old;
+
+	if (am == NULL || vs->vs_swap == NULL)
+		return;
+	vm_mutex_lock(&am->am_lock);
+	for (int s = e->e_aref.ar_pageoff; s < e->e_aref.ar_pageoff +
+	    (int)vm_entry_npages(e); s++) {
+		an = amap_anon_at(am, s);
+		if (an == NULL || (an->an_flags & (ANON_RESIDENT |
+		    ANON_SWAPPED)) != (ANON_RESIDENT | ANON_SWAPPED))
+			continue;
+		amap_set_dirty(am, s, &old);
+		if (old != 0)	/* lock order: amap -> pager */
+			swap_free(vs->vs_swap, old, 1);
+	}
+	vm_mutex_unlock(&am->am_lock);
+}
+
+int
+region_move(struct vmspace *vs, vaddr_t start, vaddr_t end, vaddr_t nstart)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e, *next, *moved = NULL;
+	vaddr_t delta = nstart - start;	/* modulo 2^64 */
+	int error;
+
+	VM_ASSERT_WLOCKED(&map->m_lock);
+	for (e = vm_map_lookup(map, start); e != NULL && e->e_start < end;
+	    e = next) {
+		next = vm_map_next(map, e);
+		vm_map_unlink(map, e);
+		e->e_start += delta;
+		e->e_end += delta;
+		cluster_reset(&e->e_cluster);
+		region_dirty_clean(vs, e);
+		e->e_rb.rbe_parent = moved;
+		moved = e;
+	}
+	for (e = moved; e != NULL; e = next) {
+		next = e->e_rb.rbe_parent;
+		error = vm_map_insert(map, e);
+		VM_ASSERT(error == 0);	/* the kernel gave us the range */
+	}
+	error = pmap_register(&vs->vs_pmap, nstart, end - start,
+	    vs->vs_regmodes);
+	if (error != 0) {
+		upvm_log(LOG_ERR, "mremap: cannot register the moved range "
+		    "%#lx+%#lx: %s; its swapped-out pages are lost",
+		    (unsigned long)nstart, (unsigned long)(end - start),
+		    strerror(-error));
+		(void)region_remove(vs, nstart, nstart + (end - start), false);
+	}
+	return error;
 }

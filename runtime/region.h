@@ -42,6 +42,23 @@ int region_clip(struct vm_map *, vaddr_t start, vaddr_t end);
  */
 int region_remove(struct vmspace *, vaddr_t start, vaddr_t end, bool unmap);
 
+/*
+ * region_adopt: manage [start, end), which the kernel mapped already
+ * (anonymous, private, no pages yet: the growth of an mremap).
+ * => 0, or -errno with nothing changed.
+ */
+int region_adopt(struct vmspace *, vaddr_t start, vaddr_t end);
+
+/*
+ * region_move: the kernel moved the wholly managed, clipped range
+ * [start, end) to nstart (mremap): move its entries there and register
+ * the new range.  The move cleared the pages' uffd-wp bits, so pages that
+ * were clean (a valid swap copy) become dirty.
+ * => 0, or -errno from registering (then the range is forgotten: its
+ *    resident pages stay, swapped ones are lost, and it says so).
+ */
+int region_move(struct vmspace *, vaddr_t start, vaddr_t end, vaddr_t nstart);
+
 /* region_dontneed: drop every managed page of [start, end) (zeros next) */
 void region_dontneed(struct vmspace *, vaddr_t start, vaddr_t end);
 

@@ -77,6 +77,22 @@ api_exit(void)
 	pthread_rwlock_unlock(&upvm_lock);
 }
 
+struct vmspace *
+vmspace_enter(void)
+{
+	pthread_rwlock_rdlock(&upvm_lock);
+	if (upvm_running)
+		return &upvm_vs;
+	pthread_rwlock_unlock(&upvm_lock);
+	return NULL;
+}
+
+void
+vmspace_exit(void)
+{
+	pthread_rwlock_unlock(&upvm_lock);
+}
+
 /*
  * handlers_default: one fault thread per CPU; with a budget, two per CPU
  * and at least four, because a fault thread waits for its pagein read:
@@ -266,6 +282,7 @@ upvm_init(const struct upvm_config *cfgp)
 	vs->vs_budget = (long)atop(cfg.budget);
 	/* slack: one window in flight per fault thread */
 	vs->vs_slack = (long)nthreads * cfg.seq_max_pages;
+	vs->vs_threshold = round_page(cfg.threshold);
 	if ((error = vmspace_start(vs)) != 0)
 		goto fail;
 	upvm_fork_handlers();

@@ -52,6 +52,12 @@ extern "C" {
  *	swap	  UPVM_SWAP	  directory for the private swap file, or the
  *				  path of a new file ($TMPDIR, else /var/tmp)
  *	swap_max  UPVM_SWAP_MAX	  cap on the swap file, a size (64G)
+ *	threshold UPVM_THRESHOLD  with libupvm.so preloaded (upvm run): the
+ *				  smallest anonymous private mapping that is
+ *				  managed, a size (1M)
+ *	stats	  UPVM_STATS	  with libupvm.so preloaded: at exit, a
+ *				  summary on stderr ("-") or JSON in a file
+ *				  ("": none)
  *	pageout	  UPVM_PAGEOUT	  how pages leave: auto, move (UFFDIO_MOVE
  *				  staging + asynchronous dirty tracking,
  *				  Linux 6.8) or wp (synchronous write
@@ -78,6 +84,8 @@ struct upvm_config {
 	char		swap_path[UPVM_PATH_MAX]; /* "": default */
 	uint64_t	swap_max;		/* bytes */
 	int		pageout;		/* UPVM_PAGEOUT_* */
+	uint64_t	threshold;		/* bytes */
+	char		stats_path[UPVM_PATH_MAX]; /* "": none, "-": stderr */
 };
 
 /* upvm_config_default: fill in the defaults.  Never fails. */

@@ -39,7 +39,16 @@ struct vmspace {
 	bool			vs_pin;		/* [I] */
 	long			vs_budget;	/* [I] pages, 0: none */
 	long			vs_slack;	/* [I] pages in flight allowed */
+	vsize_t			vs_threshold;	/* [I] smallest managed mmap */
 };
+
+/*
+ * vmspace_enter: the in-process vmspace, with upvm_lock read-held so that
+ * it stays initialized; NULL (and no lock) if upvm is not running.
+ * vmspace_exit: release it.  (upvm.c)
+ */
+struct vmspace *vmspace_enter(void);
+void vmspace_exit(void);
 
 /*
  * vmspace_start: start the fault threads and, with a budget, the pageout

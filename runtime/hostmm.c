@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * hostmm.c: mmap, munmap, mremap and madvise over managed memory (see
+ * hostmm.h).
+ *
+ * A word on races with the program's other threads.  Every call that
+ * changes what is managed holds the map write lock across both the system
+ * call and the metadata change, so no fault is resolved and no page paged
+ * out in between.  A MAP_FIXED mapping over a managed range forgets the
+ * old metadata and replaces the mapping under that one lock, rather than
+ * unmapping first: between an munmap and a later mmap another thread's
+ * mmap could take the hole.
+ *
+ * mremap of managed memory: the kernel moves the page tables (what is
+ * resident) and drops the range's userfaultfd registration and uffd-wp
+ * bits (no EVENT_REMAP); the entries follow to the new address, the range
+ * is registered again and its clean pages become dirty, so swapped-out
+ * pages fault back in from the new address.  Growth becomes a new managed
+ * entry; a shrunk tail is forgotten.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "amap.h"
+#include "hostmm.h"
+#include "log.h"
+#include "region.h"
+#include "sys.h"
+#include "vmspace.h"
+
+static void *
+sys_failed(int error)
+{
+	errno = -error;
+	return MAP_FAILED;
+}
+
+static int
+sys_result(long r)
+{
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return 0;
+}
+
+/* a mapping upvm takes: anonymous, private, large, not special */
+static bool
+manageable(struct vmspace *vs, size_t len, int prot, int flags, int fd)
+{
+	return fd == -1 && (flags & MAP_ANONYMOUS) &&
+	    (flags & MAP_TYPE) == MAP_PRIVATE &&
+	    !(flags & (MAP_HUGETLB | MAP_STACK | MAP_GROWSDOWN | MAP_LOCKED |
+	    MAP_POPULATE)) && !(prot & PROT_EXEC) &&
+	    round_page(len) >= vs->vs_threshold && len <= VM_MAX_REGION;
+}
+
+void *
+hostmm_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	struct vmspace *vs;
+	struct vm_map_entry *e;
+	vaddr_t start = (vaddr_t)addr, end = start + round_page(len);
+	bool manage, fixed = (flags & MAP_FIXED) != 0;
+	int error;
+	void *p;
+
+	if ((vs = vmspace_enter()) == NULL)
+		return raw_mmap_failed(p = raw_mmap(addr, len, prot, flags,
+		    fd, off)) ? sys_failed((int)(intptr_t)p) : p;
+	manage = manageable(vs, len, prot, flags, fd);
+	if (!manage && !fixed) {
+		vmspace_exit();
+		return raw_mmap_failed(p = raw_mmap(addr, len, prot, flags,
+		    fd, off)) ? sys_failed((int)(intptr_t)p) : p;
+	}
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	error = 0;
+	if (fixed && page_aligned(start) && end > start &&
+	    region_managed(&vs->vs_map, start, end))
+		error = region_remove(vs, start, end, false);
+	if (error == 0 && manage) {
+		error = region_create(vs, start, round_page(len), prot, flags,
+		    VM_ADV_NORMAL, &e);
+		if (error == 0 && (error = vm_map_insert(&vs->vs_map, e)) != 0) {
+			/* the kernel reused a range unmapped behind our back */
+			upvm_log(LOG_ERR, "mmap: new region %#lx overlaps one "
+			    "upvm still manages", (unsigned long)e->e_start);
+			raw_munmap((void *)e->e_start, e->e_end - e->e_start);
+			vm_map_entry_free(&vs->vs_map, e);
+			error = -ENOMEM;
+		}
+		p = error == 0 ? (void *)e->e_start : NULL;
+	} else if (error == 0) {
+		p = raw_mmap(addr, len, prot, flags, fd, off);
+		if (raw_mmap_failed(p))
+			error = (int)(intptr_t)p;
+	}
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vmspace_exit();
+	return error != 0 ? sys_failed(error) : p;
+}
+
+int
+hostmm_munmap(void *addr, size_t len)
+{
+	vaddr_t start = (vaddr_t)addr, end = start + round_page(len);
+	struct vmspace *vs;
+	int error;
+
+	if (!page_aligned(start) || len == 0 || end < start ||
+	    (vs = vmspace_enter()) == NULL)
+		return sys_result(raw_munmap(addr, len));
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	if (region_managed(&vs->vs_map, start, end))
+		error = region_remove(vs, start, end, true);
+	else
+		error = raw_munmap(addr, len);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vmspace_exit();
+	return sys_result(error);
+}
+
+/*
+ * each_piece: call fn on the managed (true) and unmanaged (false) pieces
+ * of [start, end) in order.  => map locked.
+ */
+static void
+each_piece(struct vm_map *map, vaddr_t start, vaddr_t end,
+    void (*fn)(vaddr_t, vaddr_t, bool, void *), void *arg)
+{
+	struct vm_map_entry *e;
+	vaddr_t va = start;
+
+	while (va < end) {
+		if ((e = vm_map_first_ge(map, va)) == NULL ||
+		    e->e_start >= end) {
+			fn(va, end, false, arg);
+			return;
+		}
+		if (e->e_start > va)
+			fn(va, e->e_start, false, arg);
+		va = MAX(va, e->e_start);
+		fn(va, MIN(end, e->e_end), true, arg);
+		va = MIN(end, e->e_end);
+	}
+}
+
+struct advise_arg {
+	struct vmspace	*aa_vs;
+	int		 aa_advice;
+	int		 aa_error;	/* the first raw madvise error */
+};
+
+static void
+advise_piece(vaddr_t lo, vaddr_t hi, bool managed, void *arg)
+{
+	struct advise_arg *aa = arg;
+	int error;
+
+	if (managed) {
+		if (aa->aa_advice == MADV_DONTNEED || aa->aa_advice ==
+		    MADV_FREE || aa->aa_advice == MADV_REMOVE)
+			region_dontneed(aa->aa_vs, lo, hi);
+		return;
+	}
+	error = raw_madvise((void *)lo, hi - lo, aa->aa_advice);
+	if (aa->aa_error == 0)
+		aa->aa_error = error;
+}
+
+int
+hostmm_madvise(void *addr, size_t len, int advice)
+{
+	vaddr_t start = (vaddr_t)addr, end = start + round_page(len);
+	struct advise_arg aa = { .aa_advice = advice };
+	struct vmspace *vs;
+	int pattern = -1, error;
+
+	switch (advice) {
+	case MADV_NORMAL:	pattern = VM_ADV_NORMAL; break;
+	case MADV_SEQUENTIAL:	pattern = VM_ADV_SEQUENTIAL; break;
+	case MADV_RANDOM:	pattern = VM_ADV_RANDOM; break;
+	case MADV_DONTNEED: case MADV_FREE: case MADV_REMOVE:
+	case MADV_WILLNEED:
+		break;
+	default:
+		/* the kernel's business (HUGEPAGE, DONTDUMP, ...) */
+		return sys_result(raw_madvise(addr, len, advice));
+	}
+	if (!page_aligned(start) || end < start ||
+	    (vs = vmspace_enter()) == NULL)
+		return sys_result(raw_madvise(addr, len, advice));
+	aa.aa_vs = vs;
+	if (advice == MADV_WILLNEED) {
+		/* page in what is managed; the kernel reads ahead the rest */
+		vm_rwlock_rdlock(&vs->vs_map.m_lock);
+		bool managed = region_managed(&vs->vs_map, start, end);
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+		if (managed)
+			(void)fault_populate(vs, start, end);
+		vmspace_exit();
+		return managed ? 0 : sys_result(raw_madvise(addr, len,
+		    advice));
+	}
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	error = pattern >= 0 ? region_clip(&vs->vs_map, start, end) : 0;
+	if (error == 0 && pattern >= 0)
+		region_pattern(&vs->vs_map, start, end, pattern);
+	if (error == 0)
+		each_piece(&vs->vs_map, start, end, advise_piece, &aa);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vmspace_exit();
+	return sys_result(error != 0 ? error : aa.aa_error);
+}
+
+/*
+ * mremap_managed: mremap a wholly managed range and keep it managed: the
+ * kernel moves the pages it has, the metadata follows (the swapped-out
+ * pages with it), growth is adopted, a shrunk tail forgotten.
+ * => map write-locked.  Returns the new address, or -errno in *errorp.
+ */
+static vaddr_t
+mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
+    size_t newlen, int flags, vaddr_t newaddr, int *errorp)
+{
+	vaddr_t end = start + round_page(oldlen), keep;
+	long r;
+	int error;
+
+	if ((error = region_clip(&vs->vs_map, start, end)) != 0) {
+		*errorp = error;
+		return 0;
+	}
+	r = syscall(SYS_mremap, start, oldlen, newlen, flags, newaddr);
+	if (r == -1) {
+		*errorp = -errno;
+		return 0;
+	}
+	keep = MIN(round_page(oldlen), round_page(newlen));
+	*errorp = 0;
+	if (keep < round_page(oldlen))
+		(void)region_remove(vs, start + keep, end, false);
+	if ((vaddr_t)r != start)
+		*errorp = region_move(vs, start, start + keep, (vaddr_t)r);
+	if (*errorp == 0 && round_page(newlen) > keep &&
+	    (*errorp = region_adopt(vs, (vaddr_t)r + keep, (vaddr_t)r +
+	    round_page(newlen))) != 0)
+		upvm_log(LOG_WARN, "mremap: the new %zu bytes at %#lx are not "
+		    "managed: %s", (size_t)(round_page(newlen) - keep),
+		    (unsigned long)(r + keep), strerror(-*errorp));
+	*errorp = 0;	/* the data is where the program wants it */
+	return (vaddr_t)r;
+}
+
+void *
+hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
+    void *newaddr)
+{
+	vaddr_t start = (vaddr_t)old, end = start + round_page(oldlen);
+	vaddr_t nstart = (vaddr_t)newaddr, nend = nstart + round_page(newlen);
+	struct vmspace *vs;
+	vaddr_t r;
+	int error = 0;
+
+	if (!page_aligned(start) || end <= start ||
+	    (vs = vmspace_enter()) == NULL)
+		return (void *)syscall(SYS_mremap, old, oldlen, newlen, flags,
+		    newaddr);
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	if ((flags & MREMAP_FIXED) && page_aligned(nstart) && nend > nstart &&
+	    region_managed(&vs->vs_map, nstart, nend))
+		error = region_remove(vs, nstart, nend, false);
+	if (error == 0 && vm_map_range_managed(&vs->vs_map, start, end)) {
+		r = mremap_managed(vs, start, oldlen, newlen, flags, nstart,
+		    &error);
+	} else if (error == 0 && region_managed(&vs->vs_map, start, end)) {
+		/* partly managed: the kernel refuses a range over two
+		   mappings anyway */
+		error = -EFAULT;
+	} else if (error == 0) {
+		r = (vaddr_t)syscall(SYS_mremap, old, oldlen, newlen, flags,
+		    newaddr);
+		error = (long)r == -1 ? -errno : 0;
+	}
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vmspace_exit();
+	return error != 0 ? sys_failed(error) : (void *)r;
+}

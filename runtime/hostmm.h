@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * hostmm.h: the memory system calls as a program sees them, with the
+ * anonymous private mappings of at least `threshold` bytes managed by
+ * upvm.  interpose.c (libupvm.so only) forwards mmap, munmap, mremap and
+ * madvise here; tests call these directly.  Without a running upvm each
+ * is the plain system call.
+ *
+ * Each returns as the libc function does: the result, or MAP_FAILED / -1
+ * with errno set; errno is untouched on success.
+ */
+#ifndef UPVM_HOSTMM_H
+#define UPVM_HOSTMM_H
+
+#include <sys/types.h>
+
+void *hostmm_mmap(void *addr, size_t len, int prot, int flags, int fd,
+    off_t off);
+int hostmm_munmap(void *addr, size_t len);
+void *hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
+    void *newaddr);
+int hostmm_madvise(void *addr, size_t len, int advice);
+
+#endif /* UPVM_HOSTMM_H */

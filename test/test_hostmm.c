@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_hostmm.c: the memory system calls as an unmodified program makes
+ * them (what interpose.c forwards), under a budget 8x smaller than the
+ * memory: which mappings are managed, MAP_FIXED over managed memory,
+ * partial munmap, madvise, mremap, PROT_NONE reservations opened later,
+ * and the kernel reading and writing paged-out buffers (pipes, files,
+ * O_DIRECT).  Every page is checked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+#include "hostmm.h"
+#include "upvm.h"
+#include "vm.h"
+
+#define MIB		((size_t)1 << 20)
+#define BUDGET		(8 * MIB)
+#define NPAGES		(64 * MIB / PAGE_SIZE)
+#define LEN		(NPAGES * PAGE_SIZE)
+
+static void
+start(void)
+{
+	struct upvm_config cfg;
+
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	cfg.budget = BUDGET;
+	cfg.threshold = MIB;
+	cr_assert_eq(upvm_init(&cfg), 0);
+}
+
+static struct upvm_stats
+stats(void)
+{
+	struct upvm_stats st;
+
+	cr_assert_eq(upvm_stats(&st), 0);
+	return st;
+}
+
+static char *
+anon(size_t len, int prot, int flags)
+{
+	char *p = hostmm_mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS |
+	    flags, -1, 0);
+
+	cr_assert_neq(p, MAP_FAILED, "mmap: %s", strerror(errno));
+	return p;
+}
+
+/* fill, then read twice: the pages went out to swap and came back */
+static char *
+paged_region(void)
+{
+	char *p = anon(LEN, PROT_READ | PROT_WRITE, 0);
+
+	test_pattern_fill(p, NPAGES, 0, 1);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	cr_assert_gt(stats().pageouts, 0);
+	return p;
+}
+
+Test(hostmm, large_anonymous_private_mappings_are_managed, .timeout = 60)
+{
+	char path[] = "/tmp/upvm-hostmm-XXXXXX";
+	uint64_t before;
+	char *p, *q;
+	int fd;
+
+	start();
+	before = stats().regions;
+	p = anon(2 * MIB, PROT_READ | PROT_WRITE, 0);
+	cr_assert_eq(stats().regions, before + 1);
+	/* small, shared, file, executable, populated: left alone */
+	q = anon(MIB / 2, PROT_READ | PROT_WRITE, 0);
+	cr_assert_eq(stats().regions, before + 1);
+	cr_assert_eq(hostmm_munmap(q, MIB / 2), 0);
+	q = hostmm_mmap(NULL, 2 * MIB, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(q, MAP_FAILED);
+	cr_assert_eq(stats().regions, before + 1);
+	cr_assert_eq(hostmm_munmap(q, 2 * MIB), 0);
+	cr_assert_geq(fd = mkstemp(path), 0);
+	cr_assert_eq(ftruncate(fd, 2 * MIB), 0);
+	q = hostmm_mmap(NULL, 2 * MIB, PROT_READ, MAP_PRIVATE, fd, 0);
+	cr_assert_neq(q, MAP_FAILED);
+	cr_assert_eq(stats().regions, before + 1);
+	cr_assert_eq(hostmm_munmap(q, 2 * MIB), 0);
+	close(fd);
+	unlink(path);
+	q = anon(2 * MIB, PROT_READ | PROT_WRITE, MAP_POPULATE);
+	cr_assert_eq(stats().regions, before + 1);
+	cr_assert_eq(hostmm_munmap(q, 2 * MIB), 0);
+	/* bad calls fail as the kernel's do, errno set */
+	errno = 0;
+	cr_assert_eq(hostmm_mmap(NULL, 0, PROT_READ, MAP_PRIVATE |
+	    MAP_ANONYMOUS, -1, 0), MAP_FAILED);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(hostmm_munmap(p + 1, PAGE_SIZE), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(hostmm_munmap(p, 2 * MIB), 0);
+	cr_assert_eq(stats().regions, before);
+	upvm_fini();
+}
+
+Test(hostmm, partial_munmap_keeps_the_rest, .timeout = 120)
+{
+	char *p;
+
+	start();
+	p = paged_region();
+	/* a hole in the middle, and the first page */
+	cr_assert_eq(hostmm_munmap(p + LEN / 4, LEN / 4), 0);
+	cr_assert_eq(hostmm_munmap(p, PAGE_SIZE), 0);
+	cr_assert_eq(test_pattern_bad(p + PAGE_SIZE, NPAGES / 4 - 1, 1, 1),
+	    -1);
+	cr_assert_eq(test_pattern_bad(p + LEN / 2, NPAGES / 2, NPAGES / 2,
+	    1), -1);
+	/* a range over the hole and managed pages */
+	cr_assert_eq(hostmm_munmap(p, LEN / 2 + PAGE_SIZE), 0);
+	cr_assert_eq(test_pattern_bad(p + LEN / 2 + PAGE_SIZE, NPAGES / 2 - 1,
+	    NPAGES / 2 + 1, 1), -1);
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	cr_assert_eq(stats().swap_used_pages, 0, "every slot freed");
+	cr_assert_eq(stats().regions, 0);
+	upvm_fini();
+}
+
+Test(hostmm, map_fixed_over_managed_memory_replaces_it, .timeout = 120)
+{
+	char *p, *q;
+
+	start();
+	p = paged_region();
+	/* a managed mapping over the second quarter */
+	q = hostmm_mmap(p + LEN / 4, LEN / 4, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	cr_assert_eq(q, p + LEN / 4);
+	cr_assert_eq(test_zero_bad(q, NPAGES / 4), -1, "fresh zeros");
+	test_pattern_fill(q, NPAGES / 4, NPAGES / 4, 2);
+	/* an unmanaged one (shared) over the third */
+	q = hostmm_mmap(p + LEN / 2, LEN / 4, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	cr_assert_eq(q, p + LEN / 2);
+	cr_assert_eq(test_zero_bad(q, NPAGES / 4), -1);
+	test_pattern_fill(q, NPAGES / 4, NPAGES / 2, 3);
+	for (int pass = 0; pass < 2; pass++) {
+		cr_assert_eq(test_pattern_bad(p, NPAGES / 4, 0, 1), -1);
+		cr_assert_eq(test_pattern_bad(p + LEN / 4, NPAGES / 4,
+		    NPAGES / 4, 2), -1);
+		cr_assert_eq(test_pattern_bad(p + LEN / 2, NPAGES / 4,
+		    NPAGES / 2, 3), -1);
+		cr_assert_eq(test_pattern_bad(p + 3 * LEN / 4, NPAGES / 4,
+		    3 * NPAGES / 4, 1), -1);
+	}
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	cr_assert_eq(stats().swap_used_pages, 0);
+	upvm_fini();
+}
+
+Test(hostmm, madvise_drops_and_advises_managed_pages, .timeout = 120)
+{
+	char *p, *small;
+
+	start();
+	p = paged_region();
+	cr_assert_eq(hostmm_madvise(p, LEN / 4, MADV_DONTNEED), 0);
+	cr_assert_eq(hostmm_madvise(p + LEN / 4, LEN / 4, MADV_FREE), 0);
+	cr_assert_eq(hostmm_madvise(p + LEN / 2, LEN / 4, MADV_SEQUENTIAL),
+	    0);
+	cr_assert_eq(hostmm_madvise(p + LEN / 2, LEN / 4, MADV_WILLNEED), 0);
+	cr_assert_eq(hostmm_madvise(p, LEN, MADV_HUGEPAGE), 0, "passed on");
+	cr_assert_eq(test_zero_bad(p, NPAGES / 2), -1);
+	cr_assert_eq(test_pattern_bad(p + LEN / 2, NPAGES / 2, NPAGES / 2, 1),
+	    -1);
+	cr_assert_eq(hostmm_madvise(p, LEN, MADV_RANDOM), 0);
+	cr_assert_eq(hostmm_madvise(p, LEN, MADV_NORMAL), 0);
+	/* a range that is partly unmanaged */
+	small = anon(MIB / 2, PROT_READ | PROT_WRITE, 0);
+	memset(small, 7, MIB / 2);
+	cr_assert_eq(hostmm_madvise(small, MIB / 2, MADV_DONTNEED), 0);
+	cr_assert(test_all_bytes(small, 0, MIB / 2));
+	cr_assert_eq(hostmm_madvise(p + 1, PAGE_SIZE, MADV_DONTNEED), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	cr_assert_eq(hostmm_munmap(small, MIB / 2), 0);
+	cr_assert_eq(stats().swap_used_pages, 0);
+	upvm_fini();
+}
+
+Test(hostmm, mremap_keeps_the_data, .timeout = 120)
+{
+	char *p, *q;
+
+	start();
+	p = paged_region();
+	/* grow and move: the data comes along */
+	q = hostmm_mremap(p, LEN / 2, LEN, MREMAP_MAYMOVE, NULL);
+	cr_assert_neq(q, MAP_FAILED, "mremap: %s", strerror(errno));
+	cr_assert_eq(test_pattern_bad(q, NPAGES / 2, 0, 1), -1);
+	cr_assert_eq(test_zero_bad(q + LEN / 2, NPAGES / 2), -1);
+	/* the rest of the old region stays managed and intact */
+	cr_assert_eq(test_pattern_bad(p + LEN / 2, NPAGES / 2, NPAGES / 2, 1),
+	    -1);
+	/* still managed where it went: it pages, every page comes back */
+	test_pattern_fill(q + LEN / 2, NPAGES / 2, NPAGES / 2, 2);
+	for (int pass = 0; pass < 2; pass++) {
+		cr_assert_eq(test_pattern_bad(q, NPAGES / 2, 0, 1), -1);
+		cr_assert_eq(test_pattern_bad(q + LEN / 2, NPAGES / 2,
+		    NPAGES / 2, 2), -1);
+	}
+	cr_assert_eq(stats().regions, 3, "moved, grown, the old rest");
+	/* shrink in place: the tail's slots are freed */
+	cr_assert_eq(hostmm_mremap(q, LEN, LEN / 4, 0, NULL), q);
+	cr_assert_eq(test_pattern_bad(q, NPAGES / 4, 0, 1), -1);
+	cr_assert_eq(hostmm_munmap(q, LEN / 4), 0);
+	cr_assert_eq(hostmm_munmap(q + LEN / 4, 3 * LEN / 4), 0,
+	    "unmapped already: not an error");
+	cr_assert_eq(hostmm_munmap(p + LEN / 2, LEN / 2), 0);
+	cr_assert_eq(stats().swap_used_pages, 0);
+	upvm_fini();
+}
+
+Test(hostmm, prot_none_reservation_opened_later, .timeout = 120)
+{
+	char *p;
+
+	start();
+	p = anon(LEN, PROT_NONE, MAP_NORESERVE);
+	cr_assert_eq(stats().regions, 1, "the reservation is managed");
+	cr_assert_eq(mprotect(p, LEN / 2, PROT_READ | PROT_WRITE), 0);
+	test_pattern_fill(p, NPAGES / 2, 0, 1);
+	cr_assert_eq(mprotect(p + LEN / 2, LEN / 2, PROT_READ | PROT_WRITE),
+	    0);
+	test_pattern_fill(p + LEN / 2, NPAGES / 2, NPAGES / 2, 1);
+	for (int pass = 0; pass < 2; pass++)
+		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	cr_assert_gt(stats().pageins, 0);
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	upvm_fini();
+}
+
+/* the kernel's own copies fault on paged-out pages and are served */
+Test(hostmm, syscalls_on_paged_out_buffers, .timeout = 120)
+{
+	char path[] = "/var/tmp/upvm-hostmm-XXXXXX";
+	char *p, *q;
+	int fds[2], fd;
+	size_t chunk = 64 * 1024;
+
+	start();
+	p = paged_region();
+	q = anon(LEN, PROT_READ | PROT_WRITE, 0);
+	/* a pipe: write(2) from paged-out pages, read(2) into fresh ones */
+	cr_assert_eq(pipe(fds), 0);
+	for (size_t off = 0; off < LEN / 4; off += chunk) {
+		cr_assert_eq(write(fds[1], p + off, chunk), (ssize_t)chunk);
+		cr_assert_eq(read(fds[0], q + off, chunk), (ssize_t)chunk);
+	}
+	close(fds[0]);
+	close(fds[1]);
+	/* a file, with O_DIRECT where the file system takes it */
+	cr_assert_geq(fd = mkstemp(path), 0);
+	unlink(path);
+	close(fd);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT, 0600);
+	if (fd < 0)
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	cr_assert_eq(pwrite(fd, p + LEN / 4, LEN / 4, 0), (ssize_t)(LEN / 4));
+	cr_assert_eq(pread(fd, q + LEN / 4, LEN / 4, 0), (ssize_t)(LEN / 4));
+	close(fd);
+	for (int pass = 0; pass < 2; pass++) {
+		cr_assert_eq(test_pattern_bad(q, NPAGES / 2, 0, 1), -1);
+		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	}
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	cr_assert_eq(hostmm_munmap(q, LEN), 0);
+	upvm_fini();
+}
