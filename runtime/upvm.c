@@ -217,12 +217,16 @@ upvm_atfork_parent(void)
 static void
 upvm_atfork_child(void)
 {
-	/* pthread_rwlock_unlock from the thread that locked it: that is us */
 	if (upvm_running && (vmspace_fork_child(&upvm_vs) != 0 ||
 	    vmspace_start(&upvm_vs) != 0))
 		upvm_log(LOG_ERR, "upvm: the child of fork runs without upvm; "
 		    "faults on its managed memory will hang");
-	pthread_rwlock_unlock(&upvm_lock);
+	/*
+	 * The lock is write-held, but the writer glibc recorded is the
+	 * parent's thread id, which this thread no longer has: unlocking
+	 * would corrupt it.  Nobody else exists here to hold it: start anew.
+	 */
+	(void)pthread_rwlock_init(&upvm_lock, NULL);
 }
 
 static void

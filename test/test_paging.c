@@ -688,6 +688,12 @@ Test(paging, fork_parent_and_child_keep_their_own_pages, .timeout = 180)
 		fill_every_other(p, 0, 2);
 		for (int pass = 0; pass < 2 && bad == -1; pass++)
 			bad = bad_even_odd(p, 2, 1);
+		/* and a grandchild: fork from a child of fork */
+		if (bad == -1 && (pid = fork()) == 0)
+			_exit(bad_even_odd(p, 2, 1) == -1 ? 0 : 1);
+		if (bad == -1 && (pid < 0 || waitpid(pid, &status, 0) != pid ||
+		    !WIFEXITED(status) || WEXITSTATUS(status) != 0))
+			bad = -2;
 		if (bad != -1)
 			fprintf(stderr, "child: page %ld is wrong\n", bad);
 		_exit(bad == -1 ? 0 : 1);

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * interpose.c: libupvm.so only (never in upvm_core, which the tests link:
+ * it would take over their mmap).  A preloaded libupvm.so starts upvm from
+ * the UPVM_* environment before main() and routes the program's mmap,
+ * mmap64, munmap, mremap and madvise through hostmm.c.  Everything else
+ * (mprotect, mlock, fork) goes straight to libc: the registration of a
+ * range outlives mprotect, and fork is handled by upvm's pthread_atfork
+ * handlers.
+ *
+ * No dlsym anywhere: the real calls are raw system calls (sys.h), so the
+ * interposed functions work from the first call, before the constructor
+ * ran (jemalloc's own start-up), and never recurse into an allocator.
+ * Until upvm runs, hostmm passes every call through.
+ *
+ * The heap: libupvm.so links jemalloc in whole (its malloc family is
+ * exported), so the program's malloc comes from jemalloc, whose extents
+ * are mmap()ed through here and whose purges madvise() through here.
+ * glibc's malloc would call its internal __mmap, which nothing sees.
+ */
+/* the headers would rename mmap to mmap64: we define both */
+#undef _FILE_OFFSET_BITS
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "hostmm.h"
+#include "log.h"
+#include "upvm.h"
+#include "vm.h"
+
+static struct upvm_config ip_cfg;	/* as started */
+static bool ip_started;
+
+UPVM_API void *
+mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return hostmm_mmap(addr, len, prot, flags, fd, off);
+}
+
+UPVM_API void *
+mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return hostmm_mmap(addr, len, prot, flags, fd, off);
+}
+
+UPVM_API int
+munmap(void *addr, size_t len)
+{
+	return hostmm_munmap(addr, len);
+}
+
+UPVM_API void *
+mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
+{
+	void *newaddr = NULL;
+	va_list ap;
+
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		newaddr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	return hostmm_mremap(old, oldlen, newlen, flags, newaddr);
+}
+
+UPVM_API int
+madvise(void *addr, size_t len, int advice)
+{
+	return hostmm_madvise(addr, len, advice);
+}
+
+/* ip_stats: the summary at exit (UPVM_STATS): "-" on stderr, else JSON */
+static void
+ip_stats(void)
+{
+	struct upvm_stats st;
+	FILE *f;
+
+	if (upvm_stats(&st) != 0)
+		return;
+	if (strcmp(ip_cfg.stats_path, "-") == 0) {
+		fprintf(stderr, "upvm: pid %d: %llu faults, %llu pages "
+		    "resolved, peak resident %llu MiB of a %llu MiB budget, "
+		    "%llu pages out (%llu writes), %llu in (%llu reads), %llu "
+		    "dropped clean, %llu swap full, %llu I/O errors\n",
+		    (int)getpid(), (unsigned long long)st.faults,
+		    (unsigned long long)st.pages_resolved,
+		    (unsigned long long)(st.resident_peak * PAGE_SIZE >> 20),
+		    (unsigned long long)(st.budget_pages * PAGE_SIZE >> 20),
+		    (unsigned long long)st.pageouts,
+		    (unsigned long long)st.pageout_ios,
+		    (unsigned long long)st.pageins,
+		    (unsigned long long)st.pagein_ios,
+		    (unsigned long long)st.clean_drops,
+		    (unsigned long long)st.swap_full,
+		    (unsigned long long)st.io_errors);
+		return;
+	}
+	if ((f = fopen(ip_cfg.stats_path, "w")) == NULL) {
+		upvm_log(LOG_ERR, "cannot write the statistics to %s: %s",
+		    ip_cfg.stats_path, strerror(errno));
+		return;
+	}
+	fprintf(f, "{\"pid\": %d, \"faults\": %llu, \"pages_resolved\": %llu, "
+	    "\"resident_peak_pages\": %llu, \"budget_pages\": %llu, "
+	    "\"pageouts\": %llu, \"pageout_ios\": %llu, \"pageins\": %llu, "
+	    "\"pagein_ios\": %llu, \"clean_drops\": %llu, "
+	    "\"reactivations\": %llu, \"swap_full\": %llu, \"io_errors\": %llu, "
+	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu}\n",
+	    (int)getpid(), (unsigned long long)st.faults,
+	    (unsigned long long)st.pages_resolved,
+	    (unsigned long long)st.resident_peak,
+	    (unsigned long long)st.budget_pages,
+	    (unsigned long long)st.pageouts,
+	    (unsigned long long)st.pageout_ios,
+	    (unsigned long long)st.pageins,
+	    (unsigned long long)st.pagein_ios,
+	    (unsigned long long)st.clean_drops,
+	    (unsigned long long)st.reactivations,
+	    (unsigned long long)st.swap_full,
+	    (unsigned long long)st.io_errors,
+	    (unsigned long long)st.poisoned,
+	    (unsigned long long)st.regions,
+	    (unsigned long long)st.meta_bytes);
+	fclose(f);
+}
+
+/*
+ * ip_init: start upvm from the environment before main().  A bad
+ * environment is the user's error: one line, and the program does not
+ * run (as `upvm run` would refuse it).
+ */
+__attribute__((constructor)) static void
+ip_init(void)
+{
+	int error;
+
+	/*
+	 * jemalloc registers its fork handlers at its first allocation: make
+	 * that happen before upvm registers its own, so that in a child of
+	 * fork jemalloc's locks are usable again by the time upvm's handler
+	 * starts threads (pthread_create allocates).
+	 */
+	free(malloc(1));
+	if ((error = upvm_config_from_env(&ip_cfg)) != 0 ||
+	    (error = upvm_init(&ip_cfg)) != 0) {
+		upvm_log(LOG_ERR, "libupvm.so: not starting %s: %s (see "
+		    "above); fix the UPVM_* environment", program_invocation_name,
+		    strerror(-error));
+		_exit(127);
+	}
+	ip_started = true;
+	if (ip_cfg.stats_path[0] != '\0')
+		(void)atexit(ip_stats);
+}
