@@ -28,8 +28,8 @@ struct pdpol_marks {
 
 /*
  * pdpol_marks: the watermarks for a budget of `budget` pages with `slack`
- * pages of faults in flight allowed above it.  high = budget - budget/16,
- * low = budget - budget/8, each at least 64 pages apart.
+ * pages of faults in flight allowed above it.  high = budget - budget/64,
+ * low = budget - budget/32, each at least 64 pages apart.
  */
 void pdpol_marks(long budget, long slack, struct pdpol_marks *);
 

@@ -11,7 +11,8 @@
 void
 pdpol_marks(long budget, long slack, struct pdpol_marks *m)
 {
-	long gap = MAX(budget / 16, PD_MIN_GAP);
+	/* narrow: memory freed below the budget is cache thrown away */
+	long gap = MAX(budget / 64, PD_MIN_GAP);
 
 	m->pm_budget = budget;
 	m->pm_high = MAX(budget - gap, 1);

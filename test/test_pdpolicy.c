@@ -16,8 +16,8 @@ Test(pdpolicy, watermarks_order_and_gap, .timeout = 5)
 
 	pdpol_marks(262144, 1024, &m);		/* 1 GiB */
 	cr_assert_eq(m.pm_budget, 262144);
-	cr_assert_eq(m.pm_high, 262144 - 16384);
-	cr_assert_eq(m.pm_low, 262144 - 32768);
+	cr_assert_eq(m.pm_high, 262144 - 4096);
+	cr_assert_eq(m.pm_low, 262144 - 8192);
 	cr_assert_eq(m.pm_limit, 262144 + 1024);
 	pdpol_marks(1024, 64, &m);		/* small: 64-page gaps */
 	cr_assert_eq(m.pm_high, 1024 - 64);
@@ -29,12 +29,12 @@ Test(pdpolicy, want_has_hysteresis, .timeout = 5)
 {
 	struct pdpol_marks m;
 
-	pdpol_marks(10000, 100, &m);		/* high 9375, low 8750 */
-	cr_assert_eq(pdpol_want(&m, 9000, false), 0, "below high: idle");
-	cr_assert_eq(pdpol_want(&m, 9500, false), 9500 - 8750);
-	cr_assert_eq(pdpol_want(&m, 9000, true), 9000 - 8750,
+	pdpol_marks(100000, 100, &m);		/* high 98438, low 96875 */
+	cr_assert_eq(pdpol_want(&m, 98000, false), 0, "below high: idle");
+	cr_assert_eq(pdpol_want(&m, 99000, false), 99000 - 96875);
+	cr_assert_eq(pdpol_want(&m, 98000, true), 98000 - 96875,
 	    "running: on to low");
-	cr_assert_eq(pdpol_want(&m, 8750, true), 0);
+	cr_assert_eq(pdpol_want(&m, 96875, true), 0);
 }
 
 /* a simulated address space: units 0..n-1 with reference bits */
