@@ -29,12 +29,13 @@ Test(pdpolicy, want_has_hysteresis, .timeout = 5)
 {
 	struct pdpol_marks m;
 
-	pdpol_marks(100000, 100, &m);		/* high 98438, low 96875 */
+	pdpol_marks(100000, 100, &m);		/* high 98438, low 96876 */
+	cr_assert_eq(m.pm_low, 96876);
 	cr_assert_eq(pdpol_want(&m, 98000, false), 0, "below high: idle");
-	cr_assert_eq(pdpol_want(&m, 99000, false), 99000 - 96875);
-	cr_assert_eq(pdpol_want(&m, 98000, true), 98000 - 96875,
+	cr_assert_eq(pdpol_want(&m, 99000, false), 99000 - 96876);
+	cr_assert_eq(pdpol_want(&m, 98000, true), 98000 - 96876,
 	    "running: on to low");
-	cr_assert_eq(pdpol_want(&m, 96875, true), 0);
+	cr_assert_eq(pdpol_want(&m, 96876, true), 0);
 }
 
 /* a simulated address space: units 0..n-1 with reference bits */
