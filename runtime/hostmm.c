@@ -19,6 +19,7 @@
  * entry; a shrunk tail is forgotten.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -30,6 +31,22 @@
 #include "region.h"
 #include "sys.h"
 #include "vmspace.h"
+
+static atomic_bool hostmm_on;
+
+void
+hostmm_enable(void)
+{
+	atomic_store(&hostmm_on, true);
+}
+
+/* the vmspace to manage these calls with, or NULL: pass them through */
+static struct vmspace *
+hostmm_enter(void)
+{
+	return atomic_load_explicit(&hostmm_on, memory_order_relaxed) ?
+	    vmspace_enter() : NULL;
+}
 
 static void *
 sys_failed(int error)
@@ -69,7 +86,7 @@ hostmm_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	int error;
 	void *p;
 
-	if ((vs = vmspace_enter()) == NULL)
+	if ((vs = hostmm_enter()) == NULL)
 		return raw_mmap_failed(p = raw_mmap(addr, len, prot, flags,
 		    fd, off)) ? sys_failed((int)(intptr_t)p) : p;
 	manage = manageable(vs, len, prot, flags, fd);
@@ -113,7 +130,7 @@ hostmm_munmap(void *addr, size_t len)
 	int error;
 
 	if (!page_aligned(start) || len == 0 || end < start ||
-	    (vs = vmspace_enter()) == NULL)
+	    (vs = hostmm_enter()) == NULL)
 		return sys_result(raw_munmap(addr, len));
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	if (region_managed(&vs->vs_map, start, end))
@@ -193,7 +210,7 @@ hostmm_madvise(void *addr, size_t len, int advice)
 		return sys_result(raw_madvise(addr, len, advice));
 	}
 	if (!page_aligned(start) || end < start ||
-	    (vs = vmspace_enter()) == NULL)
+	    (vs = hostmm_enter()) == NULL)
 		return sys_result(raw_madvise(addr, len, advice));
 	aa.aa_vs = vs;
 	if (advice == MADV_WILLNEED) {
@@ -268,7 +285,7 @@ hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
 	int error = 0;
 
 	if (!page_aligned(start) || end <= start ||
-	    (vs = vmspace_enter()) == NULL)
+	    (vs = hostmm_enter()) == NULL)
 		return (void *)syscall(SYS_mremap, old, oldlen, newlen, flags,
 		    newaddr);
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);

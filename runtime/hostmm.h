@@ -3,8 +3,8 @@
  * hostmm.h: the memory system calls as a program sees them, with the
  * anonymous private mappings of at least `threshold` bytes managed by
  * upvm.  interpose.c (libupvm.so only) forwards mmap, munmap, mremap and
- * madvise here; tests call these directly.  Without a running upvm each
- * is the plain system call.
+ * madvise here; tests call these directly.  Without a running upvm, or
+ * before hostmm_enable(), each is the plain system call.
  *
  * Each returns as the libc function does: the result, or MAP_FAILED / -1
  * with errno set; errno is untouched on success.
@@ -13,6 +13,13 @@
 #define UPVM_HOSTMM_H
 
 #include <sys/types.h>
+
+/*
+ * hostmm_enable: from now on, manage what these calls map (while upvm
+ * runs).  The preload turns it on; a program that links libupvm.so for
+ * the API keeps its own mmap calls to itself.
+ */
+void hostmm_enable(void);
 
 void *hostmm_mmap(void *addr, size_t len, int prot, int flags, int fd,
     off_t off);

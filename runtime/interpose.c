@@ -35,7 +35,6 @@
 #include "vm.h"
 
 static struct upvm_config ip_cfg;	/* as started */
-static bool ip_started;
 
 UPVM_API void *
 mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -132,15 +131,20 @@ ip_stats(void)
 }
 
 /*
- * ip_init: start upvm from the environment before main().  A bad
+ * ip_init: start upvm from the environment before main(), when libupvm.so
+ * is preloaded.  (A program that links it for the API starts upvm itself;
+ * until it does, every call above is the plain system call.)  A bad
  * environment is the user's error: one line, and the program does not
- * run (as `upvm run` would refuse it).
+ * run, as `upvm run` would refuse it.
  */
 __attribute__((constructor)) static void
 ip_init(void)
 {
+	const char *preload = getenv("LD_PRELOAD");
 	int error;
 
+	if (preload == NULL || strstr(preload, "libupvm.so") == NULL)
+		return;
 	/*
 	 * jemalloc registers its fork handlers at its first allocation: make
 	 * that happen before upvm registers its own, so that in a child of
@@ -155,7 +159,7 @@ ip_init(void)
 		    strerror(-error));
 		_exit(127);
 	}
-	ip_started = true;
+	hostmm_enable();
 	if (ip_cfg.stats_path[0] != '\0')
 		(void)atexit(ip_stats);
 }

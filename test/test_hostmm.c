@@ -36,6 +36,7 @@ start(void)
 	cfg.budget = BUDGET;
 	cfg.threshold = MIB;
 	cr_assert_eq(upvm_init(&cfg), 0);
+	hostmm_enable();
 }
 
 static struct upvm_stats

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "run.h"
 #include "upvm.h"
 
 #define MAX_THREADS	64
@@ -322,8 +323,11 @@ main(int argc, char **argv)
 		} else if (c != 'h')
 			die(2, "unknown option %s; see upvm --help",
 			    argv[optind - 1]);
-		printf("usage: upvm demo [--size SIZE] [--threads T]\n"
+		printf("usage: upvm run [options] -- PROGRAM [ARGS...]\n"
+		    "       upvm demo [--size SIZE] [--threads T]\n"
 		    "       upvm --version | --help\n\n"
+		    "  run    run PROGRAM with its memory paged by upvm "
+		    "(upvm run --help)\n"
 		    "  demo   write a region in page order and one in random "
 		    "order, read both\n         back, and show how upvm paged "
 		    "them (--size K/M/G, default 512M;\n         --threads "
@@ -336,10 +340,12 @@ main(int argc, char **argv)
 	}
 	if (optind == argc)
 		die(2, "no command; see upvm --help");
-	if (strcmp(argv[optind], "demo") != 0)
+	if (strcmp(argv[optind], "demo") != 0 &&
+	    strcmp(argv[optind], "run") != 0)
 		die(2, "unknown command '%s'; see upvm --help", argv[optind]);
 	argv += optind;
 	argc -= optind;
 	optind = 0;		/* 0: glibc starts over on a new vector */
-	return demo(argc, argv);
+	return strcmp(argv[0], "run") == 0 ? run_main(argc, argv) :
+	    demo(argc, argv);
 }

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * run.c: `upvm run [options] -- PROGRAM [ARGS...]`: run an unmodified
+ * program with libupvm.so preloaded.
+ *
+ * The options become UPVM_* variables (so that children and exec'ed
+ * programs, which inherit them with LD_PRELOAD, stay under upvm); the
+ * whole configuration is then checked by starting upvm here once, with
+ * the same swap directory, before the program starts: a bad option, a
+ * swap directory that cannot take a file, or a missing program end
+ * `upvm run` with one line and status 2 (127 for the program), and the
+ * program never runs.  upvm run waits for the program and exits with its
+ * status, or 128 + the signal that ended it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "run.h"
+#include "upvm.h"
+
+#ifndef UPVM_LIBDIR
+#define UPVM_LIBDIR	"/usr/local/lib"
+#endif
+
+static void __attribute__((noreturn, format(printf, 2, 3)))
+run_die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("upvm run: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+static void
+run_usage(FILE *f)
+{
+	fputs(
+"usage: upvm run [options] -- PROGRAM [ARGS...]\n"
+"Run PROGRAM with its large anonymous memory (and its malloc heap) paged\n"
+"by upvm within a budget.  Its children and exec'ed programs stay under\n"
+"upvm.  Exits with PROGRAM's status, or 128 + the signal that ended it.\n"
+"\n"
+"  --budget SIZE      resident memory allowed, K/M/G/T or a % of RAM\n"
+"                     (UPVM_BUDGET; none: nothing pages out)\n"
+"  --swap DIR|FILE    where the private swap file goes (UPVM_SWAP;\n"
+"                     $TMPDIR, else /var/tmp)\n"
+"  --swap-max SIZE    cap on the swap file (UPVM_SWAP_MAX; 64G)\n"
+"  --threshold SIZE   smallest anonymous mapping managed (UPVM_THRESHOLD;\n"
+"                     1M)\n"
+"  --cluster PAGES    pages resolved around a random fault, a power of\n"
+"                     two 1..512 (UPVM_CLUSTER; 16)\n"
+"  --pageout PROTO    auto, move or wp (UPVM_PAGEOUT; auto)\n"
+"  --stats[=FILE]     a summary at exit on stderr, or JSON in FILE\n"
+"                     (UPVM_STATS)\n"
+"  -v, --verbose      log what upvm does (UPVM_LOG=info)\n"
+"  -h, --help         this text\n"
+"\n"
+"The same variables work with LD_PRELOAD=libupvm.so directly; see upvm(1).\n",
+	    f);
+}
+
+/* run_library: libupvm.so of this build tree, else the installed one */
+static void
+run_library(char *buf, size_t len)
+{
+	char exe[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n > 0 && n < PATH_MAX - 32) {
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/')) != NULL) {
+			strcpy(slash, "/../libupvm.so");
+			snprintf(buf, len, "%s", exe);
+			if (access(buf, R_OK) == 0 && realpath(buf, exe) !=
+			    NULL && strlen(exe) < len) {
+				strcpy(buf, exe);
+				return;
+			}
+		}
+	}
+	snprintf(buf, len, "%s/libupvm.so", UPVM_LIBDIR);
+	if (access(buf, R_OK) != 0)
+		run_die(2, "cannot find libupvm.so (looked next to this "
+		    "program and in %s); install upvm or run it from its "
+		    "build tree", UPVM_LIBDIR);
+}
+
+/* run_find: PROGRAM exists and is executable (as execvp would find it) */
+static bool
+run_find(const char *prog)
+{
+	char path[PATH_MAX];
+	const char *dirs, *end;
+	size_t n;
+
+	if (strchr(prog, '/') != NULL)
+		return access(prog, X_OK) == 0;
+	if ((dirs = getenv("PATH")) == NULL)
+		dirs = "/usr/local/bin:/usr/bin:/bin";
+	for (; *dirs != '\0'; dirs = *end == ':' ? end + 1 : end) {
+		end = strchrnul(dirs, ':');
+		n = (size_t)(end - dirs);
+		if (snprintf(path, sizeof(path), "%.*s/%s", (int)n,
+		    n == 0 ? "." : dirs, prog) < (int)sizeof(path) &&
+		    access(path, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+run_setenv(const char *name, const char *value)
+{
+	if (setenv(name, value, 1) != 0)
+		run_die(2, "cannot set %s: %s", name, strerror(errno));
+}
+
+/*
+ * run_check: start upvm here with the configuration the program will get
+ * and stop it: every error the program's upvm would meet, met now.
+ */
+static void
+run_check(void)
+{
+	struct upvm_config cfg;
+
+	if (upvm_config_from_env(&cfg) != 0)
+		exit(2);		/* the line is out */
+	cfg.stats_path[0] = '\0';
+	if (upvm_init(&cfg) != 0)
+		exit(2);
+	(void)upvm_fini();
+}
+
+int
+run_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "budget", required_argument, NULL, 'b' },
+		{ "swap", required_argument, NULL, 's' },
+		{ "swap-max", required_argument, NULL, 'm' },
+		{ "threshold", required_argument, NULL, 't' },
+		{ "cluster", required_argument, NULL, 'c' },
+		{ "pageout", required_argument, NULL, 'p' },
+		{ "stats", optional_argument, NULL, 'S' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char lib[PATH_MAX], *preload;
+	const char *old;
+	int c, status;
+	pid_t pid;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b': run_setenv("UPVM_BUDGET", optarg); break;
+		case 's': run_setenv("UPVM_SWAP", optarg); break;
+		case 'm': run_setenv("UPVM_SWAP_MAX", optarg); break;
+		case 't': run_setenv("UPVM_THRESHOLD", optarg); break;
+		case 'c': run_setenv("UPVM_CLUSTER", optarg); break;
+		case 'p': run_setenv("UPVM_PAGEOUT", optarg); break;
+		case 'S':
+			run_setenv("UPVM_STATS", optarg != NULL ? optarg : "-");
+			break;
+		case 'v': run_setenv("UPVM_LOG", "info"); break;
+		case 'h':
+			run_usage(stdout);
+			return 0;
+		default:
+			run_die(2, "unknown option %s, or it lacks its value; "
+			    "see upvm run --help", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		run_die(2, "no program given; usage: upvm run [options] -- "
+		    "PROGRAM [ARGS...]");
+	if (!run_find(argv[optind]))
+		run_die(127, "%s: no such program (or not executable); check "
+		    "the name and PATH", argv[optind]);
+	run_library(lib, sizeof(lib));
+	run_check();
+	old = getenv("LD_PRELOAD");
+	if (asprintf(&preload, "%s%s%s", lib, old != NULL && *old != '\0' ?
+	    ":" : "", old != NULL ? old : "") < 0)
+		run_die(2, "out of memory");
+	run_setenv("LD_PRELOAD", preload);
+	free(preload);
+	fflush(NULL);
+	if ((pid = fork()) < 0)
+		run_die(2, "cannot fork: %s", strerror(errno));
+	if (pid == 0) {
+		execvp(argv[optind], argv + optind);
+		fprintf(stderr, "upvm run: cannot run %s: %s\n", argv[optind],
+		    strerror(errno));
+		_exit(127);
+	}
+	/* the terminal's signals reach the program too: it decides */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			run_die(2, "waiting for %s: %s", argv[optind],
+			    strerror(errno));
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
