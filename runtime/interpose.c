@@ -74,11 +74,14 @@ madvise(void *addr, size_t len, int advice)
 	return hostmm_madvise(addr, len, advice);
 }
 
-/* ip_stats: the summary at exit (UPVM_STATS): "-" on stderr, else JSON */
+/* ip_stats: the summary at exit (UPVM_STATS): "-" on stderr, else JSON
+   in a file ("%p" in its name: the pid) */
 static void
 ip_stats(void)
 {
 	struct upvm_stats st;
+	char path[UPVM_PATH_MAX + 16];
+	const char *pct;
 	FILE *f;
 
 	if (upvm_stats(&st) != 0)
@@ -101,9 +104,16 @@ ip_stats(void)
 		    (unsigned long long)st.io_errors);
 		return;
 	}
-	if ((f = fopen(ip_cfg.stats_path, "w")) == NULL) {
+	/* "%p" in the name is the pid: one file per process of a tree */
+	if ((pct = strstr(ip_cfg.stats_path, "%p")) != NULL)
+		snprintf(path, sizeof(path), "%.*s%d%s",
+		    (int)(pct - ip_cfg.stats_path), ip_cfg.stats_path,
+		    (int)getpid(), pct + 2);
+	else
+		snprintf(path, sizeof(path), "%s", ip_cfg.stats_path);
+	if ((f = fopen(path, "w")) == NULL) {
 		upvm_log(LOG_ERR, "cannot write the statistics to %s: %s",
-		    ip_cfg.stats_path, strerror(errno));
+		    path, strerror(errno));
 		return;
 	}
 	fprintf(f, "{\"pid\": %d, \"faults\": %llu, \"pages_resolved\": %llu, "

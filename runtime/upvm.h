@@ -56,8 +56,8 @@ extern "C" {
  *				  smallest anonymous private mapping that is
  *				  managed, a size (1M)
  *	stats	  UPVM_STATS	  with libupvm.so preloaded: at exit, a
- *				  summary on stderr ("-") or JSON in a file
- *				  ("": none)
+ *				  summary on stderr ("-") or JSON in a file,
+ *				  "%p" in its name the pid ("": none)
  *	pageout	  UPVM_PAGEOUT	  how pages leave: auto, move (UFFDIO_MOVE
  *				  staging + asynchronous dirty tracking,
  *				  Linux 6.8) or wp (synchronous write

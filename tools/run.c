@@ -63,7 +63,8 @@ run_usage(FILE *f)
 "  --cluster PAGES    pages resolved around a random fault, a power of\n"
 "                     two 1..512 (UPVM_CLUSTER; 16)\n"
 "  --pageout PROTO    auto, move or wp (UPVM_PAGEOUT; auto)\n"
-"  --stats[=FILE]     a summary at exit on stderr, or JSON in FILE\n"
+"  --stats[=FILE]     a summary at exit on stderr, or JSON in FILE (%p in\n"
+"                     FILE: the pid, a file per process)\n"
 "                     (UPVM_STATS)\n"
 "  -v, --verbose      log what upvm does (UPVM_LOG=info)\n"
 "  -h, --help         this text\n"
@@ -119,6 +120,15 @@ run_find(const char *prog)
 			return true;
 	}
 	return false;
+}
+
+static volatile pid_t run_child;
+
+static void
+run_forward(int sig)
+{
+	if (run_child > 0)
+		(void)kill(run_child, sig);
 }
 
 static void
@@ -209,9 +219,13 @@ run_main(int argc, char **argv)
 		    strerror(errno));
 		_exit(127);
 	}
-	/* the terminal's signals reach the program too: it decides */
+	/* the terminal's signals reach the program too: it decides; the
+	   ones sent to upvm run alone are passed on */
+	run_child = pid;
 	signal(SIGINT, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);
+	signal(SIGTERM, run_forward);
+	signal(SIGHUP, run_forward);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			run_die(2, "waiting for %s: %s", argv[optind],
