@@ -8,6 +8,8 @@ cd "$(dirname "$0")"
 
 PKGS="gcc meson ninja-build pkg-config liburing-dev libnuma-dev
       libcriterion-dev libjemalloc-dev libbsd-dev"
+# the programs test/programs/run.sh runs under upvm run
+TEST_PKGS="python3 sqlite3 xz-utils stress-ng"
 
 need_pkgs() {
 	missing=""
@@ -52,7 +54,7 @@ guest_tests() {
 		return 0
 	fi
 	gp=0 gf=0
-	for t in pmap fault api paging; do
+	for t in pmap fault api paging hostmm; do
 		out="$1/guest-$t.out"
 		"$vm" --nodes 2 --mem 2G -e UPVM_SWAP=/tmp -t 1200 -- \
 		    "$1/test/test_$t" >"$out" 2>&1 || true
@@ -92,6 +94,7 @@ demo)
 	./build/tools/upvm demo
 	;;
 test)
+	PKGS="$PKGS $TEST_PKGS"
 	need_pkgs
 	build build
 	build build-asan -Db_sanitize=address,undefined -Db_lundef=false

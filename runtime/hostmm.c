@@ -28,6 +28,7 @@
 #include "amap.h"
 #include "hostmm.h"
 #include "log.h"
+#include "pdaemon.h"
 #include "region.h"
 #include "sys.h"
 #include "vmspace.h"
@@ -225,6 +226,12 @@ hostmm_madvise(void *addr, size_t len, int advice)
 		    advice));
 	}
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	/* as the kernel: locked pages cannot be dropped */
+	if (pattern < 0 && region_any_wired(&vs->vs_map, start, end)) {
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+		vmspace_exit();
+		return sys_result(-EINVAL);
+	}
 	error = pattern >= 0 ? region_clip(&vs->vs_map, start, end) : 0;
 	if (error == 0 && pattern >= 0)
 		region_pattern(&vs->vs_map, start, end, pattern);
@@ -307,4 +314,57 @@ hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	vmspace_exit();
 	return error != 0 ? sys_failed(error) : (void *)r;
+}
+
+/*
+ * hostmm_lock: (un)wire the managed parts of the range and (un)lock it in
+ * the kernel.  Wiring comes first on mlock, so that the daemon leaves the
+ * pages alone and the budget stops counting them before the kernel faults
+ * them all in; unwiring comes after munlock.
+ */
+static int
+hostmm_lock(const void *addr, size_t len, unsigned flags, bool lock)
+{
+	vaddr_t start = trunc_page((vaddr_t)addr);
+	vaddr_t end = round_page((vaddr_t)addr + len);
+	struct vmspace *vs;
+	bool managed;
+	long r;
+	int error = 0;
+
+	if (end <= start || (vs = hostmm_enter()) == NULL)
+		return lock ? sys_result(syscall(SYS_mlock2, addr, len, flags) ?
+		    -errno : 0) : sys_result(syscall(SYS_munlock, addr, len) ?
+		    -errno : 0);
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	managed = region_managed(&vs->vs_map, start, end);
+	if (managed && lock)
+		error = region_wire(vs, start, end, true);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	if (error == 0) {
+		r = lock ? syscall(SYS_mlock2, addr, len, flags) :
+		    syscall(SYS_munlock, addr, len);
+		error = r != 0 ? -errno : 0;
+	}
+	if (managed && (!lock || error != 0)) {
+		vm_rwlock_wrlock(&vs->vs_map.m_lock);
+		(void)region_wire(vs, start, end, false);
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+		if (vs->vs_pd != NULL)
+			pd_kick(vs->vs_pd);	/* over the budget again? */
+	}
+	vmspace_exit();
+	return sys_result(error);
+}
+
+int
+hostmm_mlock(const void *addr, size_t len, unsigned flags)
+{
+	return hostmm_lock(addr, len, flags, true);
+}
+
+int
+hostmm_munlock(const void *addr, size_t len)
+{
+	return hostmm_lock(addr, len, 0, false);
 }

@@ -27,5 +27,9 @@ int hostmm_munmap(void *addr, size_t len);
 void *hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
     void *newaddr);
 int hostmm_madvise(void *addr, size_t len, int advice);
+/* mlock2 flags 0 is mlock; locked managed pages stay resident, outside
+   the budget */
+int hostmm_mlock(const void *addr, size_t len, unsigned flags);
+int hostmm_munlock(const void *addr, size_t len);
 
 #endif /* UPVM_HOSTMM_H */

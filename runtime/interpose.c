@@ -3,10 +3,10 @@
  * interpose.c: libupvm.so only (never in upvm_core, which the tests link:
  * it would take over their mmap).  A preloaded libupvm.so starts upvm from
  * the UPVM_* environment before main() and routes the program's mmap,
- * mmap64, munmap, mremap and madvise through hostmm.c.  Everything else
- * (mprotect, mlock, fork) goes straight to libc: the registration of a
- * range outlives mprotect, and fork is handled by upvm's pthread_atfork
- * handlers.
+ * mmap64, munmap, mremap, madvise, mlock, mlock2 and munlock through
+ * hostmm.c.  Everything else (mprotect, mlockall, fork) goes straight to
+ * libc: the registration of a range outlives mprotect, and fork is handled
+ * by upvm's pthread_atfork handlers.
  *
  * No dlsym anywhere: the real calls are raw system calls (sys.h), so the
  * interposed functions work from the first call, before the constructor
@@ -72,6 +72,24 @@ UPVM_API int
 madvise(void *addr, size_t len, int advice)
 {
 	return hostmm_madvise(addr, len, advice);
+}
+
+UPVM_API int
+mlock(const void *addr, size_t len)
+{
+	return hostmm_mlock(addr, len, 0);
+}
+
+UPVM_API int
+mlock2(const void *addr, size_t len, unsigned int flags)
+{
+	return hostmm_mlock(addr, len, flags);
+}
+
+UPVM_API int
+munlock(const void *addr, size_t len)
+{
+	return hostmm_munlock(addr, len);
 }
 
 /* ip_stats: the summary at exit (UPVM_STATS): "-" on stderr, else JSON

@@ -70,6 +70,14 @@
 #define PD_MAX_RUNS	64	/* runs per batch (= I/Os in flight) */
 #define PD_RING_DEPTH	64
 
+/* pd_counted: resident pages the budget counts (mlock()ed ones do not) */
+static long
+pd_counted(struct vmspace *vs)
+{
+	return atomic_load_explicit(&vs->vs_resident, memory_order_relaxed) -
+	    atomic_load_explicit(&vs->vs_wired, memory_order_relaxed);
+}
+
 struct pd_run {
 	struct amap	*pr_amap;
 	vaddr_t		 pr_va;
@@ -156,7 +164,7 @@ pu_evictable(void *arg, uint64_t unit)
 	struct amap *am;
 	long n = 0;
 
-	if (e == NULL || (am = e->e_aref.ar_amap) == NULL)
+	if (e == NULL || (am = e->e_aref.ar_amap) == NULL || e->e_wired)
 		return 0;
 	end = unit_end(e, va);
 	vm_mutex_lock(&am->am_lock);
@@ -186,7 +194,7 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 	struct anon *an;
 	bool clean;
 
-	if (e == NULL || (am = e->e_aref.ar_amap) == NULL)
+	if (e == NULL || (am = e->e_aref.ar_amap) == NULL || e->e_wired)
 		return;
 	end = unit_end(e, va);
 	vm_mutex_lock(&am->am_lock);
@@ -616,8 +624,7 @@ pd_main(void *arg)
 
 	pthread_mutex_lock(&pd->pdd_lock);
 	while (!pd->pdd_stop) {
-		want = pdpol_want(&pd->pdd_marks,
-		    atomic_load(&vs->vs_resident), running);
+		want = pdpol_want(&pd->pdd_marks, pd_counted(vs), running);
 		if (want == 0) {
 			running = false;
 			pthread_cond_broadcast(&pd->pdd_freed);
@@ -769,15 +776,13 @@ pd_destroy(struct pdaemon *pd)
 bool
 pd_pressure(struct pdaemon *pd)
 {
-	return atomic_load_explicit(&pd->pdd_vs->vs_resident,
-	    memory_order_relaxed) > pd->pdd_marks.pm_high;
+	return pd_counted(pd->pdd_vs) > pd->pdd_marks.pm_high;
 }
 
 void
 pd_kick(struct pdaemon *pd)
 {
-	long res = atomic_load_explicit(&pd->pdd_vs->vs_resident,
-	    memory_order_relaxed), peak;
+	long res = pd_counted(pd->pdd_vs), peak;
 
 	peak = atomic_load_explicit(&pd->pdd_peak, memory_order_relaxed);
 	while (res > peak && !atomic_compare_exchange_weak(&pd->pdd_peak,
@@ -798,7 +803,8 @@ pd_throttle(struct pdaemon *pd, long npages)
 
 	for (;;) {
 		cur = atomic_load(&vs->vs_resident);
-		room = pd->pdd_marks.pm_limit - cur;
+		room = pd->pdd_marks.pm_limit - (cur -
+		    atomic_load_explicit(&vs->vs_wired, memory_order_relaxed));
 		if (room > 0 || atomic_load(&pd->pdd_stuck) ||
 		    atomic_load(&pd->pdd_stopped)) {
 			/* reserve: counted as resident until the claim */

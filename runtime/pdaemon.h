@@ -22,6 +22,9 @@
  *	(synchronous WP: a writer blocks in a WP fault until the run is
  *	done), written from the application's pages, and dropped.
  *
+ * Pages of mlock()ed entries (e_wired, vs_wired) are never paged out and
+ * do not count against the budget.
+ *
  * Faults throttle at budget + slack (pdd_marks.pm_limit): a fault thread
  * about to map new pages waits for the daemon (pd_throttle), except when
  * swap is full or failing, when pages stay resident past the budget (said

@@ -95,6 +95,9 @@ region_remove(struct vmspace *vs, vaddr_t start, vaddr_t end, bool unmap)
 		if (e->e_aref.ar_amap != NULL)
 			nres += amap_resident(e->e_aref.ar_amap,
 			    e->e_aref.ar_pageoff, (int)vm_entry_npages(e));
+		if (e->e_wired)
+			atomic_fetch_sub(&vs->vs_wired,
+			    (long)vm_entry_npages(e));
 		/* chain through the tree link, now unused */
 		e->e_rb.rbe_parent = dead;
 		dead = e;
@@ -230,4 +233,41 @@ region_move(struct vmspace *vs, vaddr_t start, vaddr_t end, vaddr_t nstart)
 		(void)region_remove(vs, nstart, nstart + (end - start), false);
 	}
 	return error;
+}
+
+int
+region_wire(struct vmspace *vs, vaddr_t start, vaddr_t end, bool wire)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	int error;
+
+	if ((error = region_clip(map, start, end)) != 0)
+		return error;
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e)) {
+		if ((e->e_wired != 0) == wire)
+			continue;
+		e->e_wired = wire;
+		atomic_fetch_add(&vs->vs_wired, wire ?
+		    (long)vm_entry_npages(e) : -(long)vm_entry_npages(e));
+	}
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e))
+		e = vm_map_merge(map, e);
+	if ((e = vm_map_lookup(map, end)) != NULL)
+		vm_map_merge(map, e);
+	return 0;
+}
+
+bool
+region_any_wired(struct vm_map *map, vaddr_t start, vaddr_t end)
+{
+	struct vm_map_entry *e;
+
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e))
+		if (e->e_wired)
+			return true;
+	return false;
 }

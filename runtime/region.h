@@ -68,6 +68,17 @@ void region_dontneed(struct vmspace *, vaddr_t start, vaddr_t end);
  */
 void region_pattern(struct vm_map *, vaddr_t start, vaddr_t end, int advice);
 
+/*
+ * region_wire: the managed parts of [start, end) become wired (mlock: never
+ * paged out, outside the budget; vs_wired counts their pages) or not.
+ * Linux does not nest mlock, so neither does this.
+ * => -ENOMEM (clipping) with nothing changed.
+ */
+int region_wire(struct vmspace *, vaddr_t start, vaddr_t end, bool wire);
+
+/* region_any_wired: some managed entry in [start, end) is wired */
+bool region_any_wired(struct vm_map *, vaddr_t start, vaddr_t end);
+
 /* region_managed: some page of [start, end) is managed */
 bool region_managed(struct vm_map *, vaddr_t start, vaddr_t end);
 

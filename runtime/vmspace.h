@@ -33,6 +33,8 @@ struct vmspace {
 	int			vs_pageout;	/* [I] UPVM_PAGEOUT_MOVE or _WP
 						   with a budget, else AUTO */
 	atomic_int		vs_reads_inflight; /* [a] pagein reads waited on */
+	atomic_long		vs_wired;	/* [a] pages of mlock()ed entries:
+						   resident, outside the budget */
 	/* how the threads run: vmspace_start() (re)starts them so */
 	int			vs_nthreads;	/* [I] fault threads */
 	unsigned		vs_spin_us;	/* [I] */

@@ -289,3 +289,40 @@ Test(hostmm, syscalls_on_paged_out_buffers, .timeout = 120)
 	cr_assert_eq(hostmm_munmap(q, LEN), 0);
 	upvm_fini();
 }
+
+/*
+ * mlock()ed managed pages stay resident and outside the budget: a locked
+ * range twice the budget, with other memory paging around it; munlock
+ * makes it pageable again.  DONTNEED on it fails, as the kernel's does.
+ */
+Test(hostmm, mlocked_pages_stay_resident_outside_the_budget, .timeout = 120)
+{
+	size_t nlock = 2 * BUDGET / PAGE_SIZE;
+	struct upvm_stats st;
+	char *p, *l;
+
+	start();
+	l = anon(nlock * PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
+	test_pattern_fill(l, nlock, 0, 7);
+	cr_assert_eq(hostmm_mlock(l, nlock * PAGE_SIZE, 0), 0, "mlock: %s",
+	    strerror(errno));
+	p = paged_region();
+	for (int pass = 0; pass < 2; pass++)
+		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	st = stats();
+	cr_assert_geq(st.resident_pages, nlock, "the locked pages stay");
+	cr_assert_leq(st.resident_pages, nlock + BUDGET / PAGE_SIZE +
+	    (size_t)st.handlers * 512, "the rest keeps to the budget");
+	cr_assert_eq(hostmm_madvise(l, PAGE_SIZE, MADV_DONTNEED), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(test_pattern_bad(l, nlock, 0, 7), -1);
+	/* unlocked: it pages like the rest */
+	cr_assert_eq(hostmm_munlock(l, nlock * PAGE_SIZE), 0);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	st = stats();
+	cr_assert_lt(st.resident_pages, nlock, "the unlocked pages went");
+	cr_assert_eq(test_pattern_bad(l, nlock, 0, 7), -1);
+	cr_assert_eq(hostmm_munmap(l, nlock * PAGE_SIZE), 0);
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	upvm_fini();
+}
