@@ -29,8 +29,11 @@ need_pkgs() {
 
 build() {	# build DIR [meson options...]
 	dir=$1; shift
-	[ -f "$dir/build.ninja" ] || meson setup "$dir" -Dwerror=true "$@" >/dev/null
-	ninja -C "$dir" >/dev/null
+	mkdir -p "$dir"
+	[ -f "$dir/build.ninja" ] || meson setup "$dir" -Dwerror=true "$@" \
+	    >"$dir/setup.out" 2>&1 || { tail -30 "$dir/setup.out"; exit 1; }
+	ninja -C "$dir" >"$dir/ninja.out" 2>&1 ||
+	    { grep -A5 -E 'error|FAILED' "$dir/ninja.out" | head -40; exit 1; }
 }
 
 # numa_vm: the multi-node QEMU guest runner (its kernel is Debian's 6.1:

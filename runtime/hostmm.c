@@ -288,7 +288,7 @@ hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
 	vaddr_t start = (vaddr_t)old, end = start + round_page(oldlen);
 	vaddr_t nstart = (vaddr_t)newaddr, nend = nstart + round_page(newlen);
 	struct vmspace *vs;
-	vaddr_t r;
+	vaddr_t r = 0;
 	int error = 0;
 
 	if (!page_aligned(start) || end <= start ||
