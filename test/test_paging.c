@@ -458,7 +458,7 @@ Test(paging, pageout_auto_takes_move_where_the_kernel_has_it, .timeout = 30)
 	bool move = kernel_has_move_protocol();
 
 	unsetenv("UPVM_PAGEOUT");
-	upvm_config_default(&c);
+	cr_assert_eq(upvm_config_from_env(&c), 0);	/* UPVM_SWAP */
 	c.budget = BUDGET;
 	cr_assert_eq(upvm_init(&c), 0);
 	cr_assert_eq(stats().pageout, move ? UPVM_PAGEOUT_MOVE :
@@ -485,7 +485,7 @@ Test(paging, pageout_move_refused_where_the_kernel_lacks_it, .timeout = 30)
 	if (kernel_has_move_protocol())
 		cr_skip_test("the kernel has UFFDIO_MOVE, WP_ASYNC and "
 		    "PAGEMAP_SCAN (the refusal runs in the numa-vm 6.1 guest)");
-	upvm_config_default(&c);
+	cr_assert_eq(upvm_config_from_env(&c), 0);	/* UPVM_SWAP */
 	c.budget = BUDGET;
 	c.pageout = UPVM_PAGEOUT_MOVE;
 	test_log_capture();
