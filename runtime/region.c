@@ -49,6 +49,19 @@ unmap:
 	return error;
 }
 
+/* region_merge: merge what became alike in [start, end] again */
+static void
+region_merge(struct vm_map *map, vaddr_t start, vaddr_t end)
+{
+	struct vm_map_entry *e;
+
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e))
+		e = vm_map_merge(map, e);
+	if ((e = vm_map_lookup(map, end)) != NULL)
+		vm_map_merge(map, e);
+}
+
 int
 region_clip(struct vm_map *map, vaddr_t start, vaddr_t end)
 {
@@ -143,11 +156,7 @@ region_pattern(struct vm_map *map, vaddr_t start, vaddr_t end, int advice)
 		e->e_advice = (uint8_t)advice;
 		cluster_reset(&e->e_cluster);
 	}
-	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
-	    e = vm_map_next(map, e))
-		e = vm_map_merge(map, e);
-	if ((e = vm_map_lookup(map, end)) != NULL)
-		vm_map_merge(map, e);
+	region_merge(map, start, end);
 }
 
 int
@@ -252,11 +261,7 @@ region_wire(struct vmspace *vs, vaddr_t start, vaddr_t end, bool wire)
 		atomic_fetch_add(&vs->vs_wired, wire ?
 		    (long)vm_entry_npages(e) : -(long)vm_entry_npages(e));
 	}
-	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
-	    e = vm_map_next(map, e))
-		e = vm_map_merge(map, e);
-	if ((e = vm_map_lookup(map, end)) != NULL)
-		vm_map_merge(map, e);
+	region_merge(map, start, end);
 	return 0;
 }
 

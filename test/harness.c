@@ -155,3 +155,12 @@ test_ring(unsigned depth)
 	cr_assert_eq(error, 0, "ring_create(%u): %s", depth, strerror(-error));
 	return r;
 }
+
+struct upvm_stats
+test_stats(void)
+{
+	struct upvm_stats st;
+
+	cr_assert_eq(upvm_stats(&st), 0);
+	return st;
+}

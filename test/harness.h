@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "upvm.h"
+
 /* the value of word w of page index in generation gen (never 0) */
 uint64_t test_word(size_t index, uint64_t gen, size_t w);
 
@@ -44,6 +46,9 @@ const char *test_log_last(void);
 struct ring;
 /* a ring of `depth`, or skip the test where io_uring is unavailable */
 struct ring *test_ring(unsigned depth);
+
+/* a snapshot of upvm's counters (asserts that upvm runs) */
+struct upvm_stats test_stats(void);
 
 /* skip the current test (cr_skip_test) unless the kernel has the feature */
 void need_uffd_feature(uint64_t feature, const char *name);

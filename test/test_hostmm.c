@@ -39,15 +39,6 @@ start(void)
 	hostmm_enable();
 }
 
-static struct upvm_stats
-stats(void)
-{
-	struct upvm_stats st;
-
-	cr_assert_eq(upvm_stats(&st), 0);
-	return st;
-}
-
 static char *
 anon(size_t len, int prot, int flags)
 {
@@ -66,7 +57,7 @@ paged_region(void)
 
 	test_pattern_fill(p, NPAGES, 0, 1);
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
-	cr_assert_gt(stats().pageouts, 0);
+	cr_assert_gt(test_stats().pageouts, 0);
 	return p;
 }
 
@@ -78,28 +69,28 @@ Test(hostmm, large_anonymous_private_mappings_are_managed, .timeout = 60)
 	int fd;
 
 	start();
-	before = stats().regions;
+	before = test_stats().regions;
 	p = anon(2 * MIB, PROT_READ | PROT_WRITE, 0);
-	cr_assert_eq(stats().regions, before + 1);
+	cr_assert_eq(test_stats().regions, before + 1);
 	/* small, shared, file, executable, populated: left alone */
 	q = anon(MIB / 2, PROT_READ | PROT_WRITE, 0);
-	cr_assert_eq(stats().regions, before + 1);
+	cr_assert_eq(test_stats().regions, before + 1);
 	cr_assert_eq(hostmm_munmap(q, MIB / 2), 0);
 	q = hostmm_mmap(NULL, 2 * MIB, PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	cr_assert_neq(q, MAP_FAILED);
-	cr_assert_eq(stats().regions, before + 1);
+	cr_assert_eq(test_stats().regions, before + 1);
 	cr_assert_eq(hostmm_munmap(q, 2 * MIB), 0);
 	cr_assert_geq(fd = mkstemp(path), 0);
 	cr_assert_eq(ftruncate(fd, 2 * MIB), 0);
 	q = hostmm_mmap(NULL, 2 * MIB, PROT_READ, MAP_PRIVATE, fd, 0);
 	cr_assert_neq(q, MAP_FAILED);
-	cr_assert_eq(stats().regions, before + 1);
+	cr_assert_eq(test_stats().regions, before + 1);
 	cr_assert_eq(hostmm_munmap(q, 2 * MIB), 0);
 	close(fd);
 	unlink(path);
 	q = anon(2 * MIB, PROT_READ | PROT_WRITE, MAP_POPULATE);
-	cr_assert_eq(stats().regions, before + 1);
+	cr_assert_eq(test_stats().regions, before + 1);
 	cr_assert_eq(hostmm_munmap(q, 2 * MIB), 0);
 	/* bad calls fail as the kernel's do, errno set */
 	errno = 0;
@@ -109,7 +100,7 @@ Test(hostmm, large_anonymous_private_mappings_are_managed, .timeout = 60)
 	cr_assert_eq(hostmm_munmap(p + 1, PAGE_SIZE), -1);
 	cr_assert_eq(errno, EINVAL);
 	cr_assert_eq(hostmm_munmap(p, 2 * MIB), 0);
-	cr_assert_eq(stats().regions, before);
+	cr_assert_eq(test_stats().regions, before);
 	upvm_fini();
 }
 
@@ -131,8 +122,8 @@ Test(hostmm, partial_munmap_keeps_the_rest, .timeout = 120)
 	cr_assert_eq(test_pattern_bad(p + LEN / 2 + PAGE_SIZE, NPAGES / 2 - 1,
 	    NPAGES / 2 + 1, 1), -1);
 	cr_assert_eq(hostmm_munmap(p, LEN), 0);
-	cr_assert_eq(stats().swap_used_pages, 0, "every slot freed");
-	cr_assert_eq(stats().regions, 0);
+	cr_assert_eq(test_stats().swap_used_pages, 0, "every slot freed");
+	cr_assert_eq(test_stats().regions, 0);
 	upvm_fini();
 }
 
@@ -164,7 +155,7 @@ Test(hostmm, map_fixed_over_managed_memory_replaces_it, .timeout = 120)
 		    3 * NPAGES / 4, 1), -1);
 	}
 	cr_assert_eq(hostmm_munmap(p, LEN), 0);
-	cr_assert_eq(stats().swap_used_pages, 0);
+	cr_assert_eq(test_stats().swap_used_pages, 0);
 	upvm_fini();
 }
 
@@ -194,7 +185,7 @@ Test(hostmm, madvise_drops_and_advises_managed_pages, .timeout = 120)
 	cr_assert_eq(errno, EINVAL);
 	cr_assert_eq(hostmm_munmap(p, LEN), 0);
 	cr_assert_eq(hostmm_munmap(small, MIB / 2), 0);
-	cr_assert_eq(stats().swap_used_pages, 0);
+	cr_assert_eq(test_stats().swap_used_pages, 0);
 	upvm_fini();
 }
 
@@ -219,7 +210,7 @@ Test(hostmm, mremap_keeps_the_data, .timeout = 120)
 		cr_assert_eq(test_pattern_bad(q + LEN / 2, NPAGES / 2,
 		    NPAGES / 2, 2), -1);
 	}
-	cr_assert_eq(stats().regions, 3, "moved, grown, the old rest");
+	cr_assert_eq(test_stats().regions, 3, "moved, grown, the old rest");
 	/* shrink in place: the tail's slots are freed */
 	cr_assert_eq(hostmm_mremap(q, LEN, LEN / 4, 0, NULL), q);
 	cr_assert_eq(test_pattern_bad(q, NPAGES / 4, 0, 1), -1);
@@ -227,7 +218,7 @@ Test(hostmm, mremap_keeps_the_data, .timeout = 120)
 	cr_assert_eq(hostmm_munmap(q + LEN / 4, 3 * LEN / 4), 0,
 	    "unmapped already: not an error");
 	cr_assert_eq(hostmm_munmap(p + LEN / 2, LEN / 2), 0);
-	cr_assert_eq(stats().swap_used_pages, 0);
+	cr_assert_eq(test_stats().swap_used_pages, 0);
 	upvm_fini();
 }
 
@@ -237,7 +228,7 @@ Test(hostmm, prot_none_reservation_opened_later, .timeout = 120)
 
 	start();
 	p = anon(LEN, PROT_NONE, MAP_NORESERVE);
-	cr_assert_eq(stats().regions, 1, "the reservation is managed");
+	cr_assert_eq(test_stats().regions, 1, "the reservation is managed");
 	cr_assert_eq(mprotect(p, LEN / 2, PROT_READ | PROT_WRITE), 0);
 	test_pattern_fill(p, NPAGES / 2, 0, 1);
 	cr_assert_eq(mprotect(p + LEN / 2, LEN / 2, PROT_READ | PROT_WRITE),
@@ -245,7 +236,7 @@ Test(hostmm, prot_none_reservation_opened_later, .timeout = 120)
 	test_pattern_fill(p + LEN / 2, NPAGES / 2, NPAGES / 2, 1);
 	for (int pass = 0; pass < 2; pass++)
 		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
-	cr_assert_gt(stats().pageins, 0);
+	cr_assert_gt(test_stats().pageins, 0);
 	cr_assert_eq(hostmm_munmap(p, LEN), 0);
 	upvm_fini();
 }
@@ -315,7 +306,7 @@ Test(hostmm, mlocked_pages_stay_resident_outside_the_budget, .timeout = 120)
 	p = paged_region();
 	for (int pass = 0; pass < 2; pass++)
 		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
-	st = stats();
+	st = test_stats();
 	cr_assert_geq(st.resident_pages, nlock, "the locked pages stay");
 	cr_assert_leq(st.resident_pages, nlock + BUDGET / PAGE_SIZE +
 	    (size_t)st.handlers * 512, "the rest keeps to the budget");
@@ -325,7 +316,7 @@ Test(hostmm, mlocked_pages_stay_resident_outside_the_budget, .timeout = 120)
 	/* unlocked: it pages like the rest */
 	cr_assert_eq(hostmm_munlock(l, nlock * PAGE_SIZE), 0);
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
-	st = stats();
+	st = test_stats();
 	cr_assert_lt(st.resident_pages, nlock, "the unlocked pages went");
 	cr_assert_eq(test_pattern_bad(l, nlock, 0, 7), -1);
 	cr_assert_eq(hostmm_munmap(l, nlock * PAGE_SIZE), 0);

@@ -44,15 +44,6 @@ init_budget(size_t budget, size_t swap_max, const char *conf)
 	cr_assert_eq(upvm_init(&cfg), 0);
 }
 
-static struct upvm_stats
-stats(void)
-{
-	struct upvm_stats st;
-
-	cr_assert_eq(upvm_stats(&st), 0);
-	return st;
-}
-
 static char *
 map_pages(size_t n)
 {
@@ -85,7 +76,7 @@ Test(paging, every_page_survives_eviction, .timeout = 120)
 	test_pattern_fill(p, NPAGES, 0, 1);
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
-	st = stats();
+	st = test_stats();
 	cr_assert_geq(st.pageouts, NPAGES - BUDGET / PAGE_SIZE - 1024);
 	cr_assert_gt(st.pageins, 0);
 	cr_assert_gt(st.clean_drops, 0, "pages read back are dropped clean");
@@ -93,7 +84,7 @@ Test(paging, every_page_survives_eviction, .timeout = 120)
 	cr_assert_eq(st.poisoned, 0);
 	check_peak(st);
 	cr_assert_eq(upvm_unmap(p, NPAGES * PAGE_SIZE), 0);
-	st = stats();
+	st = test_stats();
 	cr_assert_eq(st.swap_used_pages, 0, "unmap frees the swap slots");
 	cr_assert_eq(st.resident_pages, 0);
 	upvm_fini();
@@ -124,7 +115,7 @@ Test(paging, rewrites_of_paged_in_pages_are_not_lost, .timeout = 120)
 			cr_assert_eq(test_pattern_bad(p + b * 64 * PAGE_SIZE,
 			    64, b * 64, b % 2 == 0 ? 2 : 1), -1,
 			    "pass %d block %zu", pass, b);
-	check_peak(stats());
+	check_peak(test_stats());
 	upvm_fini();
 }
 
@@ -178,7 +169,7 @@ Test(paging, four_threads_random_rw_under_pressure, .timeout = 180)
 		cr_assert_eq(gen[pg] == 0 ? test_zero_bad(p + pg * PAGE_SIZE,
 		    1) : test_pattern_bad(p + pg * PAGE_SIZE, 1, pg, gen[pg]),
 		    -1, "page %zu gen %d", pg, gen[pg]);
-	check_peak(stats());
+	check_peak(test_stats());
 	free(gen);
 	upvm_fini();
 }
@@ -198,7 +189,7 @@ Test(paging, dontneed_of_swapped_pages_reads_zeros, .timeout = 120)
 	cr_assert_eq(test_pattern_bad(p + NPAGES / 2 * PAGE_SIZE, NPAGES / 2,
 	    NPAGES / 2, 1), -1);
 	cr_assert_eq(upvm_unmap(p, NPAGES * PAGE_SIZE), 0);
-	st = stats();
+	st = test_stats();
 	cr_assert_eq(st.swap_used_pages, 0);
 	upvm_fini();
 }
@@ -210,7 +201,7 @@ Test(paging, fini_pages_everything_back_in, .timeout = 120)
 	init_budget(BUDGET, 0, NULL);
 	p = map_pages(NPAGES);
 	test_pattern_fill(p, NPAGES, 0, 3);
-	cr_assert_gt(stats().pageouts, 0);
+	cr_assert_gt(test_stats().pageouts, 0);
 	cr_assert_eq(upvm_fini(), 0);
 	/* ordinary memory now, every page there */
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 3), -1);
@@ -225,9 +216,9 @@ Test(paging, willneed_reads_swapped_pages_back, .timeout = 120)
 	init_budget(BUDGET, 0, NULL);
 	p = map_pages(NPAGES);
 	test_pattern_fill(p, NPAGES, 0, 4);
-	st0 = stats();
+	st0 = test_stats();
 	cr_assert_eq(upvm_advise(p, 1024 * PAGE_SIZE, UPVM_ADV_WILLNEED), 0);
-	st = stats();
+	st = test_stats();
 	cr_assert_geq(st.pageins - st0.pageins, 512);
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 4), -1);
 	upvm_fini();
@@ -250,7 +241,7 @@ Test(paging, full_swap_keeps_data_resident_and_says_so, .timeout = 120)
 	p = map_pages(NPAGES);
 	test_pattern_fill(p, NPAGES, 0, 5);
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 5), -1);
-	st = stats();
+	st = test_stats();
 	cr_assert_gt(st.swap_full, 0);
 	cr_assert_gt(st.resident_pages, st.budget_pages,
 	    "past the budget rather than lose data");
@@ -291,13 +282,13 @@ Test(paging, random_pageins_read_one_page_each, .timeout = 120)
 	init_budget(BUDGET, 0, NULL);
 	p = map_pages(NPAGES);
 	test_pattern_fill(p, NPAGES, 0, 6);
-	st0 = stats();
+	st0 = test_stats();
 	for (int i = 0; i < 500; i++) {
 		size_t pg = (size_t)rand_r(&seed) % NPAGES;
 
 		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg, 6), -1);
 	}
-	st = stats();
+	st = test_stats();
 	/* no read-around for random faults: pages read ~ faults taken */
 	cr_assert_leq(st.pageins - st0.pageins, 2 * (st.faults - st0.faults),
 	    "%lu pages read for %lu faults",
@@ -343,7 +334,7 @@ Test(paging, read_error_raises_sigbus_never_zeros, .timeout = 120)
 	cr_assert_eq(upvm_inject_swap_failure(false, 1), 0);
 	cr_assert(raises_sigbus(p), "lost data must raise SIGBUS");
 	cr_assert(raises_sigbus(p), "and keeps raising it");
-	st = stats();
+	st = test_stats();
 	cr_assert_eq(st.io_errors, 1);
 	cr_assert_geq(st.poisoned, 1);
 	/* every other page still comes back */
@@ -353,7 +344,7 @@ Test(paging, read_error_raises_sigbus_never_zeros, .timeout = 120)
 		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg, 7),
 		    -1, "page %zu", pg);
 	}
-	cr_assert_leq(stats().poisoned, 1, "a random fault reads one page");
+	cr_assert_leq(test_stats().poisoned, 1, "a random fault reads one page");
 	upvm_fini();
 }
 
@@ -366,7 +357,7 @@ Test(paging, write_error_keeps_pages_resident, .timeout = 120)
 	p = map_pages(NPAGES);
 	cr_assert_eq(upvm_inject_swap_failure(true, 3), 0);
 	test_pattern_fill(p, NPAGES, 0, 8);
-	st = stats();
+	st = test_stats();
 	cr_assert_eq(st.io_errors, 1);
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 8), -1);
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 8), -1);
@@ -427,7 +418,7 @@ Test(paging, sampled_rss_stays_within_budget, .timeout = 120)
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 9), -1);
 	atomic_store(&s.stop, true);
 	pthread_join(th, NULL);
-	slack = (size_t)stats().handlers * 512 * PAGE_SIZE;
+	slack = (size_t)test_stats().handlers * 512 * PAGE_SIZE;
 	/* the test's own heap; ASan's shadow of the region (1/8); each fault
 	   thread's pagein buffer while a read is in flight (one window) */
 	margin = 4 * MIB + NPAGES * PAGE_SIZE / 8 + slack;
@@ -461,19 +452,19 @@ Test(paging, pageout_auto_takes_move_where_the_kernel_has_it, .timeout = 30)
 	cr_assert_eq(upvm_config_from_env(&c), 0);	/* UPVM_SWAP */
 	c.budget = BUDGET;
 	cr_assert_eq(upvm_init(&c), 0);
-	cr_assert_eq(stats().pageout, move ? UPVM_PAGEOUT_MOVE :
+	cr_assert_eq(test_stats().pageout, move ? UPVM_PAGEOUT_MOVE :
 	    UPVM_PAGEOUT_WP);
-	cr_assert_eq(stats().features & UFFD_FEATURE_WP_ASYNC, move ?
+	cr_assert_eq(test_stats().features & UFFD_FEATURE_WP_ASYNC, move ?
 	    UFFD_FEATURE_WP_ASYNC : 0, "WP_ASYNC only with the move protocol");
 	upvm_fini();
 	c.pageout = UPVM_PAGEOUT_WP;
 	cr_assert_eq(upvm_init(&c), 0);
-	cr_assert_eq(stats().pageout, UPVM_PAGEOUT_WP);
-	cr_assert_eq(stats().features & UFFD_FEATURE_WP_ASYNC, 0);
+	cr_assert_eq(test_stats().pageout, UPVM_PAGEOUT_WP);
+	cr_assert_eq(test_stats().features & UFFD_FEATURE_WP_ASYNC, 0);
 	upvm_fini();
 	c.budget = 0;
 	cr_assert_eq(upvm_init(&c), 0);
-	cr_assert_eq(stats().pageout, UPVM_PAGEOUT_AUTO, "nothing pages out");
+	cr_assert_eq(test_stats().pageout, UPVM_PAGEOUT_AUTO, "nothing pages out");
 	upvm_fini();
 }
 
@@ -548,7 +539,7 @@ Test(paging, writes_racing_pageout_of_clean_pages_are_kept, .timeout = 180)
 	for (size_t pg = 0; pg < NPAGES; pg++)
 		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg,
 		    gen[pg]), -1, "page %zu gen %d", pg, gen[pg]);
-	st = stats();
+	st = test_stats();
 	cr_log_info("%ld writes; %llu dropped clean, %llu found changed, "
 	    "%llu moved back", a.writes, (unsigned long long)st.clean_drops,
 	    (unsigned long long)st.clean_changed,
@@ -608,7 +599,7 @@ Test(paging, a_write_between_scan_and_move_is_caught, .timeout = 120)
 	for (size_t pg = 0; pg < NPAGES; pg++)
 		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg,
 		    hook_gen[pg]), -1, "page %zu gen %d", pg, hook_gen[pg]);
-	st = stats();
+	st = test_stats();
 	cr_log_info("%ld writes in the window, %llu pages found changed",
 	    atomic_load(&hook_calls), (unsigned long long)st.clean_changed);
 	cr_assert_gt(atomic_load(&hook_calls), 0);
@@ -708,6 +699,6 @@ Test(paging, fork_parent_and_child_keep_their_own_pages, .timeout = 180)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "the child saw its pages wrong (status %#x)", status);
 	cr_assert_eq(bad_even_odd(p, 1, 3), -1, "after the child exited");
-	check_peak(stats());
+	check_peak(test_stats());
 	upvm_fini();
 }
