@@ -13,13 +13,14 @@
 
 #include "config.h"
 #include "fault.h"
+#include "policy.h"
 #include "log.h"
 #include "vm.h"
 
 extern char **environ;
 
 enum conf_type { CT_UINT, CT_POW2, CT_BOOL, CT_LOG, CT_SIZE, CT_PCTSIZE,
-    CT_PATH, CT_ENUM };
+    CT_PATH, CT_ENUM, CT_NUMA, CT_BUDGETS };
 
 struct conf_key {
 	const char	*ck_key;	/* in UPVM_CONF */
@@ -64,7 +65,26 @@ static const struct conf_key conf_keys[] = {
 	    "- (stderr) or the path of a file"),
 	ENUMKEY("pageout", "UPVM_PAGEOUT", pageout, pageout_names,
 	    "auto, move or wp"),
+	KEY("numa", "UPVM_NUMA", CT_NUMA, numa, 0, 0,
+	    "none, local, bind:N, preferred:N, interleave[:NODES] or nearest"),
+	KEY("node_budget", "UPVM_NODE_BUDGET", CT_BUDGETS, node_budget, 0, 0,
+	    "NODE=SIZE pairs such as 0=1G,1=4G (0=1G;1=4G in UPVM_CONF)"),
 };
+
+/* numa_check: a NUMA policy or node budget string (syntax only: the
+   nodes are checked against the machine by upvm_init) */
+static bool
+numa_check(int type, const char *val, char *err, int errlen)
+{
+	struct numa_policy pol;
+	uint64_t bytes[NUMA_NODES_MAX];
+
+	if (type == CT_NUMA)
+		return strlen(val) < UPVM_NUMA_NAME_MAX &&
+		    numa_policy_parse(val, &pol, err, errlen) == 0;
+	return strlen(val) < UPVM_PATH_MAX &&
+	    numa_budgets_parse(val, bytes, err, errlen) == 0;
+}
 
 UPVM_API void
 upvm_config_default(struct upvm_config *cfg)
@@ -79,6 +99,7 @@ upvm_config_default(struct upvm_config *cfg)
 	cfg->budget = 0;
 	cfg->swap_max = (uint64_t)64 << 30;
 	cfg->threshold = (uint64_t)1 << 20;
+	strcpy(cfg->numa, "local");
 }
 
 static bool
@@ -97,12 +118,8 @@ parse_uint(const char *s, unsigned *out)
 	return true;
 }
 
-/*
- * parse_size: "123", "64K", "512M", "4G", "1T" (binary units) -> bytes;
- * with pct, also "25%" of physical memory.  Overflow and junk fail.
- */
-static bool
-parse_size(const char *s, bool pct, uint64_t *out)
+bool
+config_parse_size(const char *s, bool pct, uint64_t *out)
 {
 	unsigned long long v;
 	unsigned shift = 0;
@@ -148,7 +165,7 @@ static int
 conf_set(struct upvm_config *cfg, const struct conf_key *k,
     const char *name, const char *val)
 {
-	char *field = (char *)cfg + k->ck_off;
+	char *field = (char *)cfg + k->ck_off, why[192] = "";
 	unsigned v = 0;
 	uint64_t sz;
 	int lvl;
@@ -169,12 +186,17 @@ conf_set(struct upvm_config *cfg, const struct conf_key *k,
 		break;
 	case CT_SIZE:
 	case CT_PCTSIZE:
-		if ((ok = parse_size(val, k->ck_type == CT_PCTSIZE, &sz) &&
+		if ((ok = config_parse_size(val, k->ck_type == CT_PCTSIZE, &sz) &&
 		    (k->ck_type == CT_PCTSIZE || sz >= PAGE_SIZE)))
 			memcpy(field, &sz, sizeof(sz));
 		break;
 	case CT_PATH:
 		if ((ok = val[0] != '\0' && strlen(val) < UPVM_PATH_MAX))
+			strcpy(field, val);
+		break;
+	case CT_NUMA:
+	case CT_BUDGETS:
+		if ((ok = numa_check(k->ck_type, val, why, sizeof(why))))
 			strcpy(field, val);
 		break;
 	case CT_ENUM:
@@ -189,6 +211,10 @@ conf_set(struct upvm_config *cfg, const struct conf_key *k,
 		if (ok)
 			memcpy(field, &v, sizeof(v));
 		break;
+	}
+	if (!ok && why[0] != '\0') {
+		upvm_log(LOG_ERR, "%s=\"%s\" is invalid: %s", name, val, why);
+		return -EINVAL;
 	}
 	if (!ok) {
 		upvm_log(LOG_ERR, "%s=\"%s\" is invalid: use %s", name, val,
@@ -311,6 +337,15 @@ config_check(const struct upvm_config *cfg)
 				    (unsigned long long)sz, k->ck_what);
 				return -EINVAL;
 			}
+			continue;
+		case CT_NUMA:
+		case CT_BUDGETS:
+			if (memchr(field, '\0', k->ck_type == CT_NUMA ?
+			    UPVM_NUMA_NAME_MAX : UPVM_PATH_MAX) == NULL ||
+			    ((field[0] != '\0' || k->ck_type == CT_NUMA) &&
+			    conf_set(&tmp, k, k->ck_key,
+			    field) != 0))
+				return -EINVAL;
 			continue;
 		case CT_PATH:
 			if (memchr(field, '\0', UPVM_PATH_MAX) == NULL) {

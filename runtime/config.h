@@ -25,4 +25,10 @@ int config_parse_conf(struct upvm_config *, const char *conf);
  */
 int config_apply_env(struct upvm_config *, char *const *envp);
 
+/*
+ * config_parse_size: "123", "64K", "512M", "4G", "1T" (binary units) ->
+ * bytes; with pct, also "25%" of physical memory.  Overflow and junk fail.
+ */
+bool config_parse_size(const char *s, bool pct, uint64_t *out);
+
 #endif /* UPVM_CONFIG_H */

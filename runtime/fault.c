@@ -48,6 +48,7 @@
 #include "pager.h"
 #include "pagehash.h"
 #include "pdaemon.h"
+#include "place.h"
 #include "swap.h"
 #include "uring.h"
 #include "sys.h"
@@ -60,6 +61,8 @@
 #define FAULT_READ_SPIN_US	200	/* a 4 KiB read: ~50-80 us */
 
 static void *fault_mem_alloc(size_t);
+struct fault_ctx;
+static vaddr_t fault_run_va(struct fault_ctx *, int);
 static void fault_mem_free(void *, size_t);
 
 struct fault_ctx {
@@ -78,6 +81,8 @@ struct fault_ctx {
 	long			 fc_max;	/* pages the budget allows */
 	long			 fc_reserved;	/* of those, counted resident */
 	pid_t			 fc_tid;	/* faulting thread, or 0 */
+	int			 fc_node;	/* its NUMA node, -1: not looked
+						   up yet (numa_prepare) */
 };
 
 /* what fault_claim found */
@@ -320,14 +325,21 @@ fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
 	struct vm_map_entry *e = fc->fc_entry;
 	vaddr_t dst = e->e_start + ptoa((vaddr_t)(slot - e->e_aref.ar_pageoff));
 	int error, first_error = 0, tries = 0, np, failed = 0;
+	struct numa_state *ns = vs->vs_numa;
+	struct numa_target tgt;
 	bool single = false;
 	vsize_t done;
 
+	/* placement per chunk: `nearest` fills a node to within a chunk */
+	if (ns != NULL)
+		numa_prepare(ns, fc->fc_tid, &fc->fc_node, n, &tgt);
 	while (n > 0) {
 		error = pmap_copy(&vs->vs_pmap, dst, src,
 		    ptoa((vsize_t)(single ? 1 : n)), 0, &done);
 		np = (int)atop(done);
 		fault_settle(fc, slot, np, SLOT_RESIDENT);
+		if (ns != NULL && np > 0)
+			numa_placed(ns, &tgt, dst, np);
 		slot += np, n -= np, dst += done, src += done;
 		if (error == 0)
 			continue;
@@ -358,6 +370,8 @@ fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
 		    strerror(-first_error));
 		STAT_ADD(&vs->vs_stats, st_errors, (uint64_t)failed);
 	}
+	if (ns != NULL)
+		numa_unreserve(ns, &tgt);
 	return first_error;
 }
 
@@ -467,6 +481,7 @@ fault_pagein(struct fault_ctx *fc)
 	struct amap *am = fc->fc_amap;
 	vaddr_t va = fault_run_va(fc, fc->fc_start);
 	int n = fc->fc_n, error, done_pages;
+	struct numa_target tgt;
 	vsize_t done = 0;
 
 	/*
@@ -493,8 +508,16 @@ fault_pagein(struct fault_ctx *fc)
 			swap_set_hash(vs->vs_swap, fc->fc_swslot +
 			    (uint64_t)i, page_hash((char *)fc->fc_buf +
 			    ptoa((size_t)i), vs->vs_swap->sw_hashkey));
+		if (vs->vs_numa != NULL)
+			numa_prepare(vs->vs_numa, fc->fc_tid, &fc->fc_node, n,
+			    &tgt);
 		error = pmap_copy(&vs->vs_pmap, va, fc->fc_buf,
 		    ptoa((vsize_t)n), PMAP_WP, &done);
+		if (vs->vs_numa != NULL && done > 0)
+			numa_placed(vs->vs_numa, &tgt, va,
+			    (long)atop(done));
+		if (vs->vs_numa != NULL)
+			numa_unreserve(vs->vs_numa, &tgt);
 	} else {
 		STAT_INC(&vs->vs_stats, st_io_errors);
 		upvm_log(LOG_ERR, "reading %d pages from swap failed: %s; "
@@ -565,7 +588,8 @@ fault_resolve(struct fault_ctx *fc, int kind)
 static void
 fault_wp(struct vmspace *vs, vaddr_t va)
 {
-	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va) };
+	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va),
+	    .fc_node = -1 };
 	struct amap *am;
 	struct anon *an;
 	uint64_t old = 0;
@@ -615,7 +639,7 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 	struct vmspace *vs = ft->ft_vs;
 	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va),
 	    .fc_buf = ft->ft_buf, .fc_t0 = t0, .fc_wake_ns = t0,
-	    .fc_ring = ft->ft_ring, .fc_tid = tid,
+	    .fc_ring = ft->ft_ring, .fc_tid = tid, .fc_node = -1,
 	    .fc_max = FAULT_MAX_CLUSTER };
 	int error, kind;
 
@@ -655,7 +679,8 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 int
 fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 {
-	struct fault_ctx fc = { .fc_vs = vs, .fc_max = FAULT_MAX_CLUSTER };
+	struct fault_ctx fc = { .fc_vs = vs, .fc_max = FAULT_MAX_CLUSTER,
+	    .fc_node = -1 };
 	vaddr_t va = start, hi;
 	int error = 0, kind;
 

@@ -58,6 +58,7 @@
 #include "kmem.h"
 #include "log.h"
 #include "pagehash.h"
+#include "place.h"
 #include "pdaemon.h"
 #include "swap.h"
 #include "sys.h"
@@ -102,8 +103,8 @@ struct pd_batch {
  * page inside an entry (units are aligned in amap slot space, so a unit
  * never spans two amaps and pages of one unit share a reference bit).
  */
-static vaddr_t
-unit_end(struct vm_map_entry *e, vaddr_t va)
+vaddr_t
+pd_unit_end(struct vm_map_entry *e, vaddr_t va)
 {
 	int slot = vm_entry_slot(e, va);
 	int next = (slot / AMAP_UNIT + 1) * AMAP_UNIT;
@@ -118,8 +119,8 @@ pu_next(void *arg, uint64_t unit, uint64_t *nextp)
 	struct vm_map_entry *e;
 	vaddr_t va = unit == UINT64_MAX ? 0 : ptoa((vaddr_t)unit);
 
-	if ((e = vm_map_lookup(map, va)) != NULL && unit_end(e, va) < e->e_end)
-		va = unit_end(e, va);
+	if ((e = vm_map_lookup(map, va)) != NULL && pd_unit_end(e, va) < e->e_end)
+		va = pd_unit_end(e, va);
 	else if ((e = vm_map_first_ge(map, e != NULL ? e->e_end : va)) !=
 	    NULL)
 		va = MAX(e->e_start, unit == UINT64_MAX ? 0 : va);
@@ -141,9 +142,8 @@ pu_referenced(void *arg, uint64_t unit)
 	    vm_entry_slot(e, ptoa((vaddr_t)unit)));
 }
 
-/* a slot the daemon may take: resident, and not owned by anyone */
-static bool
-slot_evictable(struct amap *am, int slot)
+bool
+pd_slot_evictable(struct amap *am, int slot)
 {
 	uintptr_t s = amap_slot(am, slot);
 	struct anon *an;
@@ -166,15 +166,15 @@ pu_evictable(void *arg, uint64_t unit)
 
 	if (e == NULL || (am = e->e_aref.ar_amap) == NULL || e->e_wired)
 		return 0;
-	end = unit_end(e, va);
+	end = pd_unit_end(e, va);
 	vm_mutex_lock(&am->am_lock);
 	for (int s = vm_entry_slot(e, va); s < vm_entry_slot(e, end); s++)
-		n += slot_evictable(am, s);
+		n += pd_slot_evictable(am, s);
 	vm_mutex_unlock(&am->am_lock);
 	return n;
 }
 
-static const struct pdpol_unit_ops pd_unit_ops = {
+const struct pdpol_unit_ops pd_unit_ops = {
 	.pu_next = pu_next,
 	.pu_referenced = pu_referenced,
 	.pu_evictable = pu_evictable,
@@ -196,10 +196,10 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 
 	if (e == NULL || (am = e->e_aref.ar_amap) == NULL || e->e_wired)
 		return;
-	end = unit_end(e, va);
+	end = pd_unit_end(e, va);
 	vm_mutex_lock(&am->am_lock);
 	for (int s = vm_entry_slot(e, va); s < vm_entry_slot(e, end); s++) {
-		if (!slot_evictable(am, s) || (an = amap_anon(am, s)) == NULL) {
+		if (!pd_slot_evictable(am, s) || (an = amap_anon(am, s)) == NULL) {
 			r = NULL;
 			continue;
 		}
@@ -619,12 +619,20 @@ pd_main(void *arg)
 	struct vmspace *vs = pd->pdd_vs;
 	struct timespec ts;
 	bool running = false;
-	long want, freed;
+	long want, freed, demoted;
 	uint64_t ins, last_ins = 0;
 
 	pthread_mutex_lock(&pd->pdd_lock);
 	while (!pd->pdd_stop) {
 		want = pdpol_want(&pd->pdd_marks, pd_counted(vs), running);
+		if (vs->vs_numa != NULL && vs->vs_numa->ns_counts) {
+			/* a node past its budget: demote before paging out */
+			pthread_mutex_unlock(&pd->pdd_lock);
+			demoted = pd_demote(pd);
+			pthread_mutex_lock(&pd->pdd_lock);
+			if (demoted > 0 && want == 0)
+				continue;
+		}
 		if (want == 0) {
 			running = false;
 			pthread_cond_broadcast(&pd->pdd_freed);
@@ -723,6 +731,7 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	atomic_init(&pd->pdd_stage_hook, NULL);
 	pd->pdd_stop = false;
 	pd->pdd_clock.pc_valid = false;
+	pd->pdd_dclock.pc_valid = false;
 	pd->pdd_move = vs->vs_pageout == UPVM_PAGEOUT_MOVE;
 	pd->pdd_stage = NULL;
 	pd->pdd_staged = 0;
@@ -788,7 +797,8 @@ pd_kick(struct pdaemon *pd)
 	while (res > peak && !atomic_compare_exchange_weak(&pd->pdd_peak,
 	    &peak, res))
 		;
-	if (res > pd->pdd_marks.pm_high) {
+	if (res > pd->pdd_marks.pm_high || (pd->pdd_vs->vs_numa != NULL &&
+	    numa_over(pd->pdd_vs->vs_numa) >= 0)) {
 		pthread_mutex_lock(&pd->pdd_lock);
 		pthread_cond_signal(&pd->pdd_work);
 		pthread_mutex_unlock(&pd->pdd_lock);

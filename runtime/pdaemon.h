@@ -41,6 +41,7 @@
 #include <stdatomic.h>
 
 #include "pdpolicy.h"
+#include "vm.h"
 
 struct vmspace;
 struct swap;
@@ -55,6 +56,7 @@ struct pdaemon {
 	int		  pdd_staged;	/* [d] staging pages in use */
 	struct pdpol_marks pdd_marks;	/* [I] */
 	struct pdpol_clock pdd_clock;	/* [d] */
+	struct pdpol_clock pdd_dclock;	/* [d] demotion's own hand */
 	pthread_t	  pdd_thread;	/* [I] */
 	pthread_mutex_t	  pdd_lock;
 	pthread_cond_t	  pdd_work;	/* [p] the daemon waits here */
@@ -93,5 +95,24 @@ void pd_kick(struct pdaemon *);
  * => no locks held.  Returns the pages reserved (>= 1).
  */
 long pd_throttle(struct pdaemon *, long npages);
+
+/*
+ * pd_demote: with node budgets (numa/place.h), resync the per-node counts
+ * and, if a node is past its high mark, move up to a batch of its
+ * coldest pages (its own clock hand over the same units) to the nearest
+ * node with room (move_pages).  Nothing when every node in reach is full:
+ * the global budget then pages out.  (pddemote.c)
+ * => the daemon's thread; no locks held.  Returns the pages moved.
+ */
+long pd_demote(struct pdaemon *);
+
+/* the clock's view of the map, shared with pddemote.c (pdaemon.c) */
+struct amap;
+struct vm_map_entry;
+extern const struct pdpol_unit_ops pd_unit_ops;
+/* a slot the daemon may take: resident, and not owned by anyone */
+bool pd_slot_evictable(struct amap *, int slot);
+/* the end of the unit holding va, inside entry e */
+vaddr_t pd_unit_end(struct vm_map_entry *, vaddr_t va);
 
 #endif /* UPVM_PDAEMON_H */

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "pager.h"
 #include "pdaemon.h"
+#include "place.h"
 #include "region.h"
 #include "swap.h"
 #include "sys.h"
@@ -272,6 +273,14 @@ upvm_init(const struct upvm_config *cfgp)
 		pthread_rwlock_unlock(&upvm_lock);
 		return error;
 	}
+	if ((error = numa_state_create(&cfg, &vs->vs_numa)) != 0) {
+		pmap_fini(&vs->vs_pmap);
+		pthread_rwlock_unlock(&upvm_lock);
+		return error;
+	}
+	/* node budgets without a budget: swap once every node is full */
+	if (cfg.budget == 0)
+		cfg.budget = numa_budget_total(vs->vs_numa);
 	amap_init_pools();
 	vm_map_init(&vs->vs_map);
 	vs->vs_cc.cc_cluster = (int)cfg.cluster_pages;
@@ -303,6 +312,7 @@ fail:
 	paging_teardown(vs);
 	vm_map_destroy(&vs->vs_map);
 	amap_fini_pools();
+	numa_state_destroy(vs->vs_numa);
 	pmap_fini(&vs->vs_pmap);
 	pthread_rwlock_unlock(&upvm_lock);
 	return error;
@@ -364,6 +374,8 @@ upvm_fini(void)
 	vm_map_destroy(&vs->vs_map);
 	paging_teardown(vs);
 	amap_fini_pools();
+	numa_state_destroy(vs->vs_numa);
+	vs->vs_numa = NULL;
 	pmap_fini(&vs->vs_pmap);
 	upvm_running = false;
 	pthread_rwlock_unlock(&upvm_lock);
@@ -564,6 +576,10 @@ upvm_stats(struct upvm_stats *out)
 	    e = vm_map_next(&vs->vs_map, e))
 		st.regions++;
 	st.mapped_bytes = vs->vs_map.m_size;
+	if (vs->vs_numa != NULL) {
+		numa_resync(vs->vs_numa, &vs->vs_map, true);
+		numa_stats(vs->vs_numa, &st);
+	}
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	st.resident_pages = (uint64_t)atomic_load(&vs->vs_resident);
 	st.meta_bytes = kmem_bytes();

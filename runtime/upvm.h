@@ -63,10 +63,23 @@ extern "C" {
  *				  Linux 6.8) or wp (synchronous write
  *				  protection, any kernel with uffd-wp);
  *				  auto = move where the kernel has it (auto)
+ *	numa	  UPVM_NUMA	  where resolved pages go: none (the kernel
+ *				  decides), local (the faulting thread's
+ *				  node), bind:N, preferred:N,
+ *				  interleave[:NODES] (NODES as 0,2 or 0-3)
+ *				  or nearest (local while it has room, else
+ *				  the nearest node by distance) (local)
+ *	node_budget UPVM_NODE_BUDGET  resident pages allowed per node, as
+ *				  0=1G,1=4G: a node past its budget demotes
+ *				  its coldest pages to the nearest node with
+ *				  room; swap only when none has.  Sets the
+ *				  budget if none is given (none)
  *
- * A key's value in UPVM_CONF cannot hold a comma.
+ * A key's value in UPVM_CONF cannot hold a comma: write ';' for ',' in
+ * node lists and node budgets there.
  */
 #define UPVM_PATH_MAX	256
+#define UPVM_NUMA_NAME_MAX 192
 
 /* upvm_config.pageout */
 #define UPVM_PAGEOUT_AUTO	0
@@ -86,6 +99,8 @@ struct upvm_config {
 	int		pageout;		/* UPVM_PAGEOUT_* */
 	uint64_t	threshold;		/* bytes */
 	char		stats_path[UPVM_PATH_MAX]; /* "": none, "-": stderr */
+	char		numa[UPVM_NUMA_NAME_MAX]; /* placement policy */
+	char		node_budget[UPVM_PATH_MAX]; /* "": none */
 };
 
 /* upvm_config_default: fill in the defaults.  Never fails. */
@@ -153,6 +168,7 @@ int upvm_advise(void *addr, size_t len, int advice);
 
 /* histogram buckets: bucket i counts values v with 2^(i-1) <= v < 2^i
    (bucket 0: v < 1); the last bucket also holds everything larger */
+#define UPVM_NUMA_MAX		64	/* nodes in the per-node stats */
 #define UPVM_CLUSTER_BUCKETS	12	/* pages per resolution */
 #define UPVM_LATENCY_BUCKETS	24	/* microseconds */
 
@@ -198,6 +214,12 @@ struct upvm_stats {
 	uint64_t	io_errors;	/* failed swap I/Os */
 	uint64_t	poisoned;	/* pages that raise SIGBUS (lost data) */
 	uint64_t	swap_used_pages; /* swap slots in use */
+	/* NUMA placement (numa other than none, or node budgets) */
+	int		numa_nodes;	/* highest node + 1; 0: placement off */
+	uint64_t	node_resident[UPVM_NUMA_MAX]; /* managed pages there */
+	uint64_t	node_placed[UPVM_NUMA_MAX]; /* pages resolved there */
+	uint64_t	node_demoted[UPVM_NUMA_MAX]; /* pages moved off it */
+	uint64_t	node_budget[UPVM_NUMA_MAX]; /* pages, 0: none */
 };
 
 /* upvm_stats: a snapshot of the counters.  => -ENXIO if not initialized */

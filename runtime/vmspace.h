@@ -16,6 +16,7 @@
 #include "pmap.h"
 #include "stats.h"
 
+struct numa_state;
 struct pdaemon;
 struct swap;
 
@@ -29,6 +30,7 @@ struct vmspace {
 						   or claimed to become so */
 	struct swap		*vs_swap;	/* [I] NULL: no budget */
 	struct pdaemon		*vs_pd;		/* [I] NULL: no budget */
+	struct numa_state	*vs_numa;	/* [I] NULL: placement off */
 	int			vs_regmodes;	/* [I] PMAP_REG_* for regions */
 	int			vs_pageout;	/* [I] UPVM_PAGEOUT_MOVE or _WP
 						   with a budget, else AUTO */

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * place.h: NUMA placement mechanism of one vmspace.
+ *
+ * A page lands on node N because the fault thread that resolves it (its
+ * UFFDIO_COPY allocates the page) has its own memory policy set to N at
+ * that moment: numa_prepare() sets it with set_mempolicy(2) before each
+ * resolution, and only when it differs from the thread's current one (a
+ * per-thread cache), so a run of faults for one node costs one system
+ * call.  (The alternative, one fault thread per node and a hand-off from
+ * the thread that read the event, costs a wake-up per fault; see the
+ * README's NUMA section for the measurement.)  Regions carry no policy of
+ * their own (no mbind), so the thread's policy decides.
+ *
+ * Pages mapped without a fault thread (the kernel's copy-on-write after
+ * fork, pages moved back by UFFDIO_MOVE) stay where the kernel put them;
+ * the per-node resident counts learn about them at the next resync.
+ *
+ * Per-node resident counts: placements add, demotions move, and the
+ * pageout daemon resyncs them from /proc/self/numa_maps (the kernel's
+ * count per VMA) at most every NUMA_RESYNC_MS while node budgets or the
+ * nearest policy need them; pageouts and unmaps show up there.
+ *
+ * Locks protecting struct members in this file:
+ *	I  immutable while the vmspace is initialized   a  atomic
+ */
+#ifndef UPVM_NUMA_PLACE_H
+#define UPVM_NUMA_PLACE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "policy.h"
+#include "topo.h"
+#include "upvm.h"
+#include "vm.h"
+
+#define NUMA_RESYNC_MS	100
+
+struct vm_map;
+
+struct numa_state {
+	struct numa_topo	ns_topo;	/* [I] */
+	struct numa_policy	ns_pol;		/* [I] */
+	nodemask_t64		ns_allowed;	/* [I] nodes pages may be on */
+	nodemask_t64		ns_budgeted;	/* [I] nodes with a budget */
+	long			ns_budget[NUMA_NODES_MAX]; /* [I] pages */
+	long			ns_high[NUMA_NODES_MAX]; /* [I] demote above */
+	long			ns_low[NUMA_NODES_MAX];	/* [I] ... down to */
+	bool			ns_counts;	/* [I] keep ns_resident true
+						   (budgets or nearest) */
+	atomic_long		ns_resident[NUMA_NODES_MAX];	/* [a] */
+	atomic_uint_least64_t	ns_placed[NUMA_NODES_MAX];	/* [a] */
+	atomic_uint_least64_t	ns_demoted[NUMA_NODES_MAX];	/* [a] out */
+	atomic_long		ns_free[NUMA_NODES_MAX]; /* [a] free pages,
+							    sampled */
+	atomic_uint_least64_t	ns_free_at;	/* [a] when, ns */
+	atomic_uint_least64_t	ns_synced_at;	/* [a] last resync, ns */
+};
+
+/*
+ * numa_state_create: the placement state for cfg (numa, node_budget).
+ * => 0 with *out NULL when cfg->numa is "none" and there are no node
+ *    budgets (upvm then never touches memory policies); 0 with *out set;
+ *    or -EINVAL (logged) for a policy or budget this machine cannot honour.
+ */
+int numa_state_create(const struct upvm_config *, struct numa_state **out);
+void numa_state_destroy(struct numa_state *);
+
+/*
+ * numa_budget_total: with node budgets and no global budget, the budget
+ * that pages out to swap only when every node is full: the node budgets
+ * plus the memory of nodes without one.  0 without node budgets.
+ */
+uint64_t numa_budget_total(const struct numa_state *);
+
+/*
+ * numa_thread_node: the node of thread tid (0: the calling thread): the
+ * node of its CPU affinity when that is one node, else the node of the
+ * CPU it last ran on.
+ */
+int numa_thread_node(const struct numa_state *, pid_t tid);
+
+/*
+ * numa_prepare: choose where the npages about to be resolved for thread
+ * tid go, and set the calling (fault) thread's memory policy to it.
+ * *localp caches tid's node across the chunks of one resolution: -1 the
+ * first time (looked up if the policy needs it).
+ * => the target (for numa_placed()); a failed set_mempolicy is logged
+ *    once and leaves the kernel's default placement.
+ */
+void numa_prepare(struct numa_state *, pid_t tid, int *localp, long npages,
+    struct numa_target *);
+
+/*
+ * numa_placed: n pages at va were mapped under target t: count them.
+ * numa_unreserve: the resolution is over: give back what `nearest`
+ * reserved on a budgeted node (so that concurrent fault threads cannot
+ * overfill it together) and no page used.
+ */
+void numa_placed(struct numa_state *, struct numa_target *t, vaddr_t va,
+    long n);
+void numa_unreserve(struct numa_state *, struct numa_target *t);
+
+/*
+ * numa_pages_nodes: the node of each page (move_pages(2) without moving):
+ * status[i] = node, or -errno (-ENOENT: not present).  => 0 or -errno.
+ */
+int numa_pages_nodes(void **pages, long n, int *status);
+
+/*
+ * numa_pages_move: move pages to `node` (move_pages(2), MPOL_MF_MOVE):
+ * status[i] = the node the page is on afterwards, or -errno.
+ * => 0 or -errno for the call as a whole.
+ */
+int numa_pages_move(void **pages, long n, int node, int *status);
+
+/* numa_has_room: node has room for npages more (policy.h's rule) */
+bool numa_has_room(struct numa_state *, int node, long npages);
+
+/* numa_room_ops: numa_has_room for the pure policy (arg: the state) */
+extern const struct numa_room_ops numa_room_ops;
+
+/*
+ * numa_resync: make ns_resident the kernel's count of managed pages per
+ * node (numa_maps), if NUMA_RESYNC_MS passed since the last one or force.
+ * => map read-locked by the caller (only VMAs inside managed entries
+ *    count).  One caller at a time: the daemon, or upvm_stats() under
+ *    the map write lock... read lock with the daemon stopped or absent.
+ */
+void numa_resync(struct numa_state *, struct vm_map *, bool force);
+
+/* numa_over: the first node past its high mark, or -1.  No locks. */
+int numa_over(const struct numa_state *);
+
+/* numa_stats: the per-node counters into st */
+void numa_stats(const struct numa_state *, struct upvm_stats *st);
+
+#endif /* UPVM_NUMA_PLACE_H */

@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_numa.c: NUMA placement and demotion, end to end, checked page by
+ * page with move_pages(2).  These tests need several nodes: on a machine
+ * with one, they skip; CI runs them in numa-vm guests with 2 and 4 nodes
+ * (asymmetric distances, a memory-only node).  Every test also checks the
+ * contents of every page it wrote.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+#include "place.h"
+#include "topo.h"
+#include "upvm.h"
+#include "vm.h"
+
+#define MIB		((size_t)1 << 20)
+#define NPAGES		(16 * MIB / PAGE_SIZE)
+
+static struct numa_topo topo;
+
+/* the machine's topology; skip unless it has at least `nodes` nodes
+   with memory */
+static void
+need_nodes(int nodes)
+{
+	numa_topo_probe(&topo);
+	if (__builtin_popcountll(topo.nt_memory) < nodes)
+		cr_skip_test("needs %d NUMA nodes with memory, this machine "
+		    "has %d: run in numa-vm (see README)", nodes,
+		    __builtin_popcountll(topo.nt_memory));
+}
+
+static void
+init_numa(const char *policy, const char *node_budget)
+{
+	struct upvm_config cfg;
+
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	strcpy(cfg.numa, policy);
+	if (node_budget != NULL)
+		strcpy(cfg.node_budget, node_budget);
+	cr_assert_eq(upvm_init(&cfg), 0, "upvm_init with numa=%s", policy);
+}
+
+/*
+ * count[node] = pages of [p, p + n pages) on each node (move_pages).  A
+ * page the daemon is migrating right now reads as not present (-ENOENT)
+ * for a moment: ask again until none does.
+ */
+static void
+count_nodes(const char *p, size_t n, long count[NUMA_NODES_MAX])
+{
+	static void *pages[NPAGES * 2];
+	static int status[NPAGES * 2];
+	size_t i;
+
+	cr_assert_leq(n, NPAGES * 2);
+	for (int tries = 0; tries < 500; tries++) {
+		memset(count, 0, sizeof(long) * NUMA_NODES_MAX);
+		for (i = 0; i < n; i++)
+			pages[i] = (void *)(p + i * PAGE_SIZE);
+		cr_assert_eq(numa_pages_nodes(pages, (long)n, status), 0);
+		for (i = 0; i < n && status[i] != -ENOENT; i++) {
+			cr_assert(status[i] >= 0 &&
+			    status[i] < NUMA_NODES_MAX, "page %zu: "
+			    "move_pages status %d", i, status[i]);
+			count[status[i]]++;
+		}
+		if (i == n)
+			return;
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 },
+		    NULL);
+	}
+	cr_assert_fail("page %zu stays not present (-ENOENT)", i);
+}
+
+static char *
+map_fill(size_t n, uint64_t gen)
+{
+	void *p;
+
+	cr_assert_eq(upvm_map(n * PAGE_SIZE, 0, &p), 0);
+	test_pattern_fill(p, n, 0, gen);
+	return p;
+}
+
+static void
+pin_to_node(int node)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (int c = 0; c < topo.nt_maxcpu; c++)
+		if (topo.nt_cpu_node[c] == node)
+			CPU_SET(c, &set);
+	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+}
+
+Test(numa, bind_places_every_page_on_its_node, .timeout = 300)
+{
+	long count[NUMA_NODES_MAX];
+	char policy[16], *p;
+
+	need_nodes(2);
+	for (int node = 0; node < topo.nt_nnodes; node++) {
+		if (!(topo.nt_memory & (1ull << node)))
+			continue;
+		snprintf(policy, sizeof(policy), "bind:%d", node);
+		init_numa(policy, NULL);
+		p = map_fill(NPAGES, (uint64_t)node + 1);
+		count_nodes(p, NPAGES, count);
+		cr_assert_eq(count[node], (long)NPAGES, "%s: %ld of %zu pages "
+		    "on node %d", policy, count[node], NPAGES, node);
+		cr_assert_eq(test_pattern_bad(p, NPAGES, 0,
+		    (uint64_t)node + 1), -1);
+		cr_assert_eq(test_stats().node_placed[node], NPAGES);
+		cr_assert_eq(upvm_unmap(p, NPAGES * PAGE_SIZE), 0);
+		cr_assert_eq(upvm_fini(), 0);
+	}
+}
+
+/* interleave: every allowed node gets its share, give or take a page per
+   fault thread (each interleaves on its own), and no other node any */
+static void
+check_interleave(const char *policy, nodemask_t64 nodes)
+{
+	long count[NUMA_NODES_MAX], share;
+	int k = __builtin_popcountll(nodes);
+	unsigned handlers;
+	char *p;
+
+	init_numa(policy, NULL);
+	handlers = test_stats().handlers;
+	p = map_fill(NPAGES, 7);
+	count_nodes(p, NPAGES, count);
+	share = (long)NPAGES / k;
+	for (int n = 0; n < NUMA_NODES_MAX; n++) {
+		if (!(nodes & (1ull << n))) {
+			cr_assert_eq(count[n], 0, "%s: %ld pages on node %d",
+			    policy, count[n], n);
+			continue;
+		}
+		cr_assert(count[n] >= share - (long)handlers &&
+		    count[n] <= share + (long)handlers, "%s: node %d has %ld "
+		    "pages, its share is %ld", policy, n, count[n], share);
+		cr_assert_eq(test_stats().node_placed[n], (uint64_t)count[n]);
+	}
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 7), -1);
+	cr_assert_eq(upvm_fini(), 0);
+}
+
+Test(numa, interleave_spreads_pages_evenly, .timeout = 300)
+{
+	need_nodes(2);
+	check_interleave("interleave", topo.nt_memory);
+	check_interleave("interleave:0-1", 0x3);
+}
+
+struct local_arg {
+	int	 node;
+	char	*p;
+	size_t	 n;
+};
+
+static void *
+local_writer(void *arg)
+{
+	struct local_arg *a = arg;
+
+	pin_to_node(a->node);
+	test_pattern_fill(a->p, a->n, (size_t)a->node * a->n, 3);
+	return NULL;
+}
+
+Test(numa, local_follows_the_faulting_thread, .timeout = 300)
+{
+	struct local_arg args[NUMA_NODES_MAX];
+	pthread_t th[NUMA_NODES_MAX];
+	long count[NUMA_NODES_MAX];
+	size_t per = NPAGES / 4;
+	int nt = 0;
+	void *p;
+
+	need_nodes(2);
+	init_numa("local", NULL);
+	cr_assert_eq(upvm_map(per * PAGE_SIZE * NUMA_NODES_MAX, 0, &p), 0);
+	for (int node = 0; node < topo.nt_nnodes; node++) {
+		if (topo.nt_ncpus[node] == 0 ||
+		    !(topo.nt_memory & (1ull << node)))
+			continue;
+		args[nt] = (struct local_arg){ node, (char *)p +
+		    (size_t)node * per * PAGE_SIZE, per };
+		cr_assert_eq(pthread_create(&th[nt], NULL, local_writer,
+		    &args[nt]), 0);
+		nt++;
+	}
+	for (int i = 0; i < nt; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < nt; i++) {
+		count_nodes(args[i].p, per, count);
+		cr_assert_eq(count[args[i].node], (long)per, "a thread on "
+		    "node %d has %ld of its %zu pages there", args[i].node,
+		    count[args[i].node], per);
+		cr_assert_eq(test_pattern_bad(args[i].p, per,
+		    (size_t)args[i].node * per, 3), -1);
+	}
+	cr_assert_eq(upvm_fini(), 0);
+}
+
+/* nearest: a full local node sends pages to the nearest node with room */
+Test(numa, nearest_fills_local_then_the_nearest_node, .timeout = 300)
+{
+	long count[NUMA_NODES_MAX], budget = (long)(4 * MIB / PAGE_SIZE);
+	int order[NUMA_NODES_MAX];
+	char *p;
+
+	need_nodes(2);
+	numa_node_order(&topo, 0, order);
+	pin_to_node(0);
+	init_numa("nearest", "0=4M");
+	p = map_fill(NPAGES, 5);
+	count_nodes(p, NPAGES, count);
+	cr_assert_leq(count[0], budget, "node 0 holds %ld pages, budget %ld",
+	    count[0], budget);
+	cr_assert_geq(count[0], budget - 64);
+	cr_assert_eq(count[0] + count[order[1]], (long)NPAGES, "the rest "
+	    "went to node %d (nearest to 0): %ld pages", order[1],
+	    count[order[1]]);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 5), -1);
+	cr_assert_eq(upvm_fini(), 0);
+}
+
+/* wait until node `node` holds at most `max` of the n pages at p */
+static void
+wait_node_at_most(const char *p, size_t n, int node, long max)
+{
+	long count[NUMA_NODES_MAX];
+
+	for (int i = 0; i < 600; i++) {
+		count_nodes(p, n, count);
+		if (count[node] <= max)
+			return;
+		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 * 1000 },
+		    NULL);
+	}
+	cr_assert_fail("node %d still holds %ld pages after 30 s, budget %ld",
+	    node, count[node], max);
+}
+
+/*
+ * Demotion: node 0 (budget 8M) is overfilled by a thread on node 0; its
+ * coldest pages go to the nearest node first until that node's budget
+ * (4M) is reached, then to the next nearest.  Nothing goes to swap.
+ */
+Test(numa, demotion_goes_to_the_nearest_node_first, .timeout = 300)
+{
+	long count[NUMA_NODES_MAX], b0 = (long)(8 * MIB / PAGE_SIZE);
+	long b1 = (long)(4 * MIB / PAGE_SIZE);
+	int order[NUMA_NODES_MAX], n = NPAGES * 2;
+	struct upvm_stats st;
+	char budgets[64], *p;
+
+	need_nodes(3);
+	numa_node_order(&topo, 0, order);
+	snprintf(budgets, sizeof(budgets), "0=8M,%d=4M", order[1]);
+	pin_to_node(0);
+	init_numa("local", budgets);
+	p = map_fill((size_t)n, 9);
+	wait_node_at_most(p, (size_t)n, 0, b0);
+	count_nodes(p, (size_t)n, count);
+	cr_assert_leq(count[order[1]], b1, "node %d (nearest) got %ld pages, "
+	    "over its budget %ld", order[1], count[order[1]], b1);
+	cr_assert_geq(count[order[1]], b1 - b1 / 16, "node %d (nearest) got "
+	    "only %ld pages before node %d got %ld", order[1],
+	    count[order[1]], order[2], count[order[2]]);
+	cr_assert_eq(count[0] + count[order[1]] + count[order[2]], n,
+	    "pages beyond the two nearest nodes (%d, %d)", order[1],
+	    order[2]);
+	cr_assert_eq(test_pattern_bad(p, (size_t)n, 0, 9), -1);
+	st = test_stats();
+	cr_assert_eq(st.pageouts, 0, "demotion paged %lu pages out",
+	    (unsigned long)st.pageouts);
+	cr_assert_geq(st.node_demoted[0], (uint64_t)(n - b0));
+	cr_assert_eq(upvm_fini(), 0);
+}
+
+/* every node full: the rest goes to swap, and every page comes back */
+Test(numa, full_nodes_page_out_to_swap, .timeout = 300)
+{
+	char budgets[128], *p;
+	int off = 0, n = NPAGES * 2;
+	struct upvm_stats st;
+
+	need_nodes(2);
+	for (int node = 0; node < topo.nt_nnodes; node++)
+		if (topo.nt_memory & (1ull << node))
+			off += snprintf(budgets + off, sizeof(budgets) -
+			    (size_t)off, "%s%d=4M", off ? "," : "", node);
+	init_numa("local", budgets);
+	p = map_fill((size_t)n, 11);
+	cr_assert_eq(test_pattern_bad(p, (size_t)n, 0, 11), -1);
+	st = test_stats();
+	cr_assert_gt(st.pageouts, 0);
+	cr_assert_eq(st.budget_pages, (uint64_t)__builtin_popcountll(
+	    topo.nt_memory) * (4 * MIB / PAGE_SIZE));
+	cr_assert_eq(upvm_fini(), 0);
+}
+
+Test(numa, a_policy_naming_a_missing_node_fails_clearly)
+{
+	struct upvm_config cfg;
+	char policy[32];
+
+	numa_topo_probe(&topo);
+	test_log_capture();
+	upvm_config_default(&cfg);
+	snprintf(policy, sizeof(policy), "bind:%d", topo.nt_nnodes);
+	strcpy(cfg.numa, policy);
+	cr_assert_eq(upvm_init(&cfg), -EINVAL);
+	test_expect_one_line("bind to a missing node", "bind");
+	upvm_config_default(&cfg);
+	snprintf(cfg.node_budget, sizeof(cfg.node_budget), "%d=1G",
+	    topo.nt_nnodes);
+	cr_assert_eq(upvm_init(&cfg), -EINVAL);
+	test_expect_one_line("a budget for a missing node", "node");
+}
+
+Test(numa, placement_off_sets_no_policy)
+{
+	numa_topo_probe(&topo);
+	init_numa("none", NULL);
+	cr_assert_eq(test_stats().numa_nodes, 0);
+	cr_assert_eq(upvm_fini(), 0);
+}
