@@ -120,6 +120,14 @@ ip_stats(void)
 		    (unsigned long long)st.clean_drops,
 		    (unsigned long long)st.swap_full,
 		    (unsigned long long)st.io_errors);
+		for (int n = 0; n < st.numa_nodes && n < UPVM_NUMA_MAX; n++)
+			fprintf(stderr, "upvm: pid %d: node %d: %llu pages "
+			    "resident, %llu placed, %llu demoted, budget "
+			    "%llu\n", (int)getpid(), n,
+			    (unsigned long long)st.node_resident[n],
+			    (unsigned long long)st.node_placed[n],
+			    (unsigned long long)st.node_demoted[n],
+			    (unsigned long long)st.node_budget[n]);
 		return;
 	}
 	/* "%p" in the name is the pid: one file per process of a tree */
@@ -139,7 +147,8 @@ ip_stats(void)
 	    "\"pageouts\": %llu, \"pageout_ios\": %llu, \"pageins\": %llu, "
 	    "\"pagein_ios\": %llu, \"clean_drops\": %llu, "
 	    "\"reactivations\": %llu, \"swap_full\": %llu, \"io_errors\": %llu, "
-	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu}\n",
+	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
+	    "\"nodes\": [",
 	    (int)getpid(), (unsigned long long)st.faults,
 	    (unsigned long long)st.pages_resolved,
 	    (unsigned long long)st.resident_peak,
@@ -155,6 +164,15 @@ ip_stats(void)
 	    (unsigned long long)st.poisoned,
 	    (unsigned long long)st.regions,
 	    (unsigned long long)st.meta_bytes);
+	for (int n = 0; n < st.numa_nodes && n < UPVM_NUMA_MAX; n++)
+		fprintf(f, "%s{\"node\": %d, \"resident\": %llu, \"placed\": "
+		    "%llu, \"demoted\": %llu, \"budget\": %llu}",
+		    n > 0 ? ", " : "", n,
+		    (unsigned long long)st.node_resident[n],
+		    (unsigned long long)st.node_placed[n],
+		    (unsigned long long)st.node_demoted[n],
+		    (unsigned long long)st.node_budget[n]);
+	fputs("]}\n", f);
 	fclose(f);
 }
 

@@ -181,8 +181,8 @@ Test(numa_policy, node_order_by_distance_then_number, .timeout = 5)
 
 	topo4(&t, GiB);
 	expect_order(&t, 0, (const int[]){ 0, 2, 1, 3 }, 4);
-	expect_order(&t, 1, (const int[]){ 1, 2, 0, 3 }, 4);	/* 0, 3 tie */
-	expect_order(&t, 2, (const int[]){ 2, 0, 1, 3 }, 4);	/* all tie */
+	expect_order(&t, 1, (const int[]){ 1, 2, 0, 3 }, 4);	/* 0=3 */
+	expect_order(&t, 2, (const int[]){ 2, 0, 1, 3 }, 4);	/* 0=1=3 */
 	expect_order(&t, 3, (const int[]){ 3, 2, 1, 0 }, 4);
 }
 
@@ -192,7 +192,7 @@ Test(numa_policy, node_order_skips_nodes_without_memory, .timeout = 5)
 
 	topo4(&t, 0);
 	expect_order(&t, 0, (const int[]){ 0, 1, 3 }, 3);
-	expect_order(&t, 2, (const int[]){ 0, 1, 3 }, 3);	/* not itself */
+	expect_order(&t, 2, (const int[]){ 0, 1, 3 }, 3);	/* not 2 */
 	expect_order(&t, 3, (const int[]){ 3, 1, 0 }, 3);
 	topo_small(&t, 2);
 	expect_order(&t, 1, (const int[]){ 1, 0 }, 2);
@@ -200,24 +200,42 @@ Test(numa_policy, node_order_skips_nodes_without_memory, .timeout = 5)
 	expect_order(&t, 0, (const int[]){ 0 }, 1);
 }
 
+/* every form of policy, and what it parses to */
+static const struct {
+	const char	*s;
+	enum numa_kind	 kind;
+	int		 node;		/* BIND, PREFERRED */
+	nodemask_t64	 nodes;		/* INTERLEAVE */
+} forms[] = {
+	{ "none", NUMA_NONE, 0, 0 },
+	{ "local", NUMA_LOCAL, 0, 0 },
+	{ "bind:2", NUMA_BIND, 2, 0 },
+	{ "bind:63", NUMA_BIND, 63, 0 },
+	{ "preferred:1", NUMA_PREFERRED, 1, 0 },
+	{ "interleave", NUMA_INTERLEAVE, 0, 0 },	/* 0: all with memory */
+	{ "interleave:0,2", NUMA_INTERLEAVE, 0, 0x5 },
+	{ "interleave:0-3", NUMA_INTERLEAVE, 0, 0xf },
+	{ "nearest", NUMA_NEAREST, 0, 0 },
+};
+
+/* p and the form must agree on the fields that its kind uses */
+static void
+expect_form(const struct numa_policy *p, size_t i, const char *what)
+{
+	cr_assert_eq(p->np_kind, forms[i].kind, "%s: %s", forms[i].s, what);
+	if (p->np_kind == NUMA_BIND || p->np_kind == NUMA_PREFERRED)
+		cr_assert_eq(p->np_node, forms[i].node, "%s", what);
+	if (p->np_kind == NUMA_INTERLEAVE)
+		cr_assert_eq(p->np_nodes, forms[i].nodes, "%s", what);
+}
+
 Test(numa_policy, parse_every_form, .timeout = 5)
 {
-	struct numa_policy p;
+	for (size_t i = 0; i < NELEM(forms); i++) {
+		struct numa_policy p = parse_ok(forms[i].s);
 
-	cr_assert_eq(parse_ok("none").np_kind, NUMA_NONE);
-	cr_assert_eq(parse_ok("local").np_kind, NUMA_LOCAL);
-	cr_assert_eq(parse_ok("nearest").np_kind, NUMA_NEAREST);
-	p = parse_ok("bind:2");
-	cr_assert(p.np_kind == NUMA_BIND && p.np_node == 2);
-	cr_assert_eq(parse_ok("bind:63").np_node, 63);
-	p = parse_ok("preferred:1");
-	cr_assert(p.np_kind == NUMA_PREFERRED && p.np_node == 1);
-	p = parse_ok("interleave");
-	cr_assert_eq(p.np_kind, NUMA_INTERLEAVE);
-	cr_assert_eq(p.np_nodes, 0, "0: every node with memory");
-	p = parse_ok("interleave:0,2");
-	cr_assert(p.np_kind == NUMA_INTERLEAVE && p.np_nodes == 0x5);
-	cr_assert_eq(parse_ok("interleave:0-3").np_nodes, 0xf);
+		expect_form(&p, i, forms[i].s);
+	}
 }
 
 Test(numa_policy, parse_rejects_bad_policies_with_a_reason, .timeout = 5)
@@ -239,61 +257,46 @@ Test(numa_policy, parse_rejects_bad_policies_with_a_reason, .timeout = 5)
 
 Test(numa_policy, name_round_trips_through_parse, .timeout = 5)
 {
-	static const char *const forms[] = {
-		"none", "local", "bind:2", "preferred:1", "interleave",
-		"interleave:0,2", "interleave:0-3", "nearest",
-	};
-
 	for (size_t i = 0; i < NELEM(forms); i++) {
-		struct numa_policy p = parse_ok(forms[i]), q;
+		struct numa_policy p = parse_ok(forms[i].s), q;
 		char name[128];
 
 		numa_policy_name(&p, name, (int)sizeof name);
 		q = parse_ok(name);
-		cr_assert_eq(q.np_kind, p.np_kind, "%s -> %s", forms[i], name);
-		if (p.np_kind == NUMA_BIND || p.np_kind == NUMA_PREFERRED)
-			cr_assert_eq(q.np_node, p.np_node, "%s", name);
-		if (p.np_kind == NUMA_INTERLEAVE)
-			cr_assert_eq(q.np_nodes, p.np_nodes, "%s", name);
-		if (strpbrk(forms[i], ",-") == NULL)	/* one spelling */
-			cr_assert_str_eq(name, forms[i]);
+		expect_form(&q, i, name);
+		if (strpbrk(forms[i].s, ",-") == NULL)	/* one spelling */
+			cr_assert_str_eq(name, forms[i].s);
 	}
+}
+
+/* numa_policy_check(parse_ok(s), t): a failure must give a reason */
+static int
+check(const char *s, const struct numa_topo *t)
+{
+	struct numa_policy p = parse_ok(s);
+	char err[128] = "";
+	int rc = numa_policy_check(&p, t, err, (int)sizeof err);
+
+	cr_assert(rc == 0 || err[0] != '\0', "%s: no reason", s);
+	return rc;
 }
 
 Test(numa_policy, check_names_only_nodes_with_memory, .timeout = 5)
 {
-	/* bad4[i] on 4 nodes; badmem[i] where node 2 has no memory */
-	static const char *const bad4[] = { "bind:5", "preferred:4",
-	    "interleave:0-5" };
-	static const char *const badmem[] = { "bind:2", "preferred:2",
-	    "interleave:0,2" };
 	static const char *const good[] = { "none", "local", "nearest",
 	    "interleave", "bind:3", "interleave:0,3" };
 	struct numa_topo t4, tm;
-	char err[128];
 
 	topo4(&t4, GiB);
-	topo4(&tm, 0);
-	for (size_t i = 0; i < NELEM(bad4); i++) {
-		struct numa_policy p = parse_ok(bad4[i]);
-		struct numa_policy q = parse_ok(badmem[i]);
-
-		err[0] = '\0';
-		cr_assert_eq(numa_policy_check(&p, &t4, err, (int)sizeof err),
-		    -EINVAL, "%s accepted", bad4[i]);
-		cr_assert_neq(err[0], '\0');
-		err[0] = '\0';
-		cr_assert_eq(numa_policy_check(&q, &tm, err, (int)sizeof err),
-		    -EINVAL, "%s accepted", badmem[i]);
-		cr_assert_neq(err[0], '\0');
-	}
-	for (size_t i = 0; i < NELEM(good); i++) {
-		struct numa_policy p = parse_ok(good[i]);
-
-		err[0] = '\0';
-		cr_assert_eq(numa_policy_check(&p, &tm, err, (int)sizeof err),
-		    0, "%s: %s", good[i], err);
-	}
+	topo4(&tm, 0);				/* node 2 without memory */
+	cr_assert_eq(check("bind:5", &t4), -EINVAL);
+	cr_assert_eq(check("preferred:4", &t4), -EINVAL);
+	cr_assert_eq(check("interleave:0-5", &t4), -EINVAL);
+	cr_assert_eq(check("bind:2", &tm), -EINVAL);
+	cr_assert_eq(check("preferred:2", &tm), -EINVAL);
+	cr_assert_eq(check("interleave:0,2", &tm), -EINVAL);
+	for (size_t i = 0; i < NELEM(good); i++)
+		cr_assert_eq(check(good[i], &tm), 0, "%s", good[i]);
 }
 
 static nodemask_t64
@@ -329,7 +332,7 @@ Test(numa_policy, budgets_parse, .timeout = 5)
 	uint64_t b[NUMA_NODES_MAX];
 	char err[128] = "";
 
-	memset(b, 0xa5, sizeof b);		/* unnamed nodes must become 0 */
+	memset(b, 0xa5, sizeof b);	/* unnamed nodes must become 0 */
 	cr_assert_eq(numa_budgets_parse("0=1G,1=512M", b, err,
 	    (int)sizeof err), 0, "%s", err);
 	cr_assert(b[0] == GiB && b[1] == 512 * MiB);

@@ -63,6 +63,11 @@ run_usage(FILE *f)
 "  --cluster PAGES    pages resolved around a random fault, a power of\n"
 "                     two 1..512 (UPVM_CLUSTER; 16)\n"
 "  --pageout PROTO    auto, move or wp (UPVM_PAGEOUT; auto)\n"
+"  --numa POLICY      NUMA placement: none, local, bind:N, preferred:N,\n"
+"                     interleave[:NODES], nearest (UPVM_NUMA; local)\n"
+"  --node-budget LIST resident memory per node, as 0=1G,1=4G; a full\n"
+"                     node demotes to the nearest with room, then swap\n"
+"                     (UPVM_NODE_BUDGET)\n"
 "  --stats[=FILE]     a summary at exit on stderr, or JSON in FILE (%p in\n"
 "                     FILE: the pid, a file per process)\n"
 "                     (UPVM_STATS)\n"
@@ -165,6 +170,8 @@ run_main(int argc, char **argv)
 		{ "threshold", required_argument, NULL, 't' },
 		{ "cluster", required_argument, NULL, 'c' },
 		{ "pageout", required_argument, NULL, 'p' },
+		{ "numa", required_argument, NULL, 'N' },
+		{ "node-budget", required_argument, NULL, 'B' },
 		{ "stats", optional_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -184,6 +191,8 @@ run_main(int argc, char **argv)
 		case 't': run_setenv("UPVM_THRESHOLD", optarg); break;
 		case 'c': run_setenv("UPVM_CLUSTER", optarg); break;
 		case 'p': run_setenv("UPVM_PAGEOUT", optarg); break;
+		case 'N': run_setenv("UPVM_NUMA", optarg); break;
+		case 'B': run_setenv("UPVM_NODE_BUDGET", optarg); break;
 		case 'S':
 			run_setenv("UPVM_STATS", optarg != NULL ? optarg : "-");
 			break;

@@ -56,6 +56,7 @@ struct mode {
 	const char	*md_desc;	/* one line, for --help */
 	bool		 md_upvm;
 	bool		 md_wp;		/* upvm with pageout=wp forced */
+	bool		 md_nonuma;	/* upvm with placement off */
 	bool		 md_child;
 	int		(*md_map)(size_t, void **);
 	int		(*md_unmap)(void *, size_t);
@@ -85,6 +86,8 @@ struct opts {
 	long			  o_handlers;
 	long			  o_spin_us;
 	long			  o_pin;
+	const char		 *o_numa;	/* NULL: UPVM_NUMA's */
+	const char		 *o_node_budget;
 };
 
 static bool upvm_up;		/* upvm_init() succeeded */
@@ -301,6 +304,16 @@ static const struct mode modes[] = {
 		.md_unmap = upvm_unmap,
 		.md_sample = upvm_sample,
 	},
+	{
+		.md_name = "upvm-nonuma",
+		.md_desc = "upvm with NUMA placement off (UPVM_NUMA=none): "
+		    "against upvm, what placement costs",
+		.md_upvm = true,
+		.md_nonuma = true,
+		.md_map = upvm_map_plain,
+		.md_unmap = upvm_unmap,
+		.md_sample = upvm_sample,
+	},
 };
 #define NMODES	(sizeof(modes) / sizeof(modes[0]))
 
@@ -347,6 +360,9 @@ usage(FILE *f)
 "      --handlers N      fault threads, 0 = one per CPU\n"
 "      --spin-us N       microseconds a fault thread polls, 0..10000\n"
 "      --pin 0|1         pin fault thread i to CPU i\n"
+"      --numa POLICY     NUMA placement of the upvm modes: none, local,\n"
+"                        bind:N, preferred:N, interleave[:NODES], nearest\n"
+"      --node-budget L   per-node budgets, as 0=1G,1=4G\n"
 "  -h, --help            print this and exit\n"
 "\nworkloads:\n");
 	for (i = 0; i < nworkloads; i++)
@@ -507,7 +523,8 @@ opt_modes(struct opts *o, const char *list)
 
 enum {
 	OPT_VERIFY = 256, OPT_SEED, OPT_CLUSTER, OPT_SEQ_MAX, OPT_HANDLERS,
-	OPT_SPIN_US, OPT_PIN, OPT_SWAP_DIR, OPT_OPS, OPT_ZIPF,
+	OPT_SPIN_US, OPT_PIN, OPT_SWAP_DIR, OPT_OPS, OPT_ZIPF, OPT_NUMA,
+	OPT_NODE_BUDGET,
 };
 
 static const struct option longopts[] = {
@@ -529,6 +546,8 @@ static const struct option longopts[] = {
 	{ "handlers",	required_argument,	NULL, OPT_HANDLERS },
 	{ "spin-us",	required_argument,	NULL, OPT_SPIN_US },
 	{ "pin",	required_argument,	NULL, OPT_PIN },
+	{ "numa",	required_argument,	NULL, OPT_NUMA },
+	{ "node-budget", required_argument,	NULL, OPT_NODE_BUDGET },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ NULL,		0,			NULL, 0 },
 };
@@ -644,6 +663,12 @@ opt_value(struct opts *o, int c, const char *arg)
 	case OPT_PIN:
 		o->o_pin = (long)opt_ulong("pin", arg, 0, 1);
 		break;
+	case OPT_NUMA:
+		o->o_numa = arg;
+		break;
+	case OPT_NODE_BUDGET:
+		o->o_node_budget = arg;
+		break;
 	}
 }
 
@@ -727,17 +752,20 @@ start_kswap(const struct opts *o, struct report_info *ri)
 
 /*
  * upvm_start: (re)start upvm with cfg, the wp pageout protocol forced if
- * `wp`; nothing if it already runs so.
+ * `wp`, placement off if `nonuma`; nothing if it already runs so.
  */
 static void
-upvm_start(const struct upvm_config *cfg, bool wp)
+upvm_start(const struct upvm_config *cfg, bool wp, bool nonuma)
 {
 	struct upvm_config c = *cfg;
 	int error;
 
 	if (wp)
 		c.pageout = UPVM_PAGEOUT_WP;
-	if (upvm_up && c.pageout == upvm_cfg.pageout)
+	if (nonuma)
+		strcpy(c.numa, "none");
+	if (upvm_up && c.pageout == upvm_cfg.pageout &&
+	    strcmp(c.numa, upvm_cfg.numa) == 0)
 		return;
 	if (upvm_up && (error = upvm_fini()) != 0)
 		die(1, "upvm_fini: %s; report this line", strerror(-error));
@@ -767,7 +795,8 @@ start_upvm(const struct opts *o, struct report_info *ri)
 
 	for (i = 0; i < o->o_nmodes; i++) {
 		any |= o->o_modes[i]->md_upvm;
-		plain |= o->o_modes[i]->md_upvm && !o->o_modes[i]->md_wp;
+		plain |= o->o_modes[i]->md_upvm && !o->o_modes[i]->md_wp &&
+		    !o->o_modes[i]->md_nonuma;
 	}
 	if (!any)
 		return;
@@ -786,6 +815,15 @@ start_upvm(const struct opts *o, struct report_info *ri)
 		ri->ri_cfg.pin_handlers = o->o_pin != 0;
 	if (o->o_budget > 0)
 		ri->ri_cfg.budget = o->o_budget;
+	if (o->o_numa != NULL &&
+	    snprintf(ri->ri_cfg.numa, sizeof(ri->ri_cfg.numa), "%s",
+	    o->o_numa) >= (int)sizeof(ri->ri_cfg.numa))
+		die(2, "--numa %s is too long; give a policy such as local",
+		    o->o_numa);
+	if (o->o_node_budget != NULL &&
+	    snprintf(ri->ri_cfg.node_budget, sizeof(ri->ri_cfg.node_budget),
+	    "%s", o->o_node_budget) >= (int)sizeof(ri->ri_cfg.node_budget))
+		die(2, "--node-budget %s is too long", o->o_node_budget);
 	if (strlen(o->o_swapdir) >= sizeof(ri->ri_cfg.swap_path))
 		die(2, "--swap-dir %s is too long for upvm (%zu characters at "
 		    "most); give a shorter one", o->o_swapdir,
@@ -793,7 +831,7 @@ start_upvm(const struct opts *o, struct report_info *ri)
 	strcpy(ri->ri_cfg.swap_path, o->o_swapdir);
 	upvm_base_cfg = ri->ri_cfg;
 	/* the plain mode first: its protocol (auto) goes in the report */
-	upvm_start(&ri->ri_cfg, !plain);
+	upvm_start(&ri->ri_cfg, !plain, !plain && o->o_modes[0]->md_nonuma);
 	if ((error = upvm_stats(&st)) != 0)
 		die(1, "upvm_stats: %s; this is a bug in upvm",
 		    strerror(-error));
@@ -929,7 +967,7 @@ run_one(const struct where *wh, struct wl_ctx *c, struct record *rc)
 		return;
 	}
 	if (md->md_upvm)
-		upvm_start(&upvm_base_cfg, md->md_wp);
+		upvm_start(&upvm_base_cfg, md->md_wp, md->md_nonuma);
 	if ((error = md->md_map(rc->rc_bytes, &base)) != 0)
 		die(1, "%s: cannot map %zu bytes: %s; try a smaller --size",
 		    md->md_name, rc->rc_bytes, strerror(-error));

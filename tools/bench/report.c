@@ -221,11 +221,14 @@ table_begin(struct report *rp)
 			snprintf(budget, sizeof(budget), "none");
 		fprintf(rp->rp_out, "# upvm: cluster %u, seq_max %u, "
 		    "handlers %u, spin_us %u, pin %d, budget %s, swap %s, "
-		    "pageout %s\n", cfg->cluster_pages, cfg->seq_max_pages,
-		    ri->ri_handlers, cfg->spin_us, cfg->pin_handlers, budget,
+		    "pageout %s, numa %s%s%s\n", cfg->cluster_pages,
+		    cfg->seq_max_pages, ri->ri_handlers, cfg->spin_us,
+		    cfg->pin_handlers, budget,
 		    cfg->swap_path[0] != '\0' ? cfg->swap_path : "default",
 		    ri->ri_pageout == UPVM_PAGEOUT_MOVE ? "move" :
-		    ri->ri_pageout == UPVM_PAGEOUT_WP ? "wp" : "none");
+		    ri->ri_pageout == UPVM_PAGEOUT_WP ? "wp" : "none",
+		    cfg->numa, cfg->node_budget[0] != '\0' ?
+		    ", node budgets " : "", cfg->node_budget);
 	}
 	/* the widths of table_row() */
 	fprintf(rp->rp_out, "%-12s %2s  %-11s %9s %7s %7s %7s %11s %7s %9s "
