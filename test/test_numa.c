@@ -178,7 +178,7 @@ local_writer(void *arg)
 	struct local_arg *a = arg;
 
 	pin_to_node(a->node);
-	test_pattern_fill(a->p, a->n, (size_t)a->node * a->n, 3);
+	test_pattern_fill(a->p, a->n, (size_t)a->node * 2 * a->n, 3);
 	return NULL;
 }
 
@@ -193,13 +193,15 @@ Test(numa, local_follows_the_faulting_thread, .timeout = 300)
 
 	need_nodes(2);
 	init_numa("local", NULL);
-	cr_assert_eq(upvm_map(per * PAGE_SIZE * NUMA_NODES_MAX, 0, &p), 0);
+	/* slices a resolution window apart: a fault resolves its neighbours
+	   on its own thread's node */
+	cr_assert_eq(upvm_map(2 * per * PAGE_SIZE * NUMA_NODES_MAX, 0, &p), 0);
 	for (int node = 0; node < topo.nt_nnodes; node++) {
 		if (topo.nt_ncpus[node] == 0 ||
 		    !(topo.nt_memory & (1ull << node)))
 			continue;
 		args[nt] = (struct local_arg){ node, (char *)p +
-		    (size_t)node * per * PAGE_SIZE, per };
+		    (size_t)node * 2 * per * PAGE_SIZE, per };
 		cr_assert_eq(pthread_create(&th[nt], NULL, local_writer,
 		    &args[nt]), 0);
 		nt++;
@@ -212,7 +214,7 @@ Test(numa, local_follows_the_faulting_thread, .timeout = 300)
 		    "node %d has %ld of its %zu pages there", args[i].node,
 		    count[args[i].node], per);
 		cr_assert_eq(test_pattern_bad(args[i].p, per,
-		    (size_t)args[i].node * per, 3), -1);
+		    (size_t)args[i].node * 2 * per, 3), -1);
 	}
 	cr_assert_eq(upvm_fini(), 0);
 }

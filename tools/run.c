@@ -31,12 +31,14 @@
 #define UPVM_LIBDIR	"/usr/local/lib"
 #endif
 
-static void __attribute__((noreturn, format(printf, 2, 3)))
+const char *run_prog = "upvm run";
+
+void
 run_die(int status, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("upvm run: ", stderr);
+	fprintf(stderr, "%s: ", run_prog);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

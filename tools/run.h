@@ -6,4 +6,13 @@
 /* run_main: `upvm run [options] -- PROGRAM [ARGS...]`; argv[0] is "run" */
 int run_main(int argc, char **argv);
 
+/* numa_main: `upvm numa [--size MIB]` (numa.c) */
+int numa_main(int argc, char **argv);
+
+/* run_die: print "<run_prog>: " and the message on stderr, exit with
+   status */
+extern const char *run_prog;
+void run_die(int status, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 2, 3)));
+
 #endif

@@ -325,6 +325,7 @@ main(int argc, char **argv)
 			    argv[optind - 1]);
 		printf("usage: upvm run [options] -- PROGRAM [ARGS...]\n"
 		    "       upvm demo [--size SIZE] [--threads T]\n"
+		    "       upvm numa [--size MIB]\n"
 		    "       upvm --version | --help\n\n"
 		    "  run    run PROGRAM with its memory paged by upvm "
 		    "(upvm run --help)\n"
@@ -332,7 +333,10 @@ main(int argc, char **argv)
 		    "order, read both\n         back, and show how upvm paged "
 		    "them (--size K/M/G, default 512M;\n         --threads "
 		    "1..%d, default 1); the budget is --size (one region\n"
-		    "         for two) unless UPVM_BUDGET says otherwise\n\n"
+		    "         for two) unless UPVM_BUDGET says otherwise\n"
+		    "  numa   place --size MiB (32) under each NUMA policy and "
+		    "a node budget,\n         and count the pages per node "
+		    "(move_pages); needs 2+ nodes\n\n"
 		    "Configure "
 		    "upvm with UPVM_CONF or the UPVM_* variables (see upvm.h)."
 		    "\n", MAX_THREADS);
@@ -341,11 +345,14 @@ main(int argc, char **argv)
 	if (optind == argc)
 		die(2, "no command; see upvm --help");
 	if (strcmp(argv[optind], "demo") != 0 &&
-	    strcmp(argv[optind], "run") != 0)
+	    strcmp(argv[optind], "run") != 0 &&
+	    strcmp(argv[optind], "numa") != 0)
 		die(2, "unknown command '%s'; see upvm --help", argv[optind]);
 	argv += optind;
 	argc -= optind;
 	optind = 0;		/* 0: glibc starts over on a new vector */
+	if (strcmp(argv[0], "numa") == 0)
+		return numa_main(argc, argv);
 	return strcmp(argv[0], "run") == 0 ? run_main(argc, argv) :
 	    demo(argc, argv);
 }
