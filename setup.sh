@@ -65,6 +65,29 @@ guest_tests() {
 		echo "guest $t: ${r% *} passed, ${r#* } failed" >&2
 		gp=$((gp + ${r% *})) gf=$((gf + ${r#* }))
 	done
+	# NUMA on real topologies: 4 nodes with asymmetric distances (node 2
+	# nearer to 0 than 1 is) and a memory-only node 3; 2 nodes, asymmetric
+	slit4="10,31,21,41;31,10,21,31;21,21,10,21;41,31,21,10"
+	for topo in "4:--nodes 4 --node-cpus 1,1,1,0 --slit $slit4" \
+	    "2:--nodes 2 --slit 10,17;28,10"; do
+		out="$1/guest-numa${topo%%:*}.out"
+		# shellcheck disable=SC2086
+		"$vm" ${topo#*:} --mem 2G -e UPVM_SWAP=/tmp -t 1200 -- \
+		    "$1/test/test_numa" >"$out" 2>&1 || true
+		r=$(synthesis "$out" 1)
+		echo "guest numa (${topo%%:*} nodes): ${r% *} passed," \
+		    "${r#* } failed" >&2
+		gp=$((gp + ${r% *})) gf=$((gf + ${r#* }))
+	done
+	# the end-to-end report: every policy and the demotion cascade
+	if "$vm" --nodes 4 --node-cpus 1,1,1,0 --slit "$slit4" --mem 2G \
+	    -e UPVM_SWAP=/tmp -t 1200 -- "$1/tools/upvm" numa \
+	    >"$1/guest-upvm-numa.out" 2>&1; then
+		gp=$((gp + 1))
+	else
+		gf=$((gf + 1))
+	fi
+	tail -n 20 "$1/guest-upvm-numa.out" >&2
 	echo "$gp $gf"
 }
 

@@ -550,3 +550,50 @@ Test(config, bad_sizes_and_paths_are_rejected_in_one_line, .timeout = 10)
 		test_expect_one_line(bad[i], name);
 	}
 }
+
+Test(config, numa_policies_and_node_budgets_parse, .timeout = 10)
+{
+	char *envp[] = { "UPVM_NUMA=interleave:0,2", "UPVM_NODE_BUDGET=0=1G,1=512M",
+	    NULL };
+	struct upvm_config cfg;
+
+	upvm_config_default(&cfg);
+	cr_assert_str_eq(cfg.numa, "local");
+	cr_assert_str_eq(cfg.node_budget, "");
+	cr_assert_eq(config_parse_conf(&cfg, "numa:bind:1,node_budget:0=1G;1=2G"),
+	    0);
+	cr_assert_str_eq(cfg.numa, "bind:1");
+	cr_assert_str_eq(cfg.node_budget, "0=1G;1=2G");
+	CHECK(&cfg);
+	test_log_capture();
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_apply_env(&cfg, envp), 0);
+	cr_assert_str_eq(cfg.numa, "interleave:0,2");
+	cr_assert_str_eq(cfg.node_budget, "0=1G,1=512M");
+	test_expect_no_log("valid NUMA variables");
+	strcpy(cfg.numa, "fastest");
+	cr_assert_eq(config_check(&cfg), -EINVAL);
+	test_expect_one_line("numa=fastest", "fastest");
+}
+
+Test(config, bad_numa_settings_are_rejected_in_one_line, .timeout = 10)
+{
+	const char *bad[] = {
+		"numa:", "numa:fast", "numa:bind", "numa:bind:x",
+		"numa:bind:64", "numa:local:1", "numa:interleave:3-1",
+		"node_budget:", "node_budget:0", "node_budget:0=",
+		"node_budget:x=1G", "node_budget:0=abc", "node_budget:0=1G;0=2G",
+	};
+	struct upvm_config cfg;
+	char name[64];
+
+	test_log_capture();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		upvm_config_default(&cfg);
+		cr_assert_eq(config_parse_conf(&cfg, bad[i]), -EINVAL, "%s",
+		    bad[i]);
+		snprintf(name, sizeof(name), "%.*s",
+		    (int)(strchr(bad[i], ':') - bad[i]), bad[i]);
+		test_expect_one_line(bad[i], name);
+	}
+}
