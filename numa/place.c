@@ -198,9 +198,9 @@ numa_has_room(struct numa_state *ns, int node, long npages)
 		    memory_order_relaxed);
 		for (int n = 0; n < ns->ns_topo.nt_nnodes; n++)
 			if (ns->ns_topo.nt_memory & (1ull << n))
-				atomic_store_explicit(&ns->ns_free[n], (long)atop(
-				    numa_node_free(&ns->ns_topo, n)),
-				    memory_order_relaxed);
+				atomic_store_explicit(&ns->ns_free[n],
+				    (long)atop(numa_node_free(&ns->ns_topo,
+				    n)), memory_order_relaxed);
 	}
 	/* keep 1/64 of the node for the kernel and everyone else */
 	return atomic_load_explicit(&ns->ns_free[node], memory_order_relaxed) -

@@ -126,8 +126,8 @@ extern const struct numa_room_ops numa_room_ops;
  * numa_resync: make ns_resident the kernel's count of managed pages per
  * node (numa_maps), if NUMA_RESYNC_MS passed since the last one or force.
  * => map read-locked by the caller (only VMAs inside managed entries
- *    count).  One caller at a time: the daemon, or upvm_stats() under
- *    the map write lock... read lock with the daemon stopped or absent.
+ *    count).  Callers: the daemon, upvm_stats(); two at once both store
+ *    the kernel's counts, so either result stands.
  */
 void numa_resync(struct numa_state *, struct vm_map *, bool force);
 

@@ -186,7 +186,8 @@ conf_set(struct upvm_config *cfg, const struct conf_key *k,
 		break;
 	case CT_SIZE:
 	case CT_PCTSIZE:
-		if ((ok = config_parse_size(val, k->ck_type == CT_PCTSIZE, &sz) &&
+		if ((ok = config_parse_size(val, k->ck_type == CT_PCTSIZE,
+		    &sz) &&
 		    (k->ck_type == CT_PCTSIZE || sz >= PAGE_SIZE)))
 			memcpy(field, &sz, sizeof(sz));
 		break;

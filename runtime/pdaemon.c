@@ -119,7 +119,8 @@ pu_next(void *arg, uint64_t unit, uint64_t *nextp)
 	struct vm_map_entry *e;
 	vaddr_t va = unit == UINT64_MAX ? 0 : ptoa((vaddr_t)unit);
 
-	if ((e = vm_map_lookup(map, va)) != NULL && pd_unit_end(e, va) < e->e_end)
+	if ((e = vm_map_lookup(map, va)) != NULL &&
+	    pd_unit_end(e, va) < e->e_end)
 		va = pd_unit_end(e, va);
 	else if ((e = vm_map_first_ge(map, e != NULL ? e->e_end : va)) !=
 	    NULL)
@@ -199,7 +200,8 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 	end = pd_unit_end(e, va);
 	vm_mutex_lock(&am->am_lock);
 	for (int s = vm_entry_slot(e, va); s < vm_entry_slot(e, end); s++) {
-		if (!pd_slot_evictable(am, s) || (an = amap_anon(am, s)) == NULL) {
+		if (!pd_slot_evictable(am, s) ||
+		    (an = amap_anon(am, s)) == NULL) {
 			r = NULL;
 			continue;
 		}

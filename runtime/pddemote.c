@@ -12,9 +12,9 @@
  * unmapped; an access waits for it in the kernel, never in upvm).
  *
  * The map is read-locked throughout, so no range is unmapped under a
- * move.  Pages shared after fork are not moved (the kernel refuses:
- * -EACCES without CAP_SYS_NICE... MPOL_MF_MOVE moves only pages mapped
- * once), and stay where they are.
+ * move.  Pages shared after fork stay where they are: MPOL_MF_MOVE moves
+ * only pages mapped once (their status says -EACCES), and they are not
+ * counted as demoted.
  */
 #include <string.h>
 

@@ -553,15 +553,15 @@ Test(config, bad_sizes_and_paths_are_rejected_in_one_line, .timeout = 10)
 
 Test(config, numa_policies_and_node_budgets_parse, .timeout = 10)
 {
-	char *envp[] = { "UPVM_NUMA=interleave:0,2", "UPVM_NODE_BUDGET=0=1G,1=512M",
-	    NULL };
+	char *envp[] = { "UPVM_NUMA=interleave:0,2",
+	    "UPVM_NODE_BUDGET=0=1G,1=512M", NULL };
 	struct upvm_config cfg;
 
 	upvm_config_default(&cfg);
 	cr_assert_str_eq(cfg.numa, "local");
 	cr_assert_str_eq(cfg.node_budget, "");
-	cr_assert_eq(config_parse_conf(&cfg, "numa:bind:1,node_budget:0=1G;1=2G"),
-	    0);
+	cr_assert_eq(config_parse_conf(&cfg,
+	    "numa:bind:1,node_budget:0=1G;1=2G"), 0);
 	cr_assert_str_eq(cfg.numa, "bind:1");
 	cr_assert_str_eq(cfg.node_budget, "0=1G;1=2G");
 	CHECK(&cfg);
@@ -582,7 +582,8 @@ Test(config, bad_numa_settings_are_rejected_in_one_line, .timeout = 10)
 		"numa:", "numa:fast", "numa:bind", "numa:bind:x",
 		"numa:bind:64", "numa:local:1", "numa:interleave:3-1",
 		"node_budget:", "node_budget:0", "node_budget:0=",
-		"node_budget:x=1G", "node_budget:0=abc", "node_budget:0=1G;0=2G",
+		"node_budget:x=1G", "node_budget:0=abc",
+		"node_budget:0=1G;0=2G",
 	};
 	struct upvm_config cfg;
 	char name[64];
