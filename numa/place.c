@@ -190,7 +190,9 @@ numa_has_room(struct numa_state *ns, int node, long npages)
 
 	if (ns->ns_budgeted & (1ull << node))
 		return atomic_load_explicit(&ns->ns_resident[node],
-		    memory_order_relaxed) + npages <= ns->ns_budget[node];
+		    memory_order_relaxed) + atomic_load_explicit(
+		    &ns->ns_reserved[node], memory_order_relaxed) + npages <=
+		    ns->ns_budget[node];
 	now = numa_now_ns();
 	if (now - atomic_load_explicit(&ns->ns_free_at,
 	    memory_order_relaxed) > NUMA_FREE_NS) {
@@ -231,11 +233,12 @@ room_reserve_cb(void *arg, int node, long npages)
 
 	if (!(ns->ns_budgeted & (1ull << node)))
 		return numa_has_room(ns, node, npages);
-	cur = atomic_load(&ns->ns_resident[node]);
+	cur = atomic_load(&ns->ns_reserved[node]);
 	do {
-		if (cur + npages > ns->ns_budget[node])
+		if (atomic_load(&ns->ns_resident[node]) + cur + npages >
+		    ns->ns_budget[node])
 			return false;
-	} while (!atomic_compare_exchange_weak(&ns->ns_resident[node], &cur,
+	} while (!atomic_compare_exchange_weak(&ns->ns_reserved[node], &cur,
 	    cur + npages));
 	ra->ra_node = node;
 	return true;
@@ -332,7 +335,7 @@ void
 numa_unreserve(struct numa_state *ns, struct numa_target *t)
 {
 	if (t->nt_reserved > 0)
-		atomic_fetch_sub(&ns->ns_resident[t->nt_node],
+		atomic_fetch_sub(&ns->ns_reserved[t->nt_node],
 		    t->nt_reserved);
 	t->nt_reserved = 0;
 }
@@ -345,11 +348,15 @@ numa_placed(struct numa_state *ns, struct numa_target *t, vaddr_t va, long n)
 	int status[256];
 
 	if (t->nt_node >= 0) {
-		t->nt_reserved -= counted;
+		/* counted as resident before the reservation goes */
 		atomic_fetch_add_explicit(&ns->ns_placed[t->nt_node],
 		    (uint64_t)n, memory_order_relaxed);
-		atomic_fetch_add_explicit(&ns->ns_resident[t->nt_node],
-		    n - counted, memory_order_relaxed);
+		atomic_fetch_add_explicit(&ns->ns_resident[t->nt_node], n,
+		    memory_order_relaxed);
+		if (counted > 0)
+			atomic_fetch_sub(&ns->ns_reserved[t->nt_node],
+			    counted);
+		t->nt_reserved -= counted;
 		return;
 	}
 	/* interleaved (or the kernel's choice): ask where they went */
@@ -392,21 +399,23 @@ numa_maps_line(struct vm_map *map, char *line, long *count)
 }
 
 void
-numa_resync(struct numa_state *ns, struct vm_map *map, bool force)
+numa_resync(struct numa_state *ns, struct vm_map *map)
 {
 	long count[NUMA_NODES_MAX] = { 0 };
-	uint64_t now = numa_now_ns();
+	uint64_t placed[NUMA_NODES_MAX], now = numa_now_ns();
 	size_t have = 0;
 	char *buf, *line, *nl;
 	ssize_t n;
 	int fd;
 
-	if (!force && now - atomic_load(&ns->ns_synced_at) <
+	if (now - atomic_load(&ns->ns_synced_at) <
 	    (uint64_t)NUMA_RESYNC_MS * 1000000)
 		return;
 	atomic_store(&ns->ns_synced_at, now);
 	if ((buf = kmem_alloc(NUMA_MAPS_BUF)) == NULL)
 		return;
+	for (int i = 0; i < ns->ns_topo.nt_nnodes; i++)
+		placed[i] = atomic_load(&ns->ns_placed[i]);
 	if ((fd = open("/proc/self/numa_maps", O_RDONLY | O_CLOEXEC)) < 0)
 		goto out;
 	while ((n = read(fd, buf + have, NUMA_MAPS_BUF - 1 - have)) > 0) {
@@ -423,8 +432,11 @@ numa_resync(struct numa_state *ns, struct vm_map *map, bool force)
 			have = 0;
 	}
 	close(fd);
+	/* placements during the read may be in count already: never too
+	   few */
 	for (int i = 0; i < ns->ns_topo.nt_nnodes; i++)
-		atomic_store_explicit(&ns->ns_resident[i], count[i],
+		atomic_store_explicit(&ns->ns_resident[i], count[i] +
+		    (long)(atomic_load(&ns->ns_placed[i]) - placed[i]),
 		    memory_order_relaxed);
 out:
 	kmem_free(buf, NUMA_MAPS_BUF);

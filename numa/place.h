@@ -19,7 +19,12 @@
  * Per-node resident counts: placements add, demotions move, and the
  * pageout daemon resyncs them from /proc/self/numa_maps (the kernel's
  * count per VMA) at most every NUMA_RESYNC_MS while node budgets or the
- * nearest policy need them; pageouts and unmaps show up there.
+ * nearest policy need them; pageouts and unmaps show up there.  Pages
+ * placed while numa_maps is read are added on top (a page may then count
+ * twice until the next resync: never too few).  `nearest` reserves pages
+ * on a budgeted node (ns_reserved) before it maps them, so that fault
+ * threads cannot overfill the node together; a resync leaves
+ * reservations alone.
  *
  * Locks protecting struct members in this file:
  *	I  immutable while the vmspace is initialized   a  atomic
@@ -51,6 +56,8 @@ struct numa_state {
 	bool			ns_counts;	/* [I] keep ns_resident true
 						   (budgets or nearest) */
 	atomic_long		ns_resident[NUMA_NODES_MAX];	/* [a] */
+	atomic_long		ns_reserved[NUMA_NODES_MAX];	/* [a] by
+						   `nearest`, not mapped yet */
 	atomic_uint_least64_t	ns_placed[NUMA_NODES_MAX];	/* [a] */
 	atomic_uint_least64_t	ns_demoted[NUMA_NODES_MAX];	/* [a] out */
 	atomic_long		ns_free[NUMA_NODES_MAX]; /* [a] free pages,
@@ -124,12 +131,13 @@ extern const struct numa_room_ops numa_room_ops;
 
 /*
  * numa_resync: make ns_resident the kernel's count of managed pages per
- * node (numa_maps), if NUMA_RESYNC_MS passed since the last one or force.
+ * node (numa_maps), if NUMA_RESYNC_MS passed since the last one.
  * => map read-locked by the caller (only VMAs inside managed entries
- *    count).  Callers: the daemon, upvm_stats(); two at once both store
- *    the kernel's counts, so either result stands.
+ *    count).  Callers: the daemon, upvm_stats() (polled: hence the
+ *    rate limit); two at once both store the kernel's counts, so either
+ *    result stands.
  */
-void numa_resync(struct numa_state *, struct vm_map *, bool force);
+void numa_resync(struct numa_state *, struct vm_map *);
 
 /* numa_over: the first node past its high mark, or -1.  No locks. */
 int numa_over(const struct numa_state *);

@@ -61,7 +61,7 @@ pd_demote(struct pdaemon *pd)
 	int from, to, nv, n = 0, k = 0, error;
 
 	vm_rwlock_rdlock(&map->m_lock);
-	numa_resync(ns, map, false);
+	numa_resync(ns, map);
 	if ((from = numa_over(ns)) < 0)
 		goto out;
 	want = atomic_load(&ns->ns_resident[from]) - ns->ns_low[from];
@@ -70,7 +70,8 @@ pd_demote(struct pdaemon *pd)
 	if (to < 0)
 		goto out;	/* every node in reach is full: swap's turn */
 	if (ns->ns_budgeted & (1ull << to)) {
-		room = ns->ns_budget[to] - atomic_load(&ns->ns_resident[to]);
+		room = ns->ns_budget[to] - atomic_load(&ns->ns_resident[to]) -
+		    atomic_load(&ns->ns_reserved[to]);
 		want = MIN(want, room);
 	}
 	want = MIN(want, PD_DEMOTE_PAGES);

@@ -576,12 +576,17 @@ upvm_stats(struct upvm_stats *out)
 	    e = vm_map_next(&vs->vs_map, e))
 		st.regions++;
 	st.mapped_bytes = vs->vs_map.m_size;
+	/* rate-limited: callers poll upvm_stats, and reading numa_maps
+	   costs a walk of every VMA */
 	if (vs->vs_numa != NULL) {
-		numa_resync(vs->vs_numa, &vs->vs_map, true);
+		if (vs->vs_numa->ns_topo.nt_nnodes > 1)
+			numa_resync(vs->vs_numa, &vs->vs_map);
 		numa_stats(vs->vs_numa, &st);
 	}
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	st.resident_pages = (uint64_t)atomic_load(&vs->vs_resident);
+	if (st.numa_nodes == 1)
+		st.node_resident[0] = st.resident_pages;
 	st.meta_bytes = kmem_bytes();
 	st.handlers = (unsigned)vs->vs_fault.fe_nthreads;
 	st.features = vs->vs_pmap.pm_features;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -342,5 +343,62 @@ Test(numa, placement_off_sets_no_policy)
 	numa_topo_probe(&topo);
 	init_numa("none", NULL);
 	cr_assert_eq(test_stats().numa_nodes, 0);
+	cr_assert_eq(upvm_fini(), 0);
+}
+
+Test(numa, preferred_places_on_its_node_while_it_has_memory, .timeout = 300)
+{
+	long count[NUMA_NODES_MAX];
+	char policy[24], *p;
+	int node;
+
+	need_nodes(2);
+	node = 63 - __builtin_clzll(topo.nt_memory);	/* the last one */
+	snprintf(policy, sizeof(policy), "preferred:%d", node);
+	init_numa(policy, NULL);
+	p = map_fill(NPAGES, 13);
+	count_nodes(p, NPAGES, count);
+	cr_assert_eq(count[node], (long)NPAGES, "%s: %ld of %zu pages there",
+	    policy, count[node], NPAGES);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 13), -1);
+	cr_assert_eq(upvm_fini(), 0);
+}
+
+/* a child of fork places the pages of its own new region by the policy
+   (the pages it shares with its parent are the kernel's copy-on-write),
+   and both keep every page they had */
+Test(numa, the_child_of_fork_places_by_policy, .timeout = 300)
+{
+	long count[NUMA_NODES_MAX];
+	int status, node;
+	char policy[24], *p, *q;
+	pid_t pid;
+
+	need_nodes(2);
+	node = 63 - __builtin_clzll(topo.nt_memory);
+	snprintf(policy, sizeof(policy), "bind:%d", node);
+	init_numa(policy, NULL);
+	p = map_fill(NPAGES / 2, 17);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (upvm_map(NPAGES / 2 * PAGE_SIZE, 0, (void **)&q) != 0)
+			_exit(3);
+		test_pattern_fill(q, NPAGES / 2, 0, 18);
+		count_nodes(q, NPAGES / 2, count);
+		_exit(test_pattern_bad(p, NPAGES / 2, 0, 17) != -1 ? 1 :
+		    test_pattern_bad(q, NPAGES / 2, 0, 18) != -1 ? 1 :
+		    count[node] != NPAGES / 2 ? 2 : 0);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child: status %#x (1: a page lost, 2: misplaced, 3: upvm_map "
+	    "failed)", status);
+	cr_assert_eq(test_pattern_bad(p, NPAGES / 2, 0, 17), -1);
+	q = map_fill(NPAGES / 2, 19);
+	count_nodes(q, NPAGES / 2, count);
+	cr_assert_eq(count[node], (long)NPAGES / 2, "parent after fork: %ld "
+	    "of %zu pages on node %d", count[node], NPAGES / 2, node);
+	cr_assert_eq(test_pattern_bad(q, NPAGES / 2, 0, 19), -1);
 	cr_assert_eq(upvm_fini(), 0);
 }
