@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "amap.h"
 #include "kmem.h"
 #include "log.h"
 #include "map.h"
@@ -93,6 +94,20 @@ numa_state_create(const struct upvm_config *cfg, struct numa_state **out)
 	}
 	ns->ns_counts = ns->ns_budgeted != 0 ||
 	    ns->ns_pol.np_kind == NUMA_NEAREST;
+	ns->ns_promote = cfg->numa_promote;
+	if (ns->ns_promote && ns->ns_budgeted == 0) {
+		snprintf(err, sizeof(err), "numa_promote needs node budgets "
+		    "(node_budget): pages leave their node only by demotion");
+		goto bad;
+	}
+	if (ns->ns_promote && ns->ns_pol.np_kind != NUMA_LOCAL &&
+	    ns->ns_pol.np_kind != NUMA_NEAREST &&
+	    ns->ns_pol.np_kind != NUMA_PREFERRED) {
+		snprintf(err, sizeof(err), "numa_promote needs a policy with a "
+		    "home node (local, nearest or preferred:N), not %.40s",
+		    cfg->numa);
+		goto bad;
+	}
 	*out = ns;
 	return 0;
 bad:
@@ -267,7 +282,21 @@ set_policy(const struct numa_target *t)
 	return 0;
 }
 
-void
+/* nearest_fit: of npages, how many fit within the local node's budget
+   (all when it has none, or when none fit: they go elsewhere whole) */
+static long
+nearest_fit(struct numa_state *ns, int local, long npages)
+{
+	long room;
+
+	if (local < 0 || !(ns->ns_budgeted & (1ull << local)))
+		return npages;
+	room = ns->ns_budget[local] - atomic_load(&ns->ns_resident[local]) -
+	    atomic_load(&ns->ns_reserved[local]);
+	return room > 0 && room < npages ? room : npages;
+}
+
+long
 numa_prepare(struct numa_state *ns, pid_t tid, int *localp, long npages,
     struct numa_target *t)
 {
@@ -281,6 +310,8 @@ numa_prepare(struct numa_state *ns, pid_t tid, int *localp, long npages,
 	if (ns->ns_pol.np_kind == NUMA_NEAREST) {
 		struct reserve_arg ra = { ns, -1 };
 
+		npages = nearest_fit(ns, *localp, npages);
+
 		numa_place(&ns->ns_pol, &ns->ns_topo, *localp,
 		    &numa_reserve_ops, &ra, npages, t);
 		t->nt_reserved = ra.ra_node >= 0 ? npages : 0;
@@ -290,7 +321,7 @@ numa_prepare(struct numa_state *ns, pid_t tid, int *localp, long npages,
 	}
 	if (tl_policy_valid && tl_policy.nt_mode == t->nt_mode &&
 	    tl_policy.nt_mask == t->nt_mask)
-		return;
+		return npages;
 	if ((error = set_policy(t)) != 0) {
 		if (!atomic_exchange(&said, true))
 			upvm_log(LOG_WARN, "set_mempolicy failed: %s; pages go "
@@ -299,10 +330,11 @@ numa_prepare(struct numa_state *ns, pid_t tid, int *localp, long npages,
 		t->nt_mode = NUMA_MODE_DEFAULT;
 		t->nt_node = -1;
 		tl_policy_valid = false;
-		return;
+		return npages;
 	}
 	tl_policy = *t;
 	tl_policy_valid = true;
+	return npages;
 }
 
 int
@@ -442,6 +474,46 @@ out:
 	kmem_free(buf, NUMA_MAPS_BUF);
 }
 
+long
+numa_promote(struct numa_state *ns, pid_t tid, vaddr_t lo, vaddr_t hi)
+{
+	void *pages[AMAP_UNIT];
+	int status[AMAP_UNIT], from[AMAP_UNIT], to;
+	long n = 0, k = 0, moved = 0, resident;
+
+	to = ns->ns_pol.np_kind == NUMA_PREFERRED ? ns->ns_pol.np_node :
+	    numa_thread_node(ns, tid);
+	if (to < 0 || !(ns->ns_topo.nt_memory & (1ull << to)))
+		return 0;
+	for (vaddr_t va = lo; va < hi && n < AMAP_UNIT; va += PAGE_SIZE)
+		pages[n++] = (void *)va;
+	if (numa_pages_nodes(pages, n, status) != 0)
+		return 0;
+	for (long i = 0; i < n; i++)
+		if (status[i] >= 0 && status[i] < NUMA_NODES_MAX &&
+		    status[i] != to) {
+			from[k] = status[i];
+			pages[k++] = pages[i];
+		}
+	if (k == 0)
+		return 0;
+	resident = atomic_load(&ns->ns_resident[to]) +
+	    atomic_load(&ns->ns_reserved[to]);
+	if ((ns->ns_budgeted & (1ull << to)) ? resident + k > ns->ns_low[to] :
+	    !numa_has_room(ns, to, k))
+		return 0;
+	if (numa_pages_move(pages, k, to, status) != 0)
+		return 0;
+	for (long i = 0; i < k; i++)
+		if (status[i] == to) {
+			atomic_fetch_sub(&ns->ns_resident[from[i]], 1);
+			moved++;
+		}
+	atomic_fetch_add(&ns->ns_resident[to], moved);
+	atomic_fetch_add(&ns->ns_promoted[to], (uint64_t)moved);
+	return moved;
+}
+
 int
 numa_over(const struct numa_state *ns)
 {
@@ -465,6 +537,7 @@ numa_stats(const struct numa_state *ns, struct upvm_stats *st)
 		st->node_resident[n] = r > 0 ? (uint64_t)r : 0;
 		st->node_placed[n] = atomic_load(&ns->ns_placed[n]);
 		st->node_demoted[n] = atomic_load(&ns->ns_demoted[n]);
+		st->node_promoted[n] = atomic_load(&ns->ns_promoted[n]);
 		st->node_budget[n] = (uint64_t)ns->ns_budget[n];
 	}
 }

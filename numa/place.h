@@ -26,6 +26,18 @@
  * threads cannot overfill the node together; a resync leaves
  * reservations alone.
  *
+ * Promotion (numa_promote): the daemon write-protects the pages it
+ * demotes; a write to one faults, and the fault thread learns who wrote
+ * (UFFD_FEATURE_THREAD_ID).  A second write fault in the same unit of
+ * AMAP_UNIT pages within a turn of the clock (its reference bit already
+ * set) moves the unit's pages that are elsewhere to the writer's node
+ * (the policy's node for it), while the writer waits in its fault, if
+ * that node stays at or below its low mark.  Reads of a demoted page do
+ * not fault and do not promote: user space has no per-page read signal
+ * for a mapped anonymous page (idle page tracking is rarely built in).
+ * Writes fault only under the wp pageout protocol (WP_ASYNC never
+ * blocks a writer), so promotion selects it.
+ *
  * Locks protecting struct members in this file:
  *	I  immutable while the vmspace is initialized   a  atomic
  */
@@ -55,11 +67,13 @@ struct numa_state {
 	long			ns_low[NUMA_NODES_MAX];	/* [I] ... down to */
 	bool			ns_counts;	/* [I] keep ns_resident true
 						   (budgets or nearest) */
+	bool			ns_promote;	/* [I] numa_promote */
 	atomic_long		ns_resident[NUMA_NODES_MAX];	/* [a] */
 	atomic_long		ns_reserved[NUMA_NODES_MAX];	/* [a] by
 						   `nearest`, not mapped yet */
 	atomic_uint_least64_t	ns_placed[NUMA_NODES_MAX];	/* [a] */
 	atomic_uint_least64_t	ns_demoted[NUMA_NODES_MAX];	/* [a] out */
+	atomic_uint_least64_t	ns_promoted[NUMA_NODES_MAX];	/* [a] in */
 	atomic_long		ns_free[NUMA_NODES_MAX]; /* [a] free pages,
 							    sampled */
 	atomic_uint_least64_t	ns_free_at;	/* [a] when, ns */
@@ -94,10 +108,12 @@ int numa_thread_node(const struct numa_state *, pid_t tid);
  * tid go, and set the calling (fault) thread's memory policy to it.
  * *localp caches tid's node across the chunks of one resolution: -1 the
  * first time (looked up if the policy needs it).
- * => the target (for numa_placed()); a failed set_mempolicy is logged
- *    once and leaves the kernel's default placement.
+ * => the target (for numa_placed()), and how many of the npages go there
+ *    (1..npages): `nearest` fills the local node's budget exactly, the
+ *    rest goes to the next target.  A failed set_mempolicy is logged once
+ *    and leaves the kernel's default placement.
  */
-void numa_prepare(struct numa_state *, pid_t tid, int *localp, long npages,
+long numa_prepare(struct numa_state *, pid_t tid, int *localp, long npages,
     struct numa_target *);
 
 /*
@@ -138,6 +154,15 @@ extern const struct numa_room_ops numa_room_ops;
  *    result stands.
  */
 void numa_resync(struct numa_state *, struct vm_map *);
+
+/*
+ * numa_promote: thread tid's write faulted in the unit [lo, hi) a second
+ * time this turn of the clock: move the unit's pages that are on other
+ * nodes to tid's node by the policy, if it has room for them below its
+ * low mark.  Pages not present are skipped by the kernel.
+ * => map read-locked (the range stays managed); the pages moved.
+ */
+long numa_promote(struct numa_state *, pid_t tid, vaddr_t lo, vaddr_t hi);
 
 /* numa_over: the first node past its high mark, or -1.  No locks. */
 int numa_over(const struct numa_state *);

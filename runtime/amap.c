@@ -465,15 +465,17 @@ amap_set_dirty(struct amap *am, int slot, uint64_t *slotp)
 	/* shared (copy-on-write): the writer's fault path copies it first */
 }
 
-void
+bool
 amap_ref_unit(struct amap *am, int slot)
 {
 	int u = slot / AMAP_UNIT;
 
-	if (!(atomic_load_explicit(&am->am_refbits[u / 64],
-	    memory_order_relaxed) & (1UL << (u % 64))))
-		atomic_fetch_or_explicit(&am->am_refbits[u / 64],
-		    1UL << (u % 64), memory_order_relaxed);
+	if (atomic_load_explicit(&am->am_refbits[u / 64],
+	    memory_order_relaxed) & (1UL << (u % 64)))
+		return true;
+	atomic_fetch_or_explicit(&am->am_refbits[u / 64], 1UL << (u % 64),
+	    memory_order_relaxed);
+	return false;
 }
 
 bool

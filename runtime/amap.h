@@ -182,8 +182,9 @@ struct anon *amap_anon_at(struct amap *, int slot);
  */
 void amap_set_dirty(struct amap *, int slot, uint64_t *slotp);
 
-/* amap_ref_unit / amap_test_clear_unit: the clock's reference bits */
-void amap_ref_unit(struct amap *, int slot);
+/* amap_ref_unit / amap_test_clear_unit: the clock's reference bits;
+   amap_ref_unit => whether the unit's bit was set already */
+bool amap_ref_unit(struct amap *, int slot);
 bool amap_test_clear_unit(struct amap *, int slot);
 
 /*

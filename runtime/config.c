@@ -69,6 +69,8 @@ static const struct conf_key conf_keys[] = {
 	    "none, local, bind:N, preferred:N, interleave[:NODES] or nearest"),
 	KEY("node_budget", "UPVM_NODE_BUDGET", CT_BUDGETS, node_budget, 0, 0,
 	    "NODE=SIZE pairs such as 0=1G,1=4G (0=1G;1=4G in UPVM_CONF)"),
+	KEY("numa_promote", "UPVM_NUMA_PROMOTE", CT_BOOL, numa_promote, 0, 1,
+	    "0 or 1"),
 };
 
 /* numa_check: a NUMA policy or node budget string (syntax only: the

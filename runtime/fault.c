@@ -326,21 +326,25 @@ fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
 	vaddr_t dst = e->e_start + ptoa((vaddr_t)(slot - e->e_aref.ar_pageoff));
 	int error, first_error = 0, tries = 0, np, failed = 0;
 	struct numa_state *ns = vs->vs_numa;
-	struct numa_target tgt;
+	struct numa_target tgt = { .nt_reserved = 0 };
 	bool single = false;
+	long left = 0;		/* pages the current placement covers */
 	vsize_t done;
 
-	/* placement per chunk: `nearest` fills a node to within a chunk */
-	if (ns != NULL)
-		numa_prepare(ns, fc->fc_tid, &fc->fc_node, n, &tgt);
 	while (n > 0) {
+		/* placement per piece: `nearest` may cover part of it */
+		if (ns != NULL && left <= 0) {
+			numa_unreserve(ns, &tgt);
+			left = numa_prepare(ns, fc->fc_tid, &fc->fc_node, n,
+			    &tgt);
+		}
 		error = pmap_copy(&vs->vs_pmap, dst, src,
-		    ptoa((vsize_t)(single ? 1 : n)), 0, &done);
+		    ptoa((vsize_t)(single ? 1 : MIN(n, left))), 0, &done);
 		np = (int)atop(done);
 		fault_settle(fc, slot, np, SLOT_RESIDENT);
 		if (ns != NULL && np > 0)
 			numa_placed(ns, &tgt, dst, np);
-		slot += np, n -= np, dst += done, src += done;
+		slot += np, n -= np, dst += done, src += done, left -= np;
 		if (error == 0)
 			continue;
 		if (error == -EAGAIN && ++tries < FAULT_EAGAIN_TRIES) {
@@ -362,7 +366,7 @@ fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
 			fault_settle(fc, slot, 1, SLOT_EMPTY);
 			pmap_wake(&vs->vs_pmap, dst, PAGE_SIZE);
 		}
-		slot++, n--, dst += PAGE_SIZE, src += PAGE_SIZE;
+		slot++, n--, dst += PAGE_SIZE, src += PAGE_SIZE, left--;
 	}
 	if (failed > 0) {
 		upvm_log(LOG_WARN, "resolving %d pages up to %#lx failed: %s; "
@@ -470,6 +474,38 @@ fault_poison(struct fault_ctx *fc, vaddr_t va, int n)
 }
 
 /*
+ * fault_pagein_map: map the n pages read into fc_buf at va, write-
+ * protected, placed piece by piece (numa_prepare may cover part).
+ * => pmap_copy's error; *donep the bytes mapped.
+ */
+static int
+fault_pagein_map(struct fault_ctx *fc, vaddr_t va, int n, vsize_t *donep)
+{
+	struct vmspace *vs = fc->fc_vs;
+	struct numa_state *ns = vs->vs_numa;
+	struct numa_target tgt;
+	vsize_t done = 0, d;
+	long k;
+	int error = 0;
+
+	while (error == 0 && done < ptoa((vsize_t)n)) {
+		k = n - (long)atop(done);
+		if (ns != NULL)
+			k = numa_prepare(ns, fc->fc_tid, &fc->fc_node, k, &tgt);
+		d = 0;
+		error = pmap_copy(&vs->vs_pmap, va + done,
+		    (char *)fc->fc_buf + done, ptoa((vsize_t)k), PMAP_WP, &d);
+		if (ns != NULL && d > 0)
+			numa_placed(ns, &tgt, va + done, (long)atop(d));
+		if (ns != NULL)
+			numa_unreserve(ns, &tgt);
+		done += d;
+	}
+	*donep = done;
+	return error;
+}
+
+/*
  * fault_pagein: read the claimed run of swapped-out pages and map it
  * write-protected (clean: its swap copy stays valid).
  * => map read-locked; all claimed pages settled on return.
@@ -481,7 +517,6 @@ fault_pagein(struct fault_ctx *fc)
 	struct amap *am = fc->fc_amap;
 	vaddr_t va = fault_run_va(fc, fc->fc_start);
 	int n = fc->fc_n, error, done_pages;
-	struct numa_target tgt;
 	vsize_t done = 0;
 
 	/*
@@ -508,16 +543,7 @@ fault_pagein(struct fault_ctx *fc)
 			swap_set_hash(vs->vs_swap, fc->fc_swslot +
 			    (uint64_t)i, page_hash((char *)fc->fc_buf +
 			    ptoa((size_t)i), vs->vs_swap->sw_hashkey));
-		if (vs->vs_numa != NULL)
-			numa_prepare(vs->vs_numa, fc->fc_tid, &fc->fc_node, n,
-			    &tgt);
-		error = pmap_copy(&vs->vs_pmap, va, fc->fc_buf,
-		    ptoa((vsize_t)n), PMAP_WP, &done);
-		if (vs->vs_numa != NULL && done > 0)
-			numa_placed(vs->vs_numa, &tgt, va,
-			    (long)atop(done));
-		if (vs->vs_numa != NULL)
-			numa_unreserve(vs->vs_numa, &tgt);
+		error = fault_pagein_map(fc, va, n, &done);
 	} else {
 		STAT_INC(&vs->vs_stats, st_io_errors);
 		upvm_log(LOG_ERR, "reading %d pages from swap failed: %s; "
@@ -582,18 +608,21 @@ fault_resolve(struct fault_ctx *fc, int kind)
 /*
  * fault_wp: a write hit a write-protected page: a clean page becomes dirty
  * (its swap copy is dropped) and the write goes through; a page being
- * paged out keeps the writer waiting until the daemon wakes it.
+ * paged out keeps the writer waiting until the daemon wakes it.  With
+ * numa_promote, a second write fault in a unit this turn of the clock
+ * brings the unit's pages to the writer's node first (place.h).
  * => no locks held on entry or return.
  */
 static void
-fault_wp(struct vmspace *vs, vaddr_t va)
+fault_wp(struct vmspace *vs, vaddr_t va, pid_t tid)
 {
 	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va),
 	    .fc_node = -1 };
+	struct vm_map_entry *e;
 	struct amap *am;
 	struct anon *an;
 	uint64_t old = 0;
-	bool unprotect = false, wait = false;
+	bool unprotect = false, wait = false, again;
 	int slot, error;
 
 	STAT_INC(&vs->vs_stats, st_faults);
@@ -616,8 +645,15 @@ fault_wp(struct vmspace *vs, vaddr_t va)
 		amap_set_dirty(am, slot, &old);
 		unprotect = true;
 	}
-	amap_ref_unit(am, slot);
+	again = amap_ref_unit(am, slot);
 	vm_mutex_unlock(&am->am_lock);
+	if (unprotect && again && vs->vs_numa != NULL &&
+	    vs->vs_numa->ns_promote) {
+		e = fc.fc_entry;
+		numa_promote(vs->vs_numa, tid, MAX(e->e_start, fc.fc_va -
+		    ptoa((vaddr_t)(slot % AMAP_UNIT))), MIN(e->e_end,
+		    fc.fc_va + ptoa((vaddr_t)(AMAP_UNIT - slot % AMAP_UNIT))));
+	}
 	if (unprotect)
 		pmap_writeprotect(&vs->vs_pmap, fc.fc_va, PAGE_SIZE, false,
 		    false);
@@ -787,7 +823,8 @@ fault_main(void *arg)
 			if (msgs[i].arg.pagefault.flags &
 			    UFFD_PAGEFAULT_FLAG_WP)
 				fault_wp(vs, (vaddr_t)
-				    msgs[i].arg.pagefault.address);
+				    msgs[i].arg.pagefault.address,
+				    (pid_t)msgs[i].arg.pagefault.feat.ptid);
 			else
 				fault_handle(ft, (vaddr_t)
 				    msgs[i].arg.pagefault.address,

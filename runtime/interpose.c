@@ -122,11 +122,12 @@ ip_stats(void)
 		    (unsigned long long)st.io_errors);
 		for (int n = 0; n < st.numa_nodes && n < UPVM_NUMA_MAX; n++)
 			fprintf(stderr, "upvm: pid %d: node %d: %llu pages "
-			    "resident, %llu placed, %llu demoted, budget "
-			    "%llu\n", (int)getpid(), n,
+			    "resident, %llu placed, %llu demoted, %llu "
+			    "promoted, budget %llu\n", (int)getpid(), n,
 			    (unsigned long long)st.node_resident[n],
 			    (unsigned long long)st.node_placed[n],
 			    (unsigned long long)st.node_demoted[n],
+			    (unsigned long long)st.node_promoted[n],
 			    (unsigned long long)st.node_budget[n]);
 		return;
 	}
@@ -166,11 +167,13 @@ ip_stats(void)
 	    (unsigned long long)st.meta_bytes);
 	for (int n = 0; n < st.numa_nodes && n < UPVM_NUMA_MAX; n++)
 		fprintf(f, "%s{\"node\": %d, \"resident\": %llu, \"placed\": "
-		    "%llu, \"demoted\": %llu, \"budget\": %llu}",
+		    "%llu, \"demoted\": %llu, \"promoted\": %llu, "
+		    "\"budget\": %llu}",
 		    n > 0 ? ", " : "", n,
 		    (unsigned long long)st.node_resident[n],
 		    (unsigned long long)st.node_placed[n],
 		    (unsigned long long)st.node_demoted[n],
+		    (unsigned long long)st.node_promoted[n],
 		    (unsigned long long)st.node_budget[n]);
 	fputs("]}\n", f);
 	fclose(f);

@@ -15,6 +15,11 @@
  * move.  Pages shared after fork stay where they are: MPOL_MF_MOVE moves
  * only pages mapped once (their status says -EACCES), and they are not
  * counted as demoted.
+ *
+ * With numa_promote, the pages moved are write-protected (runs of
+ * contiguous pages, one call each), so that a write to one faults and
+ * can bring its unit back (place.h).  A page written between its move
+ * and the protection just faults on its next write.
  */
 #include <string.h>
 
@@ -27,6 +32,26 @@
 
 #define PD_DEMOTE_PAGES	1024	/* pages examined per call, at most */
 #define PD_DEMOTE_UNITS	32
+
+/* protect_moved: write-protect the pages moved (status == to) */
+static void
+protect_moved(struct pmap *pm, void **pages, const int *status, int k,
+    int to)
+{
+	vaddr_t lo = 0, hi = 0, va;
+
+	for (int i = 0; i <= k; i++) {
+		va = i < k && status[i] == to ? (vaddr_t)pages[i] : 0;
+		if (va != 0 && va == hi) {
+			hi += PAGE_SIZE;
+			continue;
+		}
+		if (hi > lo)
+			(void)pmap_writeprotect(pm, lo, hi - lo, true, false);
+		lo = va;
+		hi = va != 0 ? va + PAGE_SIZE : 0;
+	}
+}
 
 /* demote_collect: the resident, evictable pages of unit into pages[] */
 static int
@@ -95,6 +120,8 @@ pd_demote(struct pdaemon *pd)
 	}
 	for (int i = 0; i < k; i++)
 		moved += status[i] == to;
+	if (ns->ns_promote)
+		protect_moved(&vs->vs_pmap, pages, status, k, to);
 	atomic_fetch_sub(&ns->ns_resident[from], moved);
 	atomic_fetch_add(&ns->ns_resident[to], moved);
 	atomic_fetch_add(&ns->ns_demoted[from], (uint64_t)moved);

@@ -113,14 +113,23 @@ handlers_default(bool paging)
  * needs.  WP_ASYNC changes every write-protect fault of the descriptor, so
  * it is on only when the move pageout protocol runs: with a budget, and
  * when MOVE, WP_ASYNC and PAGEMAP_SCAN are all there (pageout=auto) or
- * asked for (pageout=move: an error without them).
+ * asked for (pageout=move: an error without them).  numa_promote needs
+ * writes to fault: the wp protocol.
  * => 0, or -errno (logged) with nothing open.
  */
 static int
 pmap_setup(struct pmap *pm, const struct upvm_config *cfg)
 {
-	bool try_move = cfg->budget != 0 && cfg->pageout != UPVM_PAGEOUT_WP;
+	bool try_move = cfg->budget != 0 && cfg->pageout != UPVM_PAGEOUT_WP &&
+	    !cfg->numa_promote;
 	int error;
+
+	if (cfg->numa_promote && cfg->pageout == UPVM_PAGEOUT_MOVE) {
+		upvm_log(LOG_ERR, "upvm_init: numa_promote needs writes to "
+		    "demoted pages to fault, which pageout=move never makes "
+		    "them do; use pageout=auto or wp");
+		return -EINVAL;
+	}
 
 	error = pmap_init(pm, UPVM_WANT_FEATURES |
 	    (try_move ? UPVM_MOVE_FEATURES : 0));
@@ -269,18 +278,18 @@ upvm_init(const struct upvm_config *cfgp)
 	}
 	upvm_log_set_level(cfg.log_level);
 	memset(vs, 0, sizeof(*vs));
-	if ((error = pmap_setup(&vs->vs_pmap, &cfg)) != 0) {
-		pthread_rwlock_unlock(&upvm_lock);
-		return error;
-	}
 	if ((error = numa_state_create(&cfg, &vs->vs_numa)) != 0) {
-		pmap_fini(&vs->vs_pmap);
 		pthread_rwlock_unlock(&upvm_lock);
 		return error;
 	}
 	/* node budgets without a budget: swap once every node is full */
 	if (cfg.budget == 0)
 		cfg.budget = numa_budget_total(vs->vs_numa);
+	if ((error = pmap_setup(&vs->vs_pmap, &cfg)) != 0) {
+		numa_state_destroy(vs->vs_numa);
+		pthread_rwlock_unlock(&upvm_lock);
+		return error;
+	}
 	amap_init_pools();
 	vm_map_init(&vs->vs_map);
 	vs->vs_cc.cc_cluster = (int)cfg.cluster_pages;

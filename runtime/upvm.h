@@ -74,6 +74,13 @@ extern "C" {
  *				  its coldest pages to the nearest node with
  *				  room; swap only when none has.  Sets the
  *				  budget if none is given (none)
+ *	numa_promote UPVM_NUMA_PROMOTE  0 or 1: a demoted unit of pages
+ *				  written again (a second write fault in it
+ *				  within a turn of the clock) moves back to
+ *				  the writer's node when that has room.
+ *				  Needs node budgets and local, nearest or
+ *				  preferred:N; uses the wp pageout protocol
+ *				  (writes must fault) (0)
  *
  * A key's value in UPVM_CONF cannot hold a comma: write ';' for ',' in
  * node lists and node budgets there.
@@ -101,6 +108,7 @@ struct upvm_config {
 	char		stats_path[UPVM_PATH_MAX]; /* "": none, "-": stderr */
 	char		numa[UPVM_NUMA_NAME_MAX]; /* placement policy */
 	char		node_budget[UPVM_PATH_MAX]; /* "": none */
+	bool		numa_promote;
 };
 
 /* upvm_config_default: fill in the defaults.  Never fails. */
@@ -219,6 +227,8 @@ struct upvm_stats {
 	uint64_t	node_resident[UPVM_NUMA_MAX]; /* managed pages there */
 	uint64_t	node_placed[UPVM_NUMA_MAX]; /* pages resolved there */
 	uint64_t	node_demoted[UPVM_NUMA_MAX]; /* pages moved off it */
+	uint64_t	node_promoted[UPVM_NUMA_MAX]; /* pages moved back to
+							 it (numa_promote) */
 	uint64_t	node_budget[UPVM_NUMA_MAX]; /* pages, 0: none */
 };
 

@@ -295,6 +295,7 @@ Test(config, out_of_range_rejected, .timeout = 10)
 	expect_env_rejected("UPVM_SEQ_MAX=2048", "UPVM_SEQ_MAX");
 	expect_env_rejected("UPVM_SPIN_US=20000", "UPVM_SPIN_US");
 	expect_env_rejected("UPVM_PIN=2", "UPVM_PIN");
+	expect_env_rejected("UPVM_NUMA_PROMOTE=yes", "UPVM_NUMA_PROMOTE");
 	expect_env_rejected("UPVM_HANDLERS=1000", "UPVM_HANDLERS");
 }
 
@@ -554,14 +555,16 @@ Test(config, bad_sizes_and_paths_are_rejected_in_one_line, .timeout = 10)
 Test(config, numa_policies_and_node_budgets_parse, .timeout = 10)
 {
 	char *envp[] = { "UPVM_NUMA=interleave:0,2",
-	    "UPVM_NODE_BUDGET=0=1G,1=512M", NULL };
+	    "UPVM_NODE_BUDGET=0=1G,1=512M", "UPVM_NUMA_PROMOTE=1", NULL };
 	struct upvm_config cfg;
 
 	upvm_config_default(&cfg);
 	cr_assert_str_eq(cfg.numa, "local");
 	cr_assert_str_eq(cfg.node_budget, "");
+	cr_assert(!cfg.numa_promote);
 	cr_assert_eq(config_parse_conf(&cfg,
-	    "numa:bind:1,node_budget:0=1G;1=2G"), 0);
+	    "numa:bind:1,node_budget:0=1G;1=2G,numa_promote:1"), 0);
+	cr_assert(cfg.numa_promote);
 	cr_assert_str_eq(cfg.numa, "bind:1");
 	cr_assert_str_eq(cfg.node_budget, "0=1G;1=2G");
 	CHECK(&cfg);
@@ -570,6 +573,7 @@ Test(config, numa_policies_and_node_budgets_parse, .timeout = 10)
 	cr_assert_eq(config_apply_env(&cfg, envp), 0);
 	cr_assert_str_eq(cfg.numa, "interleave:0,2");
 	cr_assert_str_eq(cfg.node_budget, "0=1G,1=512M");
+	cr_assert(cfg.numa_promote);
 	test_expect_no_log("valid NUMA variables");
 	strcpy(cfg.numa, "fastest");
 	cr_assert_eq(config_check(&cfg), -EINVAL);

@@ -297,6 +297,71 @@ Test(numa, demotion_goes_to_the_nearest_node_first, .timeout = 300)
 	cr_assert_eq(upvm_fini(), 0);
 }
 
+/*
+ * Promotion: node 0 (budget 8M) demotes to its nearest node; then a
+ * thread on a third node writes every page again.  With numa_promote,
+ * each demoted unit's second write fault brings the unit to the writer's
+ * node; without it (the control), the pages stay where demotion put them.
+ */
+static void
+demote_then_write_from(bool promote)
+{
+	long count[NUMA_NODES_MAX], b0 = (long)(8 * MIB / PAGE_SIZE);
+	int order[NUMA_NODES_MAX], n = NPAGES, w = -1;
+	struct upvm_config cfg;
+	struct upvm_stats st;
+	char *p;
+
+	need_nodes(3);
+	numa_node_order(&topo, 0, order);
+	for (int i = 2; i < topo.nt_nnodes && w < 0; i++)
+		for (int c = 0; c < topo.nt_maxcpu; c++)
+			if (topo.nt_cpu_node[c] == order[i])
+				w = order[i];
+	if (w < 0)
+		cr_skip_test("needs CPUs on a node other than 0 and %d",
+		    order[1]);
+	pin_to_node(0);
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	strcpy(cfg.numa, "local");
+	strcpy(cfg.node_budget, "0=8M");
+	cfg.numa_promote = promote;
+	cr_assert_eq(upvm_init(&cfg), 0);
+	p = map_fill((size_t)n, 21);
+	wait_node_at_most(p, (size_t)n, 0, b0);
+	count_nodes(p, (size_t)n, count);
+	cr_assert_geq(count[order[1]], n - b0, "node %d (nearest) holds %ld "
+	    "demoted pages", order[1], count[order[1]]);
+	pin_to_node(w);
+	test_pattern_fill(p, (size_t)n, 0, 22);
+	count_nodes(p, (size_t)n, count);
+	st = test_stats();
+	if (promote) {
+		cr_assert_eq(count[order[1]], 0, "%ld pages written from node "
+		    "%d stay on node %d", count[order[1]], w, order[1]);
+		cr_assert_geq(count[w], n - b0);
+		cr_assert_geq(st.node_promoted[w], (uint64_t)(n - b0));
+	} else {
+		cr_assert_geq(count[order[1]], n - b0, "without numa_promote, "
+		    "pages left node %d: %ld there", order[1],
+		    count[order[1]]);
+		cr_assert_eq(st.node_promoted[w], 0);
+	}
+	cr_assert_eq(test_pattern_bad(p, (size_t)n, 0, 22), -1);
+	cr_assert_eq(upvm_fini(), 0);
+}
+
+Test(numa, promotion_brings_written_units_to_the_writer_node,
+    .timeout = 300)
+{
+	demote_then_write_from(true);
+}
+
+Test(numa, without_promotion_demoted_pages_stay, .timeout = 300)
+{
+	demote_then_write_from(false);
+}
+
 /* every node full: the rest goes to swap, and every page comes back */
 Test(numa, full_nodes_page_out_to_swap, .timeout = 300)
 {
@@ -336,6 +401,28 @@ Test(numa, a_policy_naming_a_missing_node_fails_clearly)
 	    topo.nt_nnodes);
 	cr_assert_eq(upvm_init(&cfg), -EINVAL);
 	test_expect_one_line("a budget for a missing node", "node");
+}
+
+/* numa_promote needs node budgets, a policy with a home node, and
+   writes that fault (not pageout=move) */
+Test(numa, promotion_without_what_it_needs_fails_clearly)
+{
+	struct upvm_config cfg;
+
+	numa_topo_probe(&topo);
+	test_log_capture();
+	upvm_config_default(&cfg);
+	cfg.numa_promote = true;
+	cr_assert_eq(upvm_init(&cfg), -EINVAL);
+	test_expect_one_line("promotion without node budgets", "node_budget");
+	strcpy(cfg.node_budget, "0=64M");
+	strcpy(cfg.numa, "interleave");
+	cr_assert_eq(upvm_init(&cfg), -EINVAL);
+	test_expect_one_line("promotion with interleave", "home node");
+	strcpy(cfg.numa, "local");
+	cfg.pageout = UPVM_PAGEOUT_MOVE;
+	cr_assert_eq(upvm_init(&cfg), -EINVAL);
+	test_expect_one_line("promotion with pageout=move", "pageout=auto");
 }
 
 Test(numa, placement_off_sets_no_policy)

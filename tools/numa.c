@@ -2,7 +2,8 @@
 /*
  * numa.c: `upvm numa`: show where upvm puts pages on this machine's NUMA
  * topology, counted page by page with move_pages(2): each placement
- * policy, then the demotion cascade of a node past its budget.  Every
+ * policy, then the demotion cascade of a node past its budget, then
+ * promotion of demoted pages to the node of a thread that writes them.  Every
  * page written is read back and checked.  (Run it in numa-vm where the
  * machine has one node.)
  */
@@ -306,6 +307,53 @@ show_demotion(const int *order, int norder)
 	upvm_fini();
 }
 
+/* demote from node 0, then write everything from node w (a CPU node
+   other than 0 and the nearest): numa_promote brings the units there */
+static void
+show_promotion(const int *order, int norder)
+{
+	long count[NUMA_NODES_MAX], b0 = (long)npages / 2;
+	struct upvm_config cfg;
+	struct upvm_stats st;
+	int w = -1;
+	char *p;
+
+	for (int i = 2; i < norder && w < 0; i++)
+		for (int c = 0; c < topo.nt_maxcpu; c++)
+			if (topo.nt_cpu_node[c] == order[i])
+				w = order[i];
+	if (w < 0) {
+		printf("promotion: needs CPUs on a third node\n");
+		return;
+	}
+	if (upvm_config_from_env(&cfg) != 0)
+		run_die(2, "the UPVM_* environment is invalid (see above)");
+	snprintf(cfg.numa, sizeof(cfg.numa), "local");
+	snprintf(cfg.node_budget, sizeof(cfg.node_budget), "0=%ldK", b0 * 4);
+	cfg.numa_promote = true;
+	if (upvm_init(&cfg) != 0)
+		run_die(1, "upvm_init with numa_promote failed (see above)");
+	p = map_region();
+	pin(0);
+	fill(p, 0, npages);
+	settle(p, count, b0);
+	printf("\npromotion: node budget 0=%ldK, %zu pages written on node 0 "
+	    "(%ld demoted to node %d), then all written again on node %d\n",
+	    b0 * 4, npages, count[order[1]], order[1], w);
+	pin(w);
+	fill(p, 0, npages);
+	count_nodes(p, npages, count);
+	upvm_stats(&st);
+	printf("  expected: none left on node %d (units written twice move to "
+	    "the writer's node %d)\n", order[1], w);
+	row("local + numa_promote", count, (long)npages - count[order[1]],
+	    npages, bad_pages(p, npages));
+	printf("  promoted to node %d: %llu pages; demoted off node 0 in "
+	    "all: %llu\n", w, (unsigned long long)st.node_promoted[w],
+	    (unsigned long long)st.node_demoted[0]);
+	upvm_fini();
+}
+
 int
 numa_main(int argc, char **argv)
 {
@@ -347,6 +395,7 @@ numa_main(int argc, char **argv)
 	show_local();
 	show_nearest(order);
 	show_demotion(order, norder);
+	show_promotion(order, norder);
 	printf("%s\n", failures == 0 ? "numa: OK, every page where its policy "
 	    "says and every page verified" : "numa: FAILED");
 	return failures == 0 ? 0 : 1;

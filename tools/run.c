@@ -70,6 +70,9 @@ run_usage(FILE *f)
 "  --node-budget LIST resident memory per node, as 0=1G,1=4G; a full\n"
 "                     node demotes to the nearest with room, then swap\n"
 "                     (UPVM_NODE_BUDGET)\n"
+"  --numa-promote     a demoted unit written again moves back to the\n"
+"                     writer's node (UPVM_NUMA_PROMOTE=1; needs\n"
+"                     --node-budget)\n"
 "  --stats[=FILE]     a summary at exit on stderr, or JSON in FILE (%p in\n"
 "                     FILE: the pid, a file per process)\n"
 "                     (UPVM_STATS)\n"
@@ -174,6 +177,7 @@ run_main(int argc, char **argv)
 		{ "pageout", required_argument, NULL, 'p' },
 		{ "numa", required_argument, NULL, 'N' },
 		{ "node-budget", required_argument, NULL, 'B' },
+		{ "numa-promote", no_argument, NULL, 'P' },
 		{ "stats", optional_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -195,6 +199,7 @@ run_main(int argc, char **argv)
 		case 'p': run_setenv("UPVM_PAGEOUT", optarg); break;
 		case 'N': run_setenv("UPVM_NUMA", optarg); break;
 		case 'B': run_setenv("UPVM_NODE_BUDGET", optarg); break;
+		case 'P': run_setenv("UPVM_NUMA_PROMOTE", "1"); break;
 		case 'S':
 			run_setenv("UPVM_STATS", optarg != NULL ? optarg : "-");
 			break;

@@ -88,6 +88,7 @@ struct opts {
 	long			  o_pin;
 	const char		 *o_numa;	/* NULL: UPVM_NUMA's */
 	const char		 *o_node_budget;
+	bool			  o_promote;	/* --numa-promote */
 };
 
 static bool upvm_up;		/* upvm_init() succeeded */
@@ -363,6 +364,8 @@ usage(FILE *f)
 "      --numa POLICY     NUMA placement of the upvm modes: none, local,\n"
 "                        bind:N, preferred:N, interleave[:NODES], nearest\n"
 "      --node-budget L   per-node budgets, as 0=1G,1=4G\n"
+"      --numa-promote    demoted units written again move to the writer's\n"
+"                        node (needs --node-budget)\n"
 "  -h, --help            print this and exit\n"
 "\nworkloads:\n");
 	for (i = 0; i < nworkloads; i++)
@@ -524,7 +527,7 @@ opt_modes(struct opts *o, const char *list)
 enum {
 	OPT_VERIFY = 256, OPT_SEED, OPT_CLUSTER, OPT_SEQ_MAX, OPT_HANDLERS,
 	OPT_SPIN_US, OPT_PIN, OPT_SWAP_DIR, OPT_OPS, OPT_ZIPF, OPT_NUMA,
-	OPT_NODE_BUDGET,
+	OPT_NODE_BUDGET, OPT_PROMOTE,
 };
 
 static const struct option longopts[] = {
@@ -548,6 +551,7 @@ static const struct option longopts[] = {
 	{ "pin",	required_argument,	NULL, OPT_PIN },
 	{ "numa",	required_argument,	NULL, OPT_NUMA },
 	{ "node-budget", required_argument,	NULL, OPT_NODE_BUDGET },
+	{ "numa-promote", no_argument,		NULL, OPT_PROMOTE },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ NULL,		0,			NULL, 0 },
 };
@@ -668,6 +672,9 @@ opt_value(struct opts *o, int c, const char *arg)
 		break;
 	case OPT_NODE_BUDGET:
 		o->o_node_budget = arg;
+		break;
+	case OPT_PROMOTE:
+		o->o_promote = true;
 		break;
 	}
 }
@@ -824,6 +831,8 @@ start_upvm(const struct opts *o, struct report_info *ri)
 	    snprintf(ri->ri_cfg.node_budget, sizeof(ri->ri_cfg.node_budget),
 	    "%s", o->o_node_budget) >= (int)sizeof(ri->ri_cfg.node_budget))
 		die(2, "--node-budget %s is too long", o->o_node_budget);
+	if (o->o_promote)
+		ri->ri_cfg.numa_promote = true;
 	if (strlen(o->o_swapdir) >= sizeof(ri->ri_cfg.swap_path))
 		die(2, "--swap-dir %s is too long for upvm (%zu characters at "
 		    "most); give a shorter one", o->o_swapdir,
