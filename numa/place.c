@@ -207,7 +207,7 @@ numa_has_room(struct numa_state *ns, int node, long npages)
 		return atomic_load_explicit(&ns->ns_resident[node],
 		    memory_order_relaxed) + atomic_load_explicit(
 		    &ns->ns_reserved[node], memory_order_relaxed) + npages <=
-		    ns->ns_budget[node];
+		    ns->ns_high[node];
 	now = numa_now_ns();
 	if (now - atomic_load_explicit(&ns->ns_free_at,
 	    memory_order_relaxed) > NUMA_FREE_NS) {
@@ -251,7 +251,7 @@ room_reserve_cb(void *arg, int node, long npages)
 	cur = atomic_load(&ns->ns_reserved[node]);
 	do {
 		if (atomic_load(&ns->ns_resident[node]) + cur + npages >
-		    ns->ns_budget[node])
+		    ns->ns_high[node])
 			return false;
 	} while (!atomic_compare_exchange_weak(&ns->ns_reserved[node], &cur,
 	    cur + npages));
@@ -282,8 +282,8 @@ set_policy(const struct numa_target *t)
 	return 0;
 }
 
-/* nearest_fit: of npages, how many fit within the local node's budget
-   (all when it has none, or when none fit: they go elsewhere whole) */
+/* nearest_fit: of npages, how many fit below the local node's high mark
+   (all when it has no budget, or when none fit: they go elsewhere) */
 static long
 nearest_fit(struct numa_state *ns, int local, long npages)
 {
@@ -291,7 +291,7 @@ nearest_fit(struct numa_state *ns, int local, long npages)
 
 	if (local < 0 || !(ns->ns_budgeted & (1ull << local)))
 		return npages;
-	room = ns->ns_budget[local] - atomic_load(&ns->ns_resident[local]) -
+	room = ns->ns_high[local] - atomic_load(&ns->ns_resident[local]) -
 	    atomic_load(&ns->ns_reserved[local]);
 	return room > 0 && room < npages ? room : npages;
 }
@@ -464,12 +464,23 @@ numa_resync(struct numa_state *ns, struct vm_map *map)
 			have = 0;
 	}
 	close(fd);
-	/* placements during the read may be in count already: never too
-	   few */
-	for (int i = 0; i < ns->ns_topo.nt_nnodes; i++)
-		atomic_store_explicit(&ns->ns_resident[i], count[i] +
-		    (long)(atomic_load(&ns->ns_placed[i]) - placed[i]),
-		    memory_order_relaxed);
+	/*
+	 * Placements during the read may be in count already, or not:
+	 * count + those is an upper bound, and so is the running count
+	 * (placements and moves add, frees it never sees); keep the
+	 * smaller.  Without placements during the read, count is exact.
+	 * (A CAS: a placement counted meanwhile is not lost.)
+	 */
+	for (int i = 0; i < ns->ns_topo.nt_nnodes; i++) {
+		long during, running = atomic_load(&ns->ns_resident[i]);
+
+		do {
+			during = (long)(atomic_load(&ns->ns_placed[i]) -
+			    placed[i]);
+		} while (!atomic_compare_exchange_weak(&ns->ns_resident[i],
+		    &running, during == 0 ? count[i] :
+		    MIN(count[i] + during, running)));
+	}
 out:
 	kmem_free(buf, NUMA_MAPS_BUF);
 }

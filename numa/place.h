@@ -20,8 +20,9 @@
  * pageout daemon resyncs them from /proc/self/numa_maps (the kernel's
  * count per VMA) at most every NUMA_RESYNC_MS while node budgets or the
  * nearest policy need them; pageouts and unmaps show up there.  Pages
- * placed while numa_maps is read are added on top (a page may then count
- * twice until the next resync: never too few).  `nearest` reserves pages
+ * placed while numa_maps is read may or may not be in it: then the
+ * smaller of two upper bounds stands (the read plus those placements,
+ * the running count), never too few.  `nearest` reserves pages
  * on a budgeted node (ns_reserved) before it maps them, so that fault
  * threads cannot overfill the node together; a resync leaves
  * reservations alone.

@@ -247,8 +247,9 @@ show_nearest(const int *order)
 	pin(0);
 	fill(p, 0, npages);
 	count_nodes(p, npages, count);
-	printf("  (nearest: node 0 budget %ld pages, writer on node 0; then "
-	    "node %d, the nearest to 0)\n", budget, order[1]);
+	printf("  (nearest: node 0 budget %ld pages, filled to its high mark "
+	    "(less 1/64, at least 64 pages); writer on node 0; then node %d, "
+	    "the nearest to 0)\n", budget, order[1]);
 	row("nearest", count, MIN(count[0], budget) + count[order[1]],
 	    npages, bad_pages(p, npages));
 	upvm_fini();
@@ -294,7 +295,7 @@ show_demotion(const int *order, int norder)
 	for (int i = 1; i < norder; i++)
 		printf(" node %d %d", order[i], topo.nt_dist[0][order[i]]);
 	printf("\n  expected: node 0 keeps <= %ld, node %d (nearest) fills "
-	    "to its budget first, the rest to node %d\n", b0, order[1],
+	    "to its high mark first, the rest to node %d\n", b0, order[1],
 	    order[2]);
 	row("local + node budgets", count,
 	    (count[0] <= b0 ? count[0] : 0) +
