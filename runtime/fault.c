@@ -33,6 +33,7 @@
  * wakes the threads, which fault again and retry.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -328,7 +329,8 @@ fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
 	struct numa_state *ns = vs->vs_numa;
 	struct numa_target tgt = { .nt_reserved = 0 };
 	bool single = false;
-	long left = 0;		/* pages the current placement covers */
+	/* pages the current placement covers (no placement: all) */
+	long left = ns != NULL ? 0 : LONG_MAX;
 	vsize_t done;
 
 	while (n > 0) {
