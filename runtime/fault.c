@@ -342,6 +342,7 @@ fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
 		}
 		error = pmap_copy(&vs->vs_pmap, dst, src,
 		    ptoa((vsize_t)(single ? 1 : MIN(n, left))), 0, &done);
+		STAT_INC(&vs->vs_stats, st_copies);
 		np = (int)atop(done);
 		fault_settle(fc, slot, np, SLOT_RESIDENT);
 		if (ns != NULL && np > 0)
@@ -497,6 +498,7 @@ fault_pagein_map(struct fault_ctx *fc, vaddr_t va, int n, vsize_t *donep)
 		d = 0;
 		error = pmap_copy(&vs->vs_pmap, va + done,
 		    (char *)fc->fc_buf + done, ptoa((vsize_t)k), PMAP_WP, &d);
+		STAT_INC(&vs->vs_stats, st_copies);
 		if (ns != NULL && d > 0)
 			numa_placed(ns, &tgt, va + done, (long)atop(d));
 		if (ns != NULL)

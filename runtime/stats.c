@@ -23,6 +23,7 @@ stats_snapshot(struct vm_stats *st, struct upvm_stats *out)
 	out->faults_woken = LOAD(st_faults_woken);
 	out->faults_unmapped = LOAD(st_faults_unmapped);
 	out->pages_resolved = LOAD(st_pages_resolved);
+	out->copies = LOAD(st_copies);
 	out->pages_prefetched = LOAD(st_pages_prefetched);
 	out->clusters = LOAD(st_clusters);
 	for (int i = 0; i < UPVM_CLUSTER_BUCKETS; i++)

@@ -21,6 +21,7 @@ struct vm_stats {
 	atomic_uint_least64_t st_faults_unmapped;
 	atomic_uint_least64_t st_pages_resolved;
 	atomic_uint_least64_t st_pages_prefetched;
+	atomic_uint_least64_t st_copies;
 	atomic_uint_least64_t st_clusters;
 	atomic_uint_least64_t st_cluster_hist[UPVM_CLUSTER_BUCKETS];
 	atomic_uint_least64_t st_latency_hist[UPVM_LATENCY_BUCKETS];

@@ -194,6 +194,7 @@ struct upvm_stats {
 	uint64_t	faults_unmapped; /* events for ranges gone meanwhile */
 	uint64_t	pages_resolved;	/* pages mapped by fault resolution */
 	uint64_t	pages_prefetched; /* of those, by WILLNEED */
+	uint64_t	copies;		/* UFFDIO_COPY calls that mapped them */
 	uint64_t	clusters;	/* resolutions (one per claimed run) */
 	uint64_t	cluster_hist[UPVM_CLUSTER_BUCKETS];
 	uint64_t	latency_hist[UPVM_LATENCY_BUCKETS];

@@ -435,6 +435,28 @@ Test(numa, placement_off_sets_no_policy)
 	cr_assert_eq(upvm_fini(), 0);
 }
 
+/* placement on or off, a sequential fill maps its clusters in pieces of
+   FAULT_CHUNK pages, not page by page (every page checked) */
+Test(numa, placement_keeps_copies_whole, .timeout = 60)
+{
+	static const char *const policies[] = { "none", "local" };
+	struct upvm_stats st;
+	char *p;
+
+	numa_topo_probe(&topo);
+	for (int i = 0; i < 2; i++) {
+		init_numa(policies[i], NULL);
+		p = map_fill(NPAGES, 23);
+		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 23), -1);
+		st = test_stats();
+		cr_assert_leq(st.copies * 16, st.pages_resolved, "numa=%s: "
+		    "%lu UFFDIO_COPY calls for %lu pages", policies[i],
+		    (unsigned long)st.copies,
+		    (unsigned long)st.pages_resolved);
+		cr_assert_eq(upvm_fini(), 0);
+	}
+}
+
 Test(numa, preferred_places_on_its_node_while_it_has_memory, .timeout = 300)
 {
 	long count[NUMA_NODES_MAX];
