@@ -522,6 +522,8 @@ numa_promote(struct numa_state *ns, pid_t tid, vaddr_t lo, vaddr_t hi)
 		}
 	atomic_fetch_add(&ns->ns_resident[to], moved);
 	atomic_fetch_add(&ns->ns_promoted[to], (uint64_t)moved);
+	upvm_log(LOG_DEBUG, "promoted %ld of %ld pages at %#lx (the first from "
+	    "node %d) to node %d", moved, k, (unsigned long)lo, from[0], to);
 	return moved;
 }
 

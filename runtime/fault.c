@@ -33,7 +33,6 @@
  * wakes the threads, which fault again and retry.
  */
 #include <errno.h>
-#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -311,6 +310,37 @@ fault_settle(struct fault_ctx *fc, int slot, int n, uintptr_t to)
 }
 
 /*
+ * fault_copy_placed: UFFDIO_COPY the first piece of n pages at src to dst
+ * that one placement covers (all n, or fewer where `nearest` fills a
+ * node's budget exactly), on the node the policy chooses, and count them
+ * there.  pmap_flags: pmap_copy's.
+ * => pmap_copy's error; *donep the bytes mapped (less than n pages with
+ *    no error: the rest is the next piece's).
+ */
+static int
+fault_copy_placed(struct fault_ctx *fc, vaddr_t dst, const char *src,
+    long n, int pmap_flags, vsize_t *donep)
+{
+	struct vmspace *vs = fc->fc_vs;
+	struct numa_state *ns = vs->vs_numa;
+	struct numa_target tgt;
+	int error;
+
+	if (ns != NULL)
+		n = numa_prepare(ns, fc->fc_tid, &fc->fc_node, n, &tgt);
+	*donep = 0;
+	error = pmap_copy(&vs->vs_pmap, dst, src, ptoa((vsize_t)n),
+	    pmap_flags, donep);
+	STAT_INC(&vs->vs_stats, st_copies);
+	if (ns != NULL) {
+		if (*donep > 0)
+			numa_placed(ns, &tgt, dst, (long)atop(*donep));
+		numa_unreserve(ns, &tgt);
+	}
+	return error;
+}
+
+/*
  * fault_copy_run: UFFDIO_COPY slots [slot, slot + n) from src, settling
  * each page as the kernel reports it.  When the run fails as a whole (a
  * hole made behind upvm's back fails every COPY that spans it), it is
@@ -326,28 +356,15 @@ fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
 	struct vm_map_entry *e = fc->fc_entry;
 	vaddr_t dst = e->e_start + ptoa((vaddr_t)(slot - e->e_aref.ar_pageoff));
 	int error, first_error = 0, tries = 0, np, failed = 0;
-	struct numa_state *ns = vs->vs_numa;
-	struct numa_target tgt = { .nt_reserved = 0 };
 	bool single = false;
-	/* pages the current placement covers (no placement: all) */
-	long left = ns != NULL ? 0 : LONG_MAX;
 	vsize_t done;
 
 	while (n > 0) {
-		/* placement per piece: `nearest` may cover part of it */
-		if (ns != NULL && left <= 0) {
-			numa_unreserve(ns, &tgt);
-			left = numa_prepare(ns, fc->fc_tid, &fc->fc_node, n,
-			    &tgt);
-		}
-		error = pmap_copy(&vs->vs_pmap, dst, src,
-		    ptoa((vsize_t)(single ? 1 : MIN(n, left))), 0, &done);
-		STAT_INC(&vs->vs_stats, st_copies);
+		error = fault_copy_placed(fc, dst, src, single ? 1 : n, 0,
+		    &done);
 		np = (int)atop(done);
 		fault_settle(fc, slot, np, SLOT_RESIDENT);
-		if (ns != NULL && np > 0)
-			numa_placed(ns, &tgt, dst, np);
-		slot += np, n -= np, dst += done, src += done, left -= np;
+		slot += np, n -= np, dst += done, src += done;
 		if (error == 0)
 			continue;
 		if (error == -EAGAIN && ++tries < FAULT_EAGAIN_TRIES) {
@@ -369,7 +386,7 @@ fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
 			fault_settle(fc, slot, 1, SLOT_EMPTY);
 			pmap_wake(&vs->vs_pmap, dst, PAGE_SIZE);
 		}
-		slot++, n--, dst += PAGE_SIZE, src += PAGE_SIZE, left--;
+		slot++, n--, dst += PAGE_SIZE, src += PAGE_SIZE;
 	}
 	if (failed > 0) {
 		upvm_log(LOG_WARN, "resolving %d pages up to %#lx failed: %s; "
@@ -377,8 +394,6 @@ fault_copy_run(struct fault_ctx *fc, int slot, int n, const char *src)
 		    strerror(-first_error));
 		STAT_ADD(&vs->vs_stats, st_errors, (uint64_t)failed);
 	}
-	if (ns != NULL)
-		numa_unreserve(ns, &tgt);
 	return first_error;
 }
 
@@ -477,39 +492,6 @@ fault_poison(struct fault_ctx *fc, vaddr_t va, int n)
 }
 
 /*
- * fault_pagein_map: map the n pages read into fc_buf at va, write-
- * protected, placed piece by piece (numa_prepare may cover part).
- * => pmap_copy's error; *donep the bytes mapped.
- */
-static int
-fault_pagein_map(struct fault_ctx *fc, vaddr_t va, int n, vsize_t *donep)
-{
-	struct vmspace *vs = fc->fc_vs;
-	struct numa_state *ns = vs->vs_numa;
-	struct numa_target tgt;
-	vsize_t done = 0, d;
-	long k;
-	int error = 0;
-
-	while (error == 0 && done < ptoa((vsize_t)n)) {
-		k = n - (long)atop(done);
-		if (ns != NULL)
-			k = numa_prepare(ns, fc->fc_tid, &fc->fc_node, k, &tgt);
-		d = 0;
-		error = pmap_copy(&vs->vs_pmap, va + done,
-		    (char *)fc->fc_buf + done, ptoa((vsize_t)k), PMAP_WP, &d);
-		STAT_INC(&vs->vs_stats, st_copies);
-		if (ns != NULL && d > 0)
-			numa_placed(ns, &tgt, va + done, (long)atop(d));
-		if (ns != NULL)
-			numa_unreserve(ns, &tgt);
-		done += d;
-	}
-	*donep = done;
-	return error;
-}
-
-/*
  * fault_pagein: read the claimed run of swapped-out pages and map it
  * write-protected (clean: its swap copy stays valid).
  * => map read-locked; all claimed pages settled on return.
@@ -547,7 +529,11 @@ fault_pagein(struct fault_ctx *fc)
 			swap_set_hash(vs->vs_swap, fc->fc_swslot +
 			    (uint64_t)i, page_hash((char *)fc->fc_buf +
 			    ptoa((size_t)i), vs->vs_swap->sw_hashkey));
-		error = fault_pagein_map(fc, va, n, &done);
+		for (vsize_t d; error == 0 && done < ptoa((vsize_t)n);
+		    done += d)
+			error = fault_copy_placed(fc, va + done,
+			    (char *)fc->fc_buf + done, n - (long)atop(done),
+			    PMAP_WP, &d);
 	} else {
 		STAT_INC(&vs->vs_stats, st_io_errors);
 		upvm_log(LOG_ERR, "reading %d pages from swap failed: %s; "
