@@ -150,7 +150,9 @@ run_setenv(const char *name, const char *value)
 
 /*
  * run_check: start upvm here with the configuration the program will get
- * and stop it: every error the program's upvm would meet, met now.
+ * and stop it: every error the program's upvm would meet, met now.  A
+ * swap path given without a budget is tried too (with the smallest
+ * budget), so that a bad one is not silently ignored.
  */
 static void
 run_check(void)
@@ -160,6 +162,9 @@ run_check(void)
 	if (upvm_config_from_env(&cfg) != 0)
 		exit(2);		/* the line is out */
 	cfg.stats_path[0] = '\0';
+	if (cfg.swap_path[0] != '\0' && cfg.budget == 0 &&
+	    cfg.node_budget[0] == '\0')
+		cfg.budget = 4u << 20;
 	if (upvm_init(&cfg) != 0)
 		exit(2);
 	(void)upvm_fini();
