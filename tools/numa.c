@@ -63,7 +63,8 @@ bad_pages(const char *p, size_t n)
 	return bad_slice(p, 0, n);
 }
 
-/* count[node]: pages of [p, p + n) there; migrating ones asked again */
+/* count[node]: pages of [p, p + n) there; migrating ones (-ENOENT, or
+   -EFAULT on 6.1) asked again */
 static void
 count_nodes(const char *p, size_t n, long *count)
 {
@@ -79,7 +80,8 @@ count_nodes(const char *p, size_t n, long *count)
 			pages[i] = (void *)(p + i * 4096);
 		if (numa_pages_nodes(pages, (long)n, status) != 0)
 			run_die(1, "move_pages: %s", strerror(errno));
-		for (i = 0; i < n && status[i] != -ENOENT; i++)
+		for (i = 0; i < n && status[i] != -ENOENT &&
+		    status[i] != -EFAULT; i++)
 			if (status[i] >= 0 && status[i] < NUMA_NODES_MAX)
 				count[status[i]]++;
 		if (i == n)
@@ -352,7 +354,9 @@ show_promotion(const int *order, int norder)
 	    "the writer's node %d)\n", order[1], w);
 	row("local + numa_promote", count, (long)npages - count[order[1]],
 	    npages, bad_pages(p, npages));
-	printf("  promoted to node %d: %llu pages\n", w,
+	printf("  moved to node %d by upvm: %llu pages (Linux 6.1 also copies "
+	    "a migrated page\n  onto the writer's node itself on its first "
+	    "write after upvm unprotects it)\n", w,
 	    (unsigned long long)st.node_promoted[w]);
 	upvm_fini();
 }
