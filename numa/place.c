@@ -198,16 +198,21 @@ numa_thread_node(const struct numa_state *ns, pid_t tid)
 	return node;
 }
 
+long
+numa_budget_room(struct numa_state *ns, int node, long mark)
+{
+	return mark - atomic_load_explicit(&ns->ns_resident[node],
+	    memory_order_relaxed) - atomic_load_explicit(
+	    &ns->ns_reserved[node], memory_order_relaxed);
+}
+
 bool
 numa_has_room(struct numa_state *ns, int node, long npages)
 {
 	uint64_t now;
 
 	if (ns->ns_budgeted & (1ull << node))
-		return atomic_load_explicit(&ns->ns_resident[node],
-		    memory_order_relaxed) + atomic_load_explicit(
-		    &ns->ns_reserved[node], memory_order_relaxed) + npages <=
-		    ns->ns_high[node];
+		return numa_budget_room(ns, node, ns->ns_high[node]) >= npages;
 	now = numa_now_ns();
 	if (now - atomic_load_explicit(&ns->ns_free_at,
 	    memory_order_relaxed) > NUMA_FREE_NS) {
@@ -291,8 +296,7 @@ nearest_fit(struct numa_state *ns, int local, long npages)
 
 	if (local < 0 || !(ns->ns_budgeted & (1ull << local)))
 		return npages;
-	room = ns->ns_high[local] - atomic_load(&ns->ns_resident[local]) -
-	    atomic_load(&ns->ns_reserved[local]);
+	room = numa_budget_room(ns, local, ns->ns_high[local]);
 	return room > 0 && room < npages ? room : npages;
 }
 
@@ -490,7 +494,7 @@ numa_promote(struct numa_state *ns, pid_t tid, vaddr_t lo, vaddr_t hi)
 {
 	void *pages[AMAP_UNIT];
 	int status[AMAP_UNIT], from[AMAP_UNIT], to;
-	long n = 0, k = 0, moved = 0, resident;
+	long n = 0, k = 0, moved = 0;
 
 	to = ns->ns_pol.np_kind == NUMA_PREFERRED ? ns->ns_pol.np_node :
 	    numa_thread_node(ns, tid);
@@ -508,9 +512,8 @@ numa_promote(struct numa_state *ns, pid_t tid, vaddr_t lo, vaddr_t hi)
 		}
 	if (k == 0)
 		return 0;
-	resident = atomic_load(&ns->ns_resident[to]) +
-	    atomic_load(&ns->ns_reserved[to]);
-	if ((ns->ns_budgeted & (1ull << to)) ? resident + k > ns->ns_low[to] :
+	if ((ns->ns_budgeted & (1ull << to)) ?
+	    numa_budget_room(ns, to, ns->ns_low[to]) < k :
 	    !numa_has_room(ns, to, k))
 		return 0;
 	if (numa_pages_move(pages, k, to, status) != 0)

@@ -142,6 +142,10 @@ int numa_pages_nodes(void **pages, long n, int *status);
  */
 int numa_pages_move(void **pages, long n, int node, int *status);
 
+/* numa_budget_room: pages a budgeted node can still take below `mark`
+   (its ns_high or ns_low): mark - resident - reserved; may be negative */
+long numa_budget_room(struct numa_state *, int node, long mark);
+
 /* numa_has_room: node has room for npages more (policy.h's rule) */
 bool numa_has_room(struct numa_state *, int node, long npages);
 

@@ -18,8 +18,9 @@
  *
  * Room: a node with a budget (node_budget) has room while its resident
  * pages stay within its high mark (the budget less a gap, where demotion
- * starts: filling to the budget itself would only feed demotion); a node without one while the kernel reports free
- * memory above 1/64 of the node.  When no node has room, `nearest`
+ * starts: filling to the budget itself would only feed demotion); a node
+ * without one while the kernel reports free memory above 1/64 of the
+ * node.  When no node has room, `nearest`
  * answers the local node (the pageout daemon makes room).
  *
  * Demotion: a node past its budget sends its coldest pages to the nearest

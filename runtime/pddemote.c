@@ -95,8 +95,7 @@ pd_demote(struct pdaemon *pd)
 	if (to < 0)
 		goto out;	/* every node in reach is full: swap's turn */
 	if (ns->ns_budgeted & (1ull << to)) {
-		room = ns->ns_high[to] - atomic_load(&ns->ns_resident[to]) -
-		    atomic_load(&ns->ns_reserved[to]);
+		room = numa_budget_room(ns, to, ns->ns_high[to]);
 		want = MIN(want, room);
 	}
 	want = MIN(want, PD_DEMOTE_PAGES);

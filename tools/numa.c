@@ -3,8 +3,8 @@
  * numa.c: `upvm numa`: show where upvm puts pages on this machine's NUMA
  * topology, counted page by page with move_pages(2): each placement
  * policy, then the demotion cascade of a node past its budget, then
- * promotion of demoted pages to the node of a thread that writes them.  Every
- * page written is read back and checked.  (Run it in numa-vm where the
+ * promotion of demoted pages to the node of a thread that writes them.
+ * Every page written is read back and checked.  (Run it in numa-vm where the
  * machine has one node.)
  */
 #include <errno.h>
