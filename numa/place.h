@@ -37,9 +37,7 @@
  * not fault and do not promote: user space has no per-page read signal
  * for a mapped anonymous page (idle page tracking is rarely built in).
  * Writes fault only under the wp pageout protocol (WP_ASYNC never
- * blocks a writer), so promotion selects it.  (Linux 6.1 may also copy a
- * migrated page onto the writer's node on the write that follows its
- * unprotect: such pages arrive without being counted in ns_promoted.)
+ * blocks a writer), so promotion selects it.
  *
  * Locks protecting struct members in this file:
  *	I  immutable while the vmspace is initialized   a  atomic

@@ -140,6 +140,8 @@ pmap_register(struct pmap *pm, vaddr_t va, vsize_t len, int modes)
 	if (ioctl(pm->pm_uffd, UFFDIO_REGISTER, &reg) != 0)
 		return -errno;
 	pm->pm_ioctls = reg.ioctls;
+	/* best effort: a kernel without THP refuses it (EINVAL) */
+	(void)raw_madvise((void *)va, len, MADV_NOHUGEPAGE);
 	return 0;
 }
 

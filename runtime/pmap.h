@@ -64,6 +64,14 @@ pmap_has(const struct pmap *pm, uint64_t feature)
 	return (pm->pm_features & feature) == feature;
 }
 
+/*
+ * pmap_register: hand [va, va + len) to the userfaultfd.  The range is
+ * also marked MADV_NOHUGEPAGE: upvm maps, places and pages it out page by
+ * page, and khugepaged (THP "always") would otherwise collapse a fully
+ * resolved 2M range into a huge page on a node of its choosing behind
+ * upvm's back (seen on the 6.1 guest: interleaved pages gathered on one
+ * node).  => 0 or -errno (the registration's).
+ */
 int pmap_register(struct pmap *, vaddr_t va, vsize_t len, int modes);
 int pmap_unregister(struct pmap *, vaddr_t va, vsize_t len);
 

@@ -354,9 +354,7 @@ show_promotion(const int *order, int norder)
 	    "the writer's node %d)\n", order[1], w);
 	row("local + numa_promote", count, (long)npages - count[order[1]],
 	    npages, bad_pages(p, npages));
-	printf("  moved to node %d by upvm: %llu pages (Linux 6.1 also copies "
-	    "a migrated page\n  onto the writer's node itself on its first "
-	    "write after upvm unprotects it)\n", w,
+	printf("  promoted to node %d: %llu pages\n", w,
 	    (unsigned long long)st.node_promoted[w]);
 	upvm_fini();
 }
