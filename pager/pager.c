@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "kmem.h"
 #include "log.h"
 #include "pager.h"
 #include "swap.h"
@@ -42,6 +43,47 @@ pager_unref(struct pager *pgr)
 		pgr->pgr_ops->pgo_destroy(pgr);
 }
 
+int
+pager_queue_create(struct pager *pgr, unsigned depth, struct pager_queue **out)
+{
+	struct pager_queue *q;
+	int error;
+
+	if (depth == 0 || depth > 4096)
+		return -EINVAL;
+	if (pgr->pgr_ops->pgo_qcreate != NULL) {
+		if ((error = pgr->pgr_ops->pgo_qcreate(pgr, depth, &q)) != 0)
+			return error;
+	} else if ((q = kmem_alloc(sizeof(*q))) == NULL) {
+		return -ENOMEM;
+	}
+	q->pq_pager = pgr;
+	q->pq_depth = depth;
+	q->pq_inflight = 0;
+	*out = q;
+	return 0;
+}
+
+void
+pager_queue_destroy(struct pager_queue *q)
+{
+	if (q == NULL)
+		return;
+	VM_ASSERT(q->pq_inflight == 0);
+	if (q->pq_pager->pgr_ops->pgo_qdestroy != NULL)
+		q->pq_pager->pgr_ops->pgo_qdestroy(q);
+	else
+		kmem_free(q, sizeof(*q));
+}
+
+int
+pager_queue_fd(struct pager_queue *q)
+{
+	if (q->pq_pager->pgr_ops->pgo_qfd == NULL)
+		return -1;
+	return q->pq_pager->pgr_ops->pgo_qfd(q);
+}
+
 /* pager_req_ok: the request is page aligned and inside the pager */
 static bool
 pager_req_ok(struct pager *pgr, const struct pager_req *req)
@@ -55,22 +97,105 @@ pager_req_ok(struct pager *pgr, const struct pager_req *req)
 	    len <= pgr->pgr_size - req->pr_off);
 }
 
-int
-pager_get(struct pager *pgr, struct pager_req *req)
+/*
+ * pager_start: the common part of get and put: check, count what goes
+ * in flight.
+ */
+static int
+pager_start(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
+    int (*op)(struct pager *, struct pager_queue *, struct pager_req *))
 {
+	int error;
+
 	if (!pager_req_ok(pgr, req))
 		return -EINVAL;
-	return pgr->pgr_ops->pgo_get(pgr, req);
+	VM_ASSERT(q == NULL || q->pq_pager == pgr);
+	if (q != NULL && q->pq_inflight >= q->pq_depth)
+		return -EBUSY;
+	req->pr_error = 0;
+	req->pr_xfer = 0;
+	error = op(pgr, q, req);
+	if (error == -EINPROGRESS) {
+		VM_ASSERT(q != NULL);
+		q->pq_inflight++;
+	}
+	return error;
 }
 
 int
-pager_put(struct pager *pgr, struct pager_req *req)
+pager_get(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
+{
+	return pager_start(pgr, q, req, pgr->pgr_ops->pgo_get);
+}
+
+int
+pager_put(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
 {
 	if (pgr->pgr_ops->pgo_put == NULL)
 		return -EOPNOTSUPP;
-	if (!pager_req_ok(pgr, req))
-		return -EINVAL;
-	return pgr->pgr_ops->pgo_put(pgr, req);
+	return pager_start(pgr, q, req, pgr->pgr_ops->pgo_put);
+}
+
+int
+pager_complete(struct pager_queue *q, int max, bool wait)
+{
+	const struct pager_ops *ops = q->pq_pager->pgr_ops;
+
+	if (ops->pgo_qcomplete == NULL || q->pq_inflight == 0)
+		return 0;
+	return ops->pgo_qcomplete(q, max, wait);
+}
+
+void
+pager_finish(struct pager_queue *q, struct pager_req *req)
+{
+	VM_ASSERT(q->pq_inflight > 0);
+	q->pq_inflight--;
+	req->pr_done(req);
+}
+
+/* pager_sync_done: pr_done of a synchronous wait: pr_arg is the flag */
+static void
+pager_sync_done(struct pager_req *req)
+{
+	*(bool *)req->pr_arg = true;
+}
+
+/*
+ * pager_sync: start the transfer, then complete requests of q until it
+ * is done.  pr_done and pr_arg are the wrapper's.
+ */
+static int
+pager_sync(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
+    bool put)
+{
+	bool done = false;
+	int error;
+
+	req->pr_done = pager_sync_done;
+	req->pr_arg = &done;
+	error = put ? pager_put(pgr, q, req) : pager_get(pgr, q, req);
+	while (error == -EBUSY && pager_complete(q, 1, true) >= 0)
+		error = put ? pager_put(pgr, q, req) : pager_get(pgr, q, req);
+	while (error == -EINPROGRESS && !done)
+		if ((error = pager_complete(q, 1, true)) >= 0 ||
+		    error == -EINTR)
+			error = -EINPROGRESS;
+	req->pr_arg = NULL;	/* `done` goes out of scope */
+	/* a broken ring loses the I/O: its error, else the request's */
+	return done ? req->pr_error : error;
+}
+
+int
+pager_get_sync(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
+{
+	return pager_sync(pgr, q, req, false);
+}
+
+int
+pager_put_sync(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
+{
+	return pager_sync(pgr, q, req, true);
 }
 
 void
@@ -96,6 +221,20 @@ pager_discard(struct pager *pgr, voff_t start, voff_t end)
 	    (pgr->pgr_size != 0 && end > pgr->pgr_size))
 		return -EINVAL;
 	return pgr->pgr_ops->pgo_discard(pgr, start, end);
+}
+
+void
+pager_remember(struct pager *pgr, voff_t off, const void *buf, int n)
+{
+	if (pgr->pgr_ops->pgo_remember != NULL)
+		pgr->pgr_ops->pgo_remember(pgr, off, buf, n);
+}
+
+bool
+pager_unchanged(struct pager *pgr, voff_t off, const void *buf)
+{
+	return pgr->pgr_ops->pgo_unchanged != NULL &&
+	    pgr->pgr_ops->pgo_unchanged(pgr, off, buf);
 }
 
 const struct pager_ops *

@@ -6,13 +6,28 @@
  * pager for anonymous memory, a file for file-backed regions) and stores
  * anonymous pages (the swap pager).  Offsets are bytes, page aligned.
  *
- * Requests are asynchronous-capable: pgo_get/pgo_put either complete before
- * they return (0) or return -EINPROGRESS and later call pr_done from the
- * fault engine's event loop.  Core code calls the pager_*() wrappers, never
- * pgr_ops directly; the wrappers hold the assertions, defaults and counters.
+ * Every transfer goes through pager_get / pager_put; nothing outside
+ * pager/ does I/O to a backing store.  Requests are asynchronous: a
+ * thread submits them on a pager queue of its own (pager_queue_create),
+ * and they either complete before the call returns (0, or -errno) or
+ * return -EINPROGRESS and complete later, in that same thread, when it
+ * calls pager_complete(): pr_done runs there, with pr_error set.  A queue
+ * has a file descriptor that turns readable when completions are ready,
+ * so a thread waits for its I/O and other events in one poll().  A
+ * request with no queue (NULL) is done synchronously, for tests and
+ * tools.  Core code calls the pager_*() wrappers, never pgr_ops directly;
+ * the wrappers hold the assertions, defaults and counters.
+ *
+ * A pager that can tell whether a page still holds what it stored
+ * (pgo_unchanged) lets the move pageout protocol drop a clean page
+ * without I/O: the swap pager remembers a keyed hash of the pages that a
+ * get with PGO_REMEMBER read (or pager_remember was told of), and the key
+ * never leaves the pager.
  *
  * Locks protecting struct members in this file:
  *	I  immutable after creation   a  atomic   p  pgr_lock
+ *	q  the queue's owner thread (a queue is never shared)
+ *	r  the request's owner until pr_done returns
  */
 #ifndef UPVM_PAGER_H
 #define UPVM_PAGER_H
@@ -23,34 +38,54 @@
 #include "../runtime/vm.h"
 
 struct pager;
+struct pager_queue;
 
 /* pr_flags */
 #define PGO_LOANOK	0x1	/* get: the pager may point pr_buf at its own
 				   read-only memory instead of filling it */
-#define PGO_SYNC	0x2	/* complete before returning */
+#define PGO_REMEMBER	0x4	/* get: remember the content read, for
+				   pager_unchanged() */
 
 struct pager_req {
-	voff_t		 pr_off;	/* byte offset in the pager */
-	int		 pr_npages;
-	int		 pr_flags;	/* PGO_* */
-	void		*pr_buf;	/* in: caller's buffer of pr_npages;
-					   out (PGO_LOANOK): maybe the pager's */
-	int		 pr_error;	/* result, for async completion */
-	void		(*pr_done)(struct pager_req *);
-	void		*pr_arg;	/* caller's */
+	voff_t		 pr_off;	/* [r] byte offset in the pager */
+	int		 pr_npages;	/* [r] */
+	int		 pr_flags;	/* [r] PGO_* */
+	void		*pr_buf;	/* [r] in: caller's buffer of pr_npages
+					   (page aligned); out (PGO_LOANOK):
+					   maybe the pager's */
+	int		 pr_error;	/* [r] result: 0 or -errno */
+	size_t		 pr_xfer;	/* [r] backend's: bytes done so far */
+	void		(*pr_done)(struct pager_req *);	/* [r] completion */
+	void		*pr_arg;	/* [r] caller's */
 };
 
 struct pager_ops {
 	const char *name;		/* registry key, logs */
-	/* => fill pr_buf with pages [pr_off, pr_off + pr_npages) */
-	int	(*pgo_get)(struct pager *, struct pager_req *);
-	/* optional: store pr_buf's pages at pr_off */
-	int	(*pgo_put)(struct pager *, struct pager_req *);
+	/* => start or do the get of pr_buf's pages [pr_off, +pr_npages);
+	   q NULL: synchronously.  0 done, -EINPROGRESS, or -errno */
+	int	(*pgo_get)(struct pager *, struct pager_queue *,
+		    struct pager_req *);
+	/* optional: store pr_buf's pages at pr_off; as pgo_get */
+	int	(*pgo_put)(struct pager *, struct pager_queue *,
+		    struct pager_req *);
+	/* optional (asynchronous backends): a queue of `depth` requests
+	   in flight; its fd; reap up to max completions (calling pr_done),
+	   waiting for one if wait; destroy (nothing in flight) */
+	int	(*pgo_qcreate)(struct pager *, unsigned depth,
+		    struct pager_queue **);
+	int	(*pgo_qfd)(struct pager_queue *);
+	int	(*pgo_qcomplete)(struct pager_queue *, int max, bool wait);
+	void	(*pgo_qdestroy)(struct pager_queue *);
 	/* optional: widest I/O cluster [*lop, *hip) around off (bytes) */
 	void	(*pgo_cluster)(struct pager *, voff_t off, voff_t *lop,
 		    voff_t *hip);
 	/* optional: forget backing store for [start, end) */
 	int	(*pgo_discard)(struct pager *, voff_t start, voff_t end);
+	/* optional: the store at off holds the n pages at buf now; and:
+	   is the page at buf still what the store holds at off? */
+	void	(*pgo_remember)(struct pager *, voff_t off, const void *buf,
+		    int n);
+	bool	(*pgo_unchanged)(struct pager *, voff_t off, const void *buf);
 	/* release the pager's resources; pager_unref() calls it last */
 	void	(*pgo_destroy)(struct pager *);
 };
@@ -62,21 +97,73 @@ struct pager {
 	voff_t		 pgr_size;		/* [p] bytes; 0 = unbounded */
 };
 
+/*
+ * A thread's channel to one pager.  Backends with a queue of their own
+ * embed it first; synchronous backends get this bare struct from
+ * pager_queue_create.
+ */
+struct pager_queue {
+	struct pager	*pq_pager;	/* [I] */
+	unsigned	 pq_depth;	/* [I] requests in flight, at most */
+	unsigned	 pq_inflight;	/* [q] -EINPROGRESS, pr_done not run */
+};
+
 /* pager_init: called by a backend's constructor for its embedded pager */
 void pager_init(struct pager *, const struct pager_ops *, voff_t size);
 void pager_ref(struct pager *);
 void pager_unref(struct pager *);
 
 /*
- * pager_get / pager_put: see pgo_get / pgo_put.
- * => pager unlocked (backends lock what they need, never across I/O).
- * => 0 done, -EINPROGRESS (pr_done called later), -EOPNOTSUPP (no put),
- *    -EINVAL (range outside the pager), -EIO.
+ * pager_queue_create / pager_queue_destroy: a queue for the calling
+ * thread, `depth` requests in flight at most (1..4096).  Destroy only
+ * with nothing in flight (pager_complete until pq_inflight == 0).
+ * => 0, or -errno (-ENOSYS/-EPERM: the backend's I/O is unavailable).
  */
-int pager_get(struct pager *, struct pager_req *);
-int pager_put(struct pager *, struct pager_req *);
+int pager_queue_create(struct pager *, unsigned depth,
+    struct pager_queue **out);
+void pager_queue_destroy(struct pager_queue *);
+
+/* pager_queue_fd: readable when completions are ready; -1: never (a
+   synchronous backend: every request completes at once) */
+int pager_queue_fd(struct pager_queue *);
+
+/*
+ * pager_get / pager_put: start a transfer (see pgo_get / pgo_put).
+ * => pager unlocked (backends lock what they need, never across I/O).
+ * => 0 done (pr_done not called), -EINPROGRESS (pr_done called later by
+ *    pager_complete on q), -EBUSY (q has pq_depth in flight: complete
+ *    some first), -EOPNOTSUPP (no put), -EINVAL (range outside the
+ *    pager), -EIO or another -errno (failed, nothing in flight).
+ */
+int pager_get(struct pager *, struct pager_queue *, struct pager_req *);
+int pager_put(struct pager *, struct pager_queue *, struct pager_req *);
+
+/*
+ * pager_complete: run pr_done for up to max finished requests of q;
+ * with wait, sleep until at least one finishes (if any is in flight).
+ * => the number completed, or -errno of the wait (-EINTR: call again).
+ */
+int pager_complete(struct pager_queue *, int max, bool wait);
+
+/*
+ * pager_finish: a backend's end of a request that returned -EINPROGRESS
+ * on q: counts it out of flight and calls its pr_done.
+ * => called by the backend's pgo_qcomplete, in q's owner thread.
+ */
+void pager_finish(struct pager_queue *, struct pager_req *);
+
+/* pager_get_sync / pager_put_sync: the whole transfer, waited for on q
+   (which may have other requests in flight: they complete too) */
+int pager_get_sync(struct pager *, struct pager_queue *, struct pager_req *);
+int pager_put_sync(struct pager *, struct pager_queue *, struct pager_req *);
+
 void pager_cluster(struct pager *, voff_t off, voff_t *lop, voff_t *hip);
 int pager_discard(struct pager *, voff_t start, voff_t end);
+
+/* pager_remember / pager_unchanged: see pgo_remember / pgo_unchanged;
+   without them, nothing is remembered and no page is unchanged */
+void pager_remember(struct pager *, voff_t off, const void *buf, int n);
+bool pager_unchanged(struct pager *, voff_t off, const void *buf);
 
 /* the registry: backends by name; NULL if unknown */
 const struct pager_ops *pager_lookup(const char *name);

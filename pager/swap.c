@@ -63,6 +63,7 @@
 
 #include "kmem.h"
 #include "log.h"
+#include "pagehash.h"
 #include "swap.h"
 #include "sys.h"
 #include "uring.h"
@@ -681,9 +682,8 @@ swap_used(struct swap *sw)
  * swp_queue: queue the transfer of len bytes at file offset off, with the
  * cache dropped behind it when the file is buffered.
  */
-static int
-swp_queue(struct swap *sw, struct ring *ring, bool write, void *buf,
-    size_t len, uint64_t off, uint64_t tag)
+static bool
+swp_fail_next(struct swap *sw, bool write)
 {
 	int n = atomic_load_explicit(&sw->sw_fail[write],
 	    memory_order_relaxed);
@@ -691,8 +691,15 @@ swp_queue(struct swap *sw, struct ring *ring, bool write, void *buf,
 	while (n > 0 && !atomic_compare_exchange_weak(&sw->sw_fail[write], &n,
 	    n - 1))
 		;
-	if (n == 1)
-		return -EIO;	/* swap_inject_failure() */
+	return n == 1;	/* swap_inject_failure() */
+}
+
+static int
+swp_queue(struct swap *sw, struct ring *ring, bool write, void *buf,
+    size_t len, uint64_t off, uint64_t tag)
+{
+	if (swp_fail_next(sw, write))
+		return -EIO;
 	if (write && sw->sw_direct)
 		return ring_write(ring, sw->sw_fd, buf, len, off, tag);
 	if (write)
@@ -785,20 +792,85 @@ swap_write_sync(struct swap *sw, struct ring *ring, uint64_t slot,
 }
 
 /* ---------------------------------------------------------------- */
-/* the "swap" pager: a slow, synchronous path for tests and tools */
+/* the "swap" pager: pager_ops over the rings */
 
 /*
- * swp_pio: pread/pwrite all of len bytes at off.
+ * A swap queue is one thread's ring.  A request in flight is tagged with
+ * its own address; a short transfer (rare: O_DIRECT transfers whole
+ * pages) is continued from where it stopped, so the caller sees one
+ * completion per request.
+ *
+ * Locks: none; a queue belongs to its owner thread (pager.h).
+ */
+struct swp_queue {
+	struct pager_queue sq_q;	/* first: the pager's view */
+	struct ring	*sq_ring;	/* [I] */
+};
+
+#define SWP_QUEUE(q)	container_of(q, struct swp_queue, sq_q)
+
+static int
+swp_qcreate(struct pager *pgr, unsigned depth, struct pager_queue **out)
+{
+	struct swap *sw = container_of(pgr, struct swap, sw_pager);
+	struct swp_queue *sq;
+	unsigned rdepth = 1;
+	int error;
+
+	while (rdepth < depth)
+		rdepth <<= 1;
+	if ((sq = kmem_alloc(sizeof(*sq))) == NULL)
+		return -ENOMEM;
+	if ((error = ring_create(rdepth, &sq->sq_ring)) != 0) {
+		kmem_free(sq, sizeof(*sq));
+		return error;
+	}
+	(void)ring_register_file(sq->sq_ring, sw->sw_fd);
+	*out = &sq->sq_q;
+	return 0;
+}
+
+static void
+swp_qdestroy(struct pager_queue *q)
+{
+	struct swp_queue *sq = SWP_QUEUE(q);
+
+	ring_destroy(sq->sq_ring);
+	kmem_free(sq, sizeof(*sq));
+}
+
+static int
+swp_qfd(struct pager_queue *q)
+{
+	return ring_fd(SWP_QUEUE(q)->sq_ring);
+}
+
+/* swp_req_queue: queue the rest of req's transfer on ring */
+static int
+swp_req_queue(struct swap *sw, struct ring *ring, struct pager_req *req,
+    bool write)
+{
+	size_t len = ptoa((size_t)req->pr_npages);
+	uint64_t off = req->pr_off - PAGE_SIZE + req->pr_xfer;
+
+	return swp_queue(sw, ring, write, (char *)req->pr_buf + req->pr_xfer,
+	    len - req->pr_xfer, off, (uint64_t)(uintptr_t)req |
+	    (write ? 1 : 0));
+}
+
+/*
+ * swp_pio: pread/pwrite all of len bytes at off (no queue: tests, tools).
  * => 0, -errno, or -EIO when a read hits the end of the file.
  */
 static int
-swp_pio(int fd, bool write, char *buf, size_t len, uint64_t off)
+swp_pio(struct swap *sw, bool write, char *buf, size_t len, uint64_t off)
 {
+	size_t total = len;
 	ssize_t done;
 
 	while (len > 0) {
-		done = write ? pwrite(fd, buf, len, (off_t)off) :
-		    pread(fd, buf, len, (off_t)off);
+		done = write ? pwrite(sw->sw_fd, buf, len, (off_t)off) :
+		    pread(sw->sw_fd, buf, len, (off_t)off);
 		if (done < 0 && errno == EINTR)
 			continue;
 		if (done < 0)
@@ -809,43 +881,132 @@ swp_pio(int fd, bool write, char *buf, size_t len, uint64_t off)
 		len -= (size_t)done;
 		off += (uint64_t)done;
 	}
+	if (!sw->sw_direct)
+		swp_dropcache(sw->sw_fd, off - total, total);
 	return 0;
 }
 
+/* swp_remember_req: a read's pages are what the slots hold: their hash */
+static void
+swp_remember_req(struct swap *sw, struct pager_req *req)
+{
+	uint64_t slot = atop(req->pr_off);
+
+	for (int i = 0; i < req->pr_npages; i++)
+		swap_set_hash(sw, slot + (uint64_t)i, page_hash((char *)
+		    req->pr_buf + ptoa((size_t)i), sw->sw_hashkey));
+}
+
 /*
- * swp_pgo_io: pgo_get / pgo_put.  Pager offsets are slot * PAGE_SIZE
- * (slot >= 1: offset 0 is "no slot" and is refused), so the file offset
- * is pr_off - PAGE_SIZE.  Synchronous whatever pr_flags say.
- * => no lock; 0, -EINVAL (offset 0), or the I/O's -errno / -EIO.
+ * swp_io: pgo_get / pgo_put.  Pager offsets are slot * PAGE_SIZE (slot
+ * >= 1: offset 0 is "no slot" and is refused), so the file offset is
+ * pr_off - PAGE_SIZE.  With a queue the transfer is queued and submitted
+ * at once (-EINPROGRESS); without, done with pread/pwrite.
+ * => no lock; -EINVAL (offset 0), -EIO (swap_inject_failure), or the
+ *    queueing's -errno, with nothing in flight.
  */
 static int
-swp_pgo_io(struct pager *pgr, struct pager_req *req, bool write)
+swp_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
+    bool write)
 {
 	struct swap *sw = container_of(pgr, struct swap, sw_pager);
-	size_t len = ptoa((size_t)req->pr_npages);
-	uint64_t off;
+	struct ring *ring;
 	int error;
 
 	if (req->pr_off < PAGE_SIZE)
 		return -EINVAL;
-	off = req->pr_off - PAGE_SIZE;
-	error = swp_pio(sw->sw_fd, write, req->pr_buf, len, off);
-	if (!sw->sw_direct)
-		swp_dropcache(sw->sw_fd, off, len);
-	req->pr_error = error;
-	return error;
+	VM_ASSERT(page_aligned(req->pr_buf));
+	if (q == NULL) {
+		if (swp_fail_next(sw, write))
+			return req->pr_error = -EIO;
+		error = swp_pio(sw, write, req->pr_buf,
+		    ptoa((size_t)req->pr_npages), req->pr_off - PAGE_SIZE);
+		if (error == 0 && !write && (req->pr_flags & PGO_REMEMBER))
+			swp_remember_req(sw, req);
+		return req->pr_error = error;
+	}
+	ring = SWP_QUEUE(q)->sq_ring;
+	if ((error = swp_req_queue(sw, ring, req, write)) != 0)
+		return error;
+	if ((error = ring_submit(ring)) < 0)
+		upvm_log(LOG_WARN, "swap: io_uring submit failed: %s; "
+		    "retried at the next completion", strerror(-error));
+	return -EINPROGRESS;
 }
 
 static int
-swp_pgo_get(struct pager *pgr, struct pager_req *req)
+swp_pgo_get(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
 {
-	return swp_pgo_io(pgr, req, false);
+	return swp_io(pgr, q, req, false);
 }
 
 static int
-swp_pgo_put(struct pager *pgr, struct pager_req *req)
+swp_pgo_put(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
 {
-	return swp_pgo_io(pgr, req, true);
+	return swp_io(pgr, q, req, true);
+}
+
+/*
+ * swp_qcomplete: reap up to max of q's completions; a request whose
+ * transfer is whole, or failed, is finished (pager_finish), a short one
+ * queued again for the rest.
+ */
+static int
+swp_qcomplete(struct pager_queue *q, int max, bool wait)
+{
+	struct swp_queue *sq = SWP_QUEUE(q);
+	struct swap *sw = container_of(q->pq_pager, struct swap, sw_pager);
+	struct ring_cqe cqe[32];
+	struct pager_req *req;
+	int n, done = 0, error;
+	bool write;
+
+	n = ring_reap(sq->sq_ring, cqe, MIN(max, (int)nitems(cqe)), wait);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		req = (struct pager_req *)(uintptr_t)(cqe[i].rc_tag & ~1ULL);
+		write = (cqe[i].rc_tag & 1) != 0;
+		if (cqe[i].rc_res > 0)
+			req->pr_xfer += (size_t)cqe[i].rc_res;
+		if (cqe[i].rc_res > 0 &&
+		    req->pr_xfer < ptoa((size_t)req->pr_npages)) {
+			if ((error = swp_req_queue(sw, sq->sq_ring, req,
+			    write)) == 0) {
+				(void)ring_submit(sq->sq_ring);
+				continue;
+			}
+			req->pr_error = error;
+		} else if (cqe[i].rc_res <= 0) {
+			/* 0: a read past the end of the file */
+			req->pr_error = cqe[i].rc_res < 0 ? cqe[i].rc_res :
+			    -EIO;
+		}
+		if (req->pr_error == 0 && !write &&
+		    (req->pr_flags & PGO_REMEMBER))
+			swp_remember_req(sw, req);
+		pager_finish(q, req);
+		done++;
+	}
+	return done;
+}
+
+static void
+swp_pgo_remember(struct pager *pgr, voff_t off, const void *buf, int n)
+{
+	struct swap *sw = container_of(pgr, struct swap, sw_pager);
+
+	for (int i = 0; i < n; i++)
+		swap_set_hash(sw, atop(off) + (uint64_t)i, page_hash(
+		    (const char *)buf + ptoa((size_t)i), sw->sw_hashkey));
+}
+
+static bool
+swp_pgo_unchanged(struct pager *pgr, voff_t off, const void *buf)
+{
+	struct swap *sw = container_of(pgr, struct swap, sw_pager);
+
+	return page_hash(buf, sw->sw_hashkey) == swap_hash(sw, atop(off));
 }
 
 /*
@@ -863,7 +1024,13 @@ const struct pager_ops swap_pager_ops = {
 	.name = "swap",
 	.pgo_get = swp_pgo_get,
 	.pgo_put = swp_pgo_put,
+	.pgo_qcreate = swp_qcreate,
+	.pgo_qfd = swp_qfd,
+	.pgo_qcomplete = swp_qcomplete,
+	.pgo_qdestroy = swp_qdestroy,
 	.pgo_discard = swp_pgo_discard,
+	.pgo_remember = swp_pgo_remember,
+	.pgo_unchanged = swp_pgo_unchanged,
 	.pgo_destroy = swp_destroy,
 };
 

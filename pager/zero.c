@@ -21,7 +21,7 @@ static void *zero_loan;		/* ZERO_LOAN_PAGES read-only zero pages */
 static pthread_once_t zero_once = PTHREAD_ONCE_INIT;
 
 static int
-zero_get(struct pager *pgr, struct pager_req *req)
+zero_get(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
 {
 	if ((req->pr_flags & PGO_LOANOK) && zero_loan != NULL &&
 	    req->pr_npages <= ZERO_LOAN_PAGES) {

@@ -223,6 +223,26 @@ amap_ref(struct amap *am, bool overlap)
 }
 
 void
+amap_hold(struct amap *am)
+{
+	atomic_fetch_add_explicit(&am->am_ref, 1, memory_order_relaxed);
+}
+
+void
+amap_drop(struct amap *am)
+{
+	if (atomic_fetch_sub_explicit(&am->am_ref, 1,
+	    memory_order_acq_rel) == 1)
+		amap_free(am);
+}
+
+void
+anon_hold(struct anon *an)
+{
+	atomic_fetch_add_explicit(&an->an_ref, 1, memory_order_relaxed);
+}
+
+void
 amap_unref(struct amap *am, int slot, int n)
 {
 	bool overlap;
@@ -377,7 +397,7 @@ slot_swapped(struct amap *am, int slot, uint64_t want)
 
 int
 amap_claim_swapped(struct amap *am, int slot, int lo, int hi, int *startp,
-    uint64_t *swslotp)
+    uint64_t *swslotp, struct anon **held)
 {
 	uint64_t base;
 	int a, b;
@@ -393,8 +413,12 @@ amap_claim_swapped(struct amap *am, int slot, int lo, int hi, int *startp,
 	for (b = slot + 1; b < hi && slot_swapped(am, b,
 	    base + (uint64_t)(b - slot)); b++)
 		;
-	for (int i = a; i < b; i++)
-		SLOT_ANON(am->am_slots[i])->an_flags |= ANON_TRANSIT;
+	for (int i = a; i < b; i++) {
+		held[i - a] = SLOT_ANON(am->am_slots[i]);
+		held[i - a]->an_flags |= ANON_TRANSIT;
+		atomic_fetch_add_explicit(&held[i - a]->an_ref, 1,
+		    memory_order_relaxed);
+	}
 	*startp = a;
 	*swslotp = base - (uint64_t)(slot - a);
 	return b - a;

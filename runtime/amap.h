@@ -24,6 +24,22 @@
  *	s  fields of a shared anon (an_ref > 1) are read-only; amap_cow()
  *	   replaces a shared anon, it never changes one in place.
  *
+ * A word on transit.  I/O runs with no map lock held (UVM's unlock and
+ * relock): whoever puts anons in transit (a pagein in fault.c, a pageout
+ * run in pdaemon.c) holds the amap (amap_hold) and each anon (an_ref + 1)
+ * first.  An munmap or MADV_DONTNEED meanwhile empties the slots as
+ * always; the anons survive through the owner's reference (UVM's
+ * PG_RELEASED), so when the I/O is done the owner finds, under the amap
+ * lock, which of its anons are still in their slots (an anon's address
+ * cannot be reused while it is held, so a slot that holds it is the same
+ * page) and ends the transit of those; its anon_unref() of the others is
+ * their last and frees them with their swap slots.  Then it drops the
+ * amap.  While in transit, an_ref counts the owner's hold: everyone else
+ * tests ANON_TRANSIT before an_ref, and the owner drops the hold of an
+ * anon still in its slot under the amap lock, with the transit, so that
+ * no one sees a private anon as shared (a WP fault would not make it
+ * dirty).
+ *
  * Invariants (amap_check()):
  *	am_nused == number of slots that are not SLOT_EMPTY <= am_nslot
  *	every anon in a slot has an_ref >= 1
@@ -120,6 +136,18 @@ void amap_ref(struct amap *, bool overlap);
 void amap_unref(struct amap *, int slot, int n);
 
 /*
+ * amap_hold / amap_drop: a reference that covers no slots, for an owner
+ * of anons in transit that runs without the map lock: the amap outlives
+ * the unmapping of every entry on it until the drop.  (amap_copy would
+ * see the hold as sharing and copy needlessly: it runs only for
+ * needs-copy entries, under the map write lock.)
+ * anon_hold: one more reference on an anon (see "a word on transit").
+ */
+void amap_hold(struct amap *);
+void amap_drop(struct amap *);
+void anon_hold(struct anon *);
+
+/*
  * amap_splitref: an entry is clipped at page offset `offset`: the tail
  * entry's aref `split` references the same amap from the clip point on.
  * => one more reference, disjoint from the original's remaining range.
@@ -201,13 +229,14 @@ int amap_claim(struct amap *, int slot, int lo, int hi, int *startp,
 /*
  * amap_claim_swapped: claim for pagein the run of swapped-out anons around
  * `slot` inside [lo, hi) whose swap slots are consecutive (one read), each
- * made ANON_TRANSIT.
+ * made ANON_TRANSIT and held (an_ref + 1) in held[] for the claimer, who
+ * may then drop the map lock: see "a word on transit" above.
  * => amap locked by caller; map read-locked.
  * => returns the pages claimed, with *startp the first slot and *swslotp
  *    its swap slot; 0 if `slot` is not a swapped-out anon.
  */
 int amap_claim_swapped(struct amap *, int slot, int lo, int hi, int *startp,
-    uint64_t *swslotp);
+    uint64_t *swslotp, struct anon **held);
 
 /*
  * amap_settle: end a claim of [slot, slot + n): each slot becomes `to`

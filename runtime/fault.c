@@ -22,9 +22,27 @@
  *	application already runs.  Each chunk is settled (BUSY -> RESIDENT)
  *	under the amap lock as soon as it is mapped.
  *
- * The map read lock is held from lookup to the last settle: upvm_unmap()
- * takes it for writing, so no range is unregistered or unmapped under a
- * resolution in progress, and no SLOT_BUSY exists while it is write-locked.
+ * The map read lock is held from lookup to the last settle of a fill:
+ * upvm_unmap() takes it for writing, so no range is unregistered or
+ * unmapped under a fill in progress, and no SLOT_BUSY exists while it is
+ * write-locked.  A fill does no I/O (the zero pager lends zeros).
+ *
+ * A pagein does I/O, so it holds no lock across it (UVM's unlock and
+ * relock; amap.h, "a word on transit"):
+ *  fault_pagein_start: the claimed anons are ANON_TRANSIT and held by the
+ *	claim; the amap is held too.  Drop the map lock and start the read
+ *	on the thread's pager queue; the thread goes on with other events.
+ *  fault_pagein_done (the same thread, when the read completes): take the
+ *	map read lock again and re-validate: the entry at the run's address
+ *	still maps the same amap slots (the held amap cannot be freed and
+ *	reused meanwhile), and each anon is still in its slot.  If so, map
+ *	the data write-protected (clean) and end the transit.  If the range
+ *	was unmapped, the anons that left their slots are freed by the
+ *	claim's anon_unref; if it moved (mremap), the pages stay swapped and
+ *	the threads waiting at the new address are woken to fault again.  A
+ *	read error poisons the pages (SIGBUS), never maps zeros.
+ * munmap, MAP_FIXED, mremap and MADV_DONTNEED therefore never wait for a
+ * disk read: they wait only for fills and UFFDIO_COPYs in progress.
  *
  * Failures.  -EEXIST for a page whose slot was empty means a page appeared
  * behind our back (it is settled RESIDENT and counted as an error); -EAGAIN
@@ -46,19 +64,17 @@
 #include "kmem.h"
 #include "log.h"
 #include "pager.h"
-#include "pagehash.h"
 #include "pdaemon.h"
 #include "place.h"
 #include "swap.h"
-#include "uring.h"
 #include "sys.h"
 #include "vmspace.h"
 
 #define FAULT_STACK_SIZE	(256 * 1024)
 #define FAULT_BUF_SIZE		((size_t)FAULT_MAX_CLUSTER * PAGE_SIZE)
 #define FAULT_EAGAIN_TRIES	1000
-#define FAULT_RING_DEPTH	16
-#define FAULT_READ_SPIN_US	200	/* a 4 KiB read: ~50-80 us */
+#define FAULT_IO_KEEP		16	/* pages of a pagein buffer kept
+					   mapped between reads */
 
 static void *fault_mem_alloc(size_t);
 struct fault_ctx;
@@ -76,13 +92,35 @@ struct fault_ctx {
 	uintptr_t		 fc_state;	/* slot value if none claimed */
 	uint64_t		 fc_t0;		/* event read, ns; 0: WILLNEED */
 	uint64_t		 fc_wake_ns;	/* faulting page mapped, ns */
-	struct ring		*fc_ring;	/* pagein I/O (with a swap) */
+	struct anon		**fc_held;	/* pagein: the claimed anons */
 	uint64_t		 fc_swslot;	/* pagein: swap slot of fc_start */
 	long			 fc_max;	/* pages the budget allows */
 	long			 fc_reserved;	/* of those, counted resident */
 	pid_t			 fc_tid;	/* faulting thread, or 0 */
 	int			 fc_node;	/* its NUMA node, -1: not looked
 						   up yet (numa_prepare) */
+};
+
+/*
+ * A pagein in flight: one read of a run of swapped-out pages, owned by
+ * the thread whose pager queue completes it.  Its anons are in transit
+ * and held, and so is the amap (amap.h, "a word on transit").
+ * Locks: none; only the owner thread touches it.
+ */
+struct fault_io {
+	struct pager_req  fi_req;	/* pr_arg: this */
+	struct vmspace	 *fi_vs;
+	struct amap	 *fi_amap;	/* held */
+	vaddr_t		  fi_va;	/* address of fi_slot when claimed */
+	int		  fi_slot;	/* first amap slot */
+	int		  fi_n;		/* pages */
+	pid_t		  fi_tid;	/* faulting thread, 0: WILLNEED */
+	bool		  fi_done;	/* completed (fault_populate waits) */
+	uint64_t	  fi_t0;	/* event read, ns; 0: WILLNEED */
+	struct fault_io	 *fi_next;	/* the thread's free list */
+	struct fault_thread *fi_ft;	/* owner, NULL: fault_populate */
+	void		 *fi_buf;	/* FAULT_BUF_SIZE, raw mapping */
+	struct anon	 *fi_anons[FAULT_MAX_CLUSTER];	/* held */
 };
 
 /* what fault_claim found */
@@ -239,7 +277,8 @@ fault_claim(struct fault_ctx *fc)
 		kind = FC_FILL;
 	} else {
 		fc->fc_n = amap_claim_swapped(am, slot, vm_entry_slot(e, lo),
-		    vm_entry_slot(e, hi), &fc->fc_start, &fc->fc_swslot);
+		    vm_entry_slot(e, hi), &fc->fc_start, &fc->fc_swslot,
+		    fc->fc_held);
 		kind = FC_PAGEIN;
 	}
 	amap_ref_unit(am, slot);
@@ -280,7 +319,8 @@ fault_claim_next(struct fault_ctx *fc, vaddr_t hi)
 			    &fc->fc_start, &fc->fc_state);
 			kind = FC_FILL;
 		} else if (an != NULL && (fc->fc_n = amap_claim_swapped(am,
-		    slot, slot, lim, &fc->fc_start, &fc->fc_swslot)) > 0) {
+		    slot, slot, lim, &fc->fc_start, &fc->fc_swslot,
+		    fc->fc_held)) > 0) {
 			kind = FC_PAGEIN;
 		}
 	}
@@ -412,13 +452,13 @@ fault_fill(struct fault_ctx *fc)
 		.pr_off = e->e_offset + ptoa((voff_t)(first -
 		    e->e_aref.ar_pageoff)),
 		.pr_npages = n,
-		.pr_flags = PGO_LOANOK | PGO_SYNC,
+		.pr_flags = PGO_LOANOK,
 		.pr_buf = fc->fc_buf,
 	};
 	const char *src;
 
 	VM_ASSERT(n > 0 && n <= FAULT_MAX_CLUSTER);
-	if ((error = pager_get(pgr, &req)) != 0) {
+	if ((error = pager_get(pgr, NULL, &req)) != 0) {
 		fault_settle(fc, first, n, SLOT_EMPTY);
 		pmap_wake(&fc->fc_vs->vs_pmap, e->e_start +
 		    ptoa((vaddr_t)(first - e->e_aref.ar_pageoff)),
@@ -492,107 +532,186 @@ fault_poison(struct fault_ctx *fc, vaddr_t va, int n)
 }
 
 /*
- * fault_pagein: read the claimed run of swapped-out pages and map it
- * write-protected (clean: its swap copy stays valid).
- * => map read-locked; all claimed pages settled on return.
+ * fault_io_here: re-validate a pagein after its read: the entry at fi_va
+ * still maps fi_amap's slots there, and every anon is still in its slot.
+ * => map read-locked; takes and drops the amap lock.  On true, fc_entry
+ *    is the entry.
  */
-static int
-fault_pagein(struct fault_ctx *fc)
+static bool
+fault_io_here(struct fault_io *fi, struct fault_ctx *fc)
 {
-	struct vmspace *vs = fc->fc_vs;
-	struct amap *am = fc->fc_amap;
-	vaddr_t va = fault_run_va(fc, fc->fc_start);
-	int n = fc->fc_n, error, done_pages;
-	vsize_t done = 0;
+	struct vm_map_entry *e = vm_map_lookup(&fi->fi_vs->vs_map, fi->fi_va);
+	bool all = true;
 
-	/*
-	 * The faulting thread waits for this read.  When it is the only
-	 * pagein in flight, its CPU is idle: poll for the completion rather
-	 * than pay a sleep and a wakeup; with more, the CPUs have
-	 * application threads to run.
-	 */
-	if (fc->fc_ring != NULL)
-		ring_set_spin(fc->fc_ring, atomic_fetch_add(
-		    &vs->vs_reads_inflight, 1) == 0 ? FAULT_READ_SPIN_US : 0);
-	error = fc->fc_ring == NULL ? -ENXIO : swap_read_sync(vs->vs_swap,
-	    fc->fc_ring, fc->fc_swslot, fc->fc_buf, n);
-	if (fc->fc_ring != NULL)
-		atomic_fetch_sub(&vs->vs_reads_inflight, 1);
-	if (error == 0) {
-		STAT_ADD(&vs->vs_stats, st_pageins, (uint64_t)n);
-		STAT_INC(&vs->vs_stats, st_pagein_ios);
-		/* the move protocol checks a clean page against this hash
-		   before it drops it (pdaemon.c); the slots' data is the
-		   same for every process sharing them */
-		for (int i = 0; vs->vs_pageout == UPVM_PAGEOUT_MOVE && i < n;
-		    i++)
-			swap_set_hash(vs->vs_swap, fc->fc_swslot +
-			    (uint64_t)i, page_hash((char *)fc->fc_buf +
-			    ptoa((size_t)i), vs->vs_swap->sw_hashkey));
-		for (vsize_t d; error == 0 && done < ptoa((vsize_t)n);
-		    done += d)
-			error = fault_copy_placed(fc, va + done,
-			    (char *)fc->fc_buf + done, n - (long)atop(done),
-			    PMAP_WP, &d);
-	} else {
-		STAT_INC(&vs->vs_stats, st_io_errors);
-		upvm_log(LOG_ERR, "reading %d pages from swap failed: %s; "
-		    "accessing them raises SIGBUS", n, strerror(-error));
-	}
-	done_pages = (int)atop(done);
-	if (fc->fc_t0 != 0)
-		fc->fc_wake_ns = now_ns();
-	/* the buffer's pages are memory too: give them back (not managed
-	   memory, so not pmap's: the runtime's own buffer) */
-	raw_madvise(fc->fc_buf, ptoa((size_t)n), MADV_DONTNEED);
-	vm_mutex_lock(&am->am_lock);
-	for (int i = 0; i < n; i++) {
-		struct anon *an = amap_anon_at(am, fc->fc_start + i);
-
-		an->an_flags &= ~ANON_TRANSIT;
-		if (i < done_pages)
-			an->an_flags |= ANON_RESIDENT;
-		else if (error != 0 && error != -EEXIST && error != -EAGAIN &&
-		    done == 0)
-			an->an_flags |= ANON_POISON;
-	}
-	vm_mutex_unlock(&am->am_lock);
-	atomic_fetch_sub(&vs->vs_resident, n - done_pages);
-	/* a writer that hit the fresh pages in transit waits in a WP fault */
-	if (done_pages > 0)
-		pmap_wake(&vs->vs_pmap, va, done);
-	if (done_pages < n) {
-		vaddr_t rest = va + done;
-
-		if (done == 0 && error != 0 && error != -EEXIST &&
-		    error != -EAGAIN) {
-			STAT_ADD(&vs->vs_stats, st_poisoned, (uint64_t)n);
-			fault_poison(fc, rest, n);
-		} else {
-			/* the rest faults again and is read again */
-			pmap_wake(&vs->vs_pmap, rest,
-			    ptoa((vsize_t)(n - done_pages)));
-		}
-	}
-	return error;
+	VM_ASSERT_RLOCKED(&fi->fi_vs->vs_map.m_lock);
+	if (e == NULL || e->e_aref.ar_amap != fi->fi_amap ||
+	    vm_entry_slot(e, fi->fi_va) != fi->fi_slot ||
+	    fi->fi_va + ptoa((vaddr_t)fi->fi_n) > e->e_end)
+		return false;
+	vm_mutex_lock(&fi->fi_amap->am_lock);
+	for (int i = 0; i < fi->fi_n && all; i++)
+		all = amap_anon_at(fi->fi_amap, fi->fi_slot + i) ==
+		    fi->fi_anons[i];
+	vm_mutex_unlock(&fi->fi_amap->am_lock);
+	fc->fc_entry = e;
+	return all;
 }
 
 /*
- * fault_resolve: resolve what fault_claim claimed (kind FC_FILL or
- * FC_PAGEIN), account it.
- * => map read-locked.
+ * fault_io_settle: end the transit of fi's anons that are still in their
+ * slots: the first `mapped` are resident now, the others stay swapped,
+ * or are poisoned when the read failed.  Then drop the claim's holds.
+ * => map read-locked; takes and drops the amap lock.
  */
 static void
-fault_resolve(struct fault_ctx *fc, int kind)
+fault_io_settle(struct fault_io *fi, int mapped, bool lost)
 {
-	struct vmspace *vs = fc->fc_vs;
+	struct amap *am = fi->fi_amap;
+	struct anon *an;
 
-	if (kind == FC_PAGEIN)
-		fault_pagein(fc);
-	else
-		fault_fill(fc);
+	vm_mutex_lock(&am->am_lock);
+	for (int i = 0; i < fi->fi_n; i++) {
+		if ((an = fi->fi_anons[i]) != amap_anon_at(am,
+		    fi->fi_slot + i))
+			continue;	/* unmapped meanwhile: ours to free */
+		an->an_flags &= ~ANON_TRANSIT;
+		if (i < mapped)
+			an->an_flags |= ANON_RESIDENT;
+		else if (lost)
+			an->an_flags |= ANON_POISON;
+		/* the hold goes with the transit, under the lock: a WP
+		   fault must never see a private anon as shared */
+		atomic_fetch_sub_explicit(&an->an_ref, 1,
+		    memory_order_relaxed);
+		fi->fi_anons[i] = NULL;
+	}
+	vm_mutex_unlock(&am->am_lock);
+	for (int i = 0; i < fi->fi_n; i++)
+		if (fi->fi_anons[i] != NULL)
+			anon_unref(fi->fi_anons[i]);
+	atomic_fetch_sub(&fi->fi_vs->vs_resident, fi->fi_n - mapped);
+}
+
+/* fault_io_account: a pagein's statistics (fault or WILLNEED) */
+static void
+fault_io_account(struct fault_io *fi, int error)
+{
+	struct vm_stats *st = &fi->fi_vs->vs_stats;
+
+	if (error == 0) {
+		STAT_ADD(st, st_pageins, (uint64_t)fi->fi_n);
+		STAT_INC(st, st_pagein_ios);
+	} else {
+		STAT_INC(st, st_io_errors);
+		upvm_log(LOG_ERR, "reading %d pages from swap failed: %s; "
+		    "accessing them raises SIGBUS", fi->fi_n,
+		    strerror(-error));
+	}
+	STAT_ADD(st, st_pages_resolved, (uint64_t)fi->fi_n);
+	if (fi->fi_t0 == 0) {
+		STAT_ADD(st, st_pages_prefetched, (uint64_t)fi->fi_n);
+		return;
+	}
+	STAT_INC(st, st_faults_resolved);
+	STAT_INC(st, st_clusters);
+	STAT_INC(st, st_cluster_hist[stats_bucket((uint64_t)fi->fi_n,
+	    UPVM_CLUSTER_BUCKETS)]);
+	STAT_INC(st, st_latency_hist[stats_bucket((now_ns() - fi->fi_t0) /
+	    1000, UPVM_LATENCY_BUCKETS)]);
+}
+
+/*
+ * fault_pagein_done: pr_done of a pagein (see "a word on page faults"):
+ * re-validate, map the data write-protected (clean: its swap copy stays
+ * valid), end the transit, wake.
+ * => no locks held on entry or return; the owner thread.
+ */
+static void
+fault_pagein_done(struct pager_req *req)
+{
+	struct fault_io *fi = req->pr_arg;
+	struct vmspace *vs = fi->fi_vs;
+	struct fault_ctx fc = { .fc_vs = vs, .fc_amap = fi->fi_amap,
+	    .fc_tid = fi->fi_tid, .fc_node = -1 };
+	const char *buf = fi->fi_buf;
+	vsize_t len = ptoa((vsize_t)fi->fi_n), done = 0, d;
+	int rerr = req->pr_error, cerr = 0;
+	bool here;
+
+	atomic_fetch_sub(&vs->vs_reads_inflight, 1);
+	fault_io_account(fi, rerr);
+	vm_rwlock_rdlock(&vs->vs_map.m_lock);
+	here = fault_io_here(fi, &fc);
+	/* the move protocol checks clean pages against what the pager
+	   remembered of this read (PGO_REMEMBER) before it drops them */
+	for (; rerr == 0 && here && cerr == 0 && done < len; done += d)
+		cerr = fault_copy_placed(&fc, fi->fi_va + done, buf + done,
+		    (long)atop(len - done), PMAP_WP, &d);
+	fault_io_settle(fi, (int)atop(done), rerr != 0);
+	/* a writer that hit the fresh pages in transit waits in a WP fault */
+	if (done > 0)
+		pmap_wake(&vs->vs_pmap, fi->fi_va, done);
+	if (rerr != 0 && here) {
+		STAT_ADD(&vs->vs_stats, st_poisoned, (uint64_t)fi->fi_n);
+		fault_poison(&fc, fi->fi_va, fi->fi_n);
+	} else if (done < len) {
+		/* the rest faults again: read again, or gone */
+		pmap_wake(&vs->vs_pmap, fi->fi_va + done, len - done);
+		if (!here)
+			vmspace_wake_slots(vs, fi->fi_amap, fi->fi_slot,
+			    fi->fi_n);
+	}
+	amap_drop(fi->fi_amap);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	/* the buffer's pages are memory too: keep a few for the next read
+	   (not managed memory, so not pmap's: the runtime's own buffer) */
+	if (fi->fi_n > FAULT_IO_KEEP)
+		(void)raw_madvise((char *)fi->fi_buf + ptoa(FAULT_IO_KEEP),
+		    ptoa((size_t)(fi->fi_n - FAULT_IO_KEEP)), MADV_DONTNEED);
 	if (vs->vs_pd != NULL)
 		pd_kick(vs->vs_pd);
+	fi->fi_done = true;
+}
+
+/*
+ * fault_pagein_start: start the read of the claimed run (fc_held holds
+ * its anons, fi's array), on queue q; fi is the caller's until `done`
+ * (which calls fault_pagein_done) has run.
+ * => map read-locked on entry, UNLOCKED on return.  The read completes
+ *    in fault_pagein_done, from pager_complete(q) or before this returns.
+ */
+static void
+fault_pagein_start(struct fault_ctx *fc, struct fault_io *fi,
+    struct pager_queue *q, void (*done)(struct pager_req *))
+{
+	struct vmspace *vs = fc->fc_vs;
+	long now;
+	int error;
+
+	VM_ASSERT(fc->fc_held == fi->fi_anons);
+	fi->fi_vs = vs;
+	fi->fi_amap = fc->fc_amap;
+	fi->fi_va = fault_run_va(fc, fc->fc_start);
+	fi->fi_slot = fc->fc_start;
+	fi->fi_n = fc->fc_n;
+	fi->fi_tid = fc->fc_tid;
+	fi->fi_t0 = fc->fc_t0;
+	fi->fi_done = false;
+	fi->fi_req = (struct pager_req){ .pr_off = ptoa(fc->fc_swslot),
+	    .pr_npages = fc->fc_n, .pr_buf = fi->fi_buf,
+	    .pr_flags = vs->vs_pageout == UPVM_PAGEOUT_MOVE ? PGO_REMEMBER :
+	    0, .pr_done = done, .pr_arg = fi };
+	amap_hold(fi->fi_amap);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+
+	now = atomic_fetch_add(&vs->vs_reads_inflight, 1) + 1;
+	stats_max(&vs->vs_stats.st_reads_inflight_max, (uint64_t)now);
+	error = q == NULL ? -ENXIO : pager_get(&vs->vs_swap->sw_pager, q,
+	    &fi->fi_req);
+	if (error != -EINPROGRESS) {
+		fi->fi_req.pr_error = error;
+		done(&fi->fi_req);
+	}
 }
 
 /*
@@ -656,6 +775,58 @@ fault_wp(struct vmspace *vs, vaddr_t va, pid_t tid)
 }
 
 /*
+ * fault_reserve: reserve up to npages of the budget's room for a fault
+ * (pdaemon.h, pd_reserve).  While the thread has pageins in flight it
+ * never sleeps for room: their pages count as resident and only their
+ * completion lets the daemon evict them, so it completes them instead.
+ * => no locks held.  Returns the pages reserved (>= 1).
+ */
+static long
+fault_reserve(struct fault_thread *ft, long npages)
+{
+	struct pdaemon *pd = ft->ft_vs->vs_pd;
+	long n;
+
+	while ((n = pd_reserve(pd, npages, ft->ft_q == NULL ||
+	    ft->ft_q->pq_inflight == 0)) == 0)
+		(void)pager_complete(ft->ft_q, FAULT_IO_DEPTH, true);
+	return n;
+}
+
+/*
+ * fault_io_get: a free pagein context of the thread, completing pageins
+ * until one is free.
+ */
+static struct fault_io *
+fault_io_get(struct fault_thread *ft)
+{
+	struct fault_io *fi;
+
+	while (ft->ft_free == NULL)
+		(void)pager_complete(ft->ft_q, 1, true);
+	fi = ft->ft_free;
+	ft->ft_free = fi->fi_next;
+	return fi;
+}
+
+static void
+fault_io_put(struct fault_thread *ft, struct fault_io *fi)
+{
+	fi->fi_next = ft->ft_free;
+	ft->ft_free = fi;
+}
+
+/* fault_thread_done: pr_done of a fault thread's pagein */
+static void
+fault_thread_done(struct pager_req *req)
+{
+	struct fault_io *fi = req->pr_arg;
+
+	fault_pagein_done(req);
+	fault_io_put(fi->fi_ft, fi);
+}
+
+/*
  * fault_handle: serve one missing-page fault event at va, read at time t0.
  * => no locks held on entry or return.
  */
@@ -663,15 +834,16 @@ static void
 fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 {
 	struct vmspace *vs = ft->ft_vs;
+	struct fault_io *fi = ft->ft_q != NULL ? fault_io_get(ft) : NULL;
 	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va),
 	    .fc_buf = ft->ft_buf, .fc_t0 = t0, .fc_wake_ns = t0,
-	    .fc_ring = ft->ft_ring, .fc_tid = tid, .fc_node = -1,
-	    .fc_max = FAULT_MAX_CLUSTER };
+	    .fc_tid = tid, .fc_node = -1, .fc_max = FAULT_MAX_CLUSTER,
+	    .fc_held = fi != NULL ? fi->fi_anons : NULL };
 	int error, kind;
 
 	STAT_INC(&vs->vs_stats, st_faults);
 	if (vs->vs_pd != NULL)
-		fc.fc_max = fc.fc_reserved = pd_throttle(vs->vs_pd,
+		fc.fc_max = fc.fc_reserved = fault_reserve(ft,
 		    FAULT_MAX_CLUSTER);
 	while ((error = fault_lookup(&fc)) == -ERESTART)
 		;
@@ -683,23 +855,55 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 			STAT_INC(&vs->vs_stats, st_errors);
 		/* harmless if the range is gone; needed if it is not */
 		pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
-		return;
-	}
-	kind = fault_claim(&fc);
-	if (kind == FC_FILL || kind == FC_PAGEIN) {
-		fault_resolve(&fc, kind);
+		kind = 0;
+	} else if ((kind = fault_claim(&fc)) == FC_PAGEIN) {
+		VM_ASSERT(fi != NULL);
+		/* unlocks the map */
+		fault_pagein_start(&fc, fi, ft->ft_q, fault_thread_done);
+		fi = NULL;	/* the completion puts it back */
+	} else if (kind == FC_FILL) {
+		fault_fill(&fc);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
 		fault_account(&fc, fc.fc_n);
+		if (vs->vs_pd != NULL)
+			pd_kick(vs->vs_pd);
+	} else {
+		/* nothing claimed: the reservation goes back */
+		atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
+		if (kind == FC_POISON)
+			fault_poison(&fc, fc.fc_va, 1);
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+		if (kind == FC_WAKE)
+			pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
+		STAT_INC(&vs->vs_stats, st_faults_woken);
+	}
+	if (fi != NULL)
+		fault_io_put(ft, fi);
+}
+
+/*
+ * fault_populate_run: resolve the run fault_claim_next claimed; a pagein
+ * is waited for on q.
+ * => map read-locked on entry, unlocked on return.
+ */
+static void
+fault_populate_run(struct fault_ctx *fc, int kind, struct fault_io *fi,
+    struct pager_queue *q)
+{
+	struct vmspace *vs = fc->fc_vs;
+
+	if (kind == FC_PAGEIN) {
+		fault_pagein_start(fc, fi, q, fault_pagein_done);
+		while (!fi->fi_done)
+			(void)pager_complete(q, 1, true);
 		return;
 	}
-	/* nothing claimed: the reservation goes back */
-	atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
-	if (kind == FC_POISON)
-		fault_poison(&fc, fc.fc_va, 1);
+	fault_fill(fc);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
-	if (kind == FC_WAKE)
-		pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
-	STAT_INC(&vs->vs_stats, st_faults_woken);
+	STAT_ADD(&vs->vs_stats, st_pages_prefetched, (uint64_t)fc->fc_n);
+	STAT_ADD(&vs->vs_stats, st_pages_resolved, (uint64_t)fc->fc_n);
+	if (vs->vs_pd != NULL)
+		pd_kick(vs->vs_pd);
 }
 
 int
@@ -707,21 +911,25 @@ fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 {
 	struct fault_ctx fc = { .fc_vs = vs, .fc_max = FAULT_MAX_CLUSTER,
 	    .fc_node = -1 };
+	struct pager_queue *q = NULL;
+	struct fault_io *fi;
 	vaddr_t va = start, hi;
 	int error = 0, kind;
 
-	if ((fc.fc_buf = fault_mem_alloc(FAULT_BUF_SIZE)) == NULL)
+	if ((fi = kmem_alloc(sizeof(*fi))) == NULL)
 		return -ENOMEM;
-	if (vs->vs_swap != NULL &&
-	    (error = ring_create(4, &fc.fc_ring)) != 0) {
-		fault_mem_free(fc.fc_buf, FAULT_BUF_SIZE);
-		return error;
-	}
+	fi->fi_ft = NULL;
+	fc.fc_held = fi->fi_anons;
+	fc.fc_buf = fi->fi_buf = fault_mem_alloc(FAULT_BUF_SIZE);
+	if (fi->fi_buf == NULL)
+		error = -ENOMEM;
+	else if (vs->vs_swap != NULL)
+		error = pager_queue_create(&vs->vs_swap->sw_pager, 1, &q);
 	while (va < end && error == 0) {
 		fc.fc_va = va;
 		if (vs->vs_pd != NULL && fc.fc_reserved == 0)
-			fc.fc_max = fc.fc_reserved = pd_throttle(vs->vs_pd,
-			    FAULT_MAX_CLUSTER);
+			fc.fc_max = fc.fc_reserved = pd_reserve(vs->vs_pd,
+			    FAULT_MAX_CLUSTER, true);
 		if ((error = fault_lookup(&fc)) == -ERESTART) {
 			error = 0;
 			continue;
@@ -730,40 +938,63 @@ fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 			break;
 		hi = MIN(end, fc.fc_entry->e_end);
 		if ((kind = fault_claim_next(&fc, hi)) != 0) {
-			fault_resolve(&fc, kind);
-			STAT_ADD(&vs->vs_stats, st_pages_prefetched,
-			    (uint64_t)fc.fc_n);
-			STAT_ADD(&vs->vs_stats, st_pages_resolved,
-			    (uint64_t)fc.fc_n);
 			va = fc.fc_va + ptoa((vaddr_t)fc.fc_n);
+			fault_populate_run(&fc, kind, fi, q);
 		} else {
 			va = hi;
+			vm_rwlock_unlock(&vs->vs_map.m_lock);
 		}
-		vm_rwlock_unlock(&vs->vs_map.m_lock);
 	}
 	atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
-	if (fc.fc_ring != NULL)
-		ring_destroy(fc.fc_ring);
-	fault_mem_free(fc.fc_buf, FAULT_BUF_SIZE);
+	pager_queue_destroy(q);
+	fault_mem_free(fi->fi_buf, FAULT_BUF_SIZE);
+	kmem_free(fi, sizeof(*fi));
 	return error;
 }
 
 /*
- * fault_wait: sleep until the uffd (or the stop eventfd) is readable.
+ * fault_wait: sleep until the uffd, the thread's pager queue (with reads
+ * in flight) or the stop eventfd is readable.
  * => returns false when stopping.
  */
 static bool
-fault_wait(struct vmspace *vs)
+fault_wait(struct fault_thread *ft)
 {
-	struct pollfd pfd[2] = {
-		{ .fd = vs->vs_pmap.pm_uffd, .events = POLLIN },
+	struct vmspace *vs = ft->ft_vs;
+	struct pollfd pfd[3] = {
 		{ .fd = vs->vs_fault.fe_stopfd, .events = POLLIN },
+		{ .fd = vs->vs_pmap.pm_uffd, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
 	};
 
-	while (poll(pfd, 2, -1) < 0 && errno == EINTR)
+	if (ft->ft_q != NULL && ft->ft_q->pq_inflight > 0)
+		pfd[2].fd = pager_queue_fd(ft->ft_q);
+	while (poll(pfd, 3, -1) < 0 && errno == EINTR)
 		;
-	return !(pfd[1].revents & POLLIN) &&
+	return !(pfd[0].revents & POLLIN) &&
 	    !atomic_load(&vs->vs_fault.fe_stop);
+}
+
+/* fault_events: serve a batch of uffd messages read at t0 */
+static void
+fault_events(struct fault_thread *ft, struct uffd_msg *msgs, int n,
+    uint64_t t0)
+{
+	for (int i = 0; i < n; i++) {
+		if (msgs[i].event != UFFD_EVENT_PAGEFAULT) {
+			upvm_log(LOG_DEBUG, "ignoring uffd event %u",
+			    msgs[i].event);
+			continue;
+		}
+		if (msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
+			fault_wp(ft->ft_vs, (vaddr_t)
+			    msgs[i].arg.pagefault.address,
+			    (pid_t)msgs[i].arg.pagefault.feat.ptid);
+		else
+			fault_handle(ft, (vaddr_t)
+			    msgs[i].arg.pagefault.address,
+			    (pid_t)msgs[i].arg.pagefault.feat.ptid, t0);
+	}
 }
 
 static void *
@@ -774,7 +1005,7 @@ fault_main(void *arg)
 	struct uffd_msg msgs[FAULT_BATCH];
 	uint64_t spin_ns = (uint64_t)vs->vs_fault.fe_spin_us * 1000, idle = 0;
 	uint64_t t0;
-	int n;
+	int n, c;
 
 	if (ft->ft_cpu >= 0) {
 		cpu_set_t set;
@@ -791,36 +1022,26 @@ fault_main(void *arg)
 			    "fault thread stops", strerror(-n));
 			break;
 		}
-		if (n == 0) {
-			t0 = now_ns();
-			if (idle == 0)
-				idle = t0;
-			if (t0 - idle < spin_ns)
-				continue;	/* busy-poll a little longer */
+		t0 = now_ns();
+		fault_events(ft, msgs, n, t0);
+		c = ft->ft_q == NULL ? 0 : pager_complete(ft->ft_q,
+		    FAULT_IO_DEPTH, false);
+		if (n > 0 || c > 0) {
 			idle = 0;
-			if (!fault_wait(vs))
-				break;
 			continue;
 		}
+		if (idle == 0)
+			idle = t0;
+		if (t0 - idle < spin_ns)
+			continue;	/* busy-poll a little longer */
 		idle = 0;
-		t0 = now_ns();
-		for (int i = 0; i < n; i++) {
-			if (msgs[i].event != UFFD_EVENT_PAGEFAULT) {
-				upvm_log(LOG_DEBUG, "ignoring uffd event %u",
-				    msgs[i].event);
-				continue;
-			}
-			if (msgs[i].arg.pagefault.flags &
-			    UFFD_PAGEFAULT_FLAG_WP)
-				fault_wp(vs, (vaddr_t)
-				    msgs[i].arg.pagefault.address,
-				    (pid_t)msgs[i].arg.pagefault.feat.ptid);
-			else
-				fault_handle(ft, (vaddr_t)
-				    msgs[i].arg.pagefault.address,
-				    (pid_t)msgs[i].arg.pagefault.feat.ptid, t0);
-		}
+		if (!fault_wait(ft))
+			break;
 	}
+	/* the pageins in flight are this thread's to finish */
+	while (ft->ft_q != NULL && ft->ft_q->pq_inflight > 0)
+		(void)pager_complete(ft->ft_q, FAULT_IO_DEPTH, true);
+	ft->ft_cpu_ns = stats_thread_cpu_ns(pthread_self());
 	return NULL;
 }
 
@@ -849,13 +1070,45 @@ fault_thread_free(struct fault_thread *ft)
 {
 	fault_mem_free(ft->ft_stack, FAULT_STACK_SIZE);
 	fault_mem_free(ft->ft_buf, FAULT_BUF_SIZE);
-	if (ft->ft_ring != NULL)
-		ring_destroy(ft->ft_ring);
-	ft->ft_ring = NULL;
+	if (ft->ft_ios != NULL) {
+		for (int i = 0; i < FAULT_IO_DEPTH; i++)
+			fault_mem_free(ft->ft_ios[i].fi_buf, FAULT_BUF_SIZE);
+		kmem_free(ft->ft_ios, sizeof(*ft->ft_ios) * FAULT_IO_DEPTH);
+	}
+	pager_queue_destroy(ft->ft_q);
+	ft->ft_q = NULL;
+	ft->ft_ios = NULL;
 }
 
 /*
- * fault_thread_start: one fault thread on its own kmem stack, with every
+ * fault_thread_io: the thread's pager queue and its pagein contexts, each
+ * with a buffer (with a swap only).
+ */
+static int
+fault_thread_io(struct vmspace *vs, struct fault_thread *ft)
+{
+	int error;
+
+	if (vs->vs_swap == NULL)
+		return 0;
+	if ((ft->ft_ios = kmem_alloc(sizeof(*ft->ft_ios) * FAULT_IO_DEPTH)) ==
+	    NULL)
+		return -ENOMEM;
+	for (int i = 0; i < FAULT_IO_DEPTH; i++) {
+		ft->ft_ios[i].fi_ft = ft;
+		if ((ft->ft_ios[i].fi_buf = fault_mem_alloc(FAULT_BUF_SIZE)) ==
+		    NULL)
+			return -ENOMEM;
+		fault_io_put(ft, &ft->ft_ios[i]);
+	}
+	if ((error = pager_queue_create(&vs->vs_swap->sw_pager,
+	    FAULT_IO_DEPTH, &ft->ft_q)) != 0)
+		return error;
+	return 0;
+}
+
+/*
+ * fault_thread_start: one fault thread on its own raw stack, with every
  * signal blocked (the mask is inherited from the creating thread).
  */
 static int
@@ -865,17 +1118,16 @@ fault_thread_start(struct vmspace *vs, struct fault_thread *ft, int cpu)
 	sigset_t all, old;
 	int error;
 
+	memset(ft, 0, sizeof(*ft));
 	ft->ft_vs = vs;
 	ft->ft_cpu = cpu;
-	ft->ft_ring = NULL;
 	ft->ft_stack = fault_mem_alloc(FAULT_STACK_SIZE);
 	ft->ft_buf = fault_mem_alloc(FAULT_BUF_SIZE);
 	if (ft->ft_stack == NULL || ft->ft_buf == NULL) {
 		fault_thread_free(ft);
 		return -ENOMEM;
 	}
-	if (vs->vs_swap != NULL &&
-	    (error = ring_create(FAULT_RING_DEPTH, &ft->ft_ring)) != 0) {
+	if ((error = fault_thread_io(vs, ft)) != 0) {
 		fault_thread_free(ft);
 		return error;
 	}
@@ -939,6 +1191,8 @@ fault_stop(struct vmspace *vs)
 	(void)!write(fe->fe_stopfd, &one, sizeof(one));
 	for (int i = 0; i < fe->fe_nthreads; i++) {
 		pthread_join(fe->fe_threads[i].ft_thread, NULL);
+		atomic_fetch_add(&vs->vs_fault_cpu_done,
+		    fe->fe_threads[i].ft_cpu_ns);
 		fault_thread_free(&fe->fe_threads[i]);
 	}
 	close(fe->fe_stopfd);
@@ -946,4 +1200,15 @@ fault_stop(struct vmspace *vs)
 	    (size_t)fe->fe_nalloc);
 	fe->fe_threads = NULL;
 	fe->fe_nthreads = 0;
+}
+
+uint64_t
+fault_cpu_ns(struct vmspace *vs)
+{
+	struct fault_engine *fe = &vs->vs_fault;
+	uint64_t ns = 0;
+
+	for (int i = 0; i < fe->fe_nthreads; i++)
+		ns += stats_thread_cpu_ns(fe->fe_threads[i].ft_thread);
+	return ns;
 }

@@ -3,16 +3,21 @@
  * fault.h: the fault engine of one managed address space.
  *
  * fe_nthreads fault threads share the vmspace's userfaultfd.  Each runs an
- * event loop: read a batch of uffd messages, resolve each fault (map
- * lookup, amap claim, clustered UFFDIO_COPY), spin for fe_spin_us when the
- * queue runs dry, then sleep in poll() on the uffd and the stop eventfd
- * (later: the io_uring completion eventfd, in the same loop).
+ * event loop: read a batch of uffd messages and resolve each fault (map
+ * lookup, amap claim, clustered UFFDIO_COPY), finish the pageins of its
+ * own pager queue that completed, spin for fe_spin_us (0 by default) when
+ * both run dry, then sleep in poll() on the uffd, its queue's completion
+ * fd and the stop eventfd.  A fault on a swapped-out page claims the run
+ * to read, starts the read on the thread's queue and goes on with the
+ * next event: up to FAULT_IO_DEPTH reads per thread are in flight, none
+ * of them holding the map lock (fault.c, "a word on page faults").
  *
  * Fault threads run on stacks from kmem (never managed memory) with every
  * signal blocked, so that no application signal handler ever runs on them.
  *
  * Locks protecting struct members in this file:
  *	I  immutable between fault_start() and fault_stop()   a  atomic
+ *	t  the fault thread itself
  */
 #ifndef UPVM_FAULT_H
 #define UPVM_FAULT_H
@@ -29,13 +34,21 @@ struct vmspace;
 #define FAULT_CHUNK	64	/* pages per UFFDIO_COPY: the faulting page's
 				   chunk first, the rest while it runs */
 
+#define FAULT_IO_DEPTH	32	/* pageins in flight per fault thread */
+
+struct fault_io;			/* fault.c: one pagein in flight */
+struct pager_queue;
+
 struct fault_thread {
 	pthread_t	 ft_thread;	/* [I] */
 	struct vmspace	*ft_vs;		/* [I] */
 	int		 ft_cpu;	/* [I] pinned CPU, or -1 */
-	void		*ft_stack;	/* [I] kmem_alloc'd */
+	void		*ft_stack;	/* [I] raw mapping */
 	void		*ft_buf;	/* [I] pager data (FAULT_MAX_CLUSTER) */
-	struct ring	*ft_ring;	/* [I] pagein I/O; NULL: no swap */
+	struct pager_queue *ft_q;	/* [I] pagein I/O; NULL: no swap */
+	struct fault_io	*ft_ios;	/* [I] FAULT_IO_DEPTH, kmem_alloc'd */
+	struct fault_io	*ft_free;	/* [t] the free ones, linked */
+	uint64_t	 ft_cpu_ns;	/* [t] its CPU time when it stopped */
 };
 
 struct fault_engine {
@@ -53,8 +66,12 @@ struct fault_engine {
  */
 int fault_start(struct vmspace *, int nthreads, unsigned spin_us, bool pin);
 
-/* fault_stop: stop and join the fault threads. */
+/* fault_stop: stop and join the fault threads, each once its pageins in
+   flight are done. */
 void fault_stop(struct vmspace *);
+
+/* fault_cpu_ns: CPU time the fault threads running now have taken */
+uint64_t fault_cpu_ns(struct vmspace *);
 
 /*
  * fault_populate: resolve every empty page of [start, end) now, from the

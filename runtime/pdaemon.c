@@ -2,18 +2,25 @@
 /*
  * pdaemon.c: the pageout daemon (mechanism; see pdaemon.h).
  *
- * A word on paging a run out.  The daemon holds the map read lock for a
- * whole batch, so no region goes away under it, and works in phases.
- * Both protocols share the first and the write:
+ * A word on paging a run out.  The daemon works in phases; it holds the
+ * map read lock for all of them but the write, which runs with no lock
+ * (UVM's unlock and relock; amap.h, "a word on transit").  Both
+ * protocols share the first and the write:
  *
  *  pd_collect: under the amap lock, the resident pages of a victim unit
  *	that no one else owns become anons in transit (ANON_TRANSIT), split
  *	into runs of contiguous pages, each clean (all have swap copies that
- *	were valid when the pages were mapped) or dirty.  From here until
- *	the finish the daemon owns them: faults on them wait, the daemon
- *	wakes them.
- *  pd_write: each dirty run gets a contiguous run of swap slots and one
- *	write (several in flight); the daemon waits for all of them.
+ *	were valid when the pages were mapped) or dirty.  The run holds its
+ *	amap and each anon.  From here until the finish the daemon owns
+ *	them: faults on them wait, the daemon wakes them.
+ *  pd_write: with the map unlocked, each dirty run gets a contiguous run
+ *	of swap slots and one pager_put (several in flight); the daemon
+ *	waits for all of them, then takes the map read lock again.  An
+ *	munmap, MAP_FIXED or MADV_DONTNEED meanwhile takes pages out of
+ *	their slots: the finish skips those (and its last reference frees
+ *	them); an mremap moves a run: the finish finds it elsewhere
+ *	(pd_run_here fails) and keeps its pages resident (wp) or pages them
+ *	out where they are now (move).  So no munmap waits for a write.
  *
  * The wp protocol (any kernel with uffd-wp):
  *  pd_protect: each run is write-protected (synchronous WP), so that
@@ -22,8 +29,9 @@
  *	since the first write to a clean page faulted and made it dirty.
  *	Dirty runs are written from the application's pages themselves.
  *  pd_finish_wp: under the amap lock, each run that made it is dropped
- *	from the page tables (MADV_DONTNEED) and its anons become swapped; a
- *	run whose write failed, or that got no swap, stays resident (dirty).
+ *	from the page tables (MADV_DONTNEED; only its pages still in their
+ *	slots) and its anons become swapped; a run whose write failed, that
+ *	got no swap or that moved, stays resident (dirty).
  *	Dropping under the amap lock matters: the WP-fault handler takes the
  *	same lock before it lets a write through, so a page is never dropped
  *	after a write was let through.
@@ -57,19 +65,16 @@
 #include "amap.h"
 #include "kmem.h"
 #include "log.h"
-#include "pagehash.h"
 #include "place.h"
 #include "pdaemon.h"
 #include "swap.h"
 #include "sys.h"
-#include "uring.h"
 #include "vmspace.h"
 
 #define PD_BATCH_PAGES	2048	/* pages paged out per batch, at most */
 #define PD_BATCH_READS	256	/* ... while pageins are going on: a read
 				   queued behind a batch waits for it */
 #define PD_MAX_RUNS	64	/* runs per batch (= I/Os in flight) */
-#define PD_RING_DEPTH	64
 
 /* pd_counted: resident pages the budget counts (mlock()ed ones do not) */
 static long
@@ -90,6 +95,9 @@ struct pd_run {
 	int		 pr_stage;	/* move: first staging page, or -1 */
 	uint64_t	 pr_swslot;	/* dirty: the run's slots; 0: none */
 	int		 pr_error;
+	bool		 pr_here;	/* at pr_va still (pd_run_here) */
+	struct pager_req pr_req;	/* the write */
+	struct anon	*pr_anons[AMAP_UNIT];	/* held (pd_collect) */
 };
 
 struct pd_batch {
@@ -215,9 +223,11 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 			    .pr_va = e->e_start +
 			    ptoa((vaddr_t)(s - e->e_aref.ar_pageoff)),
 			    .pr_clean = clean, .pr_stage = -1 };
+			amap_hold(am);
 		}
 		an->an_flags |= ANON_TRANSIT;
-		r->pr_n++;
+		anon_hold(an);
+		r->pr_anons[r->pr_n++] = an;
 		pb->pb_pages++;
 	}
 	vm_mutex_unlock(&am->am_lock);
@@ -248,6 +258,16 @@ pd_io_error(struct pdaemon *pd, struct pd_run *r, int error)
 	upvm_log(LOG_ERR, "writing %d pages to swap (%s) failed: %s; they "
 	    "stay resident", r->pr_n, pd->pdd_swap->sw_where,
 	    strerror(-error));
+}
+
+/* pd_write_done: pr_done of a run's write */
+static void
+pd_write_done(struct pager_req *req)
+{
+	struct pd_run *r = container_of(req, struct pd_run, pr_req);
+
+	if ((r->pr_error = req->pr_error) != 0)
+		pd_io_error(req->pr_arg, r, r->pr_error);
 }
 
 /* pd_src: where a run's data is read from for its write */
@@ -281,13 +301,11 @@ pd_protect(struct pdaemon *pd, struct pd_batch *pb)
 static void
 pd_write(struct pdaemon *pd, struct pd_batch *pb)
 {
-	struct ring_cqe cqe[PD_MAX_RUNS];
 	struct swap *sw = pd->pdd_swap;
-	int inflight = 0, n, error;
+	int error;
 
 	for (int i = 0; i < pb->pb_nruns; i++) {
 		struct pd_run *r = &pb->pb_runs[i];
-		const char *src = pd_src(pd, r);
 
 		if (r->pr_error != 0 || r->pr_clean)
 			continue;
@@ -295,10 +313,15 @@ pd_write(struct pdaemon *pd, struct pd_batch *pb)
 			pd_set_stuck(pd, error);
 		} else {
 			atomic_store(&pd->pdd_stuck, false);
-			error = swap_write(sw, pd->pdd_ring, r->pr_swslot, src,
-			    r->pr_n, (uint64_t)i);
-			inflight += error == 0;
-			if (error != 0 && error != -EBUSY)
+			r->pr_req = (struct pager_req){
+			    .pr_off = ptoa(r->pr_swslot), .pr_npages = r->pr_n,
+			    .pr_buf = (void *)(uintptr_t)pd_src(pd, r),
+			    .pr_done = pd_write_done, .pr_arg = pd };
+			error = pager_put(&sw->sw_pager, pd->pdd_q,
+			    &r->pr_req);
+			if (error == -EINPROGRESS)
+				error = 0;
+			else if (error != 0)
 				pd_io_error(pd, r, error);
 		}
 		if ((r->pr_error = error) != 0)
@@ -306,35 +329,23 @@ pd_write(struct pdaemon *pd, struct pd_batch *pb)
 			    (unsigned long)r->pr_va, r->pr_n,
 			    strerror(-error));
 	}
-	if (inflight > 0 && (error = ring_submit(pd->pdd_ring)) < 0)
-		upvm_log(LOG_ERR, "submitting swap writes failed: %s",
-		    strerror(-error));
-	while (inflight > 0) {
-		if ((n = ring_reap(pd->pdd_ring, cqe, PD_MAX_RUNS, true)) < 0)
+	while (pd->pdd_q->pq_inflight > 0)
+		if ((error = pager_complete(pd->pdd_q, PD_MAX_RUNS, true)) < 0 &&
+		    error != -EINTR)
 			break;
-		for (int k = 0; k < n; k++, inflight--) {
-			struct pd_run *r = &pb->pb_runs[cqe[k].rc_tag];
-
-			if (cqe[k].rc_res == (int)ptoa((size_t)r->pr_n))
-				continue;
-			r->pr_error = cqe[k].rc_res < 0 ? cqe[k].rc_res : -EIO;
-			pd_io_error(pd, r, r->pr_error);
-		}
-	}
 }
 
 /*
- * pd_unstage: move n staged pages of run r, from its page k, back into
- * place (no copy), write-protected if clean; a page the move refuses is
- * copied back instead.
+ * pd_unstage_at: move n staged pages at src back into place at va (no
+ * copy), write-protected if clean; a page the move refuses is copied
+ * back instead.  pd_unstage: the same for n pages of run r from page k.
  * => map read-locked, the run's amap locked (its faults wait for us).
  */
 static void
-pd_unstage(struct pdaemon *pd, struct pd_run *r, int k, int n, bool clean)
+pd_unstage_at(struct pdaemon *pd, vaddr_t va, const char *src, int n,
+    bool clean)
 {
 	struct pmap *pm = &pd->pdd_vs->vs_pmap;
-	vaddr_t va = r->pr_va + ptoa((vaddr_t)k);
-	const char *src = pd_src(pd, r) + ptoa((size_t)k);
 	vsize_t len = ptoa((vsize_t)n), done = 0, copied = 0;
 	int error;
 
@@ -347,9 +358,16 @@ pd_unstage(struct pdaemon *pd, struct pd_run *r, int k, int n, bool clean)
 		    copied), (unsigned long)(va + done + copied),
 		    strerror(-error));
 	/* the move drops the uffd-wp bit; a write before this is caught by
-	   the hash check of the next pageout */
+	   the check of the next pageout */
 	if (clean && done > 0)
 		(void)pmap_writeprotect(pm, va, done, true, true);
+}
+
+static void
+pd_unstage(struct pdaemon *pd, struct pd_run *r, int k, int n, bool clean)
+{
+	pd_unstage_at(pd, r->pr_va + ptoa((vaddr_t)k), pd_src(pd, r) +
+	    ptoa((size_t)k), n, clean);
 }
 
 /*
@@ -441,8 +459,8 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			struct anon *an = amap_anon_at(r->pr_amap,
 			    r->pr_slot + k);
 
-			changed += page_hash(dst + ptoa((size_t)k),
-			    sw->sw_hashkey) != swap_hash(sw, an->an_swslot);
+			changed += !pager_unchanged(&sw->sw_pager,
+			    ptoa(an->an_swslot), dst + ptoa((size_t)k));
 		}
 		vm_mutex_unlock(&r->pr_amap->am_lock);
 		if (changed > 0) {
@@ -471,8 +489,88 @@ pd_count(struct pdaemon *pd, struct pd_run *r, int gone)
 }
 
 /*
- * pd_finish_wp: drop the runs that made it to swap; end every transit;
- * wake.
+ * pd_run_here: the run is still where pd_collect found it: the entry at
+ * pr_va maps pr_amap's slots there (the held amap cannot be reused).
+ * => map read-locked.
+ */
+static bool
+pd_run_here(struct pdaemon *pd, struct pd_run *r)
+{
+	struct vm_map_entry *e = vm_map_lookup(&pd->pdd_vs->vs_map, r->pr_va);
+
+	VM_ASSERT_RLOCKED(&pd->pdd_vs->vs_map.m_lock);
+	return e != NULL && e->e_aref.ar_amap == r->pr_amap &&
+	    vm_entry_slot(e, r->pr_va) == r->pr_slot &&
+	    r->pr_va + ptoa((vaddr_t)r->pr_n) <= e->e_end;
+}
+
+/*
+ * pd_gone: the run's pages that left their slots while the map was
+ * unlocked (munmap, MADV_DONTNEED), a bit each.  => amap locked
+ */
+static uint64_t
+pd_gone(struct pd_run *r)
+{
+	uint64_t gone = 0;
+
+	VM_ASSERT_LOCKED(&r->pr_amap->am_lock);
+	for (int k = 0; k < r->pr_n; k++)
+		if (amap_anon_at(r->pr_amap, r->pr_slot + k) != r->pr_anons[k])
+			gone |= (uint64_t)1 << k;
+	return gone;
+}
+
+/*
+ * pd_keep: a page of a run that stays resident ends its transit; the
+ * run's hold goes (the slot keeps a reference, so it is not the last).
+ * A run that moved lost its uffd-wp bits with the mremap: a clean page
+ * becomes dirty (region_dirty_clean skipped it while it was held).
+ * => amap locked.
+ */
+static void
+pd_keep(struct pdaemon *pd, struct pd_run *r, int k)
+{
+	struct anon *an = r->pr_anons[k];
+	uint64_t old = 0;
+
+	an->an_flags &= ~(ANON_TRANSIT | ANON_WANTED);
+	atomic_fetch_sub_explicit(&an->an_ref, 1, memory_order_relaxed);
+	if (!r->pr_here && (an->an_flags & ANON_SWAPPED))
+		amap_set_dirty(r->pr_amap, r->pr_slot + k, &old);
+	if (old != 0)	/* lock order: amap -> pager */
+		swap_free(pd->pdd_swap, old, 1);
+}
+
+/*
+ * pd_release: end the run's holds after its finish: the pages that left
+ * their slots are freed by this last reference (their new swap slots
+ * first), and so are all the new slots of a run that failed; wake the
+ * run's waiters, where it was and where it is now; drop the amap.
+ * => map read-locked, the amap unlocked.
+ */
+static void
+pd_release(struct pdaemon *pd, struct pd_run *r, uint64_t gone, bool ok)
+{
+	struct vmspace *vs = pd->pdd_vs;
+
+	if (!ok && r->pr_swslot != 0)
+		swap_free(pd->pdd_swap, r->pr_swslot, r->pr_n);
+	for (int k = 0; k < r->pr_n; k++) {
+		if (!(gone & ((uint64_t)1 << k)))
+			continue;
+		if (ok && r->pr_swslot != 0)
+			swap_free(pd->pdd_swap, r->pr_swslot + (uint64_t)k, 1);
+		anon_unref(r->pr_anons[k]);
+	}
+	pmap_wake(&vs->vs_pmap, r->pr_va, ptoa((vsize_t)r->pr_n));
+	if (!r->pr_here)
+		vmspace_wake_slots(vs, r->pr_amap, r->pr_slot, r->pr_n);
+	amap_drop(r->pr_amap);
+}
+
+/*
+ * pd_finish_wp: drop the runs that made it to swap (their pages still in
+ * their slots); end every transit; wake.
  * => map read-locked; takes and drops the amap locks.
  */
 static long
@@ -483,39 +581,76 @@ pd_finish_wp(struct pdaemon *pd, struct pd_batch *pb)
 
 	for (int i = 0; i < pb->pb_nruns; i++) {
 		struct pd_run *r = &pb->pb_runs[i];
-		struct amap *am = r->pr_amap;
+		bool ok = r->pr_error == 0 && r->pr_here;
+		uint64_t gone;
+		int out = 0;
 
-		vm_mutex_lock(&am->am_lock);
-		if (r->pr_error == 0)
-			pmap_dontneed(&vs->vs_pmap, r->pr_va,
-			    ptoa((vsize_t)r->pr_n));
+		vm_mutex_lock(&r->pr_amap->am_lock);
+		gone = pd_gone(r);
 		for (int k = 0; k < r->pr_n; k++) {
-			struct anon *an = amap_anon_at(am, r->pr_slot + k);
+			struct anon *an = r->pr_anons[k];
+			int n = 1;
 
-			an->an_flags &= ~(ANON_TRANSIT | ANON_WANTED);
-			if (r->pr_error != 0)
+			if (gone & ((uint64_t)1 << k))
 				continue;
-			an->an_flags &= ~ANON_RESIDENT;
-			if (!r->pr_clean) {
-				an->an_flags |= ANON_SWAPPED;
-				an->an_swslot = r->pr_swslot + (uint64_t)k;
+			if (!ok) {
+				pd_keep(pd, r, k);
+				continue;
 			}
+			/* drop the contiguous pages still here at once */
+			while (k + n < r->pr_n && !(gone & ((uint64_t)1 <<
+			    (k + n))))
+				n++;
+			pmap_dontneed(&vs->vs_pmap, r->pr_va +
+			    ptoa((vaddr_t)k), ptoa((vsize_t)n));
+			for (int j = k; j < k + n; j++) {
+				an = r->pr_anons[j];
+				pd_keep(pd, r, j);
+				an->an_flags &= ~ANON_RESIDENT;
+				if (!r->pr_clean) {
+					an->an_flags |= ANON_SWAPPED;
+					an->an_swslot = r->pr_swslot +
+					    (uint64_t)j;
+				}
+			}
+			out += n;
+			k += n - 1;
 		}
-		vm_mutex_unlock(&am->am_lock);
-		if (r->pr_error != 0 && r->pr_swslot != 0)
-			swap_free(pd->pdd_swap, r->pr_swslot, r->pr_n);
-		pmap_wake(&vs->vs_pmap, r->pr_va, ptoa((vsize_t)r->pr_n));
-		if (r->pr_error == 0)
-			freed += pd_count(pd, r, r->pr_n);
+		vm_mutex_unlock(&r->pr_amap->am_lock);
+		pd_release(pd, r, gone, ok);
+		if (ok)
+			freed += pd_count(pd, r, out);
 	}
 	atomic_fetch_sub(&vs->vs_resident, freed);
 	return freed;
 }
 
 /*
+ * pd_putback: a staged run whose write failed goes back whole, dirty:
+ * where it is (a moved run: page by page where the map has it now).
+ * => map read-locked, the run's amap locked.
+ */
+static void
+pd_putback(struct pdaemon *pd, struct pd_run *r, uint64_t gone)
+{
+	vaddr_t va;
+
+	for (int k = 0; k < r->pr_n; k++) {
+		if (gone & ((uint64_t)1 << k))
+			continue;
+		va = r->pr_here ? r->pr_va + ptoa((vaddr_t)k) :
+		    vmspace_slot_va(pd->pdd_vs, r->pr_amap, r->pr_slot + k);
+		if (va != 0)
+			pd_unstage_at(pd, va, pd_src(pd, r) + ptoa((size_t)k),
+			    1, false);
+	}
+}
+
+/*
  * pd_finish_move: the runs that made it to swap become swapped, but for
- * the pages faults wait for, which go back in place; the others go back
- * whole; end every transit; empty the staging area; wake.
+ * the pages faults wait for, which go back in place (a run still where
+ * it was); the others go back whole; pages unmapped meanwhile are freed;
+ * end every transit; empty the staging area; wake.
  * => map read-locked; takes and drops the amap locks.
  */
 static long
@@ -523,54 +658,57 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb)
 {
 	struct vmspace *vs = pd->pdd_vs;
 	struct swap *sw = pd->pdd_swap;
-	long freed = 0, back;
+	long freed = 0, back, out;
 
 	for (int i = 0; i < pb->pb_nruns; i++) {
 		struct pd_run *r = &pb->pb_runs[i];
 		struct amap *am = r->pr_amap;
 		bool ok = r->pr_error == 0;
+		uint64_t gone;
 
 		vm_mutex_lock(&am->am_lock);
+		gone = pd_gone(r);
 		if (!ok && r->pr_stage >= 0)
-			pd_unstage(pd, r, 0, r->pr_n, false);
-		back = 0;
+			pd_putback(pd, r, gone);
+		back = out = 0;
 		for (int k = 0; k < r->pr_n; k++) {
-			struct anon *an = amap_anon_at(am, r->pr_slot + k);
+			struct anon *an = r->pr_anons[k];
 			bool wanted = (an->an_flags & ANON_WANTED) != 0;
 
-			an->an_flags &= ~(ANON_TRANSIT | ANON_WANTED);
+			if (gone & ((uint64_t)1 << k))
+				continue;
 			if (r->pr_rewrite) {
 				/* written since its pagein: the copy is stale */
 				swap_free(sw, an->an_swslot, 1);
 				an->an_swslot = 0;
 				an->an_flags &= ~ANON_SWAPPED;
 			}
+			pd_keep(pd, r, k);
 			if (!ok)
 				continue;
 			if (!r->pr_clean) {
 				an->an_flags |= ANON_SWAPPED;
 				an->an_swslot = r->pr_swslot + (uint64_t)k;
 			}
-			if (wanted) {
-				/* clean from now on: its hash goes with it */
+			if (wanted && r->pr_here) {
+				/* clean from now on: the pager remembers it */
 				if (!r->pr_clean)
-					swap_set_hash(sw, an->an_swslot,
-					    page_hash(pd_src(pd, r) +
-					    ptoa((size_t)k), sw->sw_hashkey));
+					pager_remember(&sw->sw_pager,
+					    ptoa(an->an_swslot), pd_src(pd, r) +
+					    ptoa((size_t)k), 1);
 				pd_unstage(pd, r, k, 1, true);
 				back++;
 			} else {
 				an->an_flags &= ~ANON_RESIDENT;
+				out++;
 			}
 		}
 		vm_mutex_unlock(&am->am_lock);
-		if (!ok && r->pr_swslot != 0)
-			swap_free(sw, r->pr_swslot, r->pr_n);
-		pmap_wake(&vs->vs_pmap, r->pr_va, ptoa((vsize_t)r->pr_n));
+		pd_release(pd, r, gone, ok);
 		if (!ok)
 			continue;
 		STAT_ADD(&vs->vs_stats, st_reactivations, (uint64_t)back);
-		freed += pd_count(pd, r, r->pr_n - (int)back);
+		freed += pd_count(pd, r, (int)out);
 	}
 	if (pd->pdd_staged > 0)
 		(void)raw_madvise(pd->pdd_stage,
@@ -582,35 +720,41 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb)
 
 /*
  * pd_batch: page out up to `want` pages.
- * => no locks held.  Returns the pages freed.
+ * => no locks held; the map read lock is taken for the phases before and
+ *    after the write, not across it.  Returns the pages freed.
  */
 static long
 pd_batch(struct pdaemon *pd, long want)
 {
 	struct vm_map *map = &pd->pdd_vs->vs_map;
 	uint64_t victims[PD_MAX_RUNS];
-	struct pd_batch pb = { .pb_nruns = 0 };
+	struct pd_batch *pb = pd->pdd_batch;
 	long freed = 0;
 	int nv;
 
+	pb->pb_nruns = 0;
+	pb->pb_pages = 0;
 	vm_rwlock_rdlock(&map->m_lock);
 	nv = pdpol_select(&pd->pdd_clock, &pd_unit_ops, map,
 	    MIN(want, PD_BATCH_PAGES), victims, PD_MAX_RUNS / 2,
 	    2 * (long)(atop(map->m_size) / AMAP_UNIT + map->m_nentries + 1));
-	for (int i = 0; i < nv && pb.pb_nruns < PD_MAX_RUNS; i++)
-		pd_collect(pd, &pb, victims[i]);
-	if (pb.pb_nruns > 0 && pd->pdd_move) {
-		pd_stage(pd, &pb);
-		pd_write(pd, &pb);
-		freed = pd_finish_move(pd, &pb);
-	} else if (pb.pb_nruns > 0) {
-		pd_protect(pd, &pb);
-		pd_write(pd, &pb);
-		freed = pd_finish_wp(pd, &pb);
-	}
+	for (int i = 0; i < nv && pb->pb_nruns < PD_MAX_RUNS; i++)
+		pd_collect(pd, pb, victims[i]);
+	if (pb->pb_nruns > 0 && pd->pdd_move)
+		pd_stage(pd, pb);
+	else if (pb->pb_nruns > 0)
+		pd_protect(pd, pb);
+	vm_rwlock_unlock(&map->m_lock);
+	if (pb->pb_nruns == 0)
+		return 0;
+	pd_write(pd, pb);
+	vm_rwlock_rdlock(&map->m_lock);
+	for (int i = 0; i < pb->pb_nruns; i++)
+		pb->pb_runs[i].pr_here = pd_run_here(pd, &pb->pb_runs[i]);
+	freed = pd->pdd_move ? pd_finish_move(pd, pb) : pd_finish_wp(pd, pb);
 	vm_rwlock_unlock(&map->m_lock);
 	upvm_log(LOG_DEBUG, "pageout: want %ld, %d units, %d runs, %ld pages, "
-	    "%ld freed", want, nv, pb.pb_nruns, pb.pb_pages, freed);
+	    "%ld freed", want, nv, pb->pb_nruns, pb->pb_pages, freed);
 	return freed;
 }
 
@@ -667,6 +811,7 @@ pd_main(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&pd->pdd_lock);
+	pd->pdd_cpu_ns = stats_thread_cpu_ns(pthread_self());
 	return NULL;
 }
 
@@ -739,19 +884,26 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	pd->pdd_staged = 0;
 	if (pd->pdd_move && (error = pd_stage_create(pd)) != 0)
 		goto fail;
-	if ((error = ring_create(PD_RING_DEPTH, &pd->pdd_ring)) != 0)
+	if ((pd->pdd_batch = kmem_alloc(sizeof(*pd->pdd_batch))) == NULL) {
+		error = -ENOMEM;
 		goto fail_stage;
+	}
+	if ((error = pager_queue_create(&sw->sw_pager, PD_MAX_RUNS,
+	    &pd->pdd_q)) != 0)
+		goto fail_batch;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	error = -pthread_create(&pd->pdd_thread, NULL, pd_main, pd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (error != 0) {
-		ring_destroy(pd->pdd_ring);
-		goto fail_stage;
+		pager_queue_destroy(pd->pdd_q);
+		goto fail_batch;
 	}
 	pthread_setname_np(pd->pdd_thread, "upvm-pageout");
 	*out = pd;
 	return 0;
+fail_batch:
+	kmem_free(pd->pdd_batch, sizeof(*pd->pdd_batch));
 fail_stage:
 	pd_stage_destroy(pd);
 fail:
@@ -773,13 +925,22 @@ pd_stop(struct pdaemon *pd)
 	pthread_cond_broadcast(&pd->pdd_freed);
 	pthread_mutex_unlock(&pd->pdd_lock);
 	pthread_join(pd->pdd_thread, NULL);
+	atomic_fetch_add(&pd->pdd_vs->vs_pd_cpu_done, pd->pdd_cpu_ns);
+}
+
+uint64_t
+pd_cpu_ns(struct pdaemon *pd)
+{
+	return atomic_load(&pd->pdd_stopped) ? 0 :
+	    stats_thread_cpu_ns(pd->pdd_thread);
 }
 
 void
 pd_destroy(struct pdaemon *pd)
 {
 	pd_stop(pd);
-	ring_destroy(pd->pdd_ring);
+	pager_queue_destroy(pd->pdd_q);
+	kmem_free(pd->pdd_batch, sizeof(*pd->pdd_batch));
 	pd_stage_destroy(pd);
 	kmem_free(pd, sizeof(*pd));
 }
@@ -808,7 +969,7 @@ pd_kick(struct pdaemon *pd)
 }
 
 long
-pd_throttle(struct pdaemon *pd, long npages)
+pd_reserve(struct pdaemon *pd, long npages, bool wait)
 {
 	struct vmspace *vs = pd->pdd_vs;
 	long cur, room, n;
@@ -826,6 +987,8 @@ pd_throttle(struct pdaemon *pd, long npages)
 				return n;
 			continue;
 		}
+		if (!wait)
+			return 0;
 		pthread_mutex_lock(&pd->pdd_lock);
 		if (pd->pdd_stop) {
 			pthread_mutex_unlock(&pd->pdd_lock);

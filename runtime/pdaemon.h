@@ -26,7 +26,7 @@
  * do not count against the budget.
  *
  * Faults throttle at budget + slack (pdd_marks.pm_limit): a fault thread
- * about to map new pages waits for the daemon (pd_throttle), except when
+ * about to map new pages waits for the daemon (pd_reserve), except when
  * swap is full or failing, when pages stay resident past the budget (said
  * once in the log, counted in swap_full) rather than lose data.
  *
@@ -45,12 +45,15 @@
 
 struct vmspace;
 struct swap;
-struct ring;
+struct pager_queue;
+struct pd_batch;
 
 struct pdaemon {
 	struct vmspace	 *pdd_vs;	/* [I] */
 	struct swap	 *pdd_swap;	/* [I] */
-	struct ring	 *pdd_ring;	/* [d] */
+	struct pager_queue *pdd_q;	/* [d] the swap writes */
+	struct pd_batch	 *pdd_batch;	/* [d] the batch (kmem) */
+	uint64_t	  pdd_cpu_ns;	/* [d] its CPU when it stopped */
 	bool		  pdd_move;	/* [I] the move protocol */
 	char		 *pdd_stage;	/* [I] move: PD_BATCH_PAGES of staging */
 	int		  pdd_staged;	/* [d] staging pages in use */
@@ -88,13 +91,17 @@ bool pd_pressure(struct pdaemon *);
 void pd_kick(struct pdaemon *);
 
 /*
- * pd_throttle: wait until more resident pages fit under the limit (or
- * paging is stuck), then reserve up to `npages` of them: they count as
- * resident from now on, so that concurrent faults cannot overshoot the
- * limit together.  The caller gives back what it does not map.
- * => no locks held.  Returns the pages reserved (>= 1).
+ * pd_reserve: reserve up to `npages` of the room under the limit: they
+ * count as resident from now on, so that concurrent faults cannot
+ * overshoot the limit together.  The caller gives back what it does not
+ * map.  With no room (and paging not stuck), wait for the daemon to free
+ * some, or with !wait return 0.
+ * => no locks held.  Returns the pages reserved (>= 1), or 0.
  */
-long pd_throttle(struct pdaemon *, long npages);
+long pd_reserve(struct pdaemon *, long npages, bool wait);
+
+/* pd_cpu_ns: the CPU time the daemon thread has taken (0: stopped) */
+uint64_t pd_cpu_ns(struct pdaemon *);
 
 /*
  * pd_demote: with node budgets (numa/place.h), resync the per-node counts

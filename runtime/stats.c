@@ -2,6 +2,8 @@
 /*
  * stats.c: histogram buckets, snapshots and percentiles.
  */
+#include <time.h>
+
 #include "stats.h"
 #include "vm.h"
 
@@ -42,6 +44,29 @@ stats_snapshot(struct vm_stats *st, struct upvm_stats *out)
 	out->swap_full = LOAD(st_swap_full);
 	out->io_errors = LOAD(st_io_errors);
 	out->poisoned = LOAD(st_poisoned);
+	out->reads_inflight_max = LOAD(st_reads_inflight_max);
+}
+
+void
+stats_max(atomic_uint_least64_t *m, uint64_t v)
+{
+	uint64_t cur = atomic_load_explicit(m, memory_order_relaxed);
+
+	while (v > cur && !atomic_compare_exchange_weak_explicit(m, &cur, v,
+	    memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+uint64_t
+stats_thread_cpu_ns(pthread_t t)
+{
+	struct timespec ts;
+	clockid_t cid;
+
+	if (pthread_getcpuclockid(t, &cid) != 0 ||
+	    clock_gettime(cid, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 UPVM_API uint64_t

@@ -37,6 +37,7 @@ struct vm_stats {
 	atomic_uint_least64_t st_swap_full;
 	atomic_uint_least64_t st_io_errors;
 	atomic_uint_least64_t st_poisoned;
+	atomic_uint_least64_t st_reads_inflight_max;
 };
 
 #define STAT_ADD(st, f, n)						\
@@ -45,6 +46,13 @@ struct vm_stats {
 
 /* stats_bucket: the histogram bucket of value v (see upvm.h) */
 int stats_bucket(uint64_t v, int nbuckets);
+
+/* stats_max: raise a high-water mark to v */
+void stats_max(atomic_uint_least64_t *, uint64_t v);
+
+/* stats_thread_cpu_ns: the CPU time a running thread took, 0 unknown */
+#include <pthread.h>
+uint64_t stats_thread_cpu_ns(pthread_t);
 
 /* stats_snapshot: copy the counters into the public struct */
 void stats_snapshot(struct vm_stats *, struct upvm_stats *);

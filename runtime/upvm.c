@@ -95,17 +95,16 @@ vmspace_exit(void)
 }
 
 /*
- * handlers_default: one fault thread per CPU; with a budget, two per CPU
- * and at least four, because a fault thread waits for its pagein read:
- * more threads keep more reads in flight.
+ * handlers_default: one fault thread per CPU.  A fault thread never
+ * waits for a pagein read (it keeps up to FAULT_IO_DEPTH in flight), so
+ * more threads than CPUs would only add wake-ups.
  */
 static int
 handlers_default(bool paging)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-	n = n > 0 ? n : 1;
-	return paging ? (int)MAX(2 * n, 4) : (int)n;
+	return n > 0 ? (int)n : 1;
 }
 
 /*
@@ -600,7 +599,11 @@ upvm_stats(struct upvm_stats *out)
 	st.handlers = (unsigned)vs->vs_fault.fe_nthreads;
 	st.features = vs->vs_pmap.pm_features;
 	st.pageout = vs->vs_pageout;
+	st.cpu_fault_ns = atomic_load(&vs->vs_fault_cpu_done) +
+	    fault_cpu_ns(vs);
+	st.cpu_pageout_ns = atomic_load(&vs->vs_pd_cpu_done);
 	if (vs->vs_pd != NULL) {
+		st.cpu_pageout_ns += pd_cpu_ns(vs->vs_pd);
 		st.budget_pages = (uint64_t)vs->vs_pd->pdd_marks.pm_budget;
 		st.resident_peak = (uint64_t)atomic_load(&vs->vs_pd->pdd_peak);
 		st.swap_used_pages = swap_used(vs->vs_swap);

@@ -223,6 +223,11 @@ struct upvm_stats {
 	uint64_t	io_errors;	/* failed swap I/Os */
 	uint64_t	poisoned;	/* pages that raise SIGBUS (lost data) */
 	uint64_t	swap_used_pages; /* swap slots in use */
+	uint64_t	reads_inflight_max; /* most pagein reads in flight at
+					   once (all fault threads) */
+	/* the CPU time upvm's own threads took (since upvm_init), ns */
+	uint64_t	cpu_fault_ns;	/* fault threads */
+	uint64_t	cpu_pageout_ns;	/* the pageout daemon */
 	/* NUMA placement (numa other than none, or node budgets) */
 	int		numa_nodes;	/* highest node + 1; 0: placement off */
 	uint64_t	node_resident[UPVM_NUMA_MAX]; /* managed pages there */

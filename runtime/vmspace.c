@@ -132,3 +132,39 @@ vmspace_fork_child(struct vmspace *vs)
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	return error;
 }
+
+void
+vmspace_wake_slots(struct vmspace *vs, struct amap *am, int slot, int n)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	int lo, hi;
+
+	VM_ASSERT_RLOCKED(&map->m_lock);
+	for (e = vm_map_first_ge(map, 0); e != NULL; e = vm_map_next(map, e)) {
+		if (e->e_aref.ar_amap != am)
+			continue;
+		lo = MAX(slot, e->e_aref.ar_pageoff);
+		hi = MIN(slot + n, e->e_aref.ar_pageoff +
+		    (int)vm_entry_npages(e));
+		if (lo < hi)
+			pmap_wake(&vs->vs_pmap, e->e_start +
+			    ptoa((vaddr_t)(lo - e->e_aref.ar_pageoff)),
+			    ptoa((vsize_t)(hi - lo)));
+	}
+}
+
+vaddr_t
+vmspace_slot_va(struct vmspace *vs, struct amap *am, int slot)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+
+	VM_ASSERT_RLOCKED(&map->m_lock);
+	for (e = vm_map_first_ge(map, 0); e != NULL; e = vm_map_next(map, e))
+		if (e->e_aref.ar_amap == am && slot >= e->e_aref.ar_pageoff &&
+		    slot < e->e_aref.ar_pageoff + (int)vm_entry_npages(e))
+			return e->e_start +
+			    ptoa((vaddr_t)(slot - e->e_aref.ar_pageoff));
+	return 0;
+}

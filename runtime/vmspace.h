@@ -34,7 +34,10 @@ struct vmspace {
 	int			vs_regmodes;	/* [I] PMAP_REG_* for regions */
 	int			vs_pageout;	/* [I] UPVM_PAGEOUT_MOVE or _WP
 						   with a budget, else AUTO */
-	atomic_int		vs_reads_inflight; /* [a] pagein reads waited on */
+	atomic_long		vs_reads_inflight; /* [a] pagein reads in flight */
+	atomic_uint_least64_t	vs_fault_cpu_done; /* [a] CPU ns of fault
+						   threads stopped so far */
+	atomic_uint_least64_t	vs_pd_cpu_done;	/* [a] same, pageout daemons */
 	atomic_long		vs_wired;	/* [a] pages of mlock()ed entries:
 						   resident, outside the budget */
 	/* how the threads run: vmspace_start() (re)starts them so */
@@ -81,5 +84,16 @@ void vmspace_stop(struct vmspace *);
  * => the caller then calls vmspace_start().  0, or -errno (logged).
  */
 int vmspace_fork_child(struct vmspace *);
+
+/*
+ * vmspace_wake_slots: wake the threads waiting for amap am's slots
+ * [slot, slot + n) wherever the map has them now (a run that an mremap
+ * moved while its I/O ran; a walk of the map, for that rare path).
+ * vmspace_slot_va: where the map has am's slot now, 0 if nowhere.
+ * => map read-locked.
+ */
+struct amap;
+void vmspace_wake_slots(struct vmspace *, struct amap *, int slot, int n);
+vaddr_t vmspace_slot_va(struct vmspace *, struct amap *, int slot);
 
 #endif /* UPVM_VMSPACE_H */

@@ -25,7 +25,7 @@
 static int tp_destroyed;
 
 static int
-tp_get(struct pager *pgr, struct pager_req *req)
+tp_get(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
 {
 	return -EIO;
 }

@@ -46,7 +46,7 @@ Test(pager, zero_get_fills_buffer_with_zeros, .timeout = 10)
 	req.pr_off = ptoa(3);
 	req.pr_npages = 8;
 	req.pr_buf = buf;
-	cr_assert_eq(pager_get(zp, &req), 0);
+	cr_assert_eq(pager_get(zp, NULL, &req), 0);
 	cr_assert_eq(req.pr_buf, buf, "no loan without PGO_LOANOK");
 	cr_assert(test_all_bytes(buf, 0, ptoa(8)), "every byte zero");
 	cr_assert_eq(test_zero_bad(buf, 8), -1);
@@ -64,8 +64,8 @@ Test(pager, zero_get_at_large_offset, .timeout = 10)
 	req.pr_off = (voff_t)1 << 50;	/* size 0: unbounded */
 	req.pr_npages = 1;
 	req.pr_buf = buf;
-	req.pr_flags = PGO_SYNC;
-	cr_assert_eq(pager_get(zp, &req), 0);
+	req.pr_flags = 0;
+	cr_assert_eq(pager_get(zp, NULL, &req), 0);
 	cr_assert(test_all_bytes(buf, 0, PAGE_SIZE));
 	free(buf);
 }
@@ -81,7 +81,7 @@ Test(pager, zero_loan_lends_shared_zeros, .timeout = 10)
 	req.pr_npages = 16;
 	req.pr_flags = PGO_LOANOK;
 	req.pr_buf = buf;
-	cr_assert_eq(pager_get(zp, &req), 0);
+	cr_assert_eq(pager_get(zp, NULL, &req), 0);
 	loan = req.pr_buf;
 	cr_assert_neq(loan, buf, "16 pages are lent");
 	cr_assert(page_aligned(loan));
@@ -93,7 +93,7 @@ Test(pager, zero_loan_lends_shared_zeros, .timeout = 10)
 	req.pr_off = ptoa(1000);
 	req.pr_npages = ZERO_LOAN_PAGES;
 	req.pr_buf = buf;
-	cr_assert_eq(pager_get(zp, &req), 0);
+	cr_assert_eq(pager_get(zp, NULL, &req), 0);
 	cr_assert_neq(req.pr_buf, buf, "ZERO_LOAN_PAGES pages are lent");
 	cr_assert_eq(req.pr_buf, loan, "one shared run of zeros");
 	cr_assert(test_all_bytes(req.pr_buf, 0, ptoa(ZERO_LOAN_PAGES)));
@@ -133,7 +133,7 @@ Test(pager, zero_loan_is_read_only, .timeout = 10)
 	req.pr_npages = 1;
 	req.pr_flags = PGO_LOANOK;
 	req.pr_buf = buf;
-	cr_assert_eq(pager_get(zp, &req), 0);
+	cr_assert_eq(pager_get(zp, NULL, &req), 0);
 	cr_assert_neq(req.pr_buf, buf);
 	map_prot(req.pr_buf, perms);
 	cr_assert_eq(perms[0], 'r', "loan perms %s", perms);
@@ -154,7 +154,7 @@ Test(pager, zero_loan_too_large_fills_buffer, .timeout = 10)
 	req.pr_npages = n;
 	req.pr_flags = PGO_LOANOK;
 	req.pr_buf = buf;
-	cr_assert_eq(pager_get(zp, &req), 0);
+	cr_assert_eq(pager_get(zp, NULL, &req), 0);
 	cr_assert_eq(req.pr_buf, buf, "too large to lend: filled instead");
 	cr_assert(test_all_bytes(buf, 0, ptoa((size_t)n)));
 	cr_assert(test_all_bytes(buf + ptoa((size_t)n), GARBAGE, PAGE_SIZE));
@@ -170,12 +170,12 @@ Test(pager, zero_put_and_discard_not_supported, .timeout = 10)
 	req.pr_off = 0;
 	req.pr_npages = 2;
 	req.pr_buf = buf;
-	req.pr_flags = PGO_SYNC;
-	cr_assert_eq(pager_put(zp, &req), -EOPNOTSUPP);
+	req.pr_flags = 0;
+	cr_assert_eq(pager_put(zp, NULL, &req), -EOPNOTSUPP);
 	cr_assert(test_all_bytes(buf, GARBAGE, ptoa(2)));
 	cr_assert_eq(pager_discard(zp, 0, ptoa(2)), -EOPNOTSUPP);
 	/* and still reads zeros */
-	cr_assert_eq(pager_get(zp, &req), 0);
+	cr_assert_eq(pager_get(zp, NULL, &req), 0);
 	cr_assert(test_all_bytes(buf, 0, ptoa(2)));
 	free(buf);
 }
@@ -205,7 +205,7 @@ Test(pager, zero_get_rejects_bad_requests, .timeout = 10)
 			req.pr_npages = bad[i].npages;
 			req.pr_flags = loan ? PGO_LOANOK : 0;
 			req.pr_buf = buf;
-			cr_assert_eq(pager_get(zp, &req), -EINVAL,
+			cr_assert_eq(pager_get(zp, NULL, &req), -EINVAL,
 			    "%s: off %#llx npages %d", bad[i].what,
 			    (unsigned long long)bad[i].off, bad[i].npages);
 			cr_assert_eq(req.pr_buf, buf);
@@ -278,7 +278,8 @@ mem_of(struct pager *pgr)
 }
 
 static int
-mem_get(struct pager *pgr, struct pager_req *req)
+mem_get(struct pager *pgr, struct pager_queue *q,
+    struct pager_req *req)
 {
 	struct mem_pager *mp = mem_of(pgr);
 
@@ -293,7 +294,8 @@ mem_get(struct pager *pgr, struct pager_req *req)
 }
 
 static int
-mem_put(struct pager *pgr, struct pager_req *req)
+mem_put(struct pager *pgr, struct pager_queue *q,
+    struct pager_req *req)
 {
 	struct mem_pager *mp = mem_of(pgr);
 
@@ -403,7 +405,7 @@ mkreq(voff_t off, int npages, void *buf)
 
 	req.pr_off = off;
 	req.pr_npages = npages;
-	req.pr_flags = PGO_SYNC;
+	req.pr_flags = 0;
 	req.pr_buf = buf;
 	return req;
 }
@@ -422,7 +424,7 @@ Test(pager, wrappers_route_calls_to_backend, .timeout = 10)
 	/* put pages [3, 9) in generation 1 */
 	test_pattern_fill(buf, 6, 3, 1);
 	req = mkreq(ptoa(3), 6, buf);
-	cr_assert_eq(pager_put(&mp.mp_pgr, &req), 0);
+	cr_assert_eq(pager_put(&mp.mp_pgr, NULL, &req), 0);
 	cr_assert_eq(mp.mp_nput, 1);
 	cr_assert_eq(mp.mp_lastoff, ptoa(3));
 	cr_assert_eq(mp.mp_lastn, 6);
@@ -433,14 +435,14 @@ Test(pager, wrappers_route_calls_to_backend, .timeout = 10)
 	/* overwrite [5, 6) in generation 2 */
 	test_pattern_fill(buf, 1, 5, 2);
 	req = mkreq(ptoa(5), 1, buf);
-	cr_assert_eq(pager_put(&mp.mp_pgr, &req), 0);
+	cr_assert_eq(pager_put(&mp.mp_pgr, NULL, &req), 0);
 	gen[5] = 2;
 	mem_check(&mp, gen);
 
 	/* get [2, 10) back: zero, 1, 1, 2, 1, 1, 1, zero */
 	memset(buf, GARBAGE, ptoa(MEM_NPAGES));
 	req = mkreq(ptoa(2), 8, buf);
-	cr_assert_eq(pager_get(&mp.mp_pgr, &req), 0);
+	cr_assert_eq(pager_get(&mp.mp_pgr, NULL, &req), 0);
 	cr_assert_eq(mp.mp_nget, 1);
 	cr_assert_eq(mp.mp_lastoff, ptoa(2));
 	cr_assert_eq(mp.mp_lastn, 8);
@@ -469,17 +471,25 @@ Test(pager, wrappers_route_calls_to_backend, .timeout = 10)
 }
 
 static int
-fail_get(struct pager *pgr, struct pager_req *req)
+fail_get(struct pager *pgr, struct pager_queue *q,
+    struct pager_req *req)
 {
 	mem_of(pgr)->mp_nget++;
 	return -EIO;
 }
 
 static int
-async_put(struct pager *pgr, struct pager_req *req)
+async_put(struct pager *pgr, struct pager_queue *q,
+    struct pager_req *req)
 {
 	mem_of(pgr)->mp_nput++;
 	return -EINPROGRESS;
+}
+
+static void
+count_done(struct pager_req *req)
+{
+	(*(int *)req->pr_arg)++;
 }
 
 Test(pager, wrappers_pass_backend_results_through, .timeout = 10)
@@ -490,12 +500,24 @@ Test(pager, wrappers_pass_backend_results_through, .timeout = 10)
 	};
 	struct mem_pager mp;
 	struct pager_req req;
+	struct pager_queue *q;
 	char *buf = garbage_pages(1);
+	int ndone = 0;
 
 	mem_init(&mp, &failing);
 	req = mkreq(0, 1, buf);
-	cr_assert_eq(pager_get(&mp.mp_pgr, &req), -EIO);
-	cr_assert_eq(pager_put(&mp.mp_pgr, &req), -EINPROGRESS);
+	cr_assert_eq(pager_get(&mp.mp_pgr, NULL, &req), -EIO);
+	/* a request in flight is counted on its queue until it finishes */
+	cr_assert_eq(pager_queue_create(&mp.mp_pgr, 1, &q), 0);
+	req.pr_done = count_done;
+	req.pr_arg = &ndone;
+	cr_assert_eq(pager_put(&mp.mp_pgr, q, &req), -EINPROGRESS);
+	cr_assert_eq(q->pq_inflight, 1);
+	cr_assert_eq(pager_put(&mp.mp_pgr, q, &req), -EBUSY, "depth 1");
+	pager_finish(q, &req);
+	cr_assert_eq(q->pq_inflight, 0);
+	cr_assert_eq(ndone, 1);
+	pager_queue_destroy(q);
 	cr_assert_eq(mp.mp_nget, 1);
 	cr_assert_eq(mp.mp_nput, 1);
 	cr_assert_eq(pager_discard(&mp.mp_pgr, 0, 0), 0, "empty discard");
@@ -529,26 +551,26 @@ Test(pager, get_and_put_out_of_range_never_reach_backend, .timeout = 10)
 	mem_init(&mp, &mem_pager_ops);
 	for (size_t i = 0; i < nitems(bad); i++) {
 		req = mkreq(bad[i].off, bad[i].npages, buf);
-		cr_assert_eq(pager_get(&mp.mp_pgr, &req), -EINVAL,
+		cr_assert_eq(pager_get(&mp.mp_pgr, NULL, &req), -EINVAL,
 		    "get off %#llx npages %d", (unsigned long long)bad[i].off,
 		    bad[i].npages);
 		req = mkreq(bad[i].off, bad[i].npages, buf);
-		cr_assert_eq(pager_put(&mp.mp_pgr, &req), -EINVAL,
+		cr_assert_eq(pager_put(&mp.mp_pgr, NULL, &req), -EINVAL,
 		    "put off %#llx npages %d", (unsigned long long)bad[i].off,
 		    bad[i].npages);
 	}
 	req = mkreq(0, 1, NULL);
-	cr_assert_eq(pager_get(&mp.mp_pgr, &req), -EINVAL, "no buffer");
-	cr_assert_eq(pager_put(&mp.mp_pgr, &req), -EINVAL, "no buffer");
+	cr_assert_eq(pager_get(&mp.mp_pgr, NULL, &req), -EINVAL, "no buffer");
+	cr_assert_eq(pager_put(&mp.mp_pgr, NULL, &req), -EINVAL, "no buffer");
 	cr_assert_eq(mp.mp_nget, 0, "backend saw a bad get");
 	cr_assert_eq(mp.mp_nput, 0, "backend saw a bad put");
 	cr_assert(test_all_bytes(buf, GARBAGE, ptoa(MEM_NPAGES + 2)));
 
 	/* the edges themselves are fine */
 	req = mkreq(ptoa(15), 1, buf);
-	cr_assert_eq(pager_get(&mp.mp_pgr, &req), 0);
+	cr_assert_eq(pager_get(&mp.mp_pgr, NULL, &req), 0);
 	req = mkreq(0, MEM_NPAGES, buf);
-	cr_assert_eq(pager_put(&mp.mp_pgr, &req), 0);
+	cr_assert_eq(pager_put(&mp.mp_pgr, NULL, &req), 0);
 	cr_assert_eq(mp.mp_nget, 1);
 	cr_assert_eq(mp.mp_nput, 1);
 	mem_fini(&mp);
@@ -605,7 +627,7 @@ Test(pager, missing_ops_get_defaults, .timeout = 10)
 	}
 	cr_assert_eq(mp.mp_ncluster, 0);
 	req = mkreq(0, 1, buf);
-	cr_assert_eq(pager_put(&mp.mp_pgr, &req), -EOPNOTSUPP);
+	cr_assert_eq(pager_put(&mp.mp_pgr, NULL, &req), -EOPNOTSUPP);
 	cr_assert_eq(pager_discard(&mp.mp_pgr, 0, PAGE_SIZE), -EOPNOTSUPP);
 	cr_assert_eq(mp.mp_nput + mp.mp_ndiscard, 0);
 	cr_assert(test_all_bytes(buf, GARBAGE, PAGE_SIZE));

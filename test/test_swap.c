@@ -307,9 +307,9 @@ Test(swap, pager_ops_see_the_same_slots, .timeout = 20, .fini = cleanup)
 	test_pattern_fill(buf, 16, slot, 4);
 	req.pr_off = ptoa(slot);
 	req.pr_npages = 16;
-	req.pr_flags = PGO_SYNC;
+	req.pr_flags = 0;
 	req.pr_buf = buf;
-	cr_assert_eq(pager_put(pgr, &req), 0);
+	cr_assert_eq(pager_put(pgr, NULL, &req), 0);
 	memset(buf, 0, ptoa(16));
 	cr_assert_eq(swap_read_sync(sw, r, slot, buf, 16), 0);
 	cr_assert_eq(test_pattern_bad(buf, 16, slot, 4), -1);
@@ -317,27 +317,27 @@ Test(swap, pager_ops_see_the_same_slots, .timeout = 20, .fini = cleanup)
 	test_pattern_fill(buf, 16, slot, 5);
 	cr_assert_eq(swap_write_sync(sw, r, slot, buf, 16), 0);
 	memset(buf, 0, ptoa(16));
-	cr_assert_eq(pager_get(pgr, &req), 0);
+	cr_assert_eq(pager_get(pgr, NULL, &req), 0);
 	cr_assert_eq(req.pr_buf, buf);
 	cr_assert_eq(test_pattern_bad(buf, 16, slot, 5), -1);
 
 	/* offset 0 is "no slot"; the last slot is in range, past it not */
 	req.pr_off = 0;
 	req.pr_npages = 1;
-	cr_assert_eq(pager_get(pgr, &req), -EINVAL);
-	cr_assert_eq(pager_put(pgr, &req), -EINVAL);
+	cr_assert_eq(pager_get(pgr, NULL, &req), -EINVAL);
+	cr_assert_eq(pager_put(pgr, NULL, &req), -EINVAL);
 	(void)alloc(sw, 256 - 16);
 	req.pr_off = ptoa(256);
 	test_pattern_fill(buf, 1, 256, 6);
-	cr_assert_eq(pager_put(pgr, &req), 0);
+	cr_assert_eq(pager_put(pgr, NULL, &req), 0);
 	memset(buf, 0, PAGE_SIZE);
 	cr_assert_eq(swap_read_sync(sw, r, 256, buf, 1), 0);
 	cr_assert_eq(test_pattern_bad(buf, 1, 256, 6), -1);
 	req.pr_off = ptoa(257);
-	cr_assert_eq(pager_put(pgr, &req), -EINVAL);
+	cr_assert_eq(pager_put(pgr, NULL, &req), -EINVAL);
 	req.pr_off = ptoa(256);
 	req.pr_npages = 2;
-	cr_assert_eq(pager_get(pgr, &req), -EINVAL);
+	cr_assert_eq(pager_get(pgr, NULL, &req), -EINVAL);
 
 	/* discard forgets nothing: slots go by swap_free */
 	cr_assert_eq(pager_discard(pgr, ptoa(slot), ptoa(slot + 16)), 0);
@@ -725,9 +725,9 @@ Test(swap, buffered_put_leaves_no_page_cache, .timeout = 20,
 	test_pattern_fill(buf, 32, a, 16);
 	req.pr_off = ptoa(a);
 	req.pr_npages = 32;
-	req.pr_flags = PGO_SYNC;
+	req.pr_flags = 0;
 	req.pr_buf = buf;
-	cr_assert_eq(pager_put(&sw->sw_pager, &req), 0);
+	cr_assert_eq(pager_put(&sw->sw_pager, NULL, &req), 0);
 	map = mmap(NULL, ptoa(32), PROT_READ, MAP_SHARED, sw->sw_fd,
 	    (off_t)ptoa(a - 1));
 	cr_assert_neq(map, MAP_FAILED);
@@ -738,7 +738,7 @@ Test(swap, buffered_put_leaves_no_page_cache, .timeout = 20,
 	    resident);
 	munmap(map, ptoa(32));
 	memset(buf, 0, ptoa(32));
-	cr_assert_eq(pager_get(&sw->sw_pager, &req), 0);
+	cr_assert_eq(pager_get(&sw->sw_pager, NULL, &req), 0);
 	cr_assert_eq(test_pattern_bad(buf, 32, a, 16), -1);
 	swap_destroy(sw);
 }
