@@ -8,8 +8,9 @@
  * touch phase of the workload (workload.c, runner.c), verifies it if asked,
  * and unmaps it; its counters come from the mode: the kernel's faults for
  * plain memory, and its swap traffic under kernel-swap (kswap.c, which runs
- * in a child inside a memory cgroup), upvm_stats() for upvm.  The modes
- * that page (kernel-swap, and upvm given a budget) also sample RssAnon.
+ * in a child inside a memory cgroup), upvm_stats() for upvm, with the CPU
+ * time that paging took in the last two.  The modes that page
+ * (kernel-swap, and upvm given a budget) also sample RssAnon.
  *
  * A mode is a way to get memory and to count its faults; add one to modes[]
  * and it runs everywhere.  SIGINT and SIGTERM stop the run in progress
@@ -30,7 +31,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -234,17 +234,11 @@ native_unmap(void *addr, size_t len)
 	return munmap(addr, len) < 0 ? -errno : 0;
 }
 
-/* native_sample: the faults of the whole process, every thread. */
+/* native_sample: the faults and CPU of the whole process, every thread. */
 static int
 native_sample(struct sample *s)
 {
-	struct rusage ru;
-
-	memset(s, 0, sizeof(*s));
-	if (getrusage(RUSAGE_SELF, &ru) < 0)
-		return -errno;
-	s->s_faults = (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
-	return 0;
+	return usage_sample(s, NULL);
 }
 
 static int
@@ -259,13 +253,16 @@ upvm_sample(struct sample *s)
 	struct upvm_stats st;
 	int error;
 
-	if ((error = upvm_stats(&st)) != 0)
+	if ((error = upvm_stats(&st)) != 0 ||
+	    (error = usage_sample(s, NULL)) != 0)
 		return error;
 	s->s_faults = st.faults;
 	s->s_faults_resolved = st.faults_resolved;
 	s->s_pages_resolved = st.pages_resolved;
 	s->s_pageins = st.pageins;
 	s->s_pageouts = st.pageouts;
+	s->s_cpu_ns = st.cpu_fault_ns + st.cpu_pageout_ns;
+	s->s_reads_max = st.reads_inflight_max;
 	memcpy(s->s_cluster_hist, st.cluster_hist, sizeof(s->s_cluster_hist));
 	memcpy(s->s_latency_hist, st.latency_hist, sizeof(s->s_latency_hist));
 	return 0;
@@ -894,6 +891,8 @@ add_run(struct record *rc, const struct sample *b, const struct sample *a,
 	r->r_faults = a->s_faults - b->s_faults;
 	r->r_pageins = a->s_pageins - b->s_pageins;
 	r->r_pageouts = a->s_pageouts - b->s_pageouts;
+	r->r_cpu_ns = a->s_cpu_ns - b->s_cpu_ns;
+	r->r_proc_ns = a->s_proc_ns - b->s_proc_ns;
 	r->r_rss_max = res->wr_rss_max;
 	r->r_peak = peak;
 	fr = a->s_faults_resolved - b->s_faults_resolved;
@@ -908,6 +907,10 @@ add_run(struct record *rc, const struct sample *b, const struct sample *a,
 	t->s_pages_resolved += pr;
 	t->s_pageins += r->r_pageins;
 	t->s_pageouts += r->r_pageouts;
+	t->s_cpu_ns += r->r_cpu_ns;
+	t->s_proc_ns += r->r_proc_ns;
+	if (a->s_reads_max > t->s_reads_max)
+		t->s_reads_max = a->s_reads_max;
 	for (i = 0; i < UPVM_CLUSTER_BUCKETS; i++)
 		t->s_cluster_hist[i] += a->s_cluster_hist[i] -
 		    b->s_cluster_hist[i];
@@ -1046,6 +1049,8 @@ bench_group(const struct opts *o, const struct report_info *ri,
 			.rc_pages = c->wc_npages,
 			.rc_budget = mode_budget(o, ri, o->o_modes[m]),
 			.rc_upvm = o->o_modes[m]->md_upvm,
+			.rc_cpu = o->o_modes[m]->md_upvm ||
+			    o->o_modes[m]->md_child,
 			.rc_ops = (wl->wl_flags & WL_OPS) != 0,
 			.rc_runs = calloc(o->o_repeat, sizeof(struct run)),
 		};

@@ -32,8 +32,11 @@
 
 /*
  * Counters of one mode, sampled just before and just after the timed
- * phase.  native fills s_faults only; kernel-swap adds s_pageins and
- * s_pageouts (the whole machine's, from /proc/vmstat); upvm fills all.
+ * phase.  native fills s_faults and s_proc_ns only; kernel-swap adds
+ * s_pageins and s_pageouts (the whole machine's, from /proc/vmstat) and
+ * s_cpu_ns; upvm fills all.  Every counter only grows while one process
+ * (and one upvm_init) lasts, so after - before is the phase's share;
+ * s_reads_max is the exception, a maximum since upvm_init.
  */
 struct sample {
 	uint64_t	s_faults;		/* fault events */
@@ -41,6 +44,15 @@ struct sample {
 	uint64_t	s_pages_resolved;	/* upvm: pages they mapped */
 	uint64_t	s_pageins;		/* pages read from swap */
 	uint64_t	s_pageouts;		/* pages written to swap */
+	uint64_t	s_cpu_ns;		/* CPU of the paging: upvm's
+						   fault threads and pageout
+						   daemon; kernel-swap: the
+						   child's system time plus
+						   kswapd's */
+	uint64_t	s_proc_ns;		/* user + system CPU of the
+						   process, every thread */
+	uint64_t	s_reads_max;		/* upvm: most pagein reads in
+						   flight at once, ever */
 	uint64_t	s_cluster_hist[UPVM_CLUSTER_BUCKETS];
 	uint64_t	s_latency_hist[UPVM_LATENCY_BUCKETS];
 };
@@ -153,6 +165,7 @@ int wl_run(const struct workload *, const struct wl_ctx *,
     int (*sample)(struct sample *), struct sample *before,
     struct sample *after, int (*tick)(void), struct wl_result *);
 int rss_anon(int fd, uint64_t *bytes);
+int usage_sample(struct sample *, uint64_t *sys_ns);
 
 /* kswap.c: the kernel-swap mode */
 int ks_setup(size_t region, size_t budget, const char *swapdir, char *why,
@@ -173,13 +186,17 @@ struct run {
 	double		r_pages_per_fault;
 	uint64_t	r_pageins;
 	uint64_t	r_pageouts;
+	uint64_t	r_cpu_ns;	/* s_cpu_ns of the phase */
+	uint64_t	r_proc_ns;	/* s_proc_ns of the phase */
 	uint64_t	r_rss_max;	/* bytes, 0: not sampled */
 	uint64_t	r_peak;		/* kernel-swap: cgroup peak */
 };
 
 /*
  * A record: the runs of one workload/threads/mode, plus the sum of their
- * counter deltas (rc_total) for pages per fault and the histograms.
+ * counter deltas (rc_total) for pages per fault, the histograms and CPU
+ * per GiB paged.  rc_total.s_reads_max is no sum but the highest after any
+ * run: since upvm_init, which may predate this workload.
  */
 struct record {
 	const char	*rc_mode;
@@ -189,6 +206,7 @@ struct record {
 	size_t		 rc_pages;	/* region, per run */
 	uint64_t	 rc_budget;	/* bytes, 0: none */
 	bool		 rc_upvm;	/* rc_total has upvm's counters */
+	bool		 rc_cpu;	/* rc_total has s_cpu_ns (paging) */
 	bool		 rc_ops;	/* rc_ophist is measured */
 	bool		 rc_rss;	/* RssAnon was sampled */
 	unsigned	 rc_nruns;

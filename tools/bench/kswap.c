@@ -17,13 +17,17 @@
  * other swapping on the machine lands in them too), the child's minor plus
  * major faults, and the cgroup's peak usage (v1 max_usage_in_bytes reset to
  * 0 per run; v2 memory.peak, reset per file descriptor where the kernel
- * allows it).
+ * allows it).  The CPU that paging took is the child's system time (its
+ * faults, and the reclaim the cgroup's limit makes it do itself) plus that
+ * of the kswapd threads (machine-wide too, in clock ticks), found once in
+ * ks_setup(): they last as long as their node.
  *
  * Tear-down must happen whatever happens: ks_teardown() kills a live child,
  * swapoff(2)s and unlinks the file, removes the cgroup, and checks that
  * /proc/swaps no longer lists the file.  ks_emergency() does the same with
  * system calls alone, for a signal handler.  Both do nothing in a child.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -34,7 +38,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/swap.h>
 #include <sys/wait.h>
@@ -48,6 +51,7 @@
 #define SWAP_EXTRA	(256 * MIB)
 #define SWAP_PRIO	32767
 #define POLL_MS		100
+#define KSWAPD_MAX	64	/* kswapd threads followed (one per node) */
 
 /*
  * The set-up, a singleton owned by the main thread of ks_owner; the signal
@@ -64,6 +68,9 @@ static struct {
 	volatile sig_atomic_t ks_cg;	/* the cgroup exists */
 	uint64_t ks_swapsize;
 	uint64_t ks_budget;
+	pid_t	ks_kswapd[KSWAPD_MAX];	/* kswapd threads */
+	int	ks_nkswapd;
+	long	ks_clk_tck;		/* clock ticks per second */
 	char	ks_desc[PATH_MAX * 2 + 128];
 } ks;
 static volatile sig_atomic_t ks_child;	/* the run's child, 0: none */
@@ -288,6 +295,55 @@ cg_make(char *why, size_t len)
 }
 
 /*
+ * kswapd_find: the kernel's kswapd threads ("kswapd0", one per node), by
+ * the names in /proc/PID/comm, into ks.ks_kswapd.
+ */
+static void
+kswapd_find(void)
+{
+	char path[PATH_MAX], comm[32];
+	struct dirent *de;
+	DIR *d;
+
+	ks.ks_nkswapd = 0;
+	ks.ks_clk_tck = sysconf(_SC_CLK_TCK) > 0 ? sysconf(_SC_CLK_TCK) : 100;
+	if ((d = opendir("/proc")) == NULL)
+		return;
+	while (ks.ks_nkswapd < KSWAPD_MAX && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		if (read_small(path, comm, sizeof(comm)) == 0 &&
+		    strncmp(comm, "kswapd", 6) == 0)
+			ks.ks_kswapd[ks.ks_nkswapd++] = atoi(de->d_name);
+	}
+	closedir(d);
+}
+
+/* kswapd_ns: the CPU time (user + system) the kswapd threads took, ns. */
+static uint64_t
+kswapd_ns(void)
+{
+	unsigned long long ut, st, ticks = 0;
+	char path[64], buf[1024], *p;
+	int i;
+
+	for (i = 0; i < ks.ks_nkswapd; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/stat",
+		    (int)ks.ks_kswapd[i]);
+		/* utime and stime are fields 14 and 15, after "(comm)" */
+		if (read_small(path, buf, sizeof(buf)) != 0 ||
+		    (p = strrchr(buf, ')')) == NULL ||
+		    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+		    "%*u %llu %llu", &ut, &st) != 2)
+			continue;
+		ticks += ut + st;
+	}
+	return (uint64_t)(ticks * 1000000000ULL /
+	    (unsigned long long)ks.ks_clk_tck);
+}
+
+/*
  * ks_setup: the swap file and the cgroup of the kernel-swap mode, for
  * regions of region bytes under budget bytes; swapdir is --swap-dir.
  * => 0, or -errno with why filled ("<what>; <what to do>", to follow
@@ -314,15 +370,18 @@ ks_setup(size_t region, size_t budget, const char *swapdir, char *why,
 	ks.ks_owner = getpid();
 	ks.ks_budget = budget;
 	ks.ks_swapsize = region + SWAP_EXTRA;
+	kswapd_find();
 	if ((error = swap_make(swapdir, why, len)) != 0 ||
 	    (error = cg_make(why, len)) != 0) {
 		ks_teardown();
 		return error;
 	}
 	snprintf(ks.ks_desc, sizeof(ks.ks_desc), "cgroup v%d %s limited to "
-	    "%llu MiB, swap file %s of %llu MiB at priority %d", ks.ks_cgver,
-	    ks.ks_cgdir, (unsigned long long)(budget / MIB), ks.ks_swapfile,
-	    (unsigned long long)(ks.ks_swapsize / MIB), SWAP_PRIO);
+	    "%llu MiB, swap file %s of %llu MiB at priority %d, CPU of %d "
+	    "kswapd thread%s", ks.ks_cgver, ks.ks_cgdir,
+	    (unsigned long long)(budget / MIB), ks.ks_swapfile,
+	    (unsigned long long)(ks.ks_swapsize / MIB), SWAP_PRIO,
+	    ks.ks_nkswapd, ks.ks_nkswapd == 1 ? "" : "s");
 	return 0;
 }
 
@@ -448,16 +507,19 @@ vmstat(uint64_t *in, uint64_t *out)
 	return 0;
 }
 
-/* ks_sample: the child's faults and the machine's swap traffic. */
+/*
+ * ks_sample: the child's faults and CPU, the CPU of paging (the child's
+ * system time and kswapd's) and the machine's swap traffic.
+ */
 static int
 ks_sample(struct sample *s)
 {
-	struct rusage ru;
+	uint64_t sys;
+	int error;
 
-	memset(s, 0, sizeof(*s));
-	if (getrusage(RUSAGE_SELF, &ru) < 0)
-		return -errno;
-	s->s_faults = (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+	if ((error = usage_sample(s, &sys)) != 0)
+		return error;
+	s->s_cpu_ns = sys + kswapd_ns();
 	return vmstat(&s->s_pageins, &s->s_pageouts);
 }
 

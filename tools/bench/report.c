@@ -9,10 +9,12 @@
  * counts, the most RssAnon any run reached, and pages per fault, fault
  * latency and op latency from the sum of their counter deltas and
  * histograms: summing first keeps the rare slow faults of every run in the
- * tail instead of averaging percentiles.  After each group the table gives
- * the ratios of the modes' throughputs.  JSON is written by hand; every
- * string in it comes from the tables of bench.c and workload.c and needs
- * no escaping.
+ * tail instead of averaging percentiles.  CPU seconds per GiB paged are
+ * likewise the sum of the runs' paging CPU over the sum of the bytes they
+ * paged in and out, so that a run that paged little weighs little.  After
+ * each group the table gives the ratios of the modes' throughputs.  JSON
+ * is written by hand; every string in it comes from the tables of bench.c
+ * and workload.c and needs no escaping.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -39,6 +41,12 @@ struct summary {
 	uint64_t	sm_rss_max;	/* bytes, most of any run */
 	uint64_t	sm_peak;	/* bytes, most of any run */
 	bool		sm_over;	/* sm_rss_max over budget + slack */
+	double		sm_cpu_s;	/* median, paging's CPU (sm_cpu) */
+	double		sm_proc_s;	/* median, the process's CPU */
+	uint64_t	sm_paged;	/* median, bytes paged in and out */
+	double		sm_cpu_per_gib;	/* of the sums (sm_per_gib) */
+	bool		sm_cpu;		/* paging's CPU was measured */
+	bool		sm_per_gib;	/* and something was paged */
 };
 
 static int
@@ -73,6 +81,31 @@ median_u64(uint64_t *f, unsigned n)
 	return n % 2 ? f[n / 2] : (f[n / 2 - 1] + f[n / 2]) / 2;
 }
 
+/* run_paged: the bytes run r of rc paged in and out. */
+static uint64_t
+run_paged(const struct record *rc, const struct run *r)
+{
+	return (r->r_pageins + r->r_pageouts) * (rc->rc_bytes / rc->rc_pages);
+}
+
+/* summarize_cpu: the medians of CPU and paging, v and f as scratch. */
+static void
+summarize_cpu(const struct record *rc, struct summary *sm, double *v,
+    uint64_t *f)
+{
+	unsigned i, n = rc->rc_nruns;
+
+	for (i = 0; i < n; i++)
+		v[i] = (double)rc->rc_runs[i].r_cpu_ns * 1e-9;
+	sm->sm_cpu_s = median(v, n);
+	for (i = 0; i < n; i++)
+		v[i] = (double)rc->rc_runs[i].r_proc_ns * 1e-9;
+	sm->sm_proc_s = median(v, n);
+	for (i = 0; i < n; i++)
+		f[i] = run_paged(rc, &rc->rc_runs[i]);
+	sm->sm_paged = median_u64(f, n);
+}
+
 /* summarize_runs: the medians and extremes over rc's runs. */
 static void
 summarize_runs(const struct record *rc, struct summary *sm)
@@ -101,6 +134,7 @@ summarize_runs(const struct record *rc, struct summary *sm)
 		for (i = 0; i < n; i++)
 			f[i] = rc->rc_runs[i].r_pageouts;
 		sm->sm_pageouts = median_u64(f, n);
+		summarize_cpu(rc, sm, v, f);
 	}
 	free(v);
 	free(f);
@@ -110,6 +144,22 @@ summarize_runs(const struct record *rc, struct summary *sm)
 		if (rc->rc_runs[i].r_peak > sm->sm_peak)
 			sm->sm_peak = rc->rc_runs[i].r_peak;
 	}
+}
+
+/* summarize_per_gib: CPU seconds per GiB paged, from rc's sums. */
+static void
+summarize_per_gib(const struct record *rc, struct summary *sm)
+{
+	const struct sample *t = &rc->rc_total;
+	double gib;
+
+	/* no CPU at all: a runtime that does not count it (yet), not free */
+	sm->sm_cpu = rc->rc_cpu && t->s_cpu_ns > 0;
+	gib = (double)((t->s_pageins + t->s_pageouts) *
+	    (rc->rc_bytes / rc->rc_pages)) / (1 << 30);
+	sm->sm_per_gib = sm->sm_cpu && gib > 0;
+	if (sm->sm_per_gib)
+		sm->sm_cpu_per_gib = (double)t->s_cpu_ns * 1e-9 / gib;
 }
 
 /* summarize: the line that rc makes.  => rc_nruns > 0 */
@@ -123,6 +173,7 @@ summarize(const struct record *rc, struct summary *sm)
 	summarize_runs(rc, sm);
 	sm->sm_over = rc->rc_rss && rc->rc_budget > 0 &&
 	    sm->sm_rss_max > rc->rc_budget + RSS_SLACK;
+	summarize_per_gib(rc, sm);
 	if (rc->rc_ops) {
 		sm->sm_op_p50_us = upvm_stats_percentile(rc->rc_ophist,
 		    UPVM_LATENCY_BUCKETS, 50);
@@ -232,10 +283,10 @@ table_begin(struct report *rp)
 	}
 	/* the widths of table_row() */
 	fprintf(rp->rp_out, "%-12s %2s  %-11s %9s %7s %7s %7s %11s %7s %9s "
-	    "%7s %9s %7s %14s %15s %8s\n", "workload", "T", "mode", "seconds",
-	    "GiB/s", "min", "max", "faults", "pg/flt", "pageins", "in MiB",
-	    "pageouts", "out MiB", "op p50/p99 us", "flt p50/p99 us",
-	    "rss MiB");
+	    "%7s %9s %7s %9s %14s %15s %8s\n", "workload", "T", "mode",
+	    "seconds", "GiB/s", "min", "max", "faults", "pg/flt", "pageins",
+	    "in MiB", "pageouts", "out MiB", "cpu s/GiB", "op p50/p99 us",
+	    "flt p50/p99 us", "rss MiB");
 }
 
 /* pct_format: "p50/p99" into buf, or "-" if not measured. */
@@ -249,13 +300,29 @@ pct_format(char *buf, size_t len, bool measured, uint64_t p50, uint64_t p99)
 		snprintf(buf, len, "-");
 }
 
+/*
+ * num_format: v with prec decimals into buf, or none if it was not
+ * measured ("-" in the table, "null" in JSON, nothing in CSV).
+ */
+static void
+num_format(char *buf, size_t len, bool measured, int prec, double v,
+    const char *none)
+{
+	if (measured)
+		snprintf(buf, len, "%.*f", prec, v);
+	else
+		snprintf(buf, len, "%s", none);
+}
+
 static void
 table_row(struct report *rp, const struct record *rc,
     const struct summary *sm)
 {
 	uint64_t pgsz = rc->rc_bytes / rc->rc_pages;
-	char hist[256], op[32], flt[32], rss[32];
+	char hist[256], op[32], flt[32], rss[32], cpu[32];
 
+	num_format(cpu, sizeof(cpu), sm->sm_per_gib, 3, sm->sm_cpu_per_gib,
+	    "-");
 	pct_format(op, sizeof(op), rc->rc_ops, sm->sm_op_p50_us,
 	    sm->sm_op_p99_us);
 	pct_format(flt, sizeof(flt), rc->rc_upvm, sm->sm_p50_us,
@@ -266,7 +333,7 @@ table_row(struct report *rp, const struct record *rc,
 	else
 		snprintf(rss, sizeof(rss), "-");
 	fprintf(rp->rp_out, "%-12s %2u  %-11s %9.3f %7.2f %7.2f %7.2f "
-	    "%11llu %7.2f %9llu %7llu %9llu %7llu %14s %15s %8s%s\n",
+	    "%11llu %7.2f %9llu %7llu %9llu %7llu %9s %14s %15s %8s%s\n",
 	    rc->rc_workload, rc->rc_threads, rc->rc_mode,
 	    sm->sm_seconds, sm->sm_gib, sm->sm_gib_min, sm->sm_gib_max,
 	    (unsigned long long)sm->sm_faults, sm->sm_pages_per_fault,
@@ -274,7 +341,7 @@ table_row(struct report *rp, const struct record *rc,
 	    (unsigned long long)(sm->sm_pageins * pgsz / MIB),
 	    (unsigned long long)sm->sm_pageouts,
 	    (unsigned long long)(sm->sm_pageouts * pgsz / MIB),
-	    op, flt, rss, sm->sm_over ? "  RSS OVER BUDGET" : "");
+	    cpu, op, flt, rss, sm->sm_over ? "  RSS OVER BUDGET" : "");
 	if (!rc->rc_upvm)
 		return;
 	hist_format(hist, sizeof(hist), rc->rc_total.s_cluster_hist);
@@ -354,12 +421,52 @@ json_paging(struct report *rp, const struct record *rc,
 		    (double)sm->sm_peak / MIB);
 }
 
+/* json_cpu: the CPU of a record, and the bytes it paged. */
+static void
+json_cpu(struct report *rp, const struct summary *sm)
+{
+	char cpu[32], per_gib[32];
+
+	num_format(cpu, sizeof(cpu), sm->sm_cpu, 6, sm->sm_cpu_s, "null");
+	num_format(per_gib, sizeof(per_gib), sm->sm_per_gib, 4,
+	    sm->sm_cpu_per_gib, "null");
+	fprintf(rp->rp_out, ", \"cpu_s\": %s, \"proc_cpu_s\": %.6f, "
+	    "\"paged_bytes\": %llu, \"cpu_s_per_gib\": %s", cpu,
+	    sm->sm_proc_s, (unsigned long long)sm->sm_paged, per_gib);
+}
+
+/* json_run: run r of rc, the i-th. */
+static void
+json_run(struct report *rp, const struct record *rc,
+    const struct summary *sm, const struct run *r, unsigned i)
+{
+	FILE *out = rp->rp_out;
+	char cpu[32];
+
+	fprintf(out, "%s{\"seconds\": %.6f, \"gib_per_s\": %.4f, "
+	    "\"bytes_touched\": %llu, \"faults\": %llu, "
+	    "\"pages_per_fault\": %.3f, \"pageins\": %llu, "
+	    "\"pageouts\": %llu", i > 0 ? ", " : "", r->r_seconds,
+	    r->r_gib_per_s, (unsigned long long)r->r_bytes,
+	    (unsigned long long)r->r_faults, r->r_pages_per_fault,
+	    (unsigned long long)r->r_pageins,
+	    (unsigned long long)r->r_pageouts);
+	num_format(cpu, sizeof(cpu), sm->sm_cpu, 6, (double)r->r_cpu_ns * 1e-9,
+	    "null");
+	fprintf(out, ", \"cpu_s\": %s, \"proc_cpu_s\": %.6f, "
+	    "\"paged_bytes\": %llu", cpu, (double)r->r_proc_ns * 1e-9,
+	    (unsigned long long)run_paged(rc, r));
+	if (rc->rc_rss)
+		fprintf(out, ", \"rss_max_mib\": %.1f",
+		    (double)r->r_rss_max / MIB);
+	fputc('}', out);
+}
+
 static void
 json_record(struct report *rp, const struct record *rc,
     const struct summary *sm)
 {
 	const struct upvm_config *cfg = &rp->rp_info->ri_cfg;
-	const struct run *r;
 	FILE *out = rp->rp_out;
 	unsigned i;
 	int b, sep;
@@ -374,10 +481,13 @@ json_record(struct report *rp, const struct record *rc,
 	    sm->sm_seconds, sm->sm_gib, sm->sm_gib_min, sm->sm_gib_max,
 	    (unsigned long long)sm->sm_faults, sm->sm_pages_per_fault);
 	json_paging(rp, rc, sm);
+	json_cpu(rp, sm);
 	if (rc->rc_upvm) {
 		fprintf(out, ", \"lat_p50_us\": %llu, \"lat_p99_us\": %llu, "
-		    "\"cluster_hist\": {", (unsigned long long)sm->sm_p50_us,
-		    (unsigned long long)sm->sm_p99_us);
+		    "\"reads_inflight_max\": %llu, \"cluster_hist\": {",
+		    (unsigned long long)sm->sm_p50_us,
+		    (unsigned long long)sm->sm_p99_us,
+		    (unsigned long long)rc->rc_total.s_reads_max);
 		for (b = 0, sep = 0; b < UPVM_CLUSTER_BUCKETS; b++) {
 			if (rc->rc_total.s_cluster_hist[b] == 0)
 				continue;
@@ -392,22 +502,28 @@ json_record(struct report *rp, const struct record *rc,
 		    cfg->pin_handlers, (unsigned long long)cfg->budget);
 	}
 	fputs(", \"runs\": [", out);
-	for (i = 0; i < rc->rc_nruns; i++) {
-		r = &rc->rc_runs[i];
-		fprintf(out, "%s{\"seconds\": %.6f, \"gib_per_s\": %.4f, "
-		    "\"bytes_touched\": %llu, \"faults\": %llu, "
-		    "\"pages_per_fault\": %.3f, \"pageins\": %llu, "
-		    "\"pageouts\": %llu", i > 0 ? ", " : "", r->r_seconds,
-		    r->r_gib_per_s, (unsigned long long)r->r_bytes,
-		    (unsigned long long)r->r_faults, r->r_pages_per_fault,
-		    (unsigned long long)r->r_pageins,
-		    (unsigned long long)r->r_pageouts);
-		if (rc->rc_rss)
-			fprintf(out, ", \"rss_max_mib\": %.1f",
-			    (double)r->r_rss_max / MIB);
-		fputc('}', out);
-	}
+	for (i = 0; i < rc->rc_nruns; i++)
+		json_run(rp, rc, sm, &rc->rc_runs[i], i);
 	fputs("]}", out);
+}
+
+/* csv_cpu: the CPU columns of a record, and the end of its line. */
+static void
+csv_cpu(struct report *rp, const struct record *rc,
+    const struct summary *sm)
+{
+	char cpu[32], per_gib[32];
+
+	num_format(cpu, sizeof(cpu), sm->sm_cpu, 6, sm->sm_cpu_s, "");
+	num_format(per_gib, sizeof(per_gib), sm->sm_per_gib, 4,
+	    sm->sm_cpu_per_gib, "");
+	fprintf(rp->rp_out, ",%s,%.6f,%llu,%s", cpu, sm->sm_proc_s,
+	    (unsigned long long)sm->sm_paged, per_gib);
+	if (rc->rc_upvm)
+		fprintf(rp->rp_out, ",%llu\n",
+		    (unsigned long long)rc->rc_total.s_reads_max);
+	else
+		fputs(",\n", rp->rp_out);
 }
 
 static void
@@ -446,9 +562,10 @@ csv_record(struct report *rp, const struct record *rc,
 	else
 		fputc(',', out);
 	if (sm->sm_peak > 0)
-		fprintf(out, ",%.1f\n", (double)sm->sm_peak / MIB);
+		fprintf(out, ",%.1f", (double)sm->sm_peak / MIB);
 	else
-		fputs(",\n", out);
+		fputc(',', out);
+	csv_cpu(rp, rc, sm);
 }
 
 /* report_begin: start a report in format fmt on out. */
@@ -472,7 +589,8 @@ report_begin(struct report *rp, FILE *out, enum report_format fmt,
 		    "gib_per_s_min,gib_per_s_max,faults,pages_per_fault,"
 		    "lat_p50_us,lat_p99_us,cluster_hist,budget,pageins,"
 		    "pageouts,pagein_bytes,pageout_bytes,op_p50_us,op_p99_us,"
-		    "rss_max_mib,cgroup_peak_mib\n", out);
+		    "rss_max_mib,cgroup_peak_mib,cpu_s,proc_cpu_s,paged_bytes,"
+		    "cpu_s_per_gib,reads_inflight_max\n", out);
 		break;
 	}
 	fflush(out);

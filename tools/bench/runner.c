@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,6 +100,34 @@ rss_anon(int fd, uint64_t *bytes)
 	if (end == p + 9)
 		return -EIO;
 	*bytes = (uint64_t)kb << 10;
+	return 0;
+}
+
+static uint64_t
+tv_ns(const struct timeval *tv)
+{
+	return (uint64_t)tv->tv_sec * 1000000000 + (uint64_t)tv->tv_usec *
+	    1000;
+}
+
+/*
+ * usage_sample: the kernel's count of this process, every thread of it,
+ * into s: s_faults (minor + major) and s_proc_ns (user + system CPU); its
+ * system CPU alone into *sys_ns, if not NULL.  Clears the rest of s.
+ * => 0 or -errno
+ */
+int
+usage_sample(struct sample *s, uint64_t *sys_ns)
+{
+	struct rusage ru;
+
+	memset(s, 0, sizeof(*s));
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return -errno;
+	s->s_faults = (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+	s->s_proc_ns = tv_ns(&ru.ru_utime) + tv_ns(&ru.ru_stime);
+	if (sys_ns != NULL)
+		*sys_ns = tv_ns(&ru.ru_stime);
 	return 0;
 }
 
