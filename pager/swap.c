@@ -57,6 +57,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -474,6 +475,11 @@ swap_create(const struct swap_config *sc, struct swap **out)
 	memcpy(sf->sf_path, path, strlen(path) + 1);
 	(void)snprintf(sw->sw_where, sizeof(sw->sw_where), "%s", path);
 	sw->sw_maxslots = nslots;
+	for (int i = 0; i < 2; i++) {
+		atomic_init(&sw->sw_fail[i], 0);
+		atomic_init(&sw->sw_gate[i], -1);
+		sw->sw_gatefd[i] = -1;
+	}
 	/* a random key, so that no fixed content collides on purpose */
 	if (getrandom(&sw->sw_hashkey, sizeof(sw->sw_hashkey),
 	    GRND_NONBLOCK) != (ssize_t)sizeof(sw->sw_hashkey))
@@ -510,6 +516,9 @@ swp_destroy(struct pager *pgr)
 	struct swap_file *sf = swap_file_of(sw);
 
 	close(sw->sw_fd);
+	for (int i = 0; i < 2; i++)
+		if (sw->sw_gatefd[i] >= 0)
+			close(sw->sw_gatefd[i]);
 	if (sf->sf_named && getpid() == sf->sf_creator)
 		(void)unlink(sf->sf_path);
 	(void)raw_munmap(sw->sw_shared, sw->sw_shared->ss_maplen);
@@ -700,6 +709,8 @@ swp_queue(struct swap *sw, struct ring *ring, bool write, void *buf,
 {
 	if (swp_fail_next(sw, write))
 		return -EIO;
+	ring_set_gate(ring, atomic_load_explicit(&sw->sw_gate[write],
+	    memory_order_relaxed));
 	if (write && sw->sw_direct)
 		return ring_write(ring, sw->sw_fd, buf, len, off, tag);
 	if (write)
@@ -715,6 +726,25 @@ swp_queue(struct swap *sw, struct ring *ring, bool write, void *buf,
  * (ring_register_file / ring_register_buffers) saves work per I/O.
  * => no lock; 0 queued, -EBUSY (ring full), -EINVAL.
  */
+int
+swap_inject_gate(struct swap *sw, bool wr, bool hold)
+{
+	uint64_t v = 1;
+	int fd = sw->sw_gatefd[wr];
+
+	if (fd < 0 && (fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		return -errno;
+	sw->sw_gatefd[wr] = fd;
+	if (hold) {
+		(void)!read(fd, &v, sizeof(v));		/* closed */
+		atomic_store(&sw->sw_gate[wr], fd);
+	} else {
+		atomic_store(&sw->sw_gate[wr], -1);
+		(void)!write(fd, &v, sizeof(v));	/* open */
+	}
+	return 0;
+}
+
 void
 swap_inject_failure(struct swap *sw, bool write, int nth)
 {

@@ -61,6 +61,9 @@ struct swap {
 	uint64_t	 sw_hashkey;	/* [I] page_hash() key: random */
 	atomic_int	 sw_fail[2];	/* [a] fault injection: the Nth next
 					   read [0] / write [1] fails; 0 off */
+	atomic_int	 sw_gate[2];	/* [a] reads [0] / writes [1] wait for
+					   this eventfd, -1: none */
+	int		 sw_gatefd[2];	/* [I] swap_inject_gate's, or -1 */
 };
 
 /*
@@ -119,6 +122,14 @@ int swap_write_sync(struct swap *, struct ring *, uint64_t slot,
  * way to reach the error paths of the real pager (nth 0 disarms).
  */
 void swap_inject_failure(struct swap *, bool write, int nth);
+
+/*
+ * swap_inject_gate: hold (or let go) the reads or writes queued from now
+ * on until the gate is released: each waits in the kernel (io_uring)
+ * for the gate's eventfd, like a disk that does not answer.  The tests'
+ * way to catch an I/O in flight.  => 0 or -errno.
+ */
+int swap_inject_gate(struct swap *, bool write, bool hold);
 
 /* swap_check: 0 if the invariants hold, else -EINVAL (logged) */
 int swap_check(struct swap *);

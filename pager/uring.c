@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <time.h>
 #include <sys/eventfd.h>
@@ -70,6 +71,7 @@ struct ring {
 	struct iovec	*r_bufs;	/* [o] fixed buffers (kmem_alloc) */
 	unsigned	 r_nbuf;	/* [o] entries in r_bufs */
 	uint64_t	 r_spin_ns;	/* [o] poll the CQ this long first */
+	int		 r_gate;	/* [o] ring_set_gate's fd, or -1 */
 };
 
 /*
@@ -105,6 +107,7 @@ ring_create(unsigned depth, struct ring **out)
 	r->r_file = -1;
 	r->r_bufs = NULL;
 	r->r_nbuf = 0;
+	r->r_gate = -1;
 	*out = r;
 	return 0;
 fail_efd:
@@ -264,9 +267,15 @@ ring_queue(struct ring *r, bool write, int fd, void *buf, size_t len,
 		return -EBUSY;
 	if (len > RING_MAXLEN)
 		return -EINVAL;
-	nsqe = !nocache ? 1 : write ? 3 : 2;
+	nsqe = (!nocache ? 1 : write ? 3 : 2) + (r->r_gate >= 0);
 	if ((error = ring_sqes(r, nsqe)) != 0)
 		return error;
+	if (r->r_gate >= 0) {
+		/* the I/O starts when the gate turns readable */
+		sqe = io_uring_get_sqe(&r->r_uring);
+		io_uring_prep_poll_add(sqe, r->r_gate, POLLIN);
+		ring_internal(r, sqe, IOSQE_IO_LINK);
+	}
 	if (fd >= 0 && fd == r->r_file) {
 		sfd = 0;			/* index in the file table */
 		fixed = IOSQE_FIXED_FILE;
@@ -301,6 +310,12 @@ ring_queue(struct ring *r, bool write, int fd, void *buf, size_t len,
 	}
 	r->r_inflight++;
 	return 0;
+}
+
+void
+ring_set_gate(struct ring *r, int fd)
+{
+	r->r_gate = fd;
 }
 
 int

@@ -72,6 +72,13 @@ int ring_read_nocache(struct ring *, int fd, void *buf, size_t len,
 int ring_write_nocache(struct ring *, int fd, const void *buf, size_t len,
     uint64_t off, uint64_t tag);
 
+/*
+ * ring_set_gate: the I/Os queued from now on start only when fd turns
+ * readable (a linked POLL_ADD before each); -1: no gate.  The tests'
+ * slow disk (swap_inject_gate).
+ */
+void ring_set_gate(struct ring *, int fd);
+
 /* ring_submit: hand the queued I/Os to the kernel.  => number or -errno */
 int ring_submit(struct ring *);
 

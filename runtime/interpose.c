@@ -108,7 +108,9 @@ ip_stats(void)
 		fprintf(stderr, "upvm: pid %d: %llu faults, %llu pages "
 		    "resolved, peak resident %llu MiB of a %llu MiB budget, "
 		    "%llu pages out (%llu writes), %llu in (%llu reads), %llu "
-		    "dropped clean, %llu swap full, %llu I/O errors\n",
+		    "dropped clean, %llu swap full, %llu I/O errors; upvm's "
+		    "threads %.2f s CPU (faults %.2f, pageout %.2f), %llu "
+		    "reads in flight at most\n",
 		    (int)getpid(), (unsigned long long)st.faults,
 		    (unsigned long long)st.pages_resolved,
 		    (unsigned long long)(st.resident_peak * PAGE_SIZE >> 20),
@@ -119,7 +121,11 @@ ip_stats(void)
 		    (unsigned long long)st.pagein_ios,
 		    (unsigned long long)st.clean_drops,
 		    (unsigned long long)st.swap_full,
-		    (unsigned long long)st.io_errors);
+		    (unsigned long long)st.io_errors,
+		    (double)(st.cpu_fault_ns + st.cpu_pageout_ns) / 1e9,
+		    (double)st.cpu_fault_ns / 1e9,
+		    (double)st.cpu_pageout_ns / 1e9,
+		    (unsigned long long)st.reads_inflight_max);
 		for (int n = 0; n < st.numa_nodes && n < UPVM_NUMA_MAX; n++)
 			fprintf(stderr, "upvm: pid %d: node %d: %llu pages "
 			    "resident, %llu placed, %llu demoted, %llu "
@@ -149,7 +155,8 @@ ip_stats(void)
 	    "\"pagein_ios\": %llu, \"clean_drops\": %llu, "
 	    "\"reactivations\": %llu, \"swap_full\": %llu, \"io_errors\": %llu, "
 	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
-	    "\"nodes\": [",
+	    "\"cpu_fault_ns\": %llu, \"cpu_pageout_ns\": %llu, "
+	    "\"reads_inflight_max\": %llu, \"nodes\": [",
 	    (int)getpid(), (unsigned long long)st.faults,
 	    (unsigned long long)st.pages_resolved,
 	    (unsigned long long)st.resident_peak,
@@ -164,7 +171,10 @@ ip_stats(void)
 	    (unsigned long long)st.io_errors,
 	    (unsigned long long)st.poisoned,
 	    (unsigned long long)st.regions,
-	    (unsigned long long)st.meta_bytes);
+	    (unsigned long long)st.meta_bytes,
+	    (unsigned long long)st.cpu_fault_ns,
+	    (unsigned long long)st.cpu_pageout_ns,
+	    (unsigned long long)st.reads_inflight_max);
 	for (int n = 0; n < st.numa_nodes && n < UPVM_NUMA_MAX; n++)
 		fprintf(f, "%s{\"node\": %d, \"resident\": %llu, \"placed\": "
 		    "%llu, \"demoted\": %llu, \"promoted\": %llu, "

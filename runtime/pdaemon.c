@@ -265,7 +265,9 @@ static void
 pd_write_done(struct pager_req *req)
 {
 	struct pd_run *r = container_of(req, struct pd_run, pr_req);
+	struct pdaemon *pd = req->pr_arg;
 
+	atomic_fetch_sub(&pd->pdd_vs->vs_writes_inflight, 1);
 	if ((r->pr_error = req->pr_error) != 0)
 		pd_io_error(req->pr_arg, r, r->pr_error);
 }
@@ -319,8 +321,11 @@ pd_write(struct pdaemon *pd, struct pd_batch *pb)
 			    .pr_done = pd_write_done, .pr_arg = pd };
 			error = pager_put(&sw->sw_pager, pd->pdd_q,
 			    &r->pr_req);
-			if (error == -EINPROGRESS)
+			if (error == -EINPROGRESS) {
+				atomic_fetch_add(&pd->pdd_vs->vs_writes_inflight,
+				    1);
 				error = 0;
+			}
 			else if (error != 0)
 				pd_io_error(pd, r, error);
 		}

@@ -602,6 +602,8 @@ upvm_stats(struct upvm_stats *out)
 	st.cpu_fault_ns = atomic_load(&vs->vs_fault_cpu_done) +
 	    fault_cpu_ns(vs);
 	st.cpu_pageout_ns = atomic_load(&vs->vs_pd_cpu_done);
+	st.reads_inflight = (uint64_t)atomic_load(&vs->vs_reads_inflight);
+	st.writes_inflight = (uint64_t)atomic_load(&vs->vs_writes_inflight);
 	if (vs->vs_pd != NULL) {
 		st.cpu_pageout_ns += pd_cpu_ns(vs->vs_pd);
 		st.budget_pages = (uint64_t)vs->vs_pd->pdd_marks.pm_budget;
@@ -624,6 +626,19 @@ upvm_inject_swap_failure(bool write, int nth)
 		swap_inject_failure(upvm_vs.vs_swap, write, nth);
 	else
 		error = -ENXIO;
+	api_exit();
+	return error;
+}
+
+int
+upvm_inject_swap_gate(bool write, bool hold)
+{
+	int error;
+
+	if ((error = api_enter("upvm_inject_swap_gate")) != 0)
+		return error;
+	error = upvm_vs.vs_swap != NULL ? swap_inject_gate(upvm_vs.vs_swap,
+	    write, hold) : -ENXIO;
 	api_exit();
 	return error;
 }

@@ -39,8 +39,8 @@ extern "C" {
  *				  power of two 1..512 (16)
  *	seq_max	  UPVM_SEQ_MAX	  widest window resolved ahead of a sequential
  *				  stream, pages, power of two 16..1024 (512)
- *	handlers  UPVM_HANDLERS	  fault threads 0..256; 0 = one per online CPU,
- *				  or with a budget two per CPU, at least 4 (0)
+ *	handlers  UPVM_HANDLERS	  fault threads 0..256; 0 = one per online CPU
+ *				  (each keeps 32 pageins in flight) (0)
  *	spin_us	  UPVM_SPIN_US	  microseconds a fault thread polls before it
  *				  sleeps, 0..10000 (0)
  *	pin	  UPVM_PIN	  pin fault thread i to CPU i: 0 or 1 (1)
@@ -223,8 +223,10 @@ struct upvm_stats {
 	uint64_t	io_errors;	/* failed swap I/Os */
 	uint64_t	poisoned;	/* pages that raise SIGBUS (lost data) */
 	uint64_t	swap_used_pages; /* swap slots in use */
+	uint64_t	reads_inflight;	/* pagein reads in flight now */
 	uint64_t	reads_inflight_max; /* most pagein reads in flight at
 					   once (all fault threads) */
+	uint64_t	writes_inflight; /* pageout writes in flight now */
 	/* the CPU time upvm's own threads took (since upvm_init), ns */
 	uint64_t	cpu_fault_ns;	/* fault threads */
 	uint64_t	cpu_pageout_ns;	/* the pageout daemon */

@@ -16,6 +16,13 @@
 int upvm_inject_swap_failure(bool write, int nth);
 
 /*
+ * upvm_inject_swap_gate: hold the swap reads (write: writes) started from
+ * now on in the kernel until released (swap_inject_gate): a disk that
+ * does not answer, to catch I/O in flight.  => 0, -ENXIO (no swap).
+ */
+int upvm_inject_swap_gate(bool write, bool hold);
+
+/*
  * upvm_inject_stage_hook: call hook(addr, npages) on the daemon's thread
  * for each run the move protocol is about to stage, after its dirty scan
  * and before its move: the tests' way to land a write in that window

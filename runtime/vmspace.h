@@ -35,6 +35,7 @@ struct vmspace {
 	int			vs_pageout;	/* [I] UPVM_PAGEOUT_MOVE or _WP
 						   with a budget, else AUTO */
 	atomic_long		vs_reads_inflight; /* [a] pagein reads in flight */
+	atomic_long		vs_writes_inflight; /* [a] pageout writes */
 	atomic_uint_least64_t	vs_fault_cpu_done; /* [a] CPU ns of fault
 						   threads stopped so far */
 	atomic_uint_least64_t	vs_pd_cpu_done;	/* [a] same, pageout daemons */
