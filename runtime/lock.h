@@ -14,8 +14,11 @@
  *
  * Never hold a lock across I/O, a free of managed memory, or a uffd ioctl
  * that can block on the application, with one exception the fault engine
- * documents: the map read lock is held across UFFDIO_COPY so that no region
- * is unmapped under a resolution in progress.
+ * documents: the map read lock is held across UFFDIO_COPY (and the other
+ * pmap calls of a fault or a pageout phase) so that no region is unmapped
+ * under a resolution in progress.  Pagein reads and pageout writes run
+ * with no lock at all: their anons are in transit and held, and the owner
+ * re-validates after the I/O (amap.h, "a word on transit").
  *
  * The owner fields exist only for VM_ASSERT_LOCKED(); they are written with
  * relaxed atomics because only the owner ever compares equal to itself.

@@ -268,8 +268,10 @@ pd_write_done(struct pager_req *req)
 	struct pdaemon *pd = req->pr_arg;
 
 	atomic_fetch_sub(&pd->pdd_vs->vs_writes_inflight, 1);
-	if ((r->pr_error = req->pr_error) != 0)
-		pd_io_error(req->pr_arg, r, r->pr_error);
+	/* -EFAULT: the wp protocol writes from the application's pages, and
+	   they were unmapped meanwhile: no I/O error, the finish frees them */
+	if ((r->pr_error = req->pr_error) != 0 && r->pr_error != -EFAULT)
+		pd_io_error(pd, r, r->pr_error);
 }
 
 /* pd_src: where a run's data is read from for its write */

@@ -164,3 +164,16 @@ test_stats(void)
 	cr_assert_eq(upvm_stats(&st), 0);
 	return st;
 }
+
+struct upvm_stats
+test_stats_gone(void)
+{
+	struct upvm_stats st = test_stats();
+
+	for (int i = 0; i < 5000 && (st.swap_used_pages != 0 ||
+	    st.resident_pages != 0); i++) {
+		usleep(1000);
+		st = test_stats();
+	}
+	return st;
+}

@@ -49,6 +49,13 @@ struct ring *test_ring(unsigned depth);
 
 /* a snapshot of upvm's counters (asserts that upvm runs) */
 struct upvm_stats test_stats(void);
+/*
+ * test_stats_gone: the statistics once everything was unmapped: a
+ * pageout batch in flight frees the slots (and counts) of the pages
+ * unmapped under it when its writes end, so wait (5 s at most) until no
+ * swap slot and no resident page is left.
+ */
+struct upvm_stats test_stats_gone(void);
 
 /* skip the current test (cr_skip_test) unless the kernel has the feature */
 void need_uffd_feature(uint64_t feature, const char *name);

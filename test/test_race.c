@@ -68,20 +68,6 @@ wait_inflight(bool write)
 	cr_assert_fail("no %s in flight after 10 s", write ? "write" : "read");
 }
 
-/* swap slots in use: 0 once the pageout batch in flight has ended */
-static uint64_t
-swap_used_settled(void)
-{
-	uint64_t used = 0;
-
-	for (int i = 0; i < 5000; i++) {
-		if ((used = test_stats().swap_used_pages) == 0)
-			break;
-		usleep(1000);
-	}
-	return used;
-}
-
 static void
 still_inflight(bool write, const char *what)
 {
@@ -173,7 +159,7 @@ Test(race, munmap_does_not_wait_for_a_pagein, .timeout = 120)
 	cr_assert_eq(test_pattern_bad(p + LEN / 2 + 64 * PAGE_SIZE,
 	    NPAGES / 2 - 64, NPAGES / 2 + 64, 1), -1);
 	cr_assert_eq(hostmm_munmap(p, LEN), 0);
-	cr_assert_eq(swap_used_settled(), 0);
+	cr_assert_eq(test_stats_gone().swap_used_pages, 0);
 	upvm_fini();
 }
 
@@ -224,7 +210,7 @@ Test(race, dontneed_and_munmap_of_pages_being_read, .timeout = 120)
 	cr_assert_eq(test_pattern_bad(p + mid * PAGE_SIZE, pg - mid, mid, 1),
 	    -1);
 	cr_assert_eq(hostmm_munmap(p, (pg + 1) * PAGE_SIZE), 0);
-	cr_assert_eq(swap_used_settled(), 0);
+	cr_assert_eq(test_stats_gone().swap_used_pages, 0);
 	upvm_fini();
 }
 
@@ -320,6 +306,6 @@ Test(race, munmap_does_not_wait_for_a_pageout_write, .timeout = 120)
 	    2), -1);
 	cr_assert_eq(hostmm_munmap(p + q4 * PAGE_SIZE, LEN - q4 * PAGE_SIZE),
 	    0);
-	cr_assert_eq(swap_used_settled(), 0);
+	cr_assert_eq(test_stats_gone().swap_used_pages, 0);
 	upvm_fini();
 }
