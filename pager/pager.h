@@ -34,8 +34,8 @@
 
 #include <stdatomic.h>
 
-#include "../runtime/lock.h"
-#include "../runtime/vm.h"
+#include "lock.h"
+#include "vm.h"
 
 struct pager;
 struct pager_queue;

@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "../runtime/vm.h"
+#include "vm.h"
 
 struct ring;
 

@@ -37,25 +37,6 @@ static pthread_rwlock_t upvm_lock = PTHREAD_RWLOCK_INITIALIZER;
 static bool upvm_running;		/* [upvm_lock] */
 static struct upvm_config upvm_cfg;	/* [upvm_lock] */
 
-/* features asked of the kernel; each use checks pmap_has() */
-#define UPVM_WANT_FEATURES	(UFFD_FEATURE_THREAD_ID |		\
-				 UFFD_FEATURE_PAGEFAULT_FLAG_WP |	\
-				 UFFD_FEATURE_POISON)
-
-/* and for the move pageout protocol (see pdaemon.h) */
-#define UPVM_MOVE_FEATURES	(UFFD_FEATURE_MOVE | UFFD_FEATURE_WP_ASYNC)
-
-/* the smallest budget that leaves the daemon room to work: 4 MiB */
-#define UPVM_MIN_BUDGET		1024
-
-static struct swap *upvm_swap;		/* for the anon release hook */
-
-static void
-upvm_swap_release(uint64_t slot)
-{
-	swap_free(upvm_swap, slot, 1);
-}
-
 /*
  * api_enter: hold upvm_lock for reading for one API call.
  * => -ENXIO (logged) if upvm is not initialized.
@@ -95,116 +76,9 @@ vmspace_exit(void)
 }
 
 /*
- * handlers_default: one fault thread per CPU.  A fault thread never
- * waits for a pagein read (it keeps up to FAULT_IO_DEPTH in flight), so
- * more threads than CPUs would only add wake-ups.
- */
-static int
-handlers_default(bool paging)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n > 0 ? (int)n : 1;
-}
-
-/*
- * pmap_setup: open the userfaultfd with the features the configuration
- * needs.  WP_ASYNC changes every write-protect fault of the descriptor, so
- * it is on only when the move pageout protocol runs: with a budget, and
- * when MOVE, WP_ASYNC and PAGEMAP_SCAN are all there (pageout=auto) or
- * asked for (pageout=move: an error without them).  numa_promote needs
- * writes to fault: the wp protocol.
- * => 0, or -errno (logged) with nothing open.
- */
-static int
-pmap_setup(struct pmap *pm, const struct upvm_config *cfg)
-{
-	bool try_move = cfg->budget != 0 && cfg->pageout != UPVM_PAGEOUT_WP &&
-	    !cfg->numa_promote;
-	int error;
-
-	if (cfg->numa_promote && cfg->pageout == UPVM_PAGEOUT_MOVE) {
-		upvm_log(LOG_ERR, "upvm_init: numa_promote needs writes to "
-		    "demoted pages to fault, which pageout=move never makes "
-		    "them do; use pageout=auto or wp");
-		return -EINVAL;
-	}
-
-	error = pmap_init(pm, UPVM_WANT_FEATURES |
-	    (try_move ? UPVM_MOVE_FEATURES : 0));
-	if (error != 0) {
-		upvm_log(LOG_ERR, "upvm_init: userfaultfd is unavailable: %s; "
-		    "run as root or set vm.unprivileged_userfaultfd=1",
-		    strerror(-error));
-		return error;
-	}
-	if (!try_move || (pmap_has(pm, UPVM_MOVE_FEATURES) &&
-	    pm->pm_pagemap_scan))
-		return 0;
-	pmap_fini(pm);
-	if (cfg->pageout == UPVM_PAGEOUT_MOVE) {
-		upvm_log(LOG_ERR, "upvm_init: pageout=move needs UFFDIO_MOVE, "
-		    "UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN (Linux 6.8 or "
-		    "later); use pageout=auto or wp");
-		return -EOPNOTSUPP;
-	}
-	return pmap_init(pm, UPVM_WANT_FEATURES);
-}
-
-/*
- * paging_setup: with a budget, the swap file and write-protect mode for
- * the regions (dirty tracking); the daemon starts after the fault threads.
- * => -errno, logged, with nothing left behind.
- */
-static int
-paging_setup(struct vmspace *vs, const struct upvm_config *cfg)
-{
-	struct swap_config sc = {
-		.sc_path = cfg->swap_path[0] != '\0' ? cfg->swap_path : NULL,
-		.sc_max = cfg->swap_max,
-	};
-	int error;
-
-	vs->vs_regmodes = PMAP_REG_MISSING;
-	if (cfg->budget == 0)
-		return 0;
-	if (atop(cfg->budget) < UPVM_MIN_BUDGET) {
-		upvm_log(LOG_ERR, "upvm_init: budget %llu bytes is too small; "
-		    "give at least 4M", (unsigned long long)cfg->budget);
-		return -EINVAL;
-	}
-	if (!pmap_has(&vs->vs_pmap, UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
-		upvm_log(LOG_ERR, "upvm_init: a budget needs userfaultfd "
-		    "write-protection (Linux 5.7 or later); run without one");
-		return -EOPNOTSUPP;
-	}
-	if ((error = swap_create(&sc, &vs->vs_swap)) != 0)
-		return error;
-	vs->vs_pageout = pmap_has(&vs->vs_pmap, UPVM_MOVE_FEATURES) ?
-	    UPVM_PAGEOUT_MOVE : UPVM_PAGEOUT_WP;
-	upvm_swap = vs->vs_swap;
-	amap_set_swap_release(upvm_swap_release);
-	vs->vs_regmodes |= PMAP_REG_WP;
-	return 0;
-}
-
-static void
-paging_teardown(struct vmspace *vs)
-{
-	if (vs->vs_pd != NULL)
-		pd_destroy(vs->vs_pd);
-	vs->vs_pd = NULL;
-	amap_set_swap_release(NULL);
-	if (vs->vs_swap != NULL)
-		swap_destroy(vs->vs_swap);
-	vs->vs_swap = upvm_swap = NULL;
-}
-
-/*
- * Fork.  prepare: hold upvm_lock (no API call in progress, none starts)
- * and stop the runtime's threads (vmspace.c has why); parent: start them
- * again; child: make the metadata the child's and start its runtime.
- * A child that cannot is left with its regions unmanaged (logged).
+ * Fork (vmspace.c has the why).  prepare: hold upvm_lock (no API call in
+ * progress, none starts) and stop the runtime's threads; parent: start
+ * them again; child: the runtime of its own.
  */
 static void
 upvm_atfork_prepare(void)
@@ -217,19 +91,16 @@ upvm_atfork_prepare(void)
 static void
 upvm_atfork_parent(void)
 {
-	if (upvm_running && vmspace_start(&upvm_vs) != 0)
-		upvm_log(LOG_ERR, "upvm: cannot restart after fork; faults "
-		    "on managed memory will hang");
+	if (upvm_running)
+		vmspace_fork_parent(&upvm_vs);
 	pthread_rwlock_unlock(&upvm_lock);
 }
 
 static void
 upvm_atfork_child(void)
 {
-	if (upvm_running && (vmspace_fork_child(&upvm_vs) != 0 ||
-	    vmspace_start(&upvm_vs) != 0))
-		upvm_log(LOG_ERR, "upvm: the child of fork runs without upvm; "
-		    "faults on its managed memory will hang");
+	if (upvm_running)
+		vmspace_fork_child(&upvm_vs);
 	/*
 	 * The lock is write-held, but the writer glibc recorded is the
 	 * parent's thread id, which this thread no longer has: unlocking
@@ -256,9 +127,8 @@ upvm_fork_handlers(void)
 UPVM_API int
 upvm_init(const struct upvm_config *cfgp)
 {
-	struct vmspace *vs = &upvm_vs;
 	struct upvm_config cfg;
-	int error, nthreads;
+	int error;
 
 	if (cfgp == NULL) {
 		if ((error = upvm_config_from_env(&cfg)) != 0)
@@ -276,120 +146,27 @@ upvm_init(const struct upvm_config *cfgp)
 		return -EBUSY;
 	}
 	upvm_log_set_level(cfg.log_level);
-	memset(vs, 0, sizeof(*vs));
-	if ((error = numa_state_create(&cfg, &vs->vs_numa)) != 0) {
-		pthread_rwlock_unlock(&upvm_lock);
-		return error;
+	if ((error = vmspace_init(&upvm_vs, &cfg)) == 0) {
+		upvm_fork_handlers();
+		upvm_cfg = cfg;
+		upvm_running = true;
 	}
-	/* node budgets without a budget: swap once every node is full */
-	if (cfg.budget == 0)
-		cfg.budget = numa_budget_total(vs->vs_numa);
-	if ((error = pmap_setup(&vs->vs_pmap, &cfg)) != 0) {
-		numa_state_destroy(vs->vs_numa);
-		pthread_rwlock_unlock(&upvm_lock);
-		return error;
-	}
-	amap_init_pools();
-	vm_map_init(&vs->vs_map);
-	vs->vs_cc.cc_cluster = (int)cfg.cluster_pages;
-	vs->vs_cc.cc_seq_max = (int)cfg.seq_max_pages;
-	nthreads = cfg.handlers != 0 ? (int)cfg.handlers :
-	    handlers_default(cfg.budget != 0);
-	if ((error = paging_setup(vs, &cfg)) != 0)
-		goto fail;
-	vs->vs_nthreads = nthreads;
-	vs->vs_spin_us = cfg.spin_us;
-	vs->vs_pin = cfg.pin_handlers;
-	vs->vs_budget = (long)atop(cfg.budget);
-	/* slack: one window in flight per fault thread */
-	vs->vs_slack = (long)nthreads * cfg.seq_max_pages;
-	vs->vs_threshold = round_page(cfg.threshold);
-	if ((error = vmspace_start(vs)) != 0)
-		goto fail;
-	upvm_fork_handlers();
-	upvm_cfg = cfg;
-	upvm_running = true;
-	pthread_rwlock_unlock(&upvm_lock);
-	upvm_log(LOG_INFO, "upvm %s: %d fault threads, cluster %u, seq_max "
-	    "%u, budget %llu, features %#llx", UPVM_VERSION, nthreads,
-	    cfg.cluster_pages, cfg.seq_max_pages,
-	    (unsigned long long)cfg.budget,
-	    (unsigned long long)vs->vs_pmap.pm_features);
-	return 0;
-fail:
-	paging_teardown(vs);
-	vm_map_destroy(&vs->vs_map);
-	amap_fini_pools();
-	numa_state_destroy(vs->vs_numa);
-	pmap_fini(&vs->vs_pmap);
 	pthread_rwlock_unlock(&upvm_lock);
 	return error;
-}
-
-/*
- * fini_pagein: bring every swapped-out page back in, so that the regions
- * left mapped after upvm_fini() keep all their data.
- * => no locks held; upvm_lock write-held by the caller.
- */
-static void
-fini_pagein(struct vmspace *vs)
-{
-	struct vm_map_entry *e;
-	vaddr_t va = 0, start, end;
-
-	for (;;) {
-		vm_rwlock_rdlock(&vs->vs_map.m_lock);
-		if ((e = vm_map_first_ge(&vs->vs_map, va)) != NULL) {
-			start = MAX(va, e->e_start);
-			end = e->e_end;
-		}
-		vm_rwlock_unlock(&vs->vs_map.m_lock);
-		if (e == NULL)
-			return;
-		if (fault_populate(vs, start, end) != 0)
-			upvm_log(LOG_ERR, "upvm_fini: paging [%#lx, %#lx) back "
-			    "in failed; what could not be read raises SIGBUS",
-			    (unsigned long)start, (unsigned long)end);
-		va = end;
-	}
 }
 
 UPVM_API int
 upvm_fini(void)
 {
-	struct vmspace *vs = &upvm_vs;
-	struct vm_map_entry *e;
-	int left = 0;
-
 	pthread_rwlock_wrlock(&upvm_lock);
 	if (!upvm_running) {
 		pthread_rwlock_unlock(&upvm_lock);
 		upvm_log(LOG_ERR, "upvm_fini: upvm is not initialized");
 		return -ENXIO;
 	}
-	/* what is still mapped becomes ordinary memory: page it all in */
-	if (vs->vs_pd != NULL)
-		pd_stop(vs->vs_pd);
-	if (vs->vs_swap != NULL)
-		fini_pagein(vs);
-	fault_stop(vs);
-	vm_rwlock_wrlock(&vs->vs_map.m_lock);
-	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
-	    e = vm_map_next(&vs->vs_map, e), left++)
-		pmap_unregister(&vs->vs_pmap, e->e_start,
-		    e->e_end - e->e_start);
-	vm_rwlock_unlock(&vs->vs_map.m_lock);
-	vm_map_destroy(&vs->vs_map);
-	paging_teardown(vs);
-	amap_fini_pools();
-	numa_state_destroy(vs->vs_numa);
-	vs->vs_numa = NULL;
-	pmap_fini(&vs->vs_pmap);
+	vmspace_fini(&upvm_vs);
 	upvm_running = false;
 	pthread_rwlock_unlock(&upvm_lock);
-	if (left > 0)
-		upvm_log(LOG_INFO, "upvm_fini: %d regions stay mapped as "
-		    "ordinary memory", left);
 	return 0;
 }
 

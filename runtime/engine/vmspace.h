@@ -74,17 +74,32 @@ int vmspace_start(struct vmspace *);
 void vmspace_stop(struct vmspace *);
 
 /*
- * vmspace_fork_child: in a child of fork(), stopped by vmspace_stop()
- * before the fork: make the inherited metadata true of the child.  The
- * child's ranges lost their userfaultfd registration and their uffd-wp
- * bits in the fork: open a userfaultfd of its own, register every
- * region; a resident page that was clean is now dirty (its write would
- * not fault) and leaves its swap slot to the parent; a swapped-out page
- * takes a reference of its own on its slot (the counts are shared, so
- * neither process frees the other's data).
- * => the caller then calls vmspace_start().  0, or -errno (logged).
+ * vmspace_init: set a vmspace up from a checked configuration: NUMA
+ * state, the userfaultfd with the features it needs, the map, with a
+ * budget the swap file, then the threads (vmspace_start).
+ * => 0, or -errno (logged) with nothing left behind.
+ * vmspace_fini: the reverse; swapped-out pages are paged back in first,
+ * so that the regions still mapped stay ordinary memory with their data.
  */
-int vmspace_fork_child(struct vmspace *);
+struct upvm_config;
+int vmspace_init(struct vmspace *, const struct upvm_config *);
+void vmspace_fini(struct vmspace *);
+
+/*
+ * vmspace_fork_parent: in the parent after fork(): start the threads
+ * vmspace_stop() stopped before it.
+ * vmspace_fork_child: in a child of fork(), stopped by vmspace_stop()
+ * before the fork: make the inherited metadata true of the child and
+ * start its own runtime.  The child's ranges lost their userfaultfd
+ * registration and their uffd-wp bits in the fork: open a userfaultfd of
+ * its own, register every region; a resident page that was clean is now
+ * dirty (its write would not fault) and leaves its swap slot to the
+ * parent; a swapped-out page takes a reference of its own on its slot
+ * (the counts are shared, so neither process frees the other's data).
+ * A child that cannot is left with its regions unmanaged (logged).
+ */
+void vmspace_fork_parent(struct vmspace *);
+void vmspace_fork_child(struct vmspace *);
 
 /*
  * vmspace_wake_slots: wake the threads waiting for amap am's slots

@@ -104,7 +104,7 @@ long pd_reserve(struct pdaemon *, long npages, bool wait);
 uint64_t pd_cpu_ns(struct pdaemon *);
 
 /*
- * pd_demote: with node budgets (numa/place.h), resync the per-node counts
+ * pd_demote: with node budgets (engine/place.h), resync the per-node counts
  * and, if a node is past its high mark, move up to a batch of its
  * coldest pages (its own clock hand over the same units) to the nearest
  * node with room (move_pages).  Nothing when every node in reach is full:

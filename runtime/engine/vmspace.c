@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * vmspace.c: a vmspace's set-up and teardown (userfaultfd features, swap,
+ * threads), starting and stopping its threads, and fork.
+ *
+ * A word on fork.  The runtime's threads do not exist in a child, the
+ * child's regions lose their userfaultfd registration (so a swapped-out
+ * page would read back as zeros) and their uffd-wp bits.  upvm.c's
+ * pthread_atfork handlers (which hold the API lock) therefore stop every
+ * thread of the runtime before fork (vmspace_stop: nothing half done, no
+ * lock held, no I/O in flight), start them again in the parent
+ * (vmspace_fork_parent), and in the child fix up the inherited metadata
+ * and start a runtime of its own before fork() returns there
+ * (vmspace_fork_child).  The swap file and its slot table are shared: slots
+ * referenced by both processes count both references.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <unistd.h>
+
+#include "amap.h"
+#include "config.h"
+#include "kmem.h"
+#include "log.h"
+#include "pdaemon.h"
+#include "place.h"
+#include "swap.h"
+#include "vmspace.h"
+
+/* features asked of the kernel; each use checks pmap_has() */
+#define UPVM_WANT_FEATURES	(UFFD_FEATURE_THREAD_ID |		\
+				 UFFD_FEATURE_PAGEFAULT_FLAG_WP |	\
+				 UFFD_FEATURE_POISON)
+
+/* and for the move pageout protocol (see pdaemon.h) */
+#define UPVM_MOVE_FEATURES	(UFFD_FEATURE_MOVE | UFFD_FEATURE_WP_ASYNC)
+
+/* the smallest budget that leaves the daemon room to work: 4 MiB */
+#define UPVM_MIN_BUDGET		1024
+
+static struct swap *vs_release_swap;		/* for the anon release hook */
+
+static void
+vmspace_swap_release(uint64_t slot)
+{
+	swap_free(vs_release_swap, slot, 1);
+}
+
+
+/*
+ * handlers_default: one fault thread per CPU.  A fault thread never
+ * waits for a pagein read (it keeps up to FAULT_IO_DEPTH in flight), so
+ * more threads than CPUs would only add wake-ups.
+ */
+static int
+handlers_default(bool paging)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)n : 1;
+}
+
+/*
+ * pmap_setup: open the userfaultfd with the features the configuration
+ * needs.  WP_ASYNC changes every write-protect fault of the descriptor, so
+ * it is on only when the move pageout protocol runs: with a budget, and
+ * when MOVE, WP_ASYNC and PAGEMAP_SCAN are all there (pageout=auto) or
+ * asked for (pageout=move: an error without them).  numa_promote needs
+ * writes to fault: the wp protocol.
+ * => 0, or -errno (logged) with nothing open.
+ */
+static int
+pmap_setup(struct pmap *pm, const struct upvm_config *cfg)
+{
+	bool try_move = cfg->budget != 0 && cfg->pageout != UPVM_PAGEOUT_WP &&
+	    !cfg->numa_promote;
+	int error;
+
+	if (cfg->numa_promote && cfg->pageout == UPVM_PAGEOUT_MOVE) {
+		upvm_log(LOG_ERR, "upvm_init: numa_promote needs writes to "
+		    "demoted pages to fault, which pageout=move never makes "
+		    "them do; use pageout=auto or wp");
+		return -EINVAL;
+	}
+
+	error = pmap_init(pm, UPVM_WANT_FEATURES |
+	    (try_move ? UPVM_MOVE_FEATURES : 0));
+	if (error != 0) {
+		upvm_log(LOG_ERR, "upvm_init: userfaultfd is unavailable: %s; "
+		    "run as root or set vm.unprivileged_userfaultfd=1",
+		    strerror(-error));
+		return error;
+	}
+	if (!try_move || (pmap_has(pm, UPVM_MOVE_FEATURES) &&
+	    pm->pm_pagemap_scan))
+		return 0;
+	pmap_fini(pm);
+	if (cfg->pageout == UPVM_PAGEOUT_MOVE) {
+		upvm_log(LOG_ERR, "upvm_init: pageout=move needs UFFDIO_MOVE, "
+		    "UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN (Linux 6.8 or "
+		    "later); use pageout=auto or wp");
+		return -EOPNOTSUPP;
+	}
+	return pmap_init(pm, UPVM_WANT_FEATURES);
+}
+
+/*
+ * paging_setup: with a budget, the swap file and write-protect mode for
+ * the regions (dirty tracking); the daemon starts after the fault threads.
+ * => -errno, logged, with nothing left behind.
+ */
+static int
+paging_setup(struct vmspace *vs, const struct upvm_config *cfg)
+{
+	struct swap_config sc = {
+		.sc_path = cfg->swap_path[0] != '\0' ? cfg->swap_path : NULL,
+		.sc_max = cfg->swap_max,
+	};
+	int error;
+
+	vs->vs_regmodes = PMAP_REG_MISSING;
+	if (cfg->budget == 0)
+		return 0;
+	if (atop(cfg->budget) < UPVM_MIN_BUDGET) {
+		upvm_log(LOG_ERR, "upvm_init: budget %llu bytes is too small; "
+		    "give at least 4M", (unsigned long long)cfg->budget);
+		return -EINVAL;
+	}
+	if (!pmap_has(&vs->vs_pmap, UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+		upvm_log(LOG_ERR, "upvm_init: a budget needs userfaultfd "
+		    "write-protection (Linux 5.7 or later); run without one");
+		return -EOPNOTSUPP;
+	}
+	if ((error = swap_create(&sc, &vs->vs_swap)) != 0)
+		return error;
+	vs->vs_pageout = pmap_has(&vs->vs_pmap, UPVM_MOVE_FEATURES) ?
+	    UPVM_PAGEOUT_MOVE : UPVM_PAGEOUT_WP;
+	vs_release_swap = vs->vs_swap;
+	amap_set_swap_release(vmspace_swap_release);
+	vs->vs_regmodes |= PMAP_REG_WP;
+	return 0;
+}
+
+static void
+paging_teardown(struct vmspace *vs)
+{
+	if (vs->vs_pd != NULL)
+		pd_destroy(vs->vs_pd);
+	vs->vs_pd = NULL;
+	amap_set_swap_release(NULL);
+	if (vs->vs_swap != NULL)
+		swap_destroy(vs->vs_swap);
+	vs->vs_swap = vs_release_swap = NULL;
+}
+
+int
+vmspace_init(struct vmspace *vs, const struct upvm_config *cfgp)
+{
+	struct upvm_config cfg = *cfgp;
+	int error, nthreads;
+
+	memset(vs, 0, sizeof(*vs));
+	if ((error = numa_state_create(&cfg, &vs->vs_numa)) != 0)
+		return error;
+	/* node budgets without a budget: swap once every node is full */
+	if (cfg.budget == 0)
+		cfg.budget = numa_budget_total(vs->vs_numa);
+	if ((error = pmap_setup(&vs->vs_pmap, &cfg)) != 0) {
+		numa_state_destroy(vs->vs_numa);
+		return error;
+	}
+	amap_init_pools();
+	vm_map_init(&vs->vs_map);
+	vs->vs_cc.cc_cluster = (int)cfg.cluster_pages;
+	vs->vs_cc.cc_seq_max = (int)cfg.seq_max_pages;
+	nthreads = cfg.handlers != 0 ? (int)cfg.handlers :
+	    handlers_default(cfg.budget != 0);
+	if ((error = paging_setup(vs, &cfg)) != 0)
+		goto fail;
+	vs->vs_nthreads = nthreads;
+	vs->vs_spin_us = cfg.spin_us;
+	vs->vs_pin = cfg.pin_handlers;
+	vs->vs_budget = (long)atop(cfg.budget);
+	/* slack: one window in flight per fault thread */
+	vs->vs_slack = (long)nthreads * cfg.seq_max_pages;
+	vs->vs_threshold = round_page(cfg.threshold);
+	if ((error = vmspace_start(vs)) != 0)
+		goto fail;
+	upvm_log(LOG_INFO, "upvm %s: %d fault threads, cluster %u, seq_max "
+	    "%u, budget %llu, features %#llx", UPVM_VERSION, nthreads,
+	    cfg.cluster_pages, cfg.seq_max_pages,
+	    (unsigned long long)cfg.budget,
+	    (unsigned long long)vs->vs_pmap.pm_features);
+	return 0;
+fail:
+	paging_teardown(vs);
+	vm_map_destroy(&vs->vs_map);
+	amap_fini_pools();
+	numa_state_destroy(vs->vs_numa);
+	pmap_fini(&vs->vs_pmap);
+	return error;
+}
+
+/*
+ * fini_pagein: bring every swapped-out page back in, so that the regions
+ * left mapped after upvm_fini() keep all their data.
+ * => no locks held.
+ */
+static void
+fini_pagein(struct vmspace *vs)
+{
+	struct vm_map_entry *e;
+	vaddr_t va = 0, start, end;
+
+	for (;;) {
+		vm_rwlock_rdlock(&vs->vs_map.m_lock);
+		if ((e = vm_map_first_ge(&vs->vs_map, va)) != NULL) {
+			start = MAX(va, e->e_start);
+			end = e->e_end;
+		}
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+		if (e == NULL)
+			return;
+		if (fault_populate(vs, start, end) != 0)
+			upvm_log(LOG_ERR, "upvm_fini: paging [%#lx, %#lx) back "
+			    "in failed; what could not be read raises SIGBUS",
+			    (unsigned long)start, (unsigned long)end);
+		va = end;
+	}
+}
+
+void
+vmspace_fini(struct vmspace *vs)
+{
+	struct vm_map_entry *e;
+	int left = 0;
+
+	/* what is still mapped becomes ordinary memory: page it all in */
+	if (vs->vs_pd != NULL)
+		pd_stop(vs->vs_pd);
+	if (vs->vs_swap != NULL)
+		fini_pagein(vs);
+	fault_stop(vs);
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
+	    e = vm_map_next(&vs->vs_map, e), left++)
+		pmap_unregister(&vs->vs_pmap, e->e_start,
+		    e->e_end - e->e_start);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vm_map_destroy(&vs->vs_map);
+	paging_teardown(vs);
+	amap_fini_pools();
+	numa_state_destroy(vs->vs_numa);
+	vs->vs_numa = NULL;
+	pmap_fini(&vs->vs_pmap);
+	if (left > 0)
+		upvm_log(LOG_INFO, "upvm_fini: %d regions stay mapped as "
+		    "ordinary memory", left);
+}
+
+void
+vmspace_fork_parent(struct vmspace *vs)
+{
+	if (vmspace_start(vs) != 0)
+		upvm_log(LOG_ERR, "upvm: cannot restart after fork; faults "
+		    "on managed memory will hang");
+}
+
+
+int
+vmspace_start(struct vmspace *vs)
+{
+	int error;
+
+	error = fault_start(vs, vs->vs_nthreads, vs->vs_spin_us, vs->vs_pin);
+	if (error != 0) {
+		upvm_log(LOG_ERR, "upvm: cannot start fault threads: %s",
+		    strerror(-error));
+		return error;
+	}
+	if (vs->vs_swap != NULL && (error = pd_start(vs, vs->vs_swap,
+	    vs->vs_budget, vs->vs_slack, &vs->vs_pd)) != 0) {
+		fault_stop(vs);
+		upvm_log(LOG_ERR, "upvm: cannot start the pageout daemon: %s",
+		    strerror(-error));
+		return error;
+	}
+	return 0;
+}
+
+void
+vmspace_stop(struct vmspace *vs)
+{
+	/* the daemon first: a fault thread may wait for it to free pages */
+	if (vs->vs_pd != NULL)
+		pd_stop(vs->vs_pd);
+	fault_stop(vs);
+	if (vs->vs_pd != NULL)
+		pd_destroy(vs->vs_pd);
+	vs->vs_pd = NULL;
+}
+
+/*
+ * anons_walk: call fn once for every anon of every region (an anon that
+ * several slots share is visited once).
+ * => map write-locked.
+ */
+static void
+anons_walk(struct vmspace *vs, void (*fn)(struct vmspace *, struct anon *))
+{
+	struct vm_map_entry *e;
+	struct amap *am;
+	struct anon *an;
+
+	for (int pass = 0; pass < 2; pass++)
+		for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
+		    e = vm_map_next(&vs->vs_map, e)) {
+			if ((am = e->e_aref.ar_amap) == NULL)
+				continue;
+			vm_mutex_lock(&am->am_lock);
+			for (int s = e->e_aref.ar_pageoff; s <
+			    e->e_aref.ar_pageoff + (int)vm_entry_npages(e);
+			    s++) {
+				if ((an = amap_anon_at(am, s)) == NULL)
+					continue;
+				if (pass == 0 &&
+				    !(an->an_flags & ANON_MARK)) {
+					an->an_flags |= ANON_MARK;
+					fn(vs, an);
+				} else if (pass == 1) {
+					an->an_flags &= ~ANON_MARK;
+				}
+			}
+			vm_mutex_unlock(&am->am_lock);
+		}
+}
+
+static void
+anon_fork_child(struct vmspace *vs, struct anon *an)
+{
+	if (!(an->an_flags & ANON_SWAPPED))
+		return;
+	if (an->an_flags & ANON_RESIDENT) {
+		/* unprotected in the child: dirty; the slot is the parent's */
+		an->an_flags &= ~ANON_SWAPPED;
+		an->an_swslot = 0;
+	} else {
+		swap_ref(vs->vs_swap, an->an_swslot, 1);
+	}
+}
+
+static int
+vmspace_fork_fixup(struct vmspace *vs)
+{
+	uint64_t features = vs->vs_pmap.pm_features;
+	struct vm_map_entry *e;
+	int error;
+
+	/* the inherited descriptor is the parent's userfaultfd */
+	pmap_fini(&vs->vs_pmap);
+	if ((error = pmap_init(&vs->vs_pmap, features)) != 0) {
+		upvm_log(LOG_ERR, "upvm: the child of fork cannot open a "
+		    "userfaultfd: %s; its swapped-out pages are lost",
+		    strerror(-error));
+		return error;
+	}
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL && error == 0;
+	    e = vm_map_next(&vs->vs_map, e))
+		if ((error = pmap_register(&vs->vs_pmap, e->e_start,
+		    e->e_end - e->e_start, vs->vs_regmodes)) != 0)
+			upvm_log(LOG_ERR, "upvm: the child of fork cannot "
+			    "register [%#lx, %#lx): %s", (unsigned long)
+			    e->e_start, (unsigned long)e->e_end,
+			    strerror(-error));
+	if (error == 0 && vs->vs_swap != NULL)
+		anons_walk(vs, anon_fork_child);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	return error;
+}
+
+void
+vmspace_fork_child(struct vmspace *vs)
+{
+	if (vmspace_fork_fixup(vs) != 0 || vmspace_start(vs) != 0)
+		upvm_log(LOG_ERR, "upvm: the child of fork runs without upvm; "
+		    "faults on its managed memory will hang");
+}
+
+void
+vmspace_wake_slots(struct vmspace *vs, struct amap *am, int slot, int n)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	int lo, hi;
+
+	VM_ASSERT_RLOCKED(&map->m_lock);
+	for (e = vm_map_first_ge(map, 0); e != NULL; e = vm_map_next(map, e)) {
+		if (e->e_aref.ar_amap != am)
+			continue;
+		lo = MAX(slot, e->e_aref.ar_pageoff);
+		hi = MIN(slot + n, e->e_aref.ar_pageoff +
+		    (int)vm_entry_npages(e));
+		if (lo < hi)
+			pmap_wake(&vs->vs_pmap, e->e_start +
+			    ptoa((vaddr_t)(lo - e->e_aref.ar_pageoff)),
+			    ptoa((vsize_t)(hi - lo)));
+	}
+}
+
+vaddr_t
+vmspace_slot_va(struct vmspace *vs, struct amap *am, int slot)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+
+	VM_ASSERT_RLOCKED(&map->m_lock);
+	for (e = vm_map_first_ge(map, 0); e != NULL; e = vm_map_next(map, e))
+		if (e->e_aref.ar_amap == am && slot >= e->e_aref.ar_pageoff &&
+		    slot < e->e_aref.ar_pageoff + (int)vm_entry_npages(e))
+			return e->e_start +
+			    ptoa((vaddr_t)(slot - e->e_aref.ar_pageoff));
+	return 0;
+}
