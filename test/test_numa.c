@@ -267,6 +267,26 @@ wait_node_at_most(const char *p, size_t n, int node, long max)
 }
 
 /*
+ * wait_demotion_quiet: the daemon demotes in batches down to the node's
+ * low mark, after it is already under its budget: wait until node
+ * `node` has demoted nothing for 300 ms (15 s at most).
+ */
+static void
+wait_demotion_quiet(int node)
+{
+	uint64_t last = UINT64_MAX, now;
+	int quiet = 0;
+
+	for (int i = 0; i < 150 && quiet < 3; i++) {
+		now = test_stats().node_demoted[node];
+		quiet = now == last ? quiet + 1 : 0;
+		last = now;
+		nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 * 1000 },
+		    NULL);
+	}
+}
+
+/*
  * Demotion: node 0 (budget 8M) is overfilled by a thread on node 0; its
  * coldest pages go to the nearest node first until that node's budget
  * (4M) is reached, then to the next nearest.  Nothing goes to swap.
@@ -336,6 +356,7 @@ demote_then_write_from(bool promote)
 	cr_assert_eq(upvm_init(&cfg), 0);
 	p = map_fill((size_t)n, 21);
 	wait_node_at_most(p, (size_t)n, 0, b0);
+	wait_demotion_quiet(0);
 	count_nodes(p, (size_t)n, before);
 	cr_assert_geq(before[order[1]], n - b0, "node %d (nearest) holds %ld "
 	    "demoted pages", order[1], before[order[1]]);
