@@ -292,7 +292,7 @@ Test(hostmm, syscalls_on_paged_out_buffers, .timeout = 120)
  * range twice the budget, with other memory paging around it; munlock
  * makes it pageable again.  DONTNEED on it fails, as the kernel's does.
  */
-Test(hostmm, mlocked_pages_stay_resident_outside_the_budget, .timeout = 120)
+Test(hostmm, mlocked_pages_stay_resident_outside_the_budget, .timeout = 300)
 {
 	size_t nlock = 2 * BUDGET / PAGE_SIZE;
 	struct upvm_stats st;

@@ -497,7 +497,8 @@ pd_count(struct pdaemon *pd, struct pd_run *r, int gone)
 
 /*
  * pd_run_here: the run is still where pd_collect found it: the entry at
- * pr_va maps pr_amap's slots there (the held amap cannot be reused).
+ * pr_va maps pr_amap's slots there (the held amap cannot be reused).  A
+ * run whose entry was wired meanwhile gets pr_error -EBUSY.
  * => map read-locked.
  */
 static bool
@@ -506,9 +507,15 @@ pd_run_here(struct pdaemon *pd, struct pd_run *r)
 	struct vm_map_entry *e = vm_map_lookup(&pd->pdd_vs->vs_map, r->pr_va);
 
 	VM_ASSERT_RLOCKED(&pd->pdd_vs->vs_map.m_lock);
-	return e != NULL && e->e_aref.ar_amap == r->pr_amap &&
-	    vm_entry_slot(e, r->pr_va) == r->pr_slot &&
-	    r->pr_va + ptoa((vaddr_t)r->pr_n) <= e->e_end;
+	if (e == NULL || e->e_aref.ar_amap != r->pr_amap ||
+	    vm_entry_slot(e, r->pr_va) != r->pr_slot ||
+	    r->pr_va + ptoa((vaddr_t)r->pr_n) > e->e_end)
+		return false;
+	/* mlock()ed while it was written: it stays resident, as a run
+	   whose write failed */
+	if (e->e_wired && r->pr_error == 0)
+		r->pr_error = -EBUSY;
+	return true;
 }
 
 /*
