@@ -916,15 +916,15 @@ swp_pio(struct swap *sw, bool write, char *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* swp_remember_req: a read's pages are what the slots hold: their hash */
+/* swp_pgo_remember: the slots at off hold the n pages at buf: their hashes */
 static void
-swp_remember_req(struct swap *sw, struct pager_req *req)
+swp_pgo_remember(struct pager *pgr, voff_t off, const void *buf, int n)
 {
-	uint64_t slot = atop(req->pr_off);
+	struct swap *sw = container_of(pgr, struct swap, sw_pager);
 
-	for (int i = 0; i < req->pr_npages; i++)
-		swap_set_hash(sw, slot + (uint64_t)i, page_hash((char *)
-		    req->pr_buf + ptoa((size_t)i), sw->sw_hashkey));
+	for (int i = 0; i < n; i++)
+		swap_set_hash(sw, atop(off) + (uint64_t)i, page_hash(
+		    (const char *)buf + ptoa((size_t)i), sw->sw_hashkey));
 }
 
 /*
@@ -952,7 +952,8 @@ swp_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 		error = swp_pio(sw, write, req->pr_buf,
 		    ptoa((size_t)req->pr_npages), req->pr_off - PAGE_SIZE);
 		if (error == 0 && !write && (req->pr_flags & PGO_REMEMBER))
-			swp_remember_req(sw, req);
+			swp_pgo_remember(pgr, req->pr_off, req->pr_buf,
+			    req->pr_npages);
 		return req->pr_error = error;
 	}
 	ring = SWP_QUEUE(q)->sq_ring;
@@ -1014,21 +1015,12 @@ swp_qcomplete(struct pager_queue *q, int max, bool wait)
 		}
 		if (req->pr_error == 0 && !write &&
 		    (req->pr_flags & PGO_REMEMBER))
-			swp_remember_req(sw, req);
+			swp_pgo_remember(q->pq_pager, req->pr_off,
+			    req->pr_buf, req->pr_npages);
 		pager_finish(q, req);
 		done++;
 	}
 	return done;
-}
-
-static void
-swp_pgo_remember(struct pager *pgr, voff_t off, const void *buf, int n)
-{
-	struct swap *sw = container_of(pgr, struct swap, sw_pager);
-
-	for (int i = 0; i < n; i++)
-		swap_set_hash(sw, atop(off) + (uint64_t)i, page_hash(
-		    (const char *)buf + ptoa((size_t)i), sw->sw_hashkey));
 }
 
 static bool

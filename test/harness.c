@@ -7,12 +7,14 @@
 #include <linux/userfaultfd.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
 
 #include "harness.h"
+#include "hostmm.h"
 #include "log.h"
 #include "uring.h"
 #include "vm.h"
@@ -154,6 +156,28 @@ test_ring(unsigned depth)
 		cr_skip_test("io_uring unavailable: %s", strerror(-error));
 	cr_assert_eq(error, 0, "ring_create(%u): %s", depth, strerror(-error));
 	return r;
+}
+
+void
+test_hostmm_start(size_t budget)
+{
+	struct upvm_config cfg;
+
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	cfg.budget = budget;
+	cfg.threshold = (size_t)1 << 20;
+	cr_assert_eq(upvm_init(&cfg), 0);
+	hostmm_enable();
+}
+
+char *
+test_hostmm_anon(size_t len, int prot, int flags)
+{
+	char *p = hostmm_mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS |
+	    flags, -1, 0);
+
+	cr_assert_neq(p, MAP_FAILED, "mmap: %s", strerror(errno));
+	return p;
 }
 
 struct upvm_stats

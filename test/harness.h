@@ -49,6 +49,14 @@ struct ring *test_ring(unsigned depth);
 
 /* a snapshot of upvm's counters (asserts that upvm runs) */
 struct upvm_stats test_stats(void);
+
+/*
+ * test_hostmm_start: upvm with a budget, mappings of 1 MiB and more
+ * managed, and hostmm's system calls enabled (as under the preload).
+ * test_hostmm_anon: a private anonymous mapping through hostmm_mmap.
+ */
+void test_hostmm_start(size_t budget);
+char *test_hostmm_anon(size_t len, int prot, int flags);
 /*
  * test_stats_gone: the statistics once everything was unmapped: a
  * pageout batch in flight frees the slots (and counts) of the pages

@@ -30,30 +30,14 @@
 static void
 start(void)
 {
-	struct upvm_config cfg;
-
-	cr_assert_eq(upvm_config_from_env(&cfg), 0);
-	cfg.budget = BUDGET;
-	cfg.threshold = MIB;
-	cr_assert_eq(upvm_init(&cfg), 0);
-	hostmm_enable();
-}
-
-static char *
-anon(size_t len, int prot, int flags)
-{
-	char *p = hostmm_mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS |
-	    flags, -1, 0);
-
-	cr_assert_neq(p, MAP_FAILED, "mmap: %s", strerror(errno));
-	return p;
+	test_hostmm_start(BUDGET);
 }
 
 /* fill, then read twice: the pages went out to swap and came back */
 static char *
 paged_region(void)
 {
-	char *p = anon(LEN, PROT_READ | PROT_WRITE, 0);
+	char *p = test_hostmm_anon(LEN, PROT_READ | PROT_WRITE, 0);
 
 	test_pattern_fill(p, NPAGES, 0, 1);
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
@@ -70,10 +54,10 @@ Test(hostmm, large_anonymous_private_mappings_are_managed, .timeout = 60)
 
 	start();
 	before = test_stats().regions;
-	p = anon(2 * MIB, PROT_READ | PROT_WRITE, 0);
+	p = test_hostmm_anon(2 * MIB, PROT_READ | PROT_WRITE, 0);
 	cr_assert_eq(test_stats().regions, before + 1);
 	/* small, shared, file, executable, populated: left alone */
-	q = anon(MIB / 2, PROT_READ | PROT_WRITE, 0);
+	q = test_hostmm_anon(MIB / 2, PROT_READ | PROT_WRITE, 0);
 	cr_assert_eq(test_stats().regions, before + 1);
 	cr_assert_eq(hostmm_munmap(q, MIB / 2), 0);
 	q = hostmm_mmap(NULL, 2 * MIB, PROT_READ | PROT_WRITE,
@@ -89,7 +73,7 @@ Test(hostmm, large_anonymous_private_mappings_are_managed, .timeout = 60)
 	cr_assert_eq(hostmm_munmap(q, 2 * MIB), 0);
 	close(fd);
 	unlink(path);
-	q = anon(2 * MIB, PROT_READ | PROT_WRITE, MAP_POPULATE);
+	q = test_hostmm_anon(2 * MIB, PROT_READ | PROT_WRITE, MAP_POPULATE);
 	cr_assert_eq(test_stats().regions, before + 1);
 	cr_assert_eq(hostmm_munmap(q, 2 * MIB), 0);
 	/* bad calls fail as the kernel's do, errno set */
@@ -177,7 +161,7 @@ Test(hostmm, madvise_drops_and_advises_managed_pages, .timeout = 120)
 	cr_assert_eq(hostmm_madvise(p, LEN, MADV_RANDOM), 0);
 	cr_assert_eq(hostmm_madvise(p, LEN, MADV_NORMAL), 0);
 	/* a range that is partly unmanaged */
-	small = anon(MIB / 2, PROT_READ | PROT_WRITE, 0);
+	small = test_hostmm_anon(MIB / 2, PROT_READ | PROT_WRITE, 0);
 	memset(small, 7, MIB / 2);
 	cr_assert_eq(hostmm_madvise(small, MIB / 2, MADV_DONTNEED), 0);
 	cr_assert(test_all_bytes(small, 0, MIB / 2));
@@ -227,7 +211,7 @@ Test(hostmm, prot_none_reservation_opened_later, .timeout = 120)
 	char *p;
 
 	start();
-	p = anon(LEN, PROT_NONE, MAP_NORESERVE);
+	p = test_hostmm_anon(LEN, PROT_NONE, MAP_NORESERVE);
 	cr_assert_eq(test_stats().regions, 1, "the reservation is managed");
 	cr_assert_eq(mprotect(p, LEN / 2, PROT_READ | PROT_WRITE), 0);
 	test_pattern_fill(p, NPAGES / 2, 0, 1);
@@ -251,7 +235,7 @@ Test(hostmm, syscalls_on_paged_out_buffers, .timeout = 120)
 
 	start();
 	p = paged_region();
-	q = anon(LEN, PROT_READ | PROT_WRITE, 0);
+	q = test_hostmm_anon(LEN, PROT_READ | PROT_WRITE, 0);
 	/* a pipe: write(2) from paged-out pages, read(2) into fresh ones */
 	cr_assert_eq(pipe(fds), 0);
 	for (size_t off = 0; off < LEN / 4; off += chunk) {
@@ -299,7 +283,7 @@ Test(hostmm, mlocked_pages_stay_resident_outside_the_budget, .timeout = 300)
 	char *p, *l;
 
 	start();
-	l = anon(nlock * PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
+	l = test_hostmm_anon(nlock * PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
 	test_pattern_fill(l, nlock, 0, 7);
 	cr_assert_eq(hostmm_mlock(l, nlock * PAGE_SIZE, 0), 0, "mlock: %s",
 	    strerror(errno));

@@ -34,23 +34,13 @@
 static void
 start(void)
 {
-	struct upvm_config cfg;
-
-	cr_assert_eq(upvm_config_from_env(&cfg), 0);
-	cfg.budget = BUDGET;
-	cfg.threshold = MIB;
-	cr_assert_eq(upvm_init(&cfg), 0);
-	hostmm_enable();
+	test_hostmm_start(BUDGET);
 }
 
 static char *
 anon(size_t len)
 {
-	char *p = hostmm_mmap(NULL, len, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	cr_assert_neq(p, MAP_FAILED, "mmap: %s", strerror(errno));
-	return p;
+	return test_hostmm_anon(len, PROT_READ | PROT_WRITE, 0);
 }
 
 /* wait (10 s at most) until reads (or writes) are in flight */
@@ -92,9 +82,11 @@ touch_page(void *arg)
 	struct toucher *t = arg;
 
 	if (t->t_willneed != 0 && hostmm_madvise(t->t_page, t->t_willneed,
-	    MADV_WILLNEED) != 0)
+	    MADV_WILLNEED) != 0) {
 		t->t_bad = -2;
-	t->t_bad = t->t_bad == -2 ? -2 : t->t_gen == 0 ? test_zero_bad(t->t_page, 1) :
+		return NULL;
+	}
+	t->t_bad = t->t_gen == 0 ? test_zero_bad(t->t_page, 1) :
 	    test_pattern_bad(t->t_page, 1, t->t_index, t->t_gen);
 	return NULL;
 }

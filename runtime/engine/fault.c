@@ -93,7 +93,7 @@ struct fault_ctx {
 	uint64_t		 fc_t0;		/* event read, ns; 0: WILLNEED */
 	uint64_t		 fc_wake_ns;	/* faulting page mapped, ns */
 	struct anon		**fc_held;	/* pagein: the claimed anons */
-	uint64_t		 fc_swslot;	/* pagein: swap slot of fc_start */
+	uint64_t		 fc_swslot;	/* pagein: slot of fc_start */
 	long			 fc_max;	/* pages the budget allows */
 	long			 fc_reserved;	/* of those, counted resident */
 	pid_t			 fc_tid;	/* faulting thread, or 0 */
@@ -490,18 +490,27 @@ fault_fill(struct fault_ctx *fc)
 	return error;
 }
 
+/*
+ * fault_account: a fault resolved npages, its thread woken lat_ns after
+ * the event was read.  fault_prefetched: npages resolved by WILLNEED.
+ */
 static void
-fault_account(struct fault_ctx *fc, int npages)
+fault_account(struct vm_stats *st, int npages, uint64_t lat_ns)
 {
-	struct vm_stats *st = &fc->fc_vs->vs_stats;
-
 	STAT_INC(st, st_faults_resolved);
 	STAT_INC(st, st_clusters);
 	STAT_ADD(st, st_pages_resolved, (uint64_t)npages);
 	STAT_INC(st, st_cluster_hist[stats_bucket((uint64_t)npages,
 	    UPVM_CLUSTER_BUCKETS)]);
-	STAT_INC(st, st_latency_hist[stats_bucket((fc->fc_wake_ns -
-	    fc->fc_t0) / 1000, UPVM_LATENCY_BUCKETS)]);
+	STAT_INC(st, st_latency_hist[stats_bucket(lat_ns / 1000,
+	    UPVM_LATENCY_BUCKETS)]);
+}
+
+static void
+fault_prefetched(struct vm_stats *st, int npages)
+{
+	STAT_ADD(st, st_pages_prefetched, (uint64_t)npages);
+	STAT_ADD(st, st_pages_resolved, (uint64_t)npages);
 }
 
 /* fault_run_va: the address of slot `slot` in the faulting entry */
@@ -607,17 +616,10 @@ fault_io_account(struct fault_io *fi, int error)
 		    "accessing them raises SIGBUS", fi->fi_n,
 		    strerror(-error));
 	}
-	STAT_ADD(st, st_pages_resolved, (uint64_t)fi->fi_n);
-	if (fi->fi_t0 == 0) {
-		STAT_ADD(st, st_pages_prefetched, (uint64_t)fi->fi_n);
-		return;
-	}
-	STAT_INC(st, st_faults_resolved);
-	STAT_INC(st, st_clusters);
-	STAT_INC(st, st_cluster_hist[stats_bucket((uint64_t)fi->fi_n,
-	    UPVM_CLUSTER_BUCKETS)]);
-	STAT_INC(st, st_latency_hist[stats_bucket((now_ns() - fi->fi_t0) /
-	    1000, UPVM_LATENCY_BUCKETS)]);
+	if (fi->fi_t0 == 0)
+		fault_prefetched(st, fi->fi_n);
+	else
+		fault_account(st, fi->fi_n, now_ns() - fi->fi_t0);
 }
 
 /*
@@ -864,7 +866,7 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 	} else if (kind == FC_FILL) {
 		fault_fill(&fc);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
-		fault_account(&fc, fc.fc_n);
+		fault_account(&vs->vs_stats, fc.fc_n, fc.fc_wake_ns - fc.fc_t0);
 		if (vs->vs_pd != NULL)
 			pd_kick(vs->vs_pd);
 	} else {
@@ -900,8 +902,7 @@ fault_populate_run(struct fault_ctx *fc, int kind, struct fault_io *fi,
 	}
 	fault_fill(fc);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
-	STAT_ADD(&vs->vs_stats, st_pages_prefetched, (uint64_t)fc->fc_n);
-	STAT_ADD(&vs->vs_stats, st_pages_resolved, (uint64_t)fc->fc_n);
+	fault_prefetched(&vs->vs_stats, fc->fc_n);
 	if (vs->vs_pd != NULL)
 		pd_kick(vs->vs_pd);
 }
