@@ -899,3 +899,48 @@ Test(amap, sample_counts_nonempty_probes, .timeout = 10)
 	cr_assert_eq(amap_check(am), 0);
 	amap_unref(am, 0, 256);
 }
+
+/*
+ * A pagein claim extends its run to neighbours whose swap slots follow the
+ * faulting page's, backwards no further than slot 1: slot 0 means "none",
+ * and a neighbour must never be read from it (a read at offset 0 failed
+ * with EINVAL under a readahead of 16 pages: the neighbour had slot 77).
+ */
+Test(amap, claim_swapped_stops_at_swap_slot_one, .timeout = 10)
+{
+	struct amap *am, *cp;
+	struct vm_aref ar = { 0, NULL };
+	struct anon *held[8], *an;
+	uint64_t swslot = 0;
+	const uint64_t want[8] = { 0, 0, 9, 77, 1, 2, 3, 0 };
+	int start = -1, n;
+
+	amap_init_pools();
+	am = mk(8);
+	fill(am, 0, 8, SLOT_RESIDENT);
+	amap_ref(am, true);
+	ar.ar_amap = am;
+	cr_assert_eq(amap_copy(&ar, 8), 0);
+	cp = ar.ar_amap;
+	amap_unref(am, 0, 8);
+	/* pages 2..6 swapped out at slots 9, 77, 1, 2, 3 */
+	vm_mutex_lock(&cp->am_lock);
+	for (int i = 2; i < 7; i++) {
+		an = (struct anon *)amap_slot(cp, i);
+		an->an_flags = ANON_SWAPPED;
+		an->an_swslot = want[i];
+	}
+	n = amap_claim_swapped(cp, 5, 0, 8, &start, &swslot, held);
+	cr_assert_eq(n, 3, "the run is slots 1..3 at pages 4..6, not %d", n);
+	cr_assert_eq(start, 4);
+	cr_assert_eq(swslot, 1);
+	for (int i = 0; i < n; i++) {
+		cr_assert(held[i]->an_flags & ANON_TRANSIT);
+		held[i]->an_flags &= ~ANON_TRANSIT;
+		atomic_fetch_sub(&held[i]->an_ref, 1);
+	}
+	for (int i = 2; i < 7; i++)
+		((struct anon *)amap_slot(cp, i))->an_swslot = 0;
+	vm_mutex_unlock(&cp->am_lock);
+	amap_unref(cp, 0, 8);
+}

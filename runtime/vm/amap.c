@@ -407,8 +407,9 @@ amap_claim_swapped(struct amap *am, int slot, int lo, int hi, int *startp,
 	if (!slot_swapped(am, slot, 0))
 		return 0;
 	base = SLOT_ANON(am->am_slots[slot])->an_swslot;
-	for (a = slot; a > lo && slot_swapped(am, a - 1,
-	    base - (uint64_t)(slot - a + 1)); a--)
+	/* backwards no further than swap slot 1 (0 would match any) */
+	for (a = slot; a > lo && base > (uint64_t)(slot - a + 1) &&
+	    slot_swapped(am, a - 1, base - (uint64_t)(slot - a + 1)); a--)
 		;
 	for (b = slot + 1; b < hi && slot_swapped(am, b,
 	    base + (uint64_t)(b - slot)); b++)
