@@ -96,6 +96,7 @@ extern "C" {
 struct upvm_config {
 	unsigned	cluster_pages;
 	unsigned	seq_max_pages;
+	unsigned	readahead_pages;	/* read around a random pagein */
 	unsigned	handlers;
 	unsigned	spin_us;
 	bool		pin_handlers;

@@ -20,7 +20,7 @@
 #define PG(n)		(BASE + ptoa((vaddr_t)(n)))
 #define NPG(a)		((long)(((a) - BASE) >> PAGE_SHIFT))
 
-static const struct cluster_config cc_default = { 16, 512 };
+static const struct cluster_config cc_default = { 16, 512, 1 };
 
 /*
  * range_bad: why [lo, hi) breaks the contract for this fault, or NULL.
@@ -46,19 +46,28 @@ range_bad(const struct cluster_config *cc, int advice, vaddr_t start,
 }
 
 static void
-choose(struct cluster_state *st, const struct cluster_config *cc,
-    int advice, vaddr_t start, vaddr_t end, vaddr_t va, vaddr_t *lop,
-    vaddr_t *hip)
+choose_flags(struct cluster_state *st, const struct cluster_config *cc,
+    int advice, int flags, vaddr_t start, vaddr_t end, vaddr_t va,
+    vaddr_t *lop, vaddr_t *hip)
 {
 	const char *why;
 
 	*lop = *hip = 0xbad;
-	cluster_choose(st, cc, advice, 0, start, end, va, lop, hip);
+	cluster_choose(st, cc, advice, flags, start, end, va, lop, hip);
 	why = range_bad(cc, advice, start, end, va, *lop, *hip);
-	cr_assert_null(why, "%s: entry [%#lx, %#lx) va %#lx advice %d -> "
-	    "[%#lx, %#lx)", why, (unsigned long)start, (unsigned long)end,
+	cr_assert_null(why, "%s: flags %d: entry [%#lx, %#lx) va %#lx advice "
+	    "%d -> [%#lx, %#lx)", why, flags, (unsigned long)start,
+	    (unsigned long)end,
 	    (unsigned long)va, advice, (unsigned long)*lop,
 	    (unsigned long)*hip);
+}
+
+static void
+choose(struct cluster_state *st, const struct cluster_config *cc,
+    int advice, vaddr_t start, vaddr_t end, vaddr_t va, vaddr_t *lop,
+    vaddr_t *hip)
+{
+	choose_flags(st, cc, advice, 0, start, end, va, lop, hip);
 }
 
 /* a NORMAL fault at page `page` (plus `byte`) must resolve pages [lo, hi) */
@@ -90,7 +99,7 @@ Test(cluster, random_fault_gets_aligned_block, .timeout = 10)
 
 Test(cluster, block_size_follows_config, .timeout = 10)
 {
-	struct cluster_config one = { 1, 16 }, big = { 512, 1024 };
+	struct cluster_config one = { 1, 16, 1 }, big = { 512, 1024, 1 };
 	struct cluster_state st;
 
 	cluster_reset(&st);
@@ -156,7 +165,7 @@ Test(cluster, stream_window_clamped_to_entry, .timeout = 10)
 Test(cluster, sequential_advice_starts_at_seq_max, .timeout = 10)
 {
 	struct cluster_state st;
-	struct cluster_config cc = { 16, 256 };
+	struct cluster_config cc = { 16, 256, 1 };
 
 	cluster_reset(&st);
 	expect(&st, &cc_default, VM_ADV_SEQUENTIAL, 0, 8192, 100, 5, 100,
@@ -331,6 +340,8 @@ Test(cluster, any_fault_gets_aligned_range_inside_entry, .timeout = 60)
 	for (int e = 0; e < 20000; e++) {
 		cc.cc_cluster = 1 << rnd(10);
 		cc.cc_seq_max = 16 << rnd(7);
+		cc.cc_readahead = 1 << rnd(7);	/* MIN() evaluates twice */
+		cc.cc_readahead = MIN(cc.cc_readahead, cc.cc_seq_max);
 		switch (rnd(3)) {
 		case 0:
 			npages = 1 + rnd(64);
@@ -369,7 +380,8 @@ Test(cluster, any_fault_gets_aligned_range_inside_entry, .timeout = 60)
 			va += rnd(PAGE_SIZE);
 			advice = rnd(8) == 0 ? VM_ADV_RANDOM : rnd(8) == 0 ?
 			    VM_ADV_SEQUENTIAL : VM_ADV_NORMAL;
-			choose(&st, &cc, advice, start, end, va, &lo, &hi);
+			choose_flags(&st, &cc, advice, (int)rnd(4) & (CLUSTER_F_SINGLE |
+			    CLUSTER_F_PAGEIN), start, end, va, &lo, &hi);
 		}
 	}
 }
@@ -392,7 +404,7 @@ Test(cluster, choose_reports_what_it_chose, .timeout = 10)
 
 Test(cluster, superblock_is_aligned_capped_and_clamped, .timeout = 10)
 {
-	struct cluster_config cc = { 16, 512 }, small = { 64, 128 };
+	struct cluster_config cc = { 16, 512, 1 }, small = { 64, 128, 1 };
 	vaddr_t lo, hi;
 
 	/* 16 blocks of 16 pages: the aligned 256 pages around the fault */
@@ -429,4 +441,68 @@ Test(cluster, single_guess_is_one_page_and_streams_still_grow, .timeout = 10)
 	    BASE, PG(1 << 20), PG(50), &lo, &hi);
 	cr_assert_eq(NPG(lo), 50);
 	cr_assert_eq(NPG(hi), 51);
+}
+
+/* choose a random pagein at page pg; => its block [*lop, *hip) in pages */
+static int
+pagein(struct cluster_state *st, const struct cluster_config *cc, long pg,
+    long *lop, long *hip)
+{
+	vaddr_t lo, hi;
+	int kind;
+
+	kind = cluster_choose(st, cc, VM_ADV_NORMAL, CLUSTER_F_PAGEIN, BASE,
+	    PG(1 << 20), PG(pg) + 17, &lo, &hi);
+	*lop = NPG(lo);
+	*hip = NPG(hi);
+	return kind;
+}
+
+Test(cluster, pagein_window_grows_with_locality_and_shrinks_without,
+    .timeout = 10)
+{
+	struct cluster_config cc = { 16, 512, 8 };
+	struct cluster_state st;
+	vaddr_t vlo, vhi;
+	long lo, hi;
+
+	memset(&st, 0, sizeof(st));
+	/* a first random pagein: the page alone */
+	cr_assert_eq(pagein(&st, &cc, 1003, &lo, &hi), CLUSTER_BLOCK);
+	cr_assert_eq(lo, 1003);
+	cr_assert_eq(hi, 1004);
+	/* near it (pages 960..1023 are one unit): 1 near of the last 8 is
+	   chance, 2 give 4 aligned pages, 3 give 8 */
+	pagein(&st, &cc, 1013, &lo, &hi);
+	cr_assert_eq(lo, 1013);
+	cr_assert_eq(hi, 1014);
+	pagein(&st, &cc, 1001, &lo, &hi);
+	cr_assert_eq(lo, 1000);
+	cr_assert_eq(hi, 1004);
+	pagein(&st, &cc, 995, &lo, &hi);
+	cr_assert_eq(lo, 992);
+	cr_assert_eq(hi, 1000);
+	/* capped at cc_readahead */
+	pagein(&st, &cc, 970, &lo, &hi);
+	cr_assert_eq(lo, 968);
+	cr_assert_eq(hi, 976);
+	/* the next fault past a block is a stream: its window doubles */
+	cr_assert_eq(cluster_choose(&st, &cc, VM_ADV_NORMAL, CLUSTER_F_PAGEIN,
+	    BASE, PG(1 << 20), PG(hi), &vlo, &vhi), CLUSTER_STREAM);
+	cr_assert_eq(NPG(vhi) - NPG(vlo), 16);
+	/* far pageins: the window shrinks as the near ones age out */
+	for (int i = 1, last = 8; i <= 8; i++) {
+		pagein(&st, &cc, 100000L * i, &lo, &hi);
+		cr_assert_leq(hi - lo, last, "far pagein %d: %ld pages", i,
+		    hi - lo);
+		last = (int)(hi - lo);
+	}
+	cr_assert_eq(hi - lo, 1, "8 far pageins: the page alone");
+	/* clamped to the entry; RANDOM advice reads the page alone */
+	cr_assert_eq(cluster_choose(&st, &cc, VM_ADV_NORMAL, CLUSTER_F_PAGEIN,
+	    PG(2002), PG(2005), PG(2003), &vlo, &vhi), CLUSTER_BLOCK);
+	cr_assert(NPG(vlo) >= 2002 && NPG(vhi) <= 2005);
+	cr_assert_eq(cluster_choose(&st, &cc, VM_ADV_RANDOM, CLUSTER_F_PAGEIN,
+	    BASE, PG(4096), PG(3001), &vlo, &vhi), CLUSTER_ONE);
+	cr_assert_eq(NPG(vhi) - NPG(vlo), 1);
 }

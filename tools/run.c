@@ -64,6 +64,8 @@ run_usage(FILE *f)
 "                     1M)\n"
 "  --cluster PAGES    pages resolved around a random fault, a power of\n"
 "                     two 1..512 (UPVM_CLUSTER; 16)\n"
+"  --readahead PAGES  most swapped-out pages read around a random\n"
+"                     pagein, a power of two 1..64 (UPVM_READAHEAD; 8)\n"
 "  --pageout PROTO    auto, move or wp (UPVM_PAGEOUT; auto)\n"
 "  --numa POLICY      NUMA placement: none, local, bind:N, preferred:N,\n"
 "                     interleave[:NODES], nearest (UPVM_NUMA; local)\n"
@@ -179,6 +181,7 @@ run_main(int argc, char **argv)
 		{ "swap-max", required_argument, NULL, 'm' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "cluster", required_argument, NULL, 'c' },
+		{ "readahead", required_argument, NULL, 'R' },
 		{ "pageout", required_argument, NULL, 'p' },
 		{ "numa", required_argument, NULL, 'N' },
 		{ "node-budget", required_argument, NULL, 'B' },
@@ -201,6 +204,7 @@ run_main(int argc, char **argv)
 		case 'm': run_setenv("UPVM_SWAP_MAX", optarg); break;
 		case 't': run_setenv("UPVM_THRESHOLD", optarg); break;
 		case 'c': run_setenv("UPVM_CLUSTER", optarg); break;
+		case 'R': run_setenv("UPVM_READAHEAD", optarg); break;
 		case 'p': run_setenv("UPVM_PAGEOUT", optarg); break;
 		case 'N': run_setenv("UPVM_NUMA", optarg); break;
 		case 'B': run_setenv("UPVM_NODE_BUDGET", optarg); break;

@@ -46,6 +46,8 @@ static const struct conf_key conf_keys[] = {
 	    "a power of two from 1 to 512 (pages)"),
 	KEY("seq_max", "UPVM_SEQ_MAX", CT_POW2, seq_max_pages, 16,
 	    FAULT_MAX_CLUSTER, "a power of two from 16 to 1024 (pages)"),
+	KEY("readahead", "UPVM_READAHEAD", CT_POW2, readahead_pages, 1, 64,
+	    "a power of two from 1 to 64 (pages)"),
 	KEY("handlers", "UPVM_HANDLERS", CT_UINT, handlers, 0, 256,
 	    "a number from 0 (one per CPU) to 256"),
 	KEY("spin_us", "UPVM_SPIN_US", CT_UINT, spin_us, 0, 10000,
@@ -94,6 +96,7 @@ upvm_config_default(struct upvm_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->cluster_pages = 16;
 	cfg->seq_max_pages = 512;
+	cfg->readahead_pages = 8;
 	cfg->handlers = 0;
 	cfg->spin_us = 0;
 	cfg->pin_handlers = true;
@@ -368,6 +371,13 @@ config_check(const struct upvm_config *cfg)
 		upvm_log(LOG_ERR, "cluster %u is larger than seq_max %u: a "
 		    "stream's window must not be smaller than a random fault's "
 		    "block; raise seq_max", cfg->cluster_pages,
+		    cfg->seq_max_pages);
+		return -EINVAL;
+	}
+	if (cfg->readahead_pages > cfg->seq_max_pages) {
+		upvm_log(LOG_ERR, "readahead %u is larger than seq_max %u: a "
+		    "stream's window must not be smaller than a pagein's "
+		    "block; raise seq_max", cfg->readahead_pages,
 		    cfg->seq_max_pages);
 		return -EINVAL;
 	}

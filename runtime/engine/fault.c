@@ -251,12 +251,18 @@ fault_claim(struct fault_ctx *fc)
 		return FC_WAKE;
 	}
 	/*
-	 * A guess costs memory the budget may not have: pageins, and any
-	 * fault past the high watermark, resolve the page alone until a
-	 * stream shows.
+	 * A guess costs memory the budget may not have: a pagein reads a
+	 * small block (cc_readahead: its pages with consecutive swap slots,
+	 * one read, as the kernel's swap readahead), and any other fault
+	 * past the high watermark resolves the page alone until a stream
+	 * shows.
 	 */
-	flags = an != NULL || (fc->fc_vs->vs_pd != NULL &&
-	    pd_pressure(fc->fc_vs->vs_pd)) ? CLUSTER_F_SINGLE : 0;
+	if (an != NULL)
+		flags = CLUSTER_F_PAGEIN;
+	else if (fc->fc_vs->vs_pd != NULL && pd_pressure(fc->fc_vs->vs_pd))
+		flags = CLUSTER_F_SINGLE;
+	else
+		flags = 0;
 	kind = cluster_choose(&e->e_cluster, cc, e->e_advice, flags,
 	    e->e_start, e->e_end, fc->fc_va, &lo, &hi);
 	if (kind == CLUSTER_BLOCK && flags == 0) {

@@ -174,6 +174,7 @@ vmspace_init(struct vmspace *vs, const struct upvm_config *cfgp)
 	vm_map_init(&vs->vs_map);
 	vs->vs_cc.cc_cluster = (int)cfg.cluster_pages;
 	vs->vs_cc.cc_seq_max = (int)cfg.seq_max_pages;
+	vs->vs_cc.cc_readahead = (int)cfg.readahead_pages;
 	nthreads = cfg.handlers != 0 ? (int)cfg.handlers :
 	    handlers_default(cfg.budget != 0);
 	if ((error = paging_setup(vs, &cfg)) != 0)

@@ -48,6 +48,31 @@ clamp(vaddr_t lo, vsize_t len, vaddr_t start, vaddr_t end, vaddr_t *lop,
 	*hip = MIN(hi, end);
 }
 
+/*
+ * ra_window: the readahead window for a random pagein at page va, after
+ * learning whether it lands near the last ones (see cluster.h).
+ */
+static int
+ra_window(struct cluster_state *st, const struct cluster_config *cc,
+    vaddr_t va)
+{
+	vaddr_t unit = atop(va) / CLUSTER_RA_UNIT + 1;
+	bool near = false;
+	int w = 1, want;
+
+	for (int i = 0; i < CLUSTER_RA_HISTORY; i++)
+		near |= st->cl_ra_units[i] == unit;
+	if (!near) {
+		st->cl_ra_units[st->cl_ra_next] = unit;
+		st->cl_ra_next = (st->cl_ra_next + 1) % CLUSTER_RA_HISTORY;
+	}
+	st->cl_ra_near = (uint8_t)(st->cl_ra_near << 1 | near);
+	want = 2 * __builtin_popcount(st->cl_ra_near) - 1;
+	while (w < want && w < cc->cc_readahead)
+		w *= 2;
+	return w;
+}
+
 int
 cluster_choose(struct cluster_state *st, const struct cluster_config *cc,
     int advice, int flags, vaddr_t start, vaddr_t end, vaddr_t va,
@@ -72,11 +97,12 @@ cluster_choose(struct cluster_state *st, const struct cluster_config *cc,
 		s = stream_victim(st);
 		s->cs_window = cc->cc_seq_max;
 		lo = pva;
-	} else if (flags & CLUSTER_F_SINGLE) {
-		/* a new guess, kept to the page: a stream must show itself */
+	} else if (flags & (CLUSTER_F_SINGLE | CLUSTER_F_PAGEIN)) {
+		/* a new guess, kept small: a stream must show itself */
 		s = stream_victim(st);
-		s->cs_window = 1;
-		lo = pva;
+		s->cs_window = (flags & CLUSTER_F_PAGEIN) ?
+		    ra_window(st, cc, pva) : 1;
+		lo = pva & ~(ptoa((vsize_t)s->cs_window) - 1);
 		kind = CLUSTER_BLOCK;
 	} else {
 		/* a new guess: the aligned block around the fault */

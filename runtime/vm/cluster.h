@@ -18,6 +18,18 @@
  * dense random first touch costs fewer faults while sparse random access
  * never resolves more than one block per fault.  Several streams per entry let T
  * threads each write their own part of one region sequentially.
+ *
+ * Readahead: a random pagein reads the aligned block of the entry's
+ * readahead window around the fault (its pages with consecutive swap
+ * slots, one read).  Reads of a mapped page never fault, so whether a page
+ * read ahead was used cannot be seen; what can be seen is whether pageins
+ * fall near each other.  A random pagein is near when it lands in one of
+ * the CLUSTER_RA_HISTORY units of CLUSTER_RA_UNIT pages that the last
+ * random pageins landed in; with n of the last 8 near, the window is the
+ * power of two at or above 2n - 1, at most cc_readahead (as the kernel's
+ * swap readahead sizes its window by its recent hits): uniform random
+ * access over a large region reads single pages, access with locality (a
+ * B-tree, a heap of objects allocated together) reads blocks.
  */
 #ifndef UPVM_CLUSTER_H
 #define UPVM_CLUSTER_H
@@ -29,10 +41,14 @@
 #define CLUSTER_NSTREAM	4
 #define CLUSTER_SUPER		16	/* blocks per super-block */
 #define CLUSTER_DENSE_MIN	4	/* resident blocks that make it dense */
+#define CLUSTER_RA_HISTORY	8	/* random pageins' units remembered */
+#define CLUSTER_RA_UNIT		64	/* pages: pageins in one unit are near */
 
 /* cluster_choose() flags */
 #define CLUSTER_F_SINGLE 0x1	/* a guess resolves the faulting page alone
-				   (pagein, pressure): only streams grow */
+				   (pressure): only streams grow */
+#define CLUSTER_F_PAGEIN 0x2	/* a guess reads the aligned block of the
+				   readahead window around the fault */
 
 /* what cluster_choose() chose */
 #define CLUSTER_ONE	0	/* the faulting page alone (RANDOM advice) */
@@ -42,6 +58,8 @@
 struct cluster_config {
 	int	cc_cluster;	/* pages around a random fault (power of 2) */
 	int	cc_seq_max;	/* widest window ahead of a stream (pages) */
+	int	cc_readahead;	/* pages around a random pagein (power of 2,
+				   at most cc_seq_max) */
 };
 
 struct cluster_stream {
@@ -53,6 +71,11 @@ struct cluster_stream {
 struct cluster_state {
 	struct cluster_stream	cl_streams[CLUSTER_NSTREAM];
 	uint32_t		cl_clock;
+	uint8_t			cl_ra_near;	/* the last 8 random pageins:
+						   bit set = near */
+	int			cl_ra_next;	/* oldest of cl_ra_units */
+	vaddr_t			cl_ra_units[CLUSTER_RA_HISTORY]; /* unit
+						   number + 1; 0: none */
 };
 
 /*

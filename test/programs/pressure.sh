@@ -47,7 +47,8 @@
 # Output: one row per program and budget: seconds natively, under the kernel
 # and under upvm (min/median with --repeat), upvm/kernel (medians), the
 # kernel's pageins (the cgroup's pgmajfault and the machine's pswpin delta
-# from /proc/vmstat), upvm's pageins (its --stats), the CPU seconds of
+# from /proc/vmstat), upvm's read I/Os (pagein_ios: faults that waited for
+# a read) and pages read (pageins) from its --stats, the CPU seconds of
 # upvm's own threads (cpu_fault_ns + cpu_pageout_ns of its --stats, "-"
 # where this upvm does not report them), the kernel side's CPU seconds (the
 # program's system time plus kswapd's utime+stime delta), and whether every
@@ -403,7 +404,7 @@ run_one() {
 	local mode=$1 budget=$2 tag=$3 pre=() p line v t0 t1
 	local maj0 in0 ks0 files
 	local oom0
-	R_MAJFLT=- R_PSWPIN=- R_KCPU=- R_PAGEINS=- R_UCPU=- R_OOM=0
+	R_MAJFLT=- R_PSWPIN=- R_KCPU=- R_PAGEINS=- R_PAGEIN_IOS=- R_UCPU=- R_OOM=0
 	case $mode in
 	upvm) pre=("$UPVM" run --budget "${budget}M" --swap "$SWAPDIR"
 	    --stats="$WORK/$tag.stats.%p" --) ;;
@@ -474,6 +475,9 @@ run_one() {
 		if [ -e "${files[0]}" ]; then
 			R_PAGEINS=$(cat "${files[@]}" | grep -o '"pageins": [0-9]*' |
 			    awk '{ s += $2 } END { print s + 0 }')
+			R_PAGEIN_IOS=$(cat "${files[@]}" |
+			    grep -o '"pagein_ios": [0-9]*' |
+			    awk '{ s += $2 } END { print s + 0 }')
 			R_UCPU=$(cat "${files[@]}" |
 			    grep -oE '"cpu_(fault|pageout)_ns": [0-9]+' |
 			    awk '{ s += $2; n++ } END {
@@ -540,9 +544,9 @@ if has_mode upvm && ! "$UPVM" run --budget 64M --swap "$SWAPDIR" -- true \
 fi
 
 FAILED=0 OUT=() NOTES=()
-hdr=$(printf '%-8s %-6s %6s %6s %11s %11s %11s %9s %9s %9s %9s %8s %8s %5s' \
+hdr=$(printf '%-8s %-6s %6s %6s %11s %11s %11s %9s %9s %9s %9s %9s %8s %8s %5s' \
     program budget MiB peakMiB native_s kernel_s upvm_s upvm/kern \
-    k_majflt k_pswpin u_pageins u_cpu_s k_cpu_s same)
+    k_majflt k_pswpin u_readios u_pageins u_cpu_s k_cpu_s same)
 for prog in $PROGS; do
 	"prog_$prog" || { echo "$prog: cannot make its input"; FAILED=1; continue; }
 	declare -A T=() C=()	# T[mode.budget]: seconds; C[...]: counters
@@ -595,7 +599,7 @@ for prog in $PROGS; do
 					continue
 				fi
 				T[$mode.$b]="${T[$mode.$b]:-} $R_SECS"
-				for k in MAJFLT PSWPIN KCPU PAGEINS UCPU; do
+				for k in MAJFLT PSWPIN KCPU PAGEINS PAGEIN_IOS UCPU; do
 					v=R_$k
 					C[$k.$mode.$b]="${C[$k.$mode.$b]:-} ${!v}"
 				done
@@ -624,12 +628,13 @@ for prog in $PROGS; do
 		[ -n "${C[OOM.$b]:-}" ] && [ "$kt" = - ] && kt=OOM
 		pk=-
 		[ "$PEAK" -gt 0 ] && pk=$((PEAK / 1024))
-		OUT+=("$(printf '%-8s %-6s %6s %6s %11s %11s %11s %9s %9s %9s %9s %8s %8s %5s' \
+		OUT+=("$(printf '%-8s %-6s %6s %6s %11s %11s %11s %9s %9s %9s %9s %9s %8s %8s %5s' \
 		    "$prog" "$b" "${C[mib.$b]}" "$pk" \
 		    "$(minmed "${T[native]:-}")" "$kt" \
 		    "$(minmed "${T[upvm.$b]:-}")" "$ratio" \
 		    "$(med "${C[MAJFLT.kernel.$b]:-}")" \
 		    "$(med "${C[PSWPIN.kernel.$b]:-}")" \
+		    "$(med "${C[PAGEIN_IOS.upvm.$b]:-}")" \
 		    "$(med "${C[PAGEINS.upvm.$b]:-}")" \
 		    "$(med "${C[UCPU.upvm.$b]:-}")" \
 		    "$(med "${C[KCPU.kernel.$b]:-}")" "$same")")

@@ -82,6 +82,7 @@ struct opts {
 	double			  o_theta;
 	/* upvm overrides, -1 where not given */
 	long			  o_cluster;
+	long			  o_readahead;
 	long			  o_seq_max;
 	long			  o_handlers;
 	long			  o_spin_us;
@@ -354,6 +355,8 @@ usage(FILE *f)
 "      --seed N          seed of the random page orders and streams (1)\n"
 "upvm tuning, over UPVM_CONF and the UPVM_* variables:\n"
 "      --cluster N       pages resolved around a random fault, 2^k <= 512\n"
+"      --readahead N     swapped-out pages read around a random pagein,\n"
+"                        2^k <= 64\n"
 "      --seq-max N       widest sequential window, 2^k in 16..1024\n"
 "      --handlers N      fault threads, 0 = one per CPU\n"
 "      --spin-us N       microseconds a fault thread polls, 0..10000\n"
@@ -522,7 +525,7 @@ opt_modes(struct opts *o, const char *list)
 }
 
 enum {
-	OPT_VERIFY = 256, OPT_SEED, OPT_CLUSTER, OPT_SEQ_MAX, OPT_HANDLERS,
+	OPT_VERIFY = 256, OPT_SEED, OPT_CLUSTER, OPT_READAHEAD, OPT_SEQ_MAX, OPT_HANDLERS,
 	OPT_SPIN_US, OPT_PIN, OPT_SWAP_DIR, OPT_OPS, OPT_ZIPF, OPT_NUMA,
 	OPT_NODE_BUDGET, OPT_PROMOTE,
 };
@@ -542,6 +545,7 @@ static const struct option longopts[] = {
 	{ "verify",	no_argument,		NULL, OPT_VERIFY },
 	{ "seed",	required_argument,	NULL, OPT_SEED },
 	{ "cluster",	required_argument,	NULL, OPT_CLUSTER },
+	{ "readahead",	required_argument,	NULL, OPT_READAHEAD },
 	{ "seq-max",	required_argument,	NULL, OPT_SEQ_MAX },
 	{ "handlers",	required_argument,	NULL, OPT_HANDLERS },
 	{ "spin-us",	required_argument,	NULL, OPT_SPIN_US },
@@ -651,6 +655,9 @@ opt_value(struct opts *o, int c, const char *arg)
 	case OPT_CLUSTER:
 		o->o_cluster = opt_pow2("cluster", arg, 1, 512);
 		break;
+	case OPT_READAHEAD:
+		o->o_readahead = opt_pow2("readahead", arg, 1, 64);
+		break;
 	case OPT_SEQ_MAX:
 		o->o_seq_max = opt_pow2("seq-max", arg, 16, 1024);
 		break;
@@ -683,7 +690,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 
 	*o = (struct opts){
 		.o_size = (size_t)1 << 30, .o_repeat = 5, .o_seed = 1,
-		.o_fmt = FMT_TABLE, .o_cluster = -1, .o_seq_max = -1,
+		.o_fmt = FMT_TABLE, .o_cluster = -1, .o_readahead = -1, .o_seq_max = -1,
 		.o_handlers = -1, .o_spin_us = -1, .o_pin = -1,
 		.o_theta = 0.99,
 	};
@@ -809,6 +816,8 @@ start_upvm(const struct opts *o, struct report_info *ri)
 		    "or unset it");
 	if (o->o_cluster >= 0)
 		ri->ri_cfg.cluster_pages = (unsigned)o->o_cluster;
+	if (o->o_readahead >= 0)
+		ri->ri_cfg.readahead_pages = (unsigned)o->o_readahead;
 	if (o->o_seq_max >= 0)
 		ri->ri_cfg.seq_max_pages = (unsigned)o->o_seq_max;
 	if (o->o_handlers >= 0)

@@ -270,10 +270,10 @@ table_begin(struct report *rp)
 			size_format(budget, sizeof(budget), cfg->budget);
 		else
 			snprintf(budget, sizeof(budget), "none");
-		fprintf(rp->rp_out, "# upvm: cluster %u, seq_max %u, "
+		fprintf(rp->rp_out, "# upvm: cluster %u, readahead %u, seq_max %u, "
 		    "handlers %u, spin_us %u, pin %d, budget %s, swap %s, "
 		    "pageout %s, numa %s%s%s\n", cfg->cluster_pages,
-		    cfg->seq_max_pages, ri->ri_handlers, cfg->spin_us,
+		    cfg->readahead_pages, cfg->seq_max_pages, ri->ri_handlers, cfg->spin_us,
 		    cfg->pin_handlers, budget,
 		    cfg->swap_path[0] != '\0' ? cfg->swap_path : "default",
 		    ri->ri_pageout == UPVM_PAGEOUT_MOVE ? "move" :
@@ -496,8 +496,9 @@ json_record(struct report *rp, const struct record *rc,
 			    (unsigned long long)rc->rc_total.s_cluster_hist[b]);
 		}
 		fprintf(out, "}, \"upvm_config\": {\"cluster\": %u, "
-		    "\"seq_max\": %u, \"handlers\": %u, \"spin_us\": %u, "
-		    "\"pin\": %d, \"budget\": %llu}", cfg->cluster_pages,
+		    "\"readahead\": %u, \"seq_max\": %u, \"handlers\": %u, "
+		    "\"spin_us\": %u, \"pin\": %d, \"budget\": %llu}",
+		    cfg->cluster_pages, cfg->readahead_pages,
 		    cfg->seq_max_pages, rp->rp_info->ri_handlers, cfg->spin_us,
 		    cfg->pin_handlers, (unsigned long long)cfg->budget);
 	}
