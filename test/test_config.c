@@ -33,6 +33,7 @@ same_config(const struct upvm_config *a, const struct upvm_config *b)
 {
 	return a->cluster_pages == b->cluster_pages &&
 	    a->seq_max_pages == b->seq_max_pages &&
+	    a->readahead_pages == b->readahead_pages &&
 	    a->handlers == b->handlers && a->spin_us == b->spin_us &&
 	    a->pin_handlers == b->pin_handlers &&
 	    a->log_level == b->log_level;
@@ -94,6 +95,7 @@ Test(config, defaults, .timeout = 10)
 	upvm_config_default(&cfg);
 	cr_assert_eq(cfg.cluster_pages, 16);
 	cr_assert_eq(cfg.seq_max_pages, 512);
+	cr_assert_eq(cfg.readahead_pages, 8);
 	cr_assert_eq(cfg.handlers, 0);
 	cr_assert_eq(cfg.spin_us, 0);
 	cr_assert_eq(cfg.pin_handlers, true);
@@ -140,6 +142,7 @@ Test(config, range_edges_accepted, .timeout = 10)
 {
 	const char *ok[] = {
 		"cluster:1", "cluster:512", "seq_max:16", "seq_max:1024",
+		"readahead:1", "readahead:64",
 		"handlers:0", "handlers:256", "spin_us:0", "spin_us:10000",
 		"pin:0", "pin:1", "log:none", "log:error", "log:warn",
 		"log:info", "log:debug",
@@ -188,7 +191,8 @@ Test(config, every_single_variable_is_known, .timeout = 10)
 {
 	char *envp[] = {
 		"UPVM_CLUSTER=64", "UPVM_SEQ_MAX=128", "UPVM_HANDLERS=3",
-		"UPVM_SPIN_US=50", "UPVM_PIN=0", "UPVM_LOG=error", NULL,
+		"UPVM_SPIN_US=50", "UPVM_PIN=0", "UPVM_LOG=error",
+		"UPVM_READAHEAD=16", NULL,
 	};
 	struct upvm_config cfg;
 
@@ -198,6 +202,7 @@ Test(config, every_single_variable_is_known, .timeout = 10)
 	CHECK(&cfg);
 	cr_assert_eq(cfg.cluster_pages, 64);
 	cr_assert_eq(cfg.seq_max_pages, 128);
+	cr_assert_eq(cfg.readahead_pages, 16);
 	cr_assert_eq(cfg.handlers, 3);
 	cr_assert_eq(cfg.spin_us, 50);
 	cr_assert_eq(cfg.pin_handlers, false);
@@ -377,6 +382,10 @@ Test(config, from_env_rejects_and_keeps_defaults, .timeout = 10)
 		{ "UPVM_CONF", "cluster:3", "cluster" },
 		{ "UPVM_CONF", "what:1", "what" },
 		{ "UPVM_CLUSTER", "3", "UPVM_CLUSTER" },
+		{ "UPVM_READAHEAD", "3", "UPVM_READAHEAD" },
+		{ "UPVM_READAHEAD", "128", "UPVM_READAHEAD" },
+		{ "UPVM_CONF", "readahead:0", "readahead" },
+		{ "UPVM_CONF", "readahead:64,seq_max:32", "seq_max" },
 		{ "UPVM_LOG", "loud", "UPVM_LOG" },
 		{ "UPVM_FOO", "1", "UPVM_FOO" },
 	};
@@ -487,6 +496,21 @@ Test(config, cluster_larger_than_seq_max_is_rejected, .timeout = 10)
 	upvm_config_default(&cfg);
 	cfg.cluster_pages = 64;
 	cfg.seq_max_pages = 32;
+	cr_assert_eq(config_check(&cfg), -EINVAL);
+}
+
+Test(config, readahead_larger_than_seq_max_is_rejected, .timeout = 10)
+{
+	char *envp[] = { "UPVM_CONF=readahead:64,seq_max:32", NULL };
+	struct upvm_config cfg;
+
+	test_log_capture();
+	upvm_config_default(&cfg);
+	cr_assert_eq(config_apply_env(&cfg, envp), -EINVAL);
+	test_expect_one_line(envp[0], "readahead 64 is larger than seq_max");
+	upvm_config_default(&cfg);
+	cfg.readahead_pages = 32;
+	cfg.seq_max_pages = 16;
 	cr_assert_eq(config_check(&cfg), -EINVAL);
 }
 
