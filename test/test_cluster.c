@@ -458,6 +458,18 @@ pagein(struct cluster_state *st, const struct cluster_config *cc, long pg,
 	return kind;
 }
 
+/* a random pagein at page pg must read pages [lo, hi) */
+static void
+expect_pagein(struct cluster_state *st, const struct cluster_config *cc,
+    long pg, long lo, long hi)
+{
+	long l, h;
+
+	pagein(st, cc, pg, &l, &h);
+	cr_assert(l == lo && h == hi, "pagein at page %ld: got [%ld, %ld), "
+	    "want [%ld, %ld)", pg, l, h, lo, hi);
+}
+
 Test(cluster, pagein_window_grows_with_locality_and_shrinks_without,
     .timeout = 10)
 {
@@ -473,22 +485,14 @@ Test(cluster, pagein_window_grows_with_locality_and_shrinks_without,
 	cr_assert_eq(hi, 1004);
 	/* near it (pages 960..1023 are one unit): 1 near of the last 8 is
 	   chance, 2 give 4 aligned pages, 3 give 8 */
-	pagein(&st, &cc, 1013, &lo, &hi);
-	cr_assert_eq(lo, 1013);
-	cr_assert_eq(hi, 1014);
-	pagein(&st, &cc, 1001, &lo, &hi);
-	cr_assert_eq(lo, 1000);
-	cr_assert_eq(hi, 1004);
-	pagein(&st, &cc, 995, &lo, &hi);
-	cr_assert_eq(lo, 992);
-	cr_assert_eq(hi, 1000);
+	expect_pagein(&st, &cc, 1013, 1013, 1014);
+	expect_pagein(&st, &cc, 1001, 1000, 1004);
+	expect_pagein(&st, &cc, 995, 992, 1000);
 	/* capped at cc_readahead */
-	pagein(&st, &cc, 970, &lo, &hi);
-	cr_assert_eq(lo, 968);
-	cr_assert_eq(hi, 976);
+	expect_pagein(&st, &cc, 970, 968, 976);
 	/* the next fault past a block is a stream: its window doubles */
 	cr_assert_eq(cluster_choose(&st, &cc, VM_ADV_NORMAL, CLUSTER_F_PAGEIN,
-	    BASE, PG(1 << 20), PG(hi), &vlo, &vhi), CLUSTER_STREAM);
+	    BASE, PG(1 << 20), PG(976), &vlo, &vhi), CLUSTER_STREAM);
 	cr_assert_eq(NPG(vhi) - NPG(vlo), 16);
 	/* far pageins: the window shrinks as the near ones age out */
 	for (int i = 1, last = 8; i <= 8; i++) {

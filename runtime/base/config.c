@@ -309,6 +309,22 @@ config_apply_env(struct upvm_config *cfg, char *const *envp)
 	return config_check(cfg);
 }
 
+/*
+ * within_seq_max: a block of `pages` (the key `key`) is no wider than a
+ * stream's widest window, else one log line.
+ */
+static bool
+within_seq_max(const struct upvm_config *cfg, const char *key,
+    unsigned pages, const char *whose)
+{
+	if (pages <= cfg->seq_max_pages)
+		return true;
+	upvm_log(LOG_ERR, "%s %u is larger than seq_max %u: a stream's window "
+	    "must not be smaller than %s block; raise seq_max", key, pages,
+	    cfg->seq_max_pages, whose);
+	return false;
+}
+
 int
 config_check(const struct upvm_config *cfg)
 {
@@ -367,20 +383,11 @@ config_check(const struct upvm_config *cfg)
 				return -EINVAL;
 		}
 	}
-	if (cfg->cluster_pages > cfg->seq_max_pages) {
-		upvm_log(LOG_ERR, "cluster %u is larger than seq_max %u: a "
-		    "stream's window must not be smaller than a random fault's "
-		    "block; raise seq_max", cfg->cluster_pages,
-		    cfg->seq_max_pages);
+	if (!within_seq_max(cfg, "cluster", cfg->cluster_pages,
+	    "a random fault's") ||
+	    !within_seq_max(cfg, "readahead", cfg->readahead_pages,
+	    "a pagein's"))
 		return -EINVAL;
-	}
-	if (cfg->readahead_pages > cfg->seq_max_pages) {
-		upvm_log(LOG_ERR, "readahead %u is larger than seq_max %u: a "
-		    "stream's window must not be smaller than a pagein's "
-		    "block; raise seq_max", cfg->readahead_pages,
-		    cfg->seq_max_pages);
-		return -EINVAL;
-	}
 	return 0;
 }
 

@@ -251,11 +251,11 @@ fault_claim(struct fault_ctx *fc)
 		return FC_WAKE;
 	}
 	/*
-	 * A guess costs memory the budget may not have: a pagein reads a
-	 * small block (cc_readahead: its pages with consecutive swap slots,
-	 * one read, as the kernel's swap readahead), and any other fault
-	 * past the high watermark resolves the page alone until a stream
-	 * shows.
+	 * A guess costs memory the budget may not have: a pagein reads the
+	 * block of the entry's readahead window (cluster.h: at most
+	 * cc_readahead pages, its pages with consecutive swap slots, one
+	 * read), and any other fault past the high watermark resolves the
+	 * page alone until a stream shows.
 	 */
 	if (an != NULL)
 		flags = CLUSTER_F_PAGEIN;

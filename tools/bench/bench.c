@@ -525,8 +525,8 @@ opt_modes(struct opts *o, const char *list)
 }
 
 enum {
-	OPT_VERIFY = 256, OPT_SEED, OPT_CLUSTER, OPT_READAHEAD, OPT_SEQ_MAX, OPT_HANDLERS,
-	OPT_SPIN_US, OPT_PIN, OPT_SWAP_DIR, OPT_OPS, OPT_ZIPF, OPT_NUMA,
+	OPT_VERIFY = 256, OPT_SEED, OPT_CLUSTER, OPT_READAHEAD, OPT_SEQ_MAX,
+	OPT_HANDLERS, OPT_SPIN_US, OPT_PIN, OPT_SWAP_DIR, OPT_OPS, OPT_ZIPF, OPT_NUMA,
 	OPT_NODE_BUDGET, OPT_PROMOTE,
 };
 
@@ -690,7 +690,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 
 	*o = (struct opts){
 		.o_size = (size_t)1 << 30, .o_repeat = 5, .o_seed = 1,
-		.o_fmt = FMT_TABLE, .o_cluster = -1, .o_readahead = -1, .o_seq_max = -1,
+		.o_fmt = FMT_TABLE, .o_cluster = -1, .o_readahead = -1,
+		.o_seq_max = -1,
 		.o_handlers = -1, .o_spin_us = -1, .o_pin = -1,
 		.o_theta = 0.99,
 	};

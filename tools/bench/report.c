@@ -270,11 +270,11 @@ table_begin(struct report *rp)
 			size_format(budget, sizeof(budget), cfg->budget);
 		else
 			snprintf(budget, sizeof(budget), "none");
-		fprintf(rp->rp_out, "# upvm: cluster %u, readahead %u, seq_max %u, "
-		    "handlers %u, spin_us %u, pin %d, budget %s, swap %s, "
-		    "pageout %s, numa %s%s%s\n", cfg->cluster_pages,
-		    cfg->readahead_pages, cfg->seq_max_pages, ri->ri_handlers, cfg->spin_us,
-		    cfg->pin_handlers, budget,
+		fprintf(rp->rp_out, "# upvm: cluster %u, readahead %u, "
+		    "seq_max %u, handlers %u, spin_us %u, pin %d, budget %s, "
+		    "swap %s, pageout %s, numa %s%s%s\n", cfg->cluster_pages,
+		    cfg->readahead_pages, cfg->seq_max_pages, ri->ri_handlers,
+		    cfg->spin_us, cfg->pin_handlers, budget,
 		    cfg->swap_path[0] != '\0' ? cfg->swap_path : "default",
 		    ri->ri_pageout == UPVM_PAGEOUT_MOVE ? "move" :
 		    ri->ri_pageout == UPVM_PAGEOUT_WP ? "wp" : "none",
