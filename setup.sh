@@ -133,6 +133,9 @@ test)
 		    meson test -C "$dir" --print-errorlogs --num-processes 1 \
 		    >"$dir/meson-test.out" 2>&1 || true
 		grep -E '^ *[0-9]+/[0-9]+ ' "$dir/meson-test.out" || true
+		# why each failure failed: its assertions and crashes
+		grep -E -B4 -A2 'Assertion Failed|\[(FAIL|CRASH)\]|ERROR:' \
+		    "$dir/meson-test.out" | head -80 || true
 		set -- $(tally "$dir")
 		pass=$((pass + $1)) fail=$((fail + $2))
 	done
