@@ -12,10 +12,12 @@
 #include "log.h"
 #include "pager.h"
 #include "swap.h"
+#include "vnode.h"
 
 static const struct pager_ops *const pager_registry[] = {
 	&zero_pager_ops,
 	&swap_pager_ops,
+	&vnode_pager_ops,
 };
 
 void
@@ -76,6 +78,14 @@ pager_queue_destroy(struct pager_queue *q)
 		kmem_free(q, sizeof(*q));
 }
 
+bool
+pager_queue_serves(const struct pager_queue *q, const struct pager *pgr)
+{
+	return q->pq_pager == pgr || (pgr->pgr_ops->pgo_qcomplete != NULL &&
+	    pgr->pgr_ops->pgo_qcomplete ==
+	    q->pq_pager->pgr_ops->pgo_qcomplete);
+}
+
 int
 pager_queue_fd(struct pager_queue *q)
 {
@@ -109,11 +119,12 @@ pager_start(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 
 	if (!pager_req_ok(pgr, req))
 		return -EINVAL;
-	VM_ASSERT(q == NULL || q->pq_pager == pgr);
+	VM_ASSERT(q == NULL || pager_queue_serves(q, pgr));
 	if (q != NULL && q->pq_inflight >= q->pq_depth)
 		return -EBUSY;
 	req->pr_error = 0;
 	req->pr_xfer = 0;
+	req->pr_pager = pgr;
 	error = op(pgr, q, req);
 	if (error == -EINPROGRESS) {
 		VM_ASSERT(q != NULL);

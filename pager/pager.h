@@ -13,7 +13,10 @@
  * return -EINPROGRESS and complete later, in that same thread, when it
  * calls pager_complete(): pr_done runs there, with pr_error set.  A queue
  * has a file descriptor that turns readable when completions are ready,
- * so a thread waits for its I/O and other events in one poll().  A
+ * so a thread waits for its I/O and other events in one poll().  A queue
+ * serves every pager of its kind (pager_queue_serves: the io_uring pagers
+ * share ringq.h's queues), so one thread's swap and file I/O wait on one
+ * queue.  A
  * request with no queue (NULL) is done synchronously, for tests and
  * tools.  Core code calls the pager_*() wrappers, never pgr_ops directly;
  * the wrappers hold the assertions, defaults and counters.
@@ -55,6 +58,7 @@ struct pager_req {
 					   maybe the pager's */
 	int		 pr_error;	/* [r] result: 0 or -errno */
 	size_t		 pr_xfer;	/* [r] backend's: bytes done so far */
+	struct pager	*pr_pager;	/* [r] set by pager_get / pager_put */
 	void		(*pr_done)(struct pager_req *);	/* [r] completion */
 	void		*pr_arg;	/* [r] caller's */
 };
@@ -76,6 +80,11 @@ struct pager_ops {
 	int	(*pgo_qfd)(struct pager_queue *);
 	int	(*pgo_qcomplete)(struct pager_queue *, int max, bool wait);
 	void	(*pgo_qdestroy)(struct pager_queue *);
+	/* ring pagers (ringq.h): a completion of res bytes (or -errno) of
+	   req's transfer; => true: finished (pr_error set), false: the
+	   rest is queued again */
+	bool	(*pgo_qresume)(struct pager *, struct pager_queue *,
+		    struct pager_req *, bool write, int res);
 	/* optional: widest I/O cluster [*lop, *hip) around off (bytes) */
 	void	(*pgo_cluster)(struct pager *, voff_t off, voff_t *lop,
 		    voff_t *hip);
@@ -122,6 +131,9 @@ void pager_unref(struct pager *);
 int pager_queue_create(struct pager *, unsigned depth,
     struct pager_queue **out);
 void pager_queue_destroy(struct pager_queue *);
+
+/* pager_queue_serves: q takes requests for pgr (same queue kind) */
+bool pager_queue_serves(const struct pager_queue *, const struct pager *);
 
 /* pager_queue_fd: readable when completions are ready; -1: never (a
    synchronous backend: every request completes at once) */

@@ -65,6 +65,7 @@
 #include "kmem.h"
 #include "log.h"
 #include "pagehash.h"
+#include "ringq.h"
 #include "swap.h"
 #include "sys.h"
 #include "uring.h"
@@ -334,26 +335,6 @@ swp_grow(struct swap *sw, uint64_t need)
 	return error;
 }
 
-/* swp_direct: switch fd to O_DIRECT if its file system can do our I/O */
-static bool
-swp_direct(int fd)
-{
-	struct statx stx;
-	int fl;
-
-	/* 6.1+: the alignment O_DIRECT needs; a page must satisfy it */
-	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
-	    (stx.stx_mask & STATX_DIOALIGN) != 0 &&
-	    (stx.stx_dio_offset_align == 0 ||
-	    PAGE_SIZE % stx.stx_dio_offset_align != 0 ||
-	    PAGE_SIZE % stx.stx_dio_mem_align != 0))
-		return false;
-	if ((fl = fcntl(fd, F_GETFL)) < 0)
-		return false;
-	/* EINVAL: the file system refuses O_DIRECT */
-	return fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
-}
-
 /*
  * swp_open_tmp: an unnamed file in directory dir: O_TMPFILE, or where the
  * file system lacks it a mkostemp() file unlinked at once.
@@ -414,22 +395,8 @@ swp_open(struct swap_file *sf, bool nodirect, bool dironly)
 	if (fd < 0)
 		return fd;
 	sw->sw_fd = fd;
-	sw->sw_direct = !nodirect && swp_direct(fd);
+	sw->sw_direct = !nodirect && ringq_try_direct(fd);
 	return 0;
-}
-
-/* swp_dropcache: push [off, off + len) to disk and out of the page cache */
-static void
-swp_dropcache(int fd, uint64_t off, size_t len)
-{
-	int saved = errno;
-
-	/* best effort: the data is safe either way */
-	(void)sync_file_range(fd, (off_t)off, (off_t)len,
-	    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-	    SYNC_FILE_RANGE_WAIT_AFTER);
-	(void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
-	errno = saved;
 }
 
 /* ---------------------------------------------------------------- */
@@ -822,70 +789,31 @@ swap_write_sync(struct swap *sw, struct ring *ring, uint64_t slot,
 }
 
 /* ---------------------------------------------------------------- */
-/* the "swap" pager: pager_ops over the rings */
+/* the "swap" pager: pager_ops over ring queues (ringq.h) */
 
-/*
- * A swap queue is one thread's ring.  A request in flight is tagged with
- * its own address; a short transfer (rare: O_DIRECT transfers whole
- * pages) is continued from where it stopped, so the caller sees one
- * completion per request.
- *
- * Locks: none; a queue belongs to its owner thread (pager.h).
- */
-struct swp_queue {
-	struct pager_queue sq_q;	/* first: the pager's view */
-	struct ring	*sq_ring;	/* [I] */
-};
-
-#define SWP_QUEUE(q)	container_of(q, struct swp_queue, sq_q)
-
+/* swp_qcreate: a ring queue with the swap file as its fixed file */
 static int
 swp_qcreate(struct pager *pgr, unsigned depth, struct pager_queue **out)
 {
 	struct swap *sw = container_of(pgr, struct swap, sw_pager);
-	struct swp_queue *sq;
-	unsigned rdepth = 1;
 	int error;
 
-	while (rdepth < depth)
-		rdepth <<= 1;
-	if ((sq = kmem_alloc(sizeof(*sq))) == NULL)
-		return -ENOMEM;
-	if ((error = ring_create(rdepth, &sq->sq_ring)) != 0) {
-		kmem_free(sq, sizeof(*sq));
-		return error;
-	}
-	(void)ring_register_file(sq->sq_ring, sw->sw_fd);
-	*out = &sq->sq_q;
-	return 0;
+	if ((error = ringq_create(pgr, depth, out)) == 0)
+		(void)ring_register_file(ringq_ring(*out), sw->sw_fd);
+	return error;
 }
 
-static void
-swp_qdestroy(struct pager_queue *q)
-{
-	struct swp_queue *sq = SWP_QUEUE(q);
-
-	ring_destroy(sq->sq_ring);
-	kmem_free(sq, sizeof(*sq));
-}
-
+/* swp_req_queue: queue the rest of req's transfer on q's ring */
 static int
-swp_qfd(struct pager_queue *q)
-{
-	return ring_fd(SWP_QUEUE(q)->sq_ring);
-}
-
-/* swp_req_queue: queue the rest of req's transfer on ring */
-static int
-swp_req_queue(struct swap *sw, struct ring *ring, struct pager_req *req,
+swp_req_queue(struct swap *sw, struct pager_queue *q, struct pager_req *req,
     bool write)
 {
 	size_t len = ptoa((size_t)req->pr_npages);
 	uint64_t off = req->pr_off - PAGE_SIZE + req->pr_xfer;
 
-	return swp_queue(sw, ring, write, (char *)req->pr_buf + req->pr_xfer,
-	    len - req->pr_xfer, off, (uint64_t)(uintptr_t)req |
-	    (write ? 1 : 0));
+	return swp_queue(sw, ringq_ring(q), write,
+	    (char *)req->pr_buf + req->pr_xfer, len - req->pr_xfer, off,
+	    ringq_tag(req, write));
 }
 
 /*
@@ -912,7 +840,7 @@ swp_pio(struct swap *sw, bool write, char *buf, size_t len, uint64_t off)
 		off += (uint64_t)done;
 	}
 	if (!sw->sw_direct)
-		swp_dropcache(sw->sw_fd, off - total, total);
+		ringq_dropcache(sw->sw_fd, off - total, total);
 	return 0;
 }
 
@@ -940,7 +868,6 @@ swp_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
     bool write)
 {
 	struct swap *sw = container_of(pgr, struct swap, sw_pager);
-	struct ring *ring;
 	int error;
 
 	if (req->pr_off < PAGE_SIZE)
@@ -956,13 +883,9 @@ swp_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 			    req->pr_npages);
 		return req->pr_error = error;
 	}
-	ring = SWP_QUEUE(q)->sq_ring;
-	if ((error = swp_req_queue(sw, ring, req, write)) != 0)
+	if ((error = swp_req_queue(sw, q, req, write)) != 0)
 		return error;
-	if ((error = ring_submit(ring)) < 0)
-		upvm_log(LOG_WARN, "swap: io_uring submit failed: %s; "
-		    "retried at the next completion", strerror(-error));
-	return -EINPROGRESS;
+	return ringq_submit(q, "swap");
 }
 
 static int
@@ -978,49 +901,30 @@ swp_pgo_put(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
 }
 
 /*
- * swp_qcomplete: reap up to max of q's completions; a request whose
- * transfer is whole, or failed, is finished (pager_finish), a short one
- * queued again for the rest.
+ * swp_qresume: a completion of req's transfer: whole or failed, it is
+ * finished; short, the rest is queued again.
  */
-static int
-swp_qcomplete(struct pager_queue *q, int max, bool wait)
+static bool
+swp_qresume(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
+    bool write, int res)
 {
-	struct swp_queue *sq = SWP_QUEUE(q);
-	struct swap *sw = container_of(q->pq_pager, struct swap, sw_pager);
-	struct ring_cqe cqe[32];
-	struct pager_req *req;
-	int n, done = 0, error;
-	bool write;
+	struct swap *sw = container_of(pgr, struct swap, sw_pager);
+	int error;
 
-	n = ring_reap(sq->sq_ring, cqe, MIN(max, (int)nitems(cqe)), wait);
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n; i++) {
-		req = (struct pager_req *)(uintptr_t)(cqe[i].rc_tag & ~1ULL);
-		write = (cqe[i].rc_tag & 1) != 0;
-		if (cqe[i].rc_res > 0)
-			req->pr_xfer += (size_t)cqe[i].rc_res;
-		if (cqe[i].rc_res > 0 &&
-		    req->pr_xfer < ptoa((size_t)req->pr_npages)) {
-			if ((error = swp_req_queue(sw, sq->sq_ring, req,
-			    write)) == 0) {
-				(void)ring_submit(sq->sq_ring);
-				continue;
-			}
-			req->pr_error = error;
-		} else if (cqe[i].rc_res <= 0) {
-			/* 0: a read past the end of the file */
-			req->pr_error = cqe[i].rc_res < 0 ? cqe[i].rc_res :
-			    -EIO;
-		}
-		if (req->pr_error == 0 && !write &&
-		    (req->pr_flags & PGO_REMEMBER))
-			swp_pgo_remember(q->pq_pager, req->pr_off,
-			    req->pr_buf, req->pr_npages);
-		pager_finish(q, req);
-		done++;
+	if (res > 0)
+		req->pr_xfer += (size_t)res;
+	if (res > 0 && req->pr_xfer < ptoa((size_t)req->pr_npages)) {
+		if ((error = swp_req_queue(sw, q, req, write)) == 0)
+			return false;
+		req->pr_error = error;
+	} else if (res <= 0) {
+		/* 0: a read past the end of the file */
+		req->pr_error = res < 0 ? res : -EIO;
 	}
-	return done;
+	if (req->pr_error == 0 && !write && (req->pr_flags & PGO_REMEMBER))
+		swp_pgo_remember(pgr, req->pr_off, req->pr_buf,
+		    req->pr_npages);
+	return true;
 }
 
 static bool
@@ -1047,9 +951,10 @@ const struct pager_ops swap_pager_ops = {
 	.pgo_get = swp_pgo_get,
 	.pgo_put = swp_pgo_put,
 	.pgo_qcreate = swp_qcreate,
-	.pgo_qfd = swp_qfd,
-	.pgo_qcomplete = swp_qcomplete,
-	.pgo_qdestroy = swp_qdestroy,
+	.pgo_qfd = ringq_fd,
+	.pgo_qcomplete = ringq_complete,
+	.pgo_qdestroy = ringq_destroy,
+	.pgo_qresume = swp_qresume,
 	.pgo_discard = swp_pgo_discard,
 	.pgo_remember = swp_pgo_remember,
 	.pgo_unchanged = swp_pgo_unchanged,

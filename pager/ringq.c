@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * ringq.c: pager queues over io_uring (see ringq.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kmem.h"
+#include "log.h"
+#include "ringq.h"
+#include "uring.h"
+
+struct ringq {
+	struct pager_queue rq_q;	/* first: the pager's view */
+	struct ring	*rq_ring;	/* [I] */
+};
+
+#define RINGQ(q)	container_of(q, struct ringq, rq_q)
+
+int
+ringq_create(struct pager *pgr, unsigned depth, struct pager_queue **out)
+{
+	struct ringq *rq;
+	unsigned rdepth = 1;
+	int error;
+
+	while (rdepth < depth)
+		rdepth <<= 1;
+	if ((rq = kmem_alloc(sizeof(*rq))) == NULL)
+		return -ENOMEM;
+	if ((error = ring_create(rdepth, &rq->rq_ring)) != 0) {
+		kmem_free(rq, sizeof(*rq));
+		return error;
+	}
+	*out = &rq->rq_q;
+	return 0;
+}
+
+void
+ringq_destroy(struct pager_queue *q)
+{
+	struct ringq *rq = RINGQ(q);
+
+	ring_destroy(rq->rq_ring);
+	kmem_free(rq, sizeof(*rq));
+}
+
+int
+ringq_fd(struct pager_queue *q)
+{
+	return ring_fd(RINGQ(q)->rq_ring);
+}
+
+struct ring *
+ringq_ring(struct pager_queue *q)
+{
+	return RINGQ(q)->rq_ring;
+}
+
+uint64_t
+ringq_tag(struct pager_req *req, bool write)
+{
+	return (uint64_t)(uintptr_t)req | (write ? 1 : 0);
+}
+
+int
+ringq_submit(struct pager_queue *q, const char *who)
+{
+	int error;
+
+	if ((error = ring_submit(RINGQ(q)->rq_ring)) < 0)
+		upvm_log(LOG_WARN, "%s: io_uring submit failed: %s; retried "
+		    "at the next completion", who, strerror(-error));
+	return -EINPROGRESS;
+}
+
+/*
+ * ringq_complete: reap up to max completions; each goes to its request's
+ * pager, which finishes the request (pager_finish) or queues the rest.
+ */
+int
+ringq_complete(struct pager_queue *q, int max, bool wait)
+{
+	struct ringq *rq = RINGQ(q);
+	struct ring_cqe cqe[32];
+	struct pager_req *req;
+	int n, done = 0;
+	bool write;
+
+	n = ring_reap(rq->rq_ring, cqe, MIN(max, (int)nitems(cqe)), wait);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		req = (struct pager_req *)(uintptr_t)(cqe[i].rc_tag & ~1ULL);
+		write = (cqe[i].rc_tag & 1) != 0;
+		if (!req->pr_pager->pgr_ops->pgo_qresume(req->pr_pager, q, req,
+		    write, cqe[i].rc_res))
+			continue;
+		pager_finish(q, req);
+		done++;
+	}
+	if (ring_inflight(rq->rq_ring) > 0)
+		(void)ring_submit(rq->rq_ring);	/* the rests queued */
+	return done;
+}
+
+bool
+ringq_try_direct(int fd)
+{
+	struct statx stx;
+	int fl;
+
+	/* 6.1+: the alignment O_DIRECT needs; a page must satisfy it */
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) != 0 &&
+	    (stx.stx_dio_offset_align == 0 ||
+	    PAGE_SIZE % stx.stx_dio_offset_align != 0 ||
+	    PAGE_SIZE % stx.stx_dio_mem_align != 0))
+		return false;
+	if ((fl = fcntl(fd, F_GETFL)) < 0)
+		return false;
+	/* EINVAL: the file system refuses O_DIRECT */
+	return fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
+}
+
+void
+ringq_dropcache(int fd, uint64_t off, size_t len)
+{
+	int saved = errno;
+
+	/* best effort: the data is safe either way */
+	(void)sync_file_range(fd, (off_t)off, (off_t)len,
+	    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+	    SYNC_FILE_RANGE_WAIT_AFTER);
+	(void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+	errno = saved;
+}
