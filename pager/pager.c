@@ -209,6 +209,14 @@ pager_put_sync(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
 	return pager_sync(pgr, q, req, true);
 }
 
+voff_t
+pager_size(struct pager *pgr, bool refresh)
+{
+	if (pgr->pgr_ops->pgo_size == NULL)
+		return VOFF_MAX;
+	return pgr->pgr_ops->pgo_size(pgr, refresh);
+}
+
 void
 pager_cluster(struct pager *pgr, voff_t off, voff_t *lop, voff_t *hip)
 {

@@ -95,6 +95,9 @@ struct pager_ops {
 	void	(*pgo_remember)(struct pager *, voff_t off, const void *buf,
 		    int n);
 	bool	(*pgo_unchanged)(struct pager *, voff_t off, const void *buf);
+	/* optional: the object's size in bytes (refresh: ask the store,
+	   else as last seen); pages from there on are past its end */
+	voff_t	(*pgo_size)(struct pager *, bool refresh);
 	/* release the pager's resources; pager_unref() calls it last */
 	void	(*pgo_destroy)(struct pager *);
 };
@@ -171,6 +174,16 @@ int pager_put_sync(struct pager *, struct pager_queue *, struct pager_req *);
 
 void pager_cluster(struct pager *, voff_t off, voff_t *lop, voff_t *hip);
 int pager_discard(struct pager *, voff_t start, voff_t end);
+
+/* pager_size: see pgo_size; VOFF_MAX without it (no end) */
+voff_t pager_size(struct pager *, bool refresh);
+
+/*
+ * pager_ring: a pager that does no I/O of its own, whose queues serve
+ * every io_uring pager (swap, vnode): the queue maker of threads that
+ * read from files with no swap configured.  One static instance.
+ */
+struct pager *pager_ring(void);
 
 /* pager_remember / pager_unchanged: see pgo_remember / pgo_unchanged;
    without them, nothing is remembered and no page is unchanged */

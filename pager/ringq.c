@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -136,4 +137,38 @@ ringq_dropcache(int fd, uint64_t off, size_t len)
 	    SYNC_FILE_RANGE_WAIT_AFTER);
 	(void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
 	errno = saved;
+}
+
+/* ---------------------------------------------------------------- */
+/* pager_ring: queues with no pager of their own */
+
+static int
+ring_pgo_get(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
+{
+	return -EOPNOTSUPP;
+}
+
+static const struct pager_ops ring_pager_ops = {
+	.name = "ring",
+	.pgo_get = ring_pgo_get,
+	.pgo_qcreate = ringq_create,
+	.pgo_qfd = ringq_fd,
+	.pgo_qcomplete = ringq_complete,
+	.pgo_qdestroy = ringq_destroy,
+};
+
+static struct pager ring_pager;
+static pthread_once_t ring_pager_once = PTHREAD_ONCE_INIT;
+
+static void
+ring_pager_init(void)
+{
+	pager_init(&ring_pager, &ring_pager_ops, 0);
+}
+
+struct pager *
+pager_ring(void)
+{
+	(void)pthread_once(&ring_pager_once, ring_pager_init);
+	return &ring_pager;
 }

@@ -279,6 +279,12 @@ vn_qresume(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 	return true;
 }
 
+static voff_t
+vn_pgo_size(struct pager *pgr, bool refresh)
+{
+	return vnode_size(container_of(pgr, struct vnode, vn_pager), refresh);
+}
+
 /* vn_pgo_discard: nothing: the file keeps its data */
 static int
 vn_pgo_discard(struct pager *pgr, voff_t start, voff_t end)
@@ -318,6 +324,7 @@ const struct pager_ops vnode_pager_ops = {
 	.pgo_discard = vn_pgo_discard,
 	.pgo_remember = vn_pgo_remember,
 	.pgo_unchanged = vn_pgo_unchanged,
+	.pgo_size = vn_pgo_size,
 	.pgo_destroy = vn_pgo_destroy,
 };
 

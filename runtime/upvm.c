@@ -31,6 +31,8 @@
 #include "upvm.h"
 #include "upvm_int.h"
 #include "vmspace.h"
+#include "vnode.h"
+#include "writeback.h"
 
 static struct vmspace upvm_vs;
 static pthread_rwlock_t upvm_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -170,13 +172,16 @@ upvm_fini(void)
 	return 0;
 }
 
+static int map_insert_new(struct vmspace *, struct vm_map_entry *,
+    const char *, void **);
+static int range_enter(const char *, void *, size_t, vaddr_t *);
+
 UPVM_API int
 upvm_map(size_t size, int flags, void **addrp)
 {
 	struct vmspace *vs = &upvm_vs;
 	struct vm_map_entry *e;
 	vsize_t len;
-	void *va;
 	int error, advice;
 
 	if (size == 0 || addrp == NULL ||
@@ -205,20 +210,135 @@ upvm_map(size_t size, int flags, void **addrp)
 		    size, strerror(-error));
 		return error;
 	}
+	error = map_insert_new(vs, e, "upvm_map", addrp);
+	api_exit();
+	return error;
+}
+
+/*
+ * map_insert_new: put a new region's entry in the map; *addrp its address.
+ * => api entered.  0, or -EEXIST (logged, the region unmapped).
+ */
+static int
+map_insert_new(struct vmspace *vs, struct vm_map_entry *e, const char *fn,
+    void **addrp)
+{
+	void *va = (void *)e->e_start;
+	vsize_t len = e->e_end - e->e_start;
+	int error;
+
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	error = vm_map_insert(&vs->vs_map, e);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
-	va = (void *)e->e_start;
 	if (error != 0) {
 		/* the kernel reused a range unmapped behind upvm's back */
-		upvm_log(LOG_ERR, "upvm_map: new region %p overlaps a region "
-		    "upvm still manages; unmap regions with upvm_unmap()", va);
+		upvm_log(LOG_ERR, "%s: new region %p overlaps a region upvm "
+		    "still manages; unmap regions with upvm_unmap()", fn, va);
 		vm_map_entry_free(&vs->vs_map, e);
 		raw_munmap(va, len);
+		return error;
 	}
+	*addrp = va;
+	return 0;
+}
+
+/* map_file_check: upvm_map_file's arguments; => 0 or -EINVAL (logged) */
+static int
+map_file_check(long long off, size_t len, int flags, void **addrp)
+{
+	int share = flags & (UPVM_MAP_SHARED | UPVM_MAP_PRIVATE);
+	const char *what = NULL;
+
+	if (addrp == NULL)
+		what = "addrp is NULL";
+	else if ((flags & ~(UPVM_MAP_SHARED | UPVM_MAP_PRIVATE |
+	    UPVM_MAP_RDONLY | UPVM_MAP_SEQUENTIAL | UPVM_MAP_RANDOM)) != 0 ||
+	    (flags & UPVM_MAP_SEQUENTIAL && flags & UPVM_MAP_RANDOM))
+		what = "bad flags";
+	else if (share != UPVM_MAP_SHARED && share != UPVM_MAP_PRIVATE)
+		what = "pass exactly one of UPVM_MAP_SHARED and "
+		    "UPVM_MAP_PRIVATE";
+	else if (off < 0 || !page_aligned((uint64_t)off))
+		what = "the offset must be >= 0 and page aligned";
+	else if (len == 0)
+		what = "length 0 is invalid";
+	else if (len > VM_MAX_REGION)
+		what = "the length is larger than a region can be (8 TiB)";
+	else if ((uint64_t)off + round_page(len) < (uint64_t)off ||
+	    (uint64_t)off + round_page(len) > (uint64_t)INT64_MAX)
+		what = "offset + length overflows";
+	if (what == NULL)
+		return 0;
+	upvm_log(LOG_ERR, "upvm_map_file: %s (offset %lld, length %zu, flags "
+	    "%#x)", what, off, len, flags);
+	return -EINVAL;
+}
+
+UPVM_API int
+upvm_map_file(int fd, long long off, size_t len, int flags, void **addrp)
+{
+	struct vmspace *vs = &upvm_vs;
+	bool rdonly = (flags & UPVM_MAP_RDONLY) != 0;
+	bool shared = (flags & UPVM_MAP_SHARED) != 0;
+	struct vm_map_entry *e;
+	struct vnode *vn;
+	int error, advice;
+
+	if ((error = map_file_check(off, len, flags, addrp)) != 0)
+		return error;
+	advice = (flags & UPVM_MAP_SEQUENTIAL) ? VM_ADV_SEQUENTIAL :
+	    (flags & UPVM_MAP_RANDOM) ? VM_ADV_RANDOM : VM_ADV_NORMAL;
+	if ((error = api_enter("upvm_map_file")) != 0)
+		return error;
+	if ((error = vnode_find(fd, shared && !rdonly ? VNODE_WRITABLE : 0,
+	    &vn)) != 0) {
+		api_exit();
+		return error;
+	}
+	if ((error = region_create(vs, 0, round_page(len), rdonly ?
+	    PROT_READ : PROT_READ | PROT_WRITE, 0, advice, &e)) != 0) {
+		api_exit();
+		pager_unref(&vn->vn_pager);
+		upvm_log(LOG_ERR, "upvm_map_file: cannot map %zu bytes: %s",
+		    len, strerror(-error));
+		return error;
+	}
+	e->e_obj = &vn->vn_pager;	/* the reference vnode_find took */
+	e->e_offset = (voff_t)off;
+	e->e_etype = shared ? 0 : VM_ET_COPYONWRITE;
+	if (rdonly)
+		e->e_prot = VM_PROT_READ;
+	error = map_insert_new(vs, e, "upvm_map_file", addrp);
 	api_exit();
-	if (error == 0)
-		*addrp = va;
+	return error;
+}
+
+UPVM_API int
+upvm_sync(void *addr, size_t len, int flags)
+{
+	struct vmspace *vs = &upvm_vs;
+	struct vm_map *map = &vs->vs_map;
+	int mode = flags & (UPVM_SYNC_ASYNC | UPVM_SYNC_SYNC);
+	vaddr_t end;
+	int error;
+
+	if ((flags & ~(UPVM_SYNC_ASYNC | UPVM_SYNC_SYNC |
+	    UPVM_SYNC_INVALIDATE)) != 0 || (mode != UPVM_SYNC_ASYNC &&
+	    mode != UPVM_SYNC_SYNC)) {
+		upvm_log(LOG_ERR, "upvm_sync: flags %#x are invalid: pass "
+		    "UPVM_SYNC_ASYNC or UPVM_SYNC_SYNC, maybe with "
+		    "UPVM_SYNC_INVALIDATE", flags);
+		return -EINVAL;
+	}
+	if ((error = range_enter("upvm_sync", addr, len, &end)) != 0)
+		return error;
+	/* the write lock: no fault resolves and no pageout collects while
+	   the range is written and (INVALIDATE) dropped */
+	error = wb_range(vs, (vaddr_t)addr, end, mode == UPVM_SYNC_SYNC);
+	if (error == 0 && (flags & UPVM_SYNC_INVALIDATE))
+		(void)wb_invalidate(vs, (vaddr_t)addr, end);
+	vm_rwlock_unlock(&map->m_lock);
+	api_exit();
 	return error;
 }
 
@@ -275,6 +395,15 @@ upvm_unmap(void *addr, size_t len)
 
 	if ((error = range_enter("upvm_unmap", addr, len, &end)) != 0)
 		return error;
+	/* shared file pages reach their files first, or nothing goes */
+	if ((error = wb_range(vs, (vaddr_t)addr, end, false)) != 0) {
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+		api_exit();
+		upvm_log(LOG_ERR, "upvm_unmap: %p+%zu was not unmapped: its "
+		    "file could not be written; free space or fix the file, "
+		    "then unmap again", addr, len);
+		return error;
+	}
 	error = region_remove(vs, (vaddr_t)addr, end, true);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	api_exit();
@@ -390,6 +519,26 @@ upvm_stats(struct upvm_stats *out)
 	api_exit();
 	*out = st;
 	return 0;
+}
+
+int
+upvm_inject_file_failure(void *addr, bool write, int nth)
+{
+	struct vm_map_entry *e;
+	int error;
+
+	if ((error = api_enter("upvm_inject_file_failure")) != 0)
+		return error;
+	vm_rwlock_rdlock(&upvm_vs.vs_map.m_lock);
+	e = vm_map_lookup(&upvm_vs.vs_map, (vaddr_t)addr);
+	if (e != NULL && e->e_obj != NULL)
+		vnode_inject_failure(container_of(e->e_obj, struct vnode,
+		    vn_pager), write, nth);
+	else
+		error = -EINVAL;
+	vm_rwlock_unlock(&upvm_vs.vs_map.m_lock);
+	api_exit();
+	return error;
 }
 
 int

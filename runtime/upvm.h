@@ -153,11 +153,52 @@ int upvm_map(size_t size, int flags, void **addrp);
 
 /*
  * upvm_unmap: unmap [addr, addr + len), which upvm must manage entirely
- * (any part of one or more regions; len is rounded up to pages).
+ * (any part of one or more regions; len is rounded up to pages).  Dirty
+ * pages of shared file mappings are written back first.
  * => -EINVAL (addr not page aligned, len 0, range not wholly managed: then
- *    nothing is unmapped).
+ *    nothing is unmapped); a write-back's -errno (nothing unmapped).
  */
 int upvm_unmap(void *addr, size_t len);
+
+/* upvm_map_file flags: SHARED or PRIVATE, maybe RDONLY, at most one of
+   SEQUENTIAL and RANDOM (upvm_map's) */
+#define UPVM_MAP_SHARED		0x10	/* writes reach the file */
+#define UPVM_MAP_PRIVATE	0x20	/* copy on write: the file is never
+					   written; written pages page to swap */
+#define UPVM_MAP_RDONLY		0x40	/* PROT_READ only: writes SIGSEGV */
+
+/*
+ * upvm_map_file: map len bytes of the file open on fd from offset off
+ * (page aligned) into a new region whose pages upvm reads from the file
+ * (O_DIRECT where possible: the page cache keeps no second copy), pages
+ * out under the budget, and for SHARED writes back to the file (pageout,
+ * upvm_sync, upvm_unmap, upvm_fini).  As mmap(2): a page wholly past the
+ * end of the file raises SIGBUS when touched (a file grown later shows
+ * its new pages), the part of the last page past the end reads zeros and
+ * is never written.  fd may be closed afterwards.  Without a budget
+ * writes cannot be tracked: upvm_sync then writes every resident page.
+ * => 0 with *addrp; -EINVAL (flags, off not page aligned or negative, len
+ *    0, off + len overflowing), -EBADF / -EACCES / -ENODEV (fd: not open,
+ *    open without the access the flags need, not a regular file),
+ *    -ENOMEM, -ENXIO (no upvm_init).  Each with one log line.
+ */
+int upvm_map_file(int fd, long long off, size_t len, int flags,
+    void **addrp);
+
+/* upvm_sync flags (msync's): exactly one of ASYNC and SYNC, maybe
+   INVALIDATE */
+#define UPVM_SYNC_ASYNC		0x1	/* write back, do not wait for the disk */
+#define UPVM_SYNC_SYNC		0x2	/* write back and make it durable */
+#define UPVM_SYNC_INVALIDATE	0x4	/* then drop the clean file pages: the
+					   next access reads the file again */
+
+/*
+ * upvm_sync: write the dirty pages of the shared file mappings in
+ * [addr, addr + len) (wholly managed) back to their files.
+ * => 0; -EIO or the write's -errno (the pages stay dirty and resident,
+ *    counted in io_errors); -EINVAL (flags, range).
+ */
+int upvm_sync(void *addr, size_t len, int flags);
 
 /* upvm_advise advice: an access pattern, and/or a residency request */
 #define UPVM_ADV_NORMAL		0x01	/* forget SEQUENTIAL/RANDOM */
@@ -210,10 +251,13 @@ struct upvm_stats {
 	/* paging (with a budget) */
 	uint64_t	budget_pages;	/* the budget, 0: none */
 	uint64_t	resident_peak;	/* most pages resident at once */
-	uint64_t	pageouts;	/* pages written to swap */
+	uint64_t	pageouts;	/* pages written to swap or files */
 	uint64_t	pageout_ios;	/*   in this many writes */
-	uint64_t	pageins;	/* pages read from swap */
+	uint64_t	pageins;	/* pages read from swap or files */
 	uint64_t	pagein_ios;	/*   in this many reads */
+	uint64_t	file_reads;	/* of pageins, from mapped files */
+	uint64_t	file_writes;	/* of pageouts, to shared mapped files
+					   (write-back) */
 	uint64_t	clean_drops;	/* pages dropped: swap copy still valid */
 	uint64_t	reactivations;	/* staged pages moved back, no I/O */
 	uint64_t	clean_changed;	/* "clean" pages whose content check

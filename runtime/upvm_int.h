@@ -31,4 +31,11 @@ int upvm_inject_swap_gate(bool write, bool hold);
  */
 int upvm_inject_stage_hook(void (*hook)(void *addr, int npages));
 
+/*
+ * upvm_inject_file_failure: the nth next read (write: write) of the file
+ * mapped at addr fails with EIO (vnode_inject_failure()).
+ * => -EINVAL when addr is not in a file region; -ENXIO (no upvm_init).
+ */
+int upvm_inject_file_failure(void *addr, bool write, int nth);
+
 #endif /* UPVM_INT_H */

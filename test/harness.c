@@ -3,6 +3,8 @@
  * harness.c: page patterns and kernel-feature probes for the test suites.
  */
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <string.h>
@@ -200,4 +202,27 @@ test_stats_gone(void)
 		st = test_stats();
 	}
 	return st;
+}
+
+static sigjmp_buf bus_jmp;
+
+static void
+on_sigbus(int sig)
+{
+	siglongjmp(bus_jmp, 1);
+}
+
+bool
+test_raises_sigbus(volatile const char *addr)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	bool bus = false;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jmp, 1) == 0)
+		(void)*addr;
+	else
+		bus = true;
+	sigaction(SIGBUS, &old, NULL);
+	return bus;
 }

@@ -27,6 +27,9 @@ long test_pattern_bad(const void *buf, size_t npages, size_t first,
 /* => index of the first page that is not all zeros, or -1 */
 long test_zero_bad(const void *buf, size_t npages);
 
+/* reading the byte at addr raises SIGBUS (caught; the test goes on) */
+bool test_raises_sigbus(volatile const char *addr);
+
 /* every one of the n bytes at p equals c */
 bool test_all_bytes(const void *p, int c, size_t n);
 

@@ -339,30 +339,6 @@ Test(paging, pageins_with_readahead_1_read_one_page, .timeout = 120)
 	cr_assert(per > 0.8 && per <= 1.3, "%.2f pages read per fault", per);
 }
 
-static sigjmp_buf bus_jmp;
-
-static void
-on_sigbus(int sig)
-{
-	siglongjmp(bus_jmp, 1);
-}
-
-/* touching page pg raises SIGBUS */
-static bool
-raises_sigbus(volatile char *addr)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	bool bus = false;
-
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(bus_jmp, 1) == 0)
-		(void)*addr;
-	else
-		bus = true;
-	sigaction(SIGBUS, &old, NULL);
-	return bus;
-}
-
 Test(paging, read_error_raises_sigbus_never_zeros, .timeout = 120)
 {
 	struct upvm_stats st;
@@ -373,14 +349,14 @@ Test(paging, read_error_raises_sigbus_never_zeros, .timeout = 120)
 	test_pattern_fill(p, NPAGES, 0, 7);
 	/* page 0 is long gone to swap; its next read fails */
 	cr_assert_eq(upvm_inject_swap_failure(false, 1), 0);
-	cr_assert(raises_sigbus(p), "lost data must raise SIGBUS");
-	cr_assert(raises_sigbus(p), "and keeps raising it");
+	cr_assert(test_raises_sigbus(p), "lost data must raise SIGBUS");
+	cr_assert(test_raises_sigbus(p), "and keeps raising it");
 	st = test_stats();
 	cr_assert_eq(st.io_errors, 1);
 	cr_assert_geq(st.poisoned, 1);
 	/* every other page still comes back */
 	for (size_t pg = 0; pg < NPAGES; pg++) {
-		if (raises_sigbus(p + pg * PAGE_SIZE))
+		if (test_raises_sigbus(p + pg * PAGE_SIZE))
 			continue;	/* the failed read's run */
 		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg, 7),
 		    -1, "page %zu", pg);

@@ -37,6 +37,8 @@ stats_snapshot(struct vm_stats *st, struct upvm_stats *out)
 	out->pageouts = LOAD(st_pageouts);
 	out->pageout_ios = LOAD(st_pageout_ios);
 	out->pageins = LOAD(st_pageins);
+	out->file_reads = LOAD(st_file_reads);
+	out->file_writes = LOAD(st_file_writes);
 	out->pagein_ios = LOAD(st_pagein_ios);
 	out->clean_drops = LOAD(st_clean_drops);
 	out->reactivations = LOAD(st_reactivations);

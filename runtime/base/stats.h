@@ -30,6 +30,8 @@ struct vm_stats {
 	atomic_uint_least64_t st_pageouts;
 	atomic_uint_least64_t st_pageout_ios;
 	atomic_uint_least64_t st_pageins;
+	atomic_uint_least64_t st_file_reads;
+	atomic_uint_least64_t st_file_writes;
 	atomic_uint_least64_t st_pagein_ios;
 	atomic_uint_least64_t st_clean_drops;
 	atomic_uint_least64_t st_reactivations;

@@ -16,6 +16,7 @@
 typedef uintptr_t vaddr_t;
 typedef size_t vsize_t;
 typedef uint64_t voff_t;
+#define VOFF_MAX	UINT64_MAX
 
 #define PAGE_SHIFT	12
 #define PAGE_SIZE	((vsize_t)1 << PAGE_SHIFT)

@@ -94,6 +94,8 @@ struct fault_ctx {
 	uint64_t		 fc_wake_ns;	/* faulting page mapped, ns */
 	struct anon		**fc_held;	/* pagein: the claimed anons */
 	uint64_t		 fc_swslot;	/* pagein: slot of fc_start */
+	struct pager		*fc_obj;	/* pagein from a file: e_obj */
+	voff_t			 fc_objoff;	/*   offset of fc_start */
 	long			 fc_max;	/* pages the budget allows */
 	long			 fc_reserved;	/* of those, counted resident */
 	pid_t			 fc_tid;	/* faulting thread, or 0 */
@@ -116,6 +118,7 @@ struct fault_io {
 	int		  fi_n;		/* pages */
 	pid_t		  fi_tid;	/* faulting thread, 0: WILLNEED */
 	bool		  fi_done;	/* completed (fault_populate waits) */
+	bool		  fi_file;	/* read from the entry's object */
 	uint64_t	  fi_t0;	/* event read, ns; 0: WILLNEED */
 	struct fault_io	 *fi_next;	/* the thread's free list */
 	struct fault_thread *fi_ft;	/* owner, NULL: fault_populate */
@@ -129,6 +132,7 @@ struct fault_io {
 #define FC_WAIT		3	/* someone owns the page: it wakes us */
 #define FC_WAKE		4	/* the page is resident: wake the thread */
 #define FC_POISON	5	/* the page's data is lost: SIGBUS */
+#define FC_BEYOND	6	/* past the end of the entry's file: SIGBUS */
 
 static uint64_t
 now_ns(void)
@@ -211,6 +215,42 @@ fault_trim(struct fault_ctx *fc, vaddr_t *lop, vaddr_t *hip)
 }
 
 /*
+ * fault_claim_object: claim the run of empty slots around fc_va inside
+ * [lo, hi) for a read from the entry's object (a file), never past its
+ * end: a page wholly past it is FC_BEYOND (the size is asked again first:
+ * the file may have grown).
+ * => map read-locked, amap locked.  FC_PAGEIN with the claim, fc_obj and
+ *    fc_objoff set; FC_BEYOND; FC_WAKE when no anon could be made (the
+ *    thread faults again).
+ */
+static int
+fault_claim_object(struct fault_ctx *fc, vaddr_t lo, vaddr_t hi)
+{
+	struct vm_map_entry *e = fc->fc_entry;
+	voff_t off = vm_entry_objoff(e, fc->fc_va), size;
+
+	size = pager_size(e->e_obj, false);
+	if (off >= size)
+		size = pager_size(e->e_obj, true);
+	if (off >= size)
+		return FC_BEYOND;
+	if (size - vm_entry_objoff(e, lo) < (voff_t)(hi - lo))
+		hi = lo + (vaddr_t)round_page(size - vm_entry_objoff(e, lo));
+	VM_ASSERT(fc->fc_held != NULL);
+	fc->fc_n = amap_claim_object(fc->fc_amap, vm_entry_slot(e, fc->fc_va),
+	    vm_entry_slot(e, lo), vm_entry_slot(e, hi), &fc->fc_start,
+	    fc->fc_held);
+	if (fc->fc_n == 0) {
+		STAT_INC(&fc->fc_vs->vs_stats, st_errors);
+		return FC_WAKE;
+	}
+	fc->fc_obj = e->e_obj;
+	fc->fc_objoff = vm_entry_objoff(e, e->e_start +
+	    ptoa((vaddr_t)(fc->fc_start - e->e_aref.ar_pageoff)));
+	return FC_PAGEIN;
+}
+
+/*
  * fault_claim: look at the faulting page's slot and claim what resolving
  * it takes: the run of empty slots around it where the cluster policy says
  * (FC_FILL), or the run of swapped-out pages with consecutive swap slots
@@ -230,6 +270,7 @@ fault_claim(struct fault_ctx *fc)
 
 	VM_ASSERT_RLOCKED(&fc->fc_vs->vs_map.m_lock);
 	fc->fc_n = 0;
+	fc->fc_obj = NULL;
 	vm_mutex_lock(&am->am_lock);
 	fc->fc_state = amap_slot(am, slot);
 	an = amap_anon_at(am, slot);
@@ -257,7 +298,7 @@ fault_claim(struct fault_ctx *fc)
 	 * read), and any other fault past the high watermark resolves the
 	 * page alone until a stream shows.
 	 */
-	if (an != NULL)
+	if (an != NULL || e->e_obj != NULL)
 		flags = CLUSTER_F_PAGEIN;
 	else if (fc->fc_vs->vs_pd != NULL && pd_pressure(fc->fc_vs->vs_pd))
 		flags = CLUSTER_F_SINGLE;
@@ -277,7 +318,12 @@ fault_claim(struct fault_ctx *fc)
 		}
 	}
 	fault_trim(fc, &lo, &hi);
-	if (an == NULL) {
+	if (an == NULL && e->e_obj != NULL) {
+		if ((kind = fault_claim_object(fc, lo, hi)) != FC_PAGEIN) {
+			vm_mutex_unlock(&am->am_lock);
+			return kind;
+		}
+	} else if (an == NULL) {
 		fc->fc_n = amap_claim(am, slot, vm_entry_slot(e, lo),
 		    vm_entry_slot(e, hi), &fc->fc_start, &fc->fc_state);
 		kind = FC_FILL;
@@ -316,11 +362,22 @@ fault_claim_next(struct fault_ctx *fc, vaddr_t hi)
 
 	VM_ASSERT_RLOCKED(&fc->fc_vs->vs_map.m_lock);
 	fc->fc_n = 0;
+	fc->fc_obj = NULL;
 	vm_mutex_lock(&am->am_lock);
 	for (; slot < end && kind == 0; slot++) {
 		lim = MIN(end, slot + (int)fc->fc_max);
 		an = amap_anon_at(am, slot);
-		if (amap_slot(am, slot) == SLOT_EMPTY) {
+		if (amap_slot(am, slot) == SLOT_EMPTY && e->e_obj != NULL) {
+			fc->fc_va = e->e_start + ptoa((vaddr_t)(slot -
+			    e->e_aref.ar_pageoff));
+			kind = fault_claim_object(fc, fc->fc_va,
+			    e->e_start + ptoa((vaddr_t)(lim -
+			    e->e_aref.ar_pageoff)));
+			if (kind != FC_PAGEIN) {
+				kind = 0;	/* past the end: done */
+				break;
+			}
+		} else if (amap_slot(am, slot) == SLOT_EMPTY) {
 			fc->fc_n = amap_claim(am, slot, slot, lim,
 			    &fc->fc_start, &fc->fc_state);
 			kind = FC_FILL;
@@ -547,6 +604,24 @@ fault_poison(struct fault_ctx *fc, vaddr_t va, int n)
 }
 
 /*
+ * fault_beyond: the faulting page lies past the end of its file: SIGBUS
+ * to the thread, as mmap(2) does, but no poison marker (the file may grow
+ * and the page then reads its data).  Without the thread's id, poison.
+ * => map read-locked.
+ */
+static void
+fault_beyond(struct fault_ctx *fc)
+{
+	vsize_t done;
+
+	if (fc->fc_tid != 0)
+		tgkill(getpid(), fc->fc_tid, SIGBUS);
+	else
+		(void)pmap_poison(&fc->fc_vs->vs_pmap, fc->fc_va, PAGE_SIZE,
+		    0, &done);
+}
+
+/*
  * fault_io_here: re-validate a pagein after its read: the entry at fi_va
  * still maps fi_amap's slots there, and every anon is still in its slot.
  * => map read-locked; takes and drops the amap lock.  On true, fc_entry
@@ -574,12 +649,14 @@ fault_io_here(struct fault_io *fi, struct fault_ctx *fc)
 
 /*
  * fault_io_settle: end the transit of fi's anons that are still in their
- * slots: the first `mapped` are resident now, the others stay swapped,
- * or are poisoned when the read failed.  Then drop the claim's holds.
+ * slots: the first `mapped` are resident now (dirty, if they were mapped
+ * without wp), the others stay swapped (a file's pages: their slots empty
+ * again), or are poisoned when the read failed.  Then drop the claim's
+ * holds.
  * => map read-locked; takes and drops the amap lock.
  */
 static void
-fault_io_settle(struct fault_io *fi, int mapped, bool lost)
+fault_io_settle(struct fault_io *fi, int mapped, bool lost, bool wp)
 {
 	struct amap *am = fi->fi_amap;
 	struct anon *an;
@@ -590,10 +667,19 @@ fault_io_settle(struct fault_io *fi, int mapped, bool lost)
 		    fi->fi_slot + i))
 			continue;	/* unmapped meanwhile: ours to free */
 		an->an_flags &= ~ANON_TRANSIT;
-		if (i < mapped)
+		if (i < mapped) {
 			an->an_flags |= ANON_RESIDENT;
-		else if (lost)
+			if (!wp)
+				an->an_flags &= ~ANON_OBJ;
+		} else if (lost) {
 			an->an_flags |= ANON_POISON;
+		} else if (an->an_flags & ANON_OBJ) {
+			/* a file page not mapped: the file has it */
+			(void)amap_unset(am, fi->fi_slot + i);
+			atomic_fetch_sub_explicit(&an->an_ref, 1,
+			    memory_order_relaxed);
+			continue;	/* the hold goes below, the last */
+		}
 		/* the hold goes with the transit, under the lock: a WP
 		   fault must never see a private anon as shared */
 		atomic_fetch_sub_explicit(&an->an_ref, 1,
@@ -616,11 +702,13 @@ fault_io_account(struct fault_io *fi, int error)
 	if (error == 0) {
 		STAT_ADD(st, st_pageins, (uint64_t)fi->fi_n);
 		STAT_INC(st, st_pagein_ios);
+		if (fi->fi_file)
+			STAT_ADD(st, st_file_reads, (uint64_t)fi->fi_n);
 	} else {
 		STAT_INC(st, st_io_errors);
-		upvm_log(LOG_ERR, "reading %d pages from swap failed: %s; "
-		    "accessing them raises SIGBUS", fi->fi_n,
-		    strerror(-error));
+		upvm_log(LOG_ERR, "reading %d pages from %s failed: %s; "
+		    "accessing them raises SIGBUS", fi->fi_n, fi->fi_file ?
+		    "their file" : "swap", strerror(-error));
 	}
 	if (fi->fi_t0 == 0)
 		fault_prefetched(st, fi->fi_n);
@@ -644,7 +732,8 @@ fault_pagein_done(struct pager_req *req)
 	const char *buf = fi->fi_buf;
 	vsize_t len = ptoa((vsize_t)fi->fi_n), done = 0, d;
 	int rerr = req->pr_error, cerr = 0;
-	bool here;
+	/* without uffd-wp (no budget) writes go unseen: mapped dirty */
+	bool here, wp = (vs->vs_regmodes & PMAP_REG_WP) != 0;
 
 	atomic_fetch_sub(&vs->vs_reads_inflight, 1);
 	fault_io_account(fi, rerr);
@@ -654,8 +743,8 @@ fault_pagein_done(struct pager_req *req)
 	   remembered of this read (PGO_REMEMBER) before it drops them */
 	for (; rerr == 0 && here && cerr == 0 && done < len; done += d)
 		cerr = fault_copy_placed(&fc, fi->fi_va + done, buf + done,
-		    (long)atop(len - done), PMAP_WP, &d);
-	fault_io_settle(fi, (int)atop(done), rerr != 0);
+		    (long)atop(len - done), wp ? PMAP_WP : 0, &d);
+	fault_io_settle(fi, (int)atop(done), rerr != 0, wp);
 	/* a writer that hit the fresh pages in transit waits in a WP fault */
 	if (done > 0)
 		pmap_wake(&vs->vs_pmap, fi->fi_va, done);
@@ -705,7 +794,9 @@ fault_pagein_start(struct fault_ctx *fc, struct fault_io *fi,
 	fi->fi_tid = fc->fc_tid;
 	fi->fi_t0 = fc->fc_t0;
 	fi->fi_done = false;
-	fi->fi_req = (struct pager_req){ .pr_off = ptoa(fc->fc_swslot),
+	fi->fi_file = fc->fc_obj != NULL;
+	fi->fi_req = (struct pager_req){ .pr_off = fc->fc_obj != NULL ?
+	    fc->fc_objoff : ptoa(fc->fc_swslot),
 	    .pr_npages = fc->fc_n, .pr_buf = fi->fi_buf,
 	    .pr_flags = vs->vs_pageout == UPVM_PAGEOUT_MOVE ? PGO_REMEMBER :
 	    0, .pr_done = done, .pr_arg = fi };
@@ -714,8 +805,9 @@ fault_pagein_start(struct fault_ctx *fc, struct fault_io *fi,
 
 	now = atomic_fetch_add(&vs->vs_reads_inflight, 1) + 1;
 	stats_max(&vs->vs_stats.st_reads_inflight_max, (uint64_t)now);
-	error = q == NULL ? -ENXIO : pager_get(&vs->vs_swap->sw_pager, q,
-	    &fi->fi_req);
+	/* with no queue (no io_uring), synchronously */
+	error = pager_get(fc->fc_obj != NULL ? fc->fc_obj :
+	    &vs->vs_swap->sw_pager, q, &fi->fi_req);
 	if (error != -EINPROGRESS) {
 		fi->fi_req.pr_error = error;
 		done(&fi->fi_req);
@@ -842,7 +934,7 @@ static void
 fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 {
 	struct vmspace *vs = ft->ft_vs;
-	struct fault_io *fi = ft->ft_q != NULL ? fault_io_get(ft) : NULL;
+	struct fault_io *fi = ft->ft_ios != NULL ? fault_io_get(ft) : NULL;
 	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va),
 	    .fc_buf = ft->ft_buf, .fc_t0 = t0, .fc_wake_ns = t0,
 	    .fc_tid = tid, .fc_node = -1, .fc_max = FAULT_MAX_CLUSTER,
@@ -880,6 +972,8 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 		atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
 		if (kind == FC_POISON)
 			fault_poison(&fc, fc.fc_va, 1);
+		else if (kind == FC_BEYOND)
+			fault_beyond(&fc);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
 		if (kind == FC_WAKE)
 			pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
@@ -930,8 +1024,8 @@ fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 	fc.fc_buf = fi->fi_buf = fault_mem_alloc(FAULT_BUF_SIZE);
 	if (fi->fi_buf == NULL)
 		error = -ENOMEM;
-	else if (vs->vs_swap != NULL)
-		error = pager_queue_create(&vs->vs_swap->sw_pager, 1, &q);
+	else if (pager_queue_create(pager_ring(), 1, &q) != 0)
+		q = NULL;	/* reads done synchronously */
 	while (va < end && error == 0) {
 		fc.fc_va = va;
 		if (vs->vs_pd != NULL && fc.fc_reserved == 0)
@@ -1096,8 +1190,6 @@ fault_thread_io(struct vmspace *vs, struct fault_thread *ft)
 {
 	int error;
 
-	if (vs->vs_swap == NULL)
-		return 0;
 	if ((ft->ft_ios = kmem_alloc(sizeof(*ft->ft_ios) * FAULT_IO_DEPTH)) ==
 	    NULL)
 		return -ENOMEM;
@@ -1108,10 +1200,10 @@ fault_thread_io(struct vmspace *vs, struct fault_thread *ft)
 			return -ENOMEM;
 		fault_io_put(ft, &ft->ft_ios[i]);
 	}
-	if ((error = pager_queue_create(&vs->vs_swap->sw_pager,
-	    FAULT_IO_DEPTH, &ft->ft_q)) != 0)
-		return error;
-	return 0;
+	/* the queue serves file reads too; files alone do without one */
+	error = pager_queue_create(vs->vs_swap != NULL ?
+	    &vs->vs_swap->sw_pager : pager_ring(), FAULT_IO_DEPTH, &ft->ft_q);
+	return vs->vs_swap != NULL ? error : 0;
 }
 
 /*

@@ -94,6 +94,13 @@ struct pd_run {
 					   anons' old slots are stale */
 	int		 pr_stage;	/* move: first staging page, or -1 */
 	uint64_t	 pr_swslot;	/* dirty: the run's slots; 0: none */
+	struct pager	*pr_obj;	/* the entry's object (a file) or NULL */
+	voff_t		 pr_objoff;	/*   offset of pr_va in it */
+	bool		 pr_objclean;	/* clean: the copies are pr_obj's */
+	bool		 pr_shared;	/* dirty: written to pr_obj, not swap
+					   (a shared file mapping) */
+	bool		 pr_rdonly;	/* the entry cannot be written: move
+					   stages nothing, drops in place */
 	int		 pr_error;
 	bool		 pr_here;	/* at pr_va still (pd_run_here) */
 	struct pager_req pr_req;	/* the write */
@@ -105,6 +112,17 @@ struct pd_batch {
 	int		 pb_nruns;
 	long		 pb_pages;
 };
+
+/*
+ * pd_to_obj: the run's data is in (clean) or goes to (dirty) its entry's
+ * object, not swap: after it made it, its slots empty (the file has the
+ * pages) rather than hold swapped anons.
+ */
+static bool
+pd_to_obj(const struct pd_run *r)
+{
+	return r->pr_clean ? r->pr_objclean : r->pr_shared;
+}
 
 /*
  * Units for the clock: a unit is named by the page number of its first
@@ -201,7 +219,7 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 	struct pd_run *r = NULL;
 	struct amap *am;
 	struct anon *an;
-	bool clean;
+	bool clean, objclean;
 
 	if (e == NULL || (am = e->e_aref.ar_amap) == NULL || e->e_wired)
 		return;
@@ -213,16 +231,23 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 			r = NULL;
 			continue;
 		}
-		clean = (an->an_flags & ANON_SWAPPED) != 0;
+		clean = (an->an_flags & ANON_CLEAN) != 0;
+		objclean = (an->an_flags & ANON_OBJ) != 0;
 		if (r == NULL || r->pr_clean != clean ||
-		    r->pr_slot + r->pr_n != s) {
+		    r->pr_objclean != objclean || r->pr_slot + r->pr_n != s) {
 			if (pb->pb_nruns == PD_MAX_RUNS)
 				break;
 			r = &pb->pb_runs[pb->pb_nruns++];
 			*r = (struct pd_run){ .pr_amap = am, .pr_slot = s,
 			    .pr_va = e->e_start +
 			    ptoa((vaddr_t)(s - e->e_aref.ar_pageoff)),
-			    .pr_clean = clean, .pr_stage = -1 };
+			    .pr_clean = clean, .pr_stage = -1,
+			    .pr_obj = e->e_obj, .pr_objclean = objclean,
+			    .pr_shared = e->e_obj != NULL &&
+			    !(e->e_etype & VM_ET_COPYONWRITE),
+			    .pr_rdonly = !(e->e_prot & VM_PROT_WRITE) };
+			if (e->e_obj != NULL)
+				r->pr_objoff = vm_entry_objoff(e, r->pr_va);
 			amap_hold(am);
 		}
 		an->an_flags |= ANON_TRANSIT;
@@ -250,14 +275,19 @@ pd_set_stuck(struct pdaemon *pd, int error)
 	STAT_INC(&pd->pdd_vs->vs_stats, st_swap_full);
 }
 
-/* pd_io_error: a write to swap failed: the run stays resident */
+/* pd_io_error: a write to swap or a file failed: the run stays resident */
 static void
 pd_io_error(struct pdaemon *pd, struct pd_run *r, int error)
 {
 	STAT_INC(&pd->pdd_vs->vs_stats, st_io_errors);
-	upvm_log(LOG_ERR, "writing %d pages to swap (%s) failed: %s; they "
-	    "stay resident", r->pr_n, pd->pdd_swap->sw_where,
-	    strerror(-error));
+	if (pd_to_obj(r))
+		upvm_log(LOG_ERR, "writing %d pages back to their file "
+		    "failed: %s; they stay resident and dirty, written again "
+		    "later", r->pr_n, strerror(-error));
+	else
+		upvm_log(LOG_ERR, "writing %d pages to swap (%s) failed: %s; "
+		    "they stay resident", r->pr_n, pd->pdd_swap->sw_where,
+		    strerror(-error));
 }
 
 /* pd_write_done: pr_done of a run's write */
@@ -313,16 +343,19 @@ pd_write(struct pdaemon *pd, struct pd_batch *pb)
 
 		if (r->pr_error != 0 || r->pr_clean)
 			continue;
-		if ((error = swap_alloc(sw, r->pr_n, &r->pr_swslot)) != 0) {
+		if (!r->pr_shared &&
+		    (error = swap_alloc(sw, r->pr_n, &r->pr_swslot)) != 0) {
 			pd_set_stuck(pd, error);
 		} else {
-			atomic_store(&pd->pdd_stuck, false);
+			if (!r->pr_shared)
+				atomic_store(&pd->pdd_stuck, false);
 			r->pr_req = (struct pager_req){
-			    .pr_off = ptoa(r->pr_swslot), .pr_npages = r->pr_n,
+			    .pr_off = r->pr_shared ? r->pr_objoff :
+			    ptoa(r->pr_swslot), .pr_npages = r->pr_n,
 			    .pr_buf = (void *)(uintptr_t)pd_src(pd, r),
 			    .pr_done = pd_write_done, .pr_arg = pd };
-			error = pager_put(&sw->sw_pager, pd->pdd_q,
-			    &r->pr_req);
+			error = pager_put(r->pr_shared ? r->pr_obj :
+			    &sw->sw_pager, pd->pdd_q, &r->pr_req);
 			if (error == -EINPROGRESS) {
 				atomic_fetch_add(&pd->pdd_vs->vs_writes_inflight,
 				    1);
@@ -434,6 +467,13 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			r->pr_error = -EAGAIN;	/* the next batch takes it */
 			continue;
 		}
+		if (r->pr_rdonly && r->pr_clean) {
+			/* no write can land (and UFFDIO_MOVE refuses a
+			   read-only source): dropped where it is */
+			r->pr_error = pmap_dontneed(&vs->vs_pmap, r->pr_va,
+			    len);
+			continue;
+		}
 		if (r->pr_clean && pmap_scan_written(&vs->vs_pmap, r->pr_va,
 		    len, &reg, 1, false, &walk_end) != 0)
 			r->pr_clean = false, r->pr_rewrite = true;
@@ -466,7 +506,10 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			struct anon *an = amap_anon_at(r->pr_amap,
 			    r->pr_slot + k);
 
-			changed += !pager_unchanged(&sw->sw_pager,
+			changed += r->pr_objclean ?
+			    !pager_unchanged(r->pr_obj, r->pr_objoff +
+			    ptoa((voff_t)k), dst + ptoa((size_t)k)) :
+			    !pager_unchanged(&sw->sw_pager,
 			    ptoa(an->an_swslot), dst + ptoa((size_t)k));
 		}
 		vm_mutex_unlock(&r->pr_amap->am_lock);
@@ -491,6 +534,8 @@ pd_count(struct pdaemon *pd, struct pd_run *r, int gone)
 	} else {
 		STAT_ADD(st, st_pageouts, (uint64_t)r->pr_n);
 		STAT_INC(st, st_pageout_ios);
+		if (r->pr_shared)
+			STAT_ADD(st, st_file_writes, (uint64_t)r->pr_n);
 	}
 	return gone;
 }
@@ -549,10 +594,22 @@ pd_keep(struct pdaemon *pd, struct pd_run *r, int k)
 
 	an->an_flags &= ~(ANON_TRANSIT | ANON_WANTED);
 	atomic_fetch_sub_explicit(&an->an_ref, 1, memory_order_relaxed);
-	if (!r->pr_here && (an->an_flags & ANON_SWAPPED))
+	if (!r->pr_here && (an->an_flags & ANON_CLEAN))
 		amap_set_dirty(r->pr_amap, r->pr_slot + k, &old);
 	if (old != 0)	/* lock order: amap -> pager */
 		swap_free(pd->pdd_swap, old, 1);
+}
+
+/*
+ * pd_to_file: page k of a run that made it to its file (or was a clean
+ * copy of it) leaves its slot: the slot empties and the next fault reads
+ * the file.  Its anon goes (the run's hold went with pd_keep).
+ * => amap locked.
+ */
+static void
+pd_to_file(struct pd_run *r, int k)
+{
+	anon_unref(amap_unset(r->pr_amap, r->pr_slot + k));
 }
 
 /*
@@ -621,7 +678,9 @@ pd_finish_wp(struct pdaemon *pd, struct pd_batch *pb)
 				an = r->pr_anons[j];
 				pd_keep(pd, r, j);
 				an->an_flags &= ~ANON_RESIDENT;
-				if (!r->pr_clean) {
+				if (pd_to_obj(r)) {
+					pd_to_file(r, j);
+				} else if (!r->pr_clean) {
 					an->an_flags |= ANON_SWAPPED;
 					an->an_swslot = r->pr_swslot +
 					    (uint64_t)j;
@@ -693,20 +752,27 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb)
 				continue;
 			if (r->pr_rewrite) {
 				/* written since its pagein: the copy is stale */
-				swap_free(sw, an->an_swslot, 1);
+				if (an->an_swslot != 0)
+					swap_free(sw, an->an_swslot, 1);
 				an->an_swslot = 0;
-				an->an_flags &= ~ANON_SWAPPED;
+				an->an_flags &= ~ANON_CLEAN;
 			}
 			pd_keep(pd, r, k);
 			if (!ok)
 				continue;
-			if (!r->pr_clean) {
+			if (!r->pr_clean && pd_to_obj(r)) {
+				an->an_flags |= ANON_OBJ;
+			} else if (!r->pr_clean) {
 				an->an_flags |= ANON_SWAPPED;
 				an->an_swslot = r->pr_swslot + (uint64_t)k;
 			}
-			if (wanted && r->pr_here) {
+			if (wanted && r->pr_here && r->pr_stage >= 0) {
 				/* clean from now on: the pager remembers it */
-				if (!r->pr_clean)
+				if (!r->pr_clean && pd_to_obj(r))
+					pager_remember(r->pr_obj, r->pr_objoff +
+					    ptoa((voff_t)k), pd_src(pd, r) +
+					    ptoa((size_t)k), 1);
+				else if (!r->pr_clean)
 					pager_remember(&sw->sw_pager,
 					    ptoa(an->an_swslot), pd_src(pd, r) +
 					    ptoa((size_t)k), 1);
@@ -714,6 +780,8 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb)
 				back++;
 			} else {
 				an->an_flags &= ~ANON_RESIDENT;
+				if (pd_to_obj(r))
+					pd_to_file(r, k);
 				out++;
 			}
 		}

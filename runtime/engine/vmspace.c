@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <unistd.h>
 
@@ -26,7 +27,10 @@
 #include "pdaemon.h"
 #include "place.h"
 #include "swap.h"
+#include "sys.h"
 #include "vmspace.h"
+#include "vnode.h"
+#include "writeback.h"
 
 /* features asked of the kernel; each use checks pmap_has() */
 #define UPVM_WANT_FEATURES	(UFFD_FEATURE_THREAD_ID |		\
@@ -216,7 +220,12 @@ fini_pagein(struct vmspace *vs)
 
 	for (;;) {
 		vm_rwlock_rdlock(&vs->vs_map.m_lock);
-		if ((e = vm_map_first_ge(&vs->vs_map, va)) != NULL) {
+		/* without swap, only files have pages elsewhere */
+		for (e = vm_map_first_ge(&vs->vs_map, va); e != NULL &&
+		    vs->vs_swap == NULL && e->e_obj == NULL;
+		    e = vm_map_next(&vs->vs_map, e))
+			;
+		if (e != NULL) {
 			start = MAX(va, e->e_start);
 			end = e->e_end;
 		}
@@ -231,17 +240,67 @@ fini_pagein(struct vmspace *vs)
 	}
 }
 
+/*
+ * fini_files: each shared file region is written back and replaced by
+ * the kernel's own mapping of its file (MAP_SHARED | MAP_FIXED), which
+ * then holds all its data; one whose write-back failed stays, to be paged
+ * in as private memory (its data kept, no longer the file's).
+ * => no locks held; takes the map write lock.
+ */
+static void
+fini_files(struct vmspace *vs)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e, *next;
+	struct vnode *vn;
+	void *p;
+
+	vm_rwlock_wrlock(&map->m_lock);
+	for (e = vm_map_first_ge(map, 0); e != NULL; e = next) {
+		next = vm_map_next(map, e);
+		if (e->e_obj == NULL || (e->e_etype & VM_ET_COPYONWRITE))
+			continue;
+		vn = container_of(e->e_obj, struct vnode, vn_pager);
+		if (wb_range(vs, e->e_start, e->e_end, true) != 0) {
+			upvm_log(LOG_ERR, "upvm_fini: [%#lx, %#lx) of %s could "
+			    "not be written back; it stays as private memory "
+			    "with its data", (unsigned long)e->e_start,
+			    (unsigned long)e->e_end, vn->vn_where);
+			continue;
+		}
+		p = raw_mmap((void *)e->e_start, e->e_end - e->e_start,
+		    (e->e_prot & VM_PROT_WRITE) ? PROT_READ | PROT_WRITE :
+		    PROT_READ, MAP_SHARED | MAP_FIXED, vn->vn_bfd,
+		    (off_t)e->e_offset);
+		if (raw_mmap_failed(p)) {
+			upvm_log(LOG_ERR, "upvm_fini: cannot map %s at %#lx "
+			    "again: %s; it stays as private memory",
+			    vn->vn_where, (unsigned long)e->e_start,
+			    strerror(-(int)(intptr_t)p));
+			continue;
+		}
+		/* the kernel's mapping now: upvm forgets the range */
+		atomic_fetch_sub(&vs->vs_resident, amap_resident(
+		    e->e_aref.ar_amap, e->e_aref.ar_pageoff,
+		    (int)vm_entry_npages(e)));
+		vm_map_unlink(map, e);
+		vm_map_entry_free(map, e);
+	}
+	vm_rwlock_unlock(&map->m_lock);
+}
+
 void
 vmspace_fini(struct vmspace *vs)
 {
 	struct vm_map_entry *e;
 	int left = 0;
 
-	/* what is still mapped becomes ordinary memory: page it all in */
+	/* what is still mapped becomes ordinary memory: shared file regions
+	   the kernel's mappings of their files, the rest paged in */
 	if (vs->vs_pd != NULL)
 		pd_stop(vs->vs_pd);
-	if (vs->vs_swap != NULL)
-		fini_pagein(vs);
+	fini_files(vs);
+	fini_pagein(vs);
 	fault_stop(vs);
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
@@ -340,11 +399,11 @@ anons_walk(struct vmspace *vs, void (*fn)(struct vmspace *, struct anon *))
 static void
 anon_fork_child(struct vmspace *vs, struct anon *an)
 {
-	if (!(an->an_flags & ANON_SWAPPED))
+	if (!(an->an_flags & ANON_CLEAN))
 		return;
 	if (an->an_flags & ANON_RESIDENT) {
 		/* unprotected in the child: dirty; the slot is the parent's */
-		an->an_flags &= ~ANON_SWAPPED;
+		an->an_flags &= ~ANON_CLEAN;
 		an->an_swslot = 0;
 	} else {
 		swap_ref(vs->vs_swap, an->an_swslot, 1);

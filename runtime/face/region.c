@@ -191,14 +191,14 @@ region_dirty_clean(struct vmspace *vs, struct vm_map_entry *e)
 	struct anon *an;
 	uint64_t old;
 
-	if (am == NULL || vs->vs_swap == NULL)
+	if (am == NULL || (vs->vs_swap == NULL && e->e_obj == NULL))
 		return;
 	vm_mutex_lock(&am->am_lock);
 	for (int s = e->e_aref.ar_pageoff; s < e->e_aref.ar_pageoff +
 	    (int)vm_entry_npages(e); s++) {
 		an = amap_anon_at(am, s);
-		if (an == NULL || (an->an_flags & (ANON_RESIDENT |
-		    ANON_SWAPPED)) != (ANON_RESIDENT | ANON_SWAPPED))
+		if (an == NULL || !(an->an_flags & ANON_RESIDENT) ||
+		    !(an->an_flags & ANON_CLEAN))
 			continue;
 		amap_set_dirty(am, s, &old);
 		if (old != 0)	/* lock order: amap -> pager */

@@ -425,6 +425,53 @@ amap_claim_swapped(struct amap *am, int slot, int lo, int hi, int *startp,
 	return b - a;
 }
 
+int
+amap_claim_object(struct amap *am, int slot, int lo, int hi, int *startp,
+    struct anon **held)
+{
+	struct anon *an;
+	int a, b, n;
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	VM_ASSERT(lo <= slot && slot < hi && hi <= am->am_nslot);
+	if (am->am_slots[slot] != SLOT_EMPTY)
+		return 0;
+	for (a = slot; a > lo && am->am_slots[a - 1] == SLOT_EMPTY; a--)
+		;
+	for (b = slot + 1; b < hi && am->am_slots[b] == SLOT_EMPTY; b++)
+		;
+	for (n = 0; n < b - a; n++) {
+		if ((an = anon_alloc()) == NULL) {
+			/* out of memory: nothing claimed */
+			while (n > 0)
+				kmem_pool_put(&anon_pool, held[--n]);
+			return 0;
+		}
+		an->an_flags = ANON_OBJ | ANON_TRANSIT;
+		an->an_swslot = 0;
+		atomic_store_explicit(&an->an_ref, 2, memory_order_relaxed);
+		held[n] = an;
+	}
+	for (int i = a; i < b; i++)
+		am->am_slots[i] = (uintptr_t)held[i - a];
+	am->am_nused += b - a;
+	*startp = a;
+	return b - a;
+}
+
+struct anon *
+amap_unset(struct amap *am, int slot)
+{
+	uintptr_t s;
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	s = am->am_slots[slot];
+	VM_ASSERT(SLOT_IS_ANON(s));
+	am->am_slots[slot] = SLOT_EMPTY;
+	am->am_nused--;
+	return SLOT_ANON(s);
+}
+
 void
 amap_settle(struct amap *am, int slot, int n, uintptr_t to)
 {

@@ -78,6 +78,11 @@
 				   outside one */
 #define ANON_WANTED	0x10	/* in transit out, and a fault waits for it:
 				   the daemon maps it back (move protocol) */
+#define ANON_OBJ	0x40	/* clean page of a file entry: the entry's
+				   object holds its data at the slot's
+				   offset (an_swslot 0); never swapped */
+/* a resident page with either flag is clean: it has a valid copy */
+#define ANON_CLEAN	(ANON_SWAPPED | ANON_OBJ)
 
 struct anon {
 	atomic_uint	an_ref;		/* [a] slots pointing here */
@@ -237,6 +242,26 @@ int amap_claim(struct amap *, int slot, int lo, int hi, int *startp,
  */
 int amap_claim_swapped(struct amap *, int slot, int lo, int hi, int *startp,
     uint64_t *swslotp, struct anon **held);
+
+/*
+ * amap_claim_object: claim for a read from the entry's object (a file) the
+ * run of empty slots around `slot` inside [lo, hi): each gets a new anon,
+ * ANON_OBJ | ANON_TRANSIT, held (an_ref 2) in held[] for the claimer, as
+ * amap_claim_swapped's.  The read ends each transit: mapped (resident),
+ * poisoned, or the slot emptied again (amap_unset).
+ * => amap locked by caller; map read-locked.
+ * => returns the pages claimed (*startp the first slot); 0 if `slot` is
+ *    not empty or no anons could be made (-ENOMEM, nothing claimed).
+ */
+int amap_claim_object(struct amap *, int slot, int lo, int hi, int *startp,
+    struct anon **held);
+
+/*
+ * amap_unset: empty a slot that holds an anon; the slot's reference goes
+ * to the caller (anon_unref it after dropping the lock).
+ * => amap locked by caller.  Returns the anon.
+ */
+struct anon *amap_unset(struct amap *, int slot);
 
 /*
  * amap_settle: end a claim of [slot, slot + n): each slot becomes `to`

@@ -81,6 +81,13 @@ vm_entry_slot(const struct vm_map_entry *e, vaddr_t va)
 	return e->e_aref.ar_pageoff + (int)atop(va - e->e_start);
 }
 
+/* the offset in e_obj of address va in entry e */
+static inline voff_t
+vm_entry_objoff(const struct vm_map_entry *e, vaddr_t va)
+{
+	return e->e_offset + (voff_t)(va - e->e_start);
+}
+
 void vm_map_init(struct vm_map *);
 
 /*

@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * writeback.c: write-back of shared file mappings (see writeback.h).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "amap.h"
+#include "log.h"
+#include "pager.h"
+#include "pagehash.h"
+#include "sys.h"
+#include "vmspace.h"
+#include "vnode.h"
+#include "writeback.h"
+
+struct wb_run {
+	int		 wr_slot;		/* first amap slot */
+	int		 wr_n;
+	struct anon	*wr_anons[AMAP_UNIT];	/* held */
+};
+
+/* wb_shared: e is a shared mapping of a file */
+static bool
+wb_shared(const struct vm_map_entry *e)
+{
+	return e->e_obj != NULL && !(e->e_etype & VM_ET_COPYONWRITE) &&
+	    e->e_aref.ar_amap != NULL;
+}
+
+/* wb_dirty: slot s holds a dirty resident page nobody else owns */
+static bool
+wb_dirty(struct amap *am, int s)
+{
+	struct anon *an;
+
+	if (amap_slot(am, s) == SLOT_RESIDENT)
+		return true;
+	an = amap_anon_at(am, s);
+	return an != NULL && atomic_load(&an->an_ref) == 1 &&
+	    (an->an_flags & (ANON_RESIDENT | ANON_TRANSIT | ANON_POISON |
+	    ANON_CLEAN)) == ANON_RESIDENT;
+}
+
+/*
+ * wb_scan_written: move protocol: the clean pages of [va, end) that
+ * were written become dirty; the scan write-protects them again.
+ * => amap unlocked; takes it.
+ */
+static void
+wb_scan_written(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
+    vaddr_t end)
+{
+	struct amap *am = e->e_aref.ar_amap;
+	struct page_region reg[16];
+	vaddr_t walk_end;
+	struct anon *an;
+	uint64_t old;
+	int n;
+
+	while (va < end) {
+		n = pmap_scan_written(&vs->vs_pmap, va, end - va, reg,
+		    (int)nitems(reg), true, &walk_end);
+		if (n < 0)
+			return;
+		vm_mutex_lock(&am->am_lock);
+		for (int i = 0; i < n; i++)
+			for (vaddr_t p = reg[i].start; p < reg[i].end;
+			    p += PAGE_SIZE) {
+				int s = vm_entry_slot(e, p);
+
+				an = amap_anon_at(am, s);
+				if (an != NULL && atomic_load(&an->an_ref) ==
+				    1 && (an->an_flags & (ANON_RESIDENT |
+				    ANON_TRANSIT | ANON_OBJ)) ==
+				    (ANON_RESIDENT | ANON_OBJ))
+					amap_set_dirty(am, s, &old);
+			}
+		vm_mutex_unlock(&am->am_lock);
+		if (walk_end <= va)
+			return;
+		va = walk_end;
+	}
+}
+
+/*
+ * wb_collect: the next run of dirty pages in [*vap, end), at most a unit:
+ * in transit and held.  => amap unlocked; takes it.  The pages taken; 0:
+ * none left; -ENOMEM.
+ */
+static int
+wb_collect(struct vm_map_entry *e, vaddr_t *vap, vaddr_t end,
+    struct wb_run *r)
+{
+	struct amap *am = e->e_aref.ar_amap;
+	int s = vm_entry_slot(e, *vap), hi = vm_entry_slot(e, end);
+	struct anon *an;
+
+	vm_mutex_lock(&am->am_lock);
+	while (s < hi && !wb_dirty(am, s))
+		s++;
+	r->wr_slot = s;
+	r->wr_n = 0;
+	while (s < hi && r->wr_n < AMAP_UNIT && wb_dirty(am, s) &&
+	    (an = amap_anon(am, s)) != NULL) {
+		an->an_flags |= ANON_TRANSIT;
+		anon_hold(an);
+		r->wr_anons[r->wr_n++] = an;
+		s++;
+	}
+	/* no anon for a dirty page: out of memory */
+	if (r->wr_n == 0 && s < hi) {
+		vm_mutex_unlock(&am->am_lock);
+		return -ENOMEM;
+	}
+	vm_mutex_unlock(&am->am_lock);
+	*vap = e->e_start + ptoa((vaddr_t)(s - e->e_aref.ar_pageoff));
+	return r->wr_n;
+}
+
+/*
+ * wb_finish: end the run's transit: written (wp), the pages still in
+ * their slots are clean copies of the file now; the others (unmapped
+ * meanwhile) go with the hold.  => amap unlocked; takes it.
+ */
+static void
+wb_finish(struct vmspace *vs, struct vm_map_entry *e, struct wb_run *r,
+    vaddr_t va, bool clean)
+{
+	struct amap *am = e->e_aref.ar_amap;
+	struct anon *an;
+	bool gone[AMAP_UNIT];
+
+	vm_mutex_lock(&am->am_lock);
+	for (int k = 0; k < r->wr_n; k++) {
+		an = r->wr_anons[k];
+		gone[k] = amap_anon_at(am, r->wr_slot + k) != an;
+		if (gone[k])
+			continue;
+		an->an_flags &= ~ANON_TRANSIT;
+		if (clean) {
+			an->an_flags |= ANON_OBJ;
+			pager_remember(e->e_obj, vm_entry_objoff(e, va +
+			    ptoa((vaddr_t)k)), (const void *)(va +
+			    ptoa((vaddr_t)k)), 1);
+		}
+		atomic_fetch_sub_explicit(&an->an_ref, 1,
+		    memory_order_relaxed);
+	}
+	vm_mutex_unlock(&am->am_lock);
+	for (int k = 0; k < r->wr_n; k++)
+		if (gone[k])
+			anon_unref(r->wr_anons[k]);
+	/* writers that waited in a WP fault (wp protocol) */
+	pmap_wake(&vs->vs_pmap, va, ptoa((vsize_t)r->wr_n));
+}
+
+/* wb_entry: write back [va, end) of shared file entry e */
+static int
+wb_entry(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
+    vaddr_t end, int *failedp)
+{
+	bool wp = (vs->vs_regmodes & PMAP_REG_WP) != 0;
+	struct wb_run r;
+	struct pager_req req;
+	vaddr_t rva;
+	int error, first = 0;
+
+	if (wp && vs->vs_pageout == UPVM_PAGEOUT_MOVE)
+		wb_scan_written(vs, e, va, end);
+	while ((error = wb_collect(e, &va, end, &r)) > 0) {
+		rva = va - ptoa((vaddr_t)r.wr_n);
+		if (wp)
+			(void)pmap_writeprotect(&vs->vs_pmap, rva,
+			    ptoa((vsize_t)r.wr_n), true, true);
+		req = (struct pager_req){ .pr_off = vm_entry_objoff(e, rva),
+		    .pr_npages = r.wr_n, .pr_buf = (void *)rva };
+		error = pager_put(e->e_obj, NULL, &req);
+		if (error == 0) {
+			STAT_ADD(&vs->vs_stats, st_file_writes,
+			    (uint64_t)r.wr_n);
+		} else {
+			STAT_INC(&vs->vs_stats, st_io_errors);
+			*failedp += r.wr_n;
+			if (first == 0)
+				first = error;
+		}
+		wb_finish(vs, e, &r, rva, wp && error == 0);
+	}
+	return first != 0 ? first : error;
+}
+
+int
+wb_range(struct vmspace *vs, vaddr_t start, vaddr_t end, bool sync)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	int error, first = 0, failed = 0;
+
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e)) {
+		if (!wb_shared(e))
+			continue;
+		error = wb_entry(vs, e, MAX(start, e->e_start),
+		    MIN(end, e->e_end), &failed);
+		if (error == 0 && sync)
+			error = vnode_sync(container_of(e->e_obj, struct vnode,
+			    vn_pager));
+		if (first == 0)
+			first = error;
+	}
+	if (first != 0)
+		upvm_log(LOG_ERR, "writing back to a mapped file failed: %s; "
+		    "%d pages stay dirty in memory, written again at the next "
+		    "sync or pageout", strerror(-first), failed);
+	return first;
+}
+
+/* ---------------------------------------------------------------- */
+/* invalidation */
+
+/* wb_clean_run: the next run of clean file pages in [*vap, end), a unit
+   at most; => its length in pages (0: none), *vap past it.  amap locked */
+static int
+wb_clean_run(struct vm_map_entry *e, vaddr_t *vap, vaddr_t end, vaddr_t *rvap)
+{
+	struct amap *am = e->e_aref.ar_amap;
+	int s = vm_entry_slot(e, *vap), hi = vm_entry_slot(e, end), n = 0;
+	struct anon *an;
+
+	for (;; s++) {
+		an = s < hi ? amap_anon_at(am, s) : NULL;
+		if (an != NULL && n < AMAP_UNIT && atomic_load(&an->an_ref) ==
+		    1 && (an->an_flags & (ANON_RESIDENT | ANON_TRANSIT |
+		    ANON_OBJ)) == (ANON_RESIDENT | ANON_OBJ)) {
+			if (n++ == 0)
+				*rvap = e->e_start + ptoa((vaddr_t)(s -
+				    e->e_aref.ar_pageoff));
+			continue;
+		}
+		if (n > 0 || s >= hi)
+			break;
+	}
+	*vap = e->e_start + ptoa((vaddr_t)(s - e->e_aref.ar_pageoff));
+	return n;
+}
+
+/* wb_drop: page va (slot s) leaves: the file has it.  => amap locked */
+static void
+wb_drop(struct vmspace *vs, struct vm_map_entry *e, int s)
+{
+	anon_unref(amap_unset(e->e_aref.ar_amap, s));
+	atomic_fetch_sub(&vs->vs_resident, 1);
+}
+
+/*
+ * wb_invalidate_run: drop the n clean pages at va (move protocol: through
+ * the scratch area).  => map write-locked, amap locked.  => pages dropped
+ */
+static long
+wb_invalidate_run(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
+    int n, char *scratch)
+{
+	struct amap *am = e->e_aref.ar_amap;
+	vsize_t done = 0, back;
+	long dropped = 0;
+	int s = vm_entry_slot(e, va);
+
+	/* without a move (wp protocol, or a read-only entry) no write can
+	   land meanwhile: a writer faults and waits for the map lock */
+	if (scratch == NULL || !(e->e_prot & VM_PROT_WRITE)) {
+		(void)pmap_dontneed(&vs->vs_pmap, va, ptoa((vsize_t)n));
+		for (int k = 0; k < n; k++)
+			wb_drop(vs, e, s + k);
+		return n;
+	}
+	(void)pmap_move(&vs->vs_pmap, (vaddr_t)scratch, va, ptoa((vsize_t)n),
+	    PMAP_DONTWAKE, &done);
+	for (int k = 0; k < (int)atop(done); k++) {
+		vaddr_t pva = va + ptoa((vaddr_t)k);
+		const char *page = scratch + ptoa((size_t)k);
+		uint64_t old;
+
+		if (pager_unchanged(e->e_obj, vm_entry_objoff(e, pva), page)) {
+			wb_drop(vs, e, s + k);
+			dropped++;
+			continue;
+		}
+		/* written after all: back in place, dirty (no uffd-wp) */
+		if (pmap_move(&vs->vs_pmap, pva, (vaddr_t)page, PAGE_SIZE,
+		    PMAP_DONTWAKE, &back) != 0 && pmap_copy(&vs->vs_pmap, pva,
+		    page, PAGE_SIZE, PMAP_DONTWAKE, &back) != 0)
+			upvm_log(LOG_ERR, "invalidate: cannot put page %#lx "
+			    "back", (unsigned long)pva);
+		amap_set_dirty(am, s + k, &old);
+	}
+	(void)raw_madvise(scratch, ptoa((size_t)n), MADV_DONTNEED);
+	return dropped;
+}
+
+long
+wb_invalidate(struct vmspace *vs, vaddr_t start, vaddr_t end)
+{
+	struct vm_map *map = &vs->vs_map;
+	size_t slen = ptoa((size_t)AMAP_UNIT);
+	struct vm_map_entry *e;
+	char *scratch = NULL;
+	vaddr_t va, rva;
+	long dropped = 0;
+	int n;
+
+	VM_ASSERT_WLOCKED(&map->m_lock);
+	if (vs->vs_pageout == UPVM_PAGEOUT_MOVE) {
+		scratch = raw_mmap(NULL, slen, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (raw_mmap_failed(scratch) || pmap_register(&vs->vs_pmap,
+		    (vaddr_t)scratch, slen, vs->vs_regmodes) != 0) {
+			if (!raw_mmap_failed(scratch))
+				raw_munmap(scratch, slen);
+			upvm_log(LOG_ERR, "invalidate: no scratch area; the "
+			    "clean pages stay");
+			return 0;
+		}
+	}
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e)) {
+		if (e->e_obj == NULL || e->e_aref.ar_amap == NULL)
+			continue;
+		va = MAX(start, e->e_start);
+		vm_mutex_lock(&e->e_aref.ar_amap->am_lock);
+		while ((n = wb_clean_run(e, &va, MIN(end, e->e_end), &rva)) > 0)
+			dropped += wb_invalidate_run(vs, e, rva, n, scratch);
+		vm_mutex_unlock(&e->e_aref.ar_amap->am_lock);
+	}
+	if (scratch != NULL)
+		raw_munmap(scratch, slen);	/* unregisters too */
+	return dropped;
+}

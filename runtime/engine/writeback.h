@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * writeback.h: writing the dirty pages of shared file mappings back to
+ * their files outside the pageout daemon (upvm_sync, unmapping, fini).
+ *
+ * A page of a shared file entry is dirty when it is resident without a
+ * clean copy (ANON_CLEAN), or, under the move protocol, when its uffd-wp
+ * bit was cleared by a write (PAGEMAP_SCAN finds it and write-protects it
+ * again in the same step).  A run of dirty pages is taken like a pageout
+ * run (ANON_TRANSIT, held: the daemon leaves it alone, and under the wp
+ * protocol a writer waits in its WP fault), write-protected, written from
+ * the application's pages with one pwrite, and becomes clean (ANON_OBJ,
+ * its hash remembered): a write from then on makes it dirty again, as
+ * always.  Without uffd-wp (no budget) writes cannot be seen: every
+ * resident page is written and stays dirty.
+ */
+#ifndef UPVM_WRITEBACK_H
+#define UPVM_WRITEBACK_H
+
+#include "vm.h"
+
+struct vmspace;
+
+/*
+ * wb_range: write the dirty pages of the shared file entries in
+ * [start, end) back, and with sync make the files durable (fdatasync).
+ * => map locked (read or write); takes and drops the amap locks.
+ * => 0, or the first write's -errno (the pages it could not write stay
+ *    dirty; counted in io_errors, logged once per call).
+ */
+int wb_range(struct vmspace *, vaddr_t start, vaddr_t end, bool sync);
+
+/*
+ * wb_invalidate: drop the clean file pages (ANON_OBJ) of the file
+ * entries in [start, end), so the next access reads the file.  Under the
+ * move protocol a write needs no fault, so each run is first moved out
+ * of the page tables (UFFDIO_MOVE, into a scratch area) and its pages
+ * compared with the hashes the vnode remembered: one that changed goes
+ * back, dirty.  Under the wp protocol a writer faults and waits for the
+ * map lock, so the pages are dropped where they are.
+ * => map write-locked.  Returns the pages dropped.
+ */
+long wb_invalidate(struct vmspace *, vaddr_t start, vaddr_t end);
+
+#endif /* UPVM_WRITEBACK_H */

@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_file.c: file-backed regions (upvm_map_file over the vnode pager),
+ * end to end under a budget, on real files in $TMPDIR (else /tmp).
+ *
+ * Every page is checked against the harness pattern keyed by its file
+ * page: what the file held (generation 1) or what the test wrote, through
+ * eviction (clean drops, write-back, private pages to swap), re-reads,
+ * pread of the file after unmap and sync, fork, two regions on one file,
+ * threads faulting on the same pages, the end of the file, and I/O
+ * errors.  meson runs it under both pageout protocols.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+#include "upvm.h"
+#include "upvm_int.h"
+#include "vm.h"
+
+#define MIB		((size_t)1 << 20)
+#define BUDGET		(8 * MIB)
+#define NPAGES		(32 * MIB / PAGE_SIZE)	/* 4x the budget */
+
+static char path[256];
+static char *pbuf;		/* NPAGES + 1 pages, for pread/pwrite */
+
+static void
+cleanup(void)
+{
+	if (path[0] != '\0')
+		(void)unlink(path);
+	path[0] = '\0';
+}
+
+static void
+init_budget(size_t budget)
+{
+	struct upvm_config cfg;
+
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	cfg.budget = budget;
+	cr_assert_eq(upvm_init(&cfg), 0);
+}
+
+/* a new file of npages pattern pages (generation 1) and `tail` bytes;
+   => its fd, read-write */
+static int
+make_file(size_t npages, size_t tail)
+{
+	const char *dir = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
+	int fd;
+
+	if (pbuf == NULL)
+		cr_assert_neq(pbuf = aligned_alloc(PAGE_SIZE,
+		    (NPAGES + 1) * PAGE_SIZE), NULL);
+	(void)snprintf(path, sizeof(path), "%s/upvm-file-XXXXXX", dir);
+	cr_assert_geq(fd = mkstemp(path), 0);
+	test_pattern_fill(pbuf, npages + 1, 0, 1);
+	cr_assert_eq(pwrite(fd, pbuf, ptoa(npages) + tail, 0),
+	    (ssize_t)(ptoa(npages) + tail));
+	return fd;
+}
+
+static char *
+map_file(int fd, size_t off, size_t len, int flags)
+{
+	void *p;
+
+	cr_assert_eq(upvm_map_file(fd, (long long)off, len, flags, &p), 0);
+	return p;
+}
+
+/* the file's pages [0, n) hold generation gen(pg) */
+static void
+check_file(int fd, size_t n, uint64_t (*gen)(size_t))
+{
+	cr_assert_eq(pread(fd, pbuf, ptoa(n), 0), (ssize_t)ptoa(n));
+	for (size_t pg = 0; pg < n; pg++)
+		cr_assert_eq(test_pattern_bad(pbuf + ptoa(pg), 1, pg,
+		    gen(pg)), -1, "file page %zu: generation %lu expected", pg,
+		    (unsigned long)gen(pg));
+}
+
+static uint64_t gen1(size_t pg) { (void)pg; return 1; }
+static uint64_t gen2(size_t pg) { (void)pg; return 2; }
+static uint64_t gen_even2(size_t pg) { return pg % 2 == 0 ? 2 : 1; }
+
+/* the region's pages [0, n) hold generation gen(pg) */
+static void
+check_map(const char *p, size_t n, uint64_t (*gen)(size_t))
+{
+	for (size_t pg = 0; pg < n; pg++)
+		cr_assert_eq(test_pattern_bad(p + ptoa(pg), 1, pg, gen(pg)),
+		    -1, "page %zu: generation %lu expected", pg,
+		    (unsigned long)gen(pg));
+}
+
+/* the budget is a promise: never more than budget + slack resident */
+static void
+check_peak(void)
+{
+	struct upvm_stats st = test_stats();
+	size_t slack = (size_t)st.handlers * 512;
+
+	cr_assert_leq(st.resident_peak, st.budget_pages + slack,
+	    "peak %lu pages over budget %lu + slack %zu",
+	    (unsigned long)st.resident_peak,
+	    (unsigned long)st.budget_pages, slack);
+}
+
+Test(file, read_only_pages_come_from_the_file_and_drop_clean,
+    .timeout = 120, .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0);
+	struct upvm_stats st;
+	char *p;
+
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(NPAGES), UPVM_MAP_PRIVATE | UPVM_MAP_RDONLY);
+	close(fd);	/* the vnode has its own descriptor */
+	for (int pass = 0; pass < 3; pass++)
+		check_map(p, NPAGES, gen1);
+	st = test_stats();
+	cr_log_info("%lu pages read from the file in %lu reads, %lu dropped "
+	    "clean, %lu written", (unsigned long)st.file_reads,
+	    (unsigned long)st.pagein_ios, (unsigned long)st.clean_drops,
+	    (unsigned long)st.pageouts);
+	cr_assert_geq(st.file_reads, 3 * NPAGES - BUDGET / PAGE_SIZE,
+	    "read again after each eviction");
+	cr_assert_gt(st.clean_drops, 0);
+	cr_assert_eq(st.pageouts, 0, "clean pages are never written");
+	cr_assert_lt(st.pagein_ios, st.file_reads / 4, "clustered reads");
+	check_peak();
+	cr_assert_eq(upvm_unmap(p, ptoa(NPAGES)), 0);
+	upvm_fini();
+}
+
+Test(file, private_writes_page_to_swap_and_never_reach_the_file,
+    .timeout = 120, .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0);
+	struct upvm_stats st;
+	char *p;
+
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(NPAGES), UPVM_MAP_PRIVATE);
+	for (size_t pg = 0; pg < NPAGES; pg += 2)
+		test_pattern_fill(p + ptoa(pg), 1, pg, 2);
+	for (int pass = 0; pass < 2; pass++)
+		check_map(p, NPAGES, gen_even2);
+	st = test_stats();
+	cr_assert_gt(st.pageouts, 0, "written pages went to swap");
+	cr_assert_eq(st.file_writes, 0);
+	cr_assert_gt(st.clean_drops, 0, "unwritten ones were dropped");
+	check_file(fd, NPAGES, gen1);
+	cr_assert_eq(upvm_sync(p, ptoa(NPAGES), UPVM_SYNC_SYNC), 0);
+	check_file(fd, NPAGES, gen1);
+	/* DONTNEED drops the private copies: the file shows again */
+	cr_assert_eq(upvm_advise(p, ptoa(NPAGES), UPVM_ADV_DONTNEED), 0);
+	check_map(p, NPAGES, gen1);
+	check_peak();
+	cr_assert_eq(upvm_unmap(p, ptoa(NPAGES)), 0);
+	check_file(fd, NPAGES, gen1);
+	upvm_fini();
+	close(fd);
+}
+
+Test(file, shared_writes_reach_the_file_by_pageout_sync_and_unmap,
+    .timeout = 120, .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0);
+	struct upvm_stats st;
+	char *p;
+
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(NPAGES), UPVM_MAP_SHARED);
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		test_pattern_fill(p + ptoa(pg), 1, pg, 2);
+	st = test_stats();
+	cr_assert_gt(st.file_writes, 0, "pageout wrote to the file");
+	cr_assert_eq(st.swap_used_pages, 0, "no swap for shared pages");
+	check_map(p, NPAGES, gen2);
+	cr_assert_eq(upvm_sync(p, ptoa(NPAGES), UPVM_SYNC_SYNC), 0);
+	check_file(fd, NPAGES, gen2);
+	/* generation 3 on even pages, then unmap: written back */
+	for (size_t pg = 0; pg < NPAGES; pg += 2)
+		test_pattern_fill(p + ptoa(pg), 1, pg, 3);
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		cr_assert_eq(test_pattern_bad(p + ptoa(pg), 1, pg,
+		    pg % 2 == 0 ? 3 : 2), -1, "page %zu", pg);
+	cr_assert_eq(upvm_unmap(p, ptoa(NPAGES)), 0);
+	cr_assert_eq(pread(fd, pbuf, ptoa(NPAGES), 0), (ssize_t)ptoa(NPAGES));
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		cr_assert_eq(test_pattern_bad(pbuf + ptoa(pg), 1, pg,
+		    pg % 2 == 0 ? 3 : 2), -1, "file page %zu", pg);
+	check_peak();
+	upvm_fini();
+	close(fd);
+}
+
+/* a sync between writes: only what changed since is written again */
+Test(file, sync_writes_only_dirty_pages, .timeout = 120, .fini = cleanup)
+{
+	int fd = make_file(256, 0);
+	uint64_t before;
+	char *p;
+
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(256), UPVM_MAP_SHARED);
+	check_map(p, 256, gen1);
+	before = test_stats().file_writes;
+	cr_assert_eq(upvm_sync(p, ptoa(256), UPVM_SYNC_SYNC), 0);
+	cr_assert_eq(test_stats().file_writes, before, "nothing was dirty");
+	test_pattern_fill(p + ptoa(10), 3, 10, 2);
+	cr_assert_eq(upvm_sync(p, ptoa(256), UPVM_SYNC_ASYNC), 0);
+	cr_assert_eq(test_stats().file_writes, before + 3);
+	cr_assert_eq(upvm_sync(p, ptoa(256), UPVM_SYNC_SYNC), 0);
+	cr_assert_eq(test_stats().file_writes, before + 3, "clean again");
+	test_pattern_fill(p + ptoa(10), 1, 10, 3);
+	cr_assert_eq(upvm_sync(p, ptoa(256), UPVM_SYNC_SYNC), 0);
+	cr_assert_eq(test_stats().file_writes, before + 4, "written again");
+	cr_assert_eq(pread(fd, pbuf, ptoa(256), 0), (ssize_t)ptoa(256));
+	cr_assert_eq(test_pattern_bad(pbuf + ptoa(10), 1, 10, 3), -1);
+	cr_assert_eq(test_pattern_bad(pbuf + ptoa(11), 2, 11, 2), -1);
+	cr_assert_eq(test_pattern_bad(pbuf + ptoa(13), 200, 13, 1), -1);
+	cr_assert_eq(upvm_unmap(p, ptoa(256)), 0);
+	upvm_fini();
+	close(fd);
+}
+
+/*
+ * The end of the file: the last page's bytes past it read zeros and are
+ * never written (the size is kept); a page past it raises SIGBUS, until
+ * the file grows.
+ */
+Test(file, end_of_file_follows_mmap, .timeout = 60, .fini = cleanup)
+{
+	int fd = make_file(4, 100);
+	char *p, want[100];
+	struct stat sb;
+
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(8), UPVM_MAP_SHARED);
+	check_map(p, 4, gen1);
+	test_pattern_fill(pbuf, 5, 0, 1);
+	memcpy(want, pbuf + ptoa(4), 100);
+	cr_assert_eq(memcmp(p + ptoa(4), want, 100), 0);
+	cr_assert(test_all_bytes(p + ptoa(4) + 100, 0, PAGE_SIZE - 100));
+	cr_assert(test_raises_sigbus(p + ptoa(5)), "past the end: SIGBUS");
+	cr_assert(test_raises_sigbus(p + ptoa(7) + 9));
+	/* the whole last page written: only its first 100 bytes land */
+	memset(p + ptoa(4), 0x5a, PAGE_SIZE);
+	cr_assert_eq(upvm_sync(p, ptoa(8), UPVM_SYNC_SYNC), 0);
+	cr_assert_eq(fstat(fd, &sb), 0);
+	cr_assert_eq(sb.st_size, (off_t)ptoa(4) + 100, "the size is kept");
+	cr_assert_eq(pread(fd, pbuf, PAGE_SIZE, (off_t)ptoa(4)), 100);
+	cr_assert(test_all_bytes(pbuf, 0x5a, 100));
+	/* grown: page 6 exists now, and reads zeros */
+	cr_assert_eq(ftruncate(fd, (off_t)ptoa(7)), 0);
+	cr_assert(test_all_bytes(p + ptoa(6), 0, PAGE_SIZE));
+	cr_assert(test_raises_sigbus(p + ptoa(7)));
+	cr_assert_eq(upvm_unmap(p, ptoa(8)), 0);
+	upvm_fini();
+	close(fd);
+}
+
+/* two regions on one file, at different offsets, and a third read-only */
+Test(file, regions_on_one_file_each_see_it, .timeout = 60, .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0);
+	char *a, *b, *c;
+
+	init_budget(BUDGET);
+	a = map_file(fd, 0, ptoa(NPAGES), UPVM_MAP_PRIVATE);
+	b = map_file(fd, ptoa(NPAGES / 2), ptoa(NPAGES / 2), UPVM_MAP_PRIVATE);
+	c = map_file(fd, 0, ptoa(NPAGES), UPVM_MAP_PRIVATE | UPVM_MAP_RDONLY);
+	for (int pass = 0; pass < 2; pass++) {
+		check_map(a, NPAGES, gen1);
+		cr_assert_eq(test_pattern_bad(b, NPAGES / 2, NPAGES / 2, 1),
+		    -1);
+		check_map(c, NPAGES, gen1);
+	}
+	/* private writes stay in their region */
+	test_pattern_fill(a, 1, 0, 5);
+	check_map(c, 1, gen1);
+	cr_assert_eq(upvm_unmap(a, ptoa(NPAGES)), 0);
+	cr_assert_eq(upvm_unmap(b, ptoa(NPAGES / 2)), 0);
+	cr_assert_eq(upvm_unmap(c, ptoa(NPAGES)), 0);
+	check_file(fd, NPAGES, gen1);
+	upvm_fini();
+	close(fd);
+}
+
+/* fork of a private mapping: each side keeps its own writes */
+Test(file, fork_of_a_private_mapping, .timeout = 120, .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0), status;
+	char *p;
+	pid_t pid;
+
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(NPAGES), UPVM_MAP_PRIVATE);
+	for (size_t pg = 0; pg < NPAGES; pg += 2)
+		test_pattern_fill(p + ptoa(pg), 1, pg, 2);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		long bad = -1;
+
+		for (size_t pg = 1; pg < NPAGES && bad < 0; pg += 2)
+			test_pattern_fill(p + ptoa(pg), 1, pg, 3);
+		for (size_t pg = 0; pg < NPAGES && bad < 0; pg++)
+			if (test_pattern_bad(p + ptoa(pg), 1, pg,
+			    pg % 2 == 0 ? 2 : 3) != -1)
+				bad = (long)pg;
+		_exit(bad < 0 ? 0 : 1);
+	}
+	check_map(p, NPAGES, gen_even2);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "the child saw wrong data");
+	check_map(p, NPAGES, gen_even2);
+	check_file(fd, NPAGES, gen1);
+	cr_assert_eq(upvm_unmap(p, ptoa(NPAGES)), 0);
+	upvm_fini();
+	close(fd);
+}
+
+struct reader {
+	const char	*p;
+	unsigned	 seed;
+	long		 bad;
+};
+
+static void *
+reader_main(void *arg)
+{
+	struct reader *r = arg;
+
+	r->bad = -1;
+	for (int i = 0; i < 4000 && r->bad < 0; i++) {
+		size_t pg = (size_t)rand_r(&r->seed) % NPAGES;
+
+		if (test_pattern_bad(r->p + ptoa(pg), 1, pg, 1) != -1)
+			r->bad = (long)pg;
+	}
+	return NULL;
+}
+
+/* threads fault on the same pages at once: each sees the file's data */
+Test(file, threads_faulting_on_the_same_pages, .timeout = 120,
+    .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0);
+	struct reader r[6];
+	pthread_t th[6];
+	char *p;
+
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(NPAGES), UPVM_MAP_PRIVATE | UPVM_MAP_RDONLY);
+	for (int i = 0; i < 6; i++) {
+		r[i] = (struct reader){ .p = p, .seed = (unsigned)(i % 3) };
+		pthread_create(&th[i], NULL, reader_main, &r[i]);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(r[i].bad, -1, "thread %d page %ld", i, r[i].bad);
+	}
+	check_peak();
+	cr_assert_eq(upvm_unmap(p, ptoa(NPAGES)), 0);
+	upvm_fini();
+	close(fd);
+}
+
+/* invalidate: the file changed behind the mapping; the clean pages go */
+Test(file, invalidate_rereads_the_file, .timeout = 60, .fini = cleanup)
+{
+	int fd = make_file(64, 0);
+	char *p;
+
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(64), UPVM_MAP_PRIVATE | UPVM_MAP_RDONLY);
+	check_map(p, 64, gen1);
+	test_pattern_fill(pbuf, 64, 0, 2);
+	cr_assert_eq(pwrite(fd, pbuf, ptoa(64), 0), (ssize_t)ptoa(64));
+	cr_assert_eq(upvm_sync(p, ptoa(64), UPVM_SYNC_SYNC |
+	    UPVM_SYNC_INVALIDATE), 0);
+	check_map(p, 64, gen2);
+	cr_assert_eq(upvm_unmap(p, ptoa(64)), 0);
+	upvm_fini();
+	close(fd);
+}
+
+/* a failed read raises SIGBUS, never zeros; the next read works */
+Test(file, read_error_raises_sigbus, .timeout = 60, .fini = cleanup)
+{
+	int fd = make_file(64, 0);
+	char *p;
+
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(64), UPVM_MAP_PRIVATE | UPVM_MAP_RANDOM);
+	cr_assert_eq(upvm_inject_file_failure(p, false, 1), 0);
+	cr_assert(test_raises_sigbus(p + ptoa(3)), "lost read: SIGBUS");
+	cr_assert(test_raises_sigbus(p + ptoa(3)), "and it stays so");
+	cr_assert_geq(test_stats().io_errors, 1);
+	cr_assert_eq(test_pattern_bad(p + ptoa(4), 1, 4, 1), -1);
+	cr_assert_eq(upvm_unmap(p, ptoa(64)), 0);
+	upvm_fini();
+	close(fd);
+}
+
+/* a failed write-back: -EIO, the pages stay dirty, the next sync works */
+Test(file, write_back_error_keeps_pages_dirty, .timeout = 60,
+    .fini = cleanup)
+{
+	int fd = make_file(64, 0);
+	char *p;
+
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(64), UPVM_MAP_SHARED);
+	test_pattern_fill(p, 64, 0, 2);
+	cr_assert_eq(upvm_inject_file_failure(p, true, 1), 0);
+	test_log_capture();
+	cr_assert_eq(upvm_sync(p, ptoa(64), UPVM_SYNC_SYNC), -EIO);
+	test_expect_one_line("a failed write-back", "written again");
+	check_map(p, 64, gen2);
+	cr_assert_eq(upvm_sync(p, ptoa(64), UPVM_SYNC_SYNC), 0);
+	check_file(fd, 64, gen2);
+	cr_assert_eq(upvm_unmap(p, ptoa(64)), 0);
+	upvm_fini();
+	close(fd);
+}
+
+/* bad arguments: a negative errno and one line each, nothing mapped */
+Test(file, bad_arguments_refused_with_one_line, .timeout = 30,
+    .fini = cleanup)
+{
+	int fd = make_file(4, 0), ro = open(path, O_RDONLY);
+	void *p;
+
+	init_budget(BUDGET);
+	test_log_capture();
+	cr_assert_eq(upvm_map_file(fd, 0, ptoa(4), 0, &p), -EINVAL);
+	test_expect_one_line("no SHARED or PRIVATE", "exactly one");
+	cr_assert_eq(upvm_map_file(fd, 0, ptoa(4), UPVM_MAP_SHARED |
+	    UPVM_MAP_PRIVATE, &p), -EINVAL);
+	test_expect_one_line("both", "exactly one");
+	cr_assert_eq(upvm_map_file(fd, 100, ptoa(4), UPVM_MAP_SHARED, &p),
+	    -EINVAL);
+	test_expect_one_line("unaligned offset", "page aligned");
+	cr_assert_eq(upvm_map_file(fd, -4096, ptoa(4), UPVM_MAP_SHARED, &p),
+	    -EINVAL);
+	test_expect_one_line("negative offset", "offset");
+	cr_assert_eq(upvm_map_file(fd, 0, 0, UPVM_MAP_SHARED, &p), -EINVAL);
+	test_expect_one_line("length 0", "length 0");
+	cr_assert_eq(upvm_map_file(fd, 0, (size_t)1 << 62, UPVM_MAP_SHARED,
+	    &p), -EINVAL);
+	test_expect_one_line("absurd length", "8 TiB");
+	cr_assert_eq(upvm_map_file(-1, 0, ptoa(4), UPVM_MAP_SHARED, &p),
+	    -EBADF);
+	test_expect_one_line("closed fd", "not open");
+	cr_assert_eq(upvm_map_file(ro, 0, ptoa(4), UPVM_MAP_SHARED, &p),
+	    -EACCES);
+	test_expect_one_line("read-only fd, shared", "read-only");
+	cr_assert_eq(upvm_sync(NULL, PAGE_SIZE, UPVM_SYNC_SYNC |
+	    UPVM_SYNC_ASYNC), -EINVAL);
+	test_expect_one_line("sync and async", "UPVM_SYNC_ASYNC");
+	cr_assert_eq(test_stats().regions, 0, "nothing mapped");
+	upvm_fini();
+	close(fd);
+	close(ro);
+}
