@@ -57,7 +57,7 @@ guest_tests() {
 		return 0
 	fi
 	gp=0 gf=0
-	for t in pmap fault api paging hostmm race; do
+	for t in pmap fault api paging hostmm race vnode file; do
 		out="$1/guest-$t.out"
 		"$vm" --nodes 2 --mem 2G -e UPVM_SWAP=/tmp -t 1200 -- \
 		    "$1/test/test_$t" >"$out" 2>&1 || true

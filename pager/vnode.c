@@ -395,7 +395,7 @@ vnode_find(int fd, int flags, struct vnode **out)
 	bool writable = (flags & VNODE_WRITABLE) != 0;
 	struct vnode *vn;
 	struct stat st;
-	int fl, error, ref;
+	int fl, error = 0, ref;
 
 	if ((fl = fcntl(fd, F_GETFL)) < 0 || fstat(fd, &st) != 0) {
 		upvm_log(LOG_ERR, "map file: fd %d is not open; pass an open "
