@@ -78,6 +78,8 @@ struct opts {
 	uint64_t		  o_seed;
 	size_t			  o_budget;	/* bytes, 0: none */
 	const char		 *o_swapdir;
+	bool			  o_file;	/* --backing file */
+	const char		 *o_filedir;	/* NULL: o_swapdir */
 	uint64_t		  o_ops;	/* 0: pages / threads */
 	double			  o_theta;
 	/* upvm overrides, -1 where not given */
@@ -102,6 +104,8 @@ static struct timespec progress_start;	/* when that run began */
 static long progress_secs;	/* elapsed seconds shown */
 static size_t pagesize;
 static volatile sig_atomic_t got_signal; /* SIGINT or SIGTERM, 0: none */
+static int backing_fd = -1;	/* --backing file: this run's file */
+static const char *backing_dir;	/* --backing file: where, else NULL */
 
 static void
 progress_clear(void)
@@ -221,8 +225,9 @@ native_map(size_t len, void **addrp)
 {
 	void *p;
 
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	p = backing_fd >= 0 ? mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_SHARED, backing_fd, 0) : mmap(NULL, len, PROT_READ |
+	    PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	*addrp = p;
@@ -245,6 +250,9 @@ native_sample(struct sample *s)
 static int
 upvm_map_plain(size_t len, void **addrp)
 {
+	if (backing_fd >= 0)
+		return upvm_map_file(backing_fd, 0, len, UPVM_MAP_SHARED,
+		    addrp);
 	return upvm_map(len, 0, addrp);
 }
 
@@ -347,6 +355,10 @@ usage(FILE *f)
 "                        kernel-swap needs one, upvm pages with one)\n"
 "      --swap-dir DIR    where both kernel-swap and upvm swap\n"
 "                        ($TMPDIR, else /var/tmp)\n"
+"      --backing KIND    anon, or file: each region a fresh file of\n"
+"                        --size mapped shared (upvm: upvm_map_file),\n"
+"                        checked with pread after it is unmapped (anon)\n"
+"      --file-dir DIR    where --backing file makes them (--swap-dir)\n"
 "      --ops N           random operations per thread per run\n"
 "                        (region pages / threads)\n"
 "      --zipf THETA      exponent of the zipf workload, 0..10 (0.99)\n"
@@ -527,7 +539,7 @@ opt_modes(struct opts *o, const char *list)
 enum {
 	OPT_VERIFY = 256, OPT_SEED, OPT_CLUSTER, OPT_READAHEAD, OPT_SEQ_MAX,
 	OPT_HANDLERS, OPT_SPIN_US, OPT_PIN, OPT_SWAP_DIR, OPT_OPS, OPT_ZIPF, OPT_NUMA,
-	OPT_NODE_BUDGET, OPT_PROMOTE,
+	OPT_NODE_BUDGET, OPT_PROMOTE, OPT_BACKING, OPT_FILE_DIR,
 };
 
 static const struct option longopts[] = {
@@ -540,6 +552,8 @@ static const struct option longopts[] = {
 	{ "output",	required_argument,	NULL, 'o' },
 	{ "budget",	required_argument,	NULL, 'b' },
 	{ "swap-dir",	required_argument,	NULL, OPT_SWAP_DIR },
+	{ "backing",	required_argument,	NULL, OPT_BACKING },
+	{ "file-dir",	required_argument,	NULL, OPT_FILE_DIR },
 	{ "ops",	required_argument,	NULL, OPT_OPS },
 	{ "zipf",	required_argument,	NULL, OPT_ZIPF },
 	{ "verify",	no_argument,		NULL, OPT_VERIFY },
@@ -610,6 +624,17 @@ opt_value(struct opts *o, int c, const char *arg)
 		if (*arg == '\0')
 			die(2, "--swap-dir is empty; give a directory");
 		o->o_swapdir = arg;
+		break;
+	case OPT_BACKING:
+		if (strcmp(arg, "file") != 0 && strcmp(arg, "anon") != 0)
+			die(2, "--backing %s is unknown; give anon or file",
+			    arg);
+		o->o_file = strcmp(arg, "file") == 0;
+		break;
+	case OPT_FILE_DIR:
+		if (*arg == '\0')
+			die(2, "--file-dir is empty; give a directory");
+		o->o_filedir = arg;
 		break;
 	case OPT_OPS:
 		o->o_ops = opt_ulong("ops", arg, 1, MAX_OPS);
@@ -727,6 +752,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 	if (o->o_swapdir == NULL && ((o->o_swapdir = getenv("TMPDIR")) ==
 	    NULL || *o->o_swapdir == '\0'))
 		o->o_swapdir = "/var/tmp";
+	if (o->o_filedir == NULL)
+		o->o_filedir = o->o_swapdir;
 }
 
 /* wants_child: whether a mode of the list runs in a child (kernel-swap). */
@@ -948,6 +975,16 @@ check_data(const struct where *wh, const struct wl_result *res)
 	    (unsigned long long)bad->wb_expected, wh->wh_md->md_name);
 }
 
+/* backing_close: the run's file goes (it has no name) */
+static void
+backing_close(void)
+{
+	if (backing_fd >= 0)
+		close(backing_fd);
+	backing_fd = -1;
+	ks_set_backing(-1);
+}
+
 /* run_child: run_one() of a mode that runs in a child (kernel-swap). */
 static void
 run_child(const struct where *wh, struct wl_ctx *c, struct record *rc)
@@ -983,9 +1020,16 @@ run_one(const struct where *wh, struct wl_ctx *c, struct record *rc)
 	void *base;
 	int error;
 
-	c->wc_rss = rc->rc_budget > 0;
+	c->wc_rss = rc->rc_budget > 0 && backing_dir == NULL;
+	if (backing_dir != NULL &&
+	    (backing_fd = fb_create(backing_dir, rc->rc_bytes)) < 0)
+		die(1, "--backing file: cannot make a file of %zu bytes in "
+		    "%s: %s; give a writable --file-dir with room",
+		    rc->rc_bytes, backing_dir, strerror(-backing_fd));
 	if (md->md_child) {
+		ks_set_backing(backing_fd);
 		run_child(wh, c, rc);
+		backing_close();
 		return;
 	}
 	if (md->md_upvm)
@@ -1006,6 +1050,14 @@ run_one(const struct where *wh, struct wl_ctx *c, struct record *rc)
 	if ((error = md->md_unmap(base, rc->rc_bytes)) != 0)
 		die(1, "%s: cannot unmap %zu bytes at %p: %s; report this line",
 		    md->md_name, rc->rc_bytes, base, strerror(-error));
+	if (backing_fd >= 0) {
+		if ((error = fb_verify(backing_fd, wh->wh_wl, c,
+		    &res.wr_bad)) != 0)
+			die(1, "--backing file: reading the file back: %s",
+			    strerror(-error));
+		check_data(wh, &res);
+		backing_close();
+	}
 	add_run(rc, &before, &after, &res, 0);
 }
 
@@ -1116,6 +1168,8 @@ main(int argc, char **argv)
 	ri.ri_ops = o.o_ops;
 	ri.ri_theta = o.o_theta;
 	ri.ri_swapdir = o.o_swapdir;
+	ri.ri_backing = o.o_file ? o.o_filedir : NULL;
+	backing_dir = ri.ri_backing;
 	catch_signals();
 	start_kswap(&o, &ri);
 	start_upvm(&o, &ri);

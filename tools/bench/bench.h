@@ -105,6 +105,7 @@ struct wl_bad {
 
 #define WL_PH_TOUCH	1	/* the timed phase */
 #define WL_PH_VERIFY	2	/* the verification after it */
+#define WL_PH_FILE	3	/* --backing file: the file, after unmap */
 
 /* A worker's own state: nobody else touches it until it is joined. */
 struct wl_thread {
@@ -167,6 +168,15 @@ int wl_run(const struct workload *, const struct wl_ctx *,
 int rss_anon(int fd, uint64_t *bytes);
 int usage_sample(struct sample *, uint64_t *sys_ns);
 
+/* fileback.c: --backing file */
+/* a fresh unnamed file of bytes (sparse) in dir; => its fd or -errno */
+int fb_create(const char *dir, size_t bytes);
+/* check every word of the file against the run's final generations:
+   => 0 with *bad set at the first wrong word (wb_page SIZE_MAX: none
+   found, as the caller left it), or the read's -errno */
+int fb_verify(int fd, const struct workload *, const struct wl_ctx *,
+    struct wl_bad *bad);
+
 /* kswap.c: the kernel-swap mode */
 int ks_setup(size_t region, size_t budget, const char *swapdir, char *why,
     size_t len);
@@ -174,6 +184,9 @@ int ks_run(const struct workload *, const struct wl_ctx *,
     struct sample *before, struct sample *after, int (*tick)(void),
     struct wl_result *, uint64_t *peak, char *why, size_t len);
 int ks_teardown(void);
+/* the kernel-swap child maps this file shared (-1: anonymous memory) and
+   checks it after unmapping (fb_verify) */
+void ks_set_backing(int fd);
 void ks_emergency(void);
 const char *ks_describe(void);
 
@@ -229,6 +242,7 @@ struct report_info {
 	uint64_t	 ri_ops;	/* --ops, 0: pages / threads */
 	double		 ri_theta;
 	const char	*ri_swapdir;
+	const char	*ri_backing;	/* --backing file: its dir, NULL: anon */
 	const char	*ri_kswap;	/* kernel-swap set-up, or NULL */
 	bool		 ri_upvm;	/* ri_cfg, ri_handlers valid */
 	int		 ri_pageout;	/* UPVM_PAGEOUT_* of the upvm mode */

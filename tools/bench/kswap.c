@@ -74,6 +74,13 @@ static struct {
 	char	ks_desc[PATH_MAX * 2 + 128];
 } ks;
 static volatile sig_atomic_t ks_child;	/* the run's child, 0: none */
+static int ks_backing_fd = -1;		/* ks_set_backing() */
+
+void
+ks_set_backing(int fd)
+{
+	ks_backing_fd = fd;
+}
 
 /* What the child sends back: one message, then it exits. */
 enum { KS_OK, KS_JOIN, KS_MAP, KS_RUN };
@@ -605,7 +612,9 @@ child_main(int wfd, const struct workload *wl, const struct wl_ctx *cin)
 		goto out;
 	}
 	fd = peak_open();
-	base = mmap(NULL, c.wc_npages * c.wc_pagesize, PROT_READ | PROT_WRITE,
+	base = ks_backing_fd >= 0 ? mmap(NULL, c.wc_npages * c.wc_pagesize,
+	    PROT_READ | PROT_WRITE, MAP_SHARED, ks_backing_fd, 0) :
+	    mmap(NULL, c.wc_npages * c.wc_pagesize, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base == MAP_FAILED) {
 		m.km_error = -errno;
@@ -619,6 +628,11 @@ child_main(int wfd, const struct workload *wl, const struct wl_ctx *cin)
 		m.km_step = KS_RUN;
 	m.km_peak = peak_read(fd);
 	munmap(base, c.wc_npages * c.wc_pagesize);
+	if (m.km_error == 0 && ks_backing_fd >= 0 &&
+	    m.km_res.wr_bad.wb_page == SIZE_MAX &&
+	    (m.km_error = fb_verify(ks_backing_fd, wl, &c,
+	    &m.km_res.wr_bad)) != 0)
+		m.km_step = KS_RUN;
 out:
 	write_all(wfd, &m, sizeof(m));
 	_exit(0);

@@ -265,6 +265,10 @@ table_begin(struct report *rp)
 	    ri->ri_theta);
 	if (ri->ri_kswap != NULL)
 		fprintf(rp->rp_out, "# kernel-swap: %s\n", ri->ri_kswap);
+	if (ri->ri_backing != NULL)
+		fprintf(rp->rp_out, "# backing: a fresh file per run in %s, "
+		    "mapped shared (upvm: upvm_map_file), checked with pread "
+		    "after unmapping\n", ri->ri_backing);
 	if (ri->ri_upvm) {
 		if (cfg->budget > 0)
 			size_format(budget, sizeof(budget), cfg->budget);

@@ -271,7 +271,8 @@ wl_verify(const struct workload *wl, const struct wl_ctx *c,
 const char *
 wl_phase_name(int phase)
 {
-	return phase == WL_PH_TOUCH ? "timed phase" : "verification";
+	return phase == WL_PH_TOUCH ? "timed phase" : phase == WL_PH_FILE ?
+	    "the file after unmapping" : "verification";
 }
 
 /* seq_write: first-touch write of my contiguous 1/T, ascending. */
