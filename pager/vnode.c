@@ -192,9 +192,24 @@ vn_pgo_unchanged(struct pager *pgr, voff_t off, const void *buf)
 }
 
 /*
+ * vn_hole: req's range holds no data (a hole of a sparse file, or past
+ * its end): it reads as zeros without I/O.  One lseek(SEEK_DATA).
+ */
+static bool
+vn_hole(struct vnode *vn, const struct pager_req *req)
+{
+	off_t data = lseek(vn->vn_fd, (off_t)req->pr_off, SEEK_DATA);
+
+	if (data < 0)
+		return errno == ENXIO;	/* no data from there on */
+	return (uint64_t)data >= req->pr_off + ptoa((uint64_t)req->pr_npages);
+}
+
+/*
  * vn_io: pgo_get / pgo_put.  With a queue, queued and submitted
  * (-EINPROGRESS), or 0 when nothing is left for the ring (a write wholly
- * past the end, or only its partial page); without, pread/pwrite.
+ * past the end, or only its partial page; a read of a hole); without,
+ * pread/pwrite.
  * => no lock; -EBADF (a write to a read-only vnode), -EIO
  *    (vnode_inject_failure), or the queueing's -errno.
  */
@@ -216,6 +231,13 @@ vn_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 			vn_pgo_remember(pgr, req->pr_off, req->pr_buf,
 			    req->pr_npages);
 		return req->pr_error = error;
+	}
+	if (!write && vn_hole(vn, req)) {
+		memset(req->pr_buf, 0, ptoa((size_t)req->pr_npages));
+		if (req->pr_flags & PGO_REMEMBER)
+			vn_pgo_remember(pgr, req->pr_off, req->pr_buf,
+			    req->pr_npages);
+		return req->pr_error = 0;
 	}
 	if (write && (error = vn_put_tail(vn, req)) != 0)
 		return req->pr_error = error;

@@ -14,7 +14,8 @@
  * Offsets are file bytes, page aligned.  The file's end follows mmap(2):
  *  - a get reads zeros past the end (the rest of the last page, or whole
  *    pages): whether a page wholly past the end may be read at all is the
- *    caller's question (SIGBUS), answered with vnode_size();
+ *    caller's question (SIGBUS), answered with vnode_size(); a range in a
+ *    hole of a sparse file (lseek SEEK_DATA) reads zeros with no I/O;
  *  - a put writes the bytes before the end only, never past it: a page
  *    partly past the end keeps the file's size, a page wholly past it
  *    writes nothing.  With O_DIRECT the partial last page goes through a

@@ -305,3 +305,35 @@ Test(vnode, remembered_pages_are_unchanged_until_written)
 	close(fd);
 	unlink_file();
 }
+
+/* a hole of a sparse file reads zeros without I/O; data beside it reads */
+Test(vnode, holes_read_zeros_without_io)
+{
+	int fd = make_file(NULL, 0, 0);
+	struct vnode *vn;
+	struct pager_queue *q;
+	struct pager_req req;
+	char *buf = kmem_alloc(ptoa(8));
+
+	test_pattern_fill(buf, 1, 10, 1);
+	cr_assert_eq(pwrite(fd, buf, PAGE_SIZE, (off_t)ptoa(10)),
+	    (ssize_t)PAGE_SIZE);
+	cr_assert_eq(ftruncate(fd, (off_t)ptoa(64)), 0);
+	vn = find(fd, false);
+	q = queue(vn);
+	memset(buf, 0xa5, ptoa(8));
+	req = (struct pager_req){ .pr_off = 0, .pr_npages = 8, .pr_buf = buf };
+	cr_assert_eq(pager_get(&vn->vn_pager, q, &req), 0,
+	    "done at once: no I/O");
+	cr_assert(test_all_bytes(buf, 0, ptoa(8)));
+	memset(buf, 0xa5, ptoa(8));
+	cr_assert_eq(get(vn, q, buf, 8, 4), 0);
+	cr_assert(test_all_bytes(buf, 0, ptoa(2)));
+	cr_assert_eq(test_pattern_bad(buf + ptoa(2), 1, 10, 1), -1);
+	cr_assert(test_all_bytes(buf + ptoa(3), 0, PAGE_SIZE));
+	pager_queue_destroy(q);
+	pager_unref(&vn->vn_pager);
+	kmem_free(buf, ptoa(8));
+	close(fd);
+	unlink_file();
+}

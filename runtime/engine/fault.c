@@ -96,6 +96,7 @@ struct fault_ctx {
 	uint64_t		 fc_swslot;	/* pagein: slot of fc_start */
 	struct pager		*fc_obj;	/* pagein from a file: e_obj */
 	voff_t			 fc_objoff;	/*   offset of fc_start */
+	int			 fc_ckind;	/* CLUSTER_* of the claim */
 	long			 fc_max;	/* pages the budget allows */
 	long			 fc_reserved;	/* of those, counted resident */
 	pid_t			 fc_tid;	/* faulting thread, or 0 */
@@ -304,8 +305,8 @@ fault_claim(struct fault_ctx *fc)
 		flags = CLUSTER_F_SINGLE;
 	else
 		flags = 0;
-	kind = cluster_choose(&e->e_cluster, cc, e->e_advice, flags,
-	    e->e_start, e->e_end, fc->fc_va, &lo, &hi);
+	kind = fc->fc_ckind = cluster_choose(&e->e_cluster, cc, e->e_advice,
+	    flags, e->e_start, e->e_end, fc->fc_va, &lo, &hi);
 	if (kind == CLUSTER_BLOCK && flags == 0) {
 		/* a densely filling area: claim the super-block */
 		cluster_superblock(cc, e->e_start, e->e_end, fc->fc_va, &slo,
@@ -927,6 +928,57 @@ fault_thread_done(struct pager_req *req)
 }
 
 /*
+ * fault_read_ahead: a file stream was just read up to va: read its next n
+ * pages too, with no thread waiting (the kernel's asynchronous
+ * readahead), so the stream's next window is on its way while the
+ * application consumes this one; the stream then expects its next fault
+ * past them.  Nothing when the budget has no room now, no pagein context
+ * is free, or the pages are not empty file pages.
+ * => no locks held.
+ */
+static void
+fault_read_ahead(struct fault_thread *ft, vaddr_t va, int n)
+{
+	struct vmspace *vs = ft->ft_vs;
+	struct fault_ctx fc = { .fc_vs = vs, .fc_va = va, .fc_node = -1,
+	    .fc_buf = ft->ft_buf, .fc_max = n };
+	struct vm_map_entry *e;
+	struct fault_io *fi;
+	vaddr_t end;
+
+	if (ft->ft_free == NULL || ft->ft_q == NULL)
+		return;
+	if (vs->vs_pd != NULL &&
+	    (fc.fc_max = fc.fc_reserved = pd_reserve(vs->vs_pd, n, false)) == 0)
+		return;
+	fi = fault_io_get(ft);
+	fc.fc_held = fi->fi_anons;
+	if (fault_lookup(&fc) != 0) {
+		atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
+		fault_io_put(ft, fi);
+		return;
+	}
+	e = fc.fc_entry;
+	end = MIN(e->e_end, va + ptoa((vaddr_t)fc.fc_max));
+	vm_mutex_lock(&fc.fc_amap->am_lock);
+	if (e->e_obj == NULL || va >= end ||
+	    amap_slot(fc.fc_amap, vm_entry_slot(e, va)) != SLOT_EMPTY ||
+	    fault_claim_object(&fc, va, end) != FC_PAGEIN) {
+		vm_mutex_unlock(&fc.fc_amap->am_lock);
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+		atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
+		fault_io_put(ft, fi);
+		return;
+	}
+	(void)cluster_advance(&e->e_cluster, va, fault_run_va(&fc,
+	    fc.fc_start + fc.fc_n));
+	vm_mutex_unlock(&fc.fc_amap->am_lock);
+	atomic_fetch_add(&vs->vs_resident, fc.fc_n - fc.fc_reserved);
+	/* unlocks the map; fi_t0 0: counted as prefetched */
+	fault_pagein_start(&fc, fi, ft->ft_q, fault_thread_done);
+}
+
+/*
  * fault_handle: serve one missing-page fault event at va, read at time t0.
  * => no locks held on entry or return.
  */
@@ -957,10 +1009,16 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 		pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
 		kind = 0;
 	} else if ((kind = fault_claim(&fc)) == FC_PAGEIN) {
+		bool ahead = fc.fc_obj != NULL && fc.fc_ckind == CLUSTER_STREAM;
+		vaddr_t next = fault_run_va(&fc, fc.fc_start + fc.fc_n);
+		int n = fc.fc_n;
+
 		VM_ASSERT(fi != NULL);
 		/* unlocks the map */
 		fault_pagein_start(&fc, fi, ft->ft_q, fault_thread_done);
 		fi = NULL;	/* the completion puts it back */
+		if (ahead)
+			fault_read_ahead(ft, next, n);
 	} else if (kind == FC_FILL) {
 		fault_fill(&fc);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);

@@ -128,6 +128,18 @@ cluster_superblock(const struct cluster_config *cc, vaddr_t start,
 	clamp(trunc_page(va) & ~(len - 1), len, start, end, lop, hip);
 }
 
+bool
+cluster_advance(struct cluster_state *st, vaddr_t next, vaddr_t to)
+{
+	for (int i = 0; i < CLUSTER_NSTREAM; i++)
+		if (st->cl_streams[i].cs_window > 0 &&
+		    st->cl_streams[i].cs_next == next) {
+			st->cl_streams[i].cs_next = to;
+			return true;
+		}
+	return false;
+}
+
 void
 cluster_reset(struct cluster_state *st)
 {

@@ -34,6 +34,7 @@
 #ifndef UPVM_CLUSTER_H
 #define UPVM_CLUSTER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "vm.h"
@@ -96,6 +97,14 @@ int cluster_choose(struct cluster_state *, const struct cluster_config *,
  */
 void cluster_superblock(const struct cluster_config *, vaddr_t start,
     vaddr_t end, vaddr_t va, vaddr_t *lop, vaddr_t *hip);
+
+/*
+ * cluster_advance: the stream expecting its next fault at `next` was read
+ * ahead without a fault up to `to` (asynchronous readahead): it expects
+ * its next fault there now.  => whether a stream expected `next`.
+ * => caller serializes calls for one state (the entry's amap lock).
+ */
+bool cluster_advance(struct cluster_state *, vaddr_t next, vaddr_t to);
 
 /* cluster_reset: forget every stream (the entry's pages were dropped). */
 void cluster_reset(struct cluster_state *);
