@@ -303,11 +303,8 @@ upvm_map_file(int fd, long long off, size_t len, int flags, void **addrp)
 		    len, strerror(-error));
 		return error;
 	}
-	e->e_obj = &vn->vn_pager;	/* the reference vnode_find took */
-	e->e_offset = (voff_t)off;
-	e->e_etype = shared ? 0 : VM_ET_COPYONWRITE;
-	if (rdonly)
-		e->e_prot = VM_PROT_READ;
+	/* the entry takes the reference vnode_find took */
+	region_attach_file(e, vn, (voff_t)off, shared, rdonly);
 	error = map_insert_new(vs, e, "upvm_map_file", addrp);
 	api_exit();
 	return error;

@@ -55,6 +55,9 @@ extern "C" {
  *	threshold UPVM_THRESHOLD  with libupvm.so preloaded (upvm run): the
  *				  smallest anonymous private mapping that is
  *				  managed, a size (1M)
+ *	files	  UPVM_FILES	  with libupvm.so preloaded: manage mappings
+ *				  of regular files at least threshold large
+ *				  too (shared, private, read-only): 0 or 1 (0)
  *	stats	  UPVM_STATS	  with libupvm.so preloaded: at exit, a
  *				  summary on stderr ("-") or JSON in a file,
  *				  "%p" in its name the pid ("": none)
@@ -110,6 +113,7 @@ struct upvm_config {
 	char		numa[UPVM_NUMA_NAME_MAX]; /* placement policy */
 	char		node_budget[UPVM_PATH_MAX]; /* "": none */
 	bool		numa_promote;
+	bool		files;			/* preload: manage file maps */
 };
 
 /* upvm_config_default: fill in the defaults.  Never fails. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include <criterion/criterion.h>
 
 #include "harness.h"
+#include "hostmm.h"
 #include "upvm.h"
 #include "upvm_int.h"
 #include "vm.h"
@@ -479,4 +481,109 @@ Test(file, bad_arguments_refused_with_one_line, .timeout = 30,
 	upvm_fini();
 	close(fd);
 	close(ro);
+}
+
+/* ---------------------------------------------------------------- */
+/* unmodified programs: hostmm's mmap of files (UPVM_FILES, the preload) */
+
+static void
+init_files(void)
+{
+	struct upvm_config cfg;
+
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	cfg.budget = BUDGET;
+	cfg.threshold = MIB;
+	cfg.files = true;
+	cr_assert_eq(upvm_init(&cfg), 0);
+	hostmm_enable();
+}
+
+static char *
+host_map(size_t len, int prot, int flags, int fd, off_t off)
+{
+	char *p = hostmm_mmap(NULL, len, prot, flags, fd, off);
+
+	cr_assert_neq(p, MAP_FAILED, "mmap: %s", strerror(errno));
+	return p;
+}
+
+Test(file, program_file_mappings_are_paged_by_upvm, .timeout = 120,
+    .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0);
+	uint64_t reads;
+	char *s, *q, *small;
+
+	init_files();
+	s = host_map(ptoa(NPAGES), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	q = host_map(ptoa(NPAGES), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	/* below the threshold: the kernel's */
+	small = host_map(PAGE_SIZE * 4, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_eq(test_stats().regions, 2, "the large two are managed");
+	reads = test_stats().file_reads;
+	check_map(s, NPAGES, gen1);
+	cr_assert_gt(test_stats().file_reads, reads, "read by upvm");
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		test_pattern_fill(s + ptoa(pg), 1, pg, 2);
+	for (size_t pg = 0; pg < NPAGES; pg += 2)
+		test_pattern_fill(q + ptoa(pg), 1, pg, 3);
+	cr_assert_eq(hostmm_msync(s, ptoa(NPAGES), MS_SYNC), 0);
+	check_file(fd, NPAGES, gen2);
+	/* the private one: its own pages where written, the file's (as
+	   written back meanwhile, or as it was) elsewhere, never the file */
+	for (size_t pg = 0; pg < NPAGES; pg += 2)
+		cr_assert_eq(test_pattern_bad(q + ptoa(pg), 1, pg, 3), -1);
+	check_file(fd, NPAGES, gen2);
+	/* DONTNEED keeps a shared file's data: it is in the file */
+	test_pattern_fill(s, 8, 0, 4);
+	cr_assert_eq(hostmm_madvise(s, ptoa(8), MADV_DONTNEED), 0);
+	cr_assert_eq(test_pattern_bad(s, 8, 0, 4), -1);
+	/* munmap writes back */
+	test_pattern_fill(s + ptoa(100), 1, 100, 5);
+	cr_assert_eq(hostmm_munmap(s, ptoa(NPAGES)), 0);
+	cr_assert_eq(pread(fd, pbuf, PAGE_SIZE, (off_t)ptoa(100)),
+	    (ssize_t)PAGE_SIZE);
+	cr_assert_eq(test_pattern_bad(pbuf, 1, 100, 5), -1);
+	cr_assert_eq(hostmm_munmap(q, ptoa(NPAGES)), 0);
+	cr_assert_eq(hostmm_munmap(small, PAGE_SIZE * 4), 0);
+	upvm_fini();
+	close(fd);
+}
+
+/* mremap of a file mapping: growth maps the file on, a move keeps it */
+Test(file, program_mremap_of_a_file_mapping, .timeout = 120,
+    .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0);
+	char *p;
+
+	init_files();
+	p = host_map(ptoa(NPAGES / 2), PROT_READ, MAP_SHARED, fd, 0);
+	check_map(p, NPAGES / 2, gen1);
+	p = hostmm_mremap(p, ptoa(NPAGES / 2), ptoa(NPAGES), MREMAP_MAYMOVE,
+	    NULL);
+	cr_assert_neq(p, MAP_FAILED, "mremap: %s", strerror(errno));
+	for (int pass = 0; pass < 2; pass++)
+		check_map(p, NPAGES, gen1);
+	cr_assert_eq(hostmm_munmap(p, ptoa(NPAGES)), 0);
+	upvm_fini();
+	close(fd);
+}
+
+/* at exit, the preload writes shared file regions back */
+Test(file, program_exit_writes_back, .timeout = 60, .fini = cleanup)
+{
+	int fd = make_file(256, 0);
+	char *p;
+
+	init_files();
+	p = host_map(ptoa(256), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	for (size_t pg = 0; pg < 256; pg++)
+		test_pattern_fill(p + ptoa(pg), 1, pg, 2);
+	hostmm_exit_writeback();
+	check_file(fd, 256, gen2);
+	cr_assert_eq(hostmm_munmap(p, ptoa(256)), 0);
+	upvm_fini();
+	close(fd);
 }

@@ -62,6 +62,9 @@ run_usage(FILE *f)
 "  --swap-max SIZE    cap on the swap file (UPVM_SWAP_MAX; 64G)\n"
 "  --threshold SIZE   smallest anonymous mapping managed (UPVM_THRESHOLD;\n"
 "                     1M)\n"
+"  --files            manage mappings of regular files of at least\n"
+"                     --threshold too, read from and written back to the\n"
+"                     file by upvm (UPVM_FILES)\n"
 "  --cluster PAGES    pages resolved around a random fault, a power of\n"
 "                     two 1..512 (UPVM_CLUSTER; 16)\n"
 "  --readahead PAGES  most swapped-out pages read around a random\n"
@@ -180,6 +183,7 @@ run_main(int argc, char **argv)
 		{ "swap", required_argument, NULL, 's' },
 		{ "swap-max", required_argument, NULL, 'm' },
 		{ "threshold", required_argument, NULL, 't' },
+		{ "files", no_argument, NULL, 'F' },
 		{ "cluster", required_argument, NULL, 'c' },
 		{ "readahead", required_argument, NULL, 'R' },
 		{ "pageout", required_argument, NULL, 'p' },
@@ -203,6 +207,7 @@ run_main(int argc, char **argv)
 		case 's': run_setenv("UPVM_SWAP", optarg); break;
 		case 'm': run_setenv("UPVM_SWAP_MAX", optarg); break;
 		case 't': run_setenv("UPVM_THRESHOLD", optarg); break;
+		case 'F': run_setenv("UPVM_FILES", "1"); break;
 		case 'c': run_setenv("UPVM_CLUSTER", optarg); break;
 		case 'R': run_setenv("UPVM_READAHEAD", optarg); break;
 		case 'p': run_setenv("UPVM_PAGEOUT", optarg); break;

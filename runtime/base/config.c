@@ -53,6 +53,7 @@ static const struct conf_key conf_keys[] = {
 	KEY("spin_us", "UPVM_SPIN_US", CT_UINT, spin_us, 0, 10000,
 	    "microseconds from 0 to 10000"),
 	KEY("pin", "UPVM_PIN", CT_BOOL, pin_handlers, 0, 1, "0 or 1"),
+	KEY("files", "UPVM_FILES", CT_BOOL, files, 0, 1, "0 or 1"),
 	KEY("log", "UPVM_LOG", CT_LOG, log_level, 0, 4,
 	    "none, error, warn, info or debug"),
 	KEY("budget", "UPVM_BUDGET", CT_PCTSIZE, budget, 0, 0,

@@ -50,6 +50,12 @@ raw_madvise(void *addr, size_t len, int advice)
 	return (int)sys_ret(syscall(SYS_madvise, addr, len, advice));
 }
 
+static inline int
+raw_msync(void *addr, size_t len, int flags)
+{
+	return (int)sys_ret(syscall(SYS_msync, addr, len, flags));
+}
+
 static inline pid_t
 sys_gettid(void)
 {

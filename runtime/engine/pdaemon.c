@@ -99,8 +99,8 @@ struct pd_run {
 	bool		 pr_objclean;	/* clean: the copies are pr_obj's */
 	bool		 pr_shared;	/* dirty: written to pr_obj, not swap
 					   (a shared file mapping) */
-	bool		 pr_rdonly;	/* the entry cannot be written: move
-					   stages nothing, drops in place */
+	bool		 pr_rdonly;	/* the entry was mapped read-only: a
+					   move it refuses drops in place */
 	int		 pr_error;
 	bool		 pr_here;	/* at pr_va still (pd_run_here) */
 	struct pager_req pr_req;	/* the write */
@@ -467,13 +467,6 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			r->pr_error = -EAGAIN;	/* the next batch takes it */
 			continue;
 		}
-		if (r->pr_rdonly && r->pr_clean) {
-			/* no write can land (and UFFDIO_MOVE refuses a
-			   read-only source): dropped where it is */
-			r->pr_error = pmap_dontneed(&vs->vs_pmap, r->pr_va,
-			    len);
-			continue;
-		}
 		if (r->pr_clean && pmap_scan_written(&vs->vs_pmap, r->pr_va,
 		    len, &reg, 1, false, &walk_end) != 0)
 			r->pr_clean = false, r->pr_rewrite = true;
@@ -481,6 +474,15 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 		    memory_order_relaxed)) != NULL)
 			hook((void *)r->pr_va, r->pr_n);
 		r->pr_error = pd_move_out(pd, r, dst, &done);
+		if (r->pr_error == -EINVAL && done == 0 && r->pr_rdonly &&
+		    r->pr_clean) {
+			/* UFFDIO_MOVE refuses a read-only mapping (its
+			   protection differs from the staging area's): no
+			   write can land there, so it drops in place */
+			r->pr_error = pmap_dontneed(&vs->vs_pmap, r->pr_va,
+			    len);
+			continue;
+		}
 		if (r->pr_error != 0) {
 			/* a shared or pinned page: the run stays */
 			upvm_log(LOG_DEBUG, "pageout: moving %#lx+%d: %s",

@@ -190,6 +190,7 @@ vmspace_init(struct vmspace *vs, const struct upvm_config *cfgp)
 	/* slack: one window in flight per fault thread */
 	vs->vs_slack = (long)nthreads * cfg.seq_max_pages;
 	vs->vs_threshold = round_page(cfg.threshold);
+	vs->vs_files = cfg.files;
 	if ((error = vmspace_start(vs)) != 0)
 		goto fail;
 	upvm_log(LOG_INFO, "upvm %s: %d fault threads, cluster %u, seq_max "

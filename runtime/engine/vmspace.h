@@ -48,6 +48,7 @@ struct vmspace {
 	long			vs_budget;	/* [I] pages, 0: none */
 	long			vs_slack;	/* [I] pages in flight allowed */
 	vsize_t			vs_threshold;	/* [I] smallest managed mmap */
+	bool			vs_files;	/* [I] hostmm manages files */
 };
 
 /*

@@ -267,16 +267,24 @@ wb_invalidate_run(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
 	long dropped = 0;
 	int s = vm_entry_slot(e, va);
 
-	/* without a move (wp protocol, or a read-only entry) no write can
-	   land meanwhile: a writer faults and waits for the map lock */
-	if (scratch == NULL || !(e->e_prot & VM_PROT_WRITE)) {
+	/* without a move (wp protocol) no write can land meanwhile: a
+	   writer faults and waits for the map lock */
+	if (scratch == NULL) {
 		(void)pmap_dontneed(&vs->vs_pmap, va, ptoa((vsize_t)n));
 		for (int k = 0; k < n; k++)
 			wb_drop(vs, e, s + k);
 		return n;
 	}
-	(void)pmap_move(&vs->vs_pmap, (vaddr_t)scratch, va, ptoa((vsize_t)n),
-	    PMAP_DONTWAKE, &done);
+	if (pmap_move(&vs->vs_pmap, (vaddr_t)scratch, va, ptoa((vsize_t)n),
+	    PMAP_DONTWAKE, &done) == -EINVAL && done == 0 &&
+	    !(e->e_prot & VM_PROT_WRITE)) {
+		/* a read-only mapping, which the move refuses: no write
+		   can land there */
+		(void)pmap_dontneed(&vs->vs_pmap, va, ptoa((vsize_t)n));
+		for (int k = 0; k < n; k++)
+			wb_drop(vs, e, s + k);
+		return n;
+	}
 	for (int k = 0; k < (int)atop(done); k++) {
 		vaddr_t pva = va + ptoa((vaddr_t)k);
 		const char *page = scratch + ptoa((size_t)k);

@@ -19,9 +19,11 @@
  * entry; a shrunk tail is forgotten.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -32,6 +34,8 @@
 #include "region.h"
 #include "sys.h"
 #include "vmspace.h"
+#include "vnode.h"
+#include "writeback.h"
 
 static atomic_bool hostmm_on;
 
@@ -66,6 +70,40 @@ sys_result(long r)
 	return 0;
 }
 
+/*
+ * file_manageable: with files on (UPVM_FILES), the vnode of a mapping of
+ * a regular file that upvm takes: large, readable, not executable, not
+ * special, an offset the kernel would take, and a descriptor whose access
+ * allows it (else the kernel answers, as it would).  NULL: not ours.
+ */
+static struct vnode *
+file_manageable(struct vmspace *vs, size_t len, int prot, int flags, int fd,
+    off_t off)
+{
+	int type = flags & MAP_TYPE, fl;
+	struct vnode *vn;
+	struct stat st;
+
+	if (!vs->vs_files || fd < 0 || (flags & MAP_ANONYMOUS) ||
+	    (type != MAP_SHARED && type != MAP_PRIVATE &&
+	    type != MAP_SHARED_VALIDATE) || (flags & (MAP_HUGETLB |
+	    MAP_STACK | MAP_GROWSDOWN | MAP_LOCKED | MAP_POPULATE)) ||
+	    (prot & PROT_EXEC) || !(prot & PROT_READ) || off < 0 ||
+	    !page_aligned((vaddr_t)off) || round_page(len) < vs->vs_threshold ||
+	    len > VM_MAX_REGION)
+		return NULL;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (fl = fcntl(fd, F_GETFL)) < 0 || (fl & O_ACCMODE) == O_WRONLY ||
+	    (type != MAP_PRIVATE && (prot & PROT_WRITE) &&
+	    (fl & O_ACCMODE) != O_RDWR))
+		return NULL;
+	/* shared on a read-write descriptor: writable, for an mprotect */
+	if (vnode_find(fd, type != MAP_PRIVATE && (fl & O_ACCMODE) == O_RDWR ?
+	    VNODE_WRITABLE : 0, &vn) != 0)
+		return NULL;
+	return vn;
+}
+
 /* a mapping upvm takes: anonymous, private, large, not special */
 static bool
 manageable(struct vmspace *vs, size_t len, int prot, int flags, int fd)
@@ -84,13 +122,15 @@ hostmm_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	struct vm_map_entry *e;
 	vaddr_t start = (vaddr_t)addr, end = start + round_page(len);
 	bool manage, fixed = (flags & MAP_FIXED) != 0;
+	struct vnode *vn = NULL;
 	int error;
 	void *p;
 
 	if ((vs = hostmm_enter()) == NULL)
 		return raw_mmap_failed(p = raw_mmap(addr, len, prot, flags,
 		    fd, off)) ? sys_failed((int)(intptr_t)p) : p;
-	manage = manageable(vs, len, prot, flags, fd);
+	manage = manageable(vs, len, prot, flags, fd) ||
+	    (vn = file_manageable(vs, len, prot, flags, fd, off)) != NULL;
 	if (!manage && !fixed) {
 		vmspace_exit();
 		return raw_mmap_failed(p = raw_mmap(addr, len, prot, flags,
@@ -98,12 +138,20 @@ hostmm_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	}
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	error = 0;
+	/* a shared file's pages replaced reach the file first */
 	if (fixed && page_aligned(start) && end > start &&
-	    region_managed(&vs->vs_map, start, end))
+	    region_managed(&vs->vs_map, start, end) &&
+	    (error = wb_range(vs, start, end, false)) == 0)
 		error = region_remove(vs, start, end, false);
 	if (error == 0 && manage) {
 		error = region_create(vs, start, round_page(len), prot, flags,
 		    VM_ADV_NORMAL, &e);
+		if (error == 0 && vn != NULL) {
+			region_attach_file(e, vn, (voff_t)off,
+			    (flags & MAP_TYPE) != MAP_PRIVATE,
+			    !(prot & PROT_WRITE));
+			vn = NULL;
+		}
 		if (error == 0 && (error = vm_map_insert(&vs->vs_map, e)) != 0) {
 			/* the kernel reused a range unmapped behind our back */
 			upvm_log(LOG_ERR, "mmap: new region %#lx overlaps one "
@@ -120,6 +168,8 @@ hostmm_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	}
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	vmspace_exit();
+	if (vn != NULL)
+		pager_unref(&vn->vn_pager);
 	return error != 0 ? sys_failed(error) : p;
 }
 
@@ -134,10 +184,12 @@ hostmm_munmap(void *addr, size_t len)
 	    (vs = hostmm_enter()) == NULL)
 		return sys_result(raw_munmap(addr, len));
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
-	if (region_managed(&vs->vs_map, start, end))
-		error = region_remove(vs, start, end, true);
-	else
+	/* shared file pages reach the file first; if they cannot, nothing
+	   is unmapped (the data stays, the error says why) */
+	if (!region_managed(&vs->vs_map, start, end))
 		error = raw_munmap(addr, len);
+	else if ((error = wb_range(vs, start, end, false)) == 0)
+		error = region_remove(vs, start, end, true);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	vmspace_exit();
 	return sys_result(error);
@@ -181,8 +233,11 @@ advise_piece(vaddr_t lo, vaddr_t hi, bool managed, void *arg)
 	int error;
 
 	if (managed) {
-		if (aa->aa_advice == MADV_DONTNEED || aa->aa_advice ==
-		    MADV_FREE || aa->aa_advice == MADV_REMOVE)
+		/* a shared file's pages stay in the file, as the kernel's
+		   page cache keeps them */
+		if ((aa->aa_advice == MADV_DONTNEED || aa->aa_advice ==
+		    MADV_FREE || aa->aa_advice == MADV_REMOVE) &&
+		    wb_range(aa->aa_vs, lo, hi, false) == 0)
 			region_dontneed(aa->aa_vs, lo, hi);
 		return;
 	}
@@ -242,6 +297,84 @@ hostmm_madvise(void *addr, size_t len, int advice)
 	return sys_result(error != 0 ? error : aa.aa_error);
 }
 
+/* msync of the managed pieces: write back (and invalidate) */
+struct msync_arg {
+	struct vmspace	*ma_vs;
+	int		 ma_flags;
+	int		 ma_error;
+};
+
+static void
+msync_piece(vaddr_t lo, vaddr_t hi, bool managed, void *arg)
+{
+	struct msync_arg *ma = arg;
+	int error;
+
+	if (managed) {
+		error = wb_range(ma->ma_vs, lo, hi, ma->ma_flags & MS_SYNC);
+		if (error == 0 && (ma->ma_flags & MS_INVALIDATE))
+			(void)wb_invalidate(ma->ma_vs, lo, hi);
+	} else {
+		error = raw_msync((void *)lo, hi - lo, ma->ma_flags);
+	}
+	if (ma->ma_error == 0)
+		ma->ma_error = error;
+}
+
+int
+hostmm_msync(void *addr, size_t len, int flags)
+{
+	vaddr_t start = (vaddr_t)addr, end = start + round_page(len);
+	struct msync_arg ma = { .ma_flags = flags };
+	struct vmspace *vs;
+
+	if (!page_aligned(start) || end < start ||
+	    (flags & (MS_SYNC | MS_ASYNC)) == (MS_SYNC | MS_ASYNC) ||
+	    (vs = hostmm_enter()) == NULL)
+		return sys_result(raw_msync(addr, len, flags));
+	ma.ma_vs = vs;
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	each_piece(&vs->vs_map, start, end, msync_piece, &ma);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vmspace_exit();
+	return sys_result(ma.ma_error);
+}
+
+void
+hostmm_exit_writeback(void)
+{
+	struct vmspace *vs;
+
+	if ((vs = hostmm_enter()) == NULL)
+		return;
+	vm_rwlock_rdlock(&vs->vs_map.m_lock);
+	(void)wb_range(vs, 0, VM_MAX_ADDRESS, true);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vmspace_exit();
+}
+
+/*
+ * mremap_grow_file: the growth adopted at va follows a file entry: it
+ * maps the file on from where that entry ends.  => map write-locked.
+ */
+static void
+mremap_grow_file(struct vmspace *vs, vaddr_t va)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e = vm_map_lookup(map, va), *prev;
+
+	if (e == NULL || e->e_obj != NULL || e->e_start != va ||
+	    (prev = vm_map_prev(map, e)) == NULL || prev->e_end != va ||
+	    prev->e_obj == NULL)
+		return;
+	pager_ref(prev->e_obj);
+	e->e_obj = prev->e_obj;
+	e->e_offset = prev->e_offset + (prev->e_end - prev->e_start);
+	e->e_etype = prev->e_etype;
+	e->e_prot = prev->e_prot;
+	(void)vm_map_merge(map, e);
+}
+
 /*
  * mremap_managed: mremap a wholly managed range and keep it managed: the
  * kernel moves the pages it has, the metadata follows (the swapped-out
@@ -256,7 +389,10 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 	long r;
 	int error;
 
-	if ((error = region_clip(&vs->vs_map, start, end)) != 0) {
+	keep = MIN(round_page(oldlen), round_page(newlen));
+	/* a shrunk tail of a shared file goes back to the file first */
+	if ((error = region_clip(&vs->vs_map, start, end)) != 0 ||
+	    (error = wb_range(vs, start + keep, end, false)) != 0) {
 		*errorp = error;
 		return 0;
 	}
@@ -265,7 +401,6 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 		*errorp = -errno;
 		return 0;
 	}
-	keep = MIN(round_page(oldlen), round_page(newlen));
 	*errorp = 0;
 	if (keep < round_page(oldlen))
 		(void)region_remove(vs, start + keep, end, false);
@@ -277,6 +412,8 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 		upvm_log(LOG_WARN, "mremap: the new %zu bytes at %#lx are not "
 		    "managed: %s", (size_t)(round_page(newlen) - keep),
 		    (unsigned long)(r + keep), strerror(-*errorp));
+	else if (round_page(newlen) > keep)
+		mremap_grow_file(vs, (vaddr_t)r + keep);
 	*errorp = 0;	/* the data is where the program wants it */
 	return (vaddr_t)r;
 }
@@ -297,7 +434,8 @@ hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
 		    newaddr);
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	if ((flags & MREMAP_FIXED) && page_aligned(nstart) && nend > nstart &&
-	    region_managed(&vs->vs_map, nstart, nend))
+	    region_managed(&vs->vs_map, nstart, nend) &&
+	    (error = wb_range(vs, nstart, nend, false)) == 0)
 		error = region_remove(vs, nstart, nend, false);
 	if (error == 0 && vm_map_range_managed(&vs->vs_map, start, end)) {
 		r = mremap_managed(vs, start, oldlen, newlen, flags, nstart,

@@ -27,6 +27,12 @@ int hostmm_munmap(void *addr, size_t len);
 void *hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
     void *newaddr);
 int hostmm_madvise(void *addr, size_t len, int advice);
+/* msync: managed pieces of shared files are written back (MS_SYNC: and
+   made durable; MS_INVALIDATE: clean pages dropped) */
+int hostmm_msync(void *addr, size_t len, int flags);
+/* at exit: write back every shared file region (the process's memory is
+   about to go, and with it what was not written) */
+void hostmm_exit_writeback(void);
 /* mlock2 flags 0 is mlock; locked managed pages stay resident, outside
    the budget */
 int hostmm_mlock(const void *addr, size_t len, unsigned flags);

@@ -3,7 +3,7 @@
  * interpose.c: libupvm.so only (never in upvm_core, which the tests link:
  * it would take over their mmap).  A preloaded libupvm.so starts upvm from
  * the UPVM_* environment before main() and routes the program's mmap,
- * mmap64, munmap, mremap, madvise, mlock, mlock2 and munlock through
+ * mmap64, munmap, msync, mremap, madvise, mlock, mlock2 and munlock through
  * hostmm.c.  Everything else (mprotect, mlockall, fork) goes straight to
  * libc: the registration of a range outlives mprotect, and fork is handled
  * by upvm's pthread_atfork handlers.
@@ -52,6 +52,12 @@ UPVM_API int
 munmap(void *addr, size_t len)
 {
 	return hostmm_munmap(addr, len);
+}
+
+UPVM_API int
+msync(void *addr, size_t len, int flags)
+{
+	return hostmm_msync(addr, len, flags);
 }
 
 UPVM_API void *
@@ -108,6 +114,7 @@ ip_stats(void)
 		fprintf(stderr, "upvm: pid %d: %llu faults, %llu pages "
 		    "resolved, peak resident %llu MiB of a %llu MiB budget, "
 		    "%llu pages out (%llu writes), %llu in (%llu reads), %llu "
+		    "of them from files and %llu to files, %llu "
 		    "dropped clean, %llu swap full, %llu I/O errors; upvm's "
 		    "threads %.2f s CPU (faults %.2f, pageout %.2f), %llu "
 		    "reads in flight at most\n",
@@ -119,6 +126,8 @@ ip_stats(void)
 		    (unsigned long long)st.pageout_ios,
 		    (unsigned long long)st.pageins,
 		    (unsigned long long)st.pagein_ios,
+		    (unsigned long long)st.file_reads,
+		    (unsigned long long)st.file_writes,
 		    (unsigned long long)st.clean_drops,
 		    (unsigned long long)st.swap_full,
 		    (unsigned long long)st.io_errors,
@@ -152,7 +161,8 @@ ip_stats(void)
 	fprintf(f, "{\"pid\": %d, \"faults\": %llu, \"pages_resolved\": %llu, "
 	    "\"resident_peak_pages\": %llu, \"budget_pages\": %llu, "
 	    "\"pageouts\": %llu, \"pageout_ios\": %llu, \"pageins\": %llu, "
-	    "\"pagein_ios\": %llu, \"clean_drops\": %llu, "
+	    "\"pagein_ios\": %llu, \"file_reads\": %llu, "
+	    "\"file_writes\": %llu, \"clean_drops\": %llu, "
 	    "\"reactivations\": %llu, \"swap_full\": %llu, \"io_errors\": %llu, "
 	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
 	    "\"cpu_fault_ns\": %llu, \"cpu_pageout_ns\": %llu, "
@@ -165,6 +175,8 @@ ip_stats(void)
 	    (unsigned long long)st.pageout_ios,
 	    (unsigned long long)st.pageins,
 	    (unsigned long long)st.pagein_ios,
+	    (unsigned long long)st.file_reads,
+	    (unsigned long long)st.file_writes,
 	    (unsigned long long)st.clean_drops,
 	    (unsigned long long)st.reactivations,
 	    (unsigned long long)st.swap_full,
@@ -221,4 +233,8 @@ ip_init(void)
 	hostmm_enable();
 	if (ip_cfg.stats_path[0] != '\0')
 		(void)atexit(ip_stats);
+	/* shared file regions reach their files when the program exits
+	   (not when it is killed: then what was not written is lost) */
+	if (ip_cfg.files)
+		(void)atexit(hostmm_exit_writeback);
 }

@@ -11,6 +11,7 @@
 #include "cluster.h"
 #include "log.h"
 #include "region.h"
+#include "vnode.h"
 #include "swap.h"
 #include "sys.h"
 #include "vmspace.h"
@@ -47,6 +48,17 @@ region_create(struct vmspace *vs, vaddr_t addr, vsize_t len, int prot,
 unmap:
 	raw_munmap(va, len);	/* unregisters too */
 	return error;
+}
+
+void
+region_attach_file(struct vm_map_entry *e, struct vnode *vn, voff_t off,
+    bool shared, bool rdonly)
+{
+	e->e_obj = &vn->vn_pager;
+	e->e_offset = off;
+	e->e_etype = shared ? 0 : VM_ET_COPYONWRITE;
+	if (rdonly)
+		e->e_prot = VM_PROT_READ;
 }
 
 /* region_merge: merge what became alike in [start, end] again */

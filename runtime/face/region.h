@@ -27,6 +27,15 @@ int region_create(struct vmspace *, vaddr_t addr, vsize_t len, int prot,
     int mmflags, int advice, struct vm_map_entry **ep);
 
 /*
+ * region_attach_file: make e (new, not in the map yet) a mapping of vn
+ * from byte off: shared (writes go back to the file) or private (copy on
+ * write), read-only or not.  e takes over the caller's vnode reference.
+ */
+struct vnode;
+void region_attach_file(struct vm_map_entry *, struct vnode *, voff_t off,
+    bool shared, bool rdonly);
+
+/*
  * region_clip: clip the entries that straddle start or end, so that the
  * managed parts of [start, end) are whole entries.
  * => -ENOMEM with nothing changed in meaning (a clip alone never is).

@@ -1,0 +1,64 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
+#
+# files.sh: an unmodified program that maps a file larger than its budget,
+# under `upvm run --files`: sqlite3 reads its database through mmap
+# (PRAGMA mmap_size), so upvm pages that mapping (read by upvm from the
+# file, clean pages dropped under the budget).  The queries' output must
+# match a native run, and upvm must have read the file (file_reads in its
+# --stats).  Skipped when sqlite3 is not installed.
+#
+# usage: files.sh UPVM [ROWS]   (UPVM: the upvm binary; ROWS: 200000, a
+#        database of about 230 MiB, run with a budget of 48M)
+set -u
+UPVM=$(realpath "$1")
+ROWS=${2:-200000}
+if ! command -v sqlite3 >/dev/null; then
+	echo "files.sh: sqlite3 is not installed: skipped"
+	exit 0
+fi
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/upvm-files.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+DB=$WORK/t.db
+sqlite3 "$DB" <<SQL || exit 1
+PRAGMA page_size=4096;
+PRAGMA journal_mode=OFF;
+CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB, s TEXT);
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c
+    WHERE x < $ROWS)
+INSERT INTO t SELECT x, randomblob(1000), hex(randomblob(8)) FROM c;
+CREATE INDEX ts ON t(s);
+SQL
+Q="PRAGMA mmap_size=4294967296;
+SELECT count(*), sum(length(v)), max(s), min(s) FROM t;
+SELECT k, s FROM t WHERE s >= 'AB' ORDER BY s LIMIT 5;
+SELECT sum(k), sum(length(v)) FROM t WHERE k % 7 = 3;
+SELECT count(*) FROM t WHERE s LIKE '%FF%';"
+MIB=$(( $(stat -c %s "$DB") >> 20 ))
+t0=$(date +%s.%N)
+sqlite3 "$DB" "$Q" >"$WORK/native.out" || exit 1
+t1=$(date +%s.%N)
+"$UPVM" run --files --budget 48M --stats="$WORK/stats.json" -- \
+    sqlite3 "$DB" "$Q" >"$WORK/upvm.out" 2>"$WORK/upvm.err"
+rc=$?
+t2=$(date +%s.%N)
+if [ $rc -ne 0 ] || ! cmp -s "$WORK/native.out" "$WORK/upvm.out"; then
+	echo "files.sh: sqlite3 under upvm run --files (rc $rc) differs:"
+	diff "$WORK/native.out" "$WORK/upvm.out" | head -5
+	cat "$WORK/upvm.err"
+	exit 1
+fi
+reads=$(grep -o '"file_reads": [0-9]*' "$WORK/stats.json" | grep -o '[0-9]*$')
+peak=$(grep -o '"resident_peak_pages": [0-9]*' "$WORK/stats.json" |
+    grep -o '[0-9]*$')
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+printf "sqlite3 on a %d MiB database, mmap_size 4G: native %s s, upvm " \
+    "$MIB" "$(secs "$t0" "$t1")"
+printf "run --files --budget 48M %s s; %s pages read from the file, " \
+    "$(secs "$t1" "$t2")" "${reads:-0}"
+echo "peak resident $(( ${peak:-0} * 4 / 1024 )) MiB; output identical"
+if [ "${reads:-0}" -lt $(( MIB * 256 )) ]; then
+	echo "files.sh: upvm read ${reads:-0} pages of the file, fewer than" \
+	    "its $(( MIB * 256 )): the mapping was not paged by upvm"
+	exit 1
+fi
