@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 PKGS="gcc meson ninja-build pkg-config liburing-dev libnuma-dev
       libcriterion-dev libjemalloc-dev libbsd-dev"
 # the programs test/programs/run.sh runs under upvm run
-TEST_PKGS="python3 sqlite3 xz-utils stress-ng"
+TEST_PKGS="python3 sqlite3 xz-utils stress-ng lmdb-utils"
 
 need_pkgs() {
 	missing=""

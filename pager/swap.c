@@ -827,8 +827,8 @@ swp_pio(struct swap *sw, bool write, char *buf, size_t len, uint64_t off)
 	ssize_t done;
 
 	while (len > 0) {
-		done = write ? pwrite(sw->sw_fd, buf, len, (off_t)off) :
-		    pread(sw->sw_fd, buf, len, (off_t)off);
+		done = write ? sys_pwrite(sw->sw_fd, buf, len, (off_t)off) :
+		    sys_pread(sw->sw_fd, buf, len, (off_t)off);
 		if (done < 0 && errno == EINTR)
 			continue;
 		if (done < 0)

@@ -51,6 +51,7 @@
 #include <liburing.h>
 
 #include "kmem.h"
+#include "sys.h"
 #include "uring.h"
 
 #define RING_MAXDEPTH	4096
@@ -366,7 +367,7 @@ ring_efd_drain(struct ring *r)
 	uint64_t v;
 	int saved = errno;
 
-	(void)!read(r->r_efd, &v, sizeof(v));
+	(void)!sys_read(r->r_efd, &v, sizeof(v));
 	errno = saved;
 }
 
@@ -376,7 +377,7 @@ ring_efd_kick(struct ring *r)
 	uint64_t one = 1;
 	int saved = errno;
 
-	(void)!write(r->r_efd, &one, sizeof(one));
+	(void)!sys_write(r->r_efd, &one, sizeof(one));
 	errno = saved;
 }
 

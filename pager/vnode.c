@@ -15,12 +15,32 @@
 #include "log.h"
 #include "pagehash.h"
 #include "ringq.h"
+#include "sys.h"
 #include "uring.h"
 #include "vnode.h"
 
 /* the registry: every vnode of the process, by file and access */
 static pthread_mutex_t vn_registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vnode *vn_registry;	/* [r] */
+
+bool
+vnode_any(void)
+{
+	return __atomic_load_n(&vn_registry, __ATOMIC_RELAXED) != NULL;
+}
+
+bool
+vnode_mapped(dev_t dev, ino_t ino)
+{
+	struct vnode *vn;
+
+	(void)pthread_mutex_lock(&vn_registry_lock);
+	for (vn = vn_registry; vn != NULL; vn = vn->vn_next)
+		if (vn->vn_dev == dev && vn->vn_ino == ino)
+			break;
+	(void)pthread_mutex_unlock(&vn_registry_lock);
+	return vn != NULL;
+}
 
 uint64_t
 vnode_size(struct vnode *vn, bool refresh)
@@ -95,7 +115,7 @@ vn_put_tail(struct vnode *vn, const struct pager_req *req)
 	head = (size - req->pr_off) & ~(size_t)PAGE_MASK;
 	if ((size - req->pr_off) == head)
 		return 0;
-	done = pwrite(vn->vn_bfd, (const char *)req->pr_buf + head,
+	done = sys_pwrite(vn->vn_bfd, (const char *)req->pr_buf + head,
 	    size - req->pr_off - head, (off_t)(req->pr_off + head));
 	if (done < 0)
 		return -errno;
@@ -111,9 +131,9 @@ vn_pio(struct vnode *vn, struct pager_req *req, bool write)
 	ssize_t done;
 
 	while (req->pr_xfer < len) {
-		done = write ? pwrite(vn->vn_fd, buf + req->pr_xfer,
+		done = write ? sys_pwrite(vn->vn_fd, buf + req->pr_xfer,
 		    len - req->pr_xfer, (off_t)(req->pr_off + req->pr_xfer)) :
-		    pread(vn->vn_fd, buf + req->pr_xfer, len - req->pr_xfer,
+		    sys_pread(vn->vn_fd, buf + req->pr_xfer, len - req->pr_xfer,
 		    (off_t)(req->pr_off + req->pr_xfer));
 		if (done < 0 && errno == EINTR)
 			continue;

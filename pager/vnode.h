@@ -74,6 +74,11 @@ struct vnode {
  */
 int vnode_find(int fd, int flags, struct vnode **out);
 
+/* vnode_mapped: some vnode of the process is the file (dev, ino);
+   vnode_any: the process has vnodes at all (no lock: a hint) */
+bool vnode_mapped(dev_t, ino_t);
+bool vnode_any(void);
+
 /* vnode_size: the file's size in bytes, asked of the kernel when
    refresh (a fault past the last size seen), else as last seen */
 uint64_t vnode_size(struct vnode *, bool refresh);

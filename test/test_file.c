@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,12 +37,19 @@
 static char path[256];
 static char *pbuf;		/* NPAGES + 1 pages, for pread/pwrite */
 
+static char fullfs[64];		/* a tmpfs mounted by a test, or "" */
+
 static void
 cleanup(void)
 {
 	if (path[0] != '\0')
 		(void)unlink(path);
 	path[0] = '\0';
+	if (fullfs[0] != '\0') {
+		(void)umount2(fullfs, MNT_DETACH);
+		(void)rmdir(fullfs);
+	}
+	fullfs[0] = '\0';
 }
 
 static void
@@ -137,8 +145,11 @@ Test(file, read_only_pages_come_from_the_file_and_drop_clean,
 	    "clean, %lu written", (unsigned long)st.file_reads,
 	    (unsigned long)st.pagein_ios, (unsigned long)st.clean_drops,
 	    (unsigned long)st.pageouts);
-	cr_assert_geq(st.file_reads, 3 * NPAGES - BUDGET / PAGE_SIZE,
-	    "read again after each eviction");
+	/* each pass reads again all but what the budget and its slack
+	   kept from the last one */
+	cr_assert_geq(st.file_reads, 2 * NPAGES,
+	    "read again after each eviction (%lu pages read)",
+	    (unsigned long)st.file_reads);
 	cr_assert_gt(st.clean_drops, 0);
 	cr_assert_eq(st.pageouts, 0, "clean pages are never written");
 	cr_assert_lt(st.pagein_ios, st.file_reads / 4, "clustered reads");
@@ -584,6 +595,113 @@ Test(file, program_exit_writes_back, .timeout = 60, .fini = cleanup)
 	hostmm_exit_writeback();
 	check_file(fd, 256, gen2);
 	cr_assert_eq(hostmm_munmap(p, ptoa(256)), 0);
+	upvm_fini();
+	close(fd);
+}
+
+/*
+ * A full file system, for real: a shared mapping of a sparse file on a
+ * 1 MiB tmpfs, 4 MiB written.  The write-back fails (ENOSPC), upvm_sync
+ * and upvm_unmap say so, every page stays (dirty, resident past the budget
+ * if it must), and once there is room the next sync writes them all.
+ */
+Test(file, full_file_system_keeps_the_pages, .timeout = 120,
+    .fini = cleanup)
+{
+	const size_t n = 1024;		/* 4 MiB */
+	struct upvm_stats st;
+	char *dir = fullfs, *p;
+	int fd;
+
+	(void)close(make_file(1, 0));	/* pbuf */
+	cleanup();
+	(void)snprintf(fullfs, sizeof(fullfs), "%s", "/tmp/upvm-fullfs-XXXXXX");
+	cr_assert_neq(mkdtemp(fullfs), NULL);
+	if (mount("none", dir, "tmpfs", 0, "size=1m") != 0) {
+		int error = errno;
+
+		rmdir(dir);
+		fullfs[0] = '\0';
+		if (error == EPERM)
+			cr_skip_test("mounting tmpfs needs root: %s",
+			    strerror(error));
+		cr_assert_fail("mount tmpfs: %s", strerror(error));
+	}
+	(void)snprintf(path, sizeof(path), "%s/f", dir);
+	cr_assert_geq(fd = open(path, O_RDWR | O_CREAT, 0600), 0);
+	cr_assert_eq(ftruncate(fd, (off_t)ptoa(n)), 0);
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(n), UPVM_MAP_SHARED);
+	for (size_t pg = 0; pg < n; pg++)
+		test_pattern_fill(p + ptoa(pg), 1, pg, 2);
+	test_log_capture();
+	cr_assert_eq(upvm_sync(p, ptoa(n), UPVM_SYNC_SYNC), -ENOSPC);
+	(void)test_log_read();
+	cr_assert_eq(upvm_unmap(p, ptoa(n)), -ENOSPC, "nothing unmapped");
+	(void)test_log_read();
+	for (int pass = 0; pass < 2; pass++)
+		check_map(p, n, gen2);
+	st = test_stats();
+	cr_assert_gt(st.io_errors, 0);
+	/* room again: everything reaches the file */
+	cr_assert_eq(mount("none", dir, "tmpfs", MS_REMOUNT, "size=8m"), 0);
+	cr_assert_eq(upvm_sync(p, ptoa(n), UPVM_SYNC_SYNC), 0);
+	check_file(fd, n, gen2);
+	cr_assert_eq(upvm_unmap(p, ptoa(n)), 0);
+	upvm_fini();
+	close(fd);
+}
+
+/*
+ * write(2) beside a file region (the preload's read and write family,
+ * hostmm_file_io): what a region wrote reaches the file before a write or
+ * read of that range; after a write, the regions show it.
+ */
+static ssize_t
+program_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	ssize_t r;
+
+	hostmm_file_io(fd, (uint64_t)off, n, false);
+	r = pwrite(fd, buf, n, off);
+	if (r > 0)
+		hostmm_file_io(fd, (uint64_t)off, (uint64_t)r, true);
+	return r;
+}
+
+Test(file, program_writes_beside_its_mappings_are_seen, .timeout = 60,
+    .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0);
+	char *s, *q, *page = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
+
+	init_files();
+	s = host_map(ptoa(NPAGES), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	q = host_map(ptoa(NPAGES), PROT_READ, MAP_PRIVATE, fd, 0);
+	cr_assert(hostmm_file_io_wanted(fd));
+	check_map(s, NPAGES, gen1);
+	check_map(q, NPAGES, gen1);
+	/* clean copies in both regions, then the file changes under them */
+	test_pattern_fill(page, 1, 10, 7);
+	cr_assert_eq(program_pwrite(fd, page, PAGE_SIZE, (off_t)ptoa(10)),
+	    (ssize_t)PAGE_SIZE);
+	cr_assert_eq(test_pattern_bad(s + ptoa(10), 1, 10, 7), -1);
+	cr_assert_eq(test_pattern_bad(q + ptoa(10), 1, 10, 7), -1);
+	/* a region's dirty page, then a write of part of it: both land */
+	test_pattern_fill(s + ptoa(20), 1, 20, 8);
+	memset(page, 0x5a, 100);
+	cr_assert_eq(program_pwrite(fd, page, 100, (off_t)ptoa(20) + 8), 100);
+	cr_assert(test_all_bytes(s + ptoa(20) + 8, 0x5a, 100));
+	cr_assert_eq(test_pattern_bad(s + ptoa(21), 1, 21, 1), -1);
+	test_pattern_fill(page, 1, 20, 8);
+	cr_assert_eq(memcmp(s + ptoa(20) + 108, page + 108, PAGE_SIZE - 108),
+	    0, "the rest of the region's write survives");
+	cr_assert_eq(hostmm_munmap(s, ptoa(NPAGES)), 0);
+	cr_assert_eq(hostmm_munmap(q, ptoa(NPAGES)), 0);
+	cr_assert_eq(pread(fd, page, PAGE_SIZE, (off_t)ptoa(20)),
+	    (ssize_t)PAGE_SIZE);
+	cr_assert(test_all_bytes(page + 8, 0x5a, 100));
+	free(page);
 	upvm_fini();
 	close(fd);
 }

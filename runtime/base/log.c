@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sys.h"
 #include "vm.h"
 
 static atomic_int log_level = LOG_WARN;
@@ -70,7 +71,7 @@ upvm_log(int level, const char *fmt, ...)
 			buf[i] = '?';
 	n += m;
 	buf[n++] = '\n';
-	(void)!write(atomic_load(&log_fd), buf, (size_t)n);
+	(void)!sys_write(atomic_load(&log_fd), buf, (size_t)n);
 }
 
 void

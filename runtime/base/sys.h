@@ -56,6 +56,35 @@ raw_msync(void *addr, size_t len, int flags)
 	return (int)sys_ret(syscall(SYS_msync, addr, len, flags));
 }
 
+/*
+ * sys_read / sys_write / sys_pread / sys_pwrite: the system calls with
+ * libc's conventions (-1 and errno), never through the preload's read and
+ * write (interpose.c): the runtime's own I/O must not come back into it.
+ */
+static inline ssize_t
+sys_read(int fd, void *buf, size_t n)
+{
+	return (ssize_t)syscall(SYS_read, fd, buf, n);
+}
+
+static inline ssize_t
+sys_write(int fd, const void *buf, size_t n)
+{
+	return (ssize_t)syscall(SYS_write, fd, buf, n);
+}
+
+static inline ssize_t
+sys_pread(int fd, void *buf, size_t n, off_t off)
+{
+	return (ssize_t)syscall(SYS_pread64, fd, buf, n, off);
+}
+
+static inline ssize_t
+sys_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return (ssize_t)syscall(SYS_pwrite64, fd, buf, n, off);
+}
+
 static inline pid_t
 sys_gettid(void)
 {

@@ -1345,7 +1345,7 @@ fault_stop(struct vmspace *vs)
 	uint64_t one = 1;
 
 	atomic_store(&fe->fe_stop, true);
-	(void)!write(fe->fe_stopfd, &one, sizeof(one));
+	(void)!sys_write(fe->fe_stopfd, &one, sizeof(one));
 	for (int i = 0; i < fe->fe_nthreads; i++) {
 		pthread_join(fe->fe_threads[i].ft_thread, NULL);
 		atomic_fetch_add(&vs->vs_fault_cpu_done,

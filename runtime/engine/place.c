@@ -24,6 +24,7 @@
 #include "map.h"
 #include "pdpolicy.h"
 #include "place.h"
+#include "sys.h"
 
 #define NUMA_FREE_NS	(10 * 1000 * 1000)	/* free memory sample age */
 #define NUMA_TID_NS	(10 * 1000 * 1000)	/* a thread's CPU, cached */
@@ -149,7 +150,7 @@ tid_last_cpu(pid_t tid)
 	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
+	n = sys_read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	buf[n > 0 ? n : 0] = '\0';
 	/* the command name (field 2) may hold spaces: start after it */
@@ -454,7 +455,7 @@ numa_resync(struct numa_state *ns, struct vm_map *map)
 		placed[i] = atomic_load(&ns->ns_placed[i]);
 	if ((fd = open("/proc/self/numa_maps", O_RDONLY | O_CLOEXEC)) < 0)
 		goto out;
-	while ((n = read(fd, buf + have, NUMA_MAPS_BUF - 1 - have)) > 0) {
+	while ((n = sys_read(fd, buf + have, NUMA_MAPS_BUF - 1 - have)) > 0) {
 		have += (size_t)n;
 		buf[have] = '\0';
 		for (line = buf; (nl = strchr(line, '\n')) != NULL;

@@ -345,3 +345,28 @@ wb_invalidate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 		raw_munmap(scratch, slen);	/* unregisters too */
 	return dropped;
 }
+
+bool
+wb_transit(struct vmspace *vs, vaddr_t start, vaddr_t end)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e;
+	struct anon *an;
+	bool busy = false;
+
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end &&
+	    !busy; e = vm_map_next(map, e)) {
+		struct amap *am = e->e_aref.ar_amap;
+
+		if (e->e_obj == NULL || am == NULL)
+			continue;
+		vm_mutex_lock(&am->am_lock);
+		for (int s = vm_entry_slot(e, MAX(start, e->e_start));
+		    s < vm_entry_slot(e, MIN(end, e->e_end)) && !busy; s++)
+			busy = amap_slot(am, s) == SLOT_BUSY ||
+			    ((an = amap_anon_at(am, s)) != NULL &&
+			    (an->an_flags & ANON_TRANSIT));
+		vm_mutex_unlock(&am->am_lock);
+	}
+	return busy;
+}

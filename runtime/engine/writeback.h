@@ -42,4 +42,12 @@ int wb_range(struct vmspace *, vaddr_t start, vaddr_t end, bool sync);
  */
 long wb_invalidate(struct vmspace *, vaddr_t start, vaddr_t end);
 
+/*
+ * wb_transit: some page of a file entry in [start, end) is in transit (a
+ * read or a pageout in flight): what it brings may predate a write(2)
+ * just done, so the caller invalidates again once it has landed.
+ * => map locked.
+ */
+bool wb_transit(struct vmspace *, vaddr_t start, vaddr_t end);
+
 #endif /* UPVM_WRITEBACK_H */

@@ -340,6 +340,86 @@ hostmm_msync(void *addr, size_t len, int flags)
 	return sys_result(ma.ma_error);
 }
 
+bool
+hostmm_file_io_wanted(int fd)
+{
+	return fd >= 0 && atomic_load_explicit(&hostmm_on,
+	    memory_order_relaxed) && vnode_any();
+}
+
+/*
+ * file_va_range: the part of e that maps [off, off + len) of its object,
+ * pages rounded outward; false when none.
+ */
+static bool
+file_va_range(const struct vm_map_entry *e, uint64_t off, uint64_t len,
+    vaddr_t *lop, vaddr_t *hip)
+{
+	uint64_t lo = MAX(off, e->e_offset), hi = MIN(off + len,
+	    e->e_offset + (e->e_end - e->e_start));
+
+	if (lo >= hi)
+		return false;
+	*lop = e->e_start + trunc_page(lo - e->e_offset);
+	*hip = MIN(e->e_end, e->e_start + round_page(hi - e->e_offset));
+	return true;
+}
+
+/*
+ * file_io_pass: one pass of hostmm_file_io over the entries of the file
+ * (dev, ino).  => map write-locked.  Whether a page over the range was in
+ * transit (after a write: to be invalidated again once it lands).
+ */
+static bool
+file_io_pass(struct vmspace *vs, const struct stat *st, uint64_t off,
+    uint64_t len, bool after_write)
+{
+	struct vm_map_entry *e;
+	struct vnode *vn;
+	vaddr_t lo, hi;
+	bool busy = false;
+
+	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
+	    e = vm_map_next(&vs->vs_map, e)) {
+		if (e->e_obj == NULL)
+			continue;
+		vn = container_of(e->e_obj, struct vnode, vn_pager);
+		if (vn->vn_dev != st->st_dev || vn->vn_ino != st->st_ino ||
+		    !file_va_range(e, off, len, &lo, &hi))
+			continue;
+		if (wb_range(vs, lo, hi, false) != 0 || !after_write)
+			continue;
+		(void)wb_invalidate(vs, lo, hi);
+		busy |= wb_transit(vs, lo, hi);
+	}
+	return busy;
+}
+
+void
+hostmm_file_io(int fd, uint64_t off, uint64_t len, bool after_write)
+{
+	struct vmspace *vs;
+	struct stat st;
+	bool busy;
+
+	if (len == 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    !vnode_mapped(st.st_dev, st.st_ino) ||
+	    (vs = hostmm_enter()) == NULL)
+		return;
+	/* a read in flight from before the write brings old data, a page
+	   being paged out may come back: invalidate again after they land
+	   (their owners need the map lock to finish) */
+	for (int tries = 0; tries < 10000; tries++) {
+		vm_rwlock_wrlock(&vs->vs_map.m_lock);
+		busy = file_io_pass(vs, &st, off, len, after_write);
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+		if (!busy)
+			break;
+		usleep(100);
+	}
+	vmspace_exit();
+}
+
 void
 hostmm_exit_writeback(void)
 {

@@ -12,6 +12,8 @@
 #ifndef UPVM_HOSTMM_H
 #define UPVM_HOSTMM_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -30,6 +32,20 @@ int hostmm_madvise(void *addr, size_t len, int advice);
 /* msync: managed pieces of shared files are written back (MS_SYNC: and
    made durable; MS_INVALIDATE: clean pages dropped) */
 int hostmm_msync(void *addr, size_t len, int flags);
+/*
+ * hostmm_file_io: read(2) and write(2) beside file regions.  The kernel
+ * keeps a file's mappings and its reads and writes coherent through one
+ * page cache; upvm's file regions hold copies.  So with files managed,
+ * before a read or write of [off, off + len) of the file open on fd, the
+ * dirty pages its regions hold over that range are written back (the file
+ * then has what the program wrote through them); after a write, their
+ * pages over the range are dropped (clean by then; a private region's
+ * written pages stay), so the next access reads the file, which now has
+ * both.  hostmm_file_io_wanted: whether fd may be such a file (cheap).
+ */
+bool hostmm_file_io_wanted(int fd);
+void hostmm_file_io(int fd, uint64_t off, uint64_t len, bool after_write);
+
 /* at exit: write back every shared file region (the process's memory is
    about to go, and with it what was not written) */
 void hostmm_exit_writeback(void);

@@ -4,9 +4,10 @@
  * it would take over their mmap).  A preloaded libupvm.so starts upvm from
  * the UPVM_* environment before main() and routes the program's mmap,
  * mmap64, munmap, msync, mremap, madvise, mlock, mlock2 and munlock through
- * hostmm.c.  Everything else (mprotect, mlockall, fork) goes straight to
- * libc: the registration of a range outlives mprotect, and fork is handled
- * by upvm's pthread_atfork handlers.
+ * hostmm.c, and its read and write family past hostmm_file_io.
+ * Everything else (mprotect, mlockall, fork) goes straight to libc: the
+ * registration of a range outlives mprotect, and fork is handled by upvm's
+ * pthread_atfork handlers.
  *
  * No dlsym anywhere: the real calls are raw system calls (sys.h), so the
  * interposed functions work from the first call, before the constructor
@@ -27,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "hostmm.h"
@@ -58,6 +61,146 @@ UPVM_API int
 msync(void *addr, size_t len, int flags)
 {
 	return hostmm_msync(addr, len, flags);
+}
+
+/*
+ * read(2) and write(2) beside file regions (hostmm.h, hostmm_file_io):
+ * with files managed, the range a call reads or writes of a file that a
+ * region maps is written back first and, for a write, dropped from the
+ * regions after; a call on anything else costs one check.  The calls are
+ * raw system calls, so libc's internal ones (stdio's) are not seen.
+ */
+static off_t
+ip_pos(int fd)
+{
+	return (off_t)syscall(SYS_lseek, fd, 0, SEEK_CUR);
+}
+
+static size_t
+ip_iovlen(const struct iovec *iov, int n)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	return len;
+}
+
+/* ip_rw: one read or write of len bytes at off (-1: the current
+   position), done by do_io */
+static ssize_t
+ip_rw(int fd, off_t off, size_t len, bool write, long nr, long a1, long a2,
+    long a3, long a4, long a5)
+{
+	off_t pos = off;
+	ssize_t r;
+
+	if (!hostmm_file_io_wanted(fd))
+		return (ssize_t)syscall(nr, fd, a1, a2, a3, a4, a5);
+	if (pos < 0)
+		pos = ip_pos(fd);
+	if (pos >= 0)
+		hostmm_file_io(fd, (uint64_t)pos, len, false);
+	r = (ssize_t)syscall(nr, fd, a1, a2, a3, a4, a5);
+	if (write && r > 0) {
+		if (off < 0)
+			pos = ip_pos(fd) - r;	/* O_APPEND wrote at the end */
+		if (pos >= 0)
+			hostmm_file_io(fd, (uint64_t)pos, (uint64_t)r, true);
+	}
+	return r;
+}
+
+UPVM_API ssize_t
+read(int fd, void *buf, size_t n)
+{
+	return ip_rw(fd, -1, n, false, SYS_read, (long)buf, (long)n, 0, 0, 0);
+}
+
+UPVM_API ssize_t
+write(int fd, const void *buf, size_t n)
+{
+	return ip_rw(fd, -1, n, true, SYS_write, (long)buf, (long)n, 0, 0, 0);
+}
+
+UPVM_API ssize_t
+pread(int fd, void *buf, size_t n, off_t off)
+{
+	return ip_rw(fd, off, n, false, SYS_pread64, (long)buf, (long)n,
+	    (long)off, 0, 0);
+}
+
+UPVM_API ssize_t
+pread64(int fd, void *buf, size_t n, off_t off)
+{
+	return pread(fd, buf, n, off);
+}
+
+UPVM_API ssize_t
+pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return ip_rw(fd, off, n, true, SYS_pwrite64, (long)buf, (long)n,
+	    (long)off, 0, 0);
+}
+
+UPVM_API ssize_t
+pwrite64(int fd, const void *buf, size_t n, off_t off)
+{
+	return pwrite(fd, buf, n, off);
+}
+
+UPVM_API ssize_t
+readv(int fd, const struct iovec *iov, int n)
+{
+	return ip_rw(fd, -1, ip_iovlen(iov, n), false, SYS_readv, (long)iov,
+	    n, 0, 0, 0);
+}
+
+UPVM_API ssize_t
+writev(int fd, const struct iovec *iov, int n)
+{
+	return ip_rw(fd, -1, ip_iovlen(iov, n), true, SYS_writev, (long)iov,
+	    n, 0, 0, 0);
+}
+
+UPVM_API ssize_t
+preadv(int fd, const struct iovec *iov, int n, off_t off)
+{
+	return ip_rw(fd, off, ip_iovlen(iov, n), false, SYS_preadv,
+	    (long)iov, n, (long)off, 0, 0);
+}
+
+UPVM_API ssize_t
+preadv64(int fd, const struct iovec *iov, int n, off_t off)
+{
+	return preadv(fd, iov, n, off);
+}
+
+UPVM_API ssize_t
+pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+	return ip_rw(fd, off, ip_iovlen(iov, n), true, SYS_pwritev,
+	    (long)iov, n, (long)off, 0, 0);
+}
+
+UPVM_API ssize_t
+pwritev64(int fd, const struct iovec *iov, int n, off_t off)
+{
+	return pwritev(fd, iov, n, off);
+}
+
+UPVM_API ssize_t
+preadv2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+	return ip_rw(fd, off, ip_iovlen(iov, n), false, SYS_preadv2,
+	    (long)iov, n, (long)off, 0, flags);
+}
+
+UPVM_API ssize_t
+pwritev2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+	return ip_rw(fd, off, ip_iovlen(iov, n), true, SYS_pwritev2,
+	    (long)iov, n, (long)off, 0, flags);
 }
 
 UPVM_API void *

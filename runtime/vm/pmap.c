@@ -317,7 +317,7 @@ pmap_scan_written(struct pmap *pm, vaddr_t va, vsize_t len,
 int
 pmap_read_events(struct pmap *pm, struct uffd_msg *msgs, int n)
 {
-	ssize_t got = read(pm->pm_uffd, msgs, sizeof(*msgs) * (size_t)n);
+	ssize_t got = sys_read(pm->pm_uffd, msgs, sizeof(*msgs) * (size_t)n);
 
 	if (got < 0)
 		return errno == EAGAIN ? 0 : -errno;

@@ -20,7 +20,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/upvm-files.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 DB=$WORK/t.db
-sqlite3 "$DB" <<SQL || exit 1
+sqlite3 "$DB" >/dev/null <<SQL || exit 1
 PRAGMA page_size=4096;
 PRAGMA journal_mode=OFF;
 CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB, s TEXT);
@@ -61,4 +61,60 @@ if [ "${reads:-0}" -lt $(( MIB * 256 )) ]; then
 	echo "files.sh: upvm read ${reads:-0} pages of the file, fewer than" \
 	    "its $(( MIB * 256 )): the mapping was not paged by upvm"
 	exit 1
+fi
+
+# writes with write(2) beside reads through the mapping: sqlite3 updates
+# the database it maps (upvm drops its copies of what write(2) changed);
+# every later read must see the new rows
+W="PRAGMA mmap_size=4294967296;
+UPDATE t SET s = 'X' || substr(s, 2) WHERE k % 5 = 0;
+SELECT count(*), sum(k) FROM t WHERE s LIKE 'X%';
+SELECT k, s FROM t WHERE k % 5 = 0 ORDER BY k LIMIT 3 OFFSET 1000;
+SELECT count(*), max(s) FROM t;"
+cp "$DB" "$WORK/n.db" && mv "$DB" "$WORK/u.db" || exit 1
+sqlite3 "$WORK/n.db" "$W" >"$WORK/wn.out" || exit 1
+"$UPVM" run --files --budget 48M --stats="$WORK/wstats.json" -- \
+    sqlite3 "$WORK/u.db" "$W" >"$WORK/wu.out" 2>"$WORK/wu.err"
+rc=$?
+A="SELECT count(*), sum(k), sum(length(v)), max(s), min(s) FROM t;
+PRAGMA integrity_check;"
+if [ $rc -ne 0 ] || ! cmp -s "$WORK/wn.out" "$WORK/wu.out" ||
+    [ "$(sqlite3 "$WORK/n.db" "$A")" != "$(sqlite3 "$WORK/u.db" "$A")" ]; then
+	echo "files.sh: sqlite3 updating its mapped database under upvm" \
+	    "(rc $rc) differs from native:"
+	diff "$WORK/wn.out" "$WORK/wu.out" | head -5
+	cat "$WORK/wu.err"
+	exit 1
+fi
+echo "sqlite3 updating a fifth of its rows through write(2) while reading" \
+    "through mmap: output and database identical"
+
+# LMDB: mdb_load writes with pwrite(2) and reads its B-tree back through
+# its shared mapping of the database; mdb_dump reads it all through it
+if command -v mdb_load >/dev/null; then
+	{
+		printf 'VERSION=3\nformat=print\ntype=btree\n'
+		printf 'mapsize=1073741824\nHEADER=END\n'
+		awk -v n="$((ROWS / 2))" 'BEGIN { for (i = 0; i < n; i++)
+		    printf " k%08d\n v%08d-%0600d\n", i, i * 7919 % 1000003, i }'
+		echo DATA=END
+	} >"$WORK/lmdb.in"
+	mdb_load -n -f "$WORK/lmdb.in" "$WORK/n.mdb" || exit 1
+	"$UPVM" run --files --budget 32M -- \
+	    mdb_load -n -f "$WORK/lmdb.in" "$WORK/u.mdb" || exit 1
+	nd=$(mdb_dump -n -p "$WORK/n.mdb" | sha256sum)
+	ud=$("$UPVM" run --files --budget 32M --stats="$WORK/lstats.json" -- \
+	    mdb_dump -n -p "$WORK/u.mdb" | sha256sum)
+	lreads=$(grep -o '"file_reads": [0-9]*' "$WORK/lstats.json" |
+	    grep -o '[0-9]*$')
+	if [ "$nd" != "$ud" ] || [ "${lreads:-0}" -eq 0 ]; then
+		echo "files.sh: LMDB under upvm run --files: dumps differ or" \
+		    "upvm read nothing (${lreads:-0} pages)"
+		exit 1
+	fi
+	echo "LMDB: mdb_load and mdb_dump of a $(( $(stat -c %s \
+	    "$WORK/u.mdb") >> 20 )) MiB database under --budget 32M:" \
+	    "dump identical, ${lreads} pages read from the file"
+else
+	echo "files.sh: mdb_load is not installed (lmdb-utils): LMDB skipped"
 fi
