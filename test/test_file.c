@@ -705,3 +705,33 @@ Test(file, program_writes_beside_its_mappings_are_seen, .timeout = 60,
 	upvm_fini();
 	close(fd);
 }
+
+/*
+ * No budget (no uffd-wp: every resident page counts as dirty): a shared
+ * read-only mapping of a read-only descriptor is never written back (it
+ * cannot hold writes), and reads its file.
+ */
+Test(file, no_budget_read_only_shared_never_written, .timeout = 60,
+    .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0), ro = open(path, O_RDONLY);
+	struct upvm_config cfg;
+	char *p;
+
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	cfg.budget = 0;
+	cfg.threshold = MIB;
+	cfg.files = true;
+	cr_assert_eq(upvm_init(&cfg), 0);
+	hostmm_enable();
+	p = host_map(ptoa(NPAGES), PROT_READ, MAP_SHARED, ro, 0);
+	check_map(p, NPAGES, gen1);
+	test_log_capture();
+	hostmm_exit_writeback();
+	cr_assert_eq(hostmm_munmap(p, ptoa(NPAGES)), 0);
+	test_expect_no_log("no write-back of a read-only mapping");
+	cr_assert_eq(test_stats().file_writes, 0);
+	upvm_fini();
+	close(ro);
+	close(fd);
+}

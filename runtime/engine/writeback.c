@@ -21,12 +21,17 @@ struct wb_run {
 	struct anon	*wr_anons[AMAP_UNIT];	/* held */
 };
 
-/* wb_shared: e is a shared mapping of a file */
+/*
+ * wb_shared: e is a shared mapping of a file that may hold writes (its
+ * vnode is writable: a read-only one was mapped from a read-only
+ * descriptor, which no mprotect can make writable)
+ */
 static bool
 wb_shared(const struct vm_map_entry *e)
 {
 	return e->e_obj != NULL && !(e->e_etype & VM_ET_COPYONWRITE) &&
-	    e->e_aref.ar_amap != NULL;
+	    e->e_aref.ar_amap != NULL &&
+	    container_of(e->e_obj, struct vnode, vn_pager)->vn_writable;
 }
 
 /* wb_dirty: slot s holds a dirty resident page nobody else owns */
