@@ -209,6 +209,16 @@ pager_put_sync(struct pager *pgr, struct pager_queue *q, struct pager_req *req)
 	return pager_sync(pgr, q, req, true);
 }
 
+bool
+pager_fail_next(atomic_int *countdown)
+{
+	int n = atomic_load_explicit(countdown, memory_order_relaxed);
+
+	while (n > 0 && !atomic_compare_exchange_weak(countdown, &n, n - 1))
+		;
+	return n == 1;
+}
+
 voff_t
 pager_size(struct pager *pgr, bool refresh)
 {

@@ -175,6 +175,13 @@ int pager_put_sync(struct pager *, struct pager_queue *, struct pager_req *);
 void pager_cluster(struct pager *, voff_t off, voff_t *lop, voff_t *hip);
 int pager_discard(struct pager *, voff_t start, voff_t end);
 
+/*
+ * pager_fail_next: fault injection (swap_inject_failure and the like): a
+ * countdown the tests arm with N; the Nth call from then on returns true
+ * (that transfer fails), every other false.  No locks.
+ */
+bool pager_fail_next(atomic_int *countdown);
+
 /* pager_size: see pgo_size; VOFF_MAX without it (no end) */
 voff_t pager_size(struct pager *, bool refresh);
 

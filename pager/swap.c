@@ -658,23 +658,11 @@ swap_used(struct swap *sw)
  * swp_queue: queue the transfer of len bytes at file offset off, with the
  * cache dropped behind it when the file is buffered.
  */
-static bool
-swp_fail_next(struct swap *sw, bool write)
-{
-	int n = atomic_load_explicit(&sw->sw_fail[write],
-	    memory_order_relaxed);
-
-	while (n > 0 && !atomic_compare_exchange_weak(&sw->sw_fail[write], &n,
-	    n - 1))
-		;
-	return n == 1;	/* swap_inject_failure() */
-}
-
 static int
 swp_queue(struct swap *sw, struct ring *ring, bool write, void *buf,
     size_t len, uint64_t off, uint64_t tag)
 {
-	if (swp_fail_next(sw, write))
+	if (pager_fail_next(&sw->sw_fail[write]))
 		return -EIO;
 	ring_set_gate(ring, atomic_load_explicit(&sw->sw_gate[write],
 	    memory_order_relaxed));
@@ -874,7 +862,7 @@ swp_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 		return -EINVAL;
 	VM_ASSERT(page_aligned(req->pr_buf));
 	if (q == NULL) {
-		if (swp_fail_next(sw, write))
+		if (pager_fail_next(&sw->sw_fail[write]))
 			return req->pr_error = -EIO;
 		error = swp_pio(sw, write, req->pr_buf,
 		    ptoa((size_t)req->pr_npages), req->pr_off - PAGE_SIZE);

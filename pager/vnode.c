@@ -69,18 +69,6 @@ vnode_inject_failure(struct vnode *vn, bool write, int nth)
 	atomic_store(&vn->vn_fail[write], nth);
 }
 
-static bool
-vn_fail_next(struct vnode *vn, bool write)
-{
-	int n = atomic_load_explicit(&vn->vn_fail[write],
-	    memory_order_relaxed);
-
-	while (n > 0 && !atomic_compare_exchange_weak(&vn->vn_fail[write], &n,
-	    n - 1))
-		;
-	return n == 1;
-}
-
 /*
  * vn_span: the bytes of req's transfer that go through vn_fd: a read, all
  * of it (zeros past the end); a write, those before the file's end, less
@@ -243,7 +231,7 @@ vn_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 	VM_ASSERT(page_aligned(req->pr_buf));
 	if (write && !vn->vn_writable)
 		return req->pr_error = -EBADF;
-	if (vn_fail_next(vn, write))
+	if (pager_fail_next(&vn->vn_fail[write]))
 		return req->pr_error = -EIO;
 	if (q == NULL) {
 		error = vn_pio(vn, req, write);

@@ -226,3 +226,14 @@ test_raises_sigbus(volatile const char *addr)
 	sigaction(SIGBUS, &old, NULL);
 	return bus;
 }
+
+void
+test_check_peak(struct upvm_stats st)
+{
+	size_t slack = (size_t)st.handlers * 512;
+
+	cr_assert_leq(st.resident_peak, st.budget_pages + slack,
+	    "peak %lu pages over budget %lu + slack %zu",
+	    (unsigned long)st.resident_peak,
+	    (unsigned long)st.budget_pages, slack);
+}

@@ -68,6 +68,13 @@ char *test_hostmm_anon(size_t len, int prot, int flags);
  */
 struct upvm_stats test_stats_gone(void);
 
+/*
+ * test_check_peak: the budget is kept: the most pages ever resident are at
+ * most the budget plus the slack (one 512-page sequential window per
+ * fault thread, the default seq_max).
+ */
+void test_check_peak(struct upvm_stats st);
+
 /* skip the current test (cr_skip_test) unless the kernel has the feature */
 void need_uffd_feature(uint64_t feature, const char *name);
 #define NEED_UFFD_FEATURE(f)	need_uffd_feature((f), #f)

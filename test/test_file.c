@@ -119,13 +119,7 @@ check_map(const char *p, size_t n, uint64_t (*gen)(size_t))
 static void
 check_peak(void)
 {
-	struct upvm_stats st = test_stats();
-	size_t slack = (size_t)st.handlers * 512;
-
-	cr_assert_leq(st.resident_peak, st.budget_pages + slack,
-	    "peak %lu pages over budget %lu + slack %zu",
-	    (unsigned long)st.resident_peak,
-	    (unsigned long)st.budget_pages, slack);
+	test_check_peak(test_stats());
 }
 
 Test(file, read_only_pages_come_from_the_file_and_drop_clean,

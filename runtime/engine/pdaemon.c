@@ -125,6 +125,23 @@ pd_to_obj(const struct pd_run *r)
 }
 
 /*
+ * pd_copy: where the valid copy of run r's page k (anon an) is: its
+ * file at the page's offset (ANON_OBJ), else its swap slot.  => the pager,
+ * the offset in *offp.  => amap locked.
+ */
+static struct pager *
+pd_copy(struct pdaemon *pd, const struct pd_run *r, int k,
+    const struct anon *an, voff_t *offp)
+{
+	if (an->an_flags & ANON_OBJ) {
+		*offp = r->pr_objoff + ptoa((voff_t)k);
+		return r->pr_obj;
+	}
+	*offp = ptoa(an->an_swslot);
+	return &pd->pdd_swap->sw_pager;
+}
+
+/*
  * Units for the clock: a unit is named by the page number of its first
  * page inside an entry (units are aligned in amap slot space, so a unit
  * never spans two amaps and pages of one unit share a reference bit).
@@ -451,7 +468,6 @@ static void
 pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 {
 	struct vmspace *vs = pd->pdd_vs;
-	struct swap *sw = pd->pdd_swap;
 	void (*hook)(void *, int);
 	struct page_region reg;
 	int next = 0, changed;
@@ -508,11 +524,11 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			struct anon *an = amap_anon_at(r->pr_amap,
 			    r->pr_slot + k);
 
-			changed += r->pr_objclean ?
-			    !pager_unchanged(r->pr_obj, r->pr_objoff +
-			    ptoa((voff_t)k), dst + ptoa((size_t)k)) :
-			    !pager_unchanged(&sw->sw_pager,
-			    ptoa(an->an_swslot), dst + ptoa((size_t)k));
+			voff_t off;
+			struct pager *pgr = pd_copy(pd, r, k, an, &off);
+
+			changed += !pager_unchanged(pgr, off,
+			    dst + ptoa((size_t)k));
 		}
 		vm_mutex_unlock(&r->pr_amap->am_lock);
 		if (changed > 0) {
@@ -770,14 +786,14 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb)
 			}
 			if (wanted && r->pr_here && r->pr_stage >= 0) {
 				/* clean from now on: the pager remembers it */
-				if (!r->pr_clean && pd_to_obj(r))
-					pager_remember(r->pr_obj, r->pr_objoff +
-					    ptoa((voff_t)k), pd_src(pd, r) +
+				if (!r->pr_clean) {
+					voff_t off;
+					struct pager *pgr = pd_copy(pd, r, k,
+					    an, &off);
+
+					pager_remember(pgr, off, pd_src(pd, r) +
 					    ptoa((size_t)k), 1);
-				else if (!r->pr_clean)
-					pager_remember(&sw->sw_pager,
-					    ptoa(an->an_swslot), pd_src(pd, r) +
-					    ptoa((size_t)k), 1);
+				}
 				pd_unstage(pd, r, k, 1, true);
 				back++;
 			} else {
