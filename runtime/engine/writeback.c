@@ -50,7 +50,12 @@ wb_dirty(struct amap *am, int s)
 
 /*
  * wb_scan_written: move protocol: the clean pages of [va, end) that
- * were written become dirty; the scan write-protects them again.
+ * were written become dirty; the scan write-protects them again.  A page
+ * the scan reports that this pass does not take (a read still settling
+ * it, which will mark it clean; a page shared after fork) gets its
+ * written state back: its run is un-protected again, or that write would
+ * be lost to the next scan.  (The run's other pages are dirty now, and
+ * wb_entry protects them before it writes them.)
  * => amap unlocked; takes it.
  */
 static void
@@ -59,10 +64,11 @@ wb_scan_written(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
 {
 	struct amap *am = e->e_aref.ar_amap;
 	struct page_region reg[16];
-	vaddr_t walk_end;
+	bool back[nitems(reg)];
+	vaddr_t walk_end, p;
 	struct anon *an;
 	uint64_t old;
-	int n;
+	int n, s;
 
 	while (va < end) {
 		n = pmap_scan_written(&vs->vs_pmap, va, end - va, reg,
@@ -70,19 +76,26 @@ wb_scan_written(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
 		if (n < 0)
 			return;
 		vm_mutex_lock(&am->am_lock);
-		for (int i = 0; i < n; i++)
-			for (vaddr_t p = reg[i].start; p < reg[i].end;
-			    p += PAGE_SIZE) {
-				int s = vm_entry_slot(e, p);
-
+		for (int i = 0; i < n; i++) {
+			back[i] = false;
+			for (p = reg[i].start; p < reg[i].end; p += PAGE_SIZE) {
+				s = vm_entry_slot(e, p);
 				an = amap_anon_at(am, s);
 				if (an != NULL && atomic_load(&an->an_ref) ==
 				    1 && (an->an_flags & (ANON_RESIDENT |
 				    ANON_TRANSIT | ANON_OBJ)) ==
 				    (ANON_RESIDENT | ANON_OBJ))
 					amap_set_dirty(am, s, &old);
+				else if (!wb_dirty(am, s))
+					back[i] = true;
 			}
+		}
 		vm_mutex_unlock(&am->am_lock);
+		for (int i = 0; i < n; i++)
+			if (back[i])
+				(void)pmap_writeprotect(&vs->vs_pmap,
+				    reg[i].start, reg[i].end - reg[i].start,
+				    false, true);
 		if (walk_end <= va)
 			return;
 		va = walk_end;
