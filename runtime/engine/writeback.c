@@ -51,8 +51,8 @@ wb_dirty(struct amap *am, int s)
 /*
  * wb_scan_written: move protocol: the clean pages of [va, end) that
  * were written become dirty; the scan write-protects them again.  A page
- * the scan reports that this pass does not take (a read still settling
- * it, which will mark it clean; a page shared after fork) gets its
+ * the scan reports that this pass does not take (a run the pageout
+ * daemon holds in transit; a page shared after fork) gets its
  * written state back: its run is un-protected again, or that write would
  * be lost to the next scan.  (The run's other pages are dirty now, and
  * wb_entry protects them before it writes them.)
@@ -216,6 +216,7 @@ wb_range(struct vmspace *vs, vaddr_t start, vaddr_t end, bool sync)
 	struct vm_map_entry *e;
 	int error, first = 0, failed = 0;
 
+	VM_ASSERT_WLOCKED(&map->m_lock);
 	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
 	    e = vm_map_next(map, e)) {
 		if (!wb_shared(e))

@@ -24,7 +24,11 @@ struct vmspace;
 /*
  * wb_range: write the dirty pages of the shared file entries in
  * [start, end) back, and with sync make the files durable (fdatasync).
- * => map locked (read or write); takes and drops the amap locks.
+ * => map WRITE-locked: a pagein maps its pages and marks them resident
+ *    under the read lock, so under the write lock no page can be written
+ *    while its anon is still in transit (a page the scan found written
+ *    in that window would be marked clean by the settle, its write
+ *    missing from this pass).  Takes and drops the amap locks.
  * => 0, or the first write's -errno (the pages it could not write stay
  *    dirty; counted in io_errors, logged once per call).
  */

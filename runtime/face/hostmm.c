@@ -427,7 +427,7 @@ hostmm_exit_writeback(void)
 
 	if ((vs = hostmm_enter()) == NULL)
 		return;
-	vm_rwlock_rdlock(&vs->vs_map.m_lock);
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	(void)wb_range(vs, 0, VM_MAX_ADDRESS, true);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	vmspace_exit();
