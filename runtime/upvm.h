@@ -84,6 +84,12 @@ extern "C" {
  *				  Needs node budgets and local, nearest or
  *				  preferred:N; uses the wp pageout protocol
  *				  (writes must fault) (0)
+ *	inactive  UPVM_INACTIVE	  percent of the budget kept as inactive
+ *				  pages, 0..50: pages the pageout daemon
+ *				  took out of the page tables but keeps in
+ *				  memory, clean, for a while; a fault on one
+ *				  maps it back with no I/O (move pageout
+ *				  protocol only; 0 = off) (12)
  *
  * A key's value in UPVM_CONF cannot hold a comma: write ';' for ',' in
  * node lists and node budgets there.
@@ -114,6 +120,7 @@ struct upvm_config {
 	char		node_budget[UPVM_PATH_MAX]; /* "": none */
 	bool		numa_promote;
 	bool		files;			/* preload: manage file maps */
+	unsigned	inactive_pct;		/* of the budget, inactive */
 };
 
 /* upvm_config_default: fill in the defaults.  Never fails. */

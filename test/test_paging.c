@@ -737,3 +737,74 @@ Test(paging, fork_parent_and_child_keep_their_own_pages, .timeout = 180)
 	check_peak(test_stats());
 	upvm_fini();
 }
+
+/*
+ * Inactive pages (pdaemon.h): a hot page in an otherwise cold unit is read
+ * and written without faulting, so the clock over units sees its unit as
+ * cold and pages it out with the rest; as an inactive page its next touch
+ * faults it back from the staging area with no I/O (a reactivation).
+ * Hot pages are rewritten (a new generation) as the cold stream passes:
+ * a write to a page that came back inactive must reach swap when it goes
+ * again.  Every page is checked.
+ */
+Test(paging, hot_pages_come_back_from_the_inactive_pages, .timeout = 180)
+{
+	enum { NHOT = 128, EVERY = 64, PASSES = 3 };
+	unsigned char *gen = calloc(NPAGES, 1);
+	size_t hot[NHOT], pg;
+	struct upvm_stats st;
+	char *p;
+
+	if (!kernel_has_move_protocol())
+		cr_skip_test("the kernel lacks UFFDIO_MOVE, WP_ASYNC or "
+		    "PAGEMAP_SCAN: no inactive pages (move protocol only)");
+	unsetenv("UPVM_PAGEOUT");
+	init_budget(BUDGET, 0, "inactive:12");
+	p = map_pages(NPAGES);
+	for (pg = 0; pg < NPAGES; pg++)
+		gen[pg] = 1;
+	test_pattern_fill(p, NPAGES, 0, 1);
+	/* one hot page in each of NHOT units spread over the region */
+	for (int h = 0; h < NHOT; h++)
+		hot[h] = (size_t)h * (NPAGES / NHOT) + 5;
+	for (int pass = 0; pass < PASSES; pass++)
+		for (size_t c = 0; c < NPAGES; c++) {
+			cr_assert_eq(test_pattern_bad(p + c * PAGE_SIZE, 1, c,
+			    gen[c]), -1, "pass %d page %zu", pass, c);
+			if (c % EVERY != 0)
+				continue;
+			for (int h = 0; h < NHOT; h++) {
+				pg = hot[h];
+				cr_assert_eq(test_pattern_bad(p + pg *
+				    PAGE_SIZE, 1, pg, gen[pg]), -1,
+				    "hot page %zu gen %d", pg, gen[pg]);
+				if (c % (16 * EVERY) == 0) {
+					gen[pg] = (unsigned char)(gen[pg] %
+					    200 + 1);
+					test_pattern_fill(p + pg * PAGE_SIZE,
+					    1, pg, gen[pg]);
+				}
+			}
+		}
+	for (pg = 0; pg < NPAGES; pg++)
+		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg,
+		    gen[pg]), -1, "page %zu gen %d", pg, gen[pg]);
+	st = test_stats();
+	cr_log_info("%llu reactivations, %llu pageins, %llu pageouts",
+	    (unsigned long long)st.reactivations,
+	    (unsigned long long)st.pageins, (unsigned long long)st.pageouts);
+	/* each hot page goes out with its unit about once a pass and comes
+	   back (without inactive pages: only the few a fault finds while
+	   their write is in flight: an eighth as many here) */
+	cr_assert_geq(st.reactivations, NHOT * PASSES / 2, "hot pages came "
+	    "back without I/O");
+	cr_assert_eq(st.io_errors, 0);
+	check_peak(st);
+	cr_assert_eq(upvm_unmap(p, NPAGES * PAGE_SIZE), 0);
+	st = test_stats_gone();
+	cr_assert_eq(st.swap_used_pages, 0, "unmap frees the swap slots of "
+	    "inactive pages too");
+	cr_assert_eq(st.resident_pages, 0);
+	upvm_fini();
+	free(gen);
+}

@@ -54,6 +54,8 @@ static const struct conf_key conf_keys[] = {
 	    "microseconds from 0 to 10000"),
 	KEY("pin", "UPVM_PIN", CT_BOOL, pin_handlers, 0, 1, "0 or 1"),
 	KEY("files", "UPVM_FILES", CT_BOOL, files, 0, 1, "0 or 1"),
+	KEY("inactive", "UPVM_INACTIVE", CT_UINT, inactive_pct, 0, 50,
+	    "a percentage of the budget from 0 to 50"),
 	KEY("log", "UPVM_LOG", CT_LOG, log_level, 0, 4,
 	    "none, error, warn, info or debug"),
 	KEY("budget", "UPVM_BUDGET", CT_PCTSIZE, budget, 0, 0,
@@ -101,6 +103,7 @@ upvm_config_default(struct upvm_config *cfg)
 	cfg->handlers = 0;
 	cfg->spin_us = 0;
 	cfg->pin_handlers = true;
+	cfg->inactive_pct = 12;
 	cfg->log_level = UPVM_LOG_WARN;
 	cfg->budget = 0;
 	cfg->swap_max = (uint64_t)64 << 30;

@@ -275,6 +275,13 @@ fault_claim(struct fault_ctx *fc)
 	vm_mutex_lock(&am->am_lock);
 	fc->fc_state = amap_slot(am, slot);
 	an = amap_anon_at(am, slot);
+	if (an != NULL && (an->an_flags & ANON_STAGED)) {
+		/* an inactive page: back from staging, no I/O */
+		pd_reactivate(fc->fc_vs->vs_pd, am, slot, an, fc->fc_va);
+		amap_ref_unit(am, slot);
+		vm_mutex_unlock(&am->am_lock);
+		return FC_WAKE;
+	}
 	if (fc->fc_state == SLOT_BUSY ||
 	    (an != NULL && (an->an_flags & ANON_TRANSIT))) {
 		/* staged out (move protocol): the daemon maps it back */
@@ -368,7 +375,13 @@ fault_claim_next(struct fault_ctx *fc, vaddr_t hi)
 	for (; slot < end && kind == 0; slot++) {
 		lim = MIN(end, slot + (int)fc->fc_max);
 		an = amap_anon_at(am, slot);
-		if (amap_slot(am, slot) == SLOT_EMPTY && e->e_obj != NULL) {
+		if (an != NULL && (an->an_flags & ANON_STAGED)) {
+			pd_reactivate(fc->fc_vs->vs_pd, am, slot, an,
+			    e->e_start + ptoa((vaddr_t)(slot -
+			    e->e_aref.ar_pageoff)));
+			amap_ref_unit(am, slot);
+		} else if (amap_slot(am, slot) == SLOT_EMPTY &&
+		    e->e_obj != NULL) {
 			fc->fc_va = e->e_start + ptoa((vaddr_t)(slot -
 			    e->e_aref.ar_pageoff));
 			kind = fault_claim_object(fc, fc->fc_va,

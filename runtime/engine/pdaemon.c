@@ -55,8 +55,22 @@
  *	staging area is emptied.
  * Either way the waiters are woken at the end: they find their page
  * mapped again, or fault again and page it in.
+ *
+ * Inactive pages (move protocol; pdaemon.h).  The staging area is a ring
+ * of pdd_nstage pages, [pdd_tail, pdd_head) in use, one pd_linger record
+ * per page.  pd_stage takes each run's pages at the head; pd_finish_move
+ * leaves the pages of runs that made it there as inactive (pd_linger:
+ * the anon stays in transit and held, ANON_STAGED with its ring index, a
+ * record holds the amap) while the daemon has fewer than
+ * pdd_inactive_max; the others leave as before.  pd_inactive_release lets
+ * the oldest records go from the tail: a page still inactive becomes
+ * swapped, one that left its slot (unmapped) goes with the record's
+ * hold, one a fault took back (pd_reactivate clears pl_anon) is not the
+ * record's any more.  A record's pl_anon is read and cleared under its
+ * amap's lock; the rest of the ring is the daemon's.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -105,6 +119,16 @@ struct pd_run {
 	bool		 pr_here;	/* at pr_va still (pd_run_here) */
 	struct pager_req pr_req;	/* the write */
 	struct anon	*pr_anons[AMAP_UNIT];	/* held (pd_collect) */
+};
+
+/* an inactive page: what staging page pd_linger records hold (see above) */
+struct pd_linger {
+	struct amap	*pl_amap;	/* [d] held; NULL: no page here (read
+					   by faults under the amap lock) */
+	struct anon	*pl_anon;	/* [amap lock] held; NULL: taken back */
+	int		 pl_slot;	/* [d] */
+	bool		 pl_fresh;	/* [d] written by its pageout: the pager
+					   keeps no hash of it yet */
 };
 
 struct pd_batch {
@@ -459,6 +483,46 @@ pd_move_out(struct pdaemon *pd, struct pd_run *r, char *dst, vsize_t *donep)
 }
 
 /*
+ * pd_stage_alloc: n contiguous staging pages at the ring's head (past the
+ * end of the ring if they do not fit before it).  => the index of the
+ * first, or -1: no room (pd_batch made room for a batch first, so a run
+ * that does not fit waits for the next batch).
+ */
+static int
+pd_stage_alloc(struct pdaemon *pd, int n)
+{
+	uint64_t pos = pd->pdd_head, size = (uint64_t)pd->pdd_nstage;
+	uint64_t at = pos % size;
+
+	if (at + (uint64_t)n > size) {
+		pos += size - at;
+		at = 0;
+	}
+	if (pos + (uint64_t)n - pd->pdd_tail > size)
+		return -1;
+	pd->pdd_head = pos + (uint64_t)n;
+	return (int)at;
+}
+
+/*
+ * pd_stage_drop: free the staging pages of ring positions [from, to)
+ * (what they hold is not needed any more, or they are empty).
+ */
+static void
+pd_stage_drop(struct pdaemon *pd, uint64_t from, uint64_t to)
+{
+	uint64_t size = (uint64_t)pd->pdd_nstage, at, n;
+
+	while (from < to) {
+		at = from % size;
+		n = MIN(to - from, size - at);
+		(void)raw_madvise(pd->pdd_stage + ptoa((size_t)at),
+		    ptoa((size_t)n), MADV_DONTNEED);
+		from += n;
+	}
+}
+
+/*
  * pd_stage: move every run into the staging area; find the clean runs
  * that were written (move protocol).
  * => map read-locked; takes and drops the amap locks.  Sets pr_error for
@@ -470,19 +534,20 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 	struct vmspace *vs = pd->pdd_vs;
 	void (*hook)(void *, int);
 	struct page_region reg;
-	int next = 0, changed;
+	int at, changed;
 	vaddr_t walk_end;
 	vsize_t done;
+	char *dst;
 
 	for (int i = 0; i < pb->pb_nruns; i++) {
 		struct pd_run *r = &pb->pb_runs[i];
 		vsize_t len = ptoa((vsize_t)r->pr_n);
-		char *dst = pd->pdd_stage + ptoa((size_t)next);
 
-		if (next + r->pr_n > PD_BATCH_PAGES) {
+		if ((at = pd_stage_alloc(pd, r->pr_n)) < 0) {
 			r->pr_error = -EAGAIN;	/* the next batch takes it */
 			continue;
 		}
+		dst = pd->pdd_stage + ptoa((size_t)at);
 		if (r->pr_clean && pmap_scan_written(&vs->vs_pmap, r->pr_va,
 		    len, &reg, 1, false, &walk_end) != 0)
 			r->pr_clean = false, r->pr_rewrite = true;
@@ -505,7 +570,7 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			    (unsigned long)r->pr_va, r->pr_n,
 			    strerror(-r->pr_error));
 			if (done > 0) {
-				r->pr_stage = next;
+				r->pr_stage = at;
 				vm_mutex_lock(&r->pr_amap->am_lock);
 				pd_unstage(pd, r, 0, (int)atop(done),
 				    r->pr_clean);
@@ -514,8 +579,7 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			}
 			continue;
 		}
-		r->pr_stage = next;
-		next += r->pr_n;
+		r->pr_stage = at;
 		if (!r->pr_clean)
 			continue;
 		changed = 0;
@@ -538,7 +602,6 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			r->pr_rewrite = true;
 		}
 	}
-	pd->pdd_staged = next;
 }
 
 /* pd_count: count a run that made it, `gone` of its pages freed */
@@ -738,25 +801,162 @@ pd_putback(struct pdaemon *pd, struct pd_run *r, uint64_t gone)
 }
 
 /*
- * pd_finish_move: the runs that made it to swap become swapped, but for
- * the pages faults wait for, which go back in place (a run still where
- * it was); the others go back whole; pages unmapped meanwhile are freed;
- * end every transit; empty the staging area; wake.
+ * pd_linger: page k of run r (made it, still where it was, staged, no
+ * fault waiting) stays in memory as an inactive page: still in transit,
+ * the run's hold on its anon passing to the page's record, which holds
+ * the amap too.  => map read-locked, the amap locked.
+ */
+static void
+pd_linger(struct pdaemon *pd, struct pd_run *r, int k)
+{
+	int at = r->pr_stage + k;
+	struct pd_linger *pl = &pd->pdd_linger[at];
+	struct anon *an = r->pr_anons[k];
+
+	VM_ASSERT(pl->pl_amap == NULL && (unsigned)at <= ANON_STAGE_MAX);
+	amap_hold(r->pr_amap);
+	*pl = (struct pd_linger){ .pl_amap = r->pr_amap, .pl_anon = an,
+	    .pl_slot = r->pr_slot + k, .pl_fresh = !r->pr_clean };
+	an->an_flags = (an->an_flags & ((1u << ANON_STAGE_SHIFT) - 1)) |
+	    ANON_STAGED | ((uint32_t)at << ANON_STAGE_SHIFT);
+	pd->pdd_inactive++;
+}
+
+/* pd_may_linger: run r's pages may stay as inactive pages (pd_linger) */
+static bool
+pd_may_linger(const struct pdaemon *pd, const struct pd_run *r)
+{
+	return pd->pdd_inactive_max > 0 && r->pr_here && r->pr_stage >= 0 &&
+	    r->pr_obj == NULL;
+}
+
+/* pd_unlinger: anon an is inactive no more: its flags lose the state */
+static void
+pd_unlinger(struct anon *an, uint32_t also)
+{
+	an->an_flags &= ((1u << ANON_STAGE_SHIFT) - 1) & ~(ANON_STAGED |
+	    ANON_TRANSIT | ANON_WANTED | also);
+	atomic_fetch_sub_explicit(&an->an_ref, 1, memory_order_relaxed);
+}
+
+/*
+ * pd_inactive_release: the oldest n inactive pages go (see "inactive
+ * pages" above); the staging pages they leave are freed.
+ * => map read-locked; takes and drops the amap locks.  => pages freed.
+ */
+static long
+pd_inactive_release(struct pdaemon *pd, long n)
+{
+	struct vmspace *vs = pd->pdd_vs;
+	uint64_t from = pd->pdd_tail;
+	long freed = 0;
+
+	VM_ASSERT_RLOCKED(&vs->vs_map.m_lock);
+	while (pd->pdd_tail < pd->pdd_head && n > 0) {
+		int at = (int)(pd->pdd_tail++ % (uint64_t)pd->pdd_nstage);
+		struct pd_linger *pl = &pd->pdd_linger[at];
+		struct amap *am = pl->pl_amap;
+		struct anon *an;
+		bool gone = false;
+
+		if (am == NULL)
+			continue;
+		n--;
+		pd->pdd_inactive--;
+		vm_mutex_lock(&am->am_lock);
+		if ((an = pl->pl_anon) != NULL &&
+		    !(gone = amap_anon_at(am, pl->pl_slot) != an)) {
+			VM_ASSERT((an->an_flags & ANON_STAGED) &&
+			    (int)(an->an_flags >> ANON_STAGE_SHIFT) == at);
+			/* swapped: its copy is valid */
+			pd_unlinger(an, ANON_RESIDENT);
+			freed++;
+		}
+		pl->pl_anon = NULL;
+		vm_mutex_unlock(&am->am_lock);
+		/* after the lock: a fault that saw the page inactive (under
+		   it) finds its record whole */
+		pl->pl_amap = NULL;
+		if (gone)	/* unmapped meanwhile: the last reference */
+			anon_unref(an);
+		amap_drop(am);
+	}
+	pd_stage_drop(pd, from, pd->pdd_tail);
+	STAT_ADD(&vs->vs_stats, st_clean_drops, (uint64_t)freed);
+	atomic_fetch_sub(&vs->vs_resident, freed);
+	return freed;
+}
+
+/* the daemon whose inactive pages pd_forget finds (one vmspace) */
+static struct pdaemon *pd_unstage_pd;
+
+/*
+ * pd_forget: amap_set_unstage's hook: inactive anon `an` leaves its slot
+ * (munmap, MADV_DONTNEED): its staging page goes now, and so does its
+ * record's hold (so the remover's reference is the last: the swap slot is
+ * freed with it).  ANON_RESIDENT stays: the remover counts the page out.
+ * => its amap locked.
+ */
+static void
+pd_forget(struct anon *an)
+{
+	struct pdaemon *pd = pd_unstage_pd;
+	int at = (int)(an->an_flags >> ANON_STAGE_SHIFT);
+	struct pd_linger *pl = &pd->pdd_linger[at];
+
+	VM_ASSERT(pl->pl_anon == an);
+	pl->pl_anon = NULL;
+	(void)raw_madvise(pd->pdd_stage + ptoa((size_t)at), PAGE_SIZE,
+	    MADV_DONTNEED);
+	pd_unlinger(an, 0);
+}
+
+void
+pd_reactivate(struct pdaemon *pd, struct amap *am, int slot,
+    struct anon *an, vaddr_t va)
+{
+	int at = (int)(an->an_flags >> ANON_STAGE_SHIFT);
+	struct pd_linger *pl = &pd->pdd_linger[at];
+	const char *src = pd->pdd_stage + ptoa((size_t)at);
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	VM_ASSERT((an->an_flags & ANON_STAGED) && pl->pl_anon == an &&
+	    pl->pl_amap == am && pl->pl_slot == slot);
+	(void)am;
+	(void)slot;
+	/* clean from now on: the pager must know what it holds */
+	if (pl->pl_fresh)
+		pager_remember(&pd->pdd_swap->sw_pager, ptoa(an->an_swslot),
+		    src, 1);
+	pd_unstage_at(pd, va, src, 1, true);
+	pl->pl_anon = NULL;
+	pd_unlinger(an, 0);
+	STAT_INC(&pd->pdd_vs->vs_stats, st_reactivations);
+}
+
+/*
+ * pd_finish_move: the runs that made it to swap become swapped (or, while
+ * there is room, inactive: pd_linger), but for the pages faults wait for,
+ * which go back in place (a run still where it was); the others go back
+ * whole; pages unmapped meanwhile are freed; end every transit; free the
+ * staging pages nothing lingers in; wake.
  * => map read-locked; takes and drops the amap locks.
  */
 static long
-pd_finish_move(struct pdaemon *pd, struct pd_batch *pb)
+pd_finish_move(struct pdaemon *pd, struct pd_batch *pb, uint64_t stage0)
 {
 	struct vmspace *vs = pd->pdd_vs;
 	struct swap *sw = pd->pdd_swap;
-	long freed = 0, back, out;
+	long freed = 0, back, out, kept = 0;
+	uint64_t lingered[PD_MAX_RUNS];
 
 	for (int i = 0; i < pb->pb_nruns; i++) {
 		struct pd_run *r = &pb->pb_runs[i];
 		struct amap *am = r->pr_amap;
-		bool ok = r->pr_error == 0;
+		bool ok = r->pr_error == 0, linger;
 		uint64_t gone;
 
+		lingered[i] = 0;
 		vm_mutex_lock(&am->am_lock);
 		gone = pd_gone(r);
 		if (!ok && r->pr_stage >= 0)
@@ -775,7 +975,10 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb)
 				an->an_swslot = 0;
 				an->an_flags &= ~ANON_CLEAN;
 			}
-			pd_keep(pd, r, k);
+			linger = ok && !wanted && pd_may_linger(pd, r) &&
+			    pd->pdd_inactive < pd->pdd_inactive_max;
+			if (!linger)
+				pd_keep(pd, r, k);
 			if (!ok)
 				continue;
 			if (!r->pr_clean && pd_to_obj(r)) {
@@ -784,7 +987,11 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb)
 				an->an_flags |= ANON_SWAPPED;
 				an->an_swslot = r->pr_swslot + (uint64_t)k;
 			}
-			if (wanted && r->pr_here && r->pr_stage >= 0) {
+			if (linger) {
+				pd_linger(pd, r, k);
+				lingered[i] |= (uint64_t)1 << k;
+				kept++;
+			} else if (wanted && r->pr_here && r->pr_stage >= 0) {
 				/* clean from now on: the pager remembers it */
 				if (!r->pr_clean) {
 					voff_t off;
@@ -810,33 +1017,80 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb)
 		STAT_ADD(&vs->vs_stats, st_reactivations, (uint64_t)back);
 		freed += pd_count(pd, r, (int)out);
 	}
-	if (pd->pdd_staged > 0)
-		(void)raw_madvise(pd->pdd_stage,
-		    ptoa((size_t)pd->pdd_staged), MADV_DONTNEED);
-	pd->pdd_staged = 0;
+	/* the staging pages nothing lingers in: all of the batch's at once,
+	   else run by run around the inactive ones */
+	if (kept == 0) {
+		pd_stage_drop(pd, stage0, pd->pdd_head);
+	} else {
+		for (int i = 0; i < pb->pb_nruns; i++) {
+			struct pd_run *r = &pb->pb_runs[i];
+
+			for (int k = 0, n; r->pr_stage >= 0 && k < r->pr_n;
+			    k += n) {
+				for (n = 0; k + n < r->pr_n && !(lingered[i] &
+				    ((uint64_t)1 << (k + n))); n++)
+					;
+				if (n > 0)
+					(void)raw_madvise(pd->pdd_stage +
+					    ptoa((size_t)(r->pr_stage + k)),
+					    ptoa((size_t)n), MADV_DONTNEED);
+				else
+					n = 1;
+			}
+		}
+	}
 	atomic_fetch_sub(&vs->vs_resident, freed);
+	return freed;
+}
+
+/*
+ * pd_make_room: before a batch of up to `want` pages, the oldest inactive
+ * pages go: `want` of them (they free room now, with no I/O), but while
+ * there are fewer than pdd_inactive_max the batch takes more (it stages
+ * `want` plus what is missing, up to twice want) so that they fill up;
+ * and the ring keeps room for a whole batch.
+ * => map read-locked.  => pages freed; *stagep: pages to stage.
+ */
+static long
+pd_make_room(struct pdaemon *pd, long want, long *stagep)
+{
+	long rel, freed;
+
+	rel = MIN(want, pd->pdd_inactive);
+	*stagep = want + MIN(want, MAX(0, pd->pdd_inactive_max -
+	    (pd->pdd_inactive - rel)));
+	*stagep = MIN(*stagep, PD_BATCH_PAGES);
+	freed = pd_inactive_release(pd, rel);
+	while (pd->pdd_tail < pd->pdd_head && pd->pdd_head - pd->pdd_tail +
+	    PD_BATCH_PAGES + AMAP_UNIT > (uint64_t)pd->pdd_nstage)
+		freed += pd_inactive_release(pd, AMAP_UNIT);
 	return freed;
 }
 
 /*
  * pd_batch: page out up to `want` pages.
  * => no locks held; the map read lock is taken for the phases before and
- *    after the write, not across it.  Returns the pages freed.
+ *    after the write, not across it.  Returns the pages freed; *tookp the
+ *    pages the batch took (freed, or inactive now).
  */
 static long
-pd_batch(struct pdaemon *pd, long want)
+pd_batch(struct pdaemon *pd, long want, long *tookp)
 {
 	struct vm_map *map = &pd->pdd_vs->vs_map;
-	uint64_t victims[PD_MAX_RUNS];
+	uint64_t victims[PD_MAX_RUNS], stage0;
 	struct pd_batch *pb = pd->pdd_batch;
-	long freed = 0;
+	long freed = 0, stage = want, inactive0 = pd->pdd_inactive;
 	int nv;
 
 	pb->pb_nruns = 0;
 	pb->pb_pages = 0;
+	*tookp = 0;
 	vm_rwlock_rdlock(&map->m_lock);
+	if (pd->pdd_move)
+		freed = pd_make_room(pd, MIN(want, PD_BATCH_PAGES), &stage);
+	stage0 = pd->pdd_head;
 	nv = pdpol_select(&pd->pdd_clock, &pd_unit_ops, map,
-	    MIN(want, PD_BATCH_PAGES), victims, PD_MAX_RUNS / 2,
+	    MIN(stage, PD_BATCH_PAGES), victims, PD_MAX_RUNS / 2,
 	    2 * (long)(atop(map->m_size) / AMAP_UNIT + map->m_nentries + 1));
 	for (int i = 0; i < nv && pb->pb_nruns < PD_MAX_RUNS; i++)
 		pd_collect(pd, pb, victims[i]);
@@ -845,17 +1099,36 @@ pd_batch(struct pdaemon *pd, long want)
 	else if (pb->pb_nruns > 0)
 		pd_protect(pd, pb);
 	vm_rwlock_unlock(&map->m_lock);
-	if (pb->pb_nruns == 0)
-		return 0;
+	if (pb->pb_nruns == 0) {
+		*tookp = freed;
+		return freed;
+	}
 	pd_write(pd, pb);
 	vm_rwlock_rdlock(&map->m_lock);
 	for (int i = 0; i < pb->pb_nruns; i++)
 		pb->pb_runs[i].pr_here = pd_run_here(pd, &pb->pb_runs[i]);
-	freed = pd->pdd_move ? pd_finish_move(pd, pb) : pd_finish_wp(pd, pb);
+	freed += pd->pdd_move ? pd_finish_move(pd, pb, stage0) :
+	    pd_finish_wp(pd, pb);
 	vm_rwlock_unlock(&map->m_lock);
+	*tookp = freed + MAX(0, pd->pdd_inactive - inactive0);
 	upvm_log(LOG_DEBUG, "pageout: want %ld, %d units, %d runs, %ld pages, "
-	    "%ld freed", want, nv, pb->pb_nruns, pb->pb_pages, freed);
+	    "%ld freed, %ld inactive", want, nv, pb->pb_nruns, pb->pb_pages,
+	    freed, pd->pdd_inactive);
 	return freed;
+}
+
+/* pd_inactive_flush: every inactive page goes (the daemon stops) */
+static void
+pd_inactive_flush(struct pdaemon *pd)
+{
+	struct vm_map *map = &pd->pdd_vs->vs_map;
+
+	if (pd->pdd_linger == NULL)
+		return;
+	vm_rwlock_rdlock(&map->m_lock);
+	(void)pd_inactive_release(pd, LONG_MAX);
+	vm_rwlock_unlock(&map->m_lock);
+	VM_ASSERT(pd->pdd_inactive == 0);
 }
 
 static void *
@@ -865,7 +1138,7 @@ pd_main(void *arg)
 	struct vmspace *vs = pd->pdd_vs;
 	struct timespec ts;
 	bool running = false;
-	long want, freed, demoted;
+	long want, took, demoted;
 	uint64_t ins, last_ins = 0;
 
 	pthread_mutex_lock(&pd->pdd_lock);
@@ -897,12 +1170,12 @@ pd_main(void *arg)
 		/* small batches while reads wait on the same disk */
 		ins = atomic_load_explicit(&vs->vs_stats.st_pageins,
 		    memory_order_relaxed);
-		freed = pd_batch(pd, MIN(want, ins != last_ins ?
-		    PD_BATCH_READS : PD_BATCH_PAGES));
+		(void)pd_batch(pd, MIN(want, ins != last_ins ?
+		    PD_BATCH_READS : PD_BATCH_PAGES), &took);
 		last_ins = ins;
 		pthread_mutex_lock(&pd->pdd_lock);
 		pthread_cond_broadcast(&pd->pdd_freed);
-		if (freed == 0) {
+		if (took == 0) {
 			/* nothing evictable now: let faults settle */
 			pthread_mutex_unlock(&pd->pdd_lock);
 			nanosleep(&(struct timespec){ .tv_nsec = 2000000 },
@@ -911,41 +1184,61 @@ pd_main(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&pd->pdd_lock);
+	pd_inactive_flush(pd);
 	pd->pdd_cpu_ns = stats_thread_cpu_ns(pthread_self());
 	return NULL;
 }
 
 /*
- * pd_stage_create: the staging area of the move protocol: a batch of
- * private anonymous pages the runtime owns, registered with the same
- * userfaultfd (UFFDIO_MOVE moves only between its own ranges).  Nothing
- * ever touches a page of it that is not there, so it never faults.
+ * pd_stage_create: the staging area of the move protocol: a ring of
+ * private anonymous pages the runtime owns (the inactive pages, and room
+ * for two batches), registered with the same userfaultfd (UFFDIO_MOVE
+ * moves only between its own ranges), and its records.  Nothing ever
+ * touches a page of it that is not there, so it never faults.
  */
 static int
 pd_stage_create(struct pdaemon *pd)
 {
-	size_t len = ptoa((size_t)PD_BATCH_PAGES);
+	size_t len;
 	void *p;
 	int error;
 
+	pd->pdd_nstage = pd->pdd_inactive_max + 2 * (PD_BATCH_PAGES +
+	    AMAP_UNIT);
+	len = ptoa((size_t)pd->pdd_nstage);
+	pd->pdd_linger = kmem_alloc((size_t)pd->pdd_nstage *
+	    sizeof(*pd->pdd_linger));
+	if (pd->pdd_linger == NULL)
+		return -ENOMEM;
+	memset(pd->pdd_linger, 0, (size_t)pd->pdd_nstage *
+	    sizeof(*pd->pdd_linger));
+	pd->pdd_head = pd->pdd_tail = 0;
+	pd->pdd_inactive = 0;
 	p = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (raw_mmap_failed(p))
-		return (int)(intptr_t)p;
+	if (raw_mmap_failed(p)) {
+		error = (int)(intptr_t)p;
+		goto fail;
+	}
 	error = pmap_register(&pd->pdd_vs->vs_pmap, (vaddr_t)p, len,
 	    pd->pdd_vs->vs_regmodes);
 	if (error != 0) {
 		(void)raw_munmap(p, len);
-		return error;
+		goto fail;
 	}
 	pd->pdd_stage = p;
 	return 0;
+fail:
+	kmem_free(pd->pdd_linger, (size_t)pd->pdd_nstage *
+	    sizeof(*pd->pdd_linger));
+	pd->pdd_linger = NULL;
+	return error;
 }
 
 static void
 pd_stage_destroy(struct pdaemon *pd)
 {
-	size_t len = ptoa((size_t)PD_BATCH_PAGES);
+	size_t len = ptoa((size_t)pd->pdd_nstage);
 
 	if (pd->pdd_stage == NULL)
 		return;
@@ -953,6 +1246,9 @@ pd_stage_destroy(struct pdaemon *pd)
 	    len);
 	(void)raw_munmap(pd->pdd_stage, len);
 	pd->pdd_stage = NULL;
+	kmem_free(pd->pdd_linger, (size_t)pd->pdd_nstage *
+	    sizeof(*pd->pdd_linger));
+	pd->pdd_linger = NULL;
 }
 
 int
@@ -981,7 +1277,12 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	pd->pdd_dclock.pc_valid = false;
 	pd->pdd_move = vs->vs_pageout == UPVM_PAGEOUT_MOVE;
 	pd->pdd_stage = NULL;
-	pd->pdd_staged = 0;
+	pd->pdd_linger = NULL;
+	pd->pdd_nstage = 0;
+	/* inactive pages: a share of the budget, never more than the ring
+	   index in an anon's flags can name */
+	pd->pdd_inactive_max = pd->pdd_move ? MIN(budget / 100 *
+	    (long)vs->vs_inactive_pct, (long)ANON_STAGE_MAX / 2) : 0;
 	if (pd->pdd_move && (error = pd_stage_create(pd)) != 0)
 		goto fail;
 	if ((pd->pdd_batch = kmem_alloc(sizeof(*pd->pdd_batch))) == NULL) {
@@ -991,11 +1292,19 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	if ((error = pager_queue_create(&sw->sw_pager, PD_MAX_RUNS,
 	    &pd->pdd_q)) != 0)
 		goto fail_batch;
+	if (pd->pdd_inactive_max > 0) {
+		pd_unstage_pd = pd;
+		amap_set_unstage(pd_forget);
+	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	error = -pthread_create(&pd->pdd_thread, NULL, pd_main, pd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (error != 0) {
+		if (pd_unstage_pd == pd) {
+			amap_set_unstage(NULL);
+			pd_unstage_pd = NULL;
+		}
 		pager_queue_destroy(pd->pdd_q);
 		goto fail_batch;
 	}
@@ -1039,6 +1348,11 @@ void
 pd_destroy(struct pdaemon *pd)
 {
 	pd_stop(pd);
+	/* stopped: no page is inactive any more */
+	if (pd_unstage_pd == pd) {
+		amap_set_unstage(NULL);
+		pd_unstage_pd = NULL;
+	}
 	pager_queue_destroy(pd->pdd_q);
 	kmem_free(pd->pdd_batch, sizeof(*pd->pdd_batch));
 	pd_stage_destroy(pd);

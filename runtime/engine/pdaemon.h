@@ -22,6 +22,19 @@
  *	(synchronous WP: a writer blocks in a WP fault until the run is
  *	done), written from the application's pages, and dropped.
  *
+ * Inactive pages (move protocol, UPVM_INACTIVE percent of the budget):
+ * the pages of a run that made it do not leave memory at once.  They stay
+ * in the staging area, clean (their swap copies valid), in transit and
+ * held (ANON_STAGED), in first-in first-out order; a fault on one moves
+ * it back (pd_reactivate: no I/O, no copy) and marks its unit referenced;
+ * the oldest leave memory when the daemon needs room.  This is the
+ * kernel's inactive list, with a fault in place of the hardware accessed
+ * bit: the clock over units sees only faults, so a page read often
+ * without faulting (a B-tree's inner node, a hash table's head) would
+ * otherwise be written out with its cold unit and read back at once.
+ * Only swap-backed pages of entries without a file linger.  The daemon
+ * lets every inactive page go before it stops (fork, fini).
+ *
  * Pages of mlock()ed entries (e_wired, vs_wired) are never paged out and
  * do not count against the budget.
  *
@@ -45,6 +58,9 @@
 
 struct vmspace;
 struct swap;
+struct amap;
+struct anon;
+struct pd_linger;
 struct pager_queue;
 struct pd_batch;
 
@@ -55,8 +71,16 @@ struct pdaemon {
 	struct pd_batch	 *pdd_batch;	/* [d] the batch (kmem) */
 	uint64_t	  pdd_cpu_ns;	/* [d] its CPU when it stopped */
 	bool		  pdd_move;	/* [I] the move protocol */
-	char		 *pdd_stage;	/* [I] move: PD_BATCH_PAGES of staging */
-	int		  pdd_staged;	/* [d] staging pages in use */
+	char		 *pdd_stage;	/* [I] move: pdd_nstage pages of staging,
+					   a ring: [tail, head) in use */
+	long		  pdd_nstage;	/* [I] */
+	uint64_t	  pdd_head;	/* [d] next free ring position */
+	uint64_t	  pdd_tail;	/* [d] oldest position in use */
+	struct pd_linger *pdd_linger;	/* [I] pdd_nstage records, one per
+					   staging page (the page's anon
+					   while it is inactive) */
+	long		  pdd_inactive;	/* [d] records in use */
+	long		  pdd_inactive_max; /* [I] 0: no inactive pages */
 	struct pdpol_marks pdd_marks;	/* [I] */
 	struct pdpol_clock pdd_clock;	/* [d] */
 	struct pdpol_clock pdd_dclock;	/* [d] demotion's own hand */
@@ -99,6 +123,16 @@ void pd_kick(struct pdaemon *);
  * => no locks held.  Returns the pages reserved (>= 1), or 0.
  */
 long pd_reserve(struct pdaemon *, long npages, bool wait);
+
+/*
+ * pd_reactivate: a fault (or a populate) found anon `an` of slot `slot`
+ * inactive (ANON_STAGED): move it back to va, write-protected (clean), and
+ * end its transit; its unit is the caller's to mark referenced.
+ * => map read-locked, the amap locked; va not mapped.  The thread is not
+ *    woken.
+ */
+void pd_reactivate(struct pdaemon *, struct amap *, int slot,
+    struct anon *an, vaddr_t va);
 
 /* pd_cpu_ns: the CPU time the daemon thread has taken (0: stopped) */
 uint64_t pd_cpu_ns(struct pdaemon *);

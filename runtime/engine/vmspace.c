@@ -186,6 +186,7 @@ vmspace_init(struct vmspace *vs, const struct upvm_config *cfgp)
 	vs->vs_nthreads = nthreads;
 	vs->vs_spin_us = cfg.spin_us;
 	vs->vs_pin = cfg.pin_handlers;
+	vs->vs_inactive_pct = cfg.inactive_pct;
 	vs->vs_budget = (long)atop(cfg.budget);
 	/* slack: one window in flight per fault thread */
 	vs->vs_slack = (long)nthreads * cfg.seq_max_pages;

@@ -45,6 +45,7 @@ struct vmspace {
 	int			vs_nthreads;	/* [I] fault threads */
 	unsigned		vs_spin_us;	/* [I] */
 	bool			vs_pin;		/* [I] */
+	unsigned		vs_inactive_pct; /* [I] of the budget */
 	long			vs_budget;	/* [I] pages, 0: none */
 	long			vs_slack;	/* [I] pages in flight allowed */
 	vsize_t			vs_threshold;	/* [I] smallest managed mmap */

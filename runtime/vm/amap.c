@@ -25,6 +25,7 @@
 
 static struct kmem_pool anon_pool;
 static void (*swap_release)(uint64_t slot);
+static void (*anon_unstage)(struct anon *);
 static struct kmem_pool amap_pool;
 static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static int pools_users;
@@ -73,6 +74,12 @@ refbits_bytes(int nslot)
 	size_t units = ((size_t)nslot + AMAP_UNIT - 1) / AMAP_UNIT;
 
 	return round_page((units + 63) / 64 * sizeof(atomic_ulong));
+}
+
+void
+amap_set_unstage(void (*unstage)(struct anon *))
+{
+	anon_unstage = unstage;
 }
 
 void
@@ -154,6 +161,9 @@ amap_empty_slots(struct amap *am, int slot, int n, struct anon **dead,
 		if (SLOT_IS_ANON(s)) {
 			if (*ndead == GATHER_BATCH)
 				break;
+			if ((SLOT_ANON(s)->an_flags & ANON_STAGED) &&
+			    anon_unstage != NULL)
+				anon_unstage(SLOT_ANON(s));
 			dead[(*ndead)++] = SLOT_ANON(s);
 		}
 		if (slot_resident(s))

@@ -81,6 +81,13 @@
 #define ANON_OBJ	0x40	/* clean page of a file entry: the entry's
 				   object holds its data at the slot's
 				   offset (an_swslot 0); never swapped */
+#define ANON_STAGED	0x80	/* in transit, lingering clean in the pageout
+				   daemon's staging area (its inactive
+				   pages, move protocol): a fault moves it
+				   back (pd_reactivate) */
+/* with ANON_STAGED, the bits above ANON_STAGE_SHIFT: its staging page */
+#define ANON_STAGE_SHIFT 8
+#define ANON_STAGE_MAX	((1u << (32 - ANON_STAGE_SHIFT)) - 1)
 /* a resident page with either flag is clean: it has a valid copy */
 #define ANON_CLEAN	(ANON_SWAPPED | ANON_OBJ)
 
@@ -194,6 +201,13 @@ void anon_unref(struct anon *);
  * anon holding it goes (set once by upvm_init; NULL: none).
  */
 void amap_set_swap_release(void (*release)(uint64_t slot));
+
+/*
+ * amap_set_unstage: the function called, amap locked, for an inactive
+ * anon (ANON_STAGED) that leaves its slot (munmap, MADV_DONTNEED): its
+ * staging page and the daemon's hold on it go at once (NULL: none).
+ */
+void amap_set_unstage(void (*unstage)(struct anon *));
 
 /*
  * amap_anon: the anon of a resident slot, made real if the slot is an
