@@ -69,6 +69,8 @@ run_usage(FILE *f)
 "                     two 1..512 (UPVM_CLUSTER; 16)\n"
 "  --readahead PAGES  most swapped-out pages read around a random\n"
 "                     pagein, a power of two 1..64 (UPVM_READAHEAD; 8)\n"
+"  --inactive PCT     percent of the budget kept as inactive pages,\n"
+"                     0..50 (UPVM_INACTIVE; 12; move protocol only)\n"
 "  --pageout PROTO    auto, move or wp (UPVM_PAGEOUT; auto)\n"
 "  --numa POLICY      NUMA placement: none, local, bind:N, preferred:N,\n"
 "                     interleave[:NODES], nearest (UPVM_NUMA; local)\n"
@@ -186,6 +188,7 @@ run_main(int argc, char **argv)
 		{ "files", no_argument, NULL, 'F' },
 		{ "cluster", required_argument, NULL, 'c' },
 		{ "readahead", required_argument, NULL, 'R' },
+		{ "inactive", required_argument, NULL, 'I' },
 		{ "pageout", required_argument, NULL, 'p' },
 		{ "numa", required_argument, NULL, 'N' },
 		{ "node-budget", required_argument, NULL, 'B' },
@@ -210,6 +213,7 @@ run_main(int argc, char **argv)
 		case 'F': run_setenv("UPVM_FILES", "1"); break;
 		case 'c': run_setenv("UPVM_CLUSTER", optarg); break;
 		case 'R': run_setenv("UPVM_READAHEAD", optarg); break;
+		case 'I': run_setenv("UPVM_INACTIVE", optarg); break;
 		case 'p': run_setenv("UPVM_PAGEOUT", optarg); break;
 		case 'N': run_setenv("UPVM_NUMA", optarg); break;
 		case 'B': run_setenv("UPVM_NODE_BUDGET", optarg); break;
