@@ -281,6 +281,50 @@ Test(file, end_of_file_follows_mmap, .timeout = 60, .fini = cleanup)
 	close(fd);
 }
 
+/*
+ * A file truncated under a region, as the kernel does it: pages past the
+ * new end raise SIGBUS, those never read (the size is asked again at each
+ * fault) and, through hostmm_truncated (what the preload's ftruncate and
+ * truncate call), resident and written ones too, private copies included;
+ * the pages before the end keep their data.  Grown again, the file shows
+ * zeros there.
+ */
+Test(file, truncated_file_raises_sigbus_past_the_new_end, .timeout = 60,
+    .fini = cleanup)
+{
+	int fd = make_file(8, 0);
+	struct stat sb;
+	char *p, *q;
+
+	init_budget(BUDGET);
+	cr_assert_eq(fstat(fd, &sb), 0);
+	p = map_file(fd, 0, ptoa(8), UPVM_MAP_SHARED);
+	q = map_file(fd, 0, ptoa(8), UPVM_MAP_PRIVATE);
+	check_map(p, 4, gen1);		/* pages 0-3 resident */
+	test_pattern_fill(q + ptoa(3), 1, 3, 2);	/* a private copy */
+	/* pages 6 and 7 were never read */
+	cr_assert_eq(ftruncate(fd, (off_t)ptoa(6)), 0);
+	cr_assert(test_raises_sigbus(p + ptoa(6)), "never read, past the end");
+	cr_assert(test_raises_sigbus(q + ptoa(7)));
+	cr_assert_eq(test_pattern_bad(p + ptoa(4), 2, 4, 1), -1);
+	/* pages 2-5 resident, 3 written in both */
+	test_pattern_fill(p + ptoa(3), 1, 3, 3);
+	cr_assert_eq(ftruncate(fd, (off_t)ptoa(2)), 0);
+	hostmm_truncated(sb.st_dev, sb.st_ino, ptoa(2));
+	for (size_t pg = 2; pg < 6; pg++) {
+		cr_assert(test_raises_sigbus(p + ptoa(pg)), "page %zu", pg);
+		cr_assert(test_raises_sigbus(q + ptoa(pg)), "private %zu", pg);
+	}
+	check_map(p, 2, gen1);
+	check_map(q, 2, gen1);
+	cr_assert_eq(ftruncate(fd, (off_t)ptoa(8)), 0);
+	cr_assert(test_all_bytes(p + ptoa(3), 0, PAGE_SIZE), "grown: zeros");
+	cr_assert_eq(upvm_unmap(p, ptoa(8)), 0);
+	cr_assert_eq(upvm_unmap(q, ptoa(8)), 0);
+	upvm_fini();
+	close(fd);
+}
+
 /* two regions on one file, at different offsets, and a third read-only */
 Test(file, regions_on_one_file_each_see_it, .timeout = 60, .fini = cleanup)
 {

@@ -218,8 +218,8 @@ fault_trim(struct fault_ctx *fc, vaddr_t *lop, vaddr_t *hip)
 /*
  * fault_claim_object: claim the run of empty slots around fc_va inside
  * [lo, hi) for a read from the entry's object (a file), never past its
- * end: a page wholly past it is FC_BEYOND (the size is asked again first:
- * the file may have grown).
+ * end: a page wholly past it is FC_BEYOND (the size is asked again each
+ * time: the file may have grown, or been truncated by anyone).
  * => map read-locked, amap locked.  FC_PAGEIN with the claim, fc_obj and
  *    fc_objoff set; FC_BEYOND; FC_WAKE when no anon could be made (the
  *    thread faults again).
@@ -230,9 +230,7 @@ fault_claim_object(struct fault_ctx *fc, vaddr_t lo, vaddr_t hi)
 	struct vm_map_entry *e = fc->fc_entry;
 	voff_t off = vm_entry_objoff(e, fc->fc_va), size;
 
-	size = pager_size(e->e_obj, false);
-	if (off >= size)
-		size = pager_size(e->e_obj, true);
+	size = pager_size(e->e_obj, true);
 	if (off >= size)
 		return FC_BEYOND;
 	if (size - vm_entry_objoff(e, lo) < (voff_t)(hi - lo))

@@ -365,6 +365,39 @@ file_va_range(const struct vm_map_entry *e, uint64_t off, uint64_t len,
 	return true;
 }
 
+bool
+hostmm_files_mapped(void)
+{
+	return vnode_any();
+}
+
+void
+hostmm_truncated(dev_t dev, ino_t ino, uint64_t size)
+{
+	uint64_t end = round_page(size);
+	struct vm_map_entry *e;
+	struct vmspace *vs;
+	struct vnode *vn;
+	vaddr_t lo, hi;
+
+	if (!vnode_mapped(dev, ino) || (vs = vmspace_enter()) == NULL)
+		return;
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
+	    e = vm_map_next(&vs->vs_map, e)) {
+		if (e->e_obj == NULL)
+			continue;
+		vn = container_of(e->e_obj, struct vnode, vn_pager);
+		if (vn->vn_dev != dev || vn->vn_ino != ino)
+			continue;
+		(void)pager_size(e->e_obj, true);
+		if (file_va_range(e, end, UINT64_MAX - end, &lo, &hi))
+			region_dontneed(vs, lo, hi);
+	}
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vmspace_exit();
+}
+
 /*
  * file_io_pass: one pass of hostmm_file_io over the entries of the file
  * (dev, ino).  => map write-locked.  Whether a page over the range was in

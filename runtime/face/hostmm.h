@@ -46,6 +46,19 @@ int hostmm_msync(void *addr, size_t len, int flags);
 bool hostmm_file_io_wanted(int fd);
 void hostmm_file_io(int fd, uint64_t off, uint64_t len, bool after_write);
 
+/*
+ * hostmm_truncated: the file (dev, ino) was truncated to `size` bytes:
+ * every page of its regions wholly past the new end goes, resident or not,
+ * written or not (the kernel discards them too, private copies included),
+ * so that touching one faults and raises SIGBUS.  A page not resident
+ * raises it anyway (the size is asked again at each fault); this is for
+ * the resident ones.  The preload's ftruncate and truncate call it; a
+ * program using the API directly may too.  Nothing if no region maps it.
+ */
+void hostmm_truncated(dev_t dev, ino_t ino, uint64_t size);
+/* hostmm_files_mapped: whether any file region exists (cheap) */
+bool hostmm_files_mapped(void);
+
 /* at exit: write back every shared file region (the process's memory is
    about to go, and with it what was not written) */
 void hostmm_exit_writeback(void);

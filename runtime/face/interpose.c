@@ -4,7 +4,8 @@
  * it would take over their mmap).  A preloaded libupvm.so starts upvm from
  * the UPVM_* environment before main() and routes the program's mmap,
  * mmap64, munmap, msync, mremap, madvise, mlock, mlock2 and munlock through
- * hostmm.c, and its read and write family past hostmm_file_io.
+ * hostmm.c, its read and write family past hostmm_file_io, and its
+ * ftruncate and truncate past hostmm_truncated.
  * Everything else (mprotect, mlockall, fork) goes straight to libc: the
  * registration of a range outlives mprotect, and fork is handled by upvm's
  * pthread_atfork handlers.
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -109,6 +111,53 @@ ip_rw(int fd, off_t off, size_t len, bool write, long nr, long a1, long a2,
 			hostmm_file_io(fd, (uint64_t)pos, (uint64_t)r, true);
 	}
 	return r;
+}
+
+/* ftruncate and truncate: the pages of file regions past the new end go
+   (hostmm_truncated), as the kernel unmaps them */
+static int
+ip_truncated(int r, const struct stat *st, bool ok, off_t len)
+{
+	int error = errno;
+
+	if (r == 0 && ok && S_ISREG(st->st_mode) && len >= 0)
+		hostmm_truncated(st->st_dev, st->st_ino, (uint64_t)len);
+	errno = error;
+	return r;
+}
+
+UPVM_API int
+ftruncate(int fd, off_t len)
+{
+	struct stat st;
+	int r = (int)syscall(SYS_ftruncate, fd, len);
+
+	if (r != 0 || !hostmm_files_mapped())
+		return r;
+	return ip_truncated(r, &st, fstat(fd, &st) == 0, len);
+}
+
+UPVM_API int
+ftruncate64(int fd, off_t len)
+{
+	return ftruncate(fd, len);
+}
+
+UPVM_API int
+truncate(const char *path, off_t len)
+{
+	struct stat st;
+	int r = (int)syscall(SYS_truncate, path, len);
+
+	if (r != 0 || !hostmm_files_mapped())
+		return r;
+	return ip_truncated(r, &st, stat(path, &st) == 0, len);
+}
+
+UPVM_API int
+truncate64(const char *path, off_t len)
+{
+	return truncate(path, len);
 }
 
 UPVM_API ssize_t

@@ -6,7 +6,8 @@
 # (PRAGMA mmap_size), so upvm pages that mapping (read by upvm from the
 # file, clean pages dropped under the budget).  The queries' output must
 # match a native run, and upvm must have read the file (file_reads in its
-# --stats).  Skipped when sqlite3 is not installed.
+# --stats).  Skipped when sqlite3 is not installed.  Then LMDB, and a
+# file truncated under its mapping (python3's mmap).
 #
 # usage: files.sh UPVM [ROWS]   (UPVM: the upvm binary; ROWS: 200000, a
 #        database of about 230 MiB, run with a budget of 48M)
@@ -117,4 +118,40 @@ if command -v mdb_load >/dev/null; then
 	    "dump identical, ${lreads} pages read from the file"
 else
 	echo "files.sh: mdb_load is not installed (lmdb-utils): LMDB skipped"
+fi
+
+# a file truncated under its mapping: natively and under upvm run --files,
+# the first pages keep their data and a page past the new end, read (so
+# resident) before the truncation, raises SIGBUS (exit 135)
+cat >"$WORK/trunc.py" <<'PY'
+import mmap, os, sys
+with open(sys.argv[1], "wb") as f:
+    f.write(bytes(range(256)) * (4 << 20 >> 8))
+fd = os.open(sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, 4 << 20)
+print("read", sum(m[i] for i in range(0, 4 << 20, 4096)), flush=True)
+os.ftruncate(fd, 1 << 20)
+print("kept", m[4096 * 10 + 7], flush=True)
+print("past the end", m[(2 << 20) + 5], flush=True)
+PY
+if command -v python3 >/dev/null; then
+	# (subshells: the shell's own "Bus error" line goes nowhere)
+	(python3 "$WORK/trunc.py" "$WORK/tn" >"$WORK/tn.out"; exit $?) 2>/dev/null
+	nrc=$?
+	("$UPVM" run --files --stats="$WORK/tstats.json" -- \
+	    python3 "$WORK/trunc.py" "$WORK/tu" >"$WORK/tu.out"; exit $?) 2>/dev/null
+	urc=$?
+	treads=$(grep -o '"file_reads": [0-9]*' "$WORK/tstats.json" \
+	    2>/dev/null | grep -o '[0-9]*$')
+	if [ "$nrc" != 135 ] || [ "$urc" != 135 ] ||
+	    ! cmp -s "$WORK/tn.out" "$WORK/tu.out" || [ -z "$treads" ]; then
+		echo "files.sh: truncation under a mapping: native exit $nrc," \
+		    "upvm exit $urc (both should be 135, SIGBUS), outputs:"
+		cat "$WORK/tn.out" "$WORK/tu.out"
+		exit 1
+	fi
+	echo "a file truncated under its mapping: SIGBUS past the new end," \
+	    "natively and under upvm run --files"
+else
+	echo "files.sh: python3 is not installed: truncation skipped"
 fi
