@@ -82,7 +82,9 @@ vn_span(struct vnode *vn, const struct pager_req *req, bool write)
 
 	if (!write)
 		return len;
-	size = vnode_size(vn, false);
+	/* asked again: a file truncated meanwhile (by anyone) must not
+	   grow back with what was past its new end */
+	size = vnode_size(vn, true);
 	if (req->pr_off >= size)
 		return 0;
 	len = MIN(len, size - req->pr_off);

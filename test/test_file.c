@@ -325,6 +325,35 @@ Test(file, truncated_file_raises_sigbus_past_the_new_end, .timeout = 60,
 	close(fd);
 }
 
+/*
+ * Truncated by someone else (no hostmm_truncated: another process) while
+ * the region holds written pages past the new end: the write-back asks
+ * the size again and never grows the file back with them.
+ */
+Test(file, write_back_never_regrows_a_truncated_file, .timeout = 60,
+    .fini = cleanup)
+{
+	int fd = make_file(8, 0);
+	struct stat sb;
+	char *p;
+
+	init_budget(BUDGET);
+	p = map_file(fd, 0, ptoa(8), UPVM_MAP_SHARED);
+	for (size_t pg = 0; pg < 8; pg++)
+		test_pattern_fill(p + ptoa(pg), 1, pg, 2);
+	cr_assert_eq(ftruncate(fd, (off_t)ptoa(2)), 0);
+	cr_assert_eq(upvm_sync(p, ptoa(8), UPVM_SYNC_SYNC), 0);
+	cr_assert_eq(fstat(fd, &sb), 0);
+	cr_assert_eq(sb.st_size, (off_t)ptoa(2), "the size stays: %lld",
+	    (long long)sb.st_size);
+	check_file(fd, 2, gen2);
+	cr_assert_eq(upvm_unmap(p, ptoa(8)), 0);
+	cr_assert_eq(fstat(fd, &sb), 0);
+	cr_assert_eq(sb.st_size, (off_t)ptoa(2));
+	upvm_fini();
+	close(fd);
+}
+
 /* two regions on one file, at different offsets, and a third read-only */
 Test(file, regions_on_one_file_each_see_it, .timeout = 60, .fini = cleanup)
 {
