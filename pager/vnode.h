@@ -80,7 +80,7 @@ bool vnode_mapped(dev_t, ino_t);
 bool vnode_any(void);
 
 /* vnode_size: the file's size in bytes, asked of the kernel when
-   refresh (a fault past the last size seen), else as last seen */
+   refresh (every fault on a file page, every write), else as last seen */
 uint64_t vnode_size(struct vnode *, bool refresh);
 
 /* vnode_sync: make the file's written data durable (fdatasync).

@@ -506,7 +506,8 @@ pd_stage_alloc(struct pdaemon *pd, int n)
 
 /*
  * pd_stage_drop: free the staging pages of ring positions [from, to)
- * (what they hold is not needed any more, or they are empty).
+ * (what they hold is not needed any more, or they are empty); an index
+ * in the ring is its own position.
  */
 static void
 pd_stage_drop(struct pdaemon *pd, uint64_t from, uint64_t to)
@@ -906,8 +907,7 @@ pd_forget(struct anon *an)
 
 	VM_ASSERT(pl->pl_anon == an);
 	pl->pl_anon = NULL;
-	(void)raw_madvise(pd->pdd_stage + ptoa((size_t)at), PAGE_SIZE,
-	    MADV_DONTNEED);
+	pd_stage_drop(pd, (uint64_t)at, (uint64_t)at + 1);
 	pd_unlinger(an, 0);
 }
 
@@ -932,6 +932,26 @@ pd_reactivate(struct pdaemon *pd, struct amap *am, int slot,
 	pl->pl_anon = NULL;
 	pd_unlinger(an, 0);
 	STAT_INC(&pd->pdd_vs->vs_stats, st_reactivations);
+}
+
+/*
+ * pd_stage_drop_run: free staged run r's staging pages but the inactive
+ * ones (bit k of keep: page k lingers)
+ */
+static void
+pd_stage_drop_run(struct pdaemon *pd, const struct pd_run *r, uint64_t keep)
+{
+	uint64_t at = (uint64_t)r->pr_stage;
+	int k = 0, n;
+
+	while (k < r->pr_n) {
+		for (n = 0; k + n < r->pr_n && !((keep >> (k + n)) & 1); n++)
+			;
+		if (n > 0)
+			pd_stage_drop(pd, at + (uint64_t)k,
+			    at + (uint64_t)(k + n));
+		k += n + 1;	/* past the pages freed and the one kept */
+	}
 }
 
 /*
@@ -1022,22 +1042,10 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb, uint64_t stage0)
 	if (kept == 0) {
 		pd_stage_drop(pd, stage0, pd->pdd_head);
 	} else {
-		for (int i = 0; i < pb->pb_nruns; i++) {
-			struct pd_run *r = &pb->pb_runs[i];
-
-			for (int k = 0, n; r->pr_stage >= 0 && k < r->pr_n;
-			    k += n) {
-				for (n = 0; k + n < r->pr_n && !(lingered[i] &
-				    ((uint64_t)1 << (k + n))); n++)
-					;
-				if (n > 0)
-					(void)raw_madvise(pd->pdd_stage +
-					    ptoa((size_t)(r->pr_stage + k)),
-					    ptoa((size_t)n), MADV_DONTNEED);
-				else
-					n = 1;
-			}
-		}
+		for (int i = 0; i < pb->pb_nruns; i++)
+			if (pb->pb_runs[i].pr_stage >= 0)
+				pd_stage_drop_run(pd, &pb->pb_runs[i],
+				    lingered[i]);
 	}
 	atomic_fetch_sub(&vs->vs_resident, freed);
 	return freed;

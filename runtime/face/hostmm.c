@@ -365,6 +365,20 @@ file_va_range(const struct vm_map_entry *e, uint64_t off, uint64_t len,
 	return true;
 }
 
+/* file_entry_range: e maps the file (dev, ino), and file_va_range */
+static bool
+file_entry_range(const struct vm_map_entry *e, dev_t dev, ino_t ino,
+    uint64_t off, uint64_t len, vaddr_t *lop, vaddr_t *hip)
+{
+	const struct vnode *vn;
+
+	if (e->e_obj == NULL)
+		return false;
+	vn = container_of(e->e_obj, struct vnode, vn_pager);
+	return vn->vn_dev == dev && vn->vn_ino == ino &&
+	    file_va_range(e, off, len, lop, hip);
+}
+
 bool
 hostmm_files_mapped(void)
 {
@@ -377,23 +391,17 @@ hostmm_truncated(dev_t dev, ino_t ino, uint64_t size)
 	uint64_t end = round_page(size);
 	struct vm_map_entry *e;
 	struct vmspace *vs;
-	struct vnode *vn;
 	vaddr_t lo, hi;
 
 	if (!vnode_mapped(dev, ino) || (vs = vmspace_enter()) == NULL)
 		return;
+	/* the size needs no refresh here: faults and writes ask for it */
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
-	    e = vm_map_next(&vs->vs_map, e)) {
-		if (e->e_obj == NULL)
-			continue;
-		vn = container_of(e->e_obj, struct vnode, vn_pager);
-		if (vn->vn_dev != dev || vn->vn_ino != ino)
-			continue;
-		(void)pager_size(e->e_obj, true);
-		if (file_va_range(e, end, UINT64_MAX - end, &lo, &hi))
+	    e = vm_map_next(&vs->vs_map, e))
+		if (file_entry_range(e, dev, ino, end, UINT64_MAX - end, &lo,
+		    &hi))
 			region_dontneed(vs, lo, hi);
-	}
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	vmspace_exit();
 }
@@ -408,17 +416,13 @@ file_io_pass(struct vmspace *vs, const struct stat *st, uint64_t off,
     uint64_t len, bool after_write)
 {
 	struct vm_map_entry *e;
-	struct vnode *vn;
 	vaddr_t lo, hi;
 	bool busy = false;
 
 	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
 	    e = vm_map_next(&vs->vs_map, e)) {
-		if (e->e_obj == NULL)
-			continue;
-		vn = container_of(e->e_obj, struct vnode, vn_pager);
-		if (vn->vn_dev != st->st_dev || vn->vn_ino != st->st_ino ||
-		    !file_va_range(e, off, len, &lo, &hi))
+		if (!file_entry_range(e, st->st_dev, st->st_ino, off, len, &lo,
+		    &hi))
 			continue;
 		if (wb_range(vs, lo, hi, false) != 0 || !after_write)
 			continue;
