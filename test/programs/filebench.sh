@@ -18,6 +18,7 @@
 #        The cgroup is removed at exit, whatever happens.
 set -u
 UPVM=$(realpath "$1")
+. "$(dirname "$0")/filedb.sh"
 ROWS=${2:-1200000}
 BUDGET=${3:-}
 CGROOT=/sys/fs/cgroup/memory
@@ -73,15 +74,7 @@ row() {
 printf "%-8s %6s %6s %8s %8s %8s %7s %9s %s\n" program MiB budget native \
     kernel upvm upvm/k "upvm rd" same
 F=$WORK/t.db
-sqlite3 "$F" >/dev/null <<SQL || exit 1
-PRAGMA page_size=4096;
-PRAGMA journal_mode=OFF;
-CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB, s TEXT);
-WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c
-    WHERE x < $ROWS)
-INSERT INTO t SELECT x, randomblob(1000), hex(randomblob(8)) FROM c;
-CREATE INDEX ts ON t(s);
-SQL
+make_sqlite_db "$F" "$ROWS" || exit 1
 row sqlite3 sqlite3 "$F" "PRAGMA mmap_size=17179869184;
 SELECT count(*), sum(length(v)), max(s) FROM t;
 SELECT sum(length(v)), count(*) FROM
@@ -89,12 +82,6 @@ SELECT sum(length(v)), count(*) FROM
 rm -f "$F"
 if command -v mdb_load >/dev/null; then
 	F=$WORK/t.mdb
-	{
-		printf 'VERSION=3\nformat=print\ntype=btree\n'
-		printf 'mapsize=17179869184\nHEADER=END\n'
-		awk -v n="$((ROWS / 2))" 'BEGIN { for (i = 0; i < n; i++)
-		    printf " k%08d\n v%08d-%01500d\n", i, i * 7919 % 1000003, i }'
-		echo DATA=END
-	} | mdb_load -n "$F" || exit 1
+	lmdb_input $((ROWS / 2)) 17179869184 1500 | mdb_load -n "$F" || exit 1
 	row lmdb mdb_dump -n -p "$F"
 fi

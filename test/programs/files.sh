@@ -13,6 +13,7 @@
 #        database of about 230 MiB, run with a budget of 48M)
 set -u
 UPVM=$(realpath "$1")
+. "$(dirname "$0")/filedb.sh"
 ROWS=${2:-200000}
 if ! command -v sqlite3 >/dev/null; then
 	echo "files.sh: sqlite3 is not installed: skipped"
@@ -21,15 +22,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/upvm-files.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 DB=$WORK/t.db
-sqlite3 "$DB" >/dev/null <<SQL || exit 1
-PRAGMA page_size=4096;
-PRAGMA journal_mode=OFF;
-CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB, s TEXT);
-WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c
-    WHERE x < $ROWS)
-INSERT INTO t SELECT x, randomblob(1000), hex(randomblob(8)) FROM c;
-CREATE INDEX ts ON t(s);
-SQL
+make_sqlite_db "$DB" "$ROWS" || exit 1
 Q="PRAGMA mmap_size=4294967296;
 SELECT count(*), sum(length(v)), max(s), min(s) FROM t;
 SELECT k, s FROM t WHERE s >= 'AB' ORDER BY s LIMIT 5;
@@ -93,13 +86,7 @@ echo "sqlite3 updating a fifth of its rows through write(2) while reading" \
 # LMDB: mdb_load writes with pwrite(2) and reads its B-tree back through
 # its shared mapping of the database; mdb_dump reads it all through it
 if command -v mdb_load >/dev/null; then
-	{
-		printf 'VERSION=3\nformat=print\ntype=btree\n'
-		printf 'mapsize=1073741824\nHEADER=END\n'
-		awk -v n="$((ROWS / 2))" 'BEGIN { for (i = 0; i < n; i++)
-		    printf " k%08d\n v%08d-%0600d\n", i, i * 7919 % 1000003, i }'
-		echo DATA=END
-	} >"$WORK/lmdb.in"
+	lmdb_input $((ROWS / 2)) 1073741824 600 >"$WORK/lmdb.in"
 	mdb_load -n -f "$WORK/lmdb.in" "$WORK/n.mdb" || exit 1
 	"$UPVM" run --files --budget 32M -- \
 	    mdb_load -n -f "$WORK/lmdb.in" "$WORK/u.mdb" || exit 1
