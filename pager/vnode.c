@@ -53,6 +53,22 @@ vnode_size(struct vnode *vn, bool refresh)
 }
 
 int
+vnode_punch(struct vnode *vn, uint64_t off, uint64_t len)
+{
+	if (!vn->vn_writable)
+		return -EACCES;
+	if (fallocate(vn->vn_bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	    (off_t)off, (off_t)len) != 0)
+		return -errno;
+	/* the remembered pages are zeros now: "changed" */
+	vm_mutex_lock(&vn->vn_pager.pgr_lock);
+	for (size_t i = atop(off); i < atop(off + len) && i < vn->vn_nhash; i++)
+		vn->vn_hash[i] = 0;
+	vm_mutex_unlock(&vn->vn_pager.pgr_lock);
+	return 0;
+}
+
+int
 vnode_sync(struct vnode *vn)
 {
 	if (!vn->vn_writable)

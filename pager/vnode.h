@@ -74,6 +74,14 @@ struct vnode {
  */
 int vnode_find(int fd, int flags, struct vnode **out);
 
+/*
+ * vnode_punch: MADV_REMOVE: the file's blocks of [off, off + len) are freed
+ * (a hole; the range reads as zeros).  => -EACCES: the vnode is not
+ * writable; else fallocate's error (-EOPNOTSUPP where the file system
+ * cannot punch holes).
+ */
+int vnode_punch(struct vnode *vn, uint64_t off, uint64_t len);
+
 /* vnode_mapped: some vnode of the process is the file (dev, ino);
    vnode_any: the process has vnodes at all (no lock: a hint) */
 bool vnode_mapped(dev_t, ino_t);

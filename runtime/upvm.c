@@ -102,7 +102,7 @@ static void
 upvm_atfork_child(void)
 {
 	if (upvm_running)
-		vmspace_fork_child(&upvm_vs);
+		vmspace_fork_child(&upvm_vs, region_uninherit);
 	/*
 	 * The lock is write-held, but the writer glibc recorded is the
 	 * parent's thread id, which this thread no longer has: unlocking

@@ -413,7 +413,7 @@ anon_fork_child(struct vmspace *vs, struct anon *an)
 }
 
 static int
-vmspace_fork_fixup(struct vmspace *vs)
+vmspace_fork_fixup(struct vmspace *vs, int (*uninherit)(struct vmspace *))
 {
 	uint64_t features = vs->vs_pmap.pm_features;
 	struct vm_map_entry *e;
@@ -430,7 +430,8 @@ vmspace_fork_fixup(struct vmspace *vs)
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL && error == 0;
 	    e = vm_map_next(&vs->vs_map, e))
-		if ((error = pmap_register(&vs->vs_pmap, e->e_start,
+		if (e->e_inherit == VM_INH_COPY &&
+		    (error = pmap_register(&vs->vs_pmap, e->e_start,
 		    e->e_end - e->e_start, vs->vs_regmodes)) != 0)
 			upvm_log(LOG_ERR, "upvm: the child of fork cannot "
 			    "register [%#lx, %#lx): %s", (unsigned long)
@@ -438,14 +439,16 @@ vmspace_fork_fixup(struct vmspace *vs)
 			    strerror(-error));
 	if (error == 0 && vs->vs_swap != NULL)
 		anons_walk(vs, anon_fork_child);
+	if (error == 0 && uninherit != NULL)
+		error = uninherit(vs);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	return error;
 }
 
 void
-vmspace_fork_child(struct vmspace *vs)
+vmspace_fork_child(struct vmspace *vs, int (*uninherit)(struct vmspace *))
 {
-	if (vmspace_fork_fixup(vs) != 0 || vmspace_start(vs) != 0)
+	if (vmspace_fork_fixup(vs, uninherit) != 0 || vmspace_start(vs) != 0)
 		upvm_log(LOG_ERR, "upvm: the child of fork runs without upvm; "
 		    "faults on its managed memory will hang");
 }

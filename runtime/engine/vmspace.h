@@ -98,10 +98,13 @@ void vmspace_fini(struct vmspace *);
  * dirty (its write would not fault) and leaves its swap slot to the
  * parent; a swapped-out page takes a reference of its own on its slot
  * (the counts are shared, so neither process frees the other's data).
+ * uninherit (may be NULL), called with the map write-locked once the
+ * child holds its references, forgets the ranges fork did not copy.
  * A child that cannot is left with its regions unmanaged (logged).
  */
 void vmspace_fork_parent(struct vmspace *);
-void vmspace_fork_child(struct vmspace *);
+void vmspace_fork_child(struct vmspace *,
+    int (*uninherit)(struct vmspace *));
 
 /*
  * vmspace_wake_slots: wake the threads waiting for amap am's slots

@@ -226,6 +226,46 @@ struct advise_arg {
 	int		 aa_error;	/* the first raw madvise error */
 };
 
+/*
+ * MADV_REMOVE, as the kernel does it: only a shared file mapping may free
+ * its backing store (-EINVAL for anonymous memory, -EACCES for a private
+ * file mapping, nothing changed: remove_allowed checks first).  The pages
+ * go without write-back, then the file gets a hole.  => map write-locked.
+ */
+static int
+remove_allowed(struct vm_map *map, vaddr_t start, vaddr_t end)
+{
+	struct vm_map_entry *e;
+
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e)) {
+		if (e->e_obj == NULL)
+			return -EINVAL;
+		if (e->e_etype & VM_ET_COPYONWRITE)
+			return -EACCES;
+	}
+	return 0;
+}
+
+static void
+advise_remove(struct advise_arg *aa, vaddr_t lo, vaddr_t hi)
+{
+	struct vm_map_entry *e;
+	vaddr_t a, b;
+	int error;
+
+	region_dontneed(aa->aa_vs, lo, hi);
+	for (e = vm_map_first_ge(&aa->aa_vs->vs_map, lo); e != NULL &&
+	    e->e_start < hi; e = vm_map_next(&aa->aa_vs->vs_map, e)) {
+		a = MAX(lo, e->e_start);
+		b = MIN(hi, e->e_end);
+		error = vnode_punch(container_of(e->e_obj, struct vnode,
+		    vn_pager), e->e_offset + (a - e->e_start), b - a);
+		if (error != 0 && aa->aa_error == 0)
+			aa->aa_error = error;
+	}
+}
+
 static void
 advise_piece(vaddr_t lo, vaddr_t hi, bool managed, void *arg)
 {
@@ -235,15 +275,75 @@ advise_piece(vaddr_t lo, vaddr_t hi, bool managed, void *arg)
 	if (managed) {
 		/* a shared file's pages stay in the file, as the kernel's
 		   page cache keeps them */
-		if ((aa->aa_advice == MADV_DONTNEED || aa->aa_advice ==
-		    MADV_FREE || aa->aa_advice == MADV_REMOVE) &&
-		    wb_range(aa->aa_vs, lo, hi, false) == 0)
+		if (aa->aa_advice == MADV_REMOVE)
+			advise_remove(aa, lo, hi);
+		else if ((aa->aa_advice == MADV_DONTNEED || aa->aa_advice ==
+		    MADV_FREE) && wb_range(aa->aa_vs, lo, hi, false) == 0)
 			region_dontneed(aa->aa_vs, lo, hi);
 		return;
 	}
 	error = raw_madvise((void *)lo, hi - lo, aa->aa_advice);
 	if (aa->aa_error == 0)
 		aa->aa_error = error;
+}
+
+/*
+ * advise_thp: MADV_HUGEPAGE and MADV_NOHUGEPAGE reach the kernel for the
+ * unmanaged parts only.  Managed memory stays NOHUGEPAGE (pmap_register
+ * says why), all of it: a region whose pieces differed would be several
+ * VMAs to the kernel, and mremap refuses a range over several (EFAULT
+ * where the program, which advised the whole of it, expects success).
+ */
+static void
+thp_piece(vaddr_t lo, vaddr_t hi, bool managed, void *arg)
+{
+	struct advise_arg *aa = arg;
+	int error;
+
+	if (!managed && (error = raw_madvise((void *)lo, hi - lo,
+	    aa->aa_advice)) != 0 && aa->aa_error == 0)
+		aa->aa_error = error;
+}
+
+static int
+advise_thp(vaddr_t start, vaddr_t end, int advice)
+{
+	struct advise_arg aa = { .aa_advice = advice };
+	struct vmspace *vs;
+
+	if (!page_aligned(start) || end < start ||
+	    (vs = hostmm_enter()) == NULL)
+		return raw_madvise((void *)start, end - start, advice);
+	vm_rwlock_rdlock(&vs->vs_map.m_lock);
+	each_piece(&vs->vs_map, start, end, thp_piece, &aa);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vmspace_exit();
+	return aa.aa_error;
+}
+
+/*
+ * advise_inherit: what a child of fork gets of a range (the kernel's
+ * VM_DONTCOPY and VM_WIPEONFORK), kept in the entries too, as UVM's
+ * inheritance: the child's runtime forgets what the kernel did not give it
+ * (region_uninherit).
+ */
+static int
+advise_inherit(vaddr_t start, vaddr_t end, int advice)
+{
+	struct vmspace *vs;
+	int error;
+
+	if ((error = raw_madvise((void *)start, end - start, advice)) != 0 ||
+	    (vs = hostmm_enter()) == NULL)
+		return error;
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	if (region_managed(&vs->vs_map, start, end))
+		error = region_inherit(&vs->vs_map, start, end, advice ==
+		    MADV_DONTFORK ? VM_INH_NONE : advice == MADV_WIPEONFORK ?
+		    VM_INH_ZERO : VM_INH_COPY, advice == MADV_DOFORK);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vmspace_exit();
+	return error;
 }
 
 int
@@ -261,6 +361,11 @@ hostmm_madvise(void *addr, size_t len, int advice)
 	case MADV_DONTNEED: case MADV_FREE: case MADV_REMOVE:
 	case MADV_WILLNEED:
 		break;
+	case MADV_HUGEPAGE: case MADV_NOHUGEPAGE:
+		return sys_result(advise_thp(start, end, advice));
+	case MADV_DONTFORK: case MADV_DOFORK:
+	case MADV_WIPEONFORK: case MADV_KEEPONFORK:
+		return sys_result(advise_inherit(start, end, advice));
 	default:
 		/* the kernel's business (HUGEPAGE, DONTDUMP, ...) */
 		return sys_result(raw_madvise(addr, len, advice));
@@ -287,7 +392,10 @@ hostmm_madvise(void *addr, size_t len, int advice)
 		vmspace_exit();
 		return sys_result(-EINVAL);
 	}
-	error = pattern >= 0 ? region_clip(&vs->vs_map, start, end) : 0;
+	error = advice == MADV_REMOVE ? remove_allowed(&vs->vs_map, start,
+	    end) : 0;
+	if (error == 0 && pattern >= 0)
+		error = region_clip(&vs->vs_map, start, end);
 	if (error == 0 && pattern >= 0)
 		region_pattern(&vs->vs_map, start, end, pattern);
 	if (error == 0)
@@ -492,25 +600,60 @@ mremap_grow_file(struct vmspace *vs, vaddr_t va)
 	(void)vm_map_merge(map, e);
 }
 
+/* whether [start, end) holds a file entry.  => map locked */
+static bool
+mremap_has_file(struct vmspace *vs, vaddr_t start, vaddr_t end)
+{
+	struct vm_map_entry *e;
+
+	for (e = vm_map_first_ge(&vs->vs_map, start); e != NULL &&
+	    e->e_start < end; e = vm_map_next(&vs->vs_map, e))
+		if (e->e_obj != NULL)
+			return true;
+	return false;
+}
+
 /*
  * mremap_managed: mremap a wholly managed range and keep it managed: the
  * kernel moves the pages it has, the metadata follows (the swapped-out
- * pages with it), growth is adopted, a shrunk tail forgotten.
+ * pages with it), growth is adopted (wired and inherited by a child as
+ * the range was), a shrunk tail forgotten.
+ *
+ * A locked range that grows: the kernel faults the growth in before
+ * mremap returns, and those faults need the map lock held here.  So the
+ * range is unlocked in the kernel first (its pages are resident: wired
+ * pages never leave) and *relockp asks the caller to mlock the result
+ * again once the map is unlocked.
  * => map write-locked.  Returns the new address, or -errno in *errorp.
  */
 static vaddr_t
 mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
-    size_t newlen, int flags, vaddr_t newaddr, int *errorp)
+    size_t newlen, int flags, vaddr_t newaddr, int *errorp, bool *relockp)
 {
 	vaddr_t end = start + round_page(oldlen), keep;
+	int how = region_wired_how(&vs->vs_map, start, end);
+	struct vm_map_entry *first = vm_map_first_ge(&vs->vs_map, start);
+	int inh = first != NULL ? first->e_inherit : VM_INH_COPY;
 	long r;
 	int error;
 
 	keep = MIN(round_page(oldlen), round_page(newlen));
+	if ((flags & MREMAP_DONTUNMAP) && mremap_has_file(vs, start, end)) {
+		upvm_log(LOG_WARN, "mremap: MREMAP_DONTUNMAP of a file mapping "
+		    "upvm manages is not supported; map it anew instead");
+		*errorp = -EINVAL;
+		return 0;
+	}
 	/* a shrunk tail of a shared file goes back to the file first */
 	if ((error = region_clip(&vs->vs_map, start, end)) != 0 ||
 	    (error = wb_range(vs, start + keep, end, false)) != 0) {
 		*errorp = error;
+		return 0;
+	}
+	*relockp = how == REGION_WIRED && round_page(newlen) > keep;
+	if (*relockp && syscall(SYS_munlock, start, oldlen) != 0) {
+		*errorp = -errno;
+		*relockp = false;
 		return 0;
 	}
 	r = syscall(SYS_mremap, start, oldlen, newlen, flags, newaddr);
@@ -523,6 +666,19 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 		(void)region_remove(vs, start + keep, end, false);
 	if ((vaddr_t)r != start)
 		*errorp = region_move(vs, start, start + keep, (vaddr_t)r);
+	/* MREMAP_DONTUNMAP leaves the old range mapped, empty and still
+	   registered: it is managed anew (zeros), or given back to the
+	   kernel, never left registered with no entry (its faults would
+	   be woken forever) */
+	if (*errorp == 0 && (flags & MREMAP_DONTUNMAP) &&
+	    (vaddr_t)r != start) {
+		if (region_adopt(vs, start, end) != 0)
+			(void)pmap_unregister(&vs->vs_pmap, start,
+			    end - start);
+		else
+			(void)region_inherit(&vs->vs_map, start, end, inh,
+			    true);
+	}
 	if (*errorp == 0 && round_page(newlen) > keep &&
 	    (*errorp = region_adopt(vs, (vaddr_t)r + keep, (vaddr_t)r +
 	    round_page(newlen))) != 0)
@@ -531,6 +687,18 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 		    (unsigned long)(r + keep), strerror(-*errorp));
 	else if (round_page(newlen) > keep)
 		mremap_grow_file(vs, (vaddr_t)r + keep);
+	if ((vaddr_t)r != start) {
+		region_move_neighbors(vs, (vaddr_t)r, (vaddr_t)r +
+		    round_page(newlen));
+		region_move_neighbors(vs, start, end);
+	}
+	/* the kernel's VMA grew with its flags: so does the region */
+	if (how != 0 && round_page(newlen) > keep)
+		(void)region_wire(vs, (vaddr_t)r, (vaddr_t)r +
+		    round_page(newlen), how);
+	if (inh != VM_INH_COPY && round_page(newlen) > keep)
+		(void)region_inherit(&vs->vs_map, (vaddr_t)r + keep,
+		    (vaddr_t)r + round_page(newlen), inh, true);
 	*errorp = 0;	/* the data is where the program wants it */
 	return (vaddr_t)r;
 }
@@ -543,6 +711,7 @@ hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
 	vaddr_t nstart = (vaddr_t)newaddr, nend = nstart + round_page(newlen);
 	struct vmspace *vs;
 	vaddr_t r = 0;
+	bool relock = false;
 	int error = 0;
 
 	if (!page_aligned(start) || end <= start ||
@@ -556,7 +725,7 @@ hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
 		error = region_remove(vs, nstart, nend, false);
 	if (error == 0 && vm_map_range_managed(&vs->vs_map, start, end)) {
 		r = mremap_managed(vs, start, oldlen, newlen, flags, nstart,
-		    &error);
+		    &error, &relock);
 	} else if (error == 0 && region_managed(&vs->vs_map, start, end)) {
 		/* partly managed: the kernel refuses a range over two
 		   mappings anyway */
@@ -567,6 +736,13 @@ hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
 		error = (long)r == -1 ? -errno : 0;
 	}
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	/* locked again, the growth faulted in by the kernel through upvm (or
+	   the old range, when mremap failed); ENOMEM: locked, but a page
+	   could not be faulted in (PROT_NONE), as the kernel's own mremap */
+	if (relock && syscall(SYS_mlock2, error != 0 ? start : r, error != 0 ?
+	    oldlen : newlen, 0) != 0 && errno != ENOMEM)
+		upvm_log(LOG_WARN, "mremap: cannot lock the remapped range "
+		    "again: %s", strerror(errno));
 	vmspace_exit();
 	return error != 0 ? sys_failed(error) : (void *)r;
 }
@@ -594,7 +770,8 @@ hostmm_lock(const void *addr, size_t len, unsigned flags, bool lock)
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	managed = region_managed(&vs->vs_map, start, end);
 	if (managed && lock)
-		error = region_wire(vs, start, end, true);
+		error = region_wire(vs, start, end, (flags & MLOCK_ONFAULT) ?
+		    REGION_WIRED_ONFAULT : REGION_WIRED);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	if (error == 0) {
 		r = lock ? syscall(SYS_mlock2, addr, len, flags) :
@@ -603,7 +780,7 @@ hostmm_lock(const void *addr, size_t len, unsigned flags, bool lock)
 	}
 	if (managed && (!lock || error != 0)) {
 		vm_rwlock_wrlock(&vs->vs_map.m_lock);
-		(void)region_wire(vs, start, end, false);
+		(void)region_wire(vs, start, end, 0);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
 		if (vs->vs_pd != NULL)
 			pd_kick(vs->vs_pd);	/* over the budget again? */

@@ -219,6 +219,33 @@ region_dirty_clean(struct vmspace *vs, struct vm_map_entry *e)
 	vm_mutex_unlock(&am->am_lock);
 }
 
+void
+region_move_neighbors(struct vmspace *vs, vaddr_t start, vaddr_t end)
+{
+	struct vm_map *map = &vs->vs_map;
+	struct vm_map_entry *e, *p;
+	vaddr_t lo = start, hi = end;
+
+	VM_ASSERT_WLOCKED(&map->m_lock);
+
+	for (p = start > 0 ? vm_map_first_ge(map, start - 1) : NULL;
+	    p != NULL && p->e_end == lo; p = vm_map_prev(map, p)) {
+		region_dirty_clean(vs, p);
+		lo = p->e_start;
+	}
+	for (e = vm_map_first_ge(map, end); e != NULL && e->e_start == hi;
+	    e = vm_map_next(map, e)) {
+		region_dirty_clean(vs, e);
+		hi = e->e_end;
+	}
+	if (lo < start)
+		(void)pmap_register(&vs->vs_pmap, lo, start - lo,
+		    vs->vs_regmodes);
+	if (hi > end)
+		(void)pmap_register(&vs->vs_pmap, end, hi - end,
+		    vs->vs_regmodes);
+}
+
 int
 region_move(struct vmspace *vs, vaddr_t start, vaddr_t end, vaddr_t nstart)
 {
@@ -257,7 +284,7 @@ region_move(struct vmspace *vs, vaddr_t start, vaddr_t end, vaddr_t nstart)
 }
 
 int
-region_wire(struct vmspace *vs, vaddr_t start, vaddr_t end, bool wire)
+region_wire(struct vmspace *vs, vaddr_t start, vaddr_t end, int how)
 {
 	struct vm_map *map = &vs->vs_map;
 	struct vm_map_entry *e;
@@ -267,13 +294,25 @@ region_wire(struct vmspace *vs, vaddr_t start, vaddr_t end, bool wire)
 		return error;
 	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
 	    e = vm_map_next(map, e)) {
-		if ((e->e_wired != 0) == wire)
-			continue;
-		e->e_wired = wire;
-		atomic_fetch_add(&vs->vs_wired, wire ?
-		    (long)vm_entry_npages(e) : -(long)vm_entry_npages(e));
+		if ((e->e_wired != 0) != (how != 0))
+			atomic_fetch_add(&vs->vs_wired, how != 0 ?
+			    (long)vm_entry_npages(e) :
+			    -(long)vm_entry_npages(e));
+		e->e_wired = (uint16_t)how;
 	}
 	region_merge(map, start, end);
+	return 0;
+}
+
+int
+region_wired_how(struct vm_map *map, vaddr_t start, vaddr_t end)
+{
+	struct vm_map_entry *e;
+
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e))
+		if (e->e_wired)
+			return e->e_wired;
 	return 0;
 }
 
@@ -287,4 +326,54 @@ region_any_wired(struct vm_map *map, vaddr_t start, vaddr_t end)
 		if (e->e_wired)
 			return true;
 	return false;
+}
+
+int
+region_inherit(struct vm_map *map, vaddr_t start, vaddr_t end, int inh,
+    bool dofork)
+{
+	struct vm_map_entry *e;
+	int error;
+
+	if ((error = region_clip(map, start, end)) != 0)
+		return error;
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e))
+		if (inh == VM_INH_NONE || dofork || e->e_inherit != VM_INH_NONE)
+			e->e_inherit = (uint8_t)inh;
+	region_merge(map, start, end);
+	return 0;
+}
+
+int
+region_uninherit(struct vmspace *vs)
+{
+	struct vm_map_entry *e, *next;
+	vaddr_t start, end;
+	int error = 0, inh;
+
+	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL && error == 0;
+	    e = next) {
+		next = vm_map_next(&vs->vs_map, e);
+		/* memory locks are not inherited either */
+		if (e->e_wired) {
+			atomic_fetch_sub(&vs->vs_wired,
+			    (long)vm_entry_npages(e));
+			e->e_wired = 0;
+		}
+		if ((inh = e->e_inherit) == VM_INH_COPY)
+			continue;
+		start = e->e_start;
+		end = e->e_end;
+		if ((error = region_remove(vs, start, end, false)) == 0 &&
+		    inh == VM_INH_ZERO)
+			error = region_adopt(vs, start, end);
+		if (error != 0)
+			upvm_log(LOG_ERR, "upvm: the child of fork cannot "
+			    "forget [%#lx, %#lx), which fork did not copy: %s",
+			    (unsigned long)start, (unsigned long)end,
+			    strerror(-error));
+		next = vm_map_first_ge(&vs->vs_map, end);
+	}
+	return error;
 }

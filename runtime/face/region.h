@@ -79,14 +79,57 @@ void region_pattern(struct vm_map *, vaddr_t start, vaddr_t end, int advice);
 
 /*
  * region_wire: the managed parts of [start, end) become wired (mlock: never
- * paged out, outside the budget; vs_wired counts their pages) or not.
- * Linux does not nest mlock, so neither does this.
+ * paged out, outside the budget; vs_wired counts their pages) or not.  how
+ * is 0 (munlock), REGION_WIRED (mlock) or REGION_WIRED_ONFAULT (mlock2's
+ * MLOCK_ONFAULT), kept in e_wired: mremap must know whether the kernel
+ * populates what a locked mapping grows by.  Linux does not nest mlock, so
+ * neither does this.
  * => -ENOMEM (clipping) with nothing changed.
  */
-int region_wire(struct vmspace *, vaddr_t start, vaddr_t end, bool wire);
+#define REGION_WIRED		1
+#define REGION_WIRED_ONFAULT	2
+int region_wire(struct vmspace *, vaddr_t start, vaddr_t end, int how);
+
+/* region_wired_how: e_wired of the first wired entry in [start, end), 0
+   if none is.  => map locked */
+int region_wired_how(struct vm_map *, vaddr_t start, vaddr_t end);
 
 /* region_any_wired: some managed entry in [start, end) is wired */
 bool region_any_wired(struct vm_map *, vaddr_t start, vaddr_t end);
+
+/*
+ * region_move_neighbors: after mremap moved a range from or to [start, end)
+ * (its growth included): the kernel merges a moved VMA into a compatible
+ * neighbor (a registered one, with the same userfaultfd, is) and then,
+ * without UFFD_FEATURE_EVENT_REMAP, drops the registration of the merged
+ * VMA: the neighbor's with it, and its uffd-wp bits.  The managed entries
+ * that touch [start, end) on either side, as far as they run on without a
+ * gap, are registered again, their clean pages made dirty (as moved pages
+ * are); the old place's neighbors too (seen losing theirs on 6.18).
+ * Registering a registered range again changes nothing.
+ * => map write-locked.
+ */
+void region_move_neighbors(struct vmspace *, vaddr_t start, vaddr_t end);
+
+/*
+ * region_inherit: what a child of fork gets of [start, end): VM_INH_NONE
+ * (MADV_DONTFORK), VM_INH_ZERO (MADV_WIPEONFORK) or VM_INH_COPY (the
+ * others).  DONTFORK wins over WIPEONFORK, as in the kernel, so only
+ * dofork (MADV_DOFORK) undoes VM_INH_NONE; DOFORK forgets a wipe the
+ * kernel would keep.  => map write-locked; -ENOMEM (clipping).
+ */
+int region_inherit(struct vm_map *, vaddr_t start, vaddr_t end, int inh,
+    bool dofork);
+
+/*
+ * region_uninherit: in a child of fork (vmspace_fork_child's uninherit),
+ * the entries the kernel did not copy (e_inherit, from madvise): a
+ * MADV_DONTFORK range is not mapped here, a MADV_WIPEONFORK one is mapped
+ * empty.  Their anons go (after the child took its own swap references,
+ * so the parent's stay), and a wiped range starts anew, registered.
+ * => map write-locked.  -errno (one log line) if a range cannot be.
+ */
+int region_uninherit(struct vmspace *);
 
 /* region_managed: some page of [start, end) is managed */
 bool region_managed(struct vm_map *, vaddr_t start, vaddr_t end);

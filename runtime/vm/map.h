@@ -53,7 +53,8 @@ struct vm_map_entry {
 	uint8_t		e_inherit;	/* [m] VM_INH_* */
 	uint8_t		e_advice;	/* [m] VM_ADV_* */
 	uint16_t	e_etype;	/* [m] VM_ET_* */
-	uint16_t	e_wired;	/* [m] wiring count */
+	uint16_t	e_wired;	/* [m] 0, or how it is wired
+					   (REGION_WIRED*) */
 	struct cluster_state e_cluster;	/* [c] stream detectors */
 };
 
