@@ -65,6 +65,17 @@ guest_tests() {
 		echo "guest $t: ${r% *} passed, ${r#* } failed" >&2
 		gp=$((gp + ${r% *})) gf=$((gf + ${r#* }))
 	done
+	# the chaos model test on the old kernel (wp protocol, its fallbacks)
+	if "$vm" --nodes 2 --mem 2G -e UPVM_SWAP=/tmp -t 600 -- \
+	    "$1/tools/upvm" run --budget 16M -- "$1/test/chaos" \
+	    --seed "$(date +%s)" --threads 3 --seconds 20 --skip fork \
+	    --dir /tmp >"$1/guest-chaos.out" 2>&1
+	then
+		gp=$((gp + 1))
+	else
+		gf=$((gf + 1))
+	fi
+	echo "guest chaos: $(tail -n 1 "$1/guest-chaos.out")" >&2
 	# NUMA on real topologies: 4 nodes with asymmetric distances (node 2
 	# nearer to 0 than 1 is) and a memory-only node 3; 2 nodes, asymmetric
 	slit4="10,31,21,41;31,10,21,31;21,21,10,21;41,31,21,10"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -305,5 +306,153 @@ Test(hostmm, mlocked_pages_stay_resident_outside_the_budget, .timeout = 300)
 	cr_assert_eq(test_pattern_bad(l, nlock, 0, 7), -1);
 	cr_assert_eq(hostmm_munmap(l, nlock * PAGE_SIZE), 0);
 	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	upvm_fini();
+}
+
+/*
+ * What the chaos test (test/chaos) found, one case each.
+ */
+
+/* MREMAP_DONTUNMAP: the data goes, the old range stays mapped and empty
+   (it hung: registered, with no entry behind it) */
+Test(hostmm, mremap_dontunmap_leaves_an_empty_managed_range, .timeout = 60)
+{
+	char *p, *q;
+
+	start();
+	p = paged_region();
+	q = hostmm_mremap(p, LEN, LEN, MREMAP_MAYMOVE | MREMAP_DONTUNMAP,
+	    NULL);
+	cr_assert_neq(q, MAP_FAILED, "mremap: %s", strerror(errno));
+	cr_assert_eq(test_pattern_bad(q, NPAGES, 0, 1), -1);
+	cr_assert_eq(test_zero_bad(p, NPAGES), -1, "the old range: zeros");
+	test_pattern_fill(p, NPAGES, 0, 2);
+	for (int pass = 0; pass < 2; pass++) {
+		cr_assert_eq(test_pattern_bad(q, NPAGES, 0, 1), -1);
+		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 2), -1);
+	}
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	cr_assert_eq(hostmm_munmap(q, LEN), 0);
+	upvm_fini();
+}
+
+/* an mlocked region that grows: the kernel faults the growth in inside
+   mremap (it deadlocked on upvm's map lock) */
+Test(hostmm, mremap_grows_an_mlocked_region, .timeout = 60)
+{
+	size_t n = 2 * MIB / PAGE_SIZE;
+	char *l, *q;
+
+	start();
+	l = test_hostmm_anon(n * PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
+	test_pattern_fill(l, n, 0, 3);
+	cr_assert_eq(hostmm_mlock(l, n * PAGE_SIZE, 0), 0);
+	q = hostmm_mremap(l, n * PAGE_SIZE, 2 * n * PAGE_SIZE, MREMAP_MAYMOVE,
+	    NULL);
+	cr_assert_neq(q, MAP_FAILED, "mremap: %s", strerror(errno));
+	cr_assert_eq(test_pattern_bad(q, n, 0, 3), -1);
+	cr_assert_eq(test_zero_bad(q + n * PAGE_SIZE, n), -1);
+	cr_assert_geq(test_stats().resident_pages, 2 * n, "locked: resident");
+	cr_assert_eq(hostmm_munlock(q, 2 * n * PAGE_SIZE), 0);
+	cr_assert_eq(hostmm_munmap(q, 2 * n * PAGE_SIZE), 0);
+	upvm_fini();
+}
+
+/* MADV_REMOVE is for shared file mappings: on anonymous memory the
+   kernel refuses it and keeps the data (upvm dropped the pages) */
+Test(hostmm, madvise_remove_of_anonymous_memory_is_refused, .timeout = 60)
+{
+	char *p;
+
+	start();
+	p = paged_region();
+	cr_assert_eq(hostmm_madvise(p, LEN / 2, MADV_REMOVE), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	upvm_fini();
+}
+
+/* huge page advice on part of a region: the region stays one VMA, so
+   mremap of all of it works (it failed with EFAULT) */
+Test(hostmm, huge_page_advice_on_part_keeps_the_region_whole, .timeout = 60)
+{
+	char *p, *to, *q;
+
+	start();
+	p = paged_region();
+	cr_assert_eq(hostmm_madvise(p, LEN / 2, MADV_HUGEPAGE), 0);
+	to = test_hostmm_anon(LEN, PROT_NONE, MAP_NORESERVE);
+	q = hostmm_mremap(p, LEN, LEN, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	cr_assert_eq(q, to, "mremap: %s", strerror(errno));
+	cr_assert_eq(test_pattern_bad(q, NPAGES, 0, 1), -1);
+	cr_assert_eq(hostmm_munmap(q, LEN), 0);
+	upvm_fini();
+}
+
+/* a region moved next to another: the kernel merged the two VMAs and
+   dropped the registration of both; the neighbor's paged-out pages then
+   read as zeros */
+Test(hostmm, mremap_next_to_a_region_keeps_the_neighbor_paged, .timeout = 120)
+{
+	char *x, *y, *q;
+
+	start();
+	x = test_hostmm_anon(2 * LEN, PROT_READ | PROT_WRITE, 0);
+	cr_assert_eq(hostmm_munmap(x + LEN, LEN), 0);
+	test_pattern_fill(x, NPAGES, 0, 4);
+	y = test_hostmm_anon(LEN / 4, PROT_READ | PROT_WRITE, 0);
+	test_pattern_fill(y, NPAGES / 4, 0, 5);
+	cr_assert_eq(test_pattern_bad(x, NPAGES, 0, 4), -1);
+	q = hostmm_mremap(y, LEN / 4, LEN / 4, MREMAP_MAYMOVE | MREMAP_FIXED,
+	    x + LEN);
+	cr_assert_eq(q, x + LEN, "mremap: %s", strerror(errno));
+	for (int pass = 0; pass < 2; pass++) {
+		cr_assert_eq(test_pattern_bad(x, NPAGES, 0, 4), -1);
+		cr_assert_eq(test_pattern_bad(q, NPAGES / 4, 0, 5), -1);
+	}
+	cr_assert_eq(hostmm_munmap(x, LEN + LEN / 4), 0);
+	upvm_fini();
+}
+
+/* MADV_DONTFORK and MADV_WIPEONFORK: the child's runtime forgets what
+   the kernel did not copy (it registered a range missing in the child,
+   failed, and the child hung on its other paged-out pages) */
+Test(hostmm, fork_leaves_out_dontfork_and_wipes_wipeonfork, .timeout = 120)
+{
+	char *a, *b, *c;
+	int status;
+	pid_t pid;
+
+	start();
+	a = test_hostmm_anon(LEN / 4, PROT_READ | PROT_WRITE, 0);
+	b = test_hostmm_anon(LEN / 4, PROT_READ | PROT_WRITE, 0);
+	test_pattern_fill(a, NPAGES / 4, 0, 6);
+	test_pattern_fill(b, NPAGES / 4, 0, 7);
+	c = paged_region();
+	cr_assert_eq(hostmm_madvise(a, LEN / 4, MADV_DONTFORK), 0);
+	cr_assert_eq(hostmm_madvise(b, LEN / 4, MADV_WIPEONFORK), 0);
+	cr_assert_eq(hostmm_mlock(b, PAGE_SIZE, 0), 0);
+	if ((pid = fork()) == 0) {
+		alarm(60);
+		/* a: not mapped here; b: zeros and not locked; c: intact */
+		if (madvise(a, PAGE_SIZE, MADV_NORMAL) == 0 || errno != ENOMEM)
+			_exit(1);
+		if (test_zero_bad(b, NPAGES / 4) != -1)
+			_exit(2);
+		if (hostmm_madvise(b, PAGE_SIZE, MADV_DONTNEED) != 0)
+			_exit(3);
+		for (int pass = 0; pass < 2; pass++)
+			if (test_pattern_bad(c, NPAGES, 0, 1) != -1)
+				_exit(4);
+		_exit(0);
+	}
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child status %#x", status);
+	cr_assert_eq(test_pattern_bad(a, NPAGES / 4, 0, 6), -1);
+	cr_assert_eq(test_pattern_bad(b, NPAGES / 4, 0, 7), -1);
+	cr_assert_eq(test_pattern_bad(c, NPAGES, 0, 1), -1);
 	upvm_fini();
 }

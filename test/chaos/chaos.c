@@ -33,7 +33,9 @@
  *              [--minutes N] [--size MiB] [--dir DIR] [--skip OPS]
  *              [--quiet] [--trace]
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
