@@ -260,7 +260,7 @@ advise_remove(struct advise_arg *aa, vaddr_t lo, vaddr_t hi)
 		a = MAX(lo, e->e_start);
 		b = MIN(hi, e->e_end);
 		error = vnode_punch(container_of(e->e_obj, struct vnode,
-		    vn_pager), e->e_offset + (a - e->e_start), b - a);
+		    vn_pager), vm_entry_objoff(e, a), b - a);
 		if (error != 0 && aa->aa_error == 0)
 			aa->aa_error = error;
 	}

@@ -227,7 +227,6 @@ region_move_neighbors(struct vmspace *vs, vaddr_t start, vaddr_t end)
 	vaddr_t lo = start, hi = end;
 
 	VM_ASSERT_WLOCKED(&map->m_lock);
-
 	for (p = start > 0 ? vm_map_first_ge(map, start - 1) : NULL;
 	    p != NULL && p->e_end == lo; p = vm_map_prev(map, p)) {
 		region_dirty_clean(vs, p);
@@ -319,13 +318,7 @@ region_wired_how(struct vm_map *map, vaddr_t start, vaddr_t end)
 bool
 region_any_wired(struct vm_map *map, vaddr_t start, vaddr_t end)
 {
-	struct vm_map_entry *e;
-
-	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
-	    e = vm_map_next(map, e))
-		if (e->e_wired)
-			return true;
-	return false;
+	return region_wired_how(map, start, end) != 0;
 }
 
 int

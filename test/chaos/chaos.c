@@ -852,6 +852,36 @@ op_pipe(struct worker *w)
 	memmove(d->seed + dg, s->seed + sg, n * 8);
 }
 
+/* a random granule of the thread's file for n granules, align-aligned */
+static size_t
+file_pick(struct worker *w, size_t n, size_t align)
+{
+	return below(w, (FILE_PAGES * GPP - n) / (align / GRAN) + 1) *
+	    (align / GRAN);
+}
+
+/* n granules between buf and the file at granule fg, in one call or, with
+   split > 0, vectored in two pieces the first of split granules; a short
+   transfer fails the run */
+static void
+file_xfer(struct worker *w, int fd, char *buf, size_t n, size_t fg,
+    size_t split, bool write)
+{
+	off_t off = (off_t)(fg * GRAN);
+	struct iovec v[2] = { { buf, split * GRAN },
+	    { buf + split * GRAN, (n - split) * GRAN } };
+	ssize_t r;
+
+	if (split > 0)
+		r = write ? pwritev(fd, v, 2, off) : preadv(fd, v, 2, off);
+	else
+		r = write ? pwrite(fd, buf, n * GRAN, off) :
+		    pread(fd, buf, n * GRAN, off);
+	if (r != (ssize_t)(n * GRAN))
+		fail(w, "%s: %zd of %zu (%s)", write ? "pwrite" : "pread", r,
+		    n * GRAN, strerror(errno));
+}
+
 /* through the thread's file: memory -> file -> memory, buffered,
    vectored or O_DIRECT */
 static void
@@ -860,52 +890,25 @@ op_file(struct worker *w)
 	int how = (int)below(w, 3), fd;
 	size_t align = how == 2 ? PG : GRAN, sg, dg, n, fg;
 	struct cmap *s, *d;
-	ssize_t r;
 
 	if (how == 2 && w->dfd < 0)
 		how = 0;
 	fd = how == 2 ? w->dfd : w->fd;
 	if (!pick_io(w, &s, &sg, &d, &dg, &n, align, IO_MAX * 4))
 		return;
-	fg = below(w, (FILE_PAGES * GPP - n) / (align / GRAN) + 1) *
-	    (align / GRAN);
+	fg = file_pick(w, n, align);
 	note(w, "op %" PRIu64 ": file(%s) %p+%zu -> file+%zu -> %p+%zu, %zu "
 	    "granules", w->op, how == 0 ? "pwrite/pread" : how == 1 ?
 	    "pwritev/preadv" : "O_DIRECT", (void *)s->base, sg, fg,
 	    (void *)d->base, dg, n);
 	pin_io(w, s, sg, d, dg, n);
-	if (how == 1) {
-		size_t h = n / 2 * GRAN;
-		struct iovec v[2] = {
-			{ s->base + sg * GRAN, h },
-			{ s->base + sg * GRAN + h, n * GRAN - h } };
-
-		r = pwritev(fd, v, 2, (off_t)(fg * GRAN));
-	} else {
-		r = pwrite(fd, s->base + sg * GRAN, n * GRAN,
-		    (off_t)(fg * GRAN));
-	}
-	if (r != (ssize_t)(n * GRAN))
-		fail(w, "pwrite: %zd of %zu (%s)", r, n * GRAN,
-		    strerror(errno));
+	file_xfer(w, fd, s->base + sg * GRAN, n, fg, how == 1 ? n / 2 : 0,
+	    true);
 	memcpy(w->fseed + fg, s->seed + sg, n * 8);
 	/* back, from a random place of the file */
-	fg = below(w, (FILE_PAGES * GPP - n) / (align / GRAN) + 1) *
-	    (align / GRAN);
-	if (how == 1) {
-		size_t h = (n + 1) / 2 * GRAN;
-		struct iovec v[2] = {
-			{ d->base + dg * GRAN, h },
-			{ d->base + dg * GRAN + h, n * GRAN - h } };
-
-		r = preadv(fd, v, 2, (off_t)(fg * GRAN));
-	} else {
-		r = pread(fd, d->base + dg * GRAN, n * GRAN,
-		    (off_t)(fg * GRAN));
-	}
-	if (r != (ssize_t)(n * GRAN))
-		fail(w, "pread: %zd of %zu (%s)", r, n * GRAN,
-		    strerror(errno));
+	fg = file_pick(w, n, align);
+	file_xfer(w, fd, d->base + dg * GRAN, n, fg, how == 1 ?
+	    (n + 1) / 2 : 0, false);
 	memcpy(d->seed + dg, w->fseed + fg, n * 8);
 }
 
