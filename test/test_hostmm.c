@@ -456,3 +456,38 @@ Test(hostmm, fork_leaves_out_dontfork_and_wipes_wipeonfork, .timeout = 120)
 	cr_assert_eq(test_pattern_bad(c, NPAGES, 0, 1), -1);
 	upvm_fini();
 }
+
+/* a region moved while the daemon pages its clean pages out: a clean run
+   that moved under its write went out, but the daemon had made it an
+   implicit resident page (and written to its freed anon): lost data and
+   faults woken forever, move protocol (found by the DONTUNMAP test) */
+Test(hostmm, mremap_while_clean_pages_page_out, .timeout = 120)
+{
+	char *p, *q;
+	uint64_t gen = 1;
+
+	start();
+	p = paged_region();
+	for (int round = 0; round < 12; round++) {
+		/* pages read back are clean; half written again are dirty:
+		   the daemon's batches mix both */
+		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, gen), -1,
+		    "round %d", round);
+		if (round % 2 == 1) {
+			test_pattern_fill(p, NPAGES, 0, ++gen);
+			cr_assert_eq(test_pattern_bad(p, NPAGES / 2, 0, gen),
+			    -1);
+		}
+		q = hostmm_mmap(NULL, LEN, PROT_NONE, MAP_PRIVATE |
+		    MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		cr_assert_neq(q, MAP_FAILED);
+		q = hostmm_mremap(p, LEN, LEN, MREMAP_MAYMOVE | MREMAP_FIXED,
+		    q);
+		cr_assert_neq(q, MAP_FAILED, "mremap: %s", strerror(errno));
+		p = q;
+	}
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, gen), -1);
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	cr_assert_eq(test_stats_gone().swap_used_pages, 0, "every slot freed");
+	upvm_fini();
+}

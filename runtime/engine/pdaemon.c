@@ -662,21 +662,23 @@ pd_gone(struct pd_run *r)
 }
 
 /*
- * pd_keep: a page of a run that stays resident ends its transit; the
- * run's hold goes (the slot keeps a reference, so it is not the last).
- * A run that moved lost its uffd-wp bits with the mremap: a clean page
- * becomes dirty (region_dirty_clean skipped it while it was held).
+ * pd_keep: page k of a run ends its transit; the run's hold goes (the
+ * slot keeps a reference, so it is not the last).  A page that stays
+ * resident (`stays`) in a run that moved lost its uffd-wp bit with the
+ * mremap: if clean, it becomes dirty (region_dirty_clean skipped it
+ * while it was held), which may free its anon.  A page that goes out
+ * keeps its anon: the caller marks it swapped next.
  * => amap locked.
  */
 static void
-pd_keep(struct pdaemon *pd, struct pd_run *r, int k)
+pd_keep(struct pdaemon *pd, struct pd_run *r, int k, bool stays)
 {
 	struct anon *an = r->pr_anons[k];
 	uint64_t old = 0;
 
 	an->an_flags &= ~(ANON_TRANSIT | ANON_WANTED);
 	atomic_fetch_sub_explicit(&an->an_ref, 1, memory_order_relaxed);
-	if (!r->pr_here && (an->an_flags & ANON_CLEAN))
+	if (stays && !r->pr_here && (an->an_flags & ANON_CLEAN))
 		amap_set_dirty(r->pr_amap, r->pr_slot + k, &old);
 	if (old != 0)	/* lock order: amap -> pager */
 		swap_free(pd->pdd_swap, old, 1);
@@ -747,7 +749,7 @@ pd_finish_wp(struct pdaemon *pd, struct pd_batch *pb)
 			if (gone & ((uint64_t)1 << k))
 				continue;
 			if (!ok) {
-				pd_keep(pd, r, k);
+				pd_keep(pd, r, k, true);
 				continue;
 			}
 			/* drop the contiguous pages still here at once */
@@ -758,7 +760,7 @@ pd_finish_wp(struct pdaemon *pd, struct pd_batch *pb)
 			    ptoa((vaddr_t)k), ptoa((vsize_t)n));
 			for (int j = k; j < k + n; j++) {
 				an = r->pr_anons[j];
-				pd_keep(pd, r, j);
+				pd_keep(pd, r, j, false);
 				an->an_flags &= ~ANON_RESIDENT;
 				if (pd_to_obj(r)) {
 					pd_to_file(r, j);
@@ -998,7 +1000,7 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb, uint64_t stage0)
 			linger = ok && !wanted && pd_may_linger(pd, r) &&
 			    pd->pdd_inactive < pd->pdd_inactive_max;
 			if (!linger)
-				pd_keep(pd, r, k);
+				pd_keep(pd, r, k, !ok);
 			if (!ok)
 				continue;
 			if (!r->pr_clean && pd_to_obj(r)) {
