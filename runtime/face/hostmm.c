@@ -624,6 +624,16 @@ mremap_has_file(struct vmspace *vs, vaddr_t start, vaddr_t end)
  * range is unlocked in the kernel first (its pages are resident: wired
  * pages never leave) and *relockp asks the caller to mlock the result
  * again once the map is unlocked.
+ *
+ * A moving range is kept apart from its neighbors: the kernel merges a
+ * moved VMA into a compatible neighbor and then drops the registration
+ * of the merged VMA (no EVENT_REMAP), the neighbor's with it, and another
+ * thread's fault there would get zeros from the kernel before
+ * region_move_neighbors registered it again.  Managed VMAs are all
+ * NOHUGEPAGE (pmap_register), so the range is made HUGEPAGE for the
+ * move: no neighbor is compatible, and registering it at its new place
+ * makes it NOHUGEPAGE again.  A kernel without THP refuses the advice:
+ * then region_move_neighbors mends what the merge dropped, as before.
  * => map write-locked.  Returns the new address, or -errno in *errorp.
  */
 static vaddr_t
@@ -634,6 +644,7 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 	int how = region_wired_how(&vs->vs_map, start, end);
 	struct vm_map_entry *first = vm_map_first_ge(&vs->vs_map, start);
 	int inh = first != NULL ? first->e_inherit : VM_INH_COPY;
+	bool isolated;
 	long r;
 	int error;
 
@@ -656,7 +667,14 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 		*relockp = false;
 		return 0;
 	}
+	/* kept apart from its neighbors while it moves (see above) */
+	isolated = (flags & MREMAP_MAYMOVE) &&
+	    raw_madvise((void *)start, end - start, MADV_HUGEPAGE) == 0;
 	r = syscall(SYS_mremap, start, oldlen, newlen, flags, newaddr);
+	if (isolated && (r == -1 || (vaddr_t)r == start ||
+	    (flags & MREMAP_DONTUNMAP)))
+		(void)raw_madvise((void *)start, (vaddr_t)r == start ?
+		    round_page(newlen) : end - start, MADV_NOHUGEPAGE);
 	if (r == -1) {
 		*errorp = -errno;
 		return 0;
@@ -687,7 +705,7 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 		    (unsigned long)(r + keep), strerror(-*errorp));
 	else if (round_page(newlen) > keep)
 		mremap_grow_file(vs, (vaddr_t)r + keep);
-	if ((vaddr_t)r != start) {
+	if ((vaddr_t)r != start && !isolated) {
 		region_move_neighbors(vs, (vaddr_t)r, (vaddr_t)r +
 		    round_page(newlen));
 		region_move_neighbors(vs, start, end);
