@@ -11,8 +11,8 @@
 #
 # Left out under upvm until fixed (see the README's Testing section):
 # fork (a fork child's pageout daemon can stall with the budget exceeded)
-# and, on the move protocol, more than one thread (a write fault can be
-# woken forever after concurrent mremaps; seen once in 20 minutes on wp).
+# and, on the move protocol, more than one thread (a run can hang with a
+# fault woken over and over).
 set -u
 UPVM=$1
 CHAOS=$2
