@@ -469,8 +469,9 @@ Test(hostmm, mremap_while_clean_pages_page_out, .timeout = 120)
 	start();
 	p = paged_region();
 	for (int round = 0; round < 12; round++) {
-		/* pages read back are clean; half written again are dirty:
-		   the daemon's batches mix both */
+		/* pages read back are clean; every other round the region
+		   is written again (dirty) and its first half read back
+		   (clean): the daemon's batches mix both */
 		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, gen), -1,
 		    "round %d", round);
 		if (round % 2 == 1) {
