@@ -14,10 +14,15 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-/* rw FILE NPAGES ITERS SEED: map FILE read-only shared, pwrite random pages
-   with a new generation, read through the map, check */
+/* filewrite FILE NPAGES ITERS SEED: map FILE read-only shared, pwrite
+   random pages with a new generation, read through the map: every word of
+   every page read must hold (page << 32 | generation) */
 int main(int argc, char **argv)
 {
+	if (argc != 5) {
+		fprintf(stderr, "usage: filewrite FILE NPAGES ITERS SEED\n");
+		return 2;
+	}
 	size_t np = strtoul(argv[2], 0, 0), it = strtoul(argv[3], 0, 0);
 	unsigned seed = strtoul(argv[4], 0, 0);
 	uint32_t *gen = calloc(np, 4);
@@ -25,7 +30,7 @@ int main(int argc, char **argv)
 	int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
 	for (size_t p = 0; p < np; p++) {
 		for (int w = 0; w < 512; w++) ((uint64_t *)buf)[w] = p << 32 | 0;
-		pwrite(fd, buf, 4096, p * 4096);
+		if (pwrite(fd, buf, 4096, p * 4096) != 4096) { perror("pwrite"); return 2; }
 	}
 	fsync(fd);
 	size_t cap = np + 4096;
@@ -48,7 +53,7 @@ int main(int argc, char **argv)
 			}
 			gen[np] = 1;
 			for (int w = 0; w < 512; w++) ((uint64_t *)buf)[w] = np << 32 | 1;
-			pwrite(fd, buf, 4096, np * 4096);
+			if (pwrite(fd, buf, 4096, np * 4096) != 4096) { perror("pwrite"); return 2; }
 			np++;
 			continue;
 		}
@@ -71,12 +76,13 @@ int main(int argc, char **argv)
 			for (size_t k = 0; k < n; k++) {
 				const uint64_t *q = (const uint64_t *)(m + (p + k) * 4096);
 				uint64_t want = (p + k) << 32 | gen[p + k];
-				int w = random() % 512;
-				if (q[w] != want || q[0] != want) {
+				int w = 0;
+				while (w < 512 && q[w] == want)
+					w++;
+				if (w < 512) {
 					uint64_t fb[512];
 					pread(fd, fb, 4096, (p + k) * 4096);
-					fprintf(stderr, "iter %zu page %zu (np %zu): map %#lx/%#lx want %#lx file %#lx\n", i, p + k, np, (unsigned long)q[w], (unsigned long)q[0], (unsigned long)want, (unsigned long)fb[w]);
-					fprintf(stderr, "again: %#lx\n", (unsigned long)q[w]);
+					fprintf(stderr, "iter %zu page %zu word %d (np %zu): map %#lx want %#lx file %#lx\n", i, p + k, w, np, (unsigned long)q[w], (unsigned long)want, (unsigned long)fb[w]);
 					return 1;
 				}
 			}
