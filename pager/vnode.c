@@ -79,6 +79,32 @@ vnode_sync(struct vnode *vn)
 	return 0;
 }
 
+int
+vnode_write_bytes(struct vnode *vn, uint64_t off, const void *buf, size_t len)
+{
+	uint64_t size = vnode_size(vn, true);
+	ssize_t done;
+
+	if (!vn->vn_writable)
+		return -EBADF;
+	if (pager_fail_next(&vn->vn_fail[1]))
+		return -EIO;
+	if (off >= size)
+		return 0;
+	len = (size_t)MIN((uint64_t)len, size - off);
+	while (len > 0) {
+		done = sys_pwrite(vn->vn_bfd, buf, len, (off_t)off);
+		if (done < 0 && errno == EINTR)
+			continue;
+		if (done <= 0)
+			return done < 0 ? -errno : -EIO;
+		buf = (const char *)buf + done;
+		off += (uint64_t)done;
+		len -= (size_t)done;
+	}
+	return 0;
+}
+
 void
 vnode_inject_failure(struct vnode *vn, bool write, int nth)
 {

@@ -95,6 +95,16 @@ uint64_t vnode_size(struct vnode *, bool refresh);
    => 0 or -errno */
 int vnode_sync(struct vnode *);
 
+/*
+ * vnode_write_bytes: write len bytes of buf at byte offset off (any
+ * alignment), through the buffered descriptor; the bytes at or past the
+ * file's end (asked of the kernel) are not written, so the file never
+ * grows.  For the part of a page that a write(2) beside a mapping did not
+ * cover (writeback.h, wb_overwritten).
+ * => 0 or -errno (-EBADF: the vnode is not writable; -EIO: short write).
+ */
+int vnode_write_bytes(struct vnode *, uint64_t off, const void *buf,
+    size_t len);
 /* vnode_inject_failure: the nth next read (write: write) fails with
    -EIO before it reaches the disk (0 disarms), as swap_inject_failure */
 void vnode_inject_failure(struct vnode *, bool write, int nth);

@@ -389,3 +389,180 @@ wb_transit(struct vmspace *vs, vaddr_t start, vaddr_t end)
 	}
 	return busy;
 }
+
+/* ---------------------------------------------------------------- */
+/* a write(2) beside the mapping */
+
+/*
+ * wb_keep_uncovered: the bytes of page va of shared entry e (its data at
+ * page, out of reach of stores) outside the file range [off, end), which
+ * the page overlaps, go to the file.  => 0 or -errno
+ */
+static int
+wb_keep_uncovered(struct vm_map_entry *e, vaddr_t va, const char *page,
+    uint64_t off, uint64_t end)
+{
+	struct vnode *vn = container_of(e->e_obj, struct vnode, vn_pager);
+	uint64_t po = vm_entry_objoff(e, va), pe = po + PAGE_SIZE;
+	int error = 0;
+
+	if (po < off)
+		error = vnode_write_bytes(vn, po, page, (size_t)(off - po));
+	if (error == 0 && end < pe)
+		error = vnode_write_bytes(vn, end, page + (end - po),
+		    (size_t)(pe - end));
+	return error;
+}
+
+/* wb_resident: slot s holds a resident page */
+static bool
+wb_resident(struct amap *am, int s)
+{
+	struct anon *an = amap_anon_at(am, s);
+
+	return amap_slot(am, s) == SLOT_RESIDENT ||
+	    (an != NULL && (an->an_flags & ANON_RESIDENT));
+}
+
+/* wb_busy_out: slot s holds a resident page in transit (a pageout) */
+static bool
+wb_busy_out(struct amap *am, int s)
+{
+	struct anon *an = amap_anon_at(am, s);
+
+	return an != NULL && (an->an_flags & (ANON_RESIDENT | ANON_TRANSIT)) ==
+	    (ANON_RESIDENT | ANON_TRANSIT);
+}
+
+/*
+ * wb_partial: page va (slot s) of shared entry e lies partly in [off,
+ * end): out of reach of stores, its uncovered bytes written unless it is
+ * a clean copy.  => 0: it may go (moved to scratch, or still mapped and
+ * write-protected); -errno: it stays, mapped, dirty.  => map write-locked,
+ * amap unlocked.
+ */
+static int
+wb_partial(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va, int s,
+    char *scratch, uint64_t off, uint64_t end, bool *movedp)
+{
+	struct amap *am = e->e_aref.ar_amap;
+	const char *page = (const char *)va;
+	struct anon *an;
+	vsize_t done = 0, back;
+	bool clean;
+	uint64_t old;
+	int error;
+
+	*movedp = false;
+	if (scratch != NULL && pmap_move(&vs->vs_pmap, (vaddr_t)scratch, va,
+	    PAGE_SIZE, PMAP_DONTWAKE, &done) == 0 && done == PAGE_SIZE) {
+		*movedp = true;
+		page = scratch;
+	} else if (scratch != NULL && (e->e_prot & VM_PROT_WRITE)) {
+		upvm_log(LOG_ERR, "write beside a mapping: cannot take page "
+		    "%#lx out of reach (move failed); its bytes outside the "
+		    "write are written as they are", (unsigned long)va);
+	} else if (vs->vs_regmodes & PMAP_REG_WP) {
+		(void)pmap_writeprotect(&vs->vs_pmap, va, PAGE_SIZE, true,
+		    true);
+	}
+	vm_mutex_lock(&am->am_lock);
+	an = amap_anon_at(am, s);
+	clean = an != NULL && (an->an_flags & ANON_OBJ) && (!*movedp ||
+	    pager_unchanged(e->e_obj, vm_entry_objoff(e, va), page));
+	vm_mutex_unlock(&am->am_lock);
+	if (clean || (error = wb_keep_uncovered(e, va, page, off, end)) == 0)
+		return 0;
+	STAT_INC(&vs->vs_stats, st_io_errors);
+	upvm_log(LOG_ERR, "writing the rest of page %#lx beside a write to "
+	    "its file failed: %s; the page stays dirty and its old copy of "
+	    "the written bytes may reach the file later", (unsigned long)va,
+	    strerror(-error));
+	if (*movedp) {
+		if (pmap_move(&vs->vs_pmap, va, (vaddr_t)scratch, PAGE_SIZE,
+		    PMAP_DONTWAKE, &back) != 0 && pmap_copy(&vs->vs_pmap, va,
+		    scratch, PAGE_SIZE, PMAP_DONTWAKE, &back) != 0)
+			upvm_log(LOG_ERR, "cannot put page %#lx back",
+			    (unsigned long)va);
+		(void)raw_madvise(scratch, PAGE_SIZE, MADV_DONTNEED);
+	} else if (vs->vs_regmodes & PMAP_REG_WP) {
+		(void)pmap_writeprotect(&vs->vs_pmap, va, PAGE_SIZE, false,
+		    false);
+	}
+	vm_mutex_lock(&am->am_lock);
+	amap_set_dirty(am, s, &old);	/* a file page: no swap slot */
+	vm_mutex_unlock(&am->am_lock);
+	return error;
+}
+
+/* wb_free: the pages of [va, va + n pages) of entry e leave memory */
+static void
+wb_free(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va, int n)
+{
+	(void)pmap_dontneed(&vs->vs_pmap, va, ptoa((vsize_t)n));
+	atomic_fetch_sub(&vs->vs_resident, amap_free_range(e->e_aref.ar_amap,
+	    vm_entry_slot(e, va), n));
+}
+
+bool
+wb_overwritten(struct vmspace *vs, struct vm_map_entry *e, vaddr_t lo,
+    vaddr_t hi, uint64_t off, uint64_t end)
+{
+	struct amap *am = e->e_aref.ar_amap;
+	char *scratch = NULL;
+	bool busy = false, moved, partial, out;
+	vaddr_t va, run;
+	uint64_t po;
+
+	VM_ASSERT_WLOCKED(&vs->vs_map.m_lock);
+	if (am == NULL)
+		return false;
+	if (!wb_shared(e)) {
+		(void)wb_invalidate(vs, lo, hi);
+		return wb_transit(vs, lo, hi);
+	}
+	if (vs->vs_pageout == UPVM_PAGEOUT_MOVE &&
+	    (vs->vs_regmodes & PMAP_REG_WP)) {
+		scratch = raw_mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (raw_mmap_failed(scratch) || pmap_register(&vs->vs_pmap,
+		    (vaddr_t)scratch, PAGE_SIZE, vs->vs_regmodes) != 0) {
+			if (!raw_mmap_failed(scratch))
+				raw_munmap(scratch, PAGE_SIZE);
+			scratch = NULL;
+		}
+	}
+	/* the pages wholly inside the range go in runs; a partial one
+	   (the first or the last) alone */
+	for (va = lo, run = lo; va <= hi; va += PAGE_SIZE) {
+		po = va < hi ? vm_entry_objoff(e, va) : 0;
+		partial = va < hi && (po < off || po + PAGE_SIZE > end);
+		vm_mutex_lock(&am->am_lock);
+		out = va < hi && wb_busy_out(am, vm_entry_slot(e, va));
+		vm_mutex_unlock(&am->am_lock);
+		busy |= out;
+		if (va == hi || out || partial || va - run == ptoa(AMAP_UNIT)) {
+			if (va > run)
+				wb_free(vs, e, run, (int)atop(va - run));
+			run = va + (out || partial ? PAGE_SIZE : 0);
+		}
+		if (va == hi || out || !partial)
+			continue;
+		/* only a resident page can hold bytes the file lacks */
+		vm_mutex_lock(&am->am_lock);
+		partial = wb_resident(am, vm_entry_slot(e, va));
+		vm_mutex_unlock(&am->am_lock);
+		if (!partial || wb_partial(vs, e, va, vm_entry_slot(e, va),
+		    scratch, off, end, &moved) == 0) {
+			wb_free(vs, e, va, 1);
+			if (partial && !moved)
+				(void)pmap_wake(&vs->vs_pmap, va, PAGE_SIZE);
+			if (partial && moved)
+				(void)raw_madvise(scratch, PAGE_SIZE,
+				    MADV_DONTNEED);
+		}
+	}
+	if (scratch != NULL)
+		raw_munmap(scratch, PAGE_SIZE);	/* unregisters too */
+	return busy;
+}

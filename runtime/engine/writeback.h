@@ -47,6 +47,31 @@ int wb_range(struct vmspace *, vaddr_t start, vaddr_t end, bool sync);
 long wb_invalidate(struct vmspace *, vaddr_t start, vaddr_t end);
 
 /*
+ * wb_overwritten: write(2) (or pwrite, writev...) by this process just
+ * stored the file bytes [off, end), which file entry e maps at [lo, hi)
+ * (pages rounded outward): the pages there leave memory, so the next
+ * access reads what the write stored, and no later write-back puts their
+ * old contents over it.
+ *  - A shared entry loses every resident page of the range, dirty or not:
+ *    hostmm_file_io wrote the dirty ones back before the write, so a page
+ *    dirty now was stored to through the mapping while the write ran (the
+ *    two raced; the mapping's data is taken as the older).  A page only
+ *    partly inside [off, end) keeps its other bytes: unless it is a clean
+ *    copy of the file, they are written to the file first, from the page
+ *    taken out of reach of stores (moved to a scratch page, move protocol;
+ *    write-protected, wp protocol; without uffd-wp nothing can stop a
+ *    store, one racing there is lost).  A read from the file in flight
+ *    loses its page (it brings old data); a page being paged out is left
+ *    alone: the caller comes back once it has landed.
+ *  - A private entry loses only its clean copies of the file (as
+ *    wb_invalidate): what the process wrote there is its own.
+ * => map write-locked.  Whether some page stayed because it was in
+ *    transit (call again after it landed).
+ */
+bool wb_overwritten(struct vmspace *, struct vm_map_entry *e, vaddr_t lo,
+    vaddr_t hi, uint64_t off, uint64_t end);
+
+/*
  * wb_transit: some page of a file entry in [start, end) is in transit (a
  * read or a pageout in flight): what it brings may predate a write(2)
  * just done, so the caller invalidates again once it has landed.

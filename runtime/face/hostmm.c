@@ -516,8 +516,12 @@ hostmm_truncated(dev_t dev, ino_t ino, uint64_t size)
 
 /*
  * file_io_pass: one pass of hostmm_file_io over the entries of the file
- * (dev, ino).  => map write-locked.  Whether a page over the range was in
- * transit (after a write: to be invalidated again once it lands).
+ * (dev, ino).  Before a read or write, the dirty pages over the range are
+ * written back, and the pass is busy while a page there is in transit (a
+ * pageout's write still in flight would land after the call's and put
+ * old data over it).  After a write, the pages over the range leave
+ * (wb_overwritten); busy while one being paged out stays.
+ * => map write-locked.
  */
 static bool
 file_io_pass(struct vmspace *vs, const struct stat *st, uint64_t off,
@@ -532,10 +536,12 @@ file_io_pass(struct vmspace *vs, const struct stat *st, uint64_t off,
 		if (!file_entry_range(e, st->st_dev, st->st_ino, off, len, &lo,
 		    &hi))
 			continue;
-		if (wb_range(vs, lo, hi, false) != 0 || !after_write)
-			continue;
-		(void)wb_invalidate(vs, lo, hi);
-		busy |= wb_transit(vs, lo, hi);
+		if (after_write) {
+			busy |= wb_overwritten(vs, e, lo, hi, off, off + len);
+		} else {
+			(void)wb_range(vs, lo, hi, false);
+			busy |= wb_transit(vs, lo, hi);
+		}
 	}
 	return busy;
 }
@@ -551,16 +557,19 @@ hostmm_file_io(int fd, uint64_t off, uint64_t len, bool after_write)
 	    !vnode_mapped(st.st_dev, st.st_ino) ||
 	    (vs = hostmm_enter()) == NULL)
 		return;
-	/* a read in flight from before the write brings old data, a page
-	   being paged out may come back: invalidate again after they land
-	   (their owners need the map lock to finish) */
-	for (int tries = 0; tries < 10000; tries++) {
+	/* a page in transit is waited for (file_io_pass); its owner needs
+	   the map lock to finish */
+	for (int tries = 0;; tries++) {
 		vm_rwlock_wrlock(&vs->vs_map.m_lock);
 		busy = file_io_pass(vs, &st, off, len, after_write);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
 		if (!busy)
 			break;
-		usleep(100);
+		if (tries == 10000)
+			upvm_log(LOG_WARN, "a %s of a mapped file has waited "
+			    "1 s for paging I/O over its range; still waiting",
+			    after_write ? "write" : "read or write");
+		usleep(tries < 100 ? 10 : 100);
 	}
 	vmspace_exit();
 }
