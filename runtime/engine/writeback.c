@@ -326,6 +326,24 @@ wb_invalidate_run(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
 	return dropped;
 }
 
+/* wb_scratch: a registered area of len bytes to move pages into; NULL:
+   none could be made (raw_munmap unregisters it) */
+static char *
+wb_scratch(struct vmspace *vs, size_t len)
+{
+	char *scratch = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (raw_mmap_failed(scratch))
+		return NULL;
+	if (pmap_register(&vs->vs_pmap, (vaddr_t)scratch, len,
+	    vs->vs_regmodes) != 0) {
+		raw_munmap(scratch, len);
+		return NULL;
+	}
+	return scratch;
+}
+
 long
 wb_invalidate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 {
@@ -338,17 +356,11 @@ wb_invalidate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 	int n;
 
 	VM_ASSERT_WLOCKED(&map->m_lock);
-	if (vs->vs_pageout == UPVM_PAGEOUT_MOVE) {
-		scratch = raw_mmap(NULL, slen, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (raw_mmap_failed(scratch) || pmap_register(&vs->vs_pmap,
-		    (vaddr_t)scratch, slen, vs->vs_regmodes) != 0) {
-			if (!raw_mmap_failed(scratch))
-				raw_munmap(scratch, slen);
-			upvm_log(LOG_ERR, "invalidate: no scratch area; the "
-			    "clean pages stay");
-			return 0;
-		}
+	if (vs->vs_pageout == UPVM_PAGEOUT_MOVE &&
+	    (scratch = wb_scratch(vs, slen)) == NULL) {
+		upvm_log(LOG_ERR, "invalidate: no scratch area; the clean "
+		    "pages stay");
+		return 0;
 	}
 	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
 	    e = vm_map_next(map, e)) {
@@ -521,17 +533,6 @@ wb_overwritten(struct vmspace *vs, struct vm_map_entry *e, vaddr_t lo,
 		(void)wb_invalidate(vs, lo, hi);
 		return wb_transit(vs, lo, hi);
 	}
-	if (vs->vs_pageout == UPVM_PAGEOUT_MOVE &&
-	    (vs->vs_regmodes & PMAP_REG_WP)) {
-		scratch = raw_mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (raw_mmap_failed(scratch) || pmap_register(&vs->vs_pmap,
-		    (vaddr_t)scratch, PAGE_SIZE, vs->vs_regmodes) != 0) {
-			if (!raw_mmap_failed(scratch))
-				raw_munmap(scratch, PAGE_SIZE);
-			scratch = NULL;
-		}
-	}
 	/* the pages wholly inside the range go in runs; a partial one
 	   (the first or the last) alone */
 	for (va = lo, run = lo; va <= hi; va += PAGE_SIZE) {
@@ -552,6 +553,11 @@ wb_overwritten(struct vmspace *vs, struct vm_map_entry *e, vaddr_t lo,
 		vm_mutex_lock(&am->am_lock);
 		partial = wb_resident(am, vm_entry_slot(e, va));
 		vm_mutex_unlock(&am->am_lock);
+		/* made only when a page needs it: most writes have none */
+		if (partial && scratch == NULL &&
+		    vs->vs_pageout == UPVM_PAGEOUT_MOVE &&
+		    (vs->vs_regmodes & PMAP_REG_WP))
+			scratch = wb_scratch(vs, PAGE_SIZE);
 		if (!partial || wb_partial(vs, e, va, vm_entry_slot(e, va),
 		    scratch, off, end, &moved) == 0) {
 			wb_free(vs, e, va, 1);
