@@ -25,17 +25,21 @@
  *
  * On a mismatch it prints the seed, the thread, the operation number and
  * the first wrong address with the words expected and found, then the
- * thread's last operations, and exits 1.  With --threads 1 the same seed
+ * thread's last operations, and exits 1.  A run in which no thread
+ * finishes an operation for --stall seconds (default 60) is a hang: a
+ * watchdog thread prints the seed, every thread's last operations and
+ * what each task of the process waits in (/proc/self/task), and exits 3.  With --threads 1 the same seed
  * replays the same sequence exactly; with more threads each thread's
  * sequence is the same, not their interleaving.
  *
  * usage: chaos [--seed N] [--threads N] [--ops N] [--seconds N]
  *              [--minutes N] [--size MiB] [--dir DIR] [--skip OPS]
- *              [--quiet] [--trace]
+ *              [--stall SECONDS] [--quiet] [--trace]
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -129,7 +133,8 @@ static struct {
 	unsigned	 skip;		/* 1 << index in ops[]: never */
 	bool		 in_child;
 	double		 t_end;
-} opt = { .nthreads = 2, .size = 96UL << 20, .seconds = 0 };
+	unsigned	 stall;		/* seconds without progress: a hang */
+} opt = { .nthreads = 2, .size = 96UL << 20, .seconds = 0, .stall = 60 };
 
 static struct worker	*workers;	/* raw-mmap'd, nthreads of them */
 static pthread_rwlock_t	 forklock;
@@ -1054,6 +1059,108 @@ check_uffd(struct worker *w)
 	fclose(f);
 }
 
+/* every task of the process, its name, state and wait channel, on stderr */
+static void
+dump_tasks(void)
+{
+	char path[96], comm[64], stat[512], wchan[64];
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		int tid = atoi(de->d_name);
+		FILE *f;
+
+		if (tid <= 0)
+			continue;
+		comm[0] = stat[0] = wchan[0] = '\0';
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", getpid(),
+		    tid);
+		if ((f = fopen(path, "r")) != NULL) {
+			if (fgets(comm, sizeof(comm), f) != NULL)
+				comm[strcspn(comm, "\n")] = '\0';
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", getpid(),
+		    tid);
+		if ((f = fopen(path, "r")) != NULL) {
+			if (fgets(wchan, sizeof(wchan), f) == NULL)
+				wchan[0] = '\0';
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", getpid(),
+		    tid);
+		if ((f = fopen(path, "r")) != NULL) {
+			if (fgets(stat, sizeof(stat), f) == NULL)
+				stat[0] = '\0';
+			fclose(f);
+		}
+		/* the state is the field after the ")" of the name */
+		char *st = strrchr(stat, ')');
+
+		fprintf(stderr, "chaos:   task %d %-16s state %c wchan %s\n",
+		    tid, comm, st != NULL && st[1] != '\0' ? st[2] : '?',
+		    wchan[0] != '\0' ? wchan : "-");
+	}
+	closedir(d);
+}
+
+/*
+ * stall_watch: the hang detector.  Every second it sums the threads'
+ * operation counts; when the sum has not moved for --stall seconds it
+ * reports and ends the process (a child of a fork in progress is killed
+ * with it: its parent's thread is the one stalled).  It touches only the
+ * workers' table and stdio, never a mapping under test.
+ */
+static void *
+stall_watch(void *arg)
+{
+	uint64_t last = UINT64_MAX;
+	unsigned still = 0;
+
+	(void)arg;
+	for (;;) {
+		uint64_t sum = 0;
+
+		sleep(1);
+		for (int t = 0; t < opt.nthreads; t++)
+			sum += __atomic_load_n(&workers[t].op,
+			    __ATOMIC_RELAXED);
+		still = sum == last ? still + 1 : 0;
+		last = sum;
+		if (still < opt.stall)
+			continue;
+		flockfile(stderr);
+		fprintf(stderr, "chaos: STALLED seed %" PRIu64 ": no thread "
+		    "finished an operation for %u s\n", opt.seed, opt.stall);
+		for (int t = 0; t < opt.nthreads; t++) {
+			struct worker *w = &workers[t];
+			uint64_t op = __atomic_load_n(&w->op, __ATOMIC_RELAXED);
+
+			fprintf(stderr, "chaos: thread %d at op %" PRIu64
+			    ", its last operations, oldest first:\n", t, op);
+			for (uint64_t k = op + 1; k <= op + HISTORY; k++)
+				if (w->hist[k % HISTORY] != NULL)
+					fprintf(stderr, "  %s\n",
+					    w->hist[k % HISTORY]);
+		}
+		fprintf(stderr, "chaos: the process's tasks:\n");
+		dump_tasks();
+		fprintf(stderr, "chaos: replay: chaos --seed %" PRIu64
+		    " --threads %d --size %zu\n", opt.seed, opt.nthreads,
+		    opt.size >> 20);
+		funlockfile(stderr);
+		pthread_mutex_lock(&childlock);
+		if (child > 0)
+			kill(child, SIGKILL);
+		pthread_mutex_unlock(&childlock);
+		_exit(3);
+	}
+	return NULL;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -1141,7 +1248,8 @@ usage(const char *why)
 {
 	fprintf(stderr, "chaos: %s\nusage: chaos [--seed N] [--threads 1..%d]"
 	    " [--ops N] [--seconds N] [--minutes N] [--size MiB] [--dir DIR]"
-	    " [--skip OP,...] [--quiet] [--trace]\n", why, MAXTHREADS);
+	    " [--skip OP,...] [--stall SECONDS] [--quiet] [--trace]\n", why,
+	    MAXTHREADS);
 	exit(2);
 }
 
@@ -1250,6 +1358,8 @@ main(int argc, char **argv)
 			opt.dir = v;
 		} else if (strcmp(a, "--skip") == 0) {
 			opt.skip = skip_list(v);
+		} else if (strcmp(a, "--stall") == 0) {
+			opt.stall = (unsigned)num(v, a);
 		} else {
 			usage("unknown option");
 		}
@@ -1283,6 +1393,15 @@ main(int argc, char **argv)
 		w->rng = mix(opt.seed + (uint64_t)t * 0x1000193);
 		w->cap = opt.size / opt.nthreads;
 		open_file(w);
+	}
+	if (opt.stall > 0) {
+		pthread_t wd;
+
+		if (pthread_create(&wd, NULL, stall_watch, NULL) != 0) {
+			fprintf(stderr, "chaos: pthread_create failed\n");
+			return 2;
+		}
+		pthread_detach(wd);
 	}
 	if (opt.nthreads == 1) {
 		worker_main(&workers[0]);
