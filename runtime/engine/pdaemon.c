@@ -410,10 +410,16 @@ pd_write(struct pdaemon *pd, struct pd_batch *pb)
 			    (unsigned long)r->pr_va, r->pr_n,
 			    strerror(-error));
 	}
+	/* every write is waited for, whatever the reaping says: the runs'
+	   requests live in pb and are reused by the next batch */
 	while (pd->pdd_q->pq_inflight > 0)
 		if ((error = pager_complete(pd->pdd_q, PD_MAX_RUNS, true)) < 0 &&
-		    error != -EINTR)
-			break;
+		    error != -EINTR) {
+			upvm_log(LOG_WARN, "pageout: reaping writes failed: %s; "
+			    "retried", strerror(-error));
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 },
+			    NULL);
+		}
 }
 
 /*
