@@ -462,6 +462,62 @@ Test(file, threads_faulting_on_the_same_pages, .timeout = 120,
 	close(fd);
 }
 
+/*
+ * The last region of a file unmapped while its reads (the read-ahead of a
+ * stream, which no thread waits for) and its pageout writes are in
+ * flight: the file's pager lives until they complete (it was freed under
+ * them, and their completions read freed memory), and every page written
+ * reaches the file.
+ */
+Test(file, unmap_with_io_in_flight, .timeout = 120, .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0);
+	char *p;
+
+	init_budget(BUDGET);
+	for (int round = 0; round < 40; round++) {
+		size_t n = 64 + (size_t)round * 197 % (NPAGES / 2);
+		int shared = round % 2;
+
+		p = map_file(fd, 0, ptoa(NPAGES), shared ? UPVM_MAP_SHARED :
+		    UPVM_MAP_PRIVATE | UPVM_MAP_RDONLY);
+		if (shared) {
+			/* written past the budget: pageouts to the file */
+			test_pattern_fill(p, n + BUDGET / PAGE_SIZE, 0,
+			    (uint64_t)round + 2);
+		} else {
+			/* a stream: its next window is read ahead */
+			check_map(p, n, gen1);
+		}
+		cr_assert_eq(upvm_unmap(p, ptoa(NPAGES)), 0, "round %d", round);
+		if (shared) {
+			cr_assert_eq(pread(fd, pbuf, ptoa(NPAGES), 0),
+			    (ssize_t)ptoa(NPAGES));
+			for (size_t pg = 0; pg < n + BUDGET / PAGE_SIZE; pg++) {
+				uint64_t g = 0;
+
+				if (test_pattern_bad(pbuf + ptoa(pg), 1, pg,
+				    (uint64_t)round + 2) == -1)
+					continue;
+				while (g < 64 && test_pattern_bad(pbuf +
+				    ptoa(pg), 1, pg, g) != -1)
+					g++;
+				cr_assert_fail("round %d: file page %zu holds "
+				    "generation %llu, not %d (64: none)", round,
+				    pg, (unsigned long long)g, round + 2);
+			}
+			/* the rest generation 1 again, for the next rounds */
+			test_pattern_fill(pbuf, n + BUDGET / PAGE_SIZE, 0, 1);
+			cr_assert_eq(pwrite(fd, pbuf, ptoa(n + BUDGET /
+			    PAGE_SIZE), 0), (ssize_t)ptoa(n + BUDGET /
+			    PAGE_SIZE));
+		}
+	}
+	check_file(fd, NPAGES, gen1);
+	upvm_fini();
+	close(fd);
+}
+
 /* invalidate: the file changed behind the mapping; the clean pages go */
 Test(file, invalidate_rereads_the_file, .timeout = 60, .fini = cleanup)
 {

@@ -124,6 +124,10 @@ struct fault_io {
 	struct fault_io	 *fi_next;	/* the thread's free list */
 	struct fault_thread *fi_ft;	/* owner, NULL: fault_populate */
 	void		 *fi_buf;	/* FAULT_BUF_SIZE, raw mapping */
+	struct pager	 *fi_obj;	/* the file read, referenced for the
+					   read (its entry may go meanwhile,
+					   with the last other reference);
+					   NULL: swap */
 	struct anon	 *fi_anons[FAULT_MAX_CLUSTER];	/* held */
 };
 
@@ -779,6 +783,10 @@ fault_pagein_done(struct pager_req *req)
 		    ptoa((size_t)(fi->fi_n - FAULT_IO_KEEP)), MADV_DONTNEED);
 	if (vs->vs_pd != NULL)
 		pd_kick(vs->vs_pd);
+	/* the request is finished: nothing looks at its pager again */
+	if (fi->fi_obj != NULL)
+		pager_unref(fi->fi_obj);
+	fi->fi_obj = NULL;
 	fi->fi_done = true;
 }
 
@@ -807,6 +815,8 @@ fault_pagein_start(struct fault_ctx *fc, struct fault_io *fi,
 	fi->fi_t0 = fc->fc_t0;
 	fi->fi_done = false;
 	fi->fi_file = fc->fc_obj != NULL;
+	if ((fi->fi_obj = fc->fc_obj) != NULL)
+		pager_ref(fi->fi_obj);
 	fi->fi_req = (struct pager_req){ .pr_off = fc->fc_obj != NULL ?
 	    fc->fc_objoff : ptoa(fc->fc_swslot),
 	    .pr_npages = fc->fc_n, .pr_buf = fi->fi_buf,
@@ -818,7 +828,7 @@ fault_pagein_start(struct fault_ctx *fc, struct fault_io *fi,
 	now = atomic_fetch_add(&vs->vs_reads_inflight, 1) + 1;
 	stats_max(&vs->vs_stats.st_reads_inflight_max, (uint64_t)now);
 	/* with no queue (no io_uring), synchronously */
-	error = pager_get(fc->fc_obj != NULL ? fc->fc_obj :
+	error = pager_get(fi->fi_obj != NULL ? fi->fi_obj :
 	    &vs->vs_swap->sw_pager, q, &fi->fi_req);
 	if (error != -EINPROGRESS) {
 		fi->fi_req.pr_error = error;

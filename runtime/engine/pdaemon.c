@@ -108,7 +108,10 @@ struct pd_run {
 					   anons' old slots are stale */
 	int		 pr_stage;	/* move: first staging page, or -1 */
 	uint64_t	 pr_swslot;	/* dirty: the run's slots; 0: none */
-	struct pager	*pr_obj;	/* the entry's object (a file) or NULL */
+	struct pager	*pr_obj;	/* the entry's object (a file) or NULL,
+					   referenced until pd_release: the
+					   entry may go while the run's write
+					   is in flight (no map lock) */
 	voff_t		 pr_objoff;	/*   offset of pr_va in it */
 	bool		 pr_objclean;	/* clean: the copies are pr_obj's */
 	bool		 pr_shared;	/* dirty: written to pr_obj, not swap
@@ -287,8 +290,10 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 			    .pr_shared = e->e_obj != NULL &&
 			    !(e->e_etype & VM_ET_COPYONWRITE),
 			    .pr_rdonly = !(e->e_prot & VM_PROT_WRITE) };
-			if (e->e_obj != NULL)
+			if (e->e_obj != NULL) {
 				r->pr_objoff = vm_entry_objoff(e, r->pr_va);
+				pager_ref(e->e_obj);
+			}
 			amap_hold(am);
 		}
 		an->an_flags |= ANON_TRANSIT;
@@ -371,7 +376,9 @@ pd_protect(struct pdaemon *pd, struct pd_batch *pb)
 /*
  * pd_write: give each dirty run that is still going swap slots and write
  * it (from pd_src); wait for all writes.
- * => map read-locked.  Sets pr_error for runs that must stay resident.
+ * => no map lock: the runs' anons are in transit, their amaps and files
+ *    referenced (pdd_writing is set: msync and unmap wait for us).  Sets
+ *    pr_error for runs that must stay resident.
  */
 static void
 pd_write(struct pdaemon *pd, struct pd_batch *pb)
@@ -727,6 +734,8 @@ pd_release(struct pdaemon *pd, struct pd_run *r, uint64_t gone, bool ok)
 	if (!r->pr_here)
 		vmspace_wake_slots(vs, r->pr_amap, r->pr_slot, r->pr_n);
 	amap_drop(r->pr_amap);
+	if (r->pr_obj != NULL)
+		pager_unref(r->pr_obj);
 }
 
 /*
@@ -1114,12 +1123,15 @@ pd_batch(struct pdaemon *pd, long want, long *tookp)
 		pd_stage(pd, pb);
 	else if (pb->pb_nruns > 0)
 		pd_protect(pd, pb);
+	if (pb->pb_nruns > 0)
+		atomic_store(&pd->pdd_writing, true);
 	vm_rwlock_unlock(&map->m_lock);
 	if (pb->pb_nruns == 0) {
 		*tookp = freed;
 		return freed;
 	}
 	pd_write(pd, pb);
+	atomic_store(&pd->pdd_writing, false);
 	vm_rwlock_rdlock(&map->m_lock);
 	for (int i = 0; i < pb->pb_nruns; i++)
 		pb->pb_runs[i].pr_here = pd_run_here(pd, &pb->pb_runs[i]);
@@ -1373,6 +1385,13 @@ pd_destroy(struct pdaemon *pd)
 	kmem_free(pd->pdd_batch, sizeof(*pd->pdd_batch));
 	pd_stage_destroy(pd);
 	kmem_free(pd, sizeof(*pd));
+}
+
+void
+pd_wait_writes(struct pdaemon *pd)
+{
+	while (atomic_load(&pd->pdd_writing))
+		nanosleep(&(struct timespec){ .tv_nsec = 50000 }, NULL);
 }
 
 bool

@@ -92,6 +92,10 @@ struct pdaemon {
 	atomic_bool	  pdd_stuck;	/* [a] swap full/failing: no throttle */
 	atomic_bool	  pdd_said_full; /* [a] the log said so already */
 	atomic_bool	  pdd_stopped;	/* [a] pdd_stop, read without the lock */
+	atomic_bool	  pdd_writing;	/* [a] a batch's writes may be in
+					   flight: set before the daemon lets
+					   go of the map lock, cleared when
+					   every write has landed */
 	atomic_long	  pdd_peak;	/* [a] most resident pages seen */
 	void (*_Atomic	  pdd_stage_hook)(void *, int); /* [a] tests only:
 					   upvm_inject_stage_hook() */
@@ -133,6 +137,16 @@ long pd_reserve(struct pdaemon *, long npages, bool wait);
  */
 void pd_reactivate(struct pdaemon *, struct amap *, int slot,
     struct anon *an, vaddr_t va);
+
+/*
+ * pd_wait_writes: wait until the writes of the daemon's batch in flight
+ * have landed (a write of a shared file's pages goes on without the map
+ * lock; an msync, a write(2) or an unmap of that range must not pass
+ * it).  The daemon starts no other batch meanwhile: it collects under the
+ * map lock the caller holds.
+ * => map write-locked.
+ */
+void pd_wait_writes(struct pdaemon *);
 
 /* pd_cpu_ns: the CPU time the daemon thread has taken (0: stopped) */
 uint64_t pd_cpu_ns(struct pdaemon *);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "pager.h"
 #include "pagehash.h"
+#include "pdaemon.h"
 #include "sys.h"
 #include "vmspace.h"
 #include "vnode.h"
@@ -229,6 +230,10 @@ wb_range(struct vmspace *vs, vaddr_t start, vaddr_t end, bool sync)
 		if (first == 0)
 			first = error;
 	}
+	/* pages of the range in transit are the daemon's pageout, its writes
+	   on their way to the file without the map lock: they land first */
+	if (vs->vs_pd != NULL && wb_transit(vs, start, end))
+		pd_wait_writes(vs->vs_pd);
 	if (first != 0)
 		upvm_log(LOG_ERR, "writing back to a mapped file failed: %s; "
 		    "%d pages stay dirty in memory, written again at the next "
