@@ -8,8 +8,10 @@ cd "$(dirname "$0")"
 
 PKGS="gcc meson ninja-build pkg-config liburing-dev libnuma-dev
       libcriterion-dev libjemalloc-dev libbsd-dev"
-# the programs test/programs/run.sh runs under upvm run
-TEST_PKGS="python3 sqlite3 xz-utils stress-ng lmdb-utils"
+# the programs test/programs/run.sh runs under upvm run; clang for the
+# fuzz targets (test/fuzz/run.sh)
+TEST_PKGS="python3 sqlite3 xz-utils stress-ng lmdb-utils clang
+      libclang-rt-14-dev"
 
 need_pkgs() {
 	missing=""
