@@ -70,7 +70,13 @@
 #include "sys.h"
 #include "vmspace.h"
 
+/* untouched stack pages cost nothing; ThreadSanitizer puts about 900 KiB
+   of its own on a thread's stack at creation */
+#if defined(__SANITIZE_THREAD__)
+#define FAULT_STACK_SIZE	(4 * 1024 * 1024)
+#else
 #define FAULT_STACK_SIZE	(256 * 1024)
+#endif
 #define FAULT_BUF_SIZE		((size_t)FAULT_MAX_CLUSTER * PAGE_SIZE)
 #define FAULT_EAGAIN_TRIES	1000
 #define FAULT_IO_KEEP		16	/* pages of a pagein buffer kept
