@@ -457,6 +457,54 @@ Test(hostmm, fork_leaves_out_dontfork_and_wipes_wipeonfork, .timeout = 120)
 	upvm_fini();
 }
 
+/* the kernel keeps VM_DONTCOPY and VM_WIPEONFORK as two bits: a DOFORK
+   after a WIPEONFORK leaves the range wiped in the child (upvm thought it
+   copied, and the child's faults there were woken forever: a hang the
+   chaos model found), KEEPONFORK leaves a DONTFORK range out */
+Test(hostmm, fork_advice_bits_as_the_kernel_keeps_them, .timeout = 120)
+{
+	static const int advice[3][3] = {
+		{ MADV_WIPEONFORK, MADV_DOFORK, -1 },		/* wiped */
+		{ MADV_WIPEONFORK, MADV_DONTFORK, MADV_DOFORK },/* wiped */
+		{ MADV_DONTFORK, MADV_WIPEONFORK, MADV_KEEPONFORK },/* out */
+	};
+	char *r[3], *c;
+	int status;
+	pid_t pid;
+
+	start();
+	for (int i = 0; i < 3; i++) {
+		r[i] = test_hostmm_anon(LEN / 8, PROT_READ | PROT_WRITE, 0);
+		test_pattern_fill(r[i], NPAGES / 8, 0, 10 + (uint64_t)i);
+		for (int k = 0; k < 3 && advice[i][k] >= 0; k++)
+			cr_assert_eq(hostmm_madvise(r[i], LEN / 8,
+			    advice[i][k]), 0);
+	}
+	c = paged_region();
+	if ((pid = fork()) == 0) {
+		alarm(60);
+		for (int i = 0; i < 2; i++)
+			if (test_zero_bad(r[i], NPAGES / 8) != -1)
+				_exit(1 + i);
+		if (madvise(r[2], PAGE_SIZE, MADV_NORMAL) == 0 ||
+		    errno != ENOMEM)
+			_exit(3);
+		if (test_pattern_bad(c, NPAGES, 0, 1) != -1)
+			_exit(4);
+		_exit(0);
+	}
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child status %#x (1, 2: a wiped range not zeros; 3: a range "
+	    "left out is mapped; 14: SIGALRM, a hang)", status);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(test_pattern_bad(r[i], NPAGES / 8, 0,
+		    10 + (uint64_t)i), -1, "region %d", i);
+	cr_assert_eq(test_pattern_bad(c, NPAGES, 0, 1), -1);
+	upvm_fini();
+}
+
 /* a region moved while the daemon pages its clean pages out: a clean run
    that moved under its write went out, but the daemon had made it an
    implicit resident page (and written to its freed anon): lost data and

@@ -45,6 +45,9 @@ typedef uint64_t voff_t;
 #define VM_INH_COPY	1	/* child gets a copy-on-write copy (default) */
 #define VM_INH_NONE	2	/* child gets nothing */
 #define VM_INH_ZERO	3	/* child gets zero-fill pages */
+#define VM_INH_NONEZERO	4	/* child gets nothing (MADV_DONTFORK over
+				   MADV_WIPEONFORK: the kernel keeps both
+				   bits; a MADV_DOFORK makes it ZERO) */
 
 #define VM_ADV_NORMAL		0
 #define VM_ADV_RANDOM		1

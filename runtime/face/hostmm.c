@@ -338,9 +338,7 @@ advise_inherit(vaddr_t start, vaddr_t end, int advice)
 		return error;
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	if (region_managed(&vs->vs_map, start, end))
-		error = region_inherit(&vs->vs_map, start, end, advice ==
-		    MADV_DONTFORK ? VM_INH_NONE : advice == MADV_WIPEONFORK ?
-		    VM_INH_ZERO : VM_INH_COPY, advice == MADV_DOFORK);
+		error = region_fork_advice(&vs->vs_map, start, end, advice);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	vmspace_exit();
 	return error;
@@ -703,8 +701,7 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 			(void)pmap_unregister(&vs->vs_pmap, start,
 			    end - start);
 		else
-			(void)region_inherit(&vs->vs_map, start, end, inh,
-			    true);
+			(void)region_inherit(&vs->vs_map, start, end, inh);
 	}
 	if (*errorp == 0 && round_page(newlen) > keep &&
 	    (*errorp = region_adopt(vs, (vaddr_t)r + keep, (vaddr_t)r +
@@ -725,7 +722,7 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 		    round_page(newlen), how);
 	if (inh != VM_INH_COPY && round_page(newlen) > keep)
 		(void)region_inherit(&vs->vs_map, (vaddr_t)r + keep,
-		    (vaddr_t)r + round_page(newlen), inh, true);
+		    (vaddr_t)r + round_page(newlen), inh);
 	*errorp = 0;	/* the data is where the program wants it */
 	return (vaddr_t)r;
 }

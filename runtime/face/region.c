@@ -321,9 +321,36 @@ region_any_wired(struct vm_map *map, vaddr_t start, vaddr_t end)
 	return region_wired_how(map, start, end) != 0;
 }
 
-int
-region_inherit(struct vm_map *map, vaddr_t start, vaddr_t end, int inh,
-    bool dofork)
+/* inh_after: an entry's inheritance after one fork advice (region.h) */
+static int
+inh_after(int inh, int advice)
+{
+	bool dontcopy = inh == VM_INH_NONE || inh == VM_INH_NONEZERO;
+	bool wipe = inh == VM_INH_ZERO || inh == VM_INH_NONEZERO;
+
+	switch (advice) {
+	case MADV_DONTFORK:
+		dontcopy = true;
+		break;
+	case MADV_DOFORK:
+		dontcopy = false;
+		break;
+	case MADV_WIPEONFORK:
+		wipe = true;
+		break;
+	case MADV_KEEPONFORK:
+		wipe = false;
+		break;
+	}
+	if (dontcopy)
+		return wipe ? VM_INH_NONEZERO : VM_INH_NONE;
+	return wipe ? VM_INH_ZERO : VM_INH_COPY;
+}
+
+/* region_set_inherit: advice < 0: set inh; else apply the advice */
+static int
+region_set_inherit(struct vm_map *map, vaddr_t start, vaddr_t end, int inh,
+    int advice)
 {
 	struct vm_map_entry *e;
 	int error;
@@ -332,10 +359,23 @@ region_inherit(struct vm_map *map, vaddr_t start, vaddr_t end, int inh,
 		return error;
 	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
 	    e = vm_map_next(map, e))
-		if (inh == VM_INH_NONE || dofork || e->e_inherit != VM_INH_NONE)
-			e->e_inherit = (uint8_t)inh;
+		e->e_inherit = (uint8_t)(advice < 0 ? inh :
+		    inh_after(e->e_inherit, advice));
 	region_merge(map, start, end);
 	return 0;
+}
+
+int
+region_inherit(struct vm_map *map, vaddr_t start, vaddr_t end, int inh)
+{
+	return region_set_inherit(map, start, end, inh, -1);
+}
+
+int
+region_fork_advice(struct vm_map *map, vaddr_t start, vaddr_t end,
+    int advice)
+{
+	return region_set_inherit(map, start, end, 0, advice);
 }
 
 int

@@ -112,14 +112,20 @@ bool region_any_wired(struct vm_map *, vaddr_t start, vaddr_t end);
 void region_move_neighbors(struct vmspace *, vaddr_t start, vaddr_t end);
 
 /*
- * region_inherit: what a child of fork gets of [start, end): VM_INH_NONE
- * (MADV_DONTFORK), VM_INH_ZERO (MADV_WIPEONFORK) or VM_INH_COPY (the
- * others).  DONTFORK wins over WIPEONFORK, as in the kernel, so only
- * dofork (MADV_DOFORK) undoes VM_INH_NONE; DOFORK forgets a wipe the
- * kernel would keep.  => map write-locked; -ENOMEM (clipping).
+ * region_inherit: what a child of fork gets of [start, end) is exactly
+ * `inh` (VM_INH_*: a range mremap grew or left behind takes its first
+ * entry's).  region_fork_advice: the same changed by one madvise advice
+ * as the kernel changes its two independent bits (VM_DONTCOPY:
+ * MADV_DONTFORK sets it, MADV_DOFORK clears it; VM_WIPEONFORK:
+ * MADV_WIPEONFORK sets it, MADV_KEEPONFORK clears it; DONTCOPY wins in
+ * the child), so that a DOFORK after a WIPEONFORK keeps the wipe: the
+ * kernel gives the child an empty range, and upvm must not think the
+ * parent's pages are there (their faults would be woken forever).
+ * => map write-locked; -ENOMEM (clipping).
  */
-int region_inherit(struct vm_map *, vaddr_t start, vaddr_t end, int inh,
-    bool dofork);
+int region_inherit(struct vm_map *, vaddr_t start, vaddr_t end, int inh);
+int region_fork_advice(struct vm_map *, vaddr_t start, vaddr_t end,
+    int advice);
 
 /*
  * region_uninherit: in a child of fork (vmspace_fork_child's uninherit),
