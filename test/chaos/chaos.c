@@ -1059,15 +1059,16 @@ check_uffd(struct worker *w)
 	fclose(f);
 }
 
-/* every task of the process, its name, state and wait channel, on stderr */
+/* every task of process pid, its name, state and wait channel, on stderr */
 static void
-dump_tasks(void)
+dump_tasks(pid_t pid)
 {
 	char path[96], comm[64], stat[512], wchan[64];
-	DIR *d = opendir("/proc/self/task");
+	DIR *d;
 	struct dirent *de;
 
-	if (d == NULL)
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if ((d = opendir(path)) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		int tid = atoi(de->d_name);
@@ -1076,21 +1077,21 @@ dump_tasks(void)
 		if (tid <= 0)
 			continue;
 		comm[0] = stat[0] = wchan[0] = '\0';
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", getpid(),
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid,
 		    tid);
 		if ((f = fopen(path, "r")) != NULL) {
 			if (fgets(comm, sizeof(comm), f) != NULL)
 				comm[strcspn(comm, "\n")] = '\0';
 			fclose(f);
 		}
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", getpid(),
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)pid,
 		    tid);
 		if ((f = fopen(path, "r")) != NULL) {
 			if (fgets(wchan, sizeof(wchan), f) == NULL)
 				wchan[0] = '\0';
 			fclose(f);
 		}
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", getpid(),
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
 		    tid);
 		if ((f = fopen(path, "r")) != NULL) {
 			if (fgets(stat, sizeof(stat), f) == NULL)
@@ -1147,7 +1148,14 @@ stall_watch(void *arg)
 					    w->hist[k % HISTORY]);
 		}
 		fprintf(stderr, "chaos: the process's tasks:\n");
-		dump_tasks();
+		dump_tasks(getpid());
+		pthread_mutex_lock(&childlock);
+		if (child > 0) {
+			fprintf(stderr, "chaos: the fork child %d's tasks:\n",
+			    (int)child);
+			dump_tasks(child);
+		}
+		pthread_mutex_unlock(&childlock);
 		fprintf(stderr, "chaos: replay: chaos --seed %" PRIu64
 		    " --threads %d --size %zu\n", opt.seed, opt.nthreads,
 		    opt.size >> 20);
