@@ -80,30 +80,21 @@ peek_ptrace(pid_t pid, uintptr_t addr, char *buf, size_t len)
 	return rc;
 }
 
-int
-main(int argc, char **argv)
+/* peek_move: the transfer of one MODE; => 0, or peek's exit status */
+static int
+peek_move(pid_t pid, uintptr_t addr, char *buf, size_t len, const char *mode,
+    const char *file)
 {
-	pid_t pid;
-	uintptr_t addr;
-	size_t len;
-	const char *mode;
-	char path[64], *buf;
+	char path[64];
 	int fd;
 
-	if (argc < 5) {
-		fprintf(stderr, "usage: peek PID ADDR NPAGES MODE [FILE]\n");
-		return 2;
-	}
-	pid = (pid_t)strtol(argv[1], NULL, 0);
-	addr = (uintptr_t)strtoull(argv[2], NULL, 0);
-	len = strtoul(argv[3], NULL, 0) * PG;
-	mode = argv[4];
-	if ((buf = malloc(len)) == NULL)
-		return fail("malloc");
 	if (strstr(mode, "-write") != NULL) {
-		if (argc < 6 || (fd = open(argv[5], O_RDONLY)) < 0 ||
-		    pread(fd, buf, len, 0) != (ssize_t)len)
+		if (file == NULL || (fd = open(file, O_RDONLY)) < 0)
+			return fail("opening FILE");
+		if (pread(fd, buf, len, 0) != (ssize_t)len) {
+			close(fd);
 			return fail("reading FILE");
+		}
 		close(fd);
 	}
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
@@ -118,14 +109,17 @@ main(int argc, char **argv)
 	} else if (strcmp(mode, "mem-read") == 0 ||
 	    strcmp(mode, "mem-write") == 0) {
 		ssize_t n;
+		int rc = 0;
 
 		if ((fd = open(path, mode[4] == 'r' ? O_RDONLY : O_WRONLY)) < 0)
 			return fail(path);
 		n = mode[4] == 'r' ? pread(fd, buf, len, (off_t)addr) :
 		    pwrite(fd, buf, len, (off_t)addr);
 		if (n != (ssize_t)len)
-			return fail(mode);
+			rc = fail(mode);
 		close(fd);
+		if (rc != 0)
+			return rc;
 	} else if (strcmp(mode, "ptrace") == 0) {
 		int rc = peek_ptrace(pid, addr, buf, len);
 
@@ -138,4 +132,25 @@ main(int argc, char **argv)
 	if (strstr(mode, "-write") == NULL && write_all(1, buf, len) != 0)
 		return fail("writing stdout");
 	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	char *buf;
+	size_t len;
+	int rc;
+
+	if (argc < 5) {
+		fprintf(stderr, "usage: peek PID ADDR NPAGES MODE [FILE]\n");
+		return 2;
+	}
+	len = strtoul(argv[3], NULL, 0) * PG;
+	if ((buf = malloc(len)) == NULL)
+		return fail("malloc");
+	rc = peek_move((pid_t)strtol(argv[1], NULL, 0),
+	    (uintptr_t)strtoull(argv[2], NULL, 0), buf, len, argv[4],
+	    argc > 5 ? argv[5] : NULL);
+	free(buf);
+	return rc;
 }

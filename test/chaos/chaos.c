@@ -39,7 +39,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1059,53 +1058,70 @@ check_uffd(struct worker *w)
 	fclose(f);
 }
 
-/* every task of process pid, its name, state and wait channel, on stderr */
+/* read_small: up to len - 1 bytes of a small file, NUL-terminated, first
+   line only; no allocation (see dump_tasks) */
+static void
+read_small(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/*
+ * dump_tasks: every task of process pid, its name, state and wait
+ * channel, on stderr.  Nothing here may allocate: under upvm run the
+ * allocator may need an mmap, i.e. the map lock, which a hang may hold
+ * (stdio's FILE and opendir allocate; so raw descriptors, getdents64 and
+ * one unbuffered write per line).
+ */
 static void
 dump_tasks(pid_t pid)
 {
-	char path[96], comm[64], stat[512], wchan[64];
-	DIR *d;
-	struct dirent *de;
+	char path[96], comm[64], stat[512], wchan[64], line[192], ents[4096];
+	long n;
+	int d;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	if ((d = opendir(path)) == NULL)
+	if ((d = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return;
-	while ((de = readdir(d)) != NULL) {
-		int tid = atoi(de->d_name);
-		FILE *f;
+	while ((n = syscall(SYS_getdents64, d, ents, sizeof(ents))) > 0) {
+		for (long off = 0; off < n;) {
+			/* struct linux_dirent64: ino, off, reclen, type, name */
+			unsigned short reclen;
+			int tid;
 
-		if (tid <= 0)
-			continue;
-		comm[0] = stat[0] = wchan[0] = '\0';
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid,
-		    tid);
-		if ((f = fopen(path, "r")) != NULL) {
-			if (fgets(comm, sizeof(comm), f) != NULL)
-				comm[strcspn(comm, "\n")] = '\0';
-			fclose(f);
-		}
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)pid,
-		    tid);
-		if ((f = fopen(path, "r")) != NULL) {
-			if (fgets(wchan, sizeof(wchan), f) == NULL)
-				wchan[0] = '\0';
-			fclose(f);
-		}
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
-		    tid);
-		if ((f = fopen(path, "r")) != NULL) {
-			if (fgets(stat, sizeof(stat), f) == NULL)
-				stat[0] = '\0';
-			fclose(f);
-		}
-		/* the state is the field after the ")" of the name */
-		char *st = strrchr(stat, ')');
+			memcpy(&reclen, ents + off + 16, sizeof(reclen));
+			tid = atoi(ents + off + 19);
+			off += reclen;
+			if (tid <= 0)
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/comm",
+			    (int)pid, tid);
+			read_small(path, comm, sizeof(comm));
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan",
+			    (int)pid, tid);
+			read_small(path, wchan, sizeof(wchan));
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/stat",
+			    (int)pid, tid);
+			read_small(path, stat, sizeof(stat));
+			/* the state is the field after the ")" of the name */
+			char *st = strrchr(stat, ')');
+			int len = snprintf(line, sizeof(line), "chaos:   task %d "
+			    "%-16s state %c wchan %s\n", tid, comm, st != NULL &&
+			    st[1] != '\0' ? st[2] : '?', wchan[0] != '\0' ?
+			    wchan : "-");
 
-		fprintf(stderr, "chaos:   task %d %-16s state %c wchan %s\n",
-		    tid, comm, st != NULL && st[1] != '\0' ? st[2] : '?',
-		    wchan[0] != '\0' ? wchan : "-");
+			if (len > (int)sizeof(line) - 1)
+				len = (int)sizeof(line) - 1;
+			(void)!write(2, line, (size_t)len);
+		}
 	}
-	closedir(d);
+	close(d);
 }
 
 /*
@@ -1113,7 +1129,8 @@ dump_tasks(pid_t pid)
  * operation counts; when the sum has not moved for --stall seconds it
  * reports and ends the process (a child of a fork in progress is killed
  * with it: its parent's thread is the one stalled).  It touches only the
- * workers' table and stdio, never a mapping under test.
+ * workers' table and unbuffered stderr, never a mapping under test, and
+ * allocates nothing.
  */
 static void *
 stall_watch(void *arg)
