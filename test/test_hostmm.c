@@ -415,13 +415,24 @@ Test(hostmm, mremap_next_to_a_region_keeps_the_neighbor_paged, .timeout = 120)
 	upvm_fini();
 }
 
+/* child_ok: the fork child pid exited 0; `codes` says what others mean */
+static void
+child_ok(pid_t pid, const char *codes)
+{
+	int status;
+
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child status %#x%s", status, codes);
+}
+
 /* MADV_DONTFORK and MADV_WIPEONFORK: the child's runtime forgets what
    the kernel did not copy (it registered a range missing in the child,
    failed, and the child hung on its other paged-out pages) */
 Test(hostmm, fork_leaves_out_dontfork_and_wipes_wipeonfork, .timeout = 120)
 {
 	char *a, *b, *c;
-	int status;
 	pid_t pid;
 
 	start();
@@ -447,10 +458,7 @@ Test(hostmm, fork_leaves_out_dontfork_and_wipes_wipeonfork, .timeout = 120)
 				_exit(4);
 		_exit(0);
 	}
-	cr_assert_gt(pid, 0);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "child status %#x", status);
+	child_ok(pid, "");
 	cr_assert_eq(test_pattern_bad(a, NPAGES / 4, 0, 6), -1);
 	cr_assert_eq(test_pattern_bad(b, NPAGES / 4, 0, 7), -1);
 	cr_assert_eq(test_pattern_bad(c, NPAGES, 0, 1), -1);
@@ -469,7 +477,6 @@ Test(hostmm, fork_advice_bits_as_the_kernel_keeps_them, .timeout = 120)
 		{ MADV_DONTFORK, MADV_WIPEONFORK, MADV_KEEPONFORK },/* out */
 	};
 	char *r[3], *c;
-	int status;
 	pid_t pid;
 
 	start();
@@ -493,11 +500,8 @@ Test(hostmm, fork_advice_bits_as_the_kernel_keeps_them, .timeout = 120)
 			_exit(4);
 		_exit(0);
 	}
-	cr_assert_gt(pid, 0);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "child status %#x (1, 2: a wiped range not zeros; 3: a range "
-	    "left out is mapped; 14: SIGALRM, a hang)", status);
+	child_ok(pid, " (1, 2: a wiped range not zeros; 3: a range left out "
+	    "is mapped; 14: SIGALRM, a hang)");
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(test_pattern_bad(r[i], NPAGES / 8, 0,
 		    10 + (uint64_t)i), -1, "region %d", i);

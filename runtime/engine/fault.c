@@ -125,7 +125,6 @@ struct fault_io {
 	int		  fi_n;		/* pages */
 	pid_t		  fi_tid;	/* faulting thread, 0: WILLNEED */
 	bool		  fi_done;	/* completed (fault_populate waits) */
-	bool		  fi_file;	/* read from the entry's object */
 	uint64_t	  fi_t0;	/* event read, ns; 0: WILLNEED */
 	struct fault_io	 *fi_next;	/* the thread's free list */
 	struct fault_thread *fi_ft;	/* owner, NULL: fault_populate */
@@ -724,13 +723,14 @@ fault_io_account(struct fault_io *fi, int error)
 	if (error == 0) {
 		STAT_ADD(st, st_pageins, (uint64_t)fi->fi_n);
 		STAT_INC(st, st_pagein_ios);
-		if (fi->fi_file)
+		if (fi->fi_obj != NULL)
 			STAT_ADD(st, st_file_reads, (uint64_t)fi->fi_n);
 	} else {
 		STAT_INC(st, st_io_errors);
 		upvm_log(LOG_ERR, "reading %d pages from %s failed: %s; "
-		    "accessing them raises SIGBUS", fi->fi_n, fi->fi_file ?
-		    "their file" : "swap", strerror(-error));
+		    "accessing them raises SIGBUS", fi->fi_n,
+		    fi->fi_obj != NULL ? "their file" : "swap",
+		    strerror(-error));
 	}
 	if (fi->fi_t0 == 0)
 		fault_prefetched(st, fi->fi_n);
@@ -820,7 +820,6 @@ fault_pagein_start(struct fault_ctx *fc, struct fault_io *fi,
 	fi->fi_tid = fc->fc_tid;
 	fi->fi_t0 = fc->fc_t0;
 	fi->fi_done = false;
-	fi->fi_file = fc->fc_obj != NULL;
 	if ((fi->fi_obj = fc->fc_obj) != NULL)
 		pager_ref(fi->fi_obj);
 	fi->fi_req = (struct pager_req){ .pr_off = fc->fc_obj != NULL ?
