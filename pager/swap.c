@@ -664,8 +664,7 @@ swp_queue(struct swap *sw, struct ring *ring, bool write, void *buf,
 {
 	if (pager_fail_next(&sw->sw_fail[write]))
 		return -EIO;
-	ring_set_gate(ring, atomic_load_explicit(&sw->sw_gate[write],
-	    memory_order_relaxed));
+	ring_set_gate(ring, atomic_load(&sw->sw_gate[write]));
 	if (write && sw->sw_direct)
 		return ring_write(ring, sw->sw_fd, buf, len, off, tag);
 	if (write)

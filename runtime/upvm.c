@@ -562,6 +562,10 @@ upvm_inject_swap_gate(bool write, bool hold)
 		return error;
 	error = upvm_vs.vs_swap != NULL ? swap_inject_gate(upvm_vs.vs_swap,
 	    write, hold) : -ENXIO;
+	/* a batch that loaded the open gate sets pdd_writing before its
+	   loads and clears it after its last write: seq_cst on both sides */
+	if (error == 0 && write && hold && upvm_vs.vs_pd != NULL)
+		pd_wait_writes(upvm_vs.vs_pd);
 	api_exit();
 	return error;
 }

@@ -18,7 +18,10 @@ int upvm_inject_swap_failure(bool write, int nth);
 /*
  * upvm_inject_swap_gate: hold the swap reads (write: writes) started from
  * now on in the kernel until released (swap_inject_gate): a disk that
- * does not answer, to catch I/O in flight.  => 0, -ENXIO (no swap).
+ * does not answer, to catch I/O in flight.  Holding writes first waits
+ * for the daemon's batch in flight (its writes are not held): once this
+ * returns, every pageout write counted in writes_inflight is held.
+ * => 0, -ENXIO (no swap).
  */
 int upvm_inject_swap_gate(bool write, bool hold);
 
