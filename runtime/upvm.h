@@ -273,6 +273,10 @@ struct upvm_stats {
 	uint64_t	reactivations;	/* staged pages moved back, no I/O */
 	uint64_t	clean_changed;	/* "clean" pages whose content check
 					   found a write: written instead */
+	uint64_t	copied_out;	/* pages of mappings made read-only or
+					   PROT_NONE paged out by a copy (move
+					   protocol: UFFDIO_MOVE refuses them;
+					   wp: PROT_NONE only) */
 	int		pageout;	/* protocol in use: UPVM_PAGEOUT_MOVE
 					   or _WP; AUTO when no budget */
 	uint64_t	swap_full;	/* pageouts refused: swap full, kept */

@@ -214,10 +214,10 @@ Test(hostmm, prot_none_reservation_opened_later, .timeout = 120)
 	start();
 	p = test_hostmm_anon(LEN, PROT_NONE, MAP_NORESERVE);
 	cr_assert_eq(test_stats().regions, 1, "the reservation is managed");
-	cr_assert_eq(mprotect(p, LEN / 2, PROT_READ | PROT_WRITE), 0);
+	cr_assert_eq(hostmm_mprotect(p, LEN / 2, PROT_READ | PROT_WRITE), 0);
 	test_pattern_fill(p, NPAGES / 2, 0, 1);
-	cr_assert_eq(mprotect(p + LEN / 2, LEN / 2, PROT_READ | PROT_WRITE),
-	    0);
+	cr_assert_eq(hostmm_mprotect(p + LEN / 2, LEN / 2, PROT_READ |
+	    PROT_WRITE), 0);
 	test_pattern_fill(p + LEN / 2, NPAGES / 2, NPAGES / 2, 1);
 	for (int pass = 0; pass < 2; pass++)
 		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
@@ -542,5 +542,58 @@ Test(hostmm, mremap_while_clean_pages_page_out, .timeout = 120)
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, gen), -1);
 	cr_assert_eq(hostmm_munmap(p, LEN), 0);
 	cr_assert_eq(test_stats_gone().swap_used_pages, 0, "every slot freed");
+	upvm_fini();
+}
+
+/* resident pages of [p, p + n pages), by mincore */
+static size_t
+resident_pages(char *p, size_t n)
+{
+	static unsigned char vec[NPAGES];
+	size_t in = 0;
+
+	cr_assert_leq(n, NPAGES);
+	cr_assert_eq(mincore(p, n * PAGE_SIZE, vec), 0);
+	for (size_t i = 0; i < n; i++)
+		in += vec[i] & 1;
+	return in;
+}
+
+/*
+ * Dirty pages of ranges the program made read-only or PROT_NONE with
+ * mprotect page out like the others (UFFDIO_MOVE refuses them: the move
+ * protocol copies them out; before, they stayed resident, and once they
+ * filled the budget the program hung), read back into the read-only
+ * range as it is, and into both once they are writable again.
+ */
+Test(hostmm, dirty_pages_of_read_only_and_prot_none_ranges_page_out,
+    .timeout = 120)
+{
+	size_t na = 6 * MIB / PAGE_SIZE, half = na / 2;
+	char *a, *p;
+
+	start();
+	a = test_hostmm_anon(na * PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
+	test_pattern_fill(a, na, 0, 1);
+	cr_assert_eq(hostmm_mprotect(a, half * PAGE_SIZE, PROT_READ), 0);
+	cr_assert_eq(hostmm_mprotect(a + half * PAGE_SIZE, half * PAGE_SIZE,
+	    PROT_NONE), 0);
+	/* 8x the budget through another region, twice: a is the coldest */
+	p = test_hostmm_anon(LEN, PROT_READ | PROT_WRITE, 0);
+	test_pattern_fill(p, NPAGES, 0, 2);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 2), -1);
+	cr_log_info("resident of a: %zu of %zu read-only, %zu of %zu "
+	    "PROT_NONE; %llu copied out", resident_pages(a, half), half,
+	    resident_pages(a + half * PAGE_SIZE, half), half,
+	    (unsigned long long)test_stats().copied_out);
+	cr_assert_lt(resident_pages(a, half), half / 4);
+	cr_assert_lt(resident_pages(a + half * PAGE_SIZE, half), half / 4);
+	cr_assert_eq(test_pattern_bad(a, half, 0, 1), -1, "read-only");
+	cr_assert_eq(hostmm_mprotect(a, na * PAGE_SIZE, PROT_READ |
+	    PROT_WRITE), 0);
+	cr_assert_eq(test_pattern_bad(a, na, 0, 1), -1, "writable again");
+	test_pattern_fill(a, na, 0, 3);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 2), -1);
+	cr_assert_eq(test_pattern_bad(a, na, 0, 3), -1);
 	upvm_fini();
 }

@@ -43,6 +43,7 @@ stats_snapshot(struct vm_stats *st, struct upvm_stats *out)
 	out->clean_drops = LOAD(st_clean_drops);
 	out->reactivations = LOAD(st_reactivations);
 	out->clean_changed = LOAD(st_clean_changed);
+	out->copied_out = LOAD(st_copied_out);
 	out->swap_full = LOAD(st_swap_full);
 	out->io_errors = LOAD(st_io_errors);
 	out->poisoned = LOAD(st_poisoned);

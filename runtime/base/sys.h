@@ -51,6 +51,12 @@ raw_madvise(void *addr, size_t len, int advice)
 }
 
 static inline int
+raw_mprotect(void *addr, size_t len, int prot)
+{
+	return (int)sys_ret(syscall(SYS_mprotect, addr, len, prot));
+}
+
+static inline int
 raw_msync(void *addr, size_t len, int flags)
 {
 	return (int)sys_ret(syscall(SYS_msync, addr, len, flags));

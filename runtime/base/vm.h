@@ -40,6 +40,8 @@ typedef uint64_t voff_t;
 #define VM_PROT_EXEC	0x4
 #define VM_PROT_RW	(VM_PROT_READ | VM_PROT_WRITE)
 #define VM_PROT_ALL	(VM_PROT_RW | VM_PROT_EXEC)
+/* mmap's PROT_* bits have the same values on Linux */
+#define vm_prot(prot)	((uint8_t)((prot) & VM_PROT_ALL))
 
 #define VM_INH_SHARE	0	/* child shares the pages */
 #define VM_INH_COPY	1	/* child gets a copy-on-write copy (default) */

@@ -70,11 +70,13 @@
  * amap's lock; the rest of the ring is the daemon's.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "amap.h"
 #include "kmem.h"
@@ -116,8 +118,13 @@ struct pd_run {
 	bool		 pr_objclean;	/* clean: the copies are pr_obj's */
 	bool		 pr_shared;	/* dirty: written to pr_obj, not swap
 					   (a shared file mapping) */
-	bool		 pr_rdonly;	/* the entry was mapped read-only: a
-					   move it refuses drops in place */
+	bool		 pr_rdonly;	/* the entry is not writable (mprotect
+					   holds off while the map is locked):
+					   a move it refuses drops in place
+					   (clean) or copies out (dirty) */
+	bool		 pr_noread;	/* nor readable: wp writes it from
+					   pdd_bounce (pd_read_forced) */
+	bool		 pr_bounced;	/* pdd_bounce holds its data */
 	int		 pr_error;
 	bool		 pr_here;	/* at pr_va still (pd_run_here) */
 	struct pager_req pr_req;	/* the write */
@@ -289,7 +296,8 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 			    .pr_obj = e->e_obj, .pr_objclean = objclean,
 			    .pr_shared = e->e_obj != NULL &&
 			    !(e->e_etype & VM_ET_COPYONWRITE),
-			    .pr_rdonly = !(e->e_prot & VM_PROT_WRITE) };
+			    .pr_rdonly = !(e->e_prot & VM_PROT_WRITE),
+			    .pr_noread = !(e->e_prot & VM_PROT_READ) };
 			if (e->e_obj != NULL) {
 				r->pr_objoff = vm_entry_objoff(e, r->pr_va);
 				pager_ref(e->e_obj);
@@ -354,22 +362,61 @@ pd_write_done(struct pager_req *req)
 static const char *
 pd_src(struct pdaemon *pd, struct pd_run *r)
 {
+	if (r->pr_bounced)
+		return pd->pdd_bounce;
 	return r->pr_stage >= 0 ? pd->pdd_stage + ptoa((size_t)r->pr_stage) :
 	    (const char *)r->pr_va;
 }
 
 /*
- * pd_protect: write-protect every run (wp protocol).
+ * pd_read_forced: read run r into pdd_bounce through /proc/self/mem,
+ * which reads pages the program itself may not (PROT_NONE).
+ * => map read-locked: the run's pages are present, their protection
+ *    cannot change.  0 or -errno.
+ */
+static int
+pd_read_forced(struct pdaemon *pd, struct pd_run *r)
+{
+	size_t len = ptoa((size_t)r->pr_n);
+	ssize_t got;
+	int fd, error;
+
+	if ((fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	got = sys_pread(fd, pd->pdd_bounce, len, (off_t)r->pr_va);
+	error = got < 0 ? -errno : (size_t)got < len ? -EIO : 0;
+	close(fd);
+	return error;
+}
+
+/*
+ * pd_protect: write-protect every run (wp protocol); a dirty run of a
+ * PROT_NONE mapping, which the write cannot read, is read into the bounce
+ * pages now, while the map lock holds its protection.
  * => map read-locked.  Sets pr_error for runs that must stay resident.
  */
 static void
 pd_protect(struct pdaemon *pd, struct pd_batch *pb)
 {
+	bool bounce_free = true;
+
 	for (int i = 0; i < pb->pb_nruns; i++) {
 		struct pd_run *r = &pb->pb_runs[i];
 
 		r->pr_error = pmap_writeprotect(&pd->pdd_vs->vs_pmap,
 		    r->pr_va, ptoa((vsize_t)r->pr_n), true, true);
+		if (r->pr_error != 0 || r->pr_clean || !r->pr_noread)
+			continue;
+		/* the write cannot read a PROT_NONE page: one such run a
+		   batch goes through the bounce pages, the others wait */
+		if (!bounce_free)
+			r->pr_error = -EAGAIN;
+		else if ((r->pr_error = pd_read_forced(pd, r)) == 0) {
+			bounce_free = false;
+			r->pr_bounced = true;
+			STAT_ADD(&pd->pdd_vs->vs_stats, st_copied_out,
+			    (uint64_t)r->pr_n);
+		}
 	}
 }
 
@@ -495,6 +542,40 @@ pd_move_out(struct pdaemon *pd, struct pd_run *r, char *dst, vsize_t *donep)
 	return error;
 }
 
+/* pd_stage_drop_at: free len bytes of staging pages at at */
+static void
+pd_stage_drop_at(char *at, vsize_t len)
+{
+	(void)raw_madvise(at, len, MADV_DONTNEED);
+}
+
+/*
+ * pd_copy_out: stage run r of a mapping that cannot be written (read-only
+ * or PROT_NONE) by copy: read it (pd_read_forced), copy it into the
+ * staging pages at dst with UFFDIO_COPY (they are registered and absent),
+ * then drop the run's pages.
+ * => map read-locked; the mapping's protection cannot change (mprotect
+ *    takes the write lock), so nothing writes the run meanwhile.
+ *    0, or -errno with the run in place.
+ */
+static int
+pd_copy_out(struct pdaemon *pd, struct pd_run *r, char *dst)
+{
+	struct pmap *pm = &pd->pdd_vs->vs_pmap;
+	vsize_t len = ptoa((vsize_t)r->pr_n), done = 0;
+	int error;
+
+	if ((error = pd_read_forced(pd, r)) == 0 && (error = pmap_copy(pm, (vaddr_t)dst, pd->pdd_bounce,
+	    len, PMAP_DONTWAKE, &done)) != 0 && done > 0)
+		pd_stage_drop_at(dst, done);
+	if (error == 0 && (error = pmap_dontneed(pm, r->pr_va, len)) != 0)
+		pd_stage_drop_at(dst, len);
+	if (error != 0)
+		return error;
+	STAT_ADD(&pd->pdd_vs->vs_stats, st_copied_out, (uint64_t)r->pr_n);
+	return 0;
+}
+
 /*
  * pd_stage_alloc: n contiguous staging pages at the ring's head (past the
  * end of the ring if they do not fit before it).  => the index of the
@@ -530,8 +611,8 @@ pd_stage_drop(struct pdaemon *pd, uint64_t from, uint64_t to)
 	while (from < to) {
 		at = from % size;
 		n = MIN(to - from, size - at);
-		(void)raw_madvise(pd->pdd_stage + ptoa((size_t)at),
-		    ptoa((size_t)n), MADV_DONTNEED);
+		pd_stage_drop_at(pd->pdd_stage + ptoa((size_t)at),
+		    ptoa((size_t)n));
 		from += n;
 	}
 }
@@ -569,14 +650,17 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 		    memory_order_relaxed)) != NULL)
 			hook((void *)r->pr_va, r->pr_n);
 		r->pr_error = pd_move_out(pd, r, dst, &done);
-		if (r->pr_error == -EINVAL && done == 0 && r->pr_rdonly &&
-		    r->pr_clean) {
-			/* UFFDIO_MOVE refuses a read-only mapping (its
-			   protection differs from the staging area's): no
-			   write can land there, so it drops in place */
-			r->pr_error = pmap_dontneed(&vs->vs_pmap, r->pr_va,
-			    len);
-			continue;
+		if (r->pr_error == -EINVAL && done == 0 && r->pr_rdonly) {
+			/* UFFDIO_MOVE refuses a mapping that is not
+			   writable; no write can land there while we hold
+			   the map lock (hostmm_mprotect): a clean run drops
+			   in place, a dirty one is copied out first */
+			if (r->pr_clean) {
+				r->pr_error = pmap_dontneed(&vs->vs_pmap,
+				    r->pr_va, len);
+				continue;
+			}
+			r->pr_error = pd_copy_out(pd, r, dst);
 		}
 		if (r->pr_error != 0) {
 			/* a shared or pinned page: the run stays */
@@ -1268,6 +1352,9 @@ pd_stage_destroy(struct pdaemon *pd)
 {
 	size_t len = ptoa((size_t)pd->pdd_nstage);
 
+	if (pd->pdd_bounce != NULL)
+		(void)raw_munmap(pd->pdd_bounce, ptoa((size_t)AMAP_UNIT));
+	pd->pdd_bounce = NULL;
 	if (pd->pdd_stage == NULL)
 		return;
 	(void)pmap_unregister(&pd->pdd_vs->vs_pmap, (vaddr_t)pd->pdd_stage,
@@ -1304,6 +1391,7 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	pd->pdd_clock.pc_valid = false;
 	pd->pdd_dclock.pc_valid = false;
 	pd->pdd_move = vs->vs_pageout == UPVM_PAGEOUT_MOVE;
+	pd->pdd_bounce = NULL;
 	pd->pdd_stage = NULL;
 	pd->pdd_linger = NULL;
 	pd->pdd_nstage = 0;
@@ -1313,6 +1401,13 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	    (long)vs->vs_inactive_pct, (long)ANON_STAGE_MAX / 2) : 0;
 	if (pd->pdd_move && (error = pd_stage_create(pd)) != 0)
 		goto fail;
+	pd->pdd_bounce = raw_mmap(NULL, ptoa((size_t)AMAP_UNIT), PROT_READ |
+	    PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw_mmap_failed(pd->pdd_bounce)) {
+		error = (int)(intptr_t)pd->pdd_bounce;
+		pd->pdd_bounce = NULL;
+		goto fail_stage;
+	}
 	if ((pd->pdd_batch = kmem_alloc(sizeof(*pd->pdd_batch))) == NULL) {
 		error = -ENOMEM;
 		goto fail_stage;

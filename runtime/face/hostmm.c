@@ -344,6 +344,47 @@ advise_inherit(vaddr_t start, vaddr_t end, int advice)
 	return error;
 }
 
+/*
+ * hostmm_mprotect: the kernel's mprotect, under the map write lock when
+ * it touches managed ranges, whose entries learn the new protection: the
+ * pageout daemon, which holds the map lock while it takes pages out,
+ * needs to know that a mapping cannot be written while it copies its
+ * pages (region_protect).  The kernel does the checking (EACCES, ENOMEM
+ * for unmapped pages, pkeys).
+ */
+int
+hostmm_mprotect(void *addr, size_t len, int prot)
+{
+	vaddr_t start = (vaddr_t)addr, end = start + round_page(len);
+	struct vmspace *vs;
+	int error, rerror;
+
+	if (!page_aligned(start) || end <= start ||
+	    (vs = hostmm_enter()) == NULL)
+		return sys_result(raw_mprotect(addr, len, prot));
+	/* most calls are about the program's own small mappings: the read
+	   lock keeps them unmanaged while the kernel changes them */
+	vm_rwlock_rdlock(&vs->vs_map.m_lock);
+	if (!region_managed(&vs->vs_map, start, end)) {
+		error = raw_mprotect(addr, len, prot);
+		vm_rwlock_unlock(&vs->vs_map.m_lock);
+		vmspace_exit();
+		return sys_result(error);
+	}
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vm_rwlock_wrlock(&vs->vs_map.m_lock);
+	if ((error = raw_mprotect(addr, len, prot)) == 0 &&
+	    region_managed(&vs->vs_map, start, end) &&
+	    (rerror = region_protect(&vs->vs_map, start, end, prot)) != 0)
+		upvm_log(LOG_WARN, "mprotect: upvm cannot record the new "
+		    "protection of [%#lx, %#lx): %s; if it is read-only, its "
+		    "dirty pages may stay resident", (unsigned long)start,
+		    (unsigned long)end, strerror(-rerror));
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vmspace_exit();
+	return sys_result(error);
+}
+
 int
 hostmm_madvise(void *addr, size_t len, int advice)
 {

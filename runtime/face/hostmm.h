@@ -29,6 +29,7 @@ int hostmm_munmap(void *addr, size_t len);
 void *hostmm_mremap(void *old, size_t oldlen, size_t newlen, int flags,
     void *newaddr);
 int hostmm_madvise(void *addr, size_t len, int advice);
+int hostmm_mprotect(void *addr, size_t len, int prot);
 /* msync: managed pieces of shared files are written back (MS_SYNC: and
    made durable; MS_INVALIDATE: clean pages dropped) */
 int hostmm_msync(void *addr, size_t len, int flags);

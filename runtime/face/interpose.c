@@ -3,12 +3,11 @@
  * interpose.c: libupvm.so only (never in upvm_core, which the tests link:
  * it would take over their mmap).  A preloaded libupvm.so starts upvm from
  * the UPVM_* environment before main() and routes the program's mmap,
- * mmap64, munmap, msync, mremap, madvise, mlock, mlock2 and munlock through
- * hostmm.c, its read and write family past hostmm_file_io, and its
- * ftruncate and truncate past hostmm_truncated.
- * Everything else (mprotect, mlockall, fork) goes straight to libc: the
- * registration of a range outlives mprotect, and fork is handled by upvm's
- * pthread_atfork handlers.
+ * mmap64, munmap, msync, mremap, madvise, mprotect, mlock, mlock2 and
+ * munlock through hostmm.c, its read and write family past
+ * hostmm_file_io, and its ftruncate and truncate past hostmm_truncated.
+ * Everything else (pkey_mprotect, mlockall, fork) goes straight to libc:
+ * fork is handled by upvm's pthread_atfork handlers.
  *
  * No dlsym anywhere: the real calls are raw system calls (sys.h), so the
  * interposed functions work from the first call, before the constructor
@@ -273,6 +272,12 @@ madvise(void *addr, size_t len, int advice)
 }
 
 UPVM_API int
+mprotect(void *addr, size_t len, int prot)
+{
+	return hostmm_mprotect(addr, len, prot);
+}
+
+UPVM_API int
 mlock(const void *addr, size_t len)
 {
 	return hostmm_mlock(addr, len, 0);
@@ -355,7 +360,8 @@ ip_stats(void)
 	    "\"pageouts\": %llu, \"pageout_ios\": %llu, \"pageins\": %llu, "
 	    "\"pagein_ios\": %llu, \"file_reads\": %llu, "
 	    "\"file_writes\": %llu, \"clean_drops\": %llu, "
-	    "\"reactivations\": %llu, \"swap_full\": %llu, \"io_errors\": %llu, "
+	    "\"reactivations\": %llu, \"copied_out\": %llu, "
+	    "\"swap_full\": %llu, \"io_errors\": %llu, "
 	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
 	    "\"cpu_fault_ns\": %llu, \"cpu_pageout_ns\": %llu, "
 	    "\"reads_inflight_max\": %llu, \"nodes\": [",
@@ -371,6 +377,7 @@ ip_stats(void)
 	    (unsigned long long)st.file_writes,
 	    (unsigned long long)st.clean_drops,
 	    (unsigned long long)st.reactivations,
+	    (unsigned long long)st.copied_out,
 	    (unsigned long long)st.swap_full,
 	    (unsigned long long)st.io_errors,
 	    (unsigned long long)st.poisoned,

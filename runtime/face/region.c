@@ -43,6 +43,7 @@ region_create(struct vmspace *vs, vaddr_t addr, vsize_t len, int prot,
 		goto unmap;
 	}
 	e->e_advice = (uint8_t)advice;
+	e->e_prot = vm_prot(prot);
 	*ep = e;
 	return 0;
 unmap:
@@ -369,6 +370,21 @@ int
 region_inherit(struct vm_map *map, vaddr_t start, vaddr_t end, int inh)
 {
 	return region_set_inherit(map, start, end, inh, -1);
+}
+
+int
+region_protect(struct vm_map *map, vaddr_t start, vaddr_t end, int prot)
+{
+	struct vm_map_entry *e;
+	int error;
+
+	if ((error = region_clip(map, start, end)) != 0)
+		return error;
+	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
+	    e = vm_map_next(map, e))
+		e->e_prot = vm_prot(prot);
+	region_merge(map, start, end);
+	return 0;
 }
 
 int

@@ -124,6 +124,14 @@ void region_move_neighbors(struct vmspace *, vaddr_t start, vaddr_t end);
  * => map write-locked; -ENOMEM (clipping).
  */
 int region_inherit(struct vm_map *, vaddr_t start, vaddr_t end, int inh);
+/*
+ * region_protect: the managed entries of [start, end) now have protection
+ * prot (PROT_*, as mprotect gave it to the kernel's mapping): the pageout
+ * daemon copies the dirty pages of a mapping that cannot be written out
+ * instead of moving them (UFFDIO_MOVE wants both sides writable).
+ * => map write-locked, the kernel's mprotect done.  0, -ENOMEM.
+ */
+int region_protect(struct vm_map *, vaddr_t start, vaddr_t end, int prot);
 int region_fork_advice(struct vm_map *, vaddr_t start, vaddr_t end,
     int advice);
 
