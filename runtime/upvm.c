@@ -12,10 +12,14 @@
  * written only after every lock is dropped: they may point into managed
  * memory, and writing them can fault.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "amap.h"
@@ -126,11 +130,61 @@ upvm_fork_handlers(void)
 	(void)pthread_once(&once, upvm_fork_handlers_once);
 }
 
+/* fd_count: descriptors open in this process now, or -1 */
+static int
+fd_count(void)
+{
+	char buf[4096];
+	long n;
+	int fd, count = 0;
+
+	if ((fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) < 0)
+		return -1;
+	while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0)
+		for (long off = 0; off < n;
+		    off += ((struct dirent64 *)(buf + off))->d_reclen)
+			count += ((struct dirent64 *)(buf + off))->d_name[0] !=
+			    '.';
+	close(fd);
+	return n < 0 ? -1 : count - 1;	/* not the directory's own */
+}
+
+/*
+ * nofile_make_room: upvm holds `held` descriptors that count against the
+ * program's RLIMIT_NOFILE.  A low soft limit is raised by as many (up to
+ * the hard limit), so that the program keeps the descriptors it had;
+ * where the hard limit does not allow it, one line says so.
+ */
+static void
+nofile_make_room(int held)
+{
+	struct rlimit rl;
+	rlim_t cur, want;
+
+	if (held <= 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+	    rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= 1024)
+		return;
+	cur = rl.rlim_cur;
+	want = cur + (rlim_t)held;
+	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+		want = rl.rlim_max;
+	rl.rlim_cur = want;
+	if (want > cur && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		want = cur;
+	if (want < cur + (rlim_t)held)
+		upvm_log(LOG_WARN, "upvm holds %d file descriptors and "
+		    "RLIMIT_NOFILE (hard limit %llu) has no room for them: the "
+		    "program has %d fewer than its limit; raise it "
+		    "(ulimit -Hn)", held, (unsigned long long)rl.rlim_max,
+		    (int)(cur + (rlim_t)held - want));
+}
+
 UPVM_API int
 upvm_init(const struct upvm_config *cfgp)
 {
 	struct upvm_config cfg;
-	int error;
+	int error, nfd;
 
 	if (cfgp == NULL) {
 		if ((error = upvm_config_from_env(&cfg)) != 0)
@@ -148,7 +202,10 @@ upvm_init(const struct upvm_config *cfgp)
 		return -EBUSY;
 	}
 	upvm_log_set_level(cfg.log_level);
+	nfd = fd_count();
 	if ((error = vmspace_init(&upvm_vs, &cfg)) == 0) {
+		if (nfd >= 0)
+			nofile_make_room(fd_count() - nfd);
 		upvm_fork_handlers();
 		upvm_cfg = cfg;
 		upvm_running = true;

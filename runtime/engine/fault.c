@@ -727,10 +727,10 @@ fault_io_account(struct fault_io *fi, int error)
 			STAT_ADD(st, st_file_reads, (uint64_t)fi->fi_n);
 	} else {
 		STAT_INC(st, st_io_errors);
-		upvm_log(LOG_ERR, "reading %d pages from %s failed: %s; "
-		    "accessing them raises SIGBUS", fi->fi_n,
+		upvm_log(LOG_ERR, "reading %d pages from %s at offset %llu "
+		    "failed: %s; accessing them raises SIGBUS", fi->fi_n,
 		    fi->fi_obj != NULL ? "their file" : "swap",
-		    strerror(-error));
+		    (unsigned long long)fi->fi_req.pr_off, strerror(-error));
 	}
 	if (fi->fi_t0 == 0)
 		fault_prefetched(st, fi->fi_n);
