@@ -106,13 +106,14 @@ expect_slots(struct amap *am, int lo, int hi, uintptr_t v)
 		    (unsigned long)slot_of(am, i), (unsigned long)v);
 }
 
-/* the amap pool's first slab exists, so later kmem deltas are slot arrays */
+/* the pools of an amap of nslot slots (its header, and its arrays when
+   small) have their first slabs, so later kmem deltas are slot arrays */
 static void
-warm_amap_pool(void)
+warm_amap_pool(int nslot)
 {
-	struct amap *am = mk(1);
+	struct amap *am = mk(nslot);
 
-	amap_unref(am, 0, 1);
+	amap_unref(am, 0, nslot);
 }
 
 Test(amap, create_rejects_nonpositive_nslot, .timeout = 10)
@@ -703,13 +704,16 @@ Test(amap, unref_split_reference_releases_its_anons, .timeout = 10)
 Test(amap, overlap_amap_frees_nothing_until_last_reference, .timeout = 10)
 {
 	struct amap *am;
-	size_t kmem0;
+	size_t kmem0, namaps;
 
 	amap_init_pools();
-	warm_amap_pool();
+	warm_amap_pool(16);
 	kmem0 = kmem_bytes();
+	namaps = amap_count();
 	am = mk(16);
-	cr_assert_gt(kmem_bytes(), kmem0, "slot array is kmem");
+	cr_assert_eq(amap_count(), namaps + 1);
+	cr_assert_eq(kmem_bytes(), kmem0, "a small amap's arrays come from "
+	    "the pools");
 	fill(am, 0, 16, SLOT_RESIDENT);
 	amap_ref(am, true);
 	amap_ref(am, true);
@@ -728,7 +732,8 @@ Test(amap, overlap_amap_frees_nothing_until_last_reference, .timeout = 10)
 	cr_assert_eq(amap_resident(am, 0, 16), 16);
 
 	amap_unref(am, 0, 16);
-	cr_assert_eq(kmem_bytes(), kmem0, "last reference frees the amap");
+	cr_assert_eq(amap_count(), namaps, "last reference frees the amap");
+	cr_assert_eq(kmem_bytes(), kmem0);
 }
 
 Test(amap, mergeref_drops_redundant_reference, .timeout = 10)
@@ -758,7 +763,7 @@ Test(amap, last_unref_frees_anons_and_slots, .timeout = 10)
 	size_t anons, kmem0;
 
 	amap_init_pools();
-	warm_amap_pool();
+	warm_amap_pool(1);
 	anons = amap_anon_count();
 	kmem0 = kmem_bytes();
 	src = mk(1024);
@@ -806,8 +811,8 @@ Test(amap, check_catches_broken_invariants, .timeout = 10)
  * A resident page costs its 8-byte slot and nothing more but its share of
  * the clock's reference bits (one per AMAP_UNIT pages): 1M slots (4 GiB of
  * pages) all resolved cost 8 MiB + 4 KiB of kmem and no anon.  The
- * amap pool is warmed first so that the amap header's slab, a per-pool
- * cost, is not charged to this amap's pages.
+ * pools are warmed first so that the slabs of the amap header and of the
+ * reference bits, a per-pool cost, are not charged to this amap's pages.
  */
 Test(amap, resident_page_costs_one_slot, .timeout = 60)
 {
@@ -818,7 +823,7 @@ Test(amap, resident_page_costs_one_slot, .timeout = 60)
 	int start = -1;
 
 	amap_init_pools();
-	warm_amap_pool();
+	warm_amap_pool(n);
 	kmem0 = kmem_bytes();
 	anons = amap_anon_count();
 	am = mk(n);
@@ -852,7 +857,7 @@ Test(amap, shared_page_costs_sixteen_byte_anon, .timeout = 60)
 	size_t meta0, used;
 
 	amap_init_pools();
-	warm_amap_pool();
+	warm_amap_pool(1);
 	src = mk(n);
 	fill(src, 0, n, SLOT_RESIDENT);
 	meta0 = amap_meta_bytes();

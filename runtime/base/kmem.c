@@ -28,12 +28,23 @@
  * kmem_alloc() arrays are one raw mmap each, page aligned and zeroed by the
  * kernel; kmem_realloc() moves them with mremap, so growing an array never
  * copies it and the grown tail reads as zeros too.
+ *
+ * A word on placement.  Arrays and slabs are asked for (a hint, never
+ * MAP_FIXED) in two areas of their own, far below where the kernel puts
+ * the program's mappings, each at a bump pointer that starts at a random
+ * offset: they sit next to each other and merge into few VMAs.  Left to
+ * the kernel, each region's slot array landed right next to the region,
+ * so no two managed regions could merge: 100 000 small regions took
+ * 200 000 VMAs, past vm.max_map_count, where the kernel alone needs a few
+ * dozen.  A hint that is taken is simply not honored: the kernel puts the
+ * mapping elsewhere, which costs nothing but that merge.
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -84,6 +95,36 @@ kmem_set_next(void *obj, void *next)
 	*(void **)obj = next;
 }
 
+#define KMEM_AREA_BASE	((uintptr_t)1 << 44)	/* 16 TiB */
+#define KMEM_AREA_SIZE	((uintptr_t)1 << 42)	/* 4 TiB each */
+enum { KMEM_ARRAYS, KMEM_SLABS };
+static _Atomic uintptr_t kmem_bump[2];	/* offsets in the areas; 0: unset */
+
+/* kmem_hint: where to ask for len bytes of an area (see "placement") */
+static void *
+kmem_hint(int area, size_t len)
+{
+	uintptr_t off = atomic_load_explicit(&kmem_bump[area],
+	    memory_order_relaxed), start;
+
+	if (off == 0) {
+		/* a random start in the area's first 1/16 (ASLR's spirit) */
+		if (getrandom(&start, sizeof(start), GRND_NONBLOCK) !=
+		    sizeof(start))
+			start = (uintptr_t)&start;
+		start = (start % (KMEM_AREA_SIZE / 16)) & ~KMEM_SLAB_MASK;
+		start += KMEM_SLAB_SIZE;	/* never 0 */
+		(void)atomic_compare_exchange_strong(&kmem_bump[area], &off,
+		    start);
+	}
+	off = atomic_fetch_add_explicit(&kmem_bump[area], len,
+	    memory_order_relaxed) % KMEM_AREA_SIZE;
+	if (off + len > KMEM_AREA_SIZE)
+		off = KMEM_SLAB_SIZE;		/* wrapped: reuse the holes */
+	return (void *)(KMEM_AREA_BASE + (uintptr_t)area * KMEM_AREA_SIZE +
+	    off);
+}
+
 /*
  * kmem_slab_map: one naturally aligned, zeroed slab.
  * => returns NULL when out of memory or address space.
@@ -97,8 +138,8 @@ kmem_slab_map(void)
 	char *p, *slab;
 	size_t head;
 
-	p = raw_mmap(NULL, KMEM_SLAB_SIZE, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = raw_mmap(kmem_hint(KMEM_SLABS, KMEM_SLAB_SIZE), KMEM_SLAB_SIZE,
+	    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (raw_mmap_failed(p))
 		return NULL;
 	if (((uintptr_t)p & KMEM_SLAB_MASK) == 0)
@@ -452,8 +493,8 @@ kmem_alloc(size_t len)
 	 * touched only where pages are; strict overcommit accounting would
 	 * refuse a large, sparse region for memory it never uses.
 	 */
-	p = raw_mmap(NULL, rlen, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	p = raw_mmap(kmem_hint(KMEM_ARRAYS, rlen), rlen, PROT_READ |
+	    PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (raw_mmap_failed(p))
 		return NULL;
 	kmem_account(rlen, 0);

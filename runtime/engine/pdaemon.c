@@ -189,12 +189,34 @@ pd_unit_end(struct vm_map_entry *e, vaddr_t va)
 	return MIN(e->e_end, va + ptoa((vaddr_t)(next - slot)));
 }
 
+/*
+ * pu_skip: move va (in e) on to the first unit of e that may hold pages
+ * (amap_next_used_unit): a sparse region's empty units cost the clock a
+ * bit each, not a visit.  => false: none left in e.
+ */
+static bool
+pu_skip(struct vm_map_entry *e, vaddr_t *vap)
+{
+	struct amap *am = e->e_aref.ar_amap;
+	int slot, end;
+
+	if (am == NULL)
+		return false;
+	slot = vm_entry_slot(e, *vap);
+	end = vm_entry_slot(e, e->e_end);
+	if ((slot = amap_next_used_unit(am, slot, end)) >= end)
+		return false;
+	*vap = e->e_start + ptoa((vaddr_t)(slot - e->e_aref.ar_pageoff));
+	return true;
+}
+
 static bool
 pu_next(void *arg, uint64_t unit, uint64_t *nextp)
 {
 	struct vm_map *map = arg;
 	struct vm_map_entry *e;
 	vaddr_t va = unit == UINT64_MAX ? 0 : ptoa((vaddr_t)unit);
+	bool wrapped = false;
 
 	if ((e = vm_map_lookup(map, va)) != NULL &&
 	    pd_unit_end(e, va) < e->e_end)
@@ -203,9 +225,19 @@ pu_next(void *arg, uint64_t unit, uint64_t *nextp)
 	    NULL)
 		va = MAX(e->e_start, unit == UINT64_MAX ? 0 : va);
 	else if ((e = vm_map_first_ge(map, 0)) != NULL)
-		va = e->e_start;
+		va = e->e_start, wrapped = true;
 	else
 		return false;
+	/* on to a unit that may hold pages; once round the map at most */
+	while (!pu_skip(e, &va)) {
+		if ((e = vm_map_next(map, e)) == NULL) {
+			if (wrapped)
+				return false;
+			wrapped = true;
+			e = vm_map_first_ge(map, 0);
+		}
+		va = e->e_start;
+	}
 	*nextp = atop(va);
 	return true;
 }
@@ -248,6 +280,8 @@ pu_evictable(void *arg, uint64_t unit)
 	vm_mutex_lock(&am->am_lock);
 	for (int s = vm_entry_slot(e, va); s < vm_entry_slot(e, end); s++)
 		n += pd_slot_evictable(am, s);
+	if (n == 0)
+		amap_unit_forget(am, vm_entry_slot(e, va));
 	vm_mutex_unlock(&am->am_lock);
 	return n;
 }

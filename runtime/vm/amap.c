@@ -27,6 +27,15 @@ static struct kmem_pool anon_pool;
 static void (*swap_release)(uint64_t slot);
 static void (*anon_unstage)(struct anon *);
 static struct kmem_pool amap_pool;
+/*
+ * Slot and reference-bit arrays of small amaps come from pools of power-of-
+ * two sizes (8 bytes to 2 KiB: regions up to 1 MiB); larger ones are
+ * kmem_alloc()ed, page granular.  A page per array made a 64 KiB region's
+ * metadata 8 KiB (512 bytes per page).
+ */
+#define ARR_MIN_SHIFT	3
+#define ARR_MAX_SHIFT	11
+static struct kmem_pool arr_pools[ARR_MAX_SHIFT - ARR_MIN_SHIFT + 1];
 static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static int pools_users;
 
@@ -47,6 +56,9 @@ amap_init_pools(void)
 	if (pools_users++ == 0) {
 		kmem_pool_init(&anon_pool, "anon", sizeof(struct anon));
 		kmem_pool_init(&amap_pool, "amap", sizeof(struct amap));
+		for (int i = 0; i <= ARR_MAX_SHIFT - ARR_MIN_SHIFT; i++)
+			kmem_pool_init(&arr_pools[i], "amap array",
+			    (size_t)1 << (ARR_MIN_SHIFT + i));
 	}
 	pthread_mutex_unlock(&pools_lock);
 }
@@ -58,6 +70,8 @@ amap_fini_pools(void)
 	if (pools_users > 0 && --pools_users == 0) {
 		kmem_pool_destroy(&anon_pool);
 		kmem_pool_destroy(&amap_pool);
+		for (int i = 0; i <= ARR_MAX_SHIFT - ARR_MIN_SHIFT; i++)
+			kmem_pool_destroy(&arr_pools[i]);
 	}
 	pthread_mutex_unlock(&pools_lock);
 }
@@ -65,7 +79,7 @@ amap_fini_pools(void)
 static size_t
 slots_bytes(int nslot)
 {
-	return round_page((size_t)nslot * sizeof(uintptr_t));
+	return (size_t)nslot * sizeof(uintptr_t);
 }
 
 static size_t
@@ -73,7 +87,39 @@ refbits_bytes(int nslot)
 {
 	size_t units = ((size_t)nslot + AMAP_UNIT - 1) / AMAP_UNIT;
 
-	return round_page((units + 63) / 64 * sizeof(atomic_ulong));
+	return (units + 63) / 64 * sizeof(atomic_ulong);
+}
+
+/* arr_pool: the pool of an array of len bytes, or NULL: kmem_alloc */
+static struct kmem_pool *
+arr_pool(size_t len)
+{
+	int shift = ARR_MIN_SHIFT;
+
+	while (((size_t)1 << shift) < len)
+		shift++;
+	return shift <= ARR_MAX_SHIFT ? &arr_pools[shift - ARR_MIN_SHIFT] :
+	    NULL;
+}
+
+/* arr_alloc / arr_free: a zeroed array of len bytes */
+static void *
+arr_alloc(size_t len)
+{
+	struct kmem_pool *kp = arr_pool(len);
+
+	return kp != NULL ? kmem_pool_get(kp) : kmem_alloc(len);
+}
+
+static void
+arr_free(void *p, size_t len)
+{
+	struct kmem_pool *kp = arr_pool(len);
+
+	if (p != NULL && kp != NULL)
+		kmem_pool_put(kp, p);
+	else
+		kmem_free(p, len);
 }
 
 void
@@ -88,6 +134,15 @@ amap_set_swap_release(void (*release)(uint64_t slot))
 	swap_release = release;
 }
 
+/* units_used: slots [a, b) are filling: their units may be in use */
+static void
+units_used(struct amap *am, int a, int b)
+{
+	for (int u = a / AMAP_UNIT; u <= (b - 1) / AMAP_UNIT; u++)
+		atomic_fetch_or_explicit(&am->am_usedbits[u / 64],
+		    1UL << (u % 64), memory_order_relaxed);
+}
+
 int
 amap_create(int nslot, struct amap **out)
 {
@@ -97,13 +152,14 @@ amap_create(int nslot, struct amap **out)
 		return -EINVAL;
 	if ((am = kmem_pool_get(&amap_pool)) == NULL)
 		return -ENOMEM;
-	am->am_slots = kmem_alloc(slots_bytes(nslot));
-	am->am_refbits = kmem_alloc(refbits_bytes(nslot));
-	if (am->am_slots == NULL || am->am_refbits == NULL) {
-		if (am->am_slots != NULL)
-			kmem_free(am->am_slots, slots_bytes(nslot));
-		if (am->am_refbits != NULL)
-			kmem_free(am->am_refbits, refbits_bytes(nslot));
+	am->am_slots = arr_alloc(slots_bytes(nslot));
+	am->am_refbits = arr_alloc(refbits_bytes(nslot));
+	am->am_usedbits = arr_alloc(refbits_bytes(nslot));
+	if (am->am_slots == NULL || am->am_refbits == NULL ||
+	    am->am_usedbits == NULL) {
+		arr_free(am->am_slots, slots_bytes(nslot));
+		arr_free(am->am_refbits, refbits_bytes(nslot));
+		arr_free(am->am_usedbits, refbits_bytes(nslot));
 		kmem_pool_put(&amap_pool, am);
 		return -ENOMEM;
 	}
@@ -215,8 +271,9 @@ amap_free(struct amap *am)
 {
 	VM_ASSERT(atomic_load(&am->am_ref) == 0);
 	amap_free_range(am, 0, am->am_nslot);
-	kmem_free(am->am_slots, slots_bytes(am->am_nslot));
-	kmem_free(am->am_refbits, refbits_bytes(am->am_nslot));
+	arr_free(am->am_slots, slots_bytes(am->am_nslot));
+	arr_free(am->am_refbits, refbits_bytes(am->am_nslot));
+	arr_free(am->am_usedbits, refbits_bytes(am->am_nslot));
 	vm_mutex_destroy(&am->am_lock);
 	kmem_pool_put(&amap_pool, am);
 }
@@ -334,8 +391,10 @@ amap_copy(struct vm_aref *aref, int n)
 		if (s == SLOT_BUSY)
 			break;
 		dst->am_slots[i] = s;
-		if (s != SLOT_EMPTY)
+		if (s != SLOT_EMPTY) {
 			dst->am_nused++;
+			units_used(dst, i, i + 1);
+		}
 	}
 	vm_mutex_unlock(&src->am_lock);
 	if (i < n) {
@@ -386,6 +445,7 @@ amap_claim(struct amap *am, int slot, int lo, int hi, int *startp,
 	for (int i = a; i < b; i++)
 		am->am_slots[i] = SLOT_BUSY;
 	am->am_nused += b - a;
+	units_used(am, a, b);
 	*startp = a;
 	return b - a;
 }
@@ -465,6 +525,7 @@ amap_claim_object(struct amap *am, int slot, int lo, int hi, int *startp,
 	for (int i = a; i < b; i++)
 		am->am_slots[i] = (uintptr_t)held[i - a];
 	am->am_nused += b - a;
+	units_used(am, a, b);
 	*startp = a;
 	return b - a;
 }
@@ -560,6 +621,40 @@ amap_ref_unit(struct amap *am, int slot)
 	return false;
 }
 
+int
+amap_next_used_unit(struct amap *am, int slot, int end)
+{
+	int u = slot / AMAP_UNIT, uend = (end + AMAP_UNIT - 1) / AMAP_UNIT;
+	unsigned long w;
+
+	while (u < uend) {
+		w = atomic_load_explicit(&am->am_usedbits[u / 64],
+		    memory_order_relaxed) >> (u % 64);
+		if (w != 0) {
+			u += __builtin_ctzl(w);
+			break;
+		}
+		u = (u / 64 + 1) * 64;
+	}
+	if (u >= uend)
+		return end;
+	return MAX(slot, u * AMAP_UNIT);
+}
+
+void
+amap_unit_forget(struct amap *am, int slot)
+{
+	int u = slot / AMAP_UNIT;
+	int lo = u * AMAP_UNIT, hi = MIN(lo + AMAP_UNIT, am->am_nslot);
+
+	VM_ASSERT_LOCKED(&am->am_lock);
+	for (int i = lo; i < hi; i++)
+		if (am->am_slots[i] != SLOT_EMPTY)
+			return;
+	atomic_fetch_and_explicit(&am->am_usedbits[u / 64],
+	    ~(1UL << (u % 64)), memory_order_relaxed);
+}
+
 bool
 amap_test_clear_unit(struct amap *am, int slot)
 {
@@ -624,19 +719,35 @@ amap_check(struct amap *am)
 	return 0;
 }
 
-size_t
-amap_anon_count(void)
+static size_t
+pool_count(struct kmem_pool *kp)
 {
 	size_t n;
 
-	vm_mutex_lock(&anon_pool.kp_lock);
-	n = anon_pool.kp_nalloc;
-	vm_mutex_unlock(&anon_pool.kp_lock);
+	vm_mutex_lock(&kp->kp_lock);
+	n = kp->kp_nalloc;
+	vm_mutex_unlock(&kp->kp_lock);
 	return n;
+}
+
+size_t
+amap_anon_count(void)
+{
+	return pool_count(&anon_pool);
+}
+
+size_t
+amap_count(void)
+{
+	return pool_count(&amap_pool);
 }
 
 size_t
 amap_meta_bytes(void)
 {
-	return kmem_pool_bytes(&anon_pool) + kmem_pool_bytes(&amap_pool);
+	size_t n = kmem_pool_bytes(&anon_pool) + kmem_pool_bytes(&amap_pool);
+
+	for (int i = 0; i <= ARR_MAX_SHIFT - ARR_MIN_SHIFT; i++)
+		n += kmem_pool_bytes(&arr_pools[i]);
+	return n;
 }

@@ -106,8 +106,12 @@ struct amap {
 	int		  am_flags;	/* [l] AMAP_* */
 	int		  am_nslot;	/* [I] slots allocated */
 	int		  am_nused;	/* [l] slots not SLOT_EMPTY */
-	uintptr_t	 *am_slots;	/* [l] kmem_alloc'd, am_nslot words */
-	atomic_ulong	 *am_refbits;	/* [a] kmem_alloc'd, a bit per unit */
+	uintptr_t	 *am_slots;	/* [l] am_nslot words (arr_alloc) */
+	atomic_ulong	 *am_refbits;	/* [a] a bit per unit (arr_alloc) */
+	atomic_ulong	 *am_usedbits;	/* [a] a bit per unit: a slot of it
+					   may be in use (set under am_lock
+					   as one fills; cleared by
+					   amap_unit_forget) */
 };
 
 /* am_refbits: one "referenced" bit per AMAP_UNIT slots, for the clock */
@@ -118,6 +122,17 @@ struct vm_aref {
 	int		 ar_pageoff;	/* slot of the entry's first page */
 	struct amap	*ar_amap;	/* NULL: no anonymous pages yet */
 };
+
+/*
+ * amap_next_used_unit: the first slot in [slot, end) whose unit may have
+ * slots in use (am_usedbits), slot itself if its own unit may, or end:
+ * the pageout clock steps over the empty units of a sparse region at 64
+ * units a word.  No lock (a unit filled meanwhile is seen next time).
+ * amap_unit_forget: clear the unit's bit if all its slots are empty.
+ * => amap locked.
+ */
+int amap_next_used_unit(struct amap *, int slot, int end);
+void amap_unit_forget(struct amap *, int slot);
 
 /* amap_init_pools / amap_fini_pools: the anon and amap kmem pools */
 void amap_init_pools(void);
@@ -310,6 +325,8 @@ int amap_check(struct amap *);
 
 /* anon pool statistics, for metadata accounting */
 size_t amap_anon_count(void);
+/* amap_count: amaps allocated now (tests) */
+size_t amap_count(void);
 size_t amap_meta_bytes(void);
 
 #endif /* UPVM_AMAP_H */
