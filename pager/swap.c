@@ -108,15 +108,16 @@ struct swap_shared {
 };
 
 /*
- * struct swap with what only swap.c needs: the named file's path, and
- * who may unlink it (a forked child that tears its swap down must not
- * remove the parent's file).
+ * struct swap with what only swap.c needs: the path as given.  The file
+ * never keeps a name: one made in a directory has none (O_TMPFILE, or
+ * unlinked at once), and a new file of a given name is unlinked right
+ * after it is created.  So nothing is left behind, even by SIGKILL, and
+ * a program started by the program (exec under the preload, the same
+ * UPVM_SWAP) makes its own file at the same name.
  */
 struct swap_file {
 	struct swap	 sf_swap;	/* first: swap_file_of() */
 	size_t		 sf_len;	/* [I] bytes of this kmem_alloc */
-	pid_t		 sf_creator;	/* [I] getpid() of swap_create() */
-	bool		 sf_named;	/* [I] sf_path is a file we created */
 	char		 sf_path[];	/* [I] directory or file, as given */
 };
 
@@ -367,19 +368,24 @@ swp_open_tmp(const char *dir)
 }
 
 /*
- * swp_open: create the file at sf_path (a directory: unnamed in it; else,
- * unless dironly, a new file of that name).
- * => 0 with sw_fd, sw_direct and sf_named set, or -errno (not logged).
+ * swp_open: create the file at sf_path (a directory, or a path ending in
+ * '/': unnamed in it; else, unless dironly, a new file of that name,
+ * unlinked at once).  `upvm run` ends a directory's path with '/': if
+ * the directory is removed while the program runs, the programs it starts
+ * say so instead of making a file of the directory's name.
+ * => 0 with sw_fd and sw_direct set, or -errno (not logged).
  */
 static int
 swp_open(struct swap_file *sf, bool nodirect, bool dironly)
 {
 	struct swap *sw = &sf->sf_swap;
+	size_t len = strlen(sf->sf_path);
 	struct stat st;
 	int fd;
 
-	if (dironly) {
-		/* $TMPDIR or /var/tmp: never a file of that name */
+	if (dironly || (len > 0 && sf->sf_path[len - 1] == '/')) {
+		/* $TMPDIR or /var/tmp, or a directory: never a file of that
+		   name */
 		fd = swp_open_tmp(sf->sf_path);
 	} else if (stat(sf->sf_path, &st) == 0) {
 		/* a file: never overwrite what the user has */
@@ -388,9 +394,14 @@ swp_open(struct swap_file *sf, bool nodirect, bool dironly)
 		/* absent (or unreadable: open() says why) */
 		fd = open(sf->sf_path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC,
 		    0600);
-		if (fd < 0)
+		if (fd < 0) {
 			fd = -errno;
-		sf->sf_named = fd >= 0;
+		} else if (unlink(sf->sf_path) != 0) {
+			int error = -errno;
+
+			close(fd);
+			fd = error;
+		}
 	}
 	if (fd < 0)
 		return fd;
@@ -438,7 +449,6 @@ swap_create(const struct swap_config *sc, struct swap **out)
 	}
 	sw = &sf->sf_swap;
 	sf->sf_len = len;
-	sf->sf_creator = getpid();
 	memcpy(sf->sf_path, path, strlen(path) + 1);
 	(void)snprintf(sw->sw_where, sizeof(sw->sw_where), "%s", path);
 	sw->sw_maxslots = nslots;
@@ -468,8 +478,6 @@ swap_create(const struct swap_config *sc, struct swap **out)
 	return 0;
 fail_file:
 	close(sw->sw_fd);
-	if (sf->sf_named)
-		(void)unlink(sf->sf_path);
 fail:
 	kmem_free(sf, len);
 	return error;
@@ -486,17 +494,14 @@ swp_destroy(struct pager *pgr)
 	for (int i = 0; i < 2; i++)
 		if (sw->sw_gatefd[i] >= 0)
 			close(sw->sw_gatefd[i]);
-	if (sf->sf_named && getpid() == sf->sf_creator)
-		(void)unlink(sf->sf_path);
 	(void)raw_munmap(sw->sw_shared, sw->sw_shared->ss_maplen);
 	kmem_free(sf, sf->sf_len);
 }
 
 /*
  * swap_destroy: drop the creator's reference (pager_unref); the last
- * reference closes the file, removes a named one (in the creating process
- * only: a forked child leaves the parent's file alone), and unmaps this
- * process's view of the shared state.
+ * reference closes the file (it has no name: see struct swap_file) and
+ * unmaps this process's view of the shared state.
  */
 void
 swap_destroy(struct swap *sw)

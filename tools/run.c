@@ -156,6 +156,28 @@ run_setenv(const char *name, const char *value)
 }
 
 /*
+ * run_swap_dir: a swap directory's path gets a trailing '/', which makes
+ * it a directory for good (swp_open): a program started later, after the
+ * directory was removed, then says so rather than making a file of its
+ * name.
+ */
+static void
+run_swap_dir(void)
+{
+	const char *p = getenv("UPVM_SWAP");
+	struct stat st;
+	char *slash;
+
+	if (p == NULL || *p == '\0' || p[strlen(p) - 1] == '/' ||
+	    stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+		return;
+	if (asprintf(&slash, "%s/", p) < 0)
+		run_die(2, "out of memory");
+	run_setenv("UPVM_SWAP", slash);
+	free(slash);
+}
+
+/*
  * run_check: start upvm here with the configuration the program will get
  * and stop it: every error the program's upvm would meet, met now.  A
  * swap path given without a budget is tried too (with the smallest
@@ -237,6 +259,7 @@ run_main(int argc, char **argv)
 		run_die(127, "%s: no such program (or not executable); check "
 		    "the name and PATH", argv[optind]);
 	run_library(lib, sizeof(lib));
+	run_swap_dir();
 	run_check();
 	old = getenv("LD_PRELOAD");
 	if (asprintf(&preload, "%s%s%s", lib, old != NULL && *old != '\0' ?

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * extremes.c: an ordinary program (it knows nothing of upvm) that pushes
+ * one dimension of memory use to an extreme and checks every page it
+ * wrote.  extremes.sh runs it under `upvm run` with a small budget.
+ *
+ * usage: extremes maps N      N mappings of 64 KiB alive at once, one
+ *                             page of each written; half of them unmapped
+ *                             and mapped again (allocator churn)
+ *        extremes threads N   N threads fault at once on one region
+ *                             (4 MiB each), then check each other's
+ *        extremes sparse GIB  a GIB-GiB mapping, one page written every
+ *                             64 MiB, read back, written again
+ * Exit 0 and "extremes: OK ..." when every page held.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define PG	4096UL
+#define MIB	(1UL << 20)
+
+static uint64_t
+word(size_t page, uint64_t gen, size_t w)
+{
+	uint64_t x = (page + 1) * 0x9e3779b97f4a7c15ULL ^ (gen << 48) ^ w;
+
+	x ^= x >> 29;
+	return x * 0xbf58476d1ce4e5b9ULL | 1;
+}
+
+static void
+fill(char *p, size_t page, uint64_t gen)
+{
+	uint64_t *w = (uint64_t *)p;
+
+	for (size_t i = 0; i < PG / 8; i++)
+		w[i] = word(page, gen, i);
+}
+
+static int
+good(const char *p, size_t page, uint64_t gen)
+{
+	const uint64_t *w = (const uint64_t *)p;
+
+	for (size_t i = 0; i < PG / 8; i++)
+		if (w[i] != word(page, gen, i))
+			return 0;
+	return 1;
+}
+
+static void
+fail(const char *what, size_t page)
+{
+	printf("extremes: FAILED: %s: page %zu is wrong\n", what, page);
+	exit(1);
+}
+
+/* the process's mappings (VMAs) now, for the messages */
+static int
+nvmas(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int c, n = 0;
+
+	if (f == NULL)
+		return -1;
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+static void *
+map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED) {
+		printf("extremes: mmap of %zu bytes: %m (%d VMAs)\n", len,
+		    nvmas());
+		exit(2);
+	}
+	return p;
+}
+
+static int
+maps(size_t n)
+{
+	const size_t len = 64 * 1024;
+	char **m = calloc(n, sizeof(*m));
+	int vmas;
+
+	if (m == NULL)
+		return printf("extremes: out of memory\n"), 2;
+	for (size_t i = 0; i < n; i++)
+		fill(m[i] = map(len), i, 1);
+	for (size_t i = 0; i < n; i += 2) {
+		if (munmap(m[i], len) != 0)
+			return printf("extremes: munmap: %m\n"), 2;
+		fill(m[i] = map(len), i, 2);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!good(m[i], i, i % 2 == 0 ? 2 : 1))
+			fail("maps", i);
+	vmas = nvmas();
+	for (size_t i = 0; i < n; i++)
+		(void)munmap(m[i], len);
+	free(m);
+	printf("extremes: OK: %zu mappings alive at once, %zu remapped (%d "
+	    "VMAs)\n", n, (n + 1) / 2, vmas);
+	return 0;
+}
+
+struct slice {
+	char		*base;
+	size_t		 t, n, npages;
+	pthread_barrier_t *bar;
+	size_t		 bad;
+};
+
+static void *
+slice_run(void *arg)
+{
+	struct slice *s = arg;
+	size_t first = s->t * s->npages, other;
+
+	pthread_barrier_wait(s->bar);
+	for (size_t p = first; p < first + s->npages; p++)
+		fill(s->base + p * PG, p, 1);
+	pthread_barrier_wait(s->bar);
+	other = (s->t + 1) % s->n * s->npages;
+	for (size_t p = other; p < other + s->npages; p++)
+		if (!good(s->base + p * PG, p, 1) && s->bad == SIZE_MAX)
+			s->bad = p;
+	return NULL;
+}
+
+static int
+threads(size_t n)
+{
+	size_t npages = 4 * MIB / PG;
+	pthread_barrier_t bar;
+	pthread_t *th = calloc(n, sizeof(*th));
+	struct slice *s = calloc(n, sizeof(*s));
+	char *base = map(n * npages * PG);
+
+	if (th == NULL || s == NULL)
+		return printf("extremes: out of memory\n"), 2;
+	pthread_barrier_init(&bar, NULL, (unsigned)n);
+	for (size_t t = 0; t < n; t++) {
+		s[t] = (struct slice){ base, t, n, npages, &bar, SIZE_MAX };
+		if (pthread_create(&th[t], NULL, slice_run, &s[t]) != 0)
+			return printf("extremes: pthread_create: %m\n"), 2;
+	}
+	for (size_t t = 0; t < n; t++) {
+		pthread_join(th[t], NULL);
+		if (s[t].bad != SIZE_MAX)
+			fail("threads", s[t].bad);
+	}
+	for (size_t p = 0; p < n * npages; p++)
+		if (!good(base + p * PG, p, 1))
+			fail("threads, at the end", p);
+	printf("extremes: OK: %zu threads faulted at once on %zu MiB\n", n,
+	    n * npages * PG / MIB);
+	return 0;
+}
+
+static int
+sparse(size_t gib)
+{
+	size_t len = gib << 30, step = 64 * MIB, n = len / step;
+	char *p = map(len);
+
+	for (uint64_t gen = 1; gen <= 2; gen++) {
+		for (size_t i = 0; i < n; i++)
+			fill(p + i * step, i, gen);
+		fill(p + len - PG, n, gen);
+		for (size_t i = 0; i < n; i++)
+			if (!good(p + i * step, i, gen))
+				fail("sparse", i * step / PG);
+		if (!good(p + len - PG, n, gen))
+			fail("sparse, the last page", len / PG - 1);
+	}
+	if (munmap(p, len) != 0)
+		return printf("extremes: munmap: %m\n"), 2;
+	printf("extremes: OK: %zu GiB mapped, %zu pages written twice\n", gib,
+	    n + 1);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t n = argc > 2 ? strtoul(argv[2], NULL, 10) : 0;
+
+	if (argc == 3 && n > 0 && strcmp(argv[1], "maps") == 0)
+		return maps(n);
+	if (argc == 3 && n > 0 && strcmp(argv[1], "threads") == 0)
+		return threads(n);
+	if (argc == 3 && n > 0 && strcmp(argv[1], "sparse") == 0)
+		return sparse(n);
+	fprintf(stderr, "usage: extremes maps|threads|sparse N\n");
+	return 2;
+}
