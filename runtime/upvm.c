@@ -86,12 +86,28 @@ vmspace_exit(void)
  * progress, none starts) and stop the runtime's threads; parent: start
  * them again; child: the runtime of its own.
  */
+/*
+ * upvm_fork_touch: set by the preload (interpose.c): pages the other fork
+ * handlers will touch, touched while faults are still served.  Those of
+ * jemalloc run after ours in the parent (its prepare, with our threads
+ * stopped) and before ours in the child (whose regions have no
+ * userfaultfd registration yet: a page not present reads as zeros), and
+ * its metadata lives in managed memory.
+ */
+static void (*upvm_fork_touch)(void);
+
+void
+upvm_set_fork_touch(void (*touch)(void))
+{
+	upvm_fork_touch = touch;
+}
+
 static void
 upvm_atfork_prepare(void)
 {
 	pthread_rwlock_wrlock(&upvm_lock);
 	if (upvm_running)
-		vmspace_stop(&upvm_vs);
+		vmspace_stop(&upvm_vs, upvm_fork_touch);
 }
 
 static void

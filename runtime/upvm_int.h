@@ -26,6 +26,13 @@ int upvm_inject_swap_failure(bool write, int nth);
 int upvm_inject_swap_gate(bool write, bool hold);
 
 /*
+ * upvm_set_fork_touch: touch() runs in fork's prepare handler after the
+ * pageout daemon stopped and before the fault threads stop, to make
+ * resident what fork's other handlers touch (upvm.c says why).
+ */
+void upvm_set_fork_touch(void (*touch)(void));
+
+/*
  * upvm_inject_stage_hook: call hook(addr, npages) on the daemon's thread
  * for each run the move protocol is about to stage, after its dirty scan
  * and before its move: the tests' way to land a write in that window

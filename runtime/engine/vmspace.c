@@ -352,11 +352,13 @@ vmspace_start(struct vmspace *vs)
 }
 
 void
-vmspace_stop(struct vmspace *vs)
+vmspace_stop(struct vmspace *vs, void (*touch)(void))
 {
 	/* the daemon first: a fault thread may wait for it to free pages */
 	if (vs->vs_pd != NULL)
 		pd_stop(vs->vs_pd);
+	if (touch != NULL)
+		touch();
 	fault_stop(vs);
 	if (vs->vs_pd != NULL)
 		pd_destroy(vs->vs_pd);

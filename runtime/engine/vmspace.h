@@ -71,9 +71,11 @@ int vmspace_start(struct vmspace *);
  * vmspace_stop: stop and free the daemon and the fault threads (their
  * rings and buffers).  Faults then wait in the kernel until the next
  * vmspace_start().  Work in progress is finished first: afterwards no
- * slot is BUSY, no anon in transit, the staging area is gone.
+ * slot is BUSY, no anon in transit, the staging area is gone.  touch, if
+ * not NULL, runs between the two: nothing is paged out any more, faults
+ * are still served (fork: what the other fork handlers will touch).
  */
-void vmspace_stop(struct vmspace *);
+void vmspace_stop(struct vmspace *, void (*touch)(void));
 
 /*
  * vmspace_init: set a vmspace up from a checked configuration: NUMA

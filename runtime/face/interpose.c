@@ -36,6 +36,7 @@
 #include "hostmm.h"
 #include "log.h"
 #include "upvm.h"
+#include "upvm_int.h"
 #include "vm.h"
 
 static struct upvm_config ip_cfg;	/* as started */
@@ -295,6 +296,22 @@ munlock(const void *addr, size_t len)
 	return hostmm_munlock(addr, len);
 }
 
+/*
+ * jemalloc's fork handlers (linked in whole, hidden in this library):
+ * ip_fork_touch runs them once while upvm's fault threads still serve
+ * faults, so that every page of allocator metadata they lock and unlock
+ * is resident when the real ones run during fork (upvm.c, upvm_fork_touch).
+ */
+void je_jemalloc_prefork(void);
+void je_jemalloc_postfork_parent(void);
+
+static void
+ip_fork_touch(void)
+{
+	je_jemalloc_prefork();
+	je_jemalloc_postfork_parent();
+}
+
 /* ip_stats: the summary at exit (UPVM_STATS): "-" on stderr, else JSON
    in a file ("%p" in its name: the pid) */
 static void
@@ -430,6 +447,7 @@ ip_init(void)
 		_exit(127);
 	}
 	hostmm_enable();
+	upvm_set_fork_touch(ip_fork_touch);
 	if (ip_cfg.stats_path[0] != '\0')
 		(void)atexit(ip_stats);
 	/* shared file regions reach their files when the program exits

@@ -1166,13 +1166,17 @@ stall_watch(void *arg)
 		}
 		fprintf(stderr, "chaos: the process's tasks:\n");
 		dump_tasks(getpid());
-		pthread_mutex_lock(&childlock);
-		if (child > 0) {
-			fprintf(stderr, "chaos: the fork child %d's tasks:\n",
-			    (int)child);
-			dump_tasks(child);
+		/* the lock is held across fork(): a hang in fork keeps it */
+		if (pthread_mutex_trylock(&childlock) != 0) {
+			fprintf(stderr, "chaos: a thread is in fork()\n");
+		} else {
+			if (child > 0) {
+				fprintf(stderr, "chaos: the fork child %d's "
+				    "tasks:\n", (int)child);
+				dump_tasks(child);
+			}
+			pthread_mutex_unlock(&childlock);
 		}
-		pthread_mutex_unlock(&childlock);
 		fprintf(stderr, "chaos: replay: chaos --seed %" PRIu64
 		    " --threads %d --size %zu\n", opt.seed, opt.nthreads,
 		    opt.size >> 20);

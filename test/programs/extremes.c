@@ -11,6 +11,11 @@
  *                             (4 MiB each), then check each other's
  *        extremes sparse GIB  a GIB-GiB mapping, one page written every
  *                             64 MiB, read back, written again
+ *        extremes forks N     N forks, each after 64 MiB of the heap
+ *                             (malloc) was written again, so that under
+ *                             a small budget the allocator's own cold
+ *                             metadata is paged out when fork() locks it;
+ *                             each child checks the heap and allocates
  * Exit 0 and "extremes: OK ..." when every page held.
  */
 #include <pthread.h>
@@ -19,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define PG	4096UL
 #define MIB	(1UL << 20)
@@ -193,6 +200,68 @@ sparse(size_t gib)
 	return 0;
 }
 
+/* a thread's allocation: jemalloc gives threads arenas of their own,
+   whose metadata goes cold when the thread is gone */
+static void *
+alloc_once(void *arg)
+{
+	char *x = malloc(64 * 1024);
+
+	(void)arg;
+	if (x != NULL)
+		memset(x, 1, 64 * 1024);
+	free(x);
+	return NULL;
+}
+
+static int
+forks(size_t n)
+{
+	const size_t nblk = 64, blk = MIB;
+	pthread_t th[8];
+	char *b[64];
+	int status;
+	pid_t pid;
+
+	for (int t = 0; t < 8; t++)
+		if (pthread_create(&th[t], NULL, alloc_once, NULL) != 0)
+			return printf("extremes: pthread_create: %m\n"), 2;
+	for (int t = 0; t < 8; t++)
+		pthread_join(th[t], NULL);
+	for (size_t k = 0; k < nblk; k++)
+		if ((b[k] = malloc(blk)) == NULL)
+			return printf("extremes: out of memory\n"), 2;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < nblk; k++)
+			for (size_t p = 0; p < blk / PG; p++)
+				fill(b[k] + p * PG, k * 256 + p, i + 1);
+		fflush(stdout);
+		if ((pid = fork()) < 0)
+			return printf("extremes: fork: %m\n"), 2;
+		if (pid == 0) {
+			char *x = malloc(blk);
+
+			for (size_t k = 0; k < nblk; k++)
+				for (size_t p = 0; p < blk / PG; p++)
+					if (!good(b[k] + p * PG, k * 256 + p,
+					    i + 1))
+						_exit(1);
+			if (x == NULL)
+				_exit(2);
+			fill(x, 0, 1);
+			free(x);
+			_exit(0);
+		}
+		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			fail("forks: a child", i);
+	}
+	for (size_t k = 0; k < nblk; k++)
+		free(b[k]);
+	printf("extremes: OK: %zu forks of a 64 MiB heap\n", n);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -204,6 +273,8 @@ main(int argc, char **argv)
 		return threads(n);
 	if (argc == 3 && n > 0 && strcmp(argv[1], "sparse") == 0)
 		return sparse(n);
-	fprintf(stderr, "usage: extremes maps|threads|sparse N\n");
+	if (argc == 3 && n > 0 && strcmp(argv[1], "forks") == 0)
+		return forks(n);
+	fprintf(stderr, "usage: extremes maps|threads|sparse|forks N\n");
 	return 2;
 }

@@ -104,6 +104,11 @@ timeout 600 "$UPVM" run --budget 32M --swap "$SWAP" -- \
     "$EXTREMES" sparse 1024 >"$WORK/out" 2>&1
 ok_run "1 TiB sparse mapping" "$WORK/out"
 
+# 5b. forks of a program whose heap (and allocator metadata) pages
+timeout 600 "$UPVM" run --budget 16M --swap "$SWAP" -- \
+    "$EXTREMES" forks 10 >"$WORK/out" 2>&1
+ok_run "fork under a budget, heap paged" "$WORK/out"
+
 # 6. the smallest budget works; a smaller one is one clear line
 timeout 600 "$UPVM" run --budget 4M --swap "$SWAP" -- "$PAGES" 64 \
     >"$WORK/out" 2>&1
