@@ -164,7 +164,7 @@ numa_budgets_parse(const char *s, uint64_t bytes[NUMA_NODES_MAX], char *err,
 			    (int)(end - p), p);
 		memcpy(size, eq + 1, (size_t)(end - eq - 1));
 		size[end - eq - 1] = '\0';
-		if (!config_parse_size(size, false, &bytes[node]) ||
+		if (config_parse_size(size, false, &bytes[node]) != 0 ||
 		    bytes[node] == 0)
 			return ERR("node budget \"%.*s\": \"%s\" is not a size "
 			    "such as 512M or 4G", (int)(end - p), p, size);

@@ -134,6 +134,14 @@ void upvm_config_default(struct upvm_config *cfg);
 int upvm_config_from_env(struct upvm_config *cfg);
 
 /*
+ * upvm_parse_size: a size as the UPVM_* variables take it ("4096", "64K",
+ * "512M", "2GiB", "1T": binary units) into bytes, for tools that take
+ * sizes on their command line.  Logs nothing: the caller says what the
+ * value was for.  => 0, -EINVAL (not a size), -ERANGE (too large).
+ */
+int upvm_parse_size(const char *s, uint64_t *bytes);
+
+/*
  * upvm_init: start the runtime: open the userfaultfd, start the fault
  * threads.  cfg NULL means upvm_config_from_env().
  * => -EBUSY if already initialized, -EINVAL for a bad configuration,

@@ -536,6 +536,31 @@ Test(config, sizes_and_percentages_parse, .timeout = 10)
 	CHECK(&cfg);
 }
 
+/* the one size parser, as the tools get it */
+Test(config, upvm_parse_size_takes_every_spelling, .timeout = 10)
+{
+	static const struct { const char *s; uint64_t v; } good[] = {
+		{ "0", 0 }, { "4096", 4096 }, { "4096B", 4096 },
+		{ "64K", 65536 }, { "64k", 65536 }, { "64KB", 65536 },
+		{ "64KiB", 65536 }, { "2GiB", (uint64_t)2 << 30 },
+		{ "1T", (uint64_t)1 << 40 }, { "16777215T", 16777215ULL << 40 },
+	};
+	static const char *bad[] = { "", "K", "-1", "1.5G", "1X", "1KiBB",
+	    "1iB", " 1", "1 ", "1%", "0x10" };
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		cr_assert_eq(upvm_parse_size(good[i].s, &v), 0, "%s",
+		    good[i].s);
+		cr_assert_eq(v, good[i].v, "%s", good[i].s);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(upvm_parse_size(bad[i], &v), -EINVAL, "'%s'",
+		    bad[i]);
+	cr_assert_eq(upvm_parse_size("16777216T", &v), -ERANGE);
+	cr_assert_eq(upvm_parse_size("99999999999999999999", &v), -ERANGE);
+}
+
 Test(config, pageout_protocols_parse, .timeout = 10)
 {
 	struct upvm_config cfg;

@@ -181,21 +181,11 @@ phase(const char *name, const struct job *j, int n)
 static size_t
 parse_size(const char *s)
 {
-	unsigned long long v;
-	const char *units = "KkMmGg", *u;
-	char *end;
-	int shift = 0;
+	uint64_t v;
 
-	if (*s < '0' || *s > '9')
+	if (upvm_parse_size(s, &v) != 0 || v > SIZE_MAX - pagesize)
 		return 0;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (*end != '\0' && (u = strchr(units, *end)) != NULL)
-		shift = 10 * (1 + (int)(u - units) / 2);
-	if (errno != 0 || end[shift != 0] != '\0' ||
-	    v > (SIZE_MAX - pagesize) >> shift)
-		return 0;
-	return (size_t)((v << shift) + pagesize - 1) / pagesize * pagesize;
+	return (size_t)(v + pagesize - 1) / pagesize * pagesize;
 }
 
 /* shuffled: a random order of n pages, in malloc memory (never upvm's). */

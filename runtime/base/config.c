@@ -127,7 +127,7 @@ parse_uint(const char *s, unsigned *out)
 	return true;
 }
 
-bool
+int
 config_parse_size(const char *s, bool pct, uint64_t *out)
 {
 	unsigned long long v;
@@ -135,35 +135,36 @@ config_parse_size(const char *s, bool pct, uint64_t *out)
 	char *end;
 
 	if (*s < '0' || *s > '9')
-		return false;
+		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno != 0)
-		return false;
+		return -ERANGE;
 	if (pct && end[0] == '%' && end[1] == '\0') {
 		long pages = sysconf(_SC_PHYS_PAGES);
 
 		if (v == 0 || v > 100 || pages <= 0)
-			return false;
+			return -EINVAL;
 		*out = (uint64_t)pages * PAGE_SIZE / 100 * v;
-		return true;
+		return 0;
 	}
 	switch (*end) {
-	case '\0':
-		break;
 	case 'k': case 'K': shift = 10; end++; break;
 	case 'm': case 'M': shift = 20; end++; break;
 	case 'g': case 'G': shift = 30; end++; break;
 	case 't': case 'T': shift = 40; end++; break;
-	default:
-		return false;
 	}
-	if ((*end == 'b' || *end == 'B') && shift != 0)
+	if (shift != 0 && (end[0] == 'i' || end[0] == 'I') &&
+	    (end[1] == 'b' || end[1] == 'B'))
+		end += 2;
+	else if (*end == 'b' || *end == 'B')
 		end++;
-	if (*end != '\0' || (shift != 0 && v > (~0ULL >> shift)))
-		return false;
+	if (*end != '\0')
+		return -EINVAL;
+	if (shift != 0 && v > (~0ULL >> shift))
+		return -ERANGE;
 	*out = (uint64_t)v << shift;
-	return true;
+	return 0;
 }
 
 /*
@@ -196,7 +197,7 @@ conf_set(struct upvm_config *cfg, const struct conf_key *k,
 	case CT_SIZE:
 	case CT_PCTSIZE:
 		if ((ok = config_parse_size(val, k->ck_type == CT_PCTSIZE,
-		    &sz) &&
+		    &sz) == 0 &&
 		    (k->ck_type == CT_PCTSIZE || sz >= PAGE_SIZE)))
 			memcpy(field, &sz, sizeof(sz));
 		break;
@@ -393,6 +394,12 @@ config_check(const struct upvm_config *cfg)
 	    "a pagein's"))
 		return -EINVAL;
 	return 0;
+}
+
+UPVM_API int
+upvm_parse_size(const char *s, uint64_t *bytes)
+{
+	return config_parse_size(s, false, bytes);
 }
 
 UPVM_API int

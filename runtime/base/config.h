@@ -26,9 +26,12 @@ int config_parse_conf(struct upvm_config *, const char *conf);
 int config_apply_env(struct upvm_config *, char *const *envp);
 
 /*
- * config_parse_size: "123", "64K", "512M", "4G", "1T" (binary units) ->
- * bytes; with pct, also "25%" of physical memory.  Overflow and junk fail.
+ * config_parse_size: "123", "64K", "512M", "4G", "1T" (binary units, any
+ * case, "B" or "iB" after the unit allowed, "B" alone too) -> bytes; with
+ * pct, also "25%" of physical memory.  The one size parser: upvm's
+ * variables and configuration file, and the tools (upvm_parse_size).
+ * => 0, -EINVAL (not a size), -ERANGE (over 2^64 - 1).
  */
-bool config_parse_size(const char *s, bool pct, uint64_t *out);
+int config_parse_size(const char *s, bool pct, uint64_t *out);
 
 #endif /* UPVM_CONFIG_H */

@@ -49,7 +49,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < n; i++) {
 		upvm_config_default(&cfg);
 		(void)config_parse_conf(&cfg, envp[i]);
-		(void)config_parse_size(envp[i], false, &bytes);
+		if (config_parse_size(envp[i], false, &bytes) == 0) {
+			/* what it parsed, printed in bytes, parses the same */
+			char back[32];
+			uint64_t again;
+
+			snprintf(back, sizeof(back), "%llu",
+			    (unsigned long long)bytes);
+			if (config_parse_size(back, false, &again) != 0 ||
+			    again != bytes)
+				abort();
+		}
 		(void)config_parse_size(envp[i], true, &bytes);
 		(void)upvm_log_parse_level(envp[i]);
 	}

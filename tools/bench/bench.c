@@ -389,37 +389,22 @@ usage(FILE *f)
 }
 
 /*
- * parse_size: "512M", "1G", "4096" into whole pages of bytes.
+ * parse_size: "512M", "1G", "4096" into whole pages of bytes
+ * (upvm_parse_size).
  * => -EINVAL if malformed, -EDOM if zero, -ERANGE if it does not fit.
  */
 static int
 parse_size(const char *s, size_t *out)
 {
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
+	uint64_t v;
+	int error;
 
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (shift != 0 && strcasecmp(end, "ib") == 0)
-		end += 2;
-	else if (strcasecmp(end, "b") == 0)
-		end++;
-	if (*end != '\0')
-		return -EINVAL;
-	if (errno == ERANGE || v > (SIZE_MAX - pagesize) >> shift)
+	if ((error = upvm_parse_size(s, &v)) != 0)
+		return error;
+	if (v > SIZE_MAX - pagesize)
 		return -ERANGE;
 	if (v == 0)
 		return -EDOM;
-	v <<= shift;
 	*out = (size_t)((v + pagesize - 1) / pagesize * pagesize);
 	return 0;
 }
