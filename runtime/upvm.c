@@ -106,8 +106,10 @@ static void
 upvm_atfork_prepare(void)
 {
 	pthread_rwlock_wrlock(&upvm_lock);
-	if (upvm_running)
+	if (upvm_running) {
 		vmspace_stop(&upvm_vs, upvm_fork_touch);
+		vmspace_fork_prepare(&upvm_vs);
+	}
 }
 
 static void

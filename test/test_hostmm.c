@@ -465,6 +465,40 @@ Test(hostmm, fork_leaves_out_dontfork_and_wipes_wipeonfork, .timeout = 120)
 	upvm_fini();
 }
 
+/*
+ * The parent frees its swapped-out pages the moment fork returns and
+ * writes as much again, which reuses their swap slots: the child's copies
+ * must hold.  Before, the child took its references on the slots in its
+ * own fork handler, racing the parent: a slot the parent freed first was
+ * reused under the child (chaos seed 300, three threads, with fork: a
+ * slot count found at 0 in the child).
+ */
+Test(hostmm, fork_child_keeps_its_swapped_pages_as_the_parent_frees_them,
+    .timeout = 120)
+{
+	char *c, *d;
+	pid_t pid;
+
+	start();
+	c = paged_region();
+	d = test_hostmm_anon(LEN, PROT_READ | PROT_WRITE, 0);
+	if ((pid = fork()) == 0) {
+		alarm(60);
+		usleep(300000);
+		for (int pass = 0; pass < 2; pass++)
+			if (test_pattern_bad(c, NPAGES, 0, 1) != -1)
+				_exit(1);
+		_exit(0);
+	}
+	cr_assert_eq(hostmm_madvise(c, LEN, MADV_DONTNEED), 0);
+	test_pattern_fill(d, NPAGES, 0, 9);
+	child_ok(pid, " (1: the child read a page wrong; 6: an assertion "
+	    "in its runtime)");
+	cr_assert_eq(test_zero_bad(c, NPAGES), -1);
+	cr_assert_eq(test_pattern_bad(d, NPAGES, 0, 9), -1);
+	upvm_fini();
+}
+
 /* the kernel keeps VM_DONTCOPY and VM_WIPEONFORK as two bits: a DOFORK
    after a WIPEONFORK leaves the range wiped in the child (upvm thought it
    copied, and the child's faults there were woken forever: a hang the

@@ -90,6 +90,12 @@ int vmspace_init(struct vmspace *, const struct upvm_config *);
 void vmspace_fini(struct vmspace *);
 
 /*
+ * vmspace_fork_prepare: before fork, after vmspace_stop(): the child's
+ * references on swap slots (vmspace.c says why).
+ */
+void vmspace_fork_prepare(struct vmspace *);
+
+/*
  * vmspace_fork_parent: in the parent after fork(): start the threads
  * vmspace_stop() stopped before it.
  * vmspace_fork_child: in a child of fork(), stopped by vmspace_stop()
