@@ -10,8 +10,7 @@
 # usage: run.sh UPVM CHAOS [SECONDS]   (SECONDS per run, default 12)
 #
 # Left out under upvm until fixed (see the README's chaos section): fork
-# (a fork child can hang with the budget exceeded, or find a swap slot's
-# count at 0).
+# (a fork child can hang with the budget exceeded).
 set -u
 UPVM=$1
 CHAOS=$2
