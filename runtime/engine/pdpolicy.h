@@ -54,8 +54,10 @@ struct pdpol_clock {
 /*
  * pdpol_select: move the hand, choosing victim units until their
  * evictable pages reach `want` or `max` units are chosen, looking at no
- * more than `budget_units` units (two full turns: one to clear reference
- * bits, one to find them still clear), and never one unit twice.
+ * more than `budget_units` units and going round no more than needed to
+ * see every unit twice (one turn to clear reference bits, one to find them
+ * still clear: a hand that skips empty units goes round in fewer steps),
+ * and never choosing one unit twice.
  * => returns the number of units put in victims[].
  */
 int pdpol_select(struct pdpol_clock *, const struct pdpol_unit_ops *,

@@ -35,7 +35,7 @@ pdpol_select(struct pdpol_clock *c, const struct pdpol_unit_ops *ops,
 {
 	uint64_t u;
 	long got = 0, n;
-	int nv = 0;
+	int nv = 0, turns = 0;
 
 	if (!c->pc_valid) {
 		if (!ops->pu_next(arg, UINT64_MAX, &c->pc_hand))
@@ -51,12 +51,15 @@ pdpol_select(struct pdpol_clock *c, const struct pdpol_unit_ops *ops,
 			c->pc_valid = false;
 			break;
 		}
-		if (ops->pu_referenced(arg, u))
-			continue;	/* second chance */
-		if ((n = ops->pu_evictable(arg, u)) > 0) {
+		turns += c->pc_hand <= u;	/* wrapped */
+		/* a referenced unit gets a second chance */
+		if (!ops->pu_referenced(arg, u) &&
+		    (n = ops->pu_evictable(arg, u)) > 0) {
 			victims[nv++] = u;
 			got += n;
 		}
+		if (turns > 2)
+			break;	/* every unit seen twice at least */
 	}
 	return nv;
 }
