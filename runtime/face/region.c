@@ -348,10 +348,16 @@ inh_after(int inh, int advice)
 	return wipe ? VM_INH_ZERO : VM_INH_COPY;
 }
 
-/* region_set_inherit: advice < 0: set inh; else apply the advice */
+/*
+ * region_set: clip the managed entries of [start, end), give each the
+ * attribute `what` says (its own value from arg), merge what became alike.
+ * => map write-locked; -ENOMEM (clipping).
+ */
+enum region_attr { RA_INHERIT, RA_FORK_ADVICE, RA_PROT };
+
 static int
-region_set_inherit(struct vm_map *map, vaddr_t start, vaddr_t end, int inh,
-    int advice)
+region_set(struct vm_map *map, vaddr_t start, vaddr_t end,
+    enum region_attr what, int arg)
 {
 	struct vm_map_entry *e;
 	int error;
@@ -359,9 +365,19 @@ region_set_inherit(struct vm_map *map, vaddr_t start, vaddr_t end, int inh,
 	if ((error = region_clip(map, start, end)) != 0)
 		return error;
 	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
-	    e = vm_map_next(map, e))
-		e->e_inherit = (uint8_t)(advice < 0 ? inh :
-		    inh_after(e->e_inherit, advice));
+	    e = vm_map_next(map, e)) {
+		switch (what) {
+		case RA_INHERIT:
+			e->e_inherit = (uint8_t)arg;
+			break;
+		case RA_FORK_ADVICE:
+			e->e_inherit = (uint8_t)inh_after(e->e_inherit, arg);
+			break;
+		case RA_PROT:
+			e->e_prot = vm_prot(arg);
+			break;
+		}
+	}
 	region_merge(map, start, end);
 	return 0;
 }
@@ -369,29 +385,20 @@ region_set_inherit(struct vm_map *map, vaddr_t start, vaddr_t end, int inh,
 int
 region_inherit(struct vm_map *map, vaddr_t start, vaddr_t end, int inh)
 {
-	return region_set_inherit(map, start, end, inh, -1);
+	return region_set(map, start, end, RA_INHERIT, inh);
 }
 
 int
 region_protect(struct vm_map *map, vaddr_t start, vaddr_t end, int prot)
 {
-	struct vm_map_entry *e;
-	int error;
-
-	if ((error = region_clip(map, start, end)) != 0)
-		return error;
-	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
-	    e = vm_map_next(map, e))
-		e->e_prot = vm_prot(prot);
-	region_merge(map, start, end);
-	return 0;
+	return region_set(map, start, end, RA_PROT, prot);
 }
 
 int
 region_fork_advice(struct vm_map *map, vaddr_t start, vaddr_t end,
     int advice)
 {
-	return region_set_inherit(map, start, end, 0, advice);
+	return region_set(map, start, end, RA_FORK_ADVICE, advice);
 }
 
 int
