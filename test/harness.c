@@ -182,6 +182,46 @@ test_hostmm_anon(size_t len, int prot, int flags)
 	return p;
 }
 
+char *
+test_paged_region(size_t npages)
+{
+	char *p = test_hostmm_anon(npages * PAGE_SIZE, PROT_READ | PROT_WRITE,
+	    0);
+
+	test_pattern_fill(p, npages, 0, 1);
+	cr_assert_gt(test_stats().pageouts, 0);
+	return p;
+}
+
+size_t
+test_swapped_page(char *p, size_t from, size_t to)
+{
+	unsigned char vec[256];
+
+	cr_assert_leq(to - from, sizeof(vec));
+	cr_assert_eq(mincore(p + from * PAGE_SIZE, (to - from) * PAGE_SIZE,
+	    vec), 0);
+	for (size_t i = 0; i < to - from; i++)
+		if (!(vec[i] & 1))
+			return from + i;
+	cr_assert_fail("pages [%zu, %zu) are all resident", from, to);
+	return 0;
+}
+
+void
+test_wait_inflight(bool write)
+{
+	struct upvm_stats st;
+
+	for (int i = 0; i < 10000; i++) {
+		st = test_stats();
+		if ((write ? st.writes_inflight : st.reads_inflight) > 0)
+			return;
+		usleep(1000);
+	}
+	cr_assert_fail("no %s in flight after 10 s", write ? "write" : "read");
+}
+
 struct upvm_stats
 test_stats(void)
 {

@@ -61,6 +61,17 @@ struct upvm_stats test_stats(void);
 void test_hostmm_start(size_t budget);
 char *test_hostmm_anon(size_t len, int prot, int flags);
 /*
+ * test_paged_region: npages of it written with generation 1 (pattern
+ * indices from 0): under a smaller budget, mostly in swap now (asserts
+ * that pages went out).  test_swapped_page: the first page in [from, to)
+ * of p that is not resident (mincore; 256 pages at most).
+ * test_wait_inflight: wait (10 s at most) until swap reads (write: pageout
+ * writes) are in flight.
+ */
+char *test_paged_region(size_t npages);
+size_t test_swapped_page(char *p, size_t from, size_t to);
+void test_wait_inflight(bool write);
+/*
  * test_stats_gone: the statistics once everything was unmapped: a
  * pageout batch in flight frees the slots (and counts) of the pages
  * unmapped under it when its writes end, so wait (5 s at most) until no

@@ -43,21 +43,6 @@ anon(size_t len)
 	return test_hostmm_anon(len, PROT_READ | PROT_WRITE, 0);
 }
 
-/* wait (10 s at most) until reads (or writes) are in flight */
-static void
-wait_inflight(bool write)
-{
-	struct upvm_stats st;
-
-	for (int i = 0; i < 10000; i++) {
-		st = test_stats();
-		if ((write ? st.writes_inflight : st.reads_inflight) > 0)
-			return;
-		usleep(1000);
-	}
-	cr_assert_fail("no %s in flight after 10 s", write ? "write" : "read");
-}
-
 static void
 still_inflight(bool write, const char *what)
 {
@@ -91,33 +76,6 @@ touch_page(void *arg)
 	return NULL;
 }
 
-/* the first page in [from, to) of p that is not resident (mincore) */
-static size_t
-swapped_page(char *p, size_t from, size_t to)
-{
-	unsigned char vec[256];
-
-	cr_assert_leq(to - from, sizeof(vec));
-	cr_assert_eq(mincore(p + from * PAGE_SIZE, (to - from) * PAGE_SIZE,
-	    vec), 0);
-	for (size_t i = 0; i < to - from; i++)
-		if (!(vec[i] & 1))
-			return from + i;
-	cr_assert_fail("pages [%zu, %zu) are all resident", from, to);
-	return 0;
-}
-
-/* a region of NPAGES written with generation 1: mostly in swap now */
-static char *
-paged_region(void)
-{
-	char *p = anon(LEN);
-
-	test_pattern_fill(p, NPAGES, 0, 1);
-	cr_assert_gt(test_stats().pageouts, 0);
-	return p;
-}
-
 /*
  * A thread faults on a swapped-out page whose read the gate holds; an
  * munmap of another region and a DONTNEED of other pages of the same
@@ -133,11 +91,11 @@ Test(race, munmap_does_not_wait_for_a_pagein, .timeout = 120)
 	start();
 	q = anon(4 * MIB);
 	test_pattern_fill(q, 4 * MIB / PAGE_SIZE, 7, 3);
-	p = paged_region();
+	p = test_paged_region(NPAGES);
 	t.t_page = p;
 	cr_assert_eq(upvm_inject_swap_gate(false, true), 0);
 	pthread_create(&th, NULL, touch_page, &t);
-	wait_inflight(false);
+	test_wait_inflight(false);
 	cr_assert_eq(hostmm_munmap(q, 4 * MIB), 0);
 	still_inflight(false, "munmap");
 	cr_assert_eq(hostmm_madvise(p + LEN / 2, 64 * PAGE_SIZE,
@@ -170,12 +128,12 @@ Test(race, dontneed_and_munmap_of_pages_being_read, .timeout = 120)
 	pthread_t th;
 
 	start();
-	p = paged_region();
-	t.t_index = swapped_page(p, 0, 8);
+	p = test_paged_region(NPAGES);
+	t.t_index = test_swapped_page(p, 0, 8);
 	t.t_page = p + t.t_index * PAGE_SIZE;
 	cr_assert_eq(upvm_inject_swap_gate(false, true), 0);
 	pthread_create(&th, NULL, touch_page, &t);
-	wait_inflight(false);
+	test_wait_inflight(false);
 	cr_assert_eq(hostmm_madvise(p, 8 * PAGE_SIZE, MADV_DONTNEED), 0);
 	still_inflight(false, "madvise(DONTNEED)");
 	cr_assert_eq(upvm_inject_swap_gate(false, false), 0);
@@ -186,12 +144,12 @@ Test(race, dontneed_and_munmap_of_pages_being_read, .timeout = 120)
 
 	/* read the first page of the upper half: unmap the rest of it */
 	test_pattern_fill(p, mid, 0, 2);	/* the upper half goes out */
-	pg = swapped_page(p, mid + 1024, mid + 1088);	/* past read-ahead */
+	pg = test_swapped_page(p, mid + 1024, mid + 1088);	/* past read-ahead */
 	t = (struct toucher){ .t_page = p + pg * PAGE_SIZE, .t_index = pg,
 	    .t_gen = 1 };
 	cr_assert_eq(upvm_inject_swap_gate(false, true), 0);
 	pthread_create(&th, NULL, touch_page, &t);
-	wait_inflight(false);
+	test_wait_inflight(false);
 	cr_assert_eq(hostmm_munmap(p + (pg + 1) * PAGE_SIZE, LEN - (pg + 1) *
 	    PAGE_SIZE), 0);
 	still_inflight(false, "munmap");
@@ -222,14 +180,14 @@ Test(race, mremap_and_map_fixed_around_a_read_in_flight, .timeout = 120)
 	pthread_t th;
 
 	start();
-	p = paged_region();
+	p = test_paged_region(NPAGES);
 	/* the first half back in and out again */
 	cr_assert_eq(test_pattern_bad(p, half, 0, 1), -1);
 	test_pattern_fill(p + half * PAGE_SIZE, half, half, 1);
 	t.t_page = p + 64 * PAGE_SIZE;
 	cr_assert_eq(upvm_inject_swap_gate(false, true), 0);
 	pthread_create(&th, NULL, touch_page, &t);
-	wait_inflight(false);
+	test_wait_inflight(false);
 	f = hostmm_mmap(p + 72 * PAGE_SIZE, 8 * PAGE_SIZE, PROT_READ |
 	    PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	cr_assert_eq(f, p + 72 * PAGE_SIZE);
@@ -291,7 +249,7 @@ Test(race, munmap_does_not_wait_for_a_pageout_write, .timeout = 120)
 	test_pattern_fill(p, q4, 0, 2);
 	cr_assert_eq(upvm_inject_swap_gate(true, true), 0);
 	pthread_create(&th, NULL, fill_pages, &f);
-	wait_inflight(true);
+	test_wait_inflight(true);
 	cr_assert_eq(hostmm_munmap(q, 4 * MIB), 0);
 	still_inflight(true, "munmap of another region");
 	cr_assert_eq(hostmm_munmap(p, q4 * PAGE_SIZE), 0);

@@ -36,43 +36,6 @@ anon(size_t len)
 	return test_hostmm_anon(len, PROT_READ | PROT_WRITE, 0);
 }
 
-/* a region of NPAGES written with generation 1: mostly in swap now */
-static char *
-paged_region(void)
-{
-	char *p = anon(LEN);
-
-	test_pattern_fill(p, NPAGES, 0, 1);
-	cr_assert_gt(test_stats().pageouts, 0);
-	return p;
-}
-
-/* the first page of p that is not resident (mincore) */
-static size_t
-swapped_page(char *p)
-{
-	unsigned char vec[256];
-
-	cr_assert_eq(mincore(p, sizeof(vec) * PAGE_SIZE, vec), 0);
-	for (size_t i = 0; i < sizeof(vec); i++)
-		if (!(vec[i] & 1))
-			return i;
-	cr_assert_fail("the first 256 pages are all resident");
-	return 0;
-}
-
-/* wait (10 s at most) until a read is in flight */
-static void
-wait_read_inflight(void)
-{
-	for (int i = 0; i < 10000; i++) {
-		if (test_stats().reads_inflight > 0)
-			return;
-		usleep(1000);
-	}
-	cr_assert_fail("no read in flight after 10 s");
-}
-
 struct reader {
 	char		*r_page;
 	size_t		 r_index;
@@ -131,13 +94,13 @@ Test(signals, handler_touches_managed_memory_while_its_thread_waits,
 
 	test_hostmm_start(BUDGET);
 	h_region = anon(HPAGES * PAGE_SIZE);
-	p = paged_region();
-	r.r_index = swapped_page(p);
+	p = test_paged_region(NPAGES);
+	r.r_index = test_swapped_page(p, 0, 256);
 	r.r_page = p + r.r_index * PAGE_SIZE;
 	cr_assert_eq(sigaction(SIGUSR1, &sa, &old), 0);
 	cr_assert_eq(upvm_inject_swap_gate(false, true), 0);
 	pthread_create(&th, NULL, read_page, &r);
-	wait_read_inflight();
+	test_wait_inflight(false);
 	for (int k = 1; k <= 8; k++) {
 		cr_assert_eq(pthread_kill(th, SIGUSR1), 0);
 		for (int i = 0; i < 10000 && atomic_load(&h_runs) < k; i++)
@@ -184,16 +147,16 @@ Test(signals, threads_that_die_with_a_fault_open, .timeout = 120)
 	char *p;
 
 	test_hostmm_start(BUDGET);
-	p = paged_region();
+	p = test_paged_region(NPAGES);
 	cr_assert_eq(sigaction(SIGUSR2, &sa, &old), 0);
 	for (int k = 0; k < 2; k++) {
 		/* the first pages are read back in by the check before */
-		r[k].r_index = swapped_page(p + (size_t)k * LEN / 2) +
-		    (size_t)k * NPAGES / 2;
+		r[k].r_index = test_swapped_page(p, (size_t)k * NPAGES / 2,
+		    (size_t)k * NPAGES / 2 + 256);
 		r[k].r_page = p + r[k].r_index * PAGE_SIZE;
 		cr_assert_eq(upvm_inject_swap_gate(false, true), 0);
 		pthread_create(&th, NULL, read_page, &r[k]);
-		wait_read_inflight();
+		test_wait_inflight(false);
 		cr_assert(atomic_load(&r[k].r_started));
 		if (k == 0)
 			cr_assert_eq(pthread_cancel(th), 0);
