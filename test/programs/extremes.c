@@ -27,37 +27,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PG	4096UL
+#include "pattern.h"
+
 #define MIB	(1UL << 20)
-
-static uint64_t
-word(size_t page, uint64_t gen, size_t w)
-{
-	uint64_t x = (page + 1) * 0x9e3779b97f4a7c15ULL ^ (gen << 48) ^ w;
-
-	x ^= x >> 29;
-	return x * 0xbf58476d1ce4e5b9ULL | 1;
-}
-
-static void
-fill(char *p, size_t page, uint64_t gen)
-{
-	uint64_t *w = (uint64_t *)p;
-
-	for (size_t i = 0; i < PG / 8; i++)
-		w[i] = word(page, gen, i);
-}
-
-static int
-good(const char *p, size_t page, uint64_t gen)
-{
-	const uint64_t *w = (const uint64_t *)p;
-
-	for (size_t i = 0; i < PG / 8; i++)
-		if (w[i] != word(page, gen, i))
-			return 0;
-	return 1;
-}
 
 static void
 fail(const char *what, size_t page)
@@ -105,14 +77,14 @@ maps(size_t n)
 	if (m == NULL)
 		return printf("extremes: out of memory\n"), 2;
 	for (size_t i = 0; i < n; i++)
-		fill(m[i] = map(len), i, 1);
+		pattern_fill_page(m[i] = map(len), i, 1);
 	for (size_t i = 0; i < n; i += 2) {
 		if (munmap(m[i], len) != 0)
 			return printf("extremes: munmap: %m\n"), 2;
-		fill(m[i] = map(len), i, 2);
+		pattern_fill_page(m[i] = map(len), i, 2);
 	}
 	for (size_t i = 0; i < n; i++)
-		if (!good(m[i], i, i % 2 == 0 ? 2 : 1))
+		if (!pattern_page_ok(m[i], i, i % 2 == 0 ? 2 : 1))
 			fail("maps", i);
 	vmas = nvmas();
 	for (size_t i = 0; i < n; i++)
@@ -138,11 +110,11 @@ slice_run(void *arg)
 
 	pthread_barrier_wait(s->bar);
 	for (size_t p = first; p < first + s->npages; p++)
-		fill(s->base + p * PG, p, 1);
+		pattern_fill_page(s->base + p * PG, p, 1);
 	pthread_barrier_wait(s->bar);
 	other = (s->t + 1) % s->n * s->npages;
 	for (size_t p = other; p < other + s->npages; p++)
-		if (!good(s->base + p * PG, p, 1) && s->bad == SIZE_MAX)
+		if (!pattern_page_ok(s->base + p * PG, p, 1) && s->bad == SIZE_MAX)
 			s->bad = p;
 	return NULL;
 }
@@ -170,7 +142,7 @@ threads(size_t n)
 			fail("threads", s[t].bad);
 	}
 	for (size_t p = 0; p < n * npages; p++)
-		if (!good(base + p * PG, p, 1))
+		if (!pattern_page_ok(base + p * PG, p, 1))
 			fail("threads, at the end", p);
 	printf("extremes: OK: %zu threads faulted at once on %zu MiB\n", n,
 	    n * npages * PG / MIB);
@@ -185,12 +157,12 @@ sparse(size_t gib)
 
 	for (uint64_t gen = 1; gen <= 2; gen++) {
 		for (size_t i = 0; i < n; i++)
-			fill(p + i * step, i, gen);
-		fill(p + len - PG, n, gen);
+			pattern_fill_page(p + i * step, i, gen);
+		pattern_fill_page(p + len - PG, n, gen);
 		for (size_t i = 0; i < n; i++)
-			if (!good(p + i * step, i, gen))
+			if (!pattern_page_ok(p + i * step, i, gen))
 				fail("sparse", i * step / PG);
-		if (!good(p + len - PG, n, gen))
+		if (!pattern_page_ok(p + len - PG, n, gen))
 			fail("sparse, the last page", len / PG - 1);
 	}
 	if (munmap(p, len) != 0)
@@ -234,7 +206,7 @@ forks(size_t n)
 	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; k < nblk; k++)
 			for (size_t p = 0; p < blk / PG; p++)
-				fill(b[k] + p * PG, k * 256 + p, i + 1);
+				pattern_fill_page(b[k] + p * PG, k * 256 + p, i + 1);
 		fflush(stdout);
 		if ((pid = fork()) < 0)
 			return printf("extremes: fork: %m\n"), 2;
@@ -243,12 +215,12 @@ forks(size_t n)
 
 			for (size_t k = 0; k < nblk; k++)
 				for (size_t p = 0; p < blk / PG; p++)
-					if (!good(b[k] + p * PG, k * 256 + p,
+					if (!pattern_page_ok(b[k] + p * PG, k * 256 + p,
 					    i + 1))
 						_exit(1);
 			if (x == NULL)
 				_exit(2);
-			fill(x, 0, 1);
+			pattern_fill_page(x, 0, 1);
 			free(x);
 			_exit(0);
 		}

@@ -20,42 +20,26 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PG		4096UL
+#include "pattern.h"
+
 #define NTHREADS	4
 
 static size_t npages;		/* of region A */
 
-static uint64_t
-word(size_t page, uint64_t gen, size_t w)
-{
-	uint64_t x = (page + 1) * 0x9e3779b97f4a7c15ULL ^ (gen << 48) ^ w;
-
-	x ^= x >> 29;
-	return x * 0xbf58476d1ce4e5b9ULL | 1;
-}
-
 static void
 fill(char *base, size_t first, size_t n, uint64_t gen)
 {
-	for (size_t p = first; p < first + n; p++) {
-		uint64_t *w = (uint64_t *)(base + p * PG);
-
-		for (size_t i = 0; i < PG / 8; i++)
-			w[i] = word(p, gen, i);
-	}
+	for (size_t p = first; p < first + n; p++)
+		pattern_fill_page(base + p * PG, p, gen);
 }
 
 /* the first bad page in [first, first + n), or -1; gen 0: zeros */
 static long
 bad(const char *base, size_t first, size_t n, uint64_t gen)
 {
-	for (size_t p = first; p < first + n; p++) {
-		const uint64_t *w = (const uint64_t *)(base + p * PG);
-
-		for (size_t i = 0; i < PG / 8; i++)
-			if (w[i] != (gen == 0 ? 0 : word(p, gen, i)))
-				return (long)p;
-	}
+	for (size_t p = first; p < first + n; p++)
+		if (!pattern_page_ok(base + p * PG, p, gen))
+			return (long)p;
 	return -1;
 }
 
