@@ -91,6 +91,7 @@
 #define PD_BATCH_READS	256	/* ... while pageins are going on: a read
 				   queued behind a batch waits for it */
 #define PD_MAX_RUNS	64	/* runs per batch (= I/Os in flight) */
+#define PD_BOUNCE_LEN	ptoa((size_t)AMAP_UNIT)	/* a run, at most */
 
 /* pd_counted: resident pages the budget counts (mlock()ed ones do not) */
 static long
@@ -599,13 +600,18 @@ pd_copy_out(struct pdaemon *pd, struct pd_run *r, char *dst)
 	vsize_t len = ptoa((vsize_t)r->pr_n), done = 0;
 	int error;
 
-	if ((error = pd_read_forced(pd, r)) == 0 && (error = pmap_copy(pm, (vaddr_t)dst, pd->pdd_bounce,
-	    len, PMAP_DONTWAKE, &done)) != 0 && done > 0)
-		pd_stage_drop_at(dst, done);
-	if (error == 0 && (error = pmap_dontneed(pm, r->pr_va, len)) != 0)
-		pd_stage_drop_at(dst, len);
-	if (error != 0)
+	if ((error = pd_read_forced(pd, r)) != 0)
 		return error;
+	if ((error = pmap_copy(pm, (vaddr_t)dst, pd->pdd_bounce, len,
+	    PMAP_DONTWAKE, &done)) == 0 &&
+	    (error = pmap_dontneed(pm, r->pr_va, len)) != 0)
+		done = len;
+	if (error != 0) {
+		/* the run stays; what was staged goes */
+		if (done > 0)
+			pd_stage_drop_at(dst, done);
+		return error;
+	}
 	STAT_ADD(&pd->pdd_vs->vs_stats, st_copied_out, (uint64_t)r->pr_n);
 	return 0;
 }
@@ -1386,9 +1392,6 @@ pd_stage_destroy(struct pdaemon *pd)
 {
 	size_t len = ptoa((size_t)pd->pdd_nstage);
 
-	if (pd->pdd_bounce != NULL)
-		(void)raw_munmap(pd->pdd_bounce, ptoa((size_t)AMAP_UNIT));
-	pd->pdd_bounce = NULL;
 	if (pd->pdd_stage == NULL)
 		return;
 	(void)pmap_unregister(&pd->pdd_vs->vs_pmap, (vaddr_t)pd->pdd_stage,
@@ -1425,7 +1428,6 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	pd->pdd_clock.pc_valid = false;
 	pd->pdd_dclock.pc_valid = false;
 	pd->pdd_move = vs->vs_pageout == UPVM_PAGEOUT_MOVE;
-	pd->pdd_bounce = NULL;
 	pd->pdd_stage = NULL;
 	pd->pdd_linger = NULL;
 	pd->pdd_nstage = 0;
@@ -1435,16 +1437,15 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	    (long)vs->vs_inactive_pct, (long)ANON_STAGE_MAX / 2) : 0;
 	if (pd->pdd_move && (error = pd_stage_create(pd)) != 0)
 		goto fail;
-	pd->pdd_bounce = raw_mmap(NULL, ptoa((size_t)AMAP_UNIT), PROT_READ |
-	    PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	pd->pdd_bounce = raw_mmap(NULL, PD_BOUNCE_LEN, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (raw_mmap_failed(pd->pdd_bounce)) {
 		error = (int)(intptr_t)pd->pdd_bounce;
-		pd->pdd_bounce = NULL;
 		goto fail_stage;
 	}
 	if ((pd->pdd_batch = kmem_alloc(sizeof(*pd->pdd_batch))) == NULL) {
 		error = -ENOMEM;
-		goto fail_stage;
+		goto fail_bounce;
 	}
 	if ((error = pager_queue_create(&sw->sw_pager, PD_MAX_RUNS,
 	    &pd->pdd_q)) != 0)
@@ -1470,6 +1471,8 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	return 0;
 fail_batch:
 	kmem_free(pd->pdd_batch, sizeof(*pd->pdd_batch));
+fail_bounce:
+	(void)raw_munmap(pd->pdd_bounce, PD_BOUNCE_LEN);
 fail_stage:
 	pd_stage_destroy(pd);
 fail:
@@ -1512,6 +1515,7 @@ pd_destroy(struct pdaemon *pd)
 	}
 	pager_queue_destroy(pd->pdd_q);
 	kmem_free(pd->pdd_batch, sizeof(*pd->pdd_batch));
+	(void)raw_munmap(pd->pdd_bounce, PD_BOUNCE_LEN);
 	pd_stage_destroy(pd);
 	kmem_free(pd, sizeof(*pd));
 }

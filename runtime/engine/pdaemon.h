@@ -74,8 +74,8 @@ struct pdaemon {
 	char		 *pdd_stage;	/* [I] move: pdd_nstage pages of staging,
 					   a ring: [tail, head) in use */
 	long		  pdd_nstage;	/* [I] */
-	char		 *pdd_bounce;	/* [I] move: AMAP_UNIT pages, not
-					   registered (pd_copy_out) */
+	char		 *pdd_bounce;	/* [I] a run's worth of pages, not
+					   registered (pd_read_forced) */
 	uint64_t	  pdd_head;	/* [d] next free ring position */
 	uint64_t	  pdd_tail;	/* [d] oldest position in use */
 	struct pd_linger *pdd_linger;	/* [I] pdd_nstage records, one per
