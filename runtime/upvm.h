@@ -288,6 +288,9 @@ struct upvm_stats {
 	int		pageout;	/* protocol in use: UPVM_PAGEOUT_MOVE
 					   or _WP; AUTO when no budget */
 	uint64_t	swap_full;	/* pageouts refused: swap full, kept */
+	uint64_t	stalls;		/* faults let past the budget after the
+					   pageout daemon took nothing out for
+					   a second (pdaemon.h) */
 	uint64_t	io_errors;	/* failed swap I/Os */
 	uint64_t	poisoned;	/* pages that raise SIGBUS (lost data) */
 	uint64_t	swap_used_pages; /* swap slots in use */

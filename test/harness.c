@@ -272,6 +272,15 @@ test_check_peak(struct upvm_stats st)
 {
 	size_t slack = (size_t)st.handlers * 512;
 
+	/* a stalled daemon (pdaemon.h) lets faults past the budget: the
+	   peak then says nothing about the throttle */
+	if (st.stalls != 0) {
+		cr_log_warn("the pageout daemon stalled %lu times (a loaded "
+		    "machine?); peak %lu pages of budget %lu not checked",
+		    (unsigned long)st.stalls, (unsigned long)st.resident_peak,
+		    (unsigned long)st.budget_pages);
+		return;
+	}
 	cr_assert_leq(st.resident_peak, st.budget_pages + slack,
 	    "peak %lu pages over budget %lu + slack %zu",
 	    (unsigned long)st.resident_peak,

@@ -263,3 +263,34 @@ Test(race, munmap_does_not_wait_for_a_pageout_write, .timeout = 120)
 	cr_assert_eq(test_stats_gone().swap_used_pages, 0);
 	upvm_fini();
 }
+
+/*
+ * A disk that takes the daemon's writes and never answers: the daemon
+ * waits for them and frees nothing, so faults past the budget would wait
+ * for it for good (the 6.1 guest's chaos hang, where the write's io-wq
+ * worker itself faulted on the page it wrote).  They go on after a
+ * second instead, past the budget, counted in stalls; once the writes
+ * land, every page reads back right.
+ */
+Test(race, faults_go_on_when_the_pageout_writes_never_complete,
+    .timeout = 120)
+{
+	struct upvm_stats st;
+	char *p;
+
+	start();
+	p = anon(LEN);
+	test_pattern_fill(p, 256, 0, 4);
+	cr_assert_eq(upvm_inject_swap_gate(true, true), 0);
+	test_pattern_fill(p + 256 * PAGE_SIZE, NPAGES - 256, 256, 4);
+	st = test_stats();
+	cr_assert_gt(st.writes_inflight, 0, "the writes are still held");
+	cr_assert_gt(st.stalls, 0);
+	cr_assert_gt(st.resident_pages, st.budget_pages,
+	    "past the budget while the daemon waits");
+	cr_assert_eq(upvm_inject_swap_gate(true, false), 0);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 4), -1);
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	cr_assert_eq(test_stats_gone().swap_used_pages, 0);
+	upvm_fini();
+}

@@ -45,6 +45,7 @@ stats_snapshot(struct vm_stats *st, struct upvm_stats *out)
 	out->clean_changed = LOAD(st_clean_changed);
 	out->copied_out = LOAD(st_copied_out);
 	out->swap_full = LOAD(st_swap_full);
+	out->stalls = LOAD(st_stalls);
 	out->io_errors = LOAD(st_io_errors);
 	out->poisoned = LOAD(st_poisoned);
 	out->reads_inflight_max = LOAD(st_reads_inflight_max);

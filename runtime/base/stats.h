@@ -38,6 +38,7 @@ struct vm_stats {
 	atomic_uint_least64_t st_clean_changed;
 	atomic_uint_least64_t st_copied_out;
 	atomic_uint_least64_t st_swap_full;
+	atomic_uint_least64_t st_stalls;
 	atomic_uint_least64_t st_io_errors;
 	atomic_uint_least64_t st_poisoned;
 	atomic_uint_least64_t st_reads_inflight_max;

@@ -91,6 +91,8 @@
 #define PD_BATCH_READS	256	/* ... while pageins are going on: a read
 				   queued behind a batch waits for it */
 #define PD_MAX_RUNS	64	/* runs per batch (= I/Os in flight) */
+#define PD_STALL_MS	1000	/* a throttled fault waits this long for the
+				   daemon to take a page out, then goes on */
 #define PD_BOUNCE_LEN	ptoa((size_t)AMAP_UNIT)	/* a run, at most */
 
 /* pd_counted: resident pages the budget counts (mlock()ed ones do not) */
@@ -1325,6 +1327,8 @@ pd_main(void *arg)
 		(void)pd_batch(pd, MIN(want, ins != last_ins ?
 		    PD_BATCH_READS : PD_BATCH_PAGES), &took);
 		last_ins = ins;
+		if (took > 0)
+			atomic_fetch_add(&pd->pdd_progress, 1);
 		pthread_mutex_lock(&pd->pdd_lock);
 		pthread_cond_broadcast(&pd->pdd_freed);
 		if (took == 0) {
@@ -1423,6 +1427,9 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	atomic_init(&pd->pdd_said_full, false);
 	atomic_init(&pd->pdd_stopped, false);
 	atomic_init(&pd->pdd_peak, 0);
+	atomic_init(&pd->pdd_progress, 0);
+	atomic_init(&pd->pdd_stall_mark, ULONG_MAX);
+	atomic_init(&pd->pdd_said_stall, false);
 	atomic_init(&pd->pdd_stage_hook, NULL);
 	pd->pdd_stop = false;
 	pd->pdd_clock.pc_valid = false;
@@ -1550,10 +1557,46 @@ pd_kick(struct pdaemon *pd)
 	}
 }
 
+/*
+ * pd_stalled: a throttled fault has waited since `since` while the
+ * daemon's progress stayed at `seen`; past PD_STALL_MS the daemon is
+ * stalled at `seen` (pdd_stall_mark): faults go on without waiting until
+ * it takes pages out again (see the header).  Updates `since` and `seen`
+ * when the daemon moved.
+ */
+static bool
+pd_stalled(struct pdaemon *pd, struct timespec *since, unsigned long *seen)
+{
+	unsigned long now_progress = atomic_load(&pd->pdd_progress);
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now_progress != *seen) {
+		*seen = now_progress;
+		*since = now;
+		return false;
+	}
+	if ((now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec -
+	    since->tv_nsec) / 1000000 < PD_STALL_MS)
+		return false;
+	if (atomic_exchange(&pd->pdd_stall_mark, now_progress) !=
+	    now_progress)
+		STAT_INC(&pd->pdd_vs->vs_stats, st_stalls);
+	if (!atomic_exchange(&pd->pdd_said_stall, true))
+		upvm_log(LOG_WARN, "the pageout daemon took no page out for "
+		    "%d ms (a pageout write that does not complete, or "
+		    "nothing it may evict); faults go past the budget until "
+		    "it does", PD_STALL_MS);
+	return true;
+}
+
 long
 pd_reserve(struct pdaemon *pd, long npages, bool wait)
 {
 	struct vmspace *vs = pd->pdd_vs;
+	struct timespec since = { 0, 0 }, until;
+	unsigned long seen = 0;
+	bool waited = false;
 	long cur, room, n;
 
 	for (;;) {
@@ -1561,7 +1604,9 @@ pd_reserve(struct pdaemon *pd, long npages, bool wait)
 		room = pd->pdd_marks.pm_limit - (cur -
 		    atomic_load_explicit(&vs->vs_wired, memory_order_relaxed));
 		if (room > 0 || atomic_load(&pd->pdd_stuck) ||
-		    atomic_load(&pd->pdd_stopped)) {
+		    atomic_load(&pd->pdd_stopped) ||
+		    atomic_load(&pd->pdd_stall_mark) ==
+		    atomic_load(&pd->pdd_progress)) {
 			/* reserve: counted as resident until the claim */
 			n = room > 0 ? MIN(room, npages) : npages;
 			if (atomic_compare_exchange_weak(&vs->vs_resident,
@@ -1571,13 +1616,28 @@ pd_reserve(struct pdaemon *pd, long npages, bool wait)
 		}
 		if (!wait)
 			return 0;
+		if (!waited) {
+			waited = true;
+			seen = atomic_load(&pd->pdd_progress);
+			clock_gettime(CLOCK_MONOTONIC, &since);
+		} else if (pd_stalled(pd, &since, &seen)) {
+			continue;
+		}
 		pthread_mutex_lock(&pd->pdd_lock);
 		if (pd->pdd_stop) {
 			pthread_mutex_unlock(&pd->pdd_lock);
 			continue;	/* stopped: the next try reserves */
 		}
 		pthread_cond_signal(&pd->pdd_work);
-		pthread_cond_wait(&pd->pdd_freed, &pd->pdd_lock);
+		/* pdd_freed waits on CLOCK_REALTIME; a jump only moves the
+		   next look at the stall */
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 100 * 1000 * 1000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&pd->pdd_freed, &pd->pdd_lock, &until);
 		pthread_mutex_unlock(&pd->pdd_lock);
 	}
 }

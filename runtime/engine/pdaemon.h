@@ -41,7 +41,14 @@
  * Faults throttle at budget + slack (pdd_marks.pm_limit): a fault thread
  * about to map new pages waits for the daemon (pd_reserve), except when
  * swap is full or failing, when pages stay resident past the budget (said
- * once in the log, counted in swap_full) rather than lose data.
+ * once in the log, counted in swap_full) rather than lose data.  Nor does
+ * a fault wait longer than PD_STALL_MS while the daemon takes no page out
+ * (pdd_progress stands still): the daemon may itself wait for the fault,
+ * as when its write's io-wq worker faults on the page it writes (a page
+ * zapped under it), or have nothing it may evict (everything wired or in
+ * transit); faults then go past the budget until the daemon takes pages
+ * out again (said once, counted in stalls) instead of hanging the
+ * program.
  *
  * Locks protecting struct members in this file:
  *	I  immutable while running   a  atomic   p  pdd_lock
@@ -99,6 +106,10 @@ struct pdaemon {
 					   go of the map lock, cleared when
 					   every write has landed */
 	atomic_long	  pdd_peak;	/* [a] most resident pages seen */
+	atomic_ulong	  pdd_progress;	/* [a] batches that took pages out */
+	atomic_ulong	  pdd_stall_mark; /* [a] == pdd_progress: stalled, no
+					   throttle; ULONG_MAX never was */
+	atomic_bool	  pdd_said_stall; /* [a] the log said so already */
 	void (*_Atomic	  pdd_stage_hook)(void *, int); /* [a] tests only:
 					   upvm_inject_stage_hook() */
 };

@@ -329,7 +329,8 @@ ip_stats(void)
 		    "resolved, peak resident %llu MiB of a %llu MiB budget, "
 		    "%llu pages out (%llu writes), %llu in (%llu reads), %llu "
 		    "of them from files and %llu to files, %llu "
-		    "dropped clean, %llu swap full, %llu I/O errors; upvm's "
+		    "dropped clean, %llu swap full, %llu stalls, %llu I/O "
+		    "errors; upvm's "
 		    "threads %.2f s CPU (faults %.2f, pageout %.2f), %llu "
 		    "reads in flight at most\n",
 		    (int)getpid(), (unsigned long long)st.faults,
@@ -344,6 +345,7 @@ ip_stats(void)
 		    (unsigned long long)st.file_writes,
 		    (unsigned long long)st.clean_drops,
 		    (unsigned long long)st.swap_full,
+		    (unsigned long long)st.stalls,
 		    (unsigned long long)st.io_errors,
 		    (double)(st.cpu_fault_ns + st.cpu_pageout_ns) / 1e9,
 		    (double)st.cpu_fault_ns / 1e9,
@@ -378,7 +380,7 @@ ip_stats(void)
 	    "\"pagein_ios\": %llu, \"file_reads\": %llu, "
 	    "\"file_writes\": %llu, \"clean_drops\": %llu, "
 	    "\"reactivations\": %llu, \"copied_out\": %llu, "
-	    "\"swap_full\": %llu, \"io_errors\": %llu, "
+	    "\"swap_full\": %llu, \"stalls\": %llu, \"io_errors\": %llu, "
 	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
 	    "\"cpu_fault_ns\": %llu, \"cpu_pageout_ns\": %llu, "
 	    "\"reads_inflight_max\": %llu, \"nodes\": [",
@@ -396,6 +398,7 @@ ip_stats(void)
 	    (unsigned long long)st.reactivations,
 	    (unsigned long long)st.copied_out,
 	    (unsigned long long)st.swap_full,
+	    (unsigned long long)st.stalls,
 	    (unsigned long long)st.io_errors,
 	    (unsigned long long)st.poisoned,
 	    (unsigned long long)st.regions,
