@@ -51,8 +51,10 @@ static int
 api_enter(const char *fn)
 {
 	pthread_rwlock_rdlock(&upvm_lock);
-	if (upvm_running)
+	if (upvm_running) {
+		vm_tl_inside++;
 		return 0;
+	}
 	pthread_rwlock_unlock(&upvm_lock);
 	upvm_log(LOG_ERR, "%s: upvm is not initialized; call upvm_init() "
 	    "first", fn);
@@ -62,6 +64,7 @@ api_enter(const char *fn)
 static void
 api_exit(void)
 {
+	vm_tl_inside--;
 	pthread_rwlock_unlock(&upvm_lock);
 }
 
@@ -69,8 +72,10 @@ struct vmspace *
 vmspace_enter(void)
 {
 	pthread_rwlock_rdlock(&upvm_lock);
-	if (upvm_running)
+	if (upvm_running) {
+		vm_tl_inside++;
 		return &upvm_vs;
+	}
 	pthread_rwlock_unlock(&upvm_lock);
 	return NULL;
 }
@@ -78,6 +83,7 @@ vmspace_enter(void)
 void
 vmspace_exit(void)
 {
+	vm_tl_inside--;
 	pthread_rwlock_unlock(&upvm_lock);
 }
 
@@ -532,13 +538,40 @@ upvm_advise(void *addr, size_t len, int advice)
 		region_dontneed(vs, start, end);
 	vm_rwlock_unlock(&map->m_lock);
 	if (advice & UPVM_ADV_WILLNEED) {
-		error = fault_populate(vs, start, end);
+		error = fault_populate(vs, start, end, false);
 		if (error != 0)
 			upvm_log(LOG_ERR, "upvm_advise: WILLNEED stopped at "
 			    "an error: %s", strerror(-error));
 	}
 	api_exit();
 	return error;
+}
+
+long
+upvm_core_pagein(int stop_ms)
+{
+	struct vmspace *vs = &upvm_vs;
+	uint64_t before;
+	long n;
+
+	if (vm_tl_inside > 0 || atomic_load(&vm_failed) ||
+	    pthread_rwlock_tryrdlock(&upvm_lock) != 0)
+		return -EDEADLK;
+	if (!upvm_running) {
+		pthread_rwlock_unlock(&upvm_lock);
+		return -ENXIO;
+	}
+	vm_tl_inside++;
+	if (vs->vs_pd != NULL && !pd_stop_within(vs->vs_pd, stop_ms)) {
+		n = -EDEADLK;
+	} else {
+		before = atomic_load(&vs->vs_stats.st_pageins);
+		(void)vmspace_pagein(vs);
+		n = (long)(atomic_load(&vs->vs_stats.st_pageins) - before);
+	}
+	vm_tl_inside--;
+	pthread_rwlock_unlock(&upvm_lock);
+	return n;
 }
 
 UPVM_API int

@@ -26,6 +26,19 @@ int upvm_inject_swap_failure(bool write, int nth);
 int upvm_inject_swap_gate(bool write, bool hold);
 
 /*
+ * upvm_core_pagein: a fatal signal is about to dump core: stop the
+ * pageout daemon (waiting at most stop_ms for its batch) and bring every
+ * page whose data is elsewhere back in, so that the dump holds it (the
+ * kernel's dump looks pages up without waiting for a userfaultfd
+ * handler: a paged-out page would be zeros there).  Safe in a signal
+ * handler of a program thread: does nothing where it could deadlock (the
+ * thread is inside upvm or is one of its threads, an assertion failed,
+ * init, fini or fork holds upvm, the daemon does not stop in time).
+ * => pages read back in (>= 0); -EDEADLK (skipped), -ENXIO (not running).
+ */
+long upvm_core_pagein(int stop_ms);
+
+/*
  * upvm_set_fork_touch: touch() runs in fork's prepare handler after the
  * pageout daemon stopped and before the fault threads stop, to make
  * resident what fork's other handlers touch (upvm.c says why).

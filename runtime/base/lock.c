@@ -59,6 +59,8 @@ vm_rwlock_init(struct vm_rwlock *rw)
 	atomic_init(&rw->rw_readers, 0);
 }
 
+_Thread_local int vm_tl_inside;
+
 void
 vm_rwlock_destroy(struct vm_rwlock *rw)
 {

@@ -57,6 +57,15 @@ void vm_rwlock_unlock(struct vm_rwlock *);
 bool vm_rwlock_wowned(struct vm_rwlock *);
 bool vm_rwlock_held(struct vm_rwlock *);	/* read or write, by anyone */
 
+/*
+ * vm_tl_inside > 0: this thread may hold upvm's locks: it is inside an
+ * API call or a system call upvm interposes (vmspace_enter), or it is one
+ * of upvm's own threads (fault threads, the pageout daemon: always 1).
+ * What runs on a signal, such as the page-in before a core dump, looks
+ * here before it takes any lock.
+ */
+extern _Thread_local int vm_tl_inside;
+
 #define VM_ASSERT_LOCKED(m)	VM_ASSERT(vm_mutex_owned(m))
 #define VM_ASSERT_WLOCKED(rw)	VM_ASSERT(vm_rwlock_wowned(rw))
 #define VM_ASSERT_RLOCKED(rw)	VM_ASSERT(vm_rwlock_held(rw))

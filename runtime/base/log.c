@@ -14,6 +14,7 @@
 #include "vm.h"
 
 static atomic_int log_level = LOG_WARN;
+_Atomic bool vm_failed;
 static atomic_int log_fd = 2;
 
 static const char *const level_names[] = {
@@ -77,6 +78,7 @@ upvm_log(int level, const char *fmt, ...)
 void
 vm_assert_fail(const char *expr, const char *file, int line)
 {
+	atomic_store(&vm_failed, true);
 	/* whatever the log level: this is the last thing upvm says */
 	atomic_store(&log_level, LOG_ERR);
 	upvm_log(LOG_ERR, "assertion \"%s\" failed at %s:%d", expr, file,

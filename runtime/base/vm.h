@@ -67,6 +67,9 @@ typedef uint64_t voff_t;
 void vm_assert_fail(const char *expr, const char *file, int line)
     __attribute__((noreturn, cold));
 
+/* vm_failed: an assertion failed; upvm's state is not to be trusted */
+extern _Atomic bool vm_failed;
+
 #ifdef UPVM_DEBUG_CHECKS
 #define VM_ASSERT(e)							\
 	(likely(e) ? (void)0 : vm_assert_fail(#e, __FILE__, __LINE__))

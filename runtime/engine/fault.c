@@ -361,13 +361,14 @@ fault_claim(struct fault_ctx *fc)
 /*
  * fault_claim_next: claim the first run of empty or swapped-out slots in
  * [fc_va, hi), FAULT_MAX_CLUSTER at most (WILLNEED, and upvm_fini paging
- * everything back in).
+ * everything back in); with `backed`, only slots whose data is elsewhere
+ * (swap, staging, a file), never an empty slot of anonymous memory.
  * => map read-locked; takes and drops the amap lock.
  * => returns FC_FILL or FC_PAGEIN with fc_va/fc_start/fc_n set, or 0 if
  *    there is none.
  */
 static int
-fault_claim_next(struct fault_ctx *fc, vaddr_t hi)
+fault_claim_next(struct fault_ctx *fc, vaddr_t hi, bool backed)
 {
 	struct vm_map_entry *e = fc->fc_entry;
 	struct amap *am = fc->fc_amap;
@@ -399,6 +400,8 @@ fault_claim_next(struct fault_ctx *fc, vaddr_t hi)
 				break;
 			}
 		} else if (amap_slot(am, slot) == SLOT_EMPTY) {
+			if (backed)
+				continue;
 			fc->fc_n = amap_claim(am, slot, slot, lim,
 			    &fc->fc_start, &fc->fc_state);
 			kind = FC_FILL;
@@ -1092,7 +1095,7 @@ fault_populate_run(struct fault_ctx *fc, int kind, struct fault_io *fi,
 }
 
 int
-fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end)
+fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end, bool backed)
 {
 	struct fault_ctx fc = { .fc_vs = vs, .fc_max = FAULT_MAX_CLUSTER,
 	    .fc_node = -1 };
@@ -1122,7 +1125,7 @@ fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 		if (error != 0)
 			break;
 		hi = MIN(end, fc.fc_entry->e_end);
-		if ((kind = fault_claim_next(&fc, hi)) != 0) {
+		if ((kind = fault_claim_next(&fc, hi, backed)) != 0) {
 			va = fc.fc_va + ptoa((vaddr_t)fc.fc_n);
 			fault_populate_run(&fc, kind, fi, q);
 		} else {
@@ -1192,6 +1195,7 @@ fault_main(void *arg)
 	uint64_t t0;
 	int n, c;
 
+	vm_tl_inside = 1;
 	if (ft->ft_cpu >= 0) {
 		cpu_set_t set;
 

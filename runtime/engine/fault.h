@@ -75,12 +75,15 @@ uint64_t fault_cpu_ns(struct vmspace *);
 
 /*
  * fault_populate: resolve every empty page of [start, end) now, from the
- * calling thread (WILLNEED).
+ * calling thread (WILLNEED); with `backed`, only the pages whose data is
+ * elsewhere (swap, staging, a file): what is left empty reads zeros
+ * without upvm once the range is no longer registered.
  * => no locks held on entry; takes the map read lock per run.
  * => returns 0, -EFAULT if part of the range is not managed (the pages
  *    before it are resolved), or -ENOMEM.
  */
-int fault_populate(struct vmspace *, vaddr_t start, vaddr_t end);
+int fault_populate(struct vmspace *, vaddr_t start, vaddr_t end,
+    bool backed);
 
 /* the pages resolved per UFFDIO_COPY at most (a zero-pager loan) */
 #define FAULT_MAX_CLUSTER	1024

@@ -1295,6 +1295,7 @@ pd_main(void *arg)
 	long want, took, demoted;
 	uint64_t ins, last_ins = 0;
 
+	vm_tl_inside = 1;
 	pthread_mutex_lock(&pd->pdd_lock);
 	while (!pd->pdd_stop) {
 		want = pdpol_want(&pd->pdd_marks, pd_counted(vs), running);
@@ -1487,21 +1488,44 @@ fail:
 	return error;
 }
 
-void
-pd_stop(struct pdaemon *pd)
+bool
+pd_stop_within(struct pdaemon *pd, int ms)
 {
+	struct timespec until;
+	int error;
+
 	pthread_mutex_lock(&pd->pdd_lock);
 	if (pd->pdd_stop) {
 		pthread_mutex_unlock(&pd->pdd_lock);
-		return;
+		return false;
 	}
 	pd->pdd_stop = true;
 	atomic_store(&pd->pdd_stopped, true);	/* no more throttling */
 	pthread_cond_broadcast(&pd->pdd_work);
 	pthread_cond_broadcast(&pd->pdd_freed);
 	pthread_mutex_unlock(&pd->pdd_lock);
-	pthread_join(pd->pdd_thread, NULL);
+	if (ms < 0) {
+		error = pthread_join(pd->pdd_thread, NULL);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += ms / 1000;
+		until.tv_nsec += (long)(ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		error = pthread_timedjoin_np(pd->pdd_thread, NULL, &until);
+	}
+	if (error != 0)
+		return false;
 	atomic_fetch_add(&pd->pdd_vs->vs_pd_cpu_done, pd->pdd_cpu_ns);
+	return true;
+}
+
+void
+pd_stop(struct pdaemon *pd)
+{
+	(void)pd_stop_within(pd, -1);
 }
 
 uint64_t

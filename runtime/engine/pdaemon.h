@@ -123,6 +123,15 @@ int pd_start(struct vmspace *, struct swap *, long budget, long slack,
     struct pdaemon **out);
 /* pd_stop: stop the thread; faults no longer throttle.  pd_destroy: free */
 void pd_stop(struct pdaemon *);
+
+/*
+ * pd_stop_within: pd_stop, waiting at most `ms` milliseconds (< 0: for
+ * good) for the daemon to finish its batch.  A daemon that does not is
+ * left to finish alone (no throttling from now on either way).
+ * => true if this call stopped the daemon and it is gone; false if it was
+ *    stopped already or is still running.  No locks held.
+ */
+bool pd_stop_within(struct pdaemon *, int ms);
 void pd_destroy(struct pdaemon *);
 
 /* pd_pressure: resident pages are past the high watermark.  No locks. */

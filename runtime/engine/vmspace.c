@@ -209,16 +209,12 @@ fail:
 	return error;
 }
 
-/*
- * fini_pagein: bring every swapped-out page back in, so that the regions
- * left mapped after upvm_fini() keep all their data.
- * => no locks held.
- */
-static void
-fini_pagein(struct vmspace *vs)
+int
+vmspace_pagein(struct vmspace *vs)
 {
 	struct vm_map_entry *e;
 	vaddr_t va = 0, start, end;
+	int error = 0, failed;
 
 	for (;;) {
 		vm_rwlock_rdlock(&vs->vs_map.m_lock);
@@ -233,11 +229,14 @@ fini_pagein(struct vmspace *vs)
 		}
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
 		if (e == NULL)
-			return;
-		if (fault_populate(vs, start, end) != 0)
-			upvm_log(LOG_ERR, "upvm_fini: paging [%#lx, %#lx) back "
-			    "in failed; what could not be read raises SIGBUS",
-			    (unsigned long)start, (unsigned long)end);
+			return error;
+		if ((failed = fault_populate(vs, start, end, true)) != 0) {
+			error = failed;
+			upvm_log(LOG_ERR, "paging [%#lx, %#lx) back in failed: "
+			    "%s; what could not be read raises SIGBUS",
+			    (unsigned long)start, (unsigned long)end,
+			    strerror(-error));
+		}
 		va = end;
 	}
 }
@@ -302,7 +301,7 @@ vmspace_fini(struct vmspace *vs)
 	if (vs->vs_pd != NULL)
 		pd_stop(vs->vs_pd);
 	fini_files(vs);
-	fini_pagein(vs);
+	(void)vmspace_pagein(vs);
 	fault_stop(vs);
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;

@@ -87,6 +87,16 @@ void vmspace_stop(struct vmspace *, void (*touch)(void));
  */
 struct upvm_config;
 int vmspace_init(struct vmspace *, const struct upvm_config *);
+
+/*
+ * vmspace_pagein: bring every page whose data is elsewhere (swap,
+ * staging, a file) back in: before upvm_fini() leaves the regions mapped
+ * as ordinary memory, and before a core dump.  Pages never written stay
+ * empty (zeros either way).  Past the budget unless the daemon throttles.
+ * => no locks held.  0, or the last error (each logged; the pages that
+ *    could not be read raise SIGBUS).
+ */
+int vmspace_pagein(struct vmspace *);
 void vmspace_fini(struct vmspace *);
 
 /*

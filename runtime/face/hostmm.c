@@ -419,7 +419,7 @@ hostmm_madvise(void *addr, size_t len, int advice)
 		bool managed = region_managed(&vs->vs_map, start, end);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
 		if (managed)
-			(void)fault_populate(vs, start, end);
+			(void)fault_populate(vs, start, end, false);
 		vmspace_exit();
 		return managed ? 0 : sys_result(raw_madvise(addr, len,
 		    advice));

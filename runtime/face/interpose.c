@@ -33,6 +33,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "coredump.h"
 #include "hostmm.h"
 #include "log.h"
 #include "upvm.h"
@@ -451,6 +452,7 @@ ip_init(void)
 	}
 	hostmm_enable();
 	upvm_set_fork_touch(ip_fork_touch);
+	coredump_install();
 	if (ip_cfg.stats_path[0] != '\0')
 		(void)atexit(ip_stats);
 	/* shared file regions reach their files when the program exits
