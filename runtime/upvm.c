@@ -42,6 +42,29 @@ static struct vmspace upvm_vs;
 static pthread_rwlock_t upvm_lock = PTHREAD_RWLOCK_INITIALIZER;
 static bool upvm_running;		/* [upvm_lock] */
 static struct upvm_config upvm_cfg;	/* [upvm_lock] */
+/*
+ * This thread holds upvm_lock for writing (init, fini, a fork's prepare).
+ * What it calls meanwhile must not take the lock for reading: glibc
+ * answers EDEADLK without taking it, and the matching unlock would
+ * release the write hold (jemalloc's prefork, run from ours, maps a new
+ * arena when the forking thread never allocated).  Its memory calls go
+ * to the kernel as if upvm were not running.
+ */
+static _Thread_local bool upvm_tl_writer;
+
+static void
+upvm_lock_write(void)
+{
+	pthread_rwlock_wrlock(&upvm_lock);
+	upvm_tl_writer = true;
+}
+
+static void
+upvm_unlock_write(void)
+{
+	upvm_tl_writer = false;
+	pthread_rwlock_unlock(&upvm_lock);
+}
 
 /*
  * api_enter: hold upvm_lock for reading for one API call.
@@ -50,6 +73,12 @@ static struct upvm_config upvm_cfg;	/* [upvm_lock] */
 static int
 api_enter(const char *fn)
 {
+	if (upvm_tl_writer) {
+		upvm_log(LOG_ERR, "%s: called while upvm starts, stops or "
+		    "forks (from a fork handler?); call it after fork() "
+		    "returns", fn);
+		return -EDEADLK;
+	}
 	pthread_rwlock_rdlock(&upvm_lock);
 	if (upvm_running) {
 		vm_tl_inside++;
@@ -71,6 +100,8 @@ api_exit(void)
 struct vmspace *
 vmspace_enter(void)
 {
+	if (upvm_tl_writer)
+		return NULL;
 	pthread_rwlock_rdlock(&upvm_lock);
 	if (upvm_running) {
 		vm_tl_inside++;
@@ -111,7 +142,7 @@ upvm_set_fork_touch(void (*touch)(void))
 static void
 upvm_atfork_prepare(void)
 {
-	pthread_rwlock_wrlock(&upvm_lock);
+	upvm_lock_write();
 	if (upvm_running) {
 		vmspace_stop(&upvm_vs, upvm_fork_touch);
 		vmspace_fork_prepare(&upvm_vs);
@@ -123,7 +154,7 @@ upvm_atfork_parent(void)
 {
 	if (upvm_running)
 		vmspace_fork_parent(&upvm_vs);
-	pthread_rwlock_unlock(&upvm_lock);
+	upvm_unlock_write();
 }
 
 static void
@@ -137,6 +168,7 @@ upvm_atfork_child(void)
 	 * would corrupt it.  Nobody else exists here to hold it: start anew.
 	 */
 	(void)pthread_rwlock_init(&upvm_lock, NULL);
+	upvm_tl_writer = false;
 }
 
 static void
@@ -218,9 +250,9 @@ upvm_init(const struct upvm_config *cfgp)
 		if ((error = config_check(&cfg)) != 0)
 			return error;
 	}
-	pthread_rwlock_wrlock(&upvm_lock);
+	upvm_lock_write();
 	if (upvm_running) {
-		pthread_rwlock_unlock(&upvm_lock);
+		upvm_unlock_write();
 		upvm_log(LOG_ERR, "upvm_init: upvm is already initialized; "
 		    "call upvm_fini() before initializing again");
 		return -EBUSY;
@@ -234,22 +266,22 @@ upvm_init(const struct upvm_config *cfgp)
 		upvm_cfg = cfg;
 		upvm_running = true;
 	}
-	pthread_rwlock_unlock(&upvm_lock);
+	upvm_unlock_write();
 	return error;
 }
 
 UPVM_API int
 upvm_fini(void)
 {
-	pthread_rwlock_wrlock(&upvm_lock);
+	upvm_lock_write();
 	if (!upvm_running) {
-		pthread_rwlock_unlock(&upvm_lock);
+		upvm_unlock_write();
 		upvm_log(LOG_ERR, "upvm_fini: upvm is not initialized");
 		return -ENXIO;
 	}
 	vmspace_fini(&upvm_vs);
 	upvm_running = false;
-	pthread_rwlock_unlock(&upvm_lock);
+	upvm_unlock_write();
 	return 0;
 }
 

@@ -16,6 +16,12 @@
  *                             a small budget the allocator's own cold
  *                             metadata is paged out when fork() locks it;
  *                             each child checks the heap and allocates
+ *        extremes threadforks N  N threads in turn fork as their first
+ *                             act, never having allocated (the allocator
+ *                             sets the thread up inside fork's handlers:
+ *                             a new arena, mapped then), each child
+ *                             checks 32 MiB written before; then the
+ *                             main thread forks once more
  * Exit 0 and "extremes: OK ..." when every page held.
  */
 #include <pthread.h>
@@ -234,6 +240,64 @@ forks(size_t n)
 	return 0;
 }
 
+static char *tf_mem;		/* threadforks: the region the children check */
+static size_t tf_pages;
+
+/* fork_check: fork; the child checks tf_mem; false if it did not */
+static bool
+fork_check(void)
+{
+	int status;
+	pid_t pid;
+
+	if ((pid = fork()) < 0)
+		return false;
+	if (pid == 0) {
+		for (size_t p = 0; p < tf_pages; p++)
+			if (!pattern_page_ok(tf_mem + p * PG, p, 3))
+				_exit(1);
+		_exit(0);
+	}
+	return waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0;
+}
+
+static void *
+fork_first(void *arg)
+{
+	*(bool *)arg = fork_check();
+	return NULL;
+}
+
+static int
+threadforks(size_t n)
+{
+	pthread_t th;
+	bool ok;
+
+	tf_pages = 32 * MIB / PG;
+	tf_mem = mmap(NULL, tf_pages * PG, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (tf_mem == MAP_FAILED)
+		return printf("extremes: mmap: %m\n"), 2;
+	for (size_t p = 0; p < tf_pages; p++)
+		pattern_fill_page(tf_mem + p * PG, p, 3);
+	fflush(stdout);
+	for (size_t i = 0; i < n; i++) {
+		ok = false;
+		if (pthread_create(&th, NULL, fork_first, &ok) != 0)
+			return printf("extremes: pthread_create: %m\n"), 2;
+		pthread_join(th, NULL);
+		if (!ok)
+			fail("threadforks: a child of a new thread", i);
+	}
+	if (!fork_check())
+		fail("threadforks: a child of the main thread", n);
+	printf("extremes: OK: %zu threads forked first thing, then main; "
+	    "every child read 32 MiB right\n", n);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -247,6 +311,9 @@ main(int argc, char **argv)
 		return sparse(n);
 	if (argc == 3 && n > 0 && strcmp(argv[1], "forks") == 0)
 		return forks(n);
-	fprintf(stderr, "usage: extremes maps|threads|sparse|forks N\n");
+	if (argc == 3 && n > 0 && strcmp(argv[1], "threadforks") == 0)
+		return threadforks(n);
+	fprintf(stderr, "usage: extremes maps|threads|sparse|forks|"
+	    "threadforks N\n");
 	return 2;
 }

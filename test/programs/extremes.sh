@@ -109,6 +109,12 @@ timeout 600 "$UPVM" run --budget 16M --swap "$SWAP" -- \
     "$EXTREMES" forks 10 >"$WORK/out" 2>&1
 ok_run "fork under a budget, heap paged" "$WORK/out"
 
+# 5c. threads whose first act is fork(): the allocator maps an arena for
+# the thread inside fork's handlers, while upvm holds its own lock
+timeout 120 "$UPVM" run --budget 8M --swap "$SWAP" -- \
+    "$EXTREMES" threadforks 12 >"$WORK/out" 2>&1
+ok_run "fork as a new thread's first act" "$WORK/out"
+
 # 6. the smallest budget works; a smaller one is one clear line
 timeout 600 "$UPVM" run --budget 4M --swap "$SWAP" -- "$PAGES" 64 \
     >"$WORK/out" 2>&1
