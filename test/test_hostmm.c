@@ -229,7 +229,7 @@ Test(hostmm, syscalls_on_paged_out_buffers, .timeout = 120)
 {
 	char path[] = "/var/tmp/upvm-hostmm-XXXXXX";
 	char *p, *q;
-	int fds[2], fd;
+	int fds[2], fd, dio;
 	size_t chunk = 64 * 1024;
 
 	start();
@@ -259,7 +259,12 @@ Test(hostmm, syscalls_on_paged_out_buffers, .timeout = 120)
 	cr_assert_geq(fd, 0);
 	unlink(path);
 	cr_assert_eq(pwrite(fd, p + LEN / 4, LEN / 4, 0), (ssize_t)(LEN / 4));
+	/* announced as the preload does (interpose.c, ip_read): on the wp
+	   protocol the daemon must not drop pages the read has pinned */
+	dio = hostmm_dio_begin(fd, (uintptr_t)(q + LEN / 4),
+	    (uintptr_t)(q + LEN / 2));
 	cr_assert_eq(pread(fd, q + LEN / 4, LEN / 4, 0), (ssize_t)(LEN / 4));
+	hostmm_dio_end(dio, (uintptr_t)(q + LEN / 4), (uintptr_t)(q + LEN / 2));
 	close(fd);
 	for (int pass = 0; pass < 2; pass++) {
 		cr_assert_eq(test_pattern_bad(q, NPAGES / 2, 0, 1), -1);

@@ -31,7 +31,9 @@
  *  pd_finish_wp: under the amap lock, each run that made it is dropped
  *	from the page tables (MADV_DONTNEED; only its pages still in their
  *	slots) and its anons become swapped; a run whose write failed, that
- *	got no swap or that moved, stays resident (dirty).
+ *	got no swap or that moved, or that a direct read overlapped since
+ *	just before pd_protect (dio.h: a pinned page takes the read's data
+ *	without a WP fault), stays resident (dirty).
  *	Dropping under the amap lock matters: the WP-fault handler takes the
  *	same lock before it lets a write through, so a page is never dropped
  *	after a write was let through.
@@ -148,6 +150,7 @@ struct pd_batch {
 	struct pd_run	 pb_runs[PD_MAX_RUNS];
 	int		 pb_nruns;
 	long		 pb_pages;
+	uint64_t	 pb_dio;	/* wp: dio_now() before pd_protect */
 };
 
 /*
@@ -877,7 +880,9 @@ pd_finish_wp(struct pdaemon *pd, struct pd_batch *pb)
 
 	for (int i = 0; i < pb->pb_nruns; i++) {
 		struct pd_run *r = &pb->pb_runs[i];
-		bool ok = r->pr_error == 0 && r->pr_here;
+		bool ok = r->pr_error == 0 && r->pr_here &&
+		    !dio_overlapped(&vs->vs_dio, pb->pb_dio, r->pr_va,
+		    r->pr_va + ptoa((vaddr_t)r->pr_n));
 		uint64_t gone;
 		int out = 0;
 
@@ -1247,8 +1252,10 @@ pd_batch(struct pdaemon *pd, long want, long *tookp)
 		pd_collect(pd, pb, victims[i]);
 	if (pb->pb_nruns > 0 && pd->pdd_move)
 		pd_stage(pd, pb);
-	else if (pb->pb_nruns > 0)
+	else if (pb->pb_nruns > 0) {
+		pb->pb_dio = dio_now(&pd->pdd_vs->vs_dio);
 		pd_protect(pd, pb);
+	}
 	if (pb->pb_nruns > 0)
 		atomic_store(&pd->pdd_writing, true);
 	vm_rwlock_unlock(&map->m_lock);

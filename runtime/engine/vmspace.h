@@ -11,6 +11,7 @@
 #define UPVM_VMSPACE_H
 
 #include "cluster.h"
+#include "dio.h"
 #include "fault.h"
 #include "map.h"
 #include "pmap.h"
@@ -34,6 +35,8 @@ struct vmspace {
 	int			vs_regmodes;	/* [I] PMAP_REG_* for regions */
 	int			vs_pageout;	/* [I] UPVM_PAGEOUT_MOVE or _WP
 						   with a budget, else AUTO */
+	struct dio_table	vs_dio;		/* [a] direct reads in flight
+						   (wp protocol) */
 	atomic_long		vs_reads_inflight; /* [a] pagein reads in flight */
 	atomic_long		vs_writes_inflight; /* [a] pageout writes */
 	atomic_uint_least64_t	vs_fault_cpu_done; /* [a] CPU ns of fault

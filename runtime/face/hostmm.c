@@ -487,6 +487,34 @@ hostmm_msync(void *addr, size_t len, int flags)
 	return sys_result(ma.ma_error);
 }
 
+int
+hostmm_dio_begin(int fd, uintptr_t lo, uintptr_t hi)
+{
+	struct vmspace *vs;
+	int flags, token = HOSTMM_DIO_NONE;
+
+	if (hi <= lo || (vs = hostmm_enter()) == NULL)
+		return HOSTMM_DIO_NONE;
+	if (vs->vs_pageout == UPVM_PAGEOUT_WP &&
+	    (flags = (int)syscall(SYS_fcntl, fd, F_GETFL)) >= 0 &&
+	    (flags & O_DIRECT))
+		token = dio_begin(&vs->vs_dio, trunc_page(lo),
+		    round_page(hi));
+	vmspace_exit();
+	return token;
+}
+
+void
+hostmm_dio_end(int token, uintptr_t lo, uintptr_t hi)
+{
+	struct vmspace *vs;
+
+	if (token == HOSTMM_DIO_NONE || (vs = hostmm_enter()) == NULL)
+		return;
+	dio_end(&vs->vs_dio, token, trunc_page(lo), round_page(hi));
+	vmspace_exit();
+}
+
 bool
 hostmm_file_io_wanted(int fd)
 {

@@ -45,6 +45,16 @@ int hostmm_msync(void *addr, size_t len, int flags);
  * both.  hostmm_file_io_wanted: whether fd may be such a file (cheap).
  */
 bool hostmm_file_io_wanted(int fd);
+
+/*
+ * hostmm_dio_begin: a read of fd into the bytes [lo, hi) is about to
+ * start; with the wp protocol and fd O_DIRECT, it is announced (dio.h)
+ * until hostmm_dio_end(the answer, lo, hi).  => a token for
+ * hostmm_dio_end (HOSTMM_DIO_NONE: nothing announced).  No locks held.
+ */
+#define HOSTMM_DIO_NONE	(-2)
+int hostmm_dio_begin(int fd, uintptr_t lo, uintptr_t hi);
+void hostmm_dio_end(int token, uintptr_t lo, uintptr_t hi);
 void hostmm_file_io(int fd, uint64_t off, uint64_t len, bool after_write);
 
 /*

@@ -114,6 +114,37 @@ ip_rw(int fd, off_t off, size_t len, bool write, long nr, long a1, long a2,
 	return r;
 }
 
+/* ip_read: ip_rw of a read into [lo, hi), announced while it runs if it
+   is a direct read the wp protocol must not miss (hostmm_dio_begin) */
+static ssize_t
+ip_read(int fd, off_t off, size_t len, long nr, long a1, long a2, long a3,
+    long a5, uintptr_t lo, uintptr_t hi)
+{
+	int dio = hostmm_dio_begin(fd, lo, hi);
+	ssize_t r;
+
+	r = ip_rw(fd, off, len, false, nr, a1, a2, a3, 0, a5);
+	hostmm_dio_end(dio, lo, hi);
+	return r;
+}
+
+/* ip_iovspan: the lowest and highest byte the iovecs cover */
+static void
+ip_iovspan(const struct iovec *iov, int n, uintptr_t *lo, uintptr_t *hi)
+{
+	uintptr_t l = UINTPTR_MAX, h = 0, b;
+
+	for (int i = 0; i < n; i++) {
+		if (iov[i].iov_len == 0)
+			continue;
+		b = (uintptr_t)iov[i].iov_base;
+		l = MIN(l, b);
+		h = MAX(h, b + iov[i].iov_len);
+	}
+	*lo = h == 0 ? 0 : l;
+	*hi = h;
+}
+
 /* ftruncate and truncate: the pages of file regions past the new end go
    (hostmm_truncated), as the kernel unmaps them */
 static int
@@ -164,7 +195,8 @@ truncate64(const char *path, off_t len)
 UPVM_API ssize_t
 read(int fd, void *buf, size_t n)
 {
-	return ip_rw(fd, -1, n, false, SYS_read, (long)buf, (long)n, 0, 0, 0);
+	return ip_read(fd, -1, n, SYS_read, (long)buf, (long)n, 0, 0,
+	    (uintptr_t)buf, (uintptr_t)buf + n);
 }
 
 UPVM_API ssize_t
@@ -176,8 +208,8 @@ write(int fd, const void *buf, size_t n)
 UPVM_API ssize_t
 pread(int fd, void *buf, size_t n, off_t off)
 {
-	return ip_rw(fd, off, n, false, SYS_pread64, (long)buf, (long)n,
-	    (long)off, 0, 0);
+	return ip_read(fd, off, n, SYS_pread64, (long)buf, (long)n, (long)off,
+	    0, (uintptr_t)buf, (uintptr_t)buf + n);
 }
 
 UPVM_API ssize_t
@@ -202,8 +234,11 @@ pwrite64(int fd, const void *buf, size_t n, off_t off)
 UPVM_API ssize_t
 readv(int fd, const struct iovec *iov, int n)
 {
-	return ip_rw(fd, -1, ip_iovlen(iov, n), false, SYS_readv, (long)iov,
-	    n, 0, 0, 0);
+	uintptr_t lo, hi;
+
+	ip_iovspan(iov, n, &lo, &hi);
+	return ip_read(fd, -1, ip_iovlen(iov, n), SYS_readv, (long)iov, n, 0,
+	    0, lo, hi);
 }
 
 UPVM_API ssize_t
@@ -216,8 +251,11 @@ writev(int fd, const struct iovec *iov, int n)
 UPVM_API ssize_t
 preadv(int fd, const struct iovec *iov, int n, off_t off)
 {
-	return ip_rw(fd, off, ip_iovlen(iov, n), false, SYS_preadv,
-	    (long)iov, n, (long)off, 0, 0);
+	uintptr_t lo, hi;
+
+	ip_iovspan(iov, n, &lo, &hi);
+	return ip_read(fd, off, ip_iovlen(iov, n), SYS_preadv, (long)iov, n,
+	    (long)off, 0, lo, hi);
 }
 
 UPVM_API ssize_t
@@ -242,8 +280,11 @@ pwritev64(int fd, const struct iovec *iov, int n, off_t off)
 UPVM_API ssize_t
 preadv2(int fd, const struct iovec *iov, int n, off_t off, int flags)
 {
-	return ip_rw(fd, off, ip_iovlen(iov, n), false, SYS_preadv2,
-	    (long)iov, n, (long)off, 0, flags);
+	uintptr_t lo, hi;
+
+	ip_iovspan(iov, n, &lo, &hi);
+	return ip_read(fd, off, ip_iovlen(iov, n), SYS_preadv2, (long)iov, n,
+	    (long)off, flags, lo, hi);
 }
 
 UPVM_API ssize_t
