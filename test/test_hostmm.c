@@ -313,6 +313,41 @@ Test(hostmm, mlocked_pages_stay_resident_outside_the_budget, .timeout = 300)
 }
 
 /*
+ * mlock2(MLOCK_ONFAULT) wires only the pages that fault in: a range 4x
+ * the budget locked that way, a few pages of it touched, leaves the
+ * budget to the rest (before, the whole range counted as wired, resident
+ * or not, and the budget never throttled: everything else stayed
+ * resident).
+ */
+Test(hostmm, mlock_onfault_wires_only_the_pages_that_fault_in,
+    .timeout = 300)
+{
+	size_t nlock = 4 * BUDGET / PAGE_SIZE, touched = 64;
+	struct upvm_stats st;
+	char *p, *l;
+
+	start();
+	l = test_hostmm_anon(nlock * PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
+	cr_assert_eq(hostmm_mlock(l, nlock * PAGE_SIZE, MLOCK_ONFAULT), 0,
+	    "mlock2: %s", strerror(errno));
+	test_pattern_fill(l, touched, 0, 7);
+	p = paged_region();
+	for (int pass = 0; pass < 2; pass++)
+		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	st = test_stats();
+	cr_assert_leq(st.resident_pages, touched + 64 + BUDGET / PAGE_SIZE +
+	    (size_t)st.handlers * 512, "%lu pages resident: the region "
+	    "beside the locked range keeps to the budget",
+	    (unsigned long)st.resident_pages);
+	cr_assert_eq(test_pattern_bad(l, touched, 0, 7), -1);
+	cr_assert_eq(hostmm_munlock(l, nlock * PAGE_SIZE), 0);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	cr_assert_eq(hostmm_munmap(l, nlock * PAGE_SIZE), 0);
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
+	upvm_fini();
+}
+
+/*
  * What the chaos test (test/chaos) found, one case each.
  */
 

@@ -97,12 +97,43 @@
 				   daemon to take a page out, then goes on */
 #define PD_BOUNCE_LEN	ptoa((size_t)AMAP_UNIT)	/* a run, at most */
 
+/* pd_wired: resident pages of mlock()ed entries (outside the budget) */
+static long
+pd_wired(struct vmspace *vs)
+{
+	return atomic_load_explicit(&vs->vs_wired, memory_order_relaxed) +
+	    atomic_load_explicit(&vs->vs_wired_onfault, memory_order_relaxed);
+}
+
 /* pd_counted: resident pages the budget counts (mlock()ed ones do not) */
 static long
 pd_counted(struct vmspace *vs)
 {
 	return atomic_load_explicit(&vs->vs_resident, memory_order_relaxed) -
-	    atomic_load_explicit(&vs->vs_wired, memory_order_relaxed);
+	    pd_wired(vs);
+}
+
+/*
+ * pd_count_onfault: count the resident pages of MLOCK_ONFAULT entries
+ * (vs_wired_onfault), which faults add to one by one.  Done by the daemon
+ * before each look at the budget, only once such an entry was made.
+ * => no locks held; takes the map read lock.
+ */
+static void
+pd_count_onfault(struct vmspace *vs)
+{
+	struct vm_map_entry *e;
+	long n = 0;
+
+	vm_rwlock_rdlock(&vs->vs_map.m_lock);
+	for (e = vm_map_first_ge(&vs->vs_map, 0); e != NULL;
+	    e = vm_map_next(&vs->vs_map, e))
+		if (e->e_wired == VM_WIRED_ONFAULT &&
+		    e->e_aref.ar_amap != NULL)
+			n += amap_resident(e->e_aref.ar_amap,
+			    e->e_aref.ar_pageoff, (int)vm_entry_npages(e));
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	atomic_store(&vs->vs_wired_onfault, n);
 }
 
 struct pd_run {
@@ -1305,6 +1336,11 @@ pd_main(void *arg)
 	vm_tl_inside = 1;
 	pthread_mutex_lock(&pd->pdd_lock);
 	while (!pd->pdd_stop) {
+		if (atomic_load(&vs->vs_onfault_used)) {
+			pthread_mutex_unlock(&pd->pdd_lock);
+			pd_count_onfault(vs);
+			pthread_mutex_lock(&pd->pdd_lock);
+		}
 		want = pdpol_want(&pd->pdd_marks, pd_counted(vs), running);
 		if (vs->vs_numa != NULL && vs->vs_numa->ns_counts) {
 			/* a node past its budget: demote before paging out */
@@ -1632,8 +1668,7 @@ pd_reserve(struct pdaemon *pd, long npages, bool wait)
 
 	for (;;) {
 		cur = atomic_load(&vs->vs_resident);
-		room = pd->pdd_marks.pm_limit - (cur -
-		    atomic_load_explicit(&vs->vs_wired, memory_order_relaxed));
+		room = pd->pdd_marks.pm_limit - (cur - pd_wired(vs));
 		if (room > 0 || atomic_load(&pd->pdd_stuck) ||
 		    atomic_load(&pd->pdd_stopped) ||
 		    atomic_load(&pd->pdd_stall_mark) ==

@@ -35,8 +35,10 @@
  * Only swap-backed pages of entries without a file linger.  The daemon
  * lets every inactive page go before it stops (fork, fini).
  *
- * Pages of mlock()ed entries (e_wired, vs_wired) are never paged out and
- * do not count against the budget.
+ * Pages of mlock()ed entries (e_wired) are never paged out and do not
+ * count against the budget: all of an mlock()ed entry's (vs_wired), the
+ * resident ones of an MLOCK_ONFAULT entry (vs_wired_onfault, counted by
+ * the daemon before each look at the budget).
  *
  * Faults throttle at budget + slack (pdd_marks.pm_limit): a fault thread
  * about to map new pages waits for the daemon (pd_reserve), except when

@@ -44,6 +44,10 @@ struct vmspace {
 	atomic_uint_least64_t	vs_pd_cpu_done;	/* [a] same, pageout daemons */
 	atomic_long		vs_wired;	/* [a] pages of mlock()ed entries:
 						   resident, outside the budget */
+	atomic_long		vs_wired_onfault; /* [a] resident pages of
+						   MLOCK_ONFAULT entries, as
+						   the daemon last counted */
+	atomic_bool		vs_onfault_used; /* [a] some entry was */
 	/* how the threads run: vmspace_start() (re)starts them so */
 	int			vs_nthreads;	/* [I] fault threads */
 	unsigned		vs_spin_us;	/* [I] */

@@ -121,7 +121,7 @@ region_remove(struct vmspace *vs, vaddr_t start, vaddr_t end, bool unmap)
 		if (e->e_aref.ar_amap != NULL)
 			nres += amap_resident(e->e_aref.ar_amap,
 			    e->e_aref.ar_pageoff, (int)vm_entry_npages(e));
-		if (e->e_wired)
+		if (e->e_wired == REGION_WIRED)
 			atomic_fetch_sub(&vs->vs_wired,
 			    (long)vm_entry_npages(e));
 		/* chain through the tree link, now unused */
@@ -294,10 +294,13 @@ region_wire(struct vmspace *vs, vaddr_t start, vaddr_t end, int how)
 		return error;
 	for (e = vm_map_first_ge(map, start); e != NULL && e->e_start < end;
 	    e = vm_map_next(map, e)) {
-		if ((e->e_wired != 0) != (how != 0))
-			atomic_fetch_add(&vs->vs_wired, how != 0 ?
+		/* ONFAULT pages: counted by the daemon as they come */
+		if ((e->e_wired == REGION_WIRED) != (how == REGION_WIRED))
+			atomic_fetch_add(&vs->vs_wired, how == REGION_WIRED ?
 			    (long)vm_entry_npages(e) :
 			    -(long)vm_entry_npages(e));
+		if (how == REGION_WIRED_ONFAULT)
+			atomic_store(&vs->vs_onfault_used, true);
 		e->e_wired = (uint16_t)how;
 	}
 	region_merge(map, start, end);
@@ -413,8 +416,9 @@ region_uninherit(struct vmspace *vs)
 		next = vm_map_next(&vs->vs_map, e);
 		/* memory locks are not inherited either */
 		if (e->e_wired) {
-			atomic_fetch_sub(&vs->vs_wired,
-			    (long)vm_entry_npages(e));
+			if (e->e_wired == REGION_WIRED)
+				atomic_fetch_sub(&vs->vs_wired,
+				    (long)vm_entry_npages(e));
 			e->e_wired = 0;
 		}
 		if ((inh = e->e_inherit) == VM_INH_COPY)

@@ -79,15 +79,17 @@ void region_pattern(struct vm_map *, vaddr_t start, vaddr_t end, int advice);
 
 /*
  * region_wire: the managed parts of [start, end) become wired (mlock: never
- * paged out, outside the budget; vs_wired counts their pages) or not.  how
+ * paged out, outside the budget; vs_wired counts the pages of mlock()ed
+ * entries, the daemon those of MLOCK_ONFAULT ones that are resident) or
+ * not.  how
  * is 0 (munlock), REGION_WIRED (mlock) or REGION_WIRED_ONFAULT (mlock2's
  * MLOCK_ONFAULT), kept in e_wired: mremap must know whether the kernel
  * populates what a locked mapping grows by.  Linux does not nest mlock, so
  * neither does this.
  * => -ENOMEM (clipping) with nothing changed.
  */
-#define REGION_WIRED		1
-#define REGION_WIRED_ONFAULT	2
+#define REGION_WIRED		VM_WIRED
+#define REGION_WIRED_ONFAULT	VM_WIRED_ONFAULT
 int region_wire(struct vmspace *, vaddr_t start, vaddr_t end, int how);
 
 /* region_wired_how: e_wired of the first wired entry in [start, end), 0

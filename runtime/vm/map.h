@@ -41,6 +41,11 @@ struct pager;
 #define VM_ET_COPYONWRITE	0x1	/* private: writes go to the amap */
 #define VM_ET_NEEDSCOPY		0x2	/* amap shared: copy before writing */
 
+/* e_wired: mlock (every page resident, all counted in vs_wired) or
+   mlock2's MLOCK_ONFAULT (the pages that faulted in: vs_wired_onfault) */
+#define VM_WIRED		1
+#define VM_WIRED_ONFAULT	2
+
 struct vm_map_entry {
 	RB_ENTRY(vm_map_entry) e_rb;	/* [m] tree linkage */
 	vaddr_t		e_start;	/* [m] first address */
@@ -53,8 +58,8 @@ struct vm_map_entry {
 	uint8_t		e_inherit;	/* [m] VM_INH_* */
 	uint8_t		e_advice;	/* [m] VM_ADV_* */
 	uint16_t	e_etype;	/* [m] VM_ET_* */
-	uint16_t	e_wired;	/* [m] 0, or how it is wired
-					   (REGION_WIRED*) */
+	uint16_t	e_wired;	/* [m] 0, or how it is wired:
+					   VM_WIRED, VM_WIRED_ONFAULT */
 	struct cluster_state e_cluster;	/* [c] stream detectors */
 };
 
