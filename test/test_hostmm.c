@@ -585,7 +585,7 @@ Test(hostmm, fork_advice_bits_as_the_kernel_keeps_them, .timeout = 120)
    that moved under its write went out, but the daemon had made it an
    implicit resident page (and written to its freed anon): lost data and
    faults woken forever, move protocol (found by the DONTUNMAP test) */
-Test(hostmm, mremap_while_clean_pages_page_out, .timeout = 120)
+Test(hostmm, mremap_while_clean_pages_page_out, .timeout = 300)
 {
 	char *p, *q;
 	uint64_t gen = 1;
