@@ -423,7 +423,6 @@ pd_write_done(struct pager_req *req)
 	struct pdaemon *pd = req->pr_arg;
 
 	atomic_fetch_sub(&pd->pdd_vs->vs_writes_inflight, 1);
-	atomic_fetch_add(&pd->pdd_progress, 1);	/* slow is not stalled */
 	/* -EFAULT: the wp protocol writes from the application's pages, and
 	   they were unmapped meanwhile: no I/O error, the finish frees them */
 	if ((r->pr_error = req->pr_error) != 0 && r->pr_error != -EFAULT)

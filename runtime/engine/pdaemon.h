@@ -45,13 +45,14 @@
  * swap is full or failing, when pages stay resident past the budget (said
  * once in the log, counted in swap_full) rather than lose data.  Nor does
  * a fault wait longer than PD_STALL_MS while the daemon takes no page out
- * and completes no write (pdd_progress stands still): the daemon may
+ * (pdd_progress stands still): the daemon may
  * itself wait for the fault, as when its write's io-wq worker faults on
  * the page it writes (a page zapped under it), or have nothing it may
  * evict (everything wired or in transit); faults then go past the budget
  * until the daemon moves again (said once, counted in stalls) instead of
- * hanging the program.  A slow disk is not a stall: each completed write
- * counts.
+ * hanging the program.  Writes that complete are not progress: the
+ * daemon may write runs again and again that it must keep (pinned by a
+ * direct read, wanted by a fault), freeing nothing.
  *
  * Locks protecting struct members in this file:
  *	I  immutable while running   a  atomic   p  pdd_lock
@@ -109,8 +110,7 @@ struct pdaemon {
 					   go of the map lock, cleared when
 					   every write has landed */
 	atomic_long	  pdd_peak;	/* [a] most resident pages seen */
-	atomic_ulong	  pdd_progress;	/* [a] batches that took pages out,
-					   and writes that completed */
+	atomic_ulong	  pdd_progress;	/* [a] batches that took pages out */
 	atomic_ulong	  pdd_stall_mark; /* [a] == pdd_progress: stalled, no
 					   throttle; ULONG_MAX never was */
 	atomic_bool	  pdd_said_stall; /* [a] the log said so already */
