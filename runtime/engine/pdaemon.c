@@ -182,6 +182,7 @@ struct pd_batch {
 	int		 pb_nruns;
 	long		 pb_pages;
 	uint64_t	 pb_dio;	/* wp: dio_now() before pd_protect */
+	bool		 pb_shared;	/* its runs write back to files */
 };
 
 /*
@@ -341,10 +342,23 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 	struct pd_run *r = NULL;
 	struct amap *am;
 	struct anon *an;
-	bool clean, objclean;
+	bool clean, objclean, shared;
 
 	if (e == NULL || (am = e->e_aref.ar_amap) == NULL || e->e_wired)
 		return;
+	/*
+	 * One kind a batch: swap runs, or write-back to shared files.  A
+	 * program's write(2) to a mapped file holds the file's inode lock
+	 * while it copies from its buffer; if that buffer's page were staged
+	 * in a batch that also writes back to the file, the copy would wait
+	 * for the batch and the batch's write for the lock (sqlite3 under
+	 * --files hung so in CI).  Alone, a write-back batch has no page of
+	 * the program's buffers in transit, and a swap batch needs no lock.
+	 */
+	shared = e->e_obj != NULL && !(e->e_etype & VM_ET_COPYONWRITE);
+	if (pb->pb_nruns > 0 && pb->pb_shared != shared)
+		return;
+	pb->pb_shared = shared;
 	end = pd_unit_end(e, va);
 	vm_mutex_lock(&am->am_lock);
 	for (int s = vm_entry_slot(e, va); s < vm_entry_slot(e, end); s++) {
@@ -365,8 +379,7 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 			    ptoa((vaddr_t)(s - e->e_aref.ar_pageoff)),
 			    .pr_clean = clean, .pr_stage = -1,
 			    .pr_obj = e->e_obj, .pr_objclean = objclean,
-			    .pr_shared = e->e_obj != NULL &&
-			    !(e->e_etype & VM_ET_COPYONWRITE),
+			    .pr_shared = shared,
 			    .pr_rdonly = !(e->e_prot & VM_PROT_WRITE),
 			    .pr_noread = !(e->e_prot & VM_PROT_READ) };
 			if (e->e_obj != NULL) {
