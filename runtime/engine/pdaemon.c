@@ -136,6 +136,19 @@ pd_count_onfault(struct vmspace *vs)
 	atomic_store(&vs->vs_wired_onfault, n);
 }
 
+/* pd_deadline: *ts = CLOCK_REALTIME now + ms (pthread's timed waits) */
+static void
+pd_deadline(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += ms % 1000 * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
 struct pd_run {
 	struct amap	*pr_amap;
 	vaddr_t		 pr_va;
@@ -1366,12 +1379,7 @@ pd_main(void *arg)
 		if (want == 0) {
 			running = false;
 			pthread_cond_broadcast(&pd->pdd_freed);
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			pd_deadline(&ts, 50);
 			pthread_cond_timedwait(&pd->pdd_work, &pd->pdd_lock,
 			    &ts);
 			continue;
@@ -1563,13 +1571,7 @@ pd_stop_within(struct pdaemon *pd, int ms)
 	if (ms < 0) {
 		error = pthread_join(pd->pdd_thread, NULL);
 	} else {
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += ms / 1000;
-		until.tv_nsec += (long)(ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		pd_deadline(&until, ms);
 		error = pthread_timedjoin_np(pd->pdd_thread, NULL, &until);
 	}
 	if (error != 0)
@@ -1710,12 +1712,7 @@ pd_reserve(struct pdaemon *pd, long npages, bool wait)
 		pthread_cond_signal(&pd->pdd_work);
 		/* pdd_freed waits on CLOCK_REALTIME; a jump only moves the
 		   next look at the stall */
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 100 * 1000 * 1000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		pd_deadline(&until, 100);
 		pthread_cond_timedwait(&pd->pdd_freed, &pd->pdd_lock, &until);
 		pthread_mutex_unlock(&pd->pdd_lock);
 	}

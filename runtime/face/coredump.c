@@ -41,6 +41,7 @@
 #include "coredump.h"
 #include "log.h"
 #include "upvm_int.h"
+#include "vm.h"
 
 #define CD_STOP_MS	5000	/* for the pageout daemon's batch */
 #define CD_WAIT_MS	600000	/* another thread's page-in, at most */
@@ -141,8 +142,7 @@ coredump_install(void)
 
 	/* nothing else runs in between: the page-in is the last word */
 	sigfillset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(cd_signals) / sizeof(cd_signals[0]);
-	    i++) {
+	for (size_t i = 0; i < nitems(cd_signals); i++) {
 		if (sigaction(cd_signals[i], NULL, &old) != 0 ||
 		    (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
 			continue;	/* the program's own choice */

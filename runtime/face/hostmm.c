@@ -38,10 +38,18 @@
 #include "writeback.h"
 
 static atomic_bool hostmm_on;
+static atomic_bool hostmm_wp;	/* the wp protocol pages: reads announce
+				   direct I/O (hostmm_dio_begin) */
 
 void
 hostmm_enable(void)
 {
+	struct vmspace *vs;
+
+	if ((vs = vmspace_enter()) != NULL) {
+		atomic_store(&hostmm_wp, vs->vs_pageout == UPVM_PAGEOUT_WP);
+		vmspace_exit();
+	}
 	atomic_store(&hostmm_on, true);
 }
 
@@ -493,7 +501,9 @@ hostmm_dio_begin(int fd, uintptr_t lo, uintptr_t hi)
 	struct vmspace *vs;
 	int flags, token = HOSTMM_DIO_NONE;
 
-	if (hi <= lo || (vs = hostmm_enter()) == NULL)
+	/* every read comes here: the flag spares them upvm's lock */
+	if (hi <= lo || !atomic_load_explicit(&hostmm_wp,
+	    memory_order_relaxed) || (vs = hostmm_enter()) == NULL)
 		return HOSTMM_DIO_NONE;
 	if (vs->vs_pageout == UPVM_PAGEOUT_WP &&
 	    (flags = (int)syscall(SYS_fcntl, fd, F_GETFL)) >= 0 &&

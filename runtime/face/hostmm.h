@@ -19,7 +19,8 @@
 /*
  * hostmm_enable: from now on, manage what these calls map (while upvm
  * runs).  The preload turns it on; a program that links libupvm.so for
- * the API keeps its own mmap calls to itself.
+ * the API keeps its own mmap calls to itself.  Call it after upvm_init():
+ * it notes the pageout protocol (hostmm_dio_begin).
  */
 void hostmm_enable(void);
 
