@@ -81,6 +81,12 @@
 #define FAULT_EAGAIN_TRIES	1000
 #define FAULT_IO_KEEP		16	/* pages of a pagein buffer kept
 					   mapped between reads */
+#define FAULT_KEPT_MAX		(2 * FAULT_MAX_CLUSTER)	/* a thread's
+					   pages kept past that: two
+					   windows of a stream (its read and
+					   its readahead) reuse their
+					   buffers without faulting them in
+					   and zeroing them again */
 
 static void *fault_mem_alloc(size_t);
 struct fault_ctx;
@@ -129,6 +135,8 @@ struct fault_io {
 	struct fault_io	 *fi_next;	/* the thread's free list */
 	struct fault_thread *fi_ft;	/* owner, NULL: fault_populate */
 	void		 *fi_buf;	/* FAULT_BUF_SIZE, raw mapping */
+	int		  fi_kept;	/* its pages mapped past FAULT_IO_KEEP
+					   (counted in its thread's ft_kept) */
 	struct pager	 *fi_obj;	/* the file read, referenced for the
 					   read (its entry may go meanwhile,
 					   with the last other reference);
@@ -742,6 +750,33 @@ fault_io_account(struct fault_io *fi, int error)
 }
 
 /*
+ * fault_io_trim: the buffer's pages are memory too (not managed memory,
+ * so not pmap's: the runtime's own buffer).  Its first FAULT_IO_KEEP
+ * stay mapped for the next read; so do the rest while the thread keeps
+ * at most FAULT_KEPT_MAX such pages (a context of fault_populate, none).
+ * => the owner thread, after a read into fi's buffer.
+ */
+static void
+fault_io_trim(struct fault_io *fi)
+{
+	struct fault_thread *ft = fi->fi_ft;
+	int now = MAX(fi->fi_kept, fi->fi_n - FAULT_IO_KEEP);
+
+	if (now <= 0)
+		return;
+	if (ft != NULL && ft->ft_kept - fi->fi_kept + now <= FAULT_KEPT_MAX) {
+		ft->ft_kept += now - fi->fi_kept;
+		fi->fi_kept = now;
+		return;
+	}
+	(void)raw_madvise((char *)fi->fi_buf + ptoa(FAULT_IO_KEEP),
+	    ptoa((size_t)now), MADV_DONTNEED);
+	if (ft != NULL)
+		ft->ft_kept -= fi->fi_kept;
+	fi->fi_kept = 0;
+}
+
+/*
  * fault_pagein_done: pr_done of a pagein (see "a word on page faults"):
  * re-validate, map the data write-protected (clean: its swap copy stays
  * valid), end the transit, wake.
@@ -785,11 +820,7 @@ fault_pagein_done(struct pager_req *req)
 	}
 	amap_drop(fi->fi_amap);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
-	/* the buffer's pages are memory too: keep a few for the next read
-	   (not managed memory, so not pmap's: the runtime's own buffer) */
-	if (fi->fi_n > FAULT_IO_KEEP)
-		(void)raw_madvise((char *)fi->fi_buf + ptoa(FAULT_IO_KEEP),
-		    ptoa((size_t)(fi->fi_n - FAULT_IO_KEEP)), MADV_DONTNEED);
+	fault_io_trim(fi);
 	if (vs->vs_pd != NULL)
 		pd_kick(vs->vs_pd);
 	/* the request is finished: nothing looks at its pager again */

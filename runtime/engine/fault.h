@@ -48,6 +48,8 @@ struct fault_thread {
 	struct pager_queue *ft_q;	/* [I] pagein I/O; NULL: no swap */
 	struct fault_io	*ft_ios;	/* [I] FAULT_IO_DEPTH, kmem_alloc'd */
 	struct fault_io	*ft_free;	/* [t] the free ones, linked */
+	long		 ft_kept;	/* [t] pagein buffer pages kept mapped
+					   past FAULT_IO_KEEP, all contexts */
 	uint64_t	 ft_cpu_ns;	/* [t] its CPU time when it stopped */
 };
 
