@@ -436,6 +436,33 @@ Test(fault, willneed_populates_without_faults, .timeout = 60)
 	upvm_fini();
 }
 
+/*
+ * A page dropped behind upvm's back (the kernel's MADV_DONTNEED on memory
+ * of upvm_map, which only upvm_advise may drop) is one upvm counts
+ * resident and the kernel does not have: its faults used to be woken
+ * forever.  Now the thread gets SIGBUS after a bounded number of them,
+ * with an error counted; the other pages keep their data.
+ */
+Test(fault, page_dropped_behind_upvms_back_raises_sigbus_not_a_livelock,
+    .timeout = 120)
+{
+	size_t n = 64;
+	uint64_t errors;
+	char *p;
+
+	init_with(NULL);
+	p = map_pages(n, 0);
+	test_pattern_fill(p, n, 0, 6);
+	errors = stats().errors;
+	cr_assert_eq(madvise(p + 5 * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED), 0);
+	cr_assert(test_raises_sigbus(p + 5 * PAGE_SIZE),
+	    "the dropped page raises SIGBUS");
+	cr_assert_gt(stats().errors, errors, "and counts an error");
+	cr_assert_eq(test_pattern_bad(p, 5, 0, 6), -1);
+	cr_assert_eq(test_pattern_bad(p + 6 * PAGE_SIZE, n - 6, 6, 6), -1);
+	upvm_fini();
+}
+
 Test(fault, dontneed_drops_pages_to_zeros_and_keeps_the_rest, .timeout = 60)
 {
 	size_t n = 8192;

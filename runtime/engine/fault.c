@@ -81,6 +81,9 @@
 #define FAULT_EAGAIN_TRIES	1000
 #define FAULT_IO_KEEP		16	/* pages of a pagein buffer kept
 					   mapped between reads */
+#define FAULT_WAKE_LOOP		10000	/* one thread woken this many times
+					   in a row for one "resident" page:
+					   upvm lost track of it */
 #define FAULT_KEPT_MAX		(2 * FAULT_MAX_CLUSTER)	/* a thread's
 					   pages kept past that: two
 					   windows of a stream (its read and
@@ -1039,6 +1042,39 @@ fault_read_ahead(struct fault_thread *ft, vaddr_t va, int n)
 }
 
 /*
+ * fault_woken: a missing-page fault found its page resident in upvm's
+ * state (FC_WAKE): normally a race (another fault mapped it meanwhile)
+ * and the thread, woken, finds it.  The same page FAULT_WAKE_LOOP times
+ * in a row while the kernel has no page there means upvm's state is
+ * wrong (a bug, or the page dropped behind its back: MADV_DONTNEED or
+ * munmap by a caller of the API): the data is gone, and waking the
+ * thread again would loop for good.  It gets SIGBUS instead, with one
+ * line in the log.  => map read-locked (the page cannot be unmapped and
+ *    mapped again under the poison).
+ */
+static void
+fault_woken(struct fault_thread *ft, struct fault_ctx *fc)
+{
+	struct vmspace *vs = ft->ft_vs;
+
+	if (fc->fc_va != ft->ft_wake_va) {
+		ft->ft_wake_va = fc->fc_va;
+		ft->ft_wake_n = 0;
+	}
+	if (++ft->ft_wake_n < FAULT_WAKE_LOOP)
+		return;
+	ft->ft_wake_n = 0;
+	if (pmap_present(&vs->vs_pmap, fc->fc_va) != 0)
+		return;
+	STAT_INC(&vs->vs_stats, st_errors);
+	upvm_log(LOG_ERR, "page %#lx: upvm counts it resident but the kernel "
+	    "has none (%d faults in a row): its data is lost; the thread "
+	    "gets SIGBUS (an upvm bug, or the page was dropped behind its "
+	    "back)", (unsigned long)fc->fc_va, FAULT_WAKE_LOOP);
+	fault_poison(fc, fc->fc_va, 1);
+}
+
+/*
  * fault_handle: serve one missing-page fault event at va, read at time t0.
  * => no locks held on entry or return.
  */
@@ -1092,6 +1128,8 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 			fault_poison(&fc, fc.fc_va, 1);
 		else if (kind == FC_BEYOND)
 			fault_beyond(&fc);
+		else if (kind == FC_WAKE)
+			fault_woken(ft, &fc);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
 		if (kind == FC_WAKE)
 			pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);

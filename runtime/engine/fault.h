@@ -50,6 +50,8 @@ struct fault_thread {
 	struct fault_io	*ft_free;	/* [t] the free ones, linked */
 	long		 ft_kept;	/* [t] pagein buffer pages kept mapped
 					   past FAULT_IO_KEEP, all contexts */
+	vaddr_t		 ft_wake_va;	/* [t] page of its last FC_WAKE */
+	unsigned	 ft_wake_n;	/* [t] FC_WAKEs in a row there */
 	uint64_t	 ft_cpu_ns;	/* [t] its CPU time when it stopped */
 };
 

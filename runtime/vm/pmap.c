@@ -238,6 +238,19 @@ pmap_move(struct pmap *pm, vaddr_t dst, vaddr_t src, vsize_t len, int flags,
 }
 
 int
+pmap_present(struct pmap *pm, vaddr_t va)
+{
+	uint64_t ent;
+
+	if (pm->pm_pagemap_fd < 0)
+		return -ENOSYS;
+	if (sys_pread(pm->pm_pagemap_fd, &ent, sizeof(ent),
+	    (off_t)(atop(va) * sizeof(ent))) != (ssize_t)sizeof(ent))
+		return -errno;
+	return (ent >> 63) & 1;	/* bit 63: present */
+}
+
+int
 pmap_wake(struct pmap *pm, vaddr_t va, vsize_t len)
 {
 	struct uffdio_range r = { .start = va, .len = len };

@@ -83,6 +83,9 @@ int pmap_zeropage(struct pmap *, vaddr_t dst, vsize_t len, int flags,
 int pmap_move(struct pmap *, vaddr_t dst, vaddr_t src, vsize_t len,
     int flags, vsize_t *donep);
 int pmap_wake(struct pmap *, vaddr_t va, vsize_t len);
+/* pmap_present: 1 if the page at va is in the page tables, 0 if not, or
+   -errno (no /proc/self/pagemap) */
+int pmap_present(struct pmap *, vaddr_t va);
 /* dontwake applies to un-protecting only (protecting wakes nobody) */
 int pmap_writeprotect(struct pmap *, vaddr_t va, vsize_t len, bool wp,
     bool dontwake);
