@@ -100,7 +100,10 @@ api_exit(void)
 struct vmspace *
 vmspace_enter(void)
 {
-	if (upvm_tl_writer)
+	/* upvm's own memory calls (its threads, or nested in a call that
+	   holds upvm's locks: jemalloc mapping an arena for a log line's
+	   strerror) are never managed: they go to the kernel */
+	if (upvm_tl_writer || vm_tl_inside > 0)
 		return NULL;
 	pthread_rwlock_rdlock(&upvm_lock);
 	if (upvm_running) {

@@ -20,8 +20,10 @@
 
 #include "harness.h"
 #include "hostmm.h"
+#include "lock.h"
 #include "upvm.h"
 #include "vm.h"
+#include "vmspace.h"
 
 #define MIB		((size_t)1 << 20)
 #define BUDGET		(8 * MIB)
@@ -42,6 +44,37 @@ paged_region(void)
 
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
 	return p;
+}
+
+/*
+ * Memory calls made inside upvm go to the kernel: upvm's own memory is
+ * never managed, and managing it would take the map lock the caller may
+ * hold.  The pageout daemon, holding it for reading, hung so under
+ * `programs` (xz): a log line's strerror() was its thread's first
+ * malloc, jemalloc mapped an arena through upvm's mmap, whose write lock
+ * on the map waited for the daemon itself.  Here: inside an interposed
+ * call (vmspace_enter), holding the map's read lock, map and unmap.
+ */
+Test(hostmm, memory_calls_from_inside_upvm_go_to_the_kernel, .timeout = 30)
+{
+	struct vmspace *vs;
+	uint64_t before;
+	char *q;
+
+	start();
+	before = test_stats().regions;
+	cr_assert_not_null(vs = vmspace_enter());
+	vm_rwlock_rdlock(&vs->vs_map.m_lock);
+	q = hostmm_mmap(NULL, 2 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(q, MAP_FAILED);
+	memset(q, 7, 2 * MIB);
+	cr_assert_eq(hostmm_munmap(q, 2 * MIB), 0);
+	vm_rwlock_unlock(&vs->vs_map.m_lock);
+	vmspace_exit();
+	cr_assert_eq(test_stats().regions, before, "upvm's own mapping was "
+	    "managed");
+	upvm_fini();
 }
 
 Test(hostmm, large_anonymous_private_mappings_are_managed, .timeout = 60)

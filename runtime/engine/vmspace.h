@@ -61,7 +61,11 @@ struct vmspace {
 
 /*
  * vmspace_enter: the in-process vmspace, with upvm_lock read-held so that
- * it stays initialized; NULL (and no lock) if upvm is not running.
+ * it stays initialized; NULL (and no lock) if upvm is not running, or if
+ * the calling thread is inside upvm (vm_tl_inside: one of upvm's threads,
+ * or a call nested in an interposed or API call, or init/fini/fork):
+ * what such a thread maps is upvm's own memory, which the kernel keeps,
+ * and managing it would take locks the thread may already hold.
  * vmspace_exit: release it.  (upvm.c)
  */
 struct vmspace *vmspace_enter(void);
