@@ -652,7 +652,8 @@ upvm_stats(struct upvm_stats *out)
 	st.writes_inflight = (uint64_t)atomic_load(&vs->vs_writes_inflight);
 	if (vs->vs_pd != NULL) {
 		st.cpu_pageout_ns += pd_cpu_ns(vs->vs_pd);
-		st.budget_pages = (uint64_t)vs->vs_pd->pdd_marks.pm_budget;
+		st.budget_pages = (uint64_t)atomic_load(
+		    &vs->vs_pd->pdd_budget);
 		st.resident_peak = (uint64_t)atomic_load(&vs->vs_pd->pdd_peak);
 		st.swap_used_pages = swap_used(vs->vs_swap);
 	}

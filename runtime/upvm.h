@@ -90,6 +90,10 @@ extern "C" {
  *				  memory, clean, for a while; a fault on one
  *				  maps it back with no I/O (move pageout
  *				  protocol only; 0 = off) (12)
+ *	daemon	  UPVM_DAEMON	  the socket of upvmd: attach to it, which
+ *				  then sets the budget (one budget for every
+ *				  process attached); budget, if given, caps
+ *				  this process's share ("": none)
  *
  * A key's value in UPVM_CONF cannot hold a comma: write ';' for ',' in
  * node lists and node budgets there.
@@ -121,6 +125,7 @@ struct upvm_config {
 	bool		numa_promote;
 	bool		files;			/* preload: manage file maps */
 	unsigned	inactive_pct;		/* of the budget, inactive */
+	char		daemon[UPVM_PATH_MAX];	/* upvmd's socket, "": none */
 };
 
 /* upvm_config_default: fill in the defaults.  Never fails. */

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dproto.h"
 #include "run.h"
 #include "upvm.h"
 
@@ -83,6 +84,11 @@ run_usage(FILE *f)
 "  --stats[=FILE]     a summary at exit on stderr, or JSON in FILE (%p in\n"
 "                     FILE: the pid, a file per process)\n"
 "                     (UPVM_STATS)\n"
+"  --daemon[=SOCK]    attach to upvmd (socket SOCK, default\n"
+"                     " DPROTO_DEFAULT_SOCKET "): one budget for\n"
+"                     every process attached, children included;\n"
+"                     --budget then caps this program's share\n"
+"                     (UPVM_DAEMON)\n"
 "  -v, --verbose      log what upvm does (UPVM_LOG=info)\n"
 "  -h, --help         this text\n"
 "\n"
@@ -216,6 +222,7 @@ run_main(int argc, char **argv)
 		{ "node-budget", required_argument, NULL, 'B' },
 		{ "numa-promote", no_argument, NULL, 'P' },
 		{ "stats", optional_argument, NULL, 'S' },
+		{ "daemon", optional_argument, NULL, 'D' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -242,6 +249,10 @@ run_main(int argc, char **argv)
 		case 'P': run_setenv("UPVM_NUMA_PROMOTE", "1"); break;
 		case 'S':
 			run_setenv("UPVM_STATS", optarg != NULL ? optarg : "-");
+			break;
+		case 'D':
+			run_setenv("UPVM_DAEMON", optarg != NULL ? optarg :
+			    DPROTO_DEFAULT_SOCKET);
 			break;
 		case 'v': run_setenv("UPVM_LOG", "info"); break;
 		case 'h':

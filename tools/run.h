@@ -15,4 +15,9 @@ extern const char *run_prog;
 void run_die(int status, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 2, 3)));
 
+/* ctl.c: upvm stat, upvm top, upvm ctl (talking to upvmd) */
+int stat_main(int argc, char **argv);
+int top_main(int argc, char **argv);
+int ctl_main(int argc, char **argv);
+
 #endif

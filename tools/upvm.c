@@ -316,6 +316,8 @@ main(int argc, char **argv)
 		printf("usage: upvm run [options] -- PROGRAM [ARGS...]\n"
 		    "       upvm demo [--size SIZE] [--threads T]\n"
 		    "       upvm numa [--size MIB]\n"
+		    "       upvm stat [PID] [--json] | top | ctl ...   "
+		    "(with upvmd)\n"
 		    "       upvm --version | --help\n\n"
 		    "  run    run PROGRAM with its memory paged by upvm "
 		    "(upvm run --help)\n"
@@ -326,7 +328,10 @@ main(int argc, char **argv)
 		    "         for two) unless UPVM_BUDGET says otherwise\n"
 		    "  numa   place --size MiB (32) under each NUMA policy and "
 		    "a node budget,\n         and count the pages per node "
-		    "(move_pages); needs 2+ nodes\n\n"
+		    "(move_pages); needs 2+ nodes\n"
+		    "  stat   upvmd's budget and its processes (--json); top: "
+		    "the same, live;\n         ctl: change the budget, a "
+		    "process's limit or share (--help)\n\n"
 		    "Configure "
 		    "upvm with UPVM_CONF or the UPVM_* variables (see upvm.h)."
 		    "\n", MAX_THREADS);
@@ -336,13 +341,22 @@ main(int argc, char **argv)
 		die(2, "no command; see upvm --help");
 	if (strcmp(argv[optind], "demo") != 0 &&
 	    strcmp(argv[optind], "run") != 0 &&
-	    strcmp(argv[optind], "numa") != 0)
+	    strcmp(argv[optind], "numa") != 0 &&
+	    strcmp(argv[optind], "stat") != 0 &&
+	    strcmp(argv[optind], "top") != 0 &&
+	    strcmp(argv[optind], "ctl") != 0)
 		die(2, "unknown command '%s'; see upvm --help", argv[optind]);
 	argv += optind;
 	argc -= optind;
 	optind = 0;		/* 0: glibc starts over on a new vector */
 	if (strcmp(argv[0], "numa") == 0)
 		return numa_main(argc, argv);
+	if (strcmp(argv[0], "stat") == 0)
+		return stat_main(argc, argv);
+	if (strcmp(argv[0], "top") == 0)
+		return top_main(argc, argv);
+	if (strcmp(argv[0], "ctl") == 0)
+		return ctl_main(argc, argv);
 	return strcmp(argv[0], "run") == 0 ? run_main(argc, argv) :
 	    demo(argc, argv);
 }

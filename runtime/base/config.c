@@ -66,6 +66,8 @@ static const struct conf_key conf_keys[] = {
 	    "a size of at least 4K, such as 16G"),
 	KEY("threshold", "UPVM_THRESHOLD", CT_SIZE, threshold, 0, 0,
 	    "a size of at least 4K, such as 1M"),
+	KEY("daemon", "UPVM_DAEMON", CT_PATH, daemon, 0, 0,
+	    "the path of upvmd's socket, such as /run/upvm/upvmd.sock"),
 	KEY("stats", "UPVM_STATS", CT_PATH, stats_path, 0, 0,
 	    "- (stderr) or the path of a file"),
 	ENUMKEY("pageout", "UPVM_PAGEOUT", pageout, pageout_names,

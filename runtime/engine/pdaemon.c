@@ -1472,6 +1472,27 @@ pd_stage_destroy(struct pdaemon *pd)
 	pd->pdd_linger = NULL;
 }
 
+/* pd_marks_set: the watermarks of a budget.  => pdd_lock held, or the
+   daemon not started */
+static void
+pd_marks_set(struct pdaemon *pd, long budget)
+{
+	pdpol_marks(budget, pd->pdd_slack, &pd->pdd_marks);
+	atomic_store(&pd->pdd_budget, pd->pdd_marks.pm_budget);
+	atomic_store(&pd->pdd_high, pd->pdd_marks.pm_high);
+	atomic_store(&pd->pdd_limit, pd->pdd_marks.pm_limit);
+}
+
+void
+pd_set_budget(struct pdaemon *pd, long budget)
+{
+	pthread_mutex_lock(&pd->pdd_lock);
+	pd_marks_set(pd, MAX(budget, 1));
+	pthread_cond_signal(&pd->pdd_work);
+	pthread_cond_broadcast(&pd->pdd_freed);
+	pthread_mutex_unlock(&pd->pdd_lock);
+}
+
 int
 pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
     struct pdaemon **out)
@@ -1484,7 +1505,8 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 		return -ENOMEM;
 	pd->pdd_vs = vs;
 	pd->pdd_swap = sw;
-	pdpol_marks(budget, slack, &pd->pdd_marks);
+	pd->pdd_slack = slack;
+	pd_marks_set(pd, budget);
 	pthread_mutex_init(&pd->pdd_lock, NULL);
 	pthread_cond_init(&pd->pdd_work, NULL);
 	pthread_cond_init(&pd->pdd_freed, NULL);
@@ -1619,7 +1641,8 @@ pd_wait_writes(struct pdaemon *pd)
 bool
 pd_pressure(struct pdaemon *pd)
 {
-	return pd_counted(pd->pdd_vs) > pd->pdd_marks.pm_high;
+	return pd_counted(pd->pdd_vs) > atomic_load_explicit(&pd->pdd_high,
+	    memory_order_relaxed);
 }
 
 void
@@ -1631,7 +1654,8 @@ pd_kick(struct pdaemon *pd)
 	while (res > peak && !atomic_compare_exchange_weak(&pd->pdd_peak,
 	    &peak, res))
 		;
-	if (res > pd->pdd_marks.pm_high || (pd->pdd_vs->vs_numa != NULL &&
+	if (res > atomic_load_explicit(&pd->pdd_high, memory_order_relaxed) ||
+	    (pd->pdd_vs->vs_numa != NULL &&
 	    numa_over(pd->pdd_vs->vs_numa) >= 0)) {
 		pthread_mutex_lock(&pd->pdd_lock);
 		pthread_cond_signal(&pd->pdd_work);
@@ -1683,7 +1707,7 @@ pd_reserve(struct pdaemon *pd, long npages, bool wait)
 
 	for (;;) {
 		cur = atomic_load(&vs->vs_resident);
-		room = pd->pdd_marks.pm_limit - (cur - pd_wired(vs));
+		room = atomic_load(&pd->pdd_limit) - (cur - pd_wired(vs));
 		if (room > 0 || atomic_load(&pd->pdd_stuck) ||
 		    atomic_load(&pd->pdd_stopped) ||
 		    atomic_load(&pd->pdd_stall_mark) ==

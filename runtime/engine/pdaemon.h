@@ -94,7 +94,11 @@ struct pdaemon {
 					   while it is inactive) */
 	long		  pdd_inactive;	/* [d] records in use */
 	long		  pdd_inactive_max; /* [I] 0: no inactive pages */
-	struct pdpol_marks pdd_marks;	/* [I] */
+	struct pdpol_marks pdd_marks;	/* [p] (pd_set_budget) */
+	long		  pdd_slack;	/* [I] pages */
+	atomic_long	  pdd_budget;	/* [a] pdd_marks' three, read */
+	atomic_long	  pdd_high;	/* [a]   without the lock */
+	atomic_long	  pdd_limit;	/* [a] */
 	struct pdpol_clock pdd_clock;	/* [d] */
 	struct pdpol_clock pdd_dclock;	/* [d] demotion's own hand */
 	pthread_t	  pdd_thread;	/* [I] */
@@ -125,6 +129,13 @@ struct pdaemon {
  */
 int pd_start(struct vmspace *, struct swap *, long budget, long slack,
     struct pdaemon **out);
+/*
+ * pd_set_budget: a new budget, in pages (upvmd moves budget between the
+ * processes it serves): new watermarks at once; a smaller budget wakes the
+ * daemon, a larger one the faults waiting for room.  No locks held.
+ */
+void pd_set_budget(struct pdaemon *, long budget);
+
 /* pd_stop: stop the thread; faults no longer throttle.  pd_destroy: free */
 void pd_stop(struct pdaemon *);
 

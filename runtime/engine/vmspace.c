@@ -165,13 +165,21 @@ vmspace_init(struct vmspace *vs, const struct upvm_config *cfgp)
 	int error, nthreads;
 
 	memset(vs, 0, sizeof(*vs));
-	if ((error = numa_state_create(&cfg, &vs->vs_numa)) != 0)
+	vs->vs_dlink.dl_fd = vs->vs_dlink.dl_wake = -1;
+	/* with upvmd, the budget is what it grants; UPVM_BUDGET caps it */
+	if (cfg.daemon[0] != '\0' &&
+	    (error = dlink_attach(&vs->vs_dlink, cfg.daemon, &cfg)) != 0)
 		return error;
+	if ((error = numa_state_create(&cfg, &vs->vs_numa)) != 0) {
+		dlink_detach(vs);
+		return error;
+	}
 	/* node budgets without a budget: swap once every node is full */
 	if (cfg.budget == 0)
 		cfg.budget = numa_budget_total(vs->vs_numa);
 	if ((error = pmap_setup(&vs->vs_pmap, &cfg)) != 0) {
 		numa_state_destroy(vs->vs_numa);
+		dlink_detach(vs);
 		return error;
 	}
 	amap_init_pools();
@@ -188,6 +196,7 @@ vmspace_init(struct vmspace *vs, const struct upvm_config *cfgp)
 	vs->vs_pin = cfg.pin_handlers;
 	vs->vs_inactive_pct = cfg.inactive_pct;
 	vs->vs_budget = (long)atop(cfg.budget);
+	atomic_store(&vs->vs_budget_now, vs->vs_budget);
 	/* slack: one window in flight per fault thread */
 	vs->vs_slack = (long)nthreads * cfg.seq_max_pages;
 	vs->vs_threshold = round_page(cfg.threshold);
@@ -201,6 +210,7 @@ vmspace_init(struct vmspace *vs, const struct upvm_config *cfgp)
 	    (unsigned long long)vs->vs_pmap.pm_features);
 	return 0;
 fail:
+	dlink_detach(vs);
 	paging_teardown(vs);
 	vm_map_destroy(&vs->vs_map);
 	amap_fini_pools();
@@ -298,6 +308,7 @@ vmspace_fini(struct vmspace *vs)
 
 	/* what is still mapped becomes ordinary memory: shared file regions
 	   the kernel's mappings of their files, the rest paged in */
+	dlink_detach(vs);
 	if (vs->vs_pd != NULL)
 		pd_stop(vs->vs_pd);
 	fini_files(vs);
@@ -341,19 +352,32 @@ vmspace_start(struct vmspace *vs)
 		return error;
 	}
 	if (vs->vs_swap != NULL && (error = pd_start(vs, vs->vs_swap,
-	    vs->vs_budget, vs->vs_slack, &vs->vs_pd)) != 0) {
+	    atomic_load(&vs->vs_budget_now), vs->vs_slack, &vs->vs_pd)) != 0) {
 		fault_stop(vs);
 		upvm_log(LOG_ERR, "upvm: cannot start the pageout daemon: %s",
 		    strerror(-error));
 		return error;
 	}
+	dlink_start(vs);
 	return 0;
+}
+
+void
+vmspace_set_budget(struct vmspace *vs, long pages)
+{
+	pages = MAX(pages, 1);
+	if (atomic_exchange(&vs->vs_budget_now, pages) == pages)
+		return;
+	if (vs->vs_pd != NULL)
+		pd_set_budget(vs->vs_pd, pages);
 }
 
 void
 vmspace_stop(struct vmspace *vs, void (*touch)(void))
 {
-	/* the daemon first: a fault thread may wait for it to free pages */
+	/* the link first (it sets the daemon's budget), then the daemon: a
+	   fault thread may wait for it to free pages */
+	dlink_stop(vs);
 	if (vs->vs_pd != NULL)
 		pd_stop(vs->vs_pd);
 	if (touch != NULL)

@@ -12,6 +12,7 @@
 
 #include "cluster.h"
 #include "dio.h"
+#include "dlink.h"
 #include "fault.h"
 #include "map.h"
 #include "pmap.h"
@@ -53,10 +54,13 @@ struct vmspace {
 	unsigned		vs_spin_us;	/* [I] */
 	bool			vs_pin;		/* [I] */
 	unsigned		vs_inactive_pct; /* [I] of the budget */
-	long			vs_budget;	/* [I] pages, 0: none */
+	long			vs_budget;	/* [I] pages, 0: none: at start */
+	atomic_long		vs_budget_now;	/* [a] pages: vs_budget, or what
+						   upvmd grants (dlink.h) */
 	long			vs_slack;	/* [I] pages in flight allowed */
 	vsize_t			vs_threshold;	/* [I] smallest managed mmap */
 	bool			vs_files;	/* [I] hostmm manages files */
+	struct dlink		vs_dlink;	/* see dlink.h */
 };
 
 /*
@@ -77,6 +81,14 @@ void vmspace_exit(void);
  * => 0, or -errno (logged) with none running.
  */
 int vmspace_start(struct vmspace *);
+
+/*
+ * vmspace_set_budget: the budget becomes `pages` (> 0; only with a
+ * budget at start: the swap file and daemon exist).  The daemon's
+ * watermarks follow at once.  => the vmspace's threads running (the
+ * caller is one of them: dlink's thread, stopped by vmspace_stop first).
+ */
+void vmspace_set_budget(struct vmspace *, long pages);
 
 /*
  * vmspace_stop: stop and free the daemon and the fault threads (their

@@ -652,6 +652,17 @@ hostmm_file_io(int fd, uint64_t off, uint64_t len, bool after_write)
 }
 
 void
+hostmm_exit_bye(void)
+{
+	struct vmspace *vs;
+
+	if ((vs = hostmm_enter()) == NULL)
+		return;
+	dlink_bye(vs);
+	vmspace_exit();
+}
+
+void
 hostmm_exit_writeback(void)
 {
 	struct vmspace *vs;

@@ -74,6 +74,8 @@ bool hostmm_files_mapped(void);
 /* at exit: write back every shared file region (the process's memory is
    about to go, and with it what was not written) */
 void hostmm_exit_writeback(void);
+/* hostmm_exit_bye: at exit, tell upvmd this process leaves (dlink_bye) */
+void hostmm_exit_bye(void);
 /* mlock2 flags 0 is mlock; locked managed pages stay resident, outside
    the budget */
 int hostmm_mlock(const void *addr, size_t len, unsigned flags);

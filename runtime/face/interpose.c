@@ -500,4 +500,6 @@ ip_init(void)
 	   (not when it is killed: then what was not written is lost) */
 	if (ip_cfg.files)
 		(void)atexit(hostmm_exit_writeback);
+	if (ip_cfg.daemon[0] != '\0')
+		(void)atexit(hostmm_exit_bye);
 }
