@@ -25,9 +25,9 @@ CFLAGS="-g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
     -fno-sanitize-recover=undefined -I$SRC/runtime -I$SRC/runtime/base
     -I$SRC/runtime/engine -I$SRC/runtime/vm -I$SRC/pager -I$SRC/numa"
 PARSERS="$SRC/runtime/base/config.c $SRC/runtime/base/log.c
-    $SRC/numa/policy.c $SRC/numa/topo.c -lnuma"
+    $SRC/runtime/base/dproto.c $SRC/numa/policy.c $SRC/numa/topo.c -lnuma"
 status=0
-for t in config numa; do
+for t in config numa dproto; do
 	# shellcheck disable=SC2086
 	if ! "$CLANG" $CFLAGS -o "$OUT/fuzz_$t" "$SRC/test/fuzz/fuzz_$t.c" \
 	    $PARSERS >"$OUT/fuzz_$t.build" 2>&1; then

@@ -2,6 +2,8 @@
 /*
  * broker.c: dividing upvmd's budget (broker.h).
  */
+#include <limits.h>
+
 #include "broker.h"
 
 #define MIN(a, b)	((a) < (b) ? (a) : (b))
@@ -64,66 +66,75 @@ spare_allowed(const struct bclient *c)
 	return MAX(BROKER_MARGIN, c->bc_grant / 8);
 }
 
+/* the weight of a process's claim: 0 when it is idle */
+static double
+weight(const struct bclient *c)
+{
+	return c->bc_demand < BROKER_IDLE_RATE ? 0 :
+	    (double)c->bc_share * c->bc_demand;
+}
+
+/* pressed: it uses nearly all of its grant (half the spare allowed: a
+   process held to use + spare stays unpressed until it grows) */
 static bool
 pressed(const struct bclient *c)
 {
-	return c->bc_grant - c->bc_resident <= spare_allowed(c);
+	return c->bc_grant - c->bc_resident < spare_allowed(c) / 2;
 }
 
 /*
- * targets: what broker.h says, into bc_target.  The pressed ones share
- * `pool` by weight; one that its limit caps leaves the rest to the others
- * (a few rounds: each round caps at least one more or ends).
+ * targets: what broker.h says, into bc_target.  Each process has a cap
+ * (its limit; for one not pressed, also what it uses plus the spare);
+ * the budget is shared by weight (share x demand) above a floor each,
+ * and what a cap leaves goes to the others (a few rounds: each round caps
+ * at least one more or ends).  When nobody faults, the grants stay.
  */
 static void
 targets(const struct broker *br, struct bclient *const *c, int n)
 {
 	long floor = broker_floor(br, n), pool = br->br_budget;
-	bool done[BROKER_MAX];
-	double wsum;
-	int left = 0;
-	bool by_grant;
+	long cap[BROKER_MAX], sum = 0;
+	bool done[BROKER_MAX], faulting = false;
+	int left;
 
 	n = MIN(n, BROKER_MAX);
 	for (int i = 0; i < n; i++) {
-		done[i] = !pressed(c[i]);
-		if (done[i]) {
-			c[i]->bc_target = capped(c[i], MAX(floor,
-			    c[i]->bc_resident + spare_allowed(c[i])));
-			pool -= c[i]->bc_target;
-		} else {
-			left++;
-		}
+		cap[i] = capped(c[i], LONG_MAX);
+		if (!pressed(c[i]))
+			cap[i] = MIN(cap[i], MAX(floor, c[i]->bc_resident +
+			    spare_allowed(c[i])));
+		cap[i] = MAX(cap[i], 1);
+		done[i] = false;
+		faulting |= c[i]->bc_demand >= BROKER_IDLE_RATE;
+		sum += c[i]->bc_grant;
 	}
-	/* nobody pressed faults: keep the proportions of the grants */
-	by_grant = true;
-	for (int i = 0; i < n; i++)
-		if (!done[i] && c[i]->bc_demand > 0)
-			by_grant = false;
+	if (!faulting) {
+		/* as they are, scaled down only to fit a smaller budget */
+		for (int i = 0; i < n; i++)
+			c[i]->bc_target = MIN(cap[i], sum <= pool ?
+			    c[i]->bc_grant : MAX(floor, (long)((double)
+			    c[i]->bc_grant * (double)pool / (double)sum)));
+		return;
+	}
+	left = n;
 	for (int round = 0; left > 0 && round < 4; round++) {
 		bool capped_one = false;
+		double wsum = 0;
 		long share;
 
-		wsum = 0;
 		for (int i = 0; i < n; i++)
 			if (!done[i])
-				wsum += (double)c[i]->bc_share * (by_grant ?
-				    (double)c[i]->bc_grant : c[i]->bc_demand);
+				wsum += weight(c[i]);
 		share = MAX(pool - left * floor, 0);
 		for (int i = 0; i < n; i++) {
-			double w;
-
 			if (done[i])
 				continue;
-			w = (double)c[i]->bc_share * (by_grant ?
-			    (double)c[i]->bc_grant : c[i]->bc_demand);
-			c[i]->bc_target = floor + (wsum > 0 ?
-			    (long)((double)share * w / wsum) : share / left);
-			if (c[i]->bc_limit > 0 &&
-			    c[i]->bc_target > c[i]->bc_limit) {
-				c[i]->bc_target = c[i]->bc_limit;
+			c[i]->bc_target = floor + (wsum > 0 ? (long)((double)
+			    share * weight(c[i]) / wsum) : share / left);
+			if (c[i]->bc_target > cap[i]) {
+				c[i]->bc_target = cap[i];
 				done[i] = true;
-				pool -= c[i]->bc_target;
+				pool -= cap[i];
 				left--;
 				capped_one = true;
 			}
@@ -145,6 +156,8 @@ broker_tick(const struct broker *br, struct bclient *const *c, int n)
 		if (t < g)
 			c[i]->bc_grant = g - t <= BROKER_SETTLE ? t :
 			    t + (g - t) / 2;
+		/* a limit holds at once */
+		c[i]->bc_grant = capped(c[i], c[i]->bc_grant);
 	}
 	free = broker_free(br, c, n);
 	for (int i = 0; i < n && free > 0; i++) {

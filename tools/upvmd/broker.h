@@ -13,16 +13,18 @@
  * in the last tick).
  *
  * Every tick (DPROTO_REPORT_MS) broker_tick sets a target for each:
- *  - a process that is not pressed (resident under 15/16 of its grant:
- *    it does not use what it has) is held to what it uses plus a margin
- *    (BROKER_MARGIN), at least the floor;
- *  - the rest of the budget goes to the pressed processes in proportion
- *    to their demand, the rate of their faults (first touches, pageins
- *    and inactive pages taken back) times their share, each at least
- *    the floor: budget flows to where the faults are, and an idle
- *    process's pages go before an active one's;
+ *  - the budget goes to the processes in proportion to their demand, the
+ *    rate of their faults (first touches, pageins and inactive pages
+ *    taken back) times their share, each at least the floor: budget
+ *    flows to where the faults are, and an idle process (under
+ *    BROKER_IDLE_RATE faults a second) keeps only the floor, so its
+ *    pages go before an active one's;
+ *  - a process that is not pressed (its grant exceeds its resident pages
+ *    by half the margin or more: it does not use what it has) gets no
+ *    more than what it uses plus the margin (BROKER_MARGIN or an eighth
+ *    of its grant);
  *  - a limit (the process's own UPVM_BUDGET, or `upvm ctl limit`) caps a
- *    target; what it frees goes to the others.
+ *    target; what a cap frees goes to the others.
  * When nobody faults, grants stay as they are.  A grant above its target
  * comes down by half the gap each tick (its process pages out meanwhile);
  * one below rises by what is free.
@@ -37,6 +39,7 @@
 				   runtime's least budget) */
 #define BROKER_MARGIN	1024	/* pages above use for a process not pressed */
 #define BROKER_MAX	1024	/* processes attached at once */
+#define BROKER_IDLE_RATE 1.0	/* faults per second: idle below */
 
 struct bclient {
 	long		bc_grant;	/* pages granted now */

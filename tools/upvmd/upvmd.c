@@ -468,9 +468,12 @@ on_message(struct conn *c)
 		on_report(c, &m.report);
 		return;
 	case DM_BYE:
-		if (c->c_kind == CK_PROC)
+		if (c->c_kind == CK_PROC) {
 			c->c_bye = true;
-		return;
+			return;
+		}
+		why = "bye before hello";
+		break;
 	case DM_CTL_STAT:
 		if (tool_ok(c, "stat"))
 			on_stat(c, &m.stat);
@@ -484,16 +487,15 @@ on_message(struct conn *c)
 			on_limit(c, &m.limit);
 		return;
 	default:
-		if (why == NULL)
-			why = type < 0 ? "too long" : "a message only upvmd "
-			    "sends";
-		reply_error(c, EPROTO, "broken message: %s", why);
-		say(LOG_WARNING, "pid %d (uid %u): broken message (%s, %zd "
-		    "bytes); closing its connection", (int)c->c_pid,
-		    (unsigned)c->c_uid, why, n);
-		conn_close(c);
-		return;
+		break;
 	}
+	if (why == NULL)
+		why = type < 0 ? "too long" : "a message only upvmd sends";
+	reply_error(c, EPROTO, "broken message: %s", why);
+	say(LOG_WARNING, "pid %d (uid %u): broken message (%s, %zd bytes); "
+	    "closing its connection", (int)c->c_pid, (unsigned)c->c_uid, why,
+	    n);
+	conn_close(c);
 }
 
 static void
