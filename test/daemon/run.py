@@ -19,6 +19,8 @@ wrote) under `upvm run --daemon` against it:
             (every page checked), then attach again to a new upvmd;
   hostile   broken and hostile messages, and a user other than root
             (setpriv to nobody): refused, one log line each, upvmd lives;
+  tree      a shell running two workers: three attach, one budget;
+  stressng  stress-ng --vm 2 --verify: its forked workers, one budget;
   errors    no upvmd at the socket: upvm run exits non-zero, one line.
 
 usage: run.py UPVM UPVMD DWORKER HOSTILE [CASE...]
@@ -461,7 +463,60 @@ def case_errors():
     return True
 
 
-CASES = [("errors", case_errors), ("budget", case_budget),
+def case_tree():
+    """a shell running two workers: three processes attach (the shell
+    too, through the preload), one budget"""
+    d = Daemon("32M")
+    p = spawn([UPVM, "run", "--daemon=" + SOCK, "--", "sh", "-c",
+               f"{DWORKER} --mib 24 --seconds 4 & "
+               f"{DWORKER} --mib 24 --seconds 4 --random & wait"])
+    res, rss, n = sample(d, [p], time.time() + 60)
+    out, err = p.communicate()
+    d.stop()
+    allowed = 32 * MIB + 3 * slack_per_process()
+    say(f"     tree: sh + 2 workers x 24 MiB under 32 MiB: {n} attached, "
+        f"peak resident sum {res / MIB:.1f} MiB (allowed "
+        f"{allowed / MIB:.0f}), peak RssAnon sum {rss / MIB:.1f} MiB")
+    if p.returncode != 0 or out.count("OK") != 2:
+        fail("tree", f"exit {p.returncode}: {out[-300:]} {err[-500:]}")
+        return False
+    if n != 3 or res > allowed or \
+            rss > allowed + 3 * overhead_per_process():
+        fail("tree", "not 3 attached, or over the budget and slack")
+        return False
+    return True
+
+
+def case_stressng():
+    """stress-ng's forked vm workers (their own --verify) under one
+    budget, the sum of their RssAnon within it and the slack"""
+    sng = shutil.which("stress-ng")
+    if sng is None:
+        say("     stress-ng: not found (Debian: stress-ng): skipped")
+        return True
+    d = Daemon("64M")
+    p = spawn([UPVM, "run", "--daemon=" + SOCK, "--", sng, "--vm", "2",
+               "--vm-bytes", "96M", "--vm-keep", "--verify", "-t", "6",
+               "--temp-path", WORK])
+    res, rss, n = sample(d, [p], time.time() + 90)
+    out, err = p.communicate()
+    d.stop()
+    allowed = 64 * MIB + n * slack_per_process()
+    say(f"     stress-ng --vm 2 --vm-bytes 96M --verify under 64 MiB: {n} "
+        f"attached, peak resident sum {res / MIB:.1f} MiB (allowed "
+        f"{allowed / MIB:.0f}), peak RssAnon sum {rss / MIB:.1f} MiB")
+    # stress-ng exits non-zero when a worker's --verify finds bad data
+    if p.returncode != 0:
+        fail("stressng", f"exit {p.returncode}: {err[-800:]}")
+        return False
+    if res > allowed:
+        fail("stressng", "over the budget and slack")
+        return False
+    return True
+
+
+CASES = [("errors", case_errors), ("tree", case_tree),
+         ("stressng", case_stressng), ("budget", case_budget),
          ("fork", case_fork), ("follow", case_follow), ("ctl", case_ctl),
          ("kill", case_kill), ("daemon", case_daemon),
          ("hostile", case_hostile)]
