@@ -134,11 +134,14 @@ reply_error(struct conn *c, int error, const char *fmt, ...)
 	(void)dproto_send(c->c_fd, &e);
 }
 
-/* the process is alive (not gone, not a zombie): it exec'ed */
+/* the process is alive, and not exiting (PF_EXITING, set before its
+   descriptors close; or gone, or a zombie): it exec'ed */
 static bool
 proc_alive(pid_t pid)
 {
-	char path[64], buf[256], *st;
+	char path[64], buf[512], *st;
+	unsigned long flags;
+	char state;
 	ssize_t n;
 	int fd;
 
@@ -150,8 +153,11 @@ proc_alive(pid_t pid)
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
-	st = strrchr(buf, ')');
-	return st != NULL && st[1] == ' ' && st[2] != 'Z' && st[2] != 'X';
+	/* after the name: state ppid pgrp session tty_nr tpgid flags */
+	if ((st = strrchr(buf, ')')) == NULL || sscanf(st + 1,
+	    " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2)
+		return false;
+	return state != 'Z' && state != 'X' && !(flags & 0x4);
 }
 
 static void
