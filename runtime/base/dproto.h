@@ -88,6 +88,8 @@ struct dm_report {
 	uint64_t	cpu_ns;		/* upvm's threads */
 	uint64_t	lat_p50_us;	/* fault latency since the last report */
 	uint64_t	lat_p99_us;
+	uint64_t	io_errors;	/* failed swap or file I/Os, since start */
+	uint64_t	poisoned;	/* pages that raise SIGBUS (lost) */
 };
 
 struct dm_grant {

@@ -246,6 +246,8 @@ dl_report(struct vmspace *vs)
 	r.pageins = atomic_load(&st->st_pageins);
 	r.pageouts = atomic_load(&st->st_pageouts);
 	r.reactivations = atomic_load(&st->st_reactivations);
+	r.io_errors = atomic_load(&st->st_io_errors);
+	r.poisoned = atomic_load(&st->st_poisoned);
 	r.cpu_ns += atomic_load(&vs->vs_fault_cpu_done) +
 	    atomic_load(&vs->vs_pd_cpu_done) + fault_cpu_ns(vs);
 	for (int i = 0; i < UPVM_LATENCY_BUCKETS; i++)

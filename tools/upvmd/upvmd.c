@@ -37,6 +37,7 @@
 #include "upvm.h"
 
 #define UPVMD_MAX_CONN	(BROKER_MAX + 64)
+#define MIN(a, b)	((a) < (b) ? (a) : (b))
 
 enum conn_kind { CK_NEW, CK_PROC, CK_TOOL };
 
@@ -289,6 +290,16 @@ on_report(struct conn *c, const struct dm_report *m)
 		conn_close(c);
 		return;
 	}
+	if (m->io_errors > c->c_last.io_errors ||
+	    m->poisoned > c->c_last.poisoned)
+		say(LOG_ERR, "pid %d (%s): %llu more failed I/Os and %llu more "
+		    "pages lost to them (%llu and %llu in all; its own log "
+		    "says which)", (int)c->c_pid, c->c_comm,
+		    (unsigned long long)(m->io_errors - MIN(m->io_errors,
+		    c->c_last.io_errors)), (unsigned long long)(m->poisoned -
+		    MIN(m->poisoned, c->c_last.poisoned)),
+		    (unsigned long long)m->io_errors,
+		    (unsigned long long)m->poisoned);
 	broker_report(&c->c_bc, (long)(m->resident < (uint64_t)LONG_MAX / 2 ?
 	    m->resident : LONG_MAX / 2), m->faults, t - c->c_reported);
 	c->c_last = *m;
