@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 #include "hostmm.h"
 #include "lock.h"
 #include "upvm.h"
+#include "upvm_int.h"
 #include "vm.h"
 #include "vmspace.h"
 
@@ -700,5 +703,108 @@ Test(hostmm, dirty_pages_of_read_only_and_prot_none_ranges_page_out,
 	test_pattern_fill(a, na, 0, 3);
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 2), -1);
 	cr_assert_eq(test_pattern_bad(a, na, 0, 3), -1);
+	upvm_fini();
+}
+
+/* the daemon's runs staged (move protocol) in [ro_lo, ro_hi), and in all */
+static char *ro_lo, *ro_hi;
+static atomic_long ro_staged, all_staged;
+
+static void
+ro_stage_hook(void *addr, int npages)
+{
+	atomic_fetch_add(&all_staged, 1);
+	if ((char *)addr >= ro_lo && (char *)addr < ro_hi)
+		atomic_fetch_add(&ro_staged, 1);
+	(void)npages;
+}
+
+struct filler {
+	char		*f_p;
+	uint64_t	 f_gen;
+};
+
+static void *
+fill_region(void *arg)
+{
+	struct filler *f = arg;
+
+	test_pattern_fill(f->f_p, NPAGES, 0, f->f_gen);
+	return NULL;
+}
+
+/*
+ * A read-only range mlock()ed while the daemon pages out its clean pages
+ * (move protocol): UFFDIO_MOVE refuses a mapping that cannot be written,
+ * so a clean run of one is dropped in place, with no staging copy; the
+ * batch's dirty runs are written with no map lock held, and an mlock
+ * then wires the range.  The finish kept a run wired meanwhile resident
+ * "as a run whose write failed", but that run had left the page tables
+ * already: upvm counted the pages resident that the kernel no longer
+ * had, and their next access faulted 10 000 times and got SIGBUS
+ * (the chaos test, in fork children: mprotect 3 -> 1, then mlock2
+ * ONFAULT).  Here the swap writes are held (so a batch that took some
+ * of the read-only range's clean pages waits in its write), the range is
+ * locked with MLOCK_ONFAULT (nothing faulted in by the kernel), and
+ * every page is read.
+ */
+Test(hostmm, mlock_while_clean_read_only_pages_are_dropped_keeps_the_data,
+    .timeout = 300)
+{
+	size_t na = 4 * MIB / PAGE_SIZE;
+	struct filler f;
+	int hits = 0, round;
+	pthread_t th;
+	char *a, *p;
+
+	start();
+	a = test_hostmm_anon(na * PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
+	test_pattern_fill(a, na, 0, 1);
+	p = paged_region();		/* a went out to swap */
+	ro_lo = a;
+	ro_hi = a + na * PAGE_SIZE;
+	/* the wp protocol drops nothing in place (nor stages) */
+	if (upvm_inject_stage_hook(ro_stage_hook) != 0) {
+		upvm_fini();
+		cr_skip_test("the move pageout protocol is not in use");
+	}
+	for (round = 0; round < 16 && hits < 4; round++) {
+		bool locked = false;
+
+		/* read back: clean pages, their swap copies valid */
+		cr_assert_eq(test_pattern_bad(a, na, 0, 1), -1, "round %d",
+		    round);
+		cr_assert_eq(hostmm_mprotect(a, na * PAGE_SIZE, PROT_READ), 0);
+		cr_assert_eq(upvm_inject_swap_gate(true, true), 0);
+		atomic_store(&ro_staged, 0);
+		/* dirty pages elsewhere: batches that mix both, whose
+		   writes the gate holds */
+		f = (struct filler){ .f_p = p, .f_gen = 2 + (uint64_t)round };
+		pthread_create(&th, NULL, fill_region, &f);
+		test_wait_inflight(true);
+		if (atomic_load(&ro_staged) > 0) {
+			cr_assert_eq(hostmm_mlock(a, na * PAGE_SIZE,
+			    MLOCK_ONFAULT), 0, "mlock2: %s", strerror(errno));
+			locked = true;
+			hits++;
+		}
+		cr_assert_eq(upvm_inject_swap_gate(true, false), 0);
+		pthread_join(th, NULL);
+		/* before: SIGBUS here, on a page dropped but kept */
+		cr_assert_eq(test_pattern_bad(a, na, 0, 1), -1, "round %d, "
+		    "%s", round, locked ? "locked" : "not locked");
+		if (locked)
+			cr_assert_eq(hostmm_munlock(a, na * PAGE_SIZE), 0);
+		cr_assert_eq(hostmm_mprotect(a, na * PAGE_SIZE, PROT_READ |
+		    PROT_WRITE), 0);
+		cr_assert_eq(test_pattern_bad(p, NPAGES, 0, f.f_gen), -1);
+	}
+	cr_assert_eq(upvm_inject_stage_hook(NULL), 0);
+	cr_log_info("%d rounds, %d with the range locked while its pages "
+	    "were staged; %ld runs staged", round, hits,
+	    atomic_load(&all_staged));
+	cr_assert_gt(hits, 0, "no round locked the range in time");
+	cr_assert_eq(hostmm_munmap(a, na * PAGE_SIZE), 0);
+	cr_assert_eq(hostmm_munmap(p, LEN), 0);
 	upvm_fini();
 }

@@ -174,6 +174,9 @@ struct pd_run {
 	bool		 pr_noread;	/* nor readable: wp writes it from
 					   pdd_bounce (pd_read_forced) */
 	bool		 pr_bounced;	/* pdd_bounce holds its data */
+	bool		 pr_dropped;	/* clean and not writable: dropped in
+					   place by pd_stage (no staging copy),
+					   out of the page tables for good */
 	int		 pr_error;
 	bool		 pr_here;	/* at pr_va still (pd_run_here) */
 	struct pager_req pr_req;	/* the write */
@@ -760,6 +763,7 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			if (r->pr_clean) {
 				r->pr_error = pmap_dontneed(&vs->vs_pmap,
 				    r->pr_va, len);
+				r->pr_dropped = r->pr_error == 0;
 				continue;
 			}
 			r->pr_error = pd_copy_out(pd, r, dst);
@@ -824,7 +828,8 @@ pd_count(struct pdaemon *pd, struct pd_run *r, int gone)
 /*
  * pd_run_here: the run is still where pd_collect found it: the entry at
  * pr_va maps pr_amap's slots there (the held amap cannot be reused).  A
- * run whose entry was wired meanwhile gets pr_error -EBUSY.
+ * run whose entry was wired meanwhile gets pr_error -EBUSY, unless it was
+ * dropped in place (pr_dropped).
  * => map read-locked.
  */
 static bool
@@ -838,8 +843,11 @@ pd_run_here(struct pdaemon *pd, struct pd_run *r)
 	    r->pr_va + ptoa((vaddr_t)r->pr_n) > e->e_end)
 		return false;
 	/* mlock()ed while it was written: it stays resident, as a run
-	   whose write failed */
-	if (e->e_wired && r->pr_error == 0)
+	   whose write failed; but not one that pd_stage dropped in place:
+	   it left the page tables already, and nothing can put it back
+	   (no staging copy), so it goes out as it would have (its copies
+	   are valid) and the lock's faults page it in */
+	if (e->e_wired && r->pr_error == 0 && !r->pr_dropped)
 		r->pr_error = -EBUSY;
 	return true;
 }
