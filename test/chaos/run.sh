@@ -4,13 +4,11 @@
 # run.sh: the chaos model test (chaos.c), bounded for CI.  First natively,
 # every operation, several threads and fork: the model itself must hold on
 # the kernel.  Then under `upvm run` with a budget a sixth of the
-# footprint, on both pageout protocols, each seed printed so that a failure
-# replays (chaos --seed N --threads 1 replays exactly).
+# footprint, every operation (fork too), on both pageout protocols, each
+# seed printed so that a failure replays (chaos --seed N --threads 1
+# replays exactly).
 #
 # usage: run.sh UPVM CHAOS [SECONDS]   (SECONDS per run, default 12)
-#
-# Left out under upvm until fixed (see the README's chaos section): fork
-# (a fork child can hang with the budget exceeded).
 set -u
 UPVM=$1
 CHAOS=$2
@@ -43,7 +41,7 @@ for proto in wp move; do
 		run "upvm --pageout $proto, $threads threads, seed $((SEED0 + k))" \
 		    env UPVM_PAGEOUT=$proto "$UPVM" run --budget 16M -- \
 		    "$CHAOS" --seed $((SEED0 + k)) --threads $threads \
-		    --seconds "$SECS" --skip fork --dir "$WORK" --check-uffd
+		    --seconds "$SECS" --dir "$WORK" --check-uffd
 	done
 done
 exit $FAILED
