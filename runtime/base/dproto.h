@@ -67,6 +67,8 @@ struct dm_hello {
 struct dm_welcome {
 	struct dm_hdr	h;
 	uint64_t	grant_pages;	/* >= 1 */
+	uint64_t	budget_pages;	/* upvmd's whole budget: the most a
+					   grant may become */
 	/* upvmd's paging settings, each "" or 0 where it has none (the
 	   process's own apply): where swap files go, their cap, placement */
 	uint64_t	swap_max;	/* bytes */

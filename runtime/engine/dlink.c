@@ -160,6 +160,8 @@ dlink_attach(struct dlink *dl, const char *path, struct upvm_config *cfg)
 	}
 	strcpy(dl->dl_path, path);
 	dl->dl_limit = limit;
+	dl->dl_most = MAX(wel.grant_pages, limit != 0 ? MIN(limit,
+	    wel.budget_pages) : wel.budget_pages);
 	dl->dl_fd = fd;
 	dl->dl_pid = getpid();
 	upvm_log(LOG_INFO, "upvm: attached to upvmd at %s: budget %llu "

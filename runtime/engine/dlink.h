@@ -36,6 +36,8 @@ struct vmspace;
 struct dlink {
 	char		dl_path[UPVM_PATH_MAX]; /* [I] "": not attached */
 	uint64_t	dl_limit;	/* [I] pages, the process's cap; 0: none */
+	uint64_t	dl_most;	/* [I] pages: the most upvmd may grant
+					   (its budget, or dl_limit) */
 	int		dl_fd;		/* [t] the connection, -1: none */
 	pid_t		dl_pid;		/* [t] the process that opened it */
 	int		dl_wake;	/* [I] eventfd: the thread stops */

@@ -1375,6 +1375,7 @@ pd_main(void *arg)
 			pd_count_onfault(vs);
 			pthread_mutex_lock(&pd->pdd_lock);
 		}
+		pd->pdd_inactive_max = atomic_load(&pd->pdd_inactive_want);
 		want = pdpol_want(&pd->pdd_marks, pd_counted(vs), running);
 		if (vs->vs_numa != NULL && vs->vs_numa->ns_counts) {
 			/* a node past its budget: demote before paging out */
@@ -1432,7 +1433,7 @@ pd_stage_create(struct pdaemon *pd)
 	void *p;
 	int error;
 
-	pd->pdd_nstage = pd->pdd_inactive_max + 2 * (PD_BATCH_PAGES +
+	pd->pdd_nstage = pd->pdd_inactive_ring + 2 * (PD_BATCH_PAGES +
 	    AMAP_UNIT);
 	len = ptoa((size_t)pd->pdd_nstage);
 	pd->pdd_linger = kmem_alloc((size_t)pd->pdd_nstage *
@@ -1480,6 +1481,15 @@ pd_stage_destroy(struct pdaemon *pd)
 	pd->pdd_linger = NULL;
 }
 
+/* pd_inactive_for: the inactive pages of a budget: its share, never more
+   than the ring index in an anon's flags can name; none under wp */
+static long
+pd_inactive_for(const struct pdaemon *pd, long budget)
+{
+	return pd->pdd_move ? MIN(budget / 100 *
+	    (long)pd->pdd_vs->vs_inactive_pct, (long)ANON_STAGE_MAX / 2) : 0;
+}
+
 /* pd_marks_set: the watermarks of a budget.  => pdd_lock held, or the
    daemon not started */
 static void
@@ -1494,6 +1504,8 @@ pd_marks_set(struct pdaemon *pd, long budget)
 void
 pd_set_budget(struct pdaemon *pd, long budget)
 {
+	atomic_store(&pd->pdd_inactive_want, MIN(pd_inactive_for(pd,
+	    MAX(budget, 1)), pd->pdd_inactive_ring));
 	pthread_mutex_lock(&pd->pdd_lock);
 	pd_marks_set(pd, MAX(budget, 1));
 	pthread_cond_signal(&pd->pdd_work);
@@ -1533,10 +1545,12 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	pd->pdd_stage = NULL;
 	pd->pdd_linger = NULL;
 	pd->pdd_nstage = 0;
-	/* inactive pages: a share of the budget, never more than the ring
-	   index in an anon's flags can name */
-	pd->pdd_inactive_max = pd->pdd_move ? MIN(budget / 100 *
-	    (long)vs->vs_inactive_pct, (long)ANON_STAGE_MAX / 2) : 0;
+	/* inactive pages: a share of the budget; the ring holds the share
+	   of the most the budget may become (upvmd) */
+	pd->pdd_inactive_max = pd_inactive_for(pd, budget);
+	pd->pdd_inactive_ring = pd_inactive_for(pd, MAX(budget,
+	    vs->vs_budget_most));
+	atomic_init(&pd->pdd_inactive_want, pd->pdd_inactive_max);
 	if (pd->pdd_move && (error = pd_stage_create(pd)) != 0)
 		goto fail;
 	pd->pdd_bounce = raw_mmap(NULL, PD_BOUNCE_LEN, PROT_READ | PROT_WRITE,

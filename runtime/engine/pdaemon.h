@@ -93,7 +93,11 @@ struct pdaemon {
 					   staging page (the page's anon
 					   while it is inactive) */
 	long		  pdd_inactive;	/* [d] records in use */
-	long		  pdd_inactive_max; /* [I] 0: no inactive pages */
+	long		  pdd_inactive_max; /* [d] 0: no inactive pages */
+	long		  pdd_inactive_ring; /* [I] the most it may become (the
+					   ring holds that many) */
+	atomic_long	  pdd_inactive_want; /* [a] pd_set_budget's; the daemon
+					   takes it into pdd_inactive_max */
 	struct pdpol_marks pdd_marks;	/* [p] (pd_set_budget) */
 	long		  pdd_slack;	/* [I] pages */
 	atomic_long	  pdd_budget;	/* [a] pdd_marks' three, read */

@@ -15,6 +15,7 @@
  * referenced by both processes count both references.
  */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -197,6 +198,8 @@ vmspace_init(struct vmspace *vs, const struct upvm_config *cfgp)
 	vs->vs_inactive_pct = cfg.inactive_pct;
 	vs->vs_budget = (long)atop(cfg.budget);
 	atomic_store(&vs->vs_budget_now, vs->vs_budget);
+	vs->vs_budget_most = MAX(vs->vs_budget,
+	    (long)MIN(vs->vs_dlink.dl_most, (uint64_t)LONG_MAX / 2));
 	/* slack: one window in flight per fault thread */
 	vs->vs_slack = (long)nthreads * cfg.seq_max_pages;
 	vs->vs_threshold = round_page(cfg.threshold);

@@ -55,6 +55,9 @@ struct vmspace {
 	bool			vs_pin;		/* [I] */
 	unsigned		vs_inactive_pct; /* [I] of the budget */
 	long			vs_budget;	/* [I] pages, 0: none: at start */
+	long			vs_budget_most;	/* [I] pages: the most the budget
+						   may become (upvmd), for the
+						   staging ring's size */
 	atomic_long		vs_budget_now;	/* [a] pages: vs_budget, or what
 						   upvmd grants (dlink.h) */
 	long			vs_slack;	/* [I] pages in flight allowed */

@@ -140,12 +140,12 @@ def run_procs(a, mode, ctx, wl):
     peak_rss = 0
     peak_res = 0
     while any(p.poll() is None for p in ps):
+        # (RssAnon from /proc only: cheap, and the same in every mode)
         peak_rss = max(peak_rss, sum(rss_anon(p.pid) for p in ps))
-        if mode == "upvmd":
-            s = ctx.stat()
-            if s:
-                peak_res = max(peak_res, s["resident_pages"] * 4096)
         time.sleep(0.05)
+    if mode == "upvmd":
+        s = ctx.stat()          # upvmd's own peak, summed every 100 ms
+        peak_res = s["peak_pages"] * 4096 if s else 0
     wall = time.time() - t0
     rates, byts = [], 0
     for p in ps:

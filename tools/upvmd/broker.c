@@ -3,6 +3,7 @@
  * broker.c: dividing upvmd's budget (broker.h).
  */
 #include <limits.h>
+#include <stdlib.h>
 
 #include "broker.h"
 
@@ -53,7 +54,9 @@ broker_report(struct bclient *c, long resident, uint64_t faults, double dt)
 	c->bc_resident = resident;
 	if (c->bc_reported && dt > 0 && faults >= c->bc_faults) {
 		rate = (double)(faults - c->bc_faults) / dt;
-		c->bc_demand = c->bc_demand / 2 + rate / 2;
+		/* slow: equal streams should not trade budget on noise */
+		c->bc_demand += (rate - c->bc_demand) / BROKER_SMOOTH;
+		c->bc_quiet = faults == c->bc_faults ? c->bc_quiet + 1 : 0;
 	}
 	c->bc_faults = faults;
 	c->bc_reported = true;
@@ -66,12 +69,19 @@ spare_allowed(const struct bclient *c)
 	return MAX(BROKER_MARGIN, c->bc_grant / 8);
 }
 
+/* idle: no fault in its last BROKER_QUIET reports (fast, where the
+   smoothed demand would take seconds to fall) */
+static bool
+idle(const struct bclient *c)
+{
+	return c->bc_quiet >= BROKER_QUIET || c->bc_demand < BROKER_IDLE_RATE;
+}
+
 /* the weight of a process's claim: 0 when it is idle */
 static double
 weight(const struct bclient *c)
 {
-	return c->bc_demand < BROKER_IDLE_RATE ? 0 :
-	    (double)c->bc_share * c->bc_demand;
+	return idle(c) ? 0 : (double)c->bc_share * c->bc_demand;
 }
 
 /* pressed: it uses nearly all of its grant (half the spare allowed: a
@@ -105,7 +115,7 @@ targets(const struct broker *br, struct bclient *const *c, int n)
 			    spare_allowed(c[i])));
 		cap[i] = MAX(cap[i], 1);
 		done[i] = false;
-		faulting |= c[i]->bc_demand >= BROKER_IDLE_RATE;
+		faulting |= !idle(c[i]);
 		sum += c[i]->bc_grant;
 	}
 	if (!faulting) {
@@ -147,9 +157,25 @@ targets(const struct broker *br, struct bclient *const *c, int n)
 void
 broker_tick(const struct broker *br, struct bclient *const *c, int n)
 {
-	long free;
+	long free, held = 0;
 
 	targets(br, c, n);
+	/* a small change of a process that uses its grant waits: moving a
+	   few pages back and forth costs I/O and gains nothing; unless the
+	   grants kept would not fit the budget */
+	for (int i = 0; i < n; i++) {
+		long g = c[i]->bc_grant, t = c[i]->bc_target;
+
+		held += pressed(c[i]) && !idle(c[i]) &&
+		    labs(t - g) < g / BROKER_DEADBAND ? g : t;
+	}
+	for (int i = 0; i < n && held <= br->br_budget; i++) {
+		long g = c[i]->bc_grant, t = c[i]->bc_target;
+
+		if (pressed(c[i]) && !idle(c[i]) &&
+		    labs(t - g) < g / BROKER_DEADBAND)
+			c[i]->bc_target = g;
+	}
 	for (int i = 0; i < n; i++) {
 		long g = c[i]->bc_grant, t = c[i]->bc_target;
 

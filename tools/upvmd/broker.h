@@ -15,10 +15,12 @@
  * Every tick (DPROTO_REPORT_MS) broker_tick sets a target for each:
  *  - the budget goes to the processes in proportion to their demand, the
  *    rate of their faults (first touches, pageins and inactive pages
- *    taken back) times their share, each at least the floor: budget
- *    flows to where the faults are, and an idle process (under
- *    BROKER_IDLE_RATE faults a second) keeps only the floor, so its
- *    pages go before an active one's;
+ *    taken back, averaged over about BROKER_SMOOTH reports) times their
+ *    share, each at least the floor: budget flows to where the faults
+ *    are, and an idle process (no fault in BROKER_QUIET reports) keeps
+ *    only the floor, so its pages go before an active one's;
+ *  - a process that uses its grant keeps it while its target is within
+ *    1/BROKER_DEADBAND of it: equal streams do not trade pages on noise;
  *  - a process that is not pressed (its grant exceeds its resident pages
  *    by half the margin or more: it does not use what it has) gets no
  *    more than what it uses plus the margin (BROKER_MARGIN or an eighth
@@ -40,6 +42,10 @@
 #define BROKER_MARGIN	1024	/* pages above use for a process not pressed */
 #define BROKER_MAX	1024	/* processes attached at once */
 #define BROKER_IDLE_RATE 1.0	/* faults per second: idle below */
+#define BROKER_QUIET	3	/* reports without a fault: idle */
+#define BROKER_SMOOTH	8	/* demand: an average over ~8 reports */
+#define BROKER_DEADBAND	32	/* a pressed process's grant moves only
+				   by more than 1/32 of it */
 
 struct bclient {
 	long		bc_grant;	/* pages granted now */
@@ -49,6 +55,7 @@ struct bclient {
 	double		bc_demand;	/* faults per second, smoothed */
 	uint64_t	bc_faults;	/* the count at the last report */
 	bool		bc_reported;	/* bc_faults is valid */
+	unsigned	bc_quiet;	/* reports in a row without a fault */
 	long		bc_target;	/* the last tick's, for upvm stat */
 };
 

@@ -262,6 +262,7 @@ on_hello(struct conn *c, const struct dm_hello *m)
 	c->c_snap = c->c_last;
 	dproto_init(&w, DM_WELCOME);
 	w.grant_pages = (uint64_t)c->c_bc.bc_grant;
+	w.budget_pages = (uint64_t)d.br.br_budget;
 	w.swap_max = d.cfg.swap_max;
 	snprintf(w.swap, sizeof(w.swap), "%s", d.cfg.swap_path);
 	snprintf(w.numa, sizeof(w.numa), "%s", d.cfg.numa);
