@@ -3,6 +3,7 @@
  * broker.c: dividing upvmd's budget (broker.h).
  */
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "broker.h"
@@ -81,7 +82,10 @@ idle(const struct bclient *c)
 static double
 weight(const struct bclient *c)
 {
-	return idle(c) ? 0 : (double)c->bc_share * c->bc_demand;
+	/* the log of the rate: a process faulting ten times as often is
+	   owed more, not ten times more (the rates of equal streams swing
+	   with their budgets; in proportion, budget would chase them) */
+	return idle(c) ? 0 : (double)c->bc_share * log2(2 + c->bc_demand);
 }
 
 /* pressed: it uses nearly all of its grant (half the spare allowed: a
@@ -179,9 +183,16 @@ broker_tick(const struct broker *br, struct bclient *const *c, int n)
 	for (int i = 0; i < n; i++) {
 		long g = c[i]->bc_grant, t = c[i]->bc_target;
 
-		if (t < g)
+		/* down: an idle process, or one that does not use its grant,
+		   at once (half the gap a tick); a busy one slowly (an eighth):
+		   the demand of streams swings, and every page a grant gives
+		   up is paged out */
+		if (t < g && (idle(c[i]) || !pressed(c[i])))
 			c[i]->bc_grant = g - t <= BROKER_SETTLE ? t :
 			    t + (g - t) / 2;
+		else if (t < g)
+			c[i]->bc_grant = g - t <= BROKER_SETTLE ? t :
+			    g - MAX(BROKER_SETTLE, (g - t) / 8);
 		/* a limit holds at once */
 		c[i]->bc_grant = capped(c[i], c[i]->bc_grant);
 	}
