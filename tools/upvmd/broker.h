@@ -13,7 +13,7 @@
  * in the last tick).
  *
  * Every tick (DPROTO_REPORT_MS) broker_tick sets a target for each:
- *  - the budget goes to the processes in proportion to their demand, the
+ *  - the budget goes to the processes by their demand, the log of the
  *    rate of their faults (first touches, pageins and inactive pages
  *    taken back, averaged over about BROKER_SMOOTH reports) times their
  *    share, each at least the floor: budget flows to where the faults
@@ -28,8 +28,9 @@
  *  - a limit (the process's own UPVM_BUDGET, or `upvm ctl limit`) caps a
  *    target; what a cap frees goes to the others.
  * When nobody faults, grants stay as they are.  A grant above its target
- * comes down by half the gap each tick (its process pages out meanwhile);
- * one below rises by what is free.
+ * comes down by half the gap each tick for a process idle or not using
+ * it, by an eighth for a busy one (its process pages out meanwhile); one
+ * below rises by what is free.
  */
 #ifndef UPVM_BROKER_H
 #define UPVM_BROKER_H
