@@ -10,7 +10,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,19 +30,6 @@ struct table {
 	int			n;
 };
 
-static void __attribute__((noreturn, format(printf, 2, 3)))
-ctl_die(int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("upvm: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(status);
-}
-
 static const char *
 ctl_socket(const char *opt)
 {
@@ -61,11 +47,11 @@ ctl_connect(const char *path)
 	int fd;
 
 	if (strlen(path) >= sizeof(sun.sun_path))
-		ctl_die(2, "the socket path %s is too long", path);
+		run_die(2, "the socket path %s is too long", path);
 	strcpy(sun.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0)
-		ctl_die(1, "cannot reach upvmd at %s: %s; is it running "
+		run_die(1, "cannot reach upvmd at %s: %s; is it running "
 		    "(upvmd, or systemctl start upvmd.socket)? --socket or "
 		    "UPVM_DAEMON name another", path, strerror(errno));
 	return fd;
@@ -81,14 +67,14 @@ ctl_recv(int fd, void *buf)
 	int type;
 
 	if (poll(&pfd, 1, 5000) <= 0)
-		ctl_die(1, "upvmd did not answer within 5 s");
+		run_die(1, "upvmd did not answer within 5 s");
 	n = recv(fd, buf, DPROTO_MAX_MSG, 0);
 	if (n <= 0)
-		ctl_die(1, "upvmd closed the connection");
+		run_die(1, "upvmd closed the connection");
 	if ((type = dproto_check(buf, (size_t)n, &why)) < 0)
-		ctl_die(1, "a broken answer from upvmd: %s", why);
+		run_die(1, "a broken answer from upvmd: %s", why);
 	if (type == DM_ERROR)
-		ctl_die(1, "upvmd: %s", ((struct dm_error *)buf)->text);
+		run_die(1, "upvmd: %s", ((struct dm_error *)buf)->text);
 	return type;
 }
 
@@ -107,13 +93,13 @@ ctl_table(const char *sock, int pid, struct table *tb)
 	dproto_init(&req, DM_CTL_STAT);
 	req.pid = pid;
 	if (dproto_send(fd, &req) != 0)
-		ctl_die(1, "cannot send to upvmd: %s", strerror(errno));
+		run_die(1, "cannot send to upvmd: %s", strerror(errno));
 	tb->n = 0;
 	while ((type = ctl_recv(fd, &in)) == DM_STAT_PROC)
 		if (tb->n < CTL_MAX_ROWS)
 			tb->p[tb->n++] = in.p;
 	if (type != DM_STAT_TOTAL)
-		ctl_die(1, "upvmd sent a %s where the totals belong",
+		run_die(1, "upvmd sent a %s where the totals belong",
 		    dproto_name((unsigned)type));
 	tb->t = in.t;
 	close(fd);
@@ -213,7 +199,7 @@ ctl_pid(const char *s)
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno != 0 || *end != '\0' || v <= 0 || v > INT_MAX)
-		ctl_die(2, "%s is not a process id", s);
+		run_die(2, "%s is not a process id", s);
 	return (int)v;
 }
 
@@ -232,6 +218,7 @@ stat_main(int argc, char **argv)
 	bool json = false;
 	int o, pid = 0;
 
+	run_prog = "upvm stat";
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
 		switch (o) {
@@ -245,14 +232,14 @@ stat_main(int argc, char **argv)
 			    "latency.\n");
 			return 0;
 		default:
-			ctl_die(2, "unknown option %s; see upvm stat --help",
+			run_die(2, "unknown option %s; see upvm stat --help",
 			    argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
 		pid = ctl_pid(argv[optind++]);
 	if (optind < argc)
-		ctl_die(2, "unexpected argument %s", argv[optind]);
+		run_die(2, "unexpected argument %s", argv[optind]);
 	ctl_table(ctl_socket(sock), pid, &ctl_tb);
 	if (json)
 		ctl_json(stdout, &ctl_tb);
@@ -296,6 +283,7 @@ top_main(int argc, char **argv)
 	bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
 	int o;
 
+	run_prog = "upvm top";
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "+d:n:h", lo, NULL)) != -1) {
 		switch (o) {
@@ -303,12 +291,12 @@ top_main(int argc, char **argv)
 		case 'd':
 			delay = atof(optarg);
 			if (delay < 0.1 || delay > 3600)
-				ctl_die(2, "--delay takes 0.1 to 3600 seconds");
+				run_die(2, "--delay takes 0.1 to 3600 seconds");
 			break;
 		case 'n':
 			iters = atol(optarg);
 			if (iters <= 0)
-				ctl_die(2, "--iterations takes a positive "
+				run_die(2, "--iterations takes a positive "
 				    "number");
 			break;
 		case 'h':
@@ -317,7 +305,7 @@ top_main(int argc, char **argv)
 			    "SECONDS (1); q quits.\n");
 			return 0;
 		default:
-			ctl_die(2, "unknown option %s; see upvm top --help",
+			run_die(2, "unknown option %s; see upvm top --help",
 			    argv[optind - 1]);
 		}
 	}
@@ -363,9 +351,9 @@ ctl_send_ok(const char *sock, const void *msg)
 	int fd = ctl_connect(sock);
 
 	if (dproto_send(fd, msg) != 0)
-		ctl_die(1, "cannot send to upvmd: %s", strerror(errno));
+		run_die(1, "cannot send to upvmd: %s", strerror(errno));
 	if (ctl_recv(fd, in) != DM_OK)
-		ctl_die(1, "upvmd gave an unexpected answer");
+		run_die(1, "upvmd gave an unexpected answer");
 	close(fd);
 }
 
@@ -375,7 +363,7 @@ ctl_size(const char *s, const char *what)
 	uint64_t b;
 
 	if (upvm_parse_size(s, &b) != 0)
-		ctl_die(2, "%s: %s is not a size (such as 512M or 4G)", what,
+		run_die(2, "%s: %s is not a size (such as 512M or 4G)", what,
 		    s);
 	return b;
 }
@@ -391,6 +379,7 @@ ctl_main(int argc, char **argv)
 	const char *sock = NULL, *what;
 	int o;
 
+	run_prog = "upvm ctl";
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
 		switch (o) {
@@ -405,12 +394,12 @@ ctl_main(int argc, char **argv)
 			    "when budget follows faults (100 by default).\n");
 			return 0;
 		default:
-			ctl_die(2, "unknown option %s; see upvm ctl --help",
+			run_die(2, "unknown option %s; see upvm ctl --help",
 			    argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
-		ctl_die(2, "what to change? budget, limit or share; see upvm "
+		run_die(2, "what to change? budget, limit or share; see upvm "
 		    "ctl --help");
 	what = argv[optind++];
 	if (strcmp(what, "budget") == 0 && optind + 1 == argc) {
@@ -419,7 +408,7 @@ ctl_main(int argc, char **argv)
 		dproto_init(&m, DM_CTL_BUDGET);
 		m.bytes = ctl_size(argv[optind], "budget");
 		if (m.bytes < DPROTO_MIN_BUDGET)
-			ctl_die(2, "budget: at least 4M");
+			run_die(2, "budget: at least 4M");
 		ctl_send_ok(ctl_socket(sock), &m);
 		return 0;
 	}
@@ -434,18 +423,18 @@ ctl_main(int argc, char **argv)
 			long v = atol(argv[optind + 1]);
 
 			if (v < 1 || v > DPROTO_MAX_SHARE)
-				ctl_die(2, "share: 1 to 1000");
+				run_die(2, "share: 1 to 1000");
 			m.share = (uint32_t)v;
 		} else if (strcmp(argv[optind + 1], "none") == 0) {
 			m.bytes = 0;
 		} else {
 			m.bytes = ctl_size(argv[optind + 1], "limit");
 			if (m.bytes < DPROTO_MIN_BUDGET)
-				ctl_die(2, "limit: at least 4M, or none");
+				run_die(2, "limit: at least 4M, or none");
 		}
 		ctl_send_ok(ctl_socket(sock), &m);
 		return 0;
 	}
-	ctl_die(2, "usage: upvm ctl budget SIZE | limit PID SIZE|none | share "
+	run_die(2, "usage: upvm ctl budget SIZE | limit PID SIZE|none | share "
 	    "PID N");
 }

@@ -11,8 +11,19 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "upvm.h"
+
+/* stats_now_ns: CLOCK_MONOTONIC in nanoseconds (latencies, deadlines) */
+static inline uint64_t
+stats_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 struct vm_stats {
 	atomic_uint_least64_t st_faults;

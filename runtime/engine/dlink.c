@@ -21,21 +21,13 @@
 #include "lock.h"
 #include "log.h"
 #include "pdaemon.h"
+#include "stats.h"
 #include "swap.h"
 #include "vm.h"
 #include "vmspace.h"
 
 #define DLINK_RETRY_MS	1000	/* upvmd gone: try to attach this often */
 #define DLINK_WAIT_MS	1000	/* for the answer to HELLO */
-
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * dl_hello: connect, HELLO, and the answer.  => the connected fd with
@@ -178,7 +170,7 @@ dl_gone(struct vmspace *vs, const char *why)
 	if (dl->dl_fd >= 0)
 		close(dl->dl_fd);
 	dl->dl_fd = -1;
-	dl->dl_retry_ns = mono_ns() + (uint64_t)DLINK_RETRY_MS * 1000000;
+	dl->dl_retry_ns = stats_now_ns() + (uint64_t)DLINK_RETRY_MS * 1000000;
 	if (!dl->dl_said_gone)
 		upvm_log(LOG_WARN, "upvm: upvmd at %s went away (%s); keeping "
 		    "the budget of %ld MiB and trying to attach again every "
@@ -202,7 +194,7 @@ dl_reattach(struct vmspace *vs, bool quiet)
 	if (fd < 0) {
 		if (!quiet)
 			dl_gone(vs, why);
-		dl->dl_retry_ns = mono_ns() + (uint64_t)DLINK_RETRY_MS *
+		dl->dl_retry_ns = stats_now_ns() + (uint64_t)DLINK_RETRY_MS *
 		    1000000;
 		return;
 	}
@@ -305,14 +297,14 @@ dlink_main(void *arg)
 {
 	struct vmspace *vs = arg;
 	struct dlink *dl = &vs->vs_dlink;
-	uint64_t next = mono_ns(), now, until;
+	uint64_t next = stats_now_ns(), now, until;
 	struct pollfd pfd[2];
 	uint64_t v;
 
 	vm_tl_inside = 1;
 	prctl(PR_SET_NAME, "upvm-dlink");
 	for (;;) {
-		now = mono_ns();
+		now = stats_now_ns();
 		if (dl->dl_fd < 0 && now >= dl->dl_retry_ns)
 			dl_reattach(vs, dl->dl_said_gone);
 		if (dl->dl_fd >= 0 && now >= next) {
@@ -323,7 +315,7 @@ dlink_main(void *arg)
 			next = now + (uint64_t)DPROTO_REPORT_MS * 1000000;
 		}
 		until = dl->dl_fd >= 0 ? next : dl->dl_retry_ns;
-		now = mono_ns();
+		now = stats_now_ns();
 		pfd[0] = (struct pollfd){ .fd = dl->dl_wake, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = dl->dl_fd, .events = POLLIN };
 		if (poll(pfd, dl->dl_fd >= 0 ? 2 : 1, until > now ?

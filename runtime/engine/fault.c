@@ -155,15 +155,6 @@ struct fault_io {
 #define FC_POISON	5	/* the page's data is lost: SIGBUS */
 #define FC_BEYOND	6	/* past the end of the entry's file: SIGBUS */
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * fault_amap_fix: give the entry at va a private amap (needs-copy, or no
  * amap yet).
@@ -575,7 +566,7 @@ fault_fill(struct fault_ctx *fc)
 		    src + ptoa((size_t)(s - first)));
 		error = error != 0 ? error : r;
 		if (s == c0 && fc->fc_t0 != 0)
-			fc->fc_wake_ns = now_ns();
+			fc->fc_wake_ns = stats_now_ns();
 	}
 	for (int s = c0 - FAULT_CHUNK; s > first - FAULT_CHUNK;
 	    s -= FAULT_CHUNK) {
@@ -749,7 +740,7 @@ fault_io_account(struct fault_io *fi, int error)
 	if (fi->fi_t0 == 0)
 		fault_prefetched(st, fi->fi_n);
 	else
-		fault_account(st, fi->fi_n, now_ns() - fi->fi_t0);
+		fault_account(st, fi->fi_n, stats_now_ns() - fi->fi_t0);
 }
 
 /*
@@ -1280,7 +1271,7 @@ fault_main(void *arg)
 			    "fault thread stops", strerror(-n));
 			break;
 		}
-		t0 = now_ns();
+		t0 = stats_now_ns();
 		fault_events(ft, msgs, n, t0);
 		c = ft->ft_q == NULL ? 0 : pager_complete(ft->ft_q,
 		    FAULT_IO_DEPTH, false);
