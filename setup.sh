@@ -6,12 +6,12 @@
 set -eu
 cd "$(dirname "$0")"
 
-PKGS="gcc meson ninja-build pkg-config liburing-dev libnuma-dev
+PKGS="gcc meson ninja-build pkg-config liburing-dev libnuma-dev libssl-dev
       libcriterion-dev libjemalloc-dev libbsd-dev"
 # the programs test/programs/run.sh runs under upvm run; clang for the
 # fuzz targets (test/fuzz/run.sh); systemd's tools to check upvmd's units
 # (test/daemon/units.sh)
-TEST_PKGS="python3 sqlite3 xz-utils stress-ng lmdb-utils clang
+TEST_PKGS="python3 memcached sqlite3 xz-utils stress-ng lmdb-utils clang
       libclang-rt-14-dev systemd"
 
 need_pkgs() {

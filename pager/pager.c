@@ -124,6 +124,8 @@ pager_start(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 		return -EBUSY;
 	req->pr_error = 0;
 	req->pr_xfer = 0;
+	req->pr_lost = 0;
+	req->pr_priv = NULL;
 	req->pr_pager = pgr;
 	error = op(pgr, q, req);
 	if (error == -EINPROGRESS) {

@@ -57,7 +57,14 @@ struct pager_req {
 					   (page aligned); out (PGO_LOANOK):
 					   maybe the pager's */
 	int		 pr_error;	/* [r] result: 0 or -errno */
-	size_t		 pr_xfer;	/* [r] backend's: bytes done so far */
+	size_t		 pr_xfer;	/* [r] backend's: bytes done so far;
+					   on a failed get, the bytes read
+					   correctly before the failure */
+	int		 pr_lost;	/* [r] failed get: 0, everything from
+					   pr_xfer on is lost; n > 0, only
+					   the n pages at pr_xfer are (the
+					   rest is unread: ask again) */
+	void		*pr_priv;	/* [r] backend's, while in flight */
 	struct pager	*pr_pager;	/* [r] set by pager_get / pager_put */
 	void		(*pr_done)(struct pager_req *);	/* [r] completion */
 	void		*pr_arg;	/* [r] caller's */

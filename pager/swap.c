@@ -65,6 +65,8 @@
 #include "kmem.h"
 #include "log.h"
 #include "pagehash.h"
+#include "remote.h"
+#include "seal.h"
 #include "ringq.h"
 #include "swap.h"
 #include "sys.h"
@@ -105,6 +107,17 @@ struct swap_shared {
 					   data, written by the allocating
 					   process before it shares the slot,
 					   read-only while the slot is held */
+	/* sealed swaps (remote, or --swap-encrypt): see seal.h */
+	_Atomic uint64_t ss_gen_next;	/* [a] generations handed out */
+	uint64_t	*ss_gen;	/* [I] contents: by slot (index 0
+					   unused), the generation its data
+					   was sealed with; written by the
+					   writer before the write, read-only
+					   while the slot is held; NULL: not
+					   sealed */
+	uint8_t		*ss_tag;	/* [I] contents: by slot, SEAL_TAG
+					   bytes of tag (local file only;
+					   remote values carry their own) */
 };
 
 /*
@@ -179,18 +192,21 @@ swp_unlock(struct swap_shared *ss)
  * => 0, or -ENOMEM / the mmap error (logged).
  */
 static int
-swp_shared_create(uint64_t nslots, struct swap_shared **out)
+swp_shared_create(uint64_t nslots, bool gens, bool tags,
+    struct swap_shared **out)
 {
 	pthread_mutexattr_t attr;
 	struct swap_shared *ss;
-	size_t hdr, bitmap, counts, len;
+	size_t hdr, bitmap, counts, hashes, gsz, len;
 	void *p;
 
 	hdr = (sizeof(*ss) + 63) & ~(size_t)63;
 	bitmap = (size_t)((nslots + 63) / 64) * sizeof(uint64_t);
 	counts = ((size_t)nslots * sizeof(uint32_t) + 7) & ~(size_t)7;
-	len = round_page(hdr + bitmap + counts +
-	    (size_t)nslots * sizeof(uint64_t));
+	hashes = (size_t)nslots * sizeof(uint64_t);
+	gsz = gens ? (size_t)(nslots + 1) * sizeof(uint64_t) : 0;
+	len = round_page(hdr + bitmap + counts + hashes + gsz +
+	    (tags ? (size_t)(nslots + 1) * SEAL_TAG : 0));
 	p = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (raw_mmap_failed(p)) {
@@ -205,6 +221,11 @@ swp_shared_create(uint64_t nslots, struct swap_shared **out)
 	ss->ss_bitmap = (uint64_t *)((char *)p + hdr);
 	ss->ss_count = (uint32_t *)((char *)p + hdr + bitmap);
 	ss->ss_hash = (uint64_t *)((char *)p + hdr + bitmap + counts);
+	if (gens)
+		ss->ss_gen = (uint64_t *)((char *)ss->ss_hash + hashes);
+	if (tags)
+		ss->ss_tag = (uint8_t *)ss->ss_gen + gsz;
+	atomic_init(&ss->ss_gen_next, 1);
 	(void)pthread_mutexattr_init(&attr);
 	(void)pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
 	(void)pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
@@ -463,21 +484,40 @@ swap_create(const struct swap_config *sc, struct swap **out)
 		sw->sw_hashkey = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^
 		    (uint64_t)getpid();
 
-	if ((error = swp_open(sf, sc->sc_nodirect, sc->sc_path == NULL)) !=
-	    0) {
+	sw->sw_fd = -1;
+	if ((sc->sc_encrypt || sc->sc_remote != NULL) &&
+	    (error = seal_create(&sw->sw_seal)) != 0)
+		goto fail;
+	if (sc->sc_remote != NULL) {
+		if ((error = remote_create(sc->sc_remote, sw->sw_seal,
+		    &sw->sw_remote)) != 0)
+			goto fail_seal;
+		(void)snprintf(sw->sw_where, sizeof(sw->sw_where), "%s",
+		    remote_describe(sw->sw_remote));
+	} else if ((error = swp_open(sf, sc->sc_nodirect,
+	    sc->sc_path == NULL)) != 0) {
 		upvm_log(LOG_ERR, "swap: cannot create a swap file in %s: %s; "
 		    "pass a writable directory or a new file name (UPVM_SWAP)",
 		    path, strerror(-error));
-		goto fail;
+		goto fail_seal;
 	}
-	if ((error = swp_shared_create(nslots, &sw->sw_shared)) != 0)
+	if ((error = swp_shared_create(nslots, sw->sw_seal != NULL,
+	    sw->sw_seal != NULL && sw->sw_remote == NULL,
+	    &sw->sw_shared)) != 0)
 		goto fail_file;
+	/* no file to grow: the remote store holds any slot */
+	if (sw->sw_remote != NULL)
+		sw->sw_shared->ss_filesize = ptoa(nslots);
 	/* pager offsets are slot * PAGE_SIZE: the last slot ends here */
 	pager_init(&sw->sw_pager, &swap_pager_ops, ptoa(nslots + 1));
 	*out = sw;
 	return 0;
 fail_file:
-	close(sw->sw_fd);
+	if (sw->sw_fd >= 0)
+		close(sw->sw_fd);
+	remote_destroy(sw->sw_remote);
+fail_seal:
+	seal_destroy(sw->sw_seal);
 fail:
 	kmem_free(sf, len);
 	return error;
@@ -490,12 +530,22 @@ swp_destroy(struct pager *pgr)
 	struct swap *sw = container_of(pgr, struct swap, sw_pager);
 	struct swap_file *sf = swap_file_of(sw);
 
-	close(sw->sw_fd);
+	if (sw->sw_fd >= 0)
+		close(sw->sw_fd);
+	remote_destroy(sw->sw_remote);
+	seal_destroy(sw->sw_seal);
 	for (int i = 0; i < 2; i++)
 		if (sw->sw_gatefd[i] >= 0)
 			close(sw->sw_gatefd[i]);
 	(void)raw_munmap(sw->sw_shared, sw->sw_shared->ss_maplen);
 	kmem_free(sf, sf->sf_len);
+}
+
+void
+swap_fork_child(struct swap *sw)
+{
+	if (sw->sw_remote != NULL)
+		remote_fork_child(sw->sw_remote);
 }
 
 /*
@@ -803,9 +853,11 @@ swp_req_queue(struct swap *sw, struct pager_queue *q, struct pager_req *req,
 	size_t len = ptoa((size_t)req->pr_npages);
 	uint64_t off = req->pr_off - PAGE_SIZE + req->pr_xfer;
 
-	return swp_queue(sw, ringq_ring(q), write,
-	    (char *)req->pr_buf + req->pr_xfer, len - req->pr_xfer, off,
-	    ringq_tag(req, write));
+	char *buf = write && req->pr_priv != NULL ? req->pr_priv :
+	    req->pr_buf;
+
+	return swp_queue(sw, ringq_ring(q), write, buf + req->pr_xfer,
+	    len - req->pr_xfer, off, ringq_tag(req, write));
 }
 
 /*
@@ -848,10 +900,103 @@ swp_pgo_remember(struct pager *pgr, voff_t off, const void *buf, int n)
 }
 
 /*
+ * swp_seal_out: a write of a sealed swap: fresh generations for its slots
+ * (the shared counter: never one twice, fork children included) and, for
+ * the file, its pages sealed into a bounce buffer (pr_priv), their tags
+ * kept by slot.  The remote store's workers seal their own copies.
+ * => 0, or -errno (nothing to free).
+ */
+static int
+swp_seal_out(struct swap *sw, struct pager_req *req)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	uint64_t slot = atop(req->pr_off), g;
+	size_t len = ptoa((size_t)req->pr_npages);
+	char *b;
+	int error;
+
+	g = atomic_fetch_add(&ss->ss_gen_next, (uint64_t)req->pr_npages);
+	for (int i = 0; i < req->pr_npages; i++)
+		ss->ss_gen[slot + (uint64_t)i] = g + (uint64_t)i;
+	if (sw->sw_remote != NULL)
+		return 0;
+	if ((b = kmem_alloc(len)) == NULL)
+		return -ENOMEM;
+	for (int i = 0; i < req->pr_npages; i++)
+		if ((error = seal_page(sw->sw_seal, slot + (uint64_t)i,
+		    g + (uint64_t)i, (char *)req->pr_buf + ptoa((size_t)i),
+		    b + ptoa((size_t)i), ss->ss_tag + SEAL_TAG * (slot +
+		    (uint64_t)i))) != 0) {
+			kmem_free(b, len);
+			return error;
+		}
+	req->pr_priv = b;
+	return 0;
+}
+
+/* swp_seal_done: the write's bounce buffer goes */
+static void
+swp_seal_done(struct pager_req *req)
+{
+	if (req->pr_priv != NULL)
+		kmem_free(req->pr_priv, ptoa((size_t)req->pr_npages));
+	req->pr_priv = NULL;
+}
+
+/*
+ * swp_seal_in: open the pages a read of a sealed file brought (in place).
+ * => 0, or -EBADMSG with pr_xfer the pages opened before the first that
+ *    failed (altered on disk, or not the slot's data) and pr_lost 1.
+ */
+static int
+swp_seal_in(struct swap *sw, struct pager_req *req)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	uint64_t s = atop(req->pr_off);
+	char *p;
+
+	for (int i = 0; i < req->pr_npages; i++, s++) {
+		p = (char *)req->pr_buf + ptoa((size_t)i);
+		if (seal_open(sw->sw_seal, s, ss->ss_gen[s], p, p,
+		    ss->ss_tag + SEAL_TAG * s) != 0) {
+			req->pr_xfer = ptoa((size_t)i);
+			req->pr_lost = 1;
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+/*
+ * swp_finish: the end of a transfer that did not fail: open what a
+ * sealed file read, remember what was read; free a write's bounce.
+ * => req's result.
+ */
+static int
+swp_finish(struct swap *sw, struct pager_req *req, bool write)
+{
+	if (write) {
+		swp_seal_done(req);
+		return req->pr_error;
+	}
+	if (sw->sw_seal != NULL && sw->sw_remote == NULL) {
+		if (req->pr_error == 0)
+			req->pr_error = swp_seal_in(sw, req);
+		else if (req->pr_lost == 0)
+			req->pr_xfer = 0;	/* read, but not opened */
+	}
+	if (req->pr_error == 0 && (req->pr_flags & PGO_REMEMBER))
+		swp_pgo_remember(&sw->sw_pager, req->pr_off, req->pr_buf,
+		    req->pr_npages);
+	return req->pr_error;
+}
+
+/*
  * swp_io: pgo_get / pgo_put.  Pager offsets are slot * PAGE_SIZE (slot
  * >= 1: offset 0 is "no slot" and is refused), so the file offset is
  * pr_off - PAGE_SIZE.  With a queue the transfer is queued and submitted
- * at once (-EINPROGRESS); without, done with pread/pwrite.
+ * at once (-EINPROGRESS); without, done with pread/pwrite.  A remote
+ * swap hands the transfer to the store's workers (remote_io).
  * => no lock; -EINVAL (offset 0), -EIO (swap_inject_failure), or the
  *    queueing's -errno, with nothing in flight.
  */
@@ -865,18 +1010,31 @@ swp_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 	if (req->pr_off < PAGE_SIZE)
 		return -EINVAL;
 	VM_ASSERT(page_aligned(req->pr_buf));
-	if (q == NULL) {
-		if (pager_fail_next(&sw->sw_fail[write]))
-			return req->pr_error = -EIO;
-		error = swp_pio(sw, write, req->pr_buf,
-		    ptoa((size_t)req->pr_npages), req->pr_off - PAGE_SIZE);
-		if (error == 0 && !write && (req->pr_flags & PGO_REMEMBER))
-			swp_pgo_remember(pgr, req->pr_off, req->pr_buf,
-			    req->pr_npages);
+	if (q == NULL && pager_fail_next(&sw->sw_fail[write]))
+		return req->pr_error = -EIO;
+	if (write && sw->sw_seal != NULL &&
+	    (error = swp_seal_out(sw, req)) != 0)
 		return req->pr_error = error;
+	if (sw->sw_remote != NULL) {
+		if (q != NULL && pager_fail_next(&sw->sw_fail[write]))
+			return req->pr_error = -EIO;
+		error = remote_io(sw->sw_remote, q != NULL ? ringq_ring(q) :
+		    NULL, req, write, sw->sw_shared->ss_gen);
+		if (q != NULL)
+			return error;
+		req->pr_error = error;
+		return swp_finish(sw, req, write);
 	}
-	if ((error = swp_req_queue(sw, q, req, write)) != 0)
+	if (q == NULL) {
+		req->pr_error = swp_pio(sw, write, write && req->pr_priv !=
+		    NULL ? req->pr_priv : req->pr_buf,
+		    ptoa((size_t)req->pr_npages), req->pr_off - PAGE_SIZE);
+		return swp_finish(sw, req, write);
+	}
+	if ((error = swp_req_queue(sw, q, req, write)) != 0) {
+		swp_seal_done(req);
 		return error;
+	}
 	return ringq_submit(q, "swap");
 }
 
@@ -903,6 +1061,13 @@ swp_qresume(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 	struct swap *sw = container_of(pgr, struct swap, sw_pager);
 	int error;
 
+	if (sw->sw_remote != NULL) {
+		/* the store's workers did the whole transfer */
+		if (res < 0)
+			req->pr_error = res;
+		(void)swp_finish(sw, req, write);
+		return true;
+	}
 	if (res > 0)
 		req->pr_xfer += (size_t)res;
 	if (res > 0 && req->pr_xfer < ptoa((size_t)req->pr_npages)) {
@@ -913,9 +1078,7 @@ swp_qresume(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 		/* 0: a read past the end of the file */
 		req->pr_error = res < 0 ? res : -EIO;
 	}
-	if (req->pr_error == 0 && !write && (req->pr_flags & PGO_REMEMBER))
-		swp_pgo_remember(pgr, req->pr_off, req->pr_buf,
-		    req->pr_npages);
+	(void)swp_finish(sw, req, write);
 	return true;
 }
 

@@ -47,9 +47,14 @@ struct swap_config {
 					   /var/tmp */
 	uint64_t	 sc_max;	/* cap in bytes; 0: 64 GiB */
 	bool		 sc_nodirect;	/* never use O_DIRECT */
+	bool		 sc_encrypt;	/* seal pages in the file (seal.h) */
+	const char	*sc_remote;	/* memcached://... (remote.h): slots
+					   live there, sealed; no file */
 };
 
 struct swap_shared;			/* swap.c: bitmap, counts, lock */
+struct remote;
+struct seal;
 
 struct swap {
 	struct pager	 sw_pager;	/* first: the pager backend */
@@ -64,6 +69,9 @@ struct swap {
 	atomic_int	 sw_gate[2];	/* [a] reads [0] / writes [1] wait for
 					   this eventfd, -1: none */
 	int		 sw_gatefd[2];	/* [I] swap_inject_gate's, or -1 */
+	struct seal	*sw_seal;	/* [I] pages sealed, or NULL */
+	struct remote	*sw_remote;	/* [I] the remote store, or NULL:
+					   the file (sw_fd) */
 };
 
 /*
@@ -73,6 +81,12 @@ struct swap {
  */
 int swap_create(const struct swap_config *, struct swap **out);
 void swap_destroy(struct swap *);
+
+/*
+ * swap_fork_child: the child of fork's own I/O threads and connections
+ * (a remote store), before any I/O there.
+ */
+void swap_fork_child(struct swap *);
 
 /*
  * swap_alloc: a run of n contiguous free slots, each with count 1.

@@ -224,6 +224,8 @@ ring_buf_index(const struct ring *r, const void *buf, size_t len)
 	return -1;
 }
 
+static void ring_efd_drain(struct ring *);
+
 /*
  * ring_sqes: nsqe free SQEs in a row (a chain must go in one submission).
  * => 0, or the error of the submission that made room.
@@ -311,6 +313,59 @@ ring_queue(struct ring *r, bool write, int fd, void *buf, size_t len,
 	}
 	r->r_inflight++;
 	return 0;
+}
+
+int
+ring_expect(struct ring *r)
+{
+	if (r->r_inflight >= r->r_depth)
+		return -EBUSY;
+	r->r_inflight++;
+	return 0;
+}
+
+void
+ring_unexpect(struct ring *r)
+{
+	VM_ASSERT(r->r_inflight > 0);
+	r->r_inflight--;
+}
+
+int
+ring_msgfd(struct ring *r)
+{
+	return r->r_uring.ring_fd;
+}
+
+/*
+ * ring_post: IORING_OP_MSG_RING from `from` (the poster's own ring) to
+ * the ring whose fd is to_fd: a CQE there with user_data tag and res;
+ * the kernel signals that ring's eventfd as for its own CQEs.  Waits for
+ * the message's own completion on `from`.
+ * => 0, or -errno (-EOVERFLOW: the target's CQ is full and cannot
+ *    overflow; the caller retries).
+ */
+int
+ring_post(struct ring *from, int to_fd, uint64_t tag, int res)
+{
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int error;
+
+	VM_ASSERT(from->r_inflight == 0);
+	if ((error = ring_sqes(from, 1)) != 0)
+		return error;
+	sqe = io_uring_get_sqe(&from->r_uring);
+	io_uring_prep_msg_ring(sqe, to_fd, (unsigned)res, tag, 0);
+	io_uring_sqe_set_data64(sqe, RING_TAG_INTERNAL);
+	if ((error = io_uring_submit_and_wait(&from->r_uring, 1)) < 0)
+		return error;
+	if ((error = io_uring_wait_cqe(&from->r_uring, &cqe)) < 0)
+		return error;
+	error = cqe->res < 0 ? cqe->res : 0;
+	io_uring_cqe_seen(&from->r_uring, cqe);
+	ring_efd_drain(from);
+	return error;
 }
 
 void

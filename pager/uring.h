@@ -94,6 +94,24 @@ int ring_reap(struct ring *, struct ring_cqe *out, int n, bool wait);
  */
 void ring_set_spin(struct ring *, unsigned spin_us);
 
+/*
+ * ring_expect / ring_unexpect: count (or stop counting) one completion
+ * that another thread will post into this ring with ring_post, as an
+ * I/O in flight.  => 0, or -EBUSY (`depth` in flight already).
+ */
+int ring_expect(struct ring *);
+void ring_unexpect(struct ring *);
+
+/* ring_msgfd: the ring's own descriptor: ring_post's target */
+int ring_msgfd(struct ring *);
+
+/*
+ * ring_post: from a thread's own ring `from` (nothing else in flight on
+ * it), post a completion (tag, res) into the ring whose ring_msgfd is
+ * to_fd (IORING_OP_MSG_RING, Linux 5.18).  => 0 or -errno.
+ */
+int ring_post(struct ring *from, int to_fd, uint64_t tag, int res);
+
 /* ring_inflight: I/Os queued or submitted and not yet reaped */
 unsigned ring_inflight(struct ring *);
 

@@ -52,6 +52,10 @@ extern "C" {
  *	swap	  UPVM_SWAP	  directory for the private swap file, or the
  *				  path of a new file ($TMPDIR, else /var/tmp)
  *	swap_max  UPVM_SWAP_MAX	  cap on the swap file, a size (64G)
+ *	swap_encrypt UPVM_SWAP_ENCRYPT  0 or 1: pages in the swap file are
+ *				  encrypted and authenticated (AES-256-GCM,
+ *				  a random key per process); always so in a
+ *				  remote store (swap memcached://...)
  *	threshold UPVM_THRESHOLD  with libupvm.so preloaded (upvm run): the
  *				  smallest anonymous private mapping that is
  *				  managed, a size (1M)
@@ -117,6 +121,7 @@ struct upvm_config {
 	uint64_t	budget;			/* bytes, 0: none */
 	char		swap_path[UPVM_PATH_MAX]; /* "": default */
 	uint64_t	swap_max;		/* bytes */
+	bool		swap_encrypt;		/* seal swapped pages */
 	int		pageout;		/* UPVM_PAGEOUT_* */
 	uint64_t	threshold;		/* bytes */
 	char		stats_path[UPVM_PATH_MAX]; /* "": none, "-": stderr */

@@ -60,7 +60,12 @@ run_usage(FILE *f)
 "                     (UPVM_BUDGET; none: nothing pages out)\n"
 "  --swap DIR|FILE    where the private swap file goes (UPVM_SWAP;\n"
 "                     $TMPDIR, else /var/tmp)\n"
+"  --swap memcached://HOST:PORT[,HOST:PORT...][?replicas=N]\n"
+"                     page to the memory of memcached servers instead,\n"
+"                     encrypted and authenticated\n"
 "  --swap-max SIZE    cap on the swap file (UPVM_SWAP_MAX; 64G)\n"
+"  --swap-encrypt     encrypt and authenticate the swap file's pages\n"
+"                     (UPVM_SWAP_ENCRYPT=1; AES-256-GCM, a random key)\n"
 "  --threshold SIZE   smallest anonymous mapping managed (UPVM_THRESHOLD;\n"
 "                     1M)\n"
 "  --files            manage mappings of regular files of at least\n"
@@ -212,6 +217,7 @@ run_main(int argc, char **argv)
 		{ "budget", required_argument, NULL, 'b' },
 		{ "swap", required_argument, NULL, 's' },
 		{ "swap-max", required_argument, NULL, 'm' },
+		{ "swap-encrypt", no_argument, NULL, 'E' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "files", no_argument, NULL, 'F' },
 		{ "cluster", required_argument, NULL, 'c' },
@@ -238,6 +244,7 @@ run_main(int argc, char **argv)
 		case 'b': run_setenv("UPVM_BUDGET", optarg); break;
 		case 's': run_setenv("UPVM_SWAP", optarg); break;
 		case 'm': run_setenv("UPVM_SWAP_MAX", optarg); break;
+		case 'E': run_setenv("UPVM_SWAP_ENCRYPT", "1"); break;
 		case 't': run_setenv("UPVM_THRESHOLD", optarg); break;
 		case 'F': run_setenv("UPVM_FILES", "1"); break;
 		case 'c': run_setenv("UPVM_CLUSTER", optarg); break;

@@ -61,7 +61,10 @@ static const struct conf_key conf_keys[] = {
 	KEY("budget", "UPVM_BUDGET", CT_PCTSIZE, budget, 0, 0,
 	    "a size such as 512M or 4G, or a percentage of RAM such as 25%"),
 	KEY("swap", "UPVM_SWAP", CT_PATH, swap_path, 0, 0,
-	    "a directory, or the path of a file that does not exist yet"),
+	    "a directory, the path of a file that does not exist yet, or "
+	    "memcached://host:port[,host:port...][?replicas=N]"),
+	KEY("swap_encrypt", "UPVM_SWAP_ENCRYPT", CT_BOOL, swap_encrypt, 0, 1,
+	    "0 or 1"),
 	KEY("swap_max", "UPVM_SWAP_MAX", CT_SIZE, swap_max, 0, 0,
 	    "a size of at least 4K, such as 16G"),
 	KEY("threshold", "UPVM_THRESHOLD", CT_SIZE, threshold, 0, 0,
@@ -274,7 +277,7 @@ config_parse_conf(struct upvm_config *cfg, const char *conf)
 		    (size_t)(colon - item), false)) == NULL) {
 			upvm_log(LOG_ERR, "UPVM_CONF: \"%s\" is not a known "
 			    "key:value (keys: cluster, seq_max, handlers, "
-			    "spin_us, pin, log, budget, swap, swap_max)",
+			    "spin_us, pin, log, budget, swap, swap_max, swap_encrypt)",
 			    item);
 			return -EINVAL;
 		}

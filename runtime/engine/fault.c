@@ -676,13 +676,14 @@ fault_io_here(struct fault_io *fi, struct fault_ctx *fc)
 /*
  * fault_io_settle: end the transit of fi's anons that are still in their
  * slots: the first `mapped` are resident now (dirty, if they were mapped
- * without wp), the others stay swapped (a file's pages: their slots empty
- * again), or are poisoned when the read failed.  Then drop the claim's
- * holds.
+ * without wp), those in [lost_lo, lost_hi) are poisoned (the read lost
+ * their data), the others stay swapped (a file's pages: their slots empty
+ * again).  Then drop the claim's holds.
  * => map read-locked; takes and drops the amap lock.
  */
 static void
-fault_io_settle(struct fault_io *fi, int mapped, bool lost, bool wp)
+fault_io_settle(struct fault_io *fi, int mapped, int lost_lo, int lost_hi,
+    bool wp)
 {
 	struct amap *am = fi->fi_amap;
 	struct anon *an;
@@ -697,7 +698,7 @@ fault_io_settle(struct fault_io *fi, int mapped, bool lost, bool wp)
 			an->an_flags |= ANON_RESIDENT;
 			if (!wp)
 				an->an_flags &= ~ANON_OBJ;
-		} else if (lost) {
+		} else if (i >= lost_lo && i < lost_hi) {
 			an->an_flags |= ANON_POISON;
 		} else if (an->an_flags & ANON_OBJ) {
 			/* a file page not mapped: the file has it */
@@ -784,10 +785,19 @@ fault_pagein_done(struct pager_req *req)
 	struct fault_ctx fc = { .fc_vs = vs, .fc_amap = fi->fi_amap,
 	    .fc_tid = fi->fi_tid, .fc_node = -1 };
 	const char *buf = fi->fi_buf;
-	vsize_t len = ptoa((vsize_t)fi->fi_n), done = 0, d;
-	int rerr = req->pr_error, cerr = 0;
+	vsize_t len = ptoa((vsize_t)fi->fi_n), done = 0, d, good = len;
+	int rerr = req->pr_error, cerr = 0, lost_lo = fi->fi_n, lost_hi;
 	/* without uffd-wp (no budget) writes go unseen: mapped dirty */
 	bool here, wp = (vs->vs_regmodes & PMAP_REG_WP) != 0;
+
+	/* a failed read: the pages before pr_xfer came in; pr_lost of them
+	   from there are lost (0: all the rest); the others fault again */
+	if (rerr != 0) {
+		good = MIN(trunc_page((vsize_t)req->pr_xfer), len);
+		lost_lo = (int)atop(good);
+	}
+	lost_hi = rerr == 0 ? lost_lo : req->pr_lost > 0 ?
+	    MIN(fi->fi_n, lost_lo + req->pr_lost) : fi->fi_n;
 
 	atomic_fetch_sub(&vs->vs_reads_inflight, 1);
 	fault_io_account(fi, rerr);
@@ -795,22 +805,44 @@ fault_pagein_done(struct pager_req *req)
 	here = fault_io_here(fi, &fc);
 	/* the move protocol checks clean pages against what the pager
 	   remembered of this read (PGO_REMEMBER) before it drops them */
-	for (; rerr == 0 && here && cerr == 0 && done < len; done += d)
+	for (; here && cerr == 0 && done < good; done += d)
 		cerr = fault_copy_placed(&fc, fi->fi_va + done, buf + done,
-		    (long)atop(len - done), wp ? PMAP_WP : 0, &d);
-	fault_io_settle(fi, (int)atop(done), rerr != 0, wp);
+		    (long)atop(good - done), wp ? PMAP_WP : 0, &d);
+	fault_io_settle(fi, (int)atop(done), lost_lo, lost_hi, wp);
 	/* a writer that hit the fresh pages in transit waits in a WP fault */
 	if (done > 0)
 		pmap_wake(&vs->vs_pmap, fi->fi_va, done);
-	if (rerr != 0 && here) {
-		STAT_ADD(&vs->vs_stats, st_poisoned, (uint64_t)fi->fi_n);
-		fault_poison(&fc, fi->fi_va, fi->fi_n);
-	} else if (done < len) {
-		/* the rest faults again: read again, or gone */
-		pmap_wake(&vs->vs_pmap, fi->fi_va + done, len - done);
-		if (!here)
+	if (!here) {
+		/* the entry changed: whatever was not mapped faults again */
+		if (done < len) {
+			pmap_wake(&vs->vs_pmap, fi->fi_va + done, len - done);
 			vmspace_wake_slots(vs, fi->fi_amap, fi->fi_slot,
 			    fi->fi_n);
+		}
+	} else {
+		if (lost_hi > lost_lo) {
+			STAT_ADD(&vs->vs_stats, st_poisoned,
+			    (uint64_t)(lost_hi - lost_lo));
+			/* part of the run lost: the faulting thread's page
+			   may be fine, so no signal; without UFFDIO_POISON
+			   its fault finds ANON_POISON when it comes again */
+			if (lost_hi - lost_lo < fi->fi_n)
+				fc.fc_tid = 0;
+			fault_poison(&fc, fi->fi_va + ptoa((vaddr_t)lost_lo),
+			    lost_hi - lost_lo);
+			if (fc.fc_tid == 0)
+				pmap_wake(&vs->vs_pmap, fi->fi_va +
+				    ptoa((vaddr_t)lost_lo),
+				    ptoa((vsize_t)(lost_hi - lost_lo)));
+		}
+		/* the rest faults again: read again, or gone */
+		if (done < ptoa((vsize_t)lost_lo))
+			pmap_wake(&vs->vs_pmap, fi->fi_va + done,
+			    ptoa((vsize_t)lost_lo) - done);
+		if (ptoa((vsize_t)lost_hi) < len)
+			pmap_wake(&vs->vs_pmap, fi->fi_va +
+			    ptoa((vsize_t)lost_hi), len -
+			    ptoa((vsize_t)lost_hi));
 	}
 	amap_drop(fi->fi_amap);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);

@@ -26,6 +26,7 @@
 #include "kmem.h"
 #include "log.h"
 #include "pdaemon.h"
+#include "remote.h"
 #include "place.h"
 #include "swap.h"
 #include "sys.h"
@@ -118,9 +119,13 @@ pmap_setup(struct pmap *pm, const struct upvm_config *cfg)
 static int
 paging_setup(struct vmspace *vs, const struct upvm_config *cfg)
 {
+	bool remote = remote_is_url(cfg->swap_path);
 	struct swap_config sc = {
-		.sc_path = cfg->swap_path[0] != '\0' ? cfg->swap_path : NULL,
+		.sc_path = cfg->swap_path[0] != '\0' && !remote ?
+		    cfg->swap_path : NULL,
+		.sc_remote = remote ? cfg->swap_path : NULL,
 		.sc_max = cfg->swap_max,
+		.sc_encrypt = cfg->swap_encrypt,
 	};
 	int error;
 
@@ -495,8 +500,10 @@ vmspace_fork_fixup(struct vmspace *vs, int (*uninherit)(struct vmspace *))
 			    "register [%#lx, %#lx): %s", (unsigned long)
 			    e->e_start, (unsigned long)e->e_end,
 			    strerror(-error));
-	if (error == 0 && vs->vs_swap != NULL)
+	if (error == 0 && vs->vs_swap != NULL) {
+		swap_fork_child(vs->vs_swap);
 		anons_walk(vs, anon_fork_child);
+	}
 	if (error == 0 && uninherit != NULL)
 		error = uninherit(vs);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);

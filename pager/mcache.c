@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * mcache.c: a pipelined memcached text-protocol client (see mcache.h).
+ *
+ * A batch is written whole (writev) and then its replies are read in
+ * order: "STORED" / "NOT_STORED" / "SERVER_ERROR ..." per set, and per
+ * get "VALUE <key> <flags> <bytes>" + data + "END", or "END" alone.  A
+ * reply that is none of these means the stream is out of step: the
+ * connection is closed, nothing of the batch is trusted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kmem.h"
+#include "mcache.h"
+#include "vm.h"
+
+#define MC_RBUF		(64 * 1024)
+#define MC_IOV_BATCH	(3 * 64)	/* iovecs per writev (3 per set) */
+
+static int64_t
+mc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+mc_init(struct mc_conn *c, const char *host, const char *port)
+{
+	memset(c, 0, sizeof(*c));
+	c->mc_fd = -1;
+	(void)snprintf(c->mc_host, sizeof(c->mc_host), "%s", host);
+	(void)snprintf(c->mc_port, sizeof(c->mc_port), "%s", port);
+}
+
+void
+mc_close(struct mc_conn *c)
+{
+	if (c->mc_fd >= 0)
+		close(c->mc_fd);
+	c->mc_fd = -1;
+	c->mc_rlen = c->mc_rpos = 0;
+}
+
+void
+mc_forget(struct mc_conn *c)
+{
+	/* the socket is the parent's stream too: close our descriptor
+	   only (no shutdown, no "quit"), so its replies stay the parent's */
+	mc_close(c);
+}
+
+void
+mc_fini(struct mc_conn *c)
+{
+	mc_close(c);
+	if (c->mc_rbuf != NULL)
+		kmem_free(c->mc_rbuf, MC_RBUF);
+	c->mc_rbuf = NULL;
+}
+
+/* mc_wait: poll fd for events until the deadline.  => 0 or -ETIMEDOUT */
+static int
+mc_wait(int fd, short events, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int64_t left;
+	int n;
+
+	for (;;) {
+		if ((left = deadline - mc_now_ms()) <= 0)
+			return -ETIMEDOUT;
+		n = poll(&pfd, 1, (int)MIN(left, INT_MAX));
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+int
+mc_open(struct mc_conn *c, int timeout_ms)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+	    .ai_socktype = SOCK_STREAM }, *ai, *p;
+	int64_t deadline = mc_now_ms() + timeout_ms;
+	int fd = -1, error, one = 1, soerr;
+	socklen_t sl;
+
+	if (c->mc_fd >= 0)
+		return 0;
+	if (c->mc_rbuf == NULL && (c->mc_rbuf = kmem_alloc(MC_RBUF)) == NULL)
+		return -ENOMEM;
+	if ((error = getaddrinfo(c->mc_host, c->mc_port, &hints, &ai)) != 0)
+		return error == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+	error = -ECONNREFUSED;
+	for (p = ai; p != NULL; p = p->ai_next) {
+		fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, p->ai_protocol);
+		if (fd < 0) {
+			error = -errno;
+			continue;
+		}
+		if (connect(fd, p->ai_addr, p->ai_addrlen) == 0)
+			break;
+		error = -errno;
+		if (errno == EINPROGRESS &&
+		    (error = mc_wait(fd, POLLOUT, deadline)) == 0) {
+			sl = sizeof(soerr);
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) ==
+			    0 && soerr == 0)
+				break;
+			error = -soerr;
+		}
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0)
+		return error;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->mc_fd = fd;
+	c->mc_rlen = c->mc_rpos = 0;
+	return 0;
+}
+
+/* mc_writev_all: write every byte of iov[0..cnt) (modified) */
+static int
+mc_writev_all(struct mc_conn *c, struct iovec *iov, int cnt, int64_t deadline)
+{
+	ssize_t n;
+	int error;
+
+	while (cnt > 0) {
+		n = writev(c->mc_fd, iov, MIN(cnt, IOV_MAX));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if ((error = mc_wait(c->mc_fd, POLLOUT, deadline)) != 0)
+				return error;
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		while (cnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/* mc_fill: read more of the reply into mc_rbuf.  => 0 or -errno */
+static int
+mc_fill(struct mc_conn *c, int64_t deadline)
+{
+	ssize_t n;
+	int error;
+
+	if (c->mc_rpos > 0) {
+		memmove(c->mc_rbuf, c->mc_rbuf + c->mc_rpos,
+		    c->mc_rlen - c->mc_rpos);
+		c->mc_rlen -= c->mc_rpos;
+		c->mc_rpos = 0;
+	}
+	if (c->mc_rlen == MC_RBUF)
+		return -EPROTO;		/* a line longer than the buffer */
+	for (;;) {
+		n = read(c->mc_fd, c->mc_rbuf + c->mc_rlen, MC_RBUF -
+		    c->mc_rlen);
+		if (n > 0) {
+			c->mc_rlen += (size_t)n;
+			return 0;
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		if ((error = mc_wait(c->mc_fd, POLLIN, deadline)) != 0)
+			return error;
+	}
+}
+
+/* mc_line: the next reply line, NUL-terminated in place (no CRLF) */
+static int
+mc_line(struct mc_conn *c, char **linep, int64_t deadline)
+{
+	char *s, *e;
+	int error;
+
+	for (;;) {
+		s = c->mc_rbuf + c->mc_rpos;
+		e = memmem(s, c->mc_rlen - c->mc_rpos, "\r\n", 2);
+		if (e != NULL) {
+			*e = '\0';
+			c->mc_rpos = (size_t)(e + 2 - c->mc_rbuf);
+			*linep = s;
+			return 0;
+		}
+		if ((error = mc_fill(c, deadline)) != 0)
+			return error;
+	}
+}
+
+/* mc_take: len bytes of data (then CRLF) into dst, or dropped if NULL */
+static int
+mc_take(struct mc_conn *c, char *dst, size_t len, int64_t deadline)
+{
+	size_t pos = 0, total = len + 2, have;
+	int error;
+
+	while (pos < total) {
+		if (c->mc_rpos == c->mc_rlen && (error = mc_fill(c, deadline)))
+			return error;
+		have = MIN(total - pos, c->mc_rlen - c->mc_rpos);
+		if (dst != NULL && pos < len)
+			memcpy(dst + pos, c->mc_rbuf + c->mc_rpos,
+			    MIN(have, len - pos));
+		c->mc_rpos += have;
+		pos += have;
+	}
+	return 0;
+}
+
+int
+mc_set_many(struct mc_conn *c, const char *const *keys,
+    const void *const *vals, size_t vlen, int n, int *res, int timeout_ms)
+{
+	int64_t deadline = mc_now_ms() + timeout_ms;
+	char hdr[64][MC_KEY_MAX + 32];
+	struct iovec iov[MC_IOV_BATCH];
+	char *line;
+	int error = 0, done, m, k;
+
+	if (c->mc_fd < 0)
+		return -ENOTCONN;
+	for (done = 0; done < n && error == 0; done += m) {
+		m = MIN(n - done, (int)nitems(hdr));
+		for (int i = 0; i < m; i++) {
+			k = snprintf(hdr[i], sizeof(hdr[i]), "set %s 0 0 %zu\r\n",
+			    keys[done + i], vlen);
+			iov[3 * i] = (struct iovec){ hdr[i], (size_t)k };
+			iov[3 * i + 1] = (struct iovec){ (void *)vals[done + i],
+			    vlen };
+			iov[3 * i + 2] = (struct iovec){ "\r\n", 2 };
+		}
+		if ((error = mc_writev_all(c, iov, 3 * m, deadline)) != 0)
+			break;
+		for (int i = 0; i < m && error == 0; i++) {
+			if ((error = mc_line(c, &line, deadline)) != 0)
+				break;
+			if (strcmp(line, "STORED") == 0)
+				res[done + i] = 0;
+			else if (strcmp(line, "NOT_STORED") == 0 ||
+			    strncmp(line, "SERVER_ERROR", 12) == 0)
+				res[done + i] = -ENOSPC;
+			else
+				error = -EPROTO;
+		}
+	}
+	if (error != 0)
+		mc_close(c);
+	return error;
+}
+
+int
+mc_get_many(struct mc_conn *c, const char *const *keys, void *const *outs,
+    size_t vlen, int n, int *res, int timeout_ms)
+{
+	int64_t deadline = mc_now_ms() + timeout_ms;
+	char req[64][MC_KEY_MAX + 8], *line, *sp;
+	struct iovec iov[64];
+	unsigned long long bytes;
+	int error = 0, done, m, k;
+
+	if (c->mc_fd < 0)
+		return -ENOTCONN;
+	for (done = 0; done < n && error == 0; done += m) {
+		m = MIN(n - done, (int)nitems(req));
+		for (int i = 0; i < m; i++) {
+			k = snprintf(req[i], sizeof(req[i]), "get %s\r\n",
+			    keys[done + i]);
+			iov[i] = (struct iovec){ req[i], (size_t)k };
+		}
+		if ((error = mc_writev_all(c, iov, m, deadline)) != 0)
+			break;
+		for (int i = 0; i < m && error == 0; i++) {
+			res[done + i] = -ENOENT;
+			if ((error = mc_line(c, &line, deadline)) != 0)
+				break;
+			if (strcmp(line, "END") == 0)
+				continue;
+			/* VALUE <key> <flags> <bytes> */
+			if (strncmp(line, "VALUE ", 6) != 0 ||
+			    (sp = strrchr(line, ' ')) == NULL) {
+				error = -EPROTO;
+				break;
+			}
+			bytes = strtoull(sp + 1, NULL, 10);
+			if (bytes == vlen) {
+				error = mc_take(c, outs[done + i], vlen,
+				    deadline);
+				res[done + i] = 0;
+			} else {
+				error = mc_take(c, NULL, (size_t)bytes,
+				    deadline);
+				res[done + i] = -EBADMSG;
+			}
+			if (error == 0 && (error = mc_line(c, &line,
+			    deadline)) == 0 && strcmp(line, "END") != 0)
+				error = -EPROTO;
+		}
+	}
+	if (error != 0)
+		mc_close(c);
+	return error;
+}
+
+int
+mc_stat(struct mc_conn *c, const char *name, uint64_t *val, int timeout_ms)
+{
+	int64_t deadline = mc_now_ms() + timeout_ms;
+	struct iovec iov = { "stats\r\n", 7 };
+	size_t nl = strlen(name);
+	char *line;
+	int error;
+	bool found = false;
+
+	if (c->mc_fd < 0)
+		return -ENOTCONN;
+	if ((error = mc_writev_all(c, &iov, 1, deadline)) != 0)
+		goto out;
+	for (;;) {
+		if ((error = mc_line(c, &line, deadline)) != 0)
+			goto out;
+		if (strcmp(line, "END") == 0)
+			break;
+		if (strncmp(line, "STAT ", 5) != 0) {
+			error = -EPROTO;
+			goto out;
+		}
+		if (strncmp(line + 5, name, nl) == 0 && line[5 + nl] == ' ') {
+			*val = strtoull(line + 6 + nl, NULL, 10);
+			found = true;
+		}
+	}
+	return found ? 0 : -ENOENT;
+out:
+	mc_close(c);
+	return error;
+}

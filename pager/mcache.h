@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * mcache.h: a memcached client for the remote pager: one TCP connection to
+ * one server, speaking the text protocol, pipelined.  Inside pager/ only.
+ *
+ * Why not libmemcached: measured on loopback (memcached 1.6.18, Debian 12's
+ * libmemcached 1.1.4), a confirmed set costs one round trip (64 sets of a
+ * page: 6.1-7.7 ms), and its buffered mode, the only pipelined one, does
+ * not say which sets were stored (and asserted on a closed socket).  A
+ * pager must know that every page it drops is stored, so mc_set_many
+ * writes n "set" commands in one writev and then reads n replies: one
+ * round trip for a cluster, each page confirmed.  mc_get_many is one
+ * "get k1 ... kn".  Placement and replication over servers are the remote
+ * pager's (remote.c), not the connection's.
+ *
+ * Every call has a deadline: a server that does not answer in time is a
+ * failed connection (the caller closes it and decides).
+ *
+ * Locks: none; a connection belongs to one thread.
+ */
+#ifndef UPVM_MCACHE_H
+#define UPVM_MCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MC_KEY_MAX	64	/* bytes of a key, with its NUL */
+
+struct mc_conn {
+	int		 mc_fd;		/* -1: closed */
+	char		 mc_host[64];
+	char		 mc_port[8];
+	char		*mc_rbuf;	/* reply buffer (kmem) */
+	size_t		 mc_rlen;	/* bytes in mc_rbuf */
+	size_t		 mc_rpos;	/* first unread byte */
+};
+
+/* mc_init: a closed connection to host:port (no I/O) */
+void mc_init(struct mc_conn *, const char *host, const char *port);
+
+/* mc_open: connect if closed.  => 0, or -errno (-ETIMEDOUT) */
+int mc_open(struct mc_conn *, int timeout_ms);
+void mc_close(struct mc_conn *);
+/* mc_forget: after fork, the child lets go of the parent's socket */
+void mc_forget(struct mc_conn *);
+void mc_fini(struct mc_conn *);
+
+/*
+ * mc_set_many: store vals[i] (vlen bytes each) under keys[i], n of them.
+ * => 0 with res[i] 0 (stored) or -ENOSPC (the server refused: out of
+ *    memory, too large); or -errno when the connection failed (nothing
+ *    known of any item: treat all as not stored; the connection is closed).
+ */
+int mc_set_many(struct mc_conn *, const char *const *keys,
+    const void *const *vals, size_t vlen, int n, int *res, int timeout_ms);
+
+/*
+ * mc_get_many: fetch keys[i] into outs[i] (vlen bytes each).
+ * => 0 with res[i] 0 (read), -ENOENT (not there) or -EBADMSG (a value of
+ *    another length: not ours); or -errno when the connection failed.
+ */
+int mc_get_many(struct mc_conn *, const char *const *keys, void *const *outs,
+    size_t vlen, int n, int *res, int timeout_ms);
+
+/* mc_stat: the value of the numeric "stats" field name.  => 0 or -errno */
+int mc_stat(struct mc_conn *, const char *name, uint64_t *val,
+    int timeout_ms);
+
+#endif /* UPVM_MCACHE_H */

@@ -1,0 +1,784 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * remote.c: swap slots on memcached servers (see remote.h).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kmem.h"
+#include "lock.h"
+#include "log.h"
+#include "mcache.h"
+#include "remote.h"
+#include "ringq.h"
+#include "seal.h"
+#include "uring.h"
+
+#define REMOTE_WORKERS		3
+#define REMOTE_JOBS		1024	/* requests queued or in service */
+#define REMOTE_VLEN		(PAGE_SIZE + SEAL_TAG)
+#define REMOTE_BATCH		REMOTE_GROUP	/* pages per server round */
+#define REMOTE_TIMEOUT_MS	1000
+#define REMOTE_BACKOFF_MS	1000
+#define REMOTE_BACKOFF_MAX_MS	16000
+#define REMOTE_STATS_MS		1000	/* eviction check interval */
+
+/* a server, as every worker sees it */
+struct rserver {
+	char		 sv_host[64];	/* [I] */
+	char		 sv_port[8];	/* [I] */
+	char		 sv_name[80];	/* [I] host:port */
+	uint64_t	 sv_seed;	/* [I] rendezvous hash seed */
+	_Atomic int64_t	 sv_down_until;	/* [a] ms: skipped before then */
+	atomic_int	 sv_backoff;	/* [a] ms of the next back-off */
+	atomic_bool	 sv_down;	/* [a] logged down */
+	atomic_bool	 sv_evicting;	/* [a] read stores back */
+	_Atomic uint64_t sv_evictions;	/* [a] the count last seen */
+};
+
+struct rjob {
+	struct rjob	*rj_next;	/* [l] queue or free list */
+	struct pager_req *rj_req;	/* [w] */
+	const uint64_t	*rj_gen;	/* [w] */
+	bool		 rj_write;	/* [w] */
+	int		 rj_ringfd;	/* [w] post the completion there, or
+					   -1: a waiter (rj_done) */
+	int		 rj_res;	/* [l] a waiter's result */
+	bool		 rj_done;	/* [l] */
+};
+
+struct rworker {
+	struct remote	*rw_rs;		/* [I] */
+	pthread_t	 rw_thread;	/* [I] */
+	struct ring	*rw_ring;	/* [w] ring_post's */
+	struct mc_conn	 rw_conn[REMOTE_MAXSRV];	/* [w] */
+	char		*rw_buf;	/* [w] sealed values, REMOTE_BATCH */
+	char		*rw_chk;	/* [w] read-back values */
+	bool		 rw_started;	/* [I] */
+};
+
+struct remote {
+	struct rserver	 rs_srv[REMOTE_MAXSRV];	/* [I] */
+	int		 rs_nsrv;	/* [I] */
+	int		 rs_replicas;	/* [I] */
+	int		 rs_timeout_ms;	/* [I] */
+	const struct seal *rs_seal;	/* [I] */
+	char		 rs_keypfx[48];	/* [I] "u<id>:" */
+	char		 rs_desc[256];	/* [I] */
+	pid_t		 rs_pid;	/* [l] the process the workers serve */
+	pthread_mutex_t	 rs_lock;
+	pthread_cond_t	 rs_work;	/* [l] a job queued, or rs_stop */
+	pthread_cond_t	 rs_doneq;	/* [l] a waiter's job done */
+	struct rjob	*rs_head;	/* [l] queued jobs */
+	struct rjob	**rs_tail;	/* [l] */
+	struct rjob	*rs_free;	/* [l] */
+	bool		 rs_stop;	/* [l] */
+	_Atomic int64_t	 rs_next_stats;	/* [a] ms of the next eviction check */
+	struct rjob	 rs_jobs[REMOTE_JOBS];
+	struct rworker	 rs_workers[REMOTE_WORKERS];
+	struct {
+		_Atomic uint64_t puts, gets, failovers, misses, badseal, lost,
+		    readback_lost, put_fail, server_down, evicting;
+	} rs_st;
+};
+
+static int64_t
+remote_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+remote_mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+bool
+remote_is_url(const char *s)
+{
+	return s != NULL && strncmp(s, "memcached://", 12) == 0;
+}
+
+const char *
+remote_describe(const struct remote *rs)
+{
+	return rs->rs_desc;
+}
+
+/* ---------------------------------------------------------------- */
+/* configuration */
+
+static int
+remote_parse_opts(struct remote *rs, char *q, const char *url)
+{
+	char *tok, *save, *v, *end;
+	long n;
+
+	for (tok = strtok_r(q, "&", &save); tok != NULL;
+	    tok = strtok_r(NULL, "&", &save)) {
+		if ((v = strchr(tok, '=')) == NULL)
+			goto bad;
+		*v++ = '\0';
+		errno = 0;
+		n = strtol(v, &end, 10);
+		if (errno != 0 || *v == '\0' || *end != '\0')
+			goto bad;
+		if (strcmp(tok, "replicas") == 0 && n >= 1 &&
+		    n <= REMOTE_MAXSRV)
+			rs->rs_replicas = (int)n;
+		else if (strcmp(tok, "timeout_ms") == 0 && n >= 10 &&
+		    n <= 600000)
+			rs->rs_timeout_ms = (int)n;
+		else
+			goto bad;
+	}
+	return 0;
+bad:
+	upvm_log(LOG_ERR, "swap: bad option \"%s\" in %s; use replicas=N "
+	    "(1..servers) and timeout_ms=T (10..600000)", tok, url);
+	return -EINVAL;
+}
+
+static int
+remote_parse(struct remote *rs, const char *url)
+{
+	char buf[1024], *hosts, *q, *tok, *save, *colon;
+	struct rserver *sv;
+
+	if (!remote_is_url(url) || strlen(url) >= sizeof(buf)) {
+		upvm_log(LOG_ERR, "swap: \"%s\" is not a remote store; write "
+		    "memcached://host:port[,host:port...][?replicas=N]", url);
+		return -EINVAL;
+	}
+	(void)snprintf(buf, sizeof(buf), "%s", url + 12);
+	hosts = buf;
+	if ((q = strchr(buf, '?')) != NULL) {
+		*q++ = '\0';
+		if (remote_parse_opts(rs, q, url) != 0)
+			return -EINVAL;
+	}
+	for (tok = strtok_r(hosts, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		if (rs->rs_nsrv == REMOTE_MAXSRV) {
+			upvm_log(LOG_ERR, "swap: more than %d servers in %s",
+			    REMOTE_MAXSRV, url);
+			return -EINVAL;
+		}
+		if ((colon = strrchr(tok, ':')) == NULL || colon == tok ||
+		    colon[1] == '\0' || strlen(colon + 1) >= 8 ||
+		    (size_t)(colon - tok) >= sizeof(sv->sv_host) ||
+		    strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+			upvm_log(LOG_ERR, "swap: \"%s\" in %s is not host:port",
+			    tok, url);
+			return -EINVAL;
+		}
+		sv = &rs->rs_srv[rs->rs_nsrv++];
+		*colon = '\0';
+		(void)snprintf(sv->sv_host, sizeof(sv->sv_host), "%s", tok);
+		(void)snprintf(sv->sv_port, sizeof(sv->sv_port), "%s",
+		    colon + 1);
+		(void)snprintf(sv->sv_name, sizeof(sv->sv_name), "%s:%s",
+		    tok, colon + 1);
+		sv->sv_seed = 0;
+		for (const char *p = sv->sv_name; *p != '\0'; p++)
+			sv->sv_seed = remote_mix(sv->sv_seed ^ (uint8_t)*p);
+		atomic_init(&sv->sv_backoff, REMOTE_BACKOFF_MS);
+	}
+	if (rs->rs_nsrv == 0) {
+		upvm_log(LOG_ERR, "swap: no server in %s", url);
+		return -EINVAL;
+	}
+	if (rs->rs_replicas > rs->rs_nsrv) {
+		upvm_log(LOG_ERR, "swap: replicas=%d but %s names %d "
+		    "server(s); name more servers or ask fewer replicas",
+		    rs->rs_replicas, url, rs->rs_nsrv);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* servers */
+
+/* remote_rank: the servers of slot's group, best first */
+static void
+remote_rank(const struct remote *rs, uint64_t slot, int *order)
+{
+	uint64_t g = slot / REMOTE_GROUP, score[REMOTE_MAXSRV], t;
+	int n = rs->rs_nsrv, o;
+
+	for (int i = 0; i < n; i++) {
+		order[i] = i;
+		score[i] = remote_mix(g ^ rs->rs_srv[i].sv_seed);
+	}
+	for (int i = 1; i < n; i++)	/* insertion sort, a handful */
+		for (int j = i; j > 0 && score[j] > score[j - 1]; j--) {
+			t = score[j], score[j] = score[j - 1], score[j - 1] = t;
+			o = order[j], order[j] = order[j - 1], order[j - 1] = o;
+		}
+}
+
+static bool
+remote_usable(struct rserver *sv)
+{
+	return atomic_load(&sv->sv_down_until) <= remote_now_ms();
+}
+
+static void
+remote_mark_down(struct remote *rs, struct rserver *sv, int error)
+{
+	int b = atomic_load(&sv->sv_backoff);
+
+	atomic_store(&sv->sv_down_until, remote_now_ms() + b);
+	atomic_store(&sv->sv_backoff, MIN(2 * b, REMOTE_BACKOFF_MAX_MS));
+	if (!atomic_exchange(&sv->sv_down, true)) {
+		atomic_fetch_add(&rs->rs_st.server_down, 1);
+		upvm_log(LOG_ERR, "swap: memcached server %s stopped answering "
+		    "(%s); pages stored only there raise SIGBUS, the others "
+		    "are read from their replicas; retried every %d s at most",
+		    sv->sv_name, strerror(-error), REMOTE_BACKOFF_MAX_MS / 1000);
+	}
+}
+
+static void
+remote_mark_up(struct remote *rs, struct rserver *sv)
+{
+	atomic_store(&sv->sv_backoff, REMOTE_BACKOFF_MS);
+	if (atomic_exchange(&sv->sv_down, false))
+		upvm_log(LOG_WARN, "swap: memcached server %s answers again",
+		    sv->sv_name);
+}
+
+/* remote_conn: worker w's open connection to server i, or NULL (down) */
+static struct mc_conn *
+remote_conn(struct rworker *w, int i)
+{
+	struct remote *rs = w->rw_rs;
+	struct mc_conn *c = &w->rw_conn[i];
+	int error;
+
+	if (c->mc_fd >= 0)
+		return c;
+	if (!remote_usable(&rs->rs_srv[i]))
+		return NULL;
+	if ((error = mc_open(c, rs->rs_timeout_ms)) != 0) {
+		remote_mark_down(rs, &rs->rs_srv[i], error);
+		return NULL;
+	}
+	remote_mark_up(rs, &rs->rs_srv[i]);
+	return c;
+}
+
+/*
+ * remote_call: one batch on server i, with one reconnect (a restarted
+ * server closed the old connection).  => 0 (res[] valid) or -errno
+ * (server marked down).
+ */
+static int
+remote_call(struct rworker *w, int i, bool write, const char *const *keys,
+    void *const *vals, int n, int *res)
+{
+	struct remote *rs = w->rw_rs;
+	struct mc_conn *c;
+	int error = -EHOSTDOWN;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if ((c = remote_conn(w, i)) == NULL)
+			return -EHOSTDOWN;
+		error = write ? mc_set_many(c, keys, (const void *const *)vals,
+		    REMOTE_VLEN, n, res, rs->rs_timeout_ms) :
+		    mc_get_many(c, keys, vals, REMOTE_VLEN, n, res,
+		    rs->rs_timeout_ms);
+		if (error == 0)
+			return 0;
+		if (error == -ETIMEDOUT)
+			break;		/* no second wait on a silent server */
+	}
+	remote_mark_down(rs, &rs->rs_srv[i], error);
+	return error;
+}
+
+/* remote_check_evictions: every REMOTE_STATS_MS, look for evicting servers */
+static void
+remote_check_evictions(struct rworker *w)
+{
+	struct remote *rs = w->rw_rs;
+	int64_t now = remote_now_ms(), next = atomic_load(&rs->rs_next_stats);
+	struct rserver *sv;
+	struct mc_conn *c;
+	uint64_t ev;
+
+	if (now < next || !atomic_compare_exchange_strong(&rs->rs_next_stats,
+	    &next, now + REMOTE_STATS_MS))
+		return;
+	for (int i = 0; i < rs->rs_nsrv; i++) {
+		sv = &rs->rs_srv[i];
+		if ((c = remote_conn(w, i)) == NULL ||
+		    mc_stat(c, "evictions", &ev, rs->rs_timeout_ms) != 0)
+			continue;
+		if (ev > atomic_exchange(&sv->sv_evictions, ev) &&
+		    !atomic_exchange(&sv->sv_evicting, true)) {
+			atomic_fetch_add(&rs->rs_st.evicting, 1);
+			upvm_log(LOG_ERR, "swap: memcached server %s is full "
+			    "and evicts (%llu items so far): pages stored "
+			    "there may be lost (SIGBUS unless replicated); "
+			    "give it more memory (-m) or use replicas=2; "
+			    "stores to it are read back from now on",
+			    sv->sv_name, (unsigned long long)ev);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- */
+/* one request */
+
+static void
+remote_key(const struct remote *rs, uint64_t slot, char *key)
+{
+	(void)snprintf(key, MC_KEY_MAX, "%s%llx", rs->rs_keypfx,
+	    (unsigned long long)slot);
+}
+
+/*
+ * remote_put_run: store n pages (n <= REMOTE_BATCH, one group) of buf at
+ * slot.  => 0 when every page is on at least one server, else -errno.
+ */
+static int
+remote_put_run(struct rworker *w, uint64_t slot, const char *buf, int n,
+    const uint64_t *gen)
+{
+	struct remote *rs = w->rw_rs;
+	char keys[REMOTE_BATCH][MC_KEY_MAX];
+	const char *kp[REMOTE_BATCH];
+	void *vals[REMOTE_BATCH], *chk[REMOTE_BATCH];
+	int res[REMOTE_BATCH], back[REMOTE_BATCH], copies[REMOTE_BATCH] = {0};
+	int order[REMOTE_MAXSRV], stored = 0, error, lasterr = -EHOSTDOWN;
+
+	for (int i = 0; i < n; i++) {
+		remote_key(rs, slot + (uint64_t)i, keys[i]);
+		kp[i] = keys[i];
+		vals[i] = w->rw_buf + (size_t)i * REMOTE_VLEN;
+		chk[i] = w->rw_chk + (size_t)i * REMOTE_VLEN;
+		if ((error = seal_page(rs->rs_seal, slot + (uint64_t)i,
+		    gen[slot + (uint64_t)i], buf + ptoa((size_t)i), vals[i],
+		    (uint8_t *)vals[i] + PAGE_SIZE)) != 0)
+			return error;
+	}
+	remote_rank(rs, slot, order);
+	for (int r = 0; r < rs->rs_nsrv && stored < rs->rs_replicas; r++) {
+		struct rserver *sv = &rs->rs_srv[order[r]];
+
+		if ((error = remote_call(w, order[r], true, kp, vals, n,
+		    res)) != 0) {
+			lasterr = error;
+			continue;
+		}
+		if (atomic_load(&sv->sv_evicting) &&
+		    remote_call(w, order[r], false, kp, chk, n, back) == 0)
+			for (int i = 0; i < n; i++)
+				if (res[i] == 0 && (back[i] != 0 ||
+				    memcmp((char *)chk[i] + PAGE_SIZE,
+				    (char *)vals[i] + PAGE_SIZE, SEAL_TAG))) {
+					res[i] = -ENOSPC;
+					atomic_fetch_add(
+					    &rs->rs_st.readback_lost, 1);
+				}
+		error = 0;
+		for (int i = 0; i < n; i++) {
+			if (res[i] == 0)
+				copies[i]++;
+			else
+				error = res[i];
+		}
+		if (error == 0)
+			stored++;
+		else
+			lasterr = error;
+	}
+	error = 0;
+	for (int i = 0; i < n; i++)
+		if (copies[i] == 0) {
+			atomic_fetch_add(&rs->rs_st.put_fail, 1);
+			error = lasterr;
+		}
+	if (error == 0)
+		atomic_fetch_add(&rs->rs_st.puts, (uint64_t)n);
+	return error;
+}
+
+/*
+ * remote_get_run: read n pages (one group) into buf.  => the number of
+ * pages read and opened before the first lost one (n: all), *errp the
+ * reason of the first lost one.
+ */
+static int
+remote_get_run(struct rworker *w, uint64_t slot, char *buf, int n,
+    const uint64_t *gen, int *errp)
+{
+	struct remote *rs = w->rw_rs;
+	char keys[REMOTE_BATCH][MC_KEY_MAX];
+	const char *kp[REMOTE_BATCH];
+	void *vals[REMOTE_BATCH];
+	int res[REMOTE_BATCH], want[REMOTE_BATCH], why[REMOTE_BATCH];
+	int order[REMOTE_MAXSRV], nwant, good;
+	bool ok[REMOTE_BATCH] = { false };
+
+	for (int i = 0; i < n; i++)
+		why[i] = -ENODATA;
+	remote_rank(rs, slot, order);
+	for (int r = 0; r < rs->rs_nsrv; r++) {
+		nwant = 0;
+		for (int i = 0; i < n; i++)
+			if (!ok[i]) {
+				want[nwant] = i;
+				remote_key(rs, slot + (uint64_t)i, keys[nwant]);
+				kp[nwant] = keys[nwant];
+				vals[nwant] = w->rw_buf + (size_t)nwant *
+				    REMOTE_VLEN;
+				nwant++;
+			}
+		if (nwant == 0)
+			break;
+		if (remote_call(w, order[r], false, kp, vals, nwant, res) != 0)
+			continue;
+		for (int k = 0; k < nwant; k++) {
+			int i = want[k];
+			uint64_t s = slot + (uint64_t)i;
+
+			if (res[k] != 0) {
+				atomic_fetch_add(&rs->rs_st.misses, 1);
+				continue;
+			}
+			if (seal_open(rs->rs_seal, s, gen[s], vals[k],
+			    buf + ptoa((size_t)i), (uint8_t *)vals[k] +
+			    PAGE_SIZE) != 0) {
+				atomic_fetch_add(&rs->rs_st.badseal, 1);
+				why[i] = -EBADMSG;
+				continue;
+			}
+			ok[i] = true;
+			if (r > 0)
+				atomic_fetch_add(&rs->rs_st.failovers, 1);
+		}
+	}
+	for (good = 0; good < n && ok[good]; good++)
+		;
+	atomic_fetch_add(&rs->rs_st.gets, (uint64_t)good);
+	for (int i = good; i < n; i++)
+		if (!ok[i])
+			atomic_fetch_add(&rs->rs_st.lost, 1);
+	*errp = good < n ? why[good] : 0;
+	return good;
+}
+
+/* remote_do: the whole request, run by it worker.  => bytes, or -errno */
+static int
+remote_do(struct rworker *w, struct pager_req *req, bool write,
+    const uint64_t *gen)
+{
+	uint64_t slot = atop(req->pr_off), end = slot + (uint64_t)req->pr_npages;
+	char *buf = req->pr_buf;
+	int n, good, error = 0;
+
+	remote_check_evictions(w);
+	req->pr_lost = 0;
+	for (uint64_t s = slot; s < end; s += (uint64_t)n) {
+		n = (int)MIN(end - s, REMOTE_GROUP - s % REMOTE_GROUP);
+		if (write) {
+			if ((error = remote_put_run(w, s, buf + ptoa(s - slot),
+			    n, gen)) != 0)
+				return error;
+			continue;
+		}
+		good = remote_get_run(w, s, buf + ptoa(s - slot), n, gen,
+		    &error);
+		if (good < n) {
+			req->pr_xfer = ptoa(s - slot + (uint64_t)good);
+			req->pr_lost = 1;
+			return error;
+		}
+	}
+	req->pr_xfer = ptoa((size_t)req->pr_npages);
+	return (int)MIN(req->pr_xfer, (size_t)INT32_MAX);
+}
+
+/* ---------------------------------------------------------------- */
+/* workers */
+
+static void *
+remote_main(void *arg)
+{
+	struct rworker *w = arg;
+	struct remote *rs = w->rw_rs;
+	struct rjob *j;
+	int res, error;
+
+	vm_tl_inside = 1;	/* upvm's own thread: its memory is the kernel's */
+	for (;;) {
+		pthread_mutex_lock(&rs->rs_lock);
+		while (rs->rs_head == NULL && !rs->rs_stop)
+			pthread_cond_wait(&rs->rs_work, &rs->rs_lock);
+		if ((j = rs->rs_head) == NULL) {
+			pthread_mutex_unlock(&rs->rs_lock);
+			return NULL;
+		}
+		if ((rs->rs_head = j->rj_next) == NULL)
+			rs->rs_tail = &rs->rs_head;
+		pthread_mutex_unlock(&rs->rs_lock);
+
+		res = remote_do(w, j->rj_req, j->rj_write, j->rj_gen);
+		if (j->rj_ringfd >= 0) {
+			/* the CQE carries the result; the job is free once
+			   posted (the request may be gone right after) */
+			while ((error = ring_post(w->rw_ring, j->rj_ringfd,
+			    ringq_tag(j->rj_req, j->rj_write), res)) != 0) {
+				upvm_log(LOG_WARN, "swap: posting a remote "
+				    "completion failed: %s; retrying",
+				    strerror(-error));
+				usleep(1000);
+			}
+			pthread_mutex_lock(&rs->rs_lock);
+			j->rj_next = rs->rs_free;
+			rs->rs_free = j;
+			pthread_mutex_unlock(&rs->rs_lock);
+		} else {
+			pthread_mutex_lock(&rs->rs_lock);
+			j->rj_res = res;
+			j->rj_done = true;
+			pthread_cond_broadcast(&rs->rs_doneq);
+			pthread_mutex_unlock(&rs->rs_lock);
+		}
+	}
+}
+
+static void
+remote_workers_stop(struct remote *rs)
+{
+	pthread_mutex_lock(&rs->rs_lock);
+	rs->rs_stop = true;
+	pthread_cond_broadcast(&rs->rs_work);
+	pthread_mutex_unlock(&rs->rs_lock);
+	for (int i = 0; i < REMOTE_WORKERS; i++)
+		if (rs->rs_workers[i].rw_started)
+			pthread_join(rs->rs_workers[i].rw_thread, NULL);
+}
+
+static void
+remote_worker_fini(struct rworker *w)
+{
+	for (int i = 0; i < w->rw_rs->rs_nsrv; i++)
+		mc_fini(&w->rw_conn[i]);
+	if (w->rw_ring != NULL)
+		ring_destroy(w->rw_ring);
+	if (w->rw_buf != NULL)
+		kmem_free(w->rw_buf, 2 * REMOTE_BATCH * REMOTE_VLEN);
+	w->rw_ring = NULL;
+	w->rw_buf = w->rw_chk = NULL;
+	w->rw_started = false;
+}
+
+/* remote_start: the lock, the queue, the free jobs, the workers */
+static int
+remote_start(struct remote *rs)
+{
+	struct rworker *w;
+	sigset_t all, old;
+	int error = 0;
+
+	pthread_mutex_init(&rs->rs_lock, NULL);
+	pthread_cond_init(&rs->rs_work, NULL);
+	pthread_cond_init(&rs->rs_doneq, NULL);
+	rs->rs_head = NULL;
+	rs->rs_tail = &rs->rs_head;
+	rs->rs_free = NULL;
+	rs->rs_stop = false;
+	rs->rs_pid = getpid();
+	for (int i = REMOTE_JOBS - 1; i >= 0; i--) {
+		rs->rs_jobs[i].rj_next = rs->rs_free;
+		rs->rs_free = &rs->rs_jobs[i];
+	}
+	for (int i = 0; i < REMOTE_WORKERS; i++) {
+		w = &rs->rs_workers[i];
+		w->rw_rs = rs;
+		for (int k = 0; k < rs->rs_nsrv; k++)
+			mc_init(&w->rw_conn[k], rs->rs_srv[k].sv_host,
+			    rs->rs_srv[k].sv_port);
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (int i = 0; i < REMOTE_WORKERS && error == 0; i++) {
+		w = &rs->rs_workers[i];
+		if ((w->rw_buf = kmem_alloc(2 * REMOTE_BATCH *
+		    REMOTE_VLEN)) == NULL) {
+			error = -ENOMEM;
+			break;
+		}
+		w->rw_chk = w->rw_buf + REMOTE_BATCH * REMOTE_VLEN;
+		if ((error = ring_create(2, &w->rw_ring)) != 0)
+			break;
+		if ((error = -pthread_create(&w->rw_thread, NULL, remote_main,
+		    w)) != 0)
+			break;
+		w->rw_started = true;
+		pthread_setname_np(w->rw_thread, "upvm-remote");
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (error != 0) {
+		remote_workers_stop(rs);
+		for (int i = 0; i < REMOTE_WORKERS; i++)
+			remote_worker_fini(&rs->rs_workers[i]);
+		upvm_log(LOG_ERR, "swap: cannot start the remote store's "
+		    "threads: %s", strerror(-error));
+	}
+	return error;
+}
+
+int
+remote_create(const char *url, const struct seal *seal, struct remote **out)
+{
+	struct remote *rs;
+	struct mc_conn c;
+	int error, up = 0, firsterr = 0;
+	const uint8_t *id = seal_id(seal);
+	char *p;
+
+	if ((rs = kmem_alloc(sizeof(*rs))) == NULL)
+		return -ENOMEM;
+	rs->rs_replicas = 1;
+	rs->rs_timeout_ms = REMOTE_TIMEOUT_MS;
+	rs->rs_seal = seal;
+	if ((error = remote_parse(rs, url)) != 0)
+		goto fail;
+	p = rs->rs_keypfx + snprintf(rs->rs_keypfx, sizeof(rs->rs_keypfx),
+	    "u");
+	for (int i = 0; i < 12; i++)
+		p += snprintf(p, 3, "%02x", id[i]);
+	*p++ = ':';
+	*p = '\0';
+	/* a clear error at start: is anybody there? */
+	for (int i = 0; i < rs->rs_nsrv; i++) {
+		mc_init(&c, rs->rs_srv[i].sv_host, rs->rs_srv[i].sv_port);
+		if ((error = mc_open(&c, rs->rs_timeout_ms)) == 0)
+			up++;
+		else {
+			if (firsterr == 0)
+				firsterr = error;
+			upvm_log(LOG_WARN, "swap: memcached server %s does not "
+			    "answer: %s", rs->rs_srv[i].sv_name,
+			    strerror(-error));
+			remote_mark_down(rs, &rs->rs_srv[i], error);
+		}
+		mc_fini(&c);
+	}
+	if (up == 0) {
+		upvm_log(LOG_ERR, "swap: no memcached server of %s answers "
+		    "(%s); start them or fix the address", url,
+		    strerror(-firsterr));
+		error = -EHOSTUNREACH;
+		goto fail;
+	}
+	(void)snprintf(rs->rs_desc, sizeof(rs->rs_desc), "memcached, %d "
+	    "server(s), replicas=%d", rs->rs_nsrv, rs->rs_replicas);
+	if ((error = remote_start(rs)) != 0)
+		goto fail;
+	*out = rs;
+	return 0;
+fail:
+	kmem_free(rs, sizeof(*rs));
+	return error;
+}
+
+void
+remote_destroy(struct remote *rs)
+{
+	if (rs == NULL)
+		return;
+	if (rs->rs_pid == getpid()) {
+		remote_workers_stop(rs);
+		for (int i = 0; i < REMOTE_WORKERS; i++)
+			remote_worker_fini(&rs->rs_workers[i]);
+	}
+	kmem_free(rs, sizeof(*rs));
+}
+
+void
+remote_fork_child(struct remote *rs)
+{
+	/* the parent's threads are not here; their connections are the
+	   parent's streams: let go of the descriptors, start our own */
+	for (int i = 0; i < REMOTE_WORKERS; i++) {
+		struct rworker *w = &rs->rs_workers[i];
+
+		for (int k = 0; k < rs->rs_nsrv; k++)
+			mc_forget(&w->rw_conn[k]);
+		remote_worker_fini(w);
+	}
+	(void)remote_start(rs);
+}
+
+int
+remote_io(struct remote *rs, struct ring *ring, struct pager_req *req,
+    bool write, const uint64_t *gen)
+{
+	struct rjob *j, sync = { 0 };
+	int error;
+
+	VM_ASSERT(rs->rs_pid == getpid());	/* else remote_fork_child */
+	if (ring != NULL && (error = ring_expect(ring)) != 0)
+		return error;
+	pthread_mutex_lock(&rs->rs_lock);
+	if (ring == NULL) {
+		j = &sync;
+	} else if ((j = rs->rs_free) != NULL) {
+		rs->rs_free = j->rj_next;
+	} else {
+		pthread_mutex_unlock(&rs->rs_lock);
+		ring_unexpect(ring);
+		return -EBUSY;
+	}
+	j->rj_req = req;
+	j->rj_gen = gen;
+	j->rj_write = write;
+	j->rj_ringfd = ring != NULL ? ring_msgfd(ring) : -1;
+	j->rj_done = false;
+	j->rj_next = NULL;
+	*rs->rs_tail = j;
+	rs->rs_tail = &j->rj_next;
+	pthread_cond_signal(&rs->rs_work);
+	if (ring != NULL) {
+		pthread_mutex_unlock(&rs->rs_lock);
+		return -EINPROGRESS;
+	}
+	while (!sync.rj_done)
+		pthread_cond_wait(&rs->rs_doneq, &rs->rs_lock);
+	pthread_mutex_unlock(&rs->rs_lock);
+	return sync.rj_res < 0 ? sync.rj_res : 0;
+}
+
+void
+remote_stats(struct remote *rs, struct remote_stats *o)
+{
+	o->rs_puts = atomic_load(&rs->rs_st.puts);
+	o->rs_gets = atomic_load(&rs->rs_st.gets);
+	o->rs_failovers = atomic_load(&rs->rs_st.failovers);
+	o->rs_misses = atomic_load(&rs->rs_st.misses);
+	o->rs_badseal = atomic_load(&rs->rs_st.badseal);
+	o->rs_lost = atomic_load(&rs->rs_st.lost);
+	o->rs_readback_lost = atomic_load(&rs->rs_st.readback_lost);
+	o->rs_put_fail = atomic_load(&rs->rs_st.put_fail);
+	o->rs_server_down = atomic_load(&rs->rs_st.server_down);
+	o->rs_evicting = atomic_load(&rs->rs_st.evicting);
+}

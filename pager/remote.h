@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * remote.h: the remote store of the swap pager: swap slots kept in the
+ * memory of memcached servers (far memory), sealed (seal.h).  Inside
+ * pager/ only; the swap pager (swap.c) owns the slots and calls
+ * remote_io for the I/O of the slots that live remotely.
+ *
+ * Where a page goes.  Slots are grouped by REMOTE_GROUP (aligned), and a
+ * group's servers are ranked by rendezvous hashing (the highest hash of
+ * group and server wins; ketama's property that a server added or lost
+ * moves only its own share, without a ring).  A write stores each page on
+ * the first `replicas` servers of its group's ranking that answer; a read
+ * asks them in rank order until one returns a value that opens (seal_open),
+ * so a server that died, restarted empty, evicted the page or returns a
+ * stale or forged value costs a round trip to the next, never wrong data.
+ * A page no server returns is lost: the read says so (pr_lost) and the
+ * page raises SIGBUS.  One cluster of a group costs one pipelined round
+ * trip per server (mcache.h), not one per page.
+ *
+ * Values are one page each (PAGE_SIZE + SEAL_TAG bytes, far below
+ * memcached's 1 MiB item limit), keyed "u<instance id>:<slot>", so a slot
+ * that is written again overwrites its old value and the store never holds
+ * more than the swap's cap.
+ *
+ * Threads.  Network I/O is done by REMOTE_WORKERS threads of the store,
+ * each with its own connection to every server.  A request from a
+ * queue's thread (a fault thread, the pageout daemon) is handed to them
+ * and its completion is posted back into that thread's ring (ring_post:
+ * IORING_OP_MSG_RING), so it arrives with the thread's disk completions
+ * through pager_complete, like any I/O.  A request with no queue waits.
+ *
+ * Failures.  A server that refuses a connection or does not answer within
+ * the time-out (one reconnect first: a restarted server) is marked down
+ * for a back-off (1 s, doubling to 16 s) and skipped; one log line when
+ * it goes down, one when it answers again.  A server whose "evictions"
+ * count grows (memcached forgets under memory pressure by design) is
+ * marked evicting (one log line): from then on each store to it is read
+ * back before it counts, so a page is never reported stored, and never
+ * dropped from memory, unless a server holds it at that moment.
+ *
+ * Locks protecting struct members:
+ *	I  immutable after remote_create   l  rs_lock   a  atomic
+ *	w  the worker that owns it
+ */
+#ifndef UPVM_REMOTE_H
+#define UPVM_REMOTE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pager.h"
+
+struct remote;
+struct ring;
+struct seal;
+
+#define REMOTE_GROUP	64	/* slots placed together */
+#define REMOTE_MAXSRV	16
+
+/* counters: remote_stats */
+struct remote_stats {
+	uint64_t	rs_puts;	/* pages confirmed stored (>= 1 copy) */
+	uint64_t	rs_gets;	/* pages read and opened */
+	uint64_t	rs_failovers;	/* pages read from a later-ranked
+					   server (the first missed or failed) */
+	uint64_t	rs_misses;	/* a server did not have a page */
+	uint64_t	rs_badseal;	/* values that failed authentication
+					   (stale, forged, or another's) */
+	uint64_t	rs_lost;	/* pages no server returned */
+	uint64_t	rs_readback_lost; /* stores a read-back found gone */
+	uint64_t	rs_put_fail;	/* pages no server stored */
+	uint64_t	rs_server_down;	/* times a server was marked down */
+	uint64_t	rs_evicting;	/* servers found evicting */
+};
+
+/*
+ * remote_create: parse url "memcached://host:port[,host:port...][?opts]"
+ * (opts: replicas=N (1..servers), timeout_ms=T), check that at least one
+ * server answers, start the workers.
+ * => 0, or -errno with one log line saying what was wrong and what to do
+ *    (-EINVAL: the URL; -EHOSTUNREACH: no server answers).
+ */
+int remote_create(const char *url, const struct seal *, struct remote **out);
+void remote_destroy(struct remote *);
+
+/* remote_is_url: whether s names a remote store (memcached://) */
+bool remote_is_url(const char *s);
+
+/*
+ * remote_io: the transfer of req's pages (slot atop(pr_off) on; gen[s] is
+ * slot s's generation, set by the caller before a write, expected by a
+ * read).  With a ring, queued: -EINPROGRESS, or -EBUSY (no room: the
+ * ring is full).  Without, done: 0 or -errno.  The completion's result
+ * is the byte count or -errno; a read that lost pages sets pr_xfer to the
+ * bytes read and opened before the first lost page and pr_lost to 1.
+ */
+int remote_io(struct remote *, struct ring *, struct pager_req *, bool write,
+    const uint64_t *gen);
+
+/* remote_fork_child: the child's store: new workers and connections */
+void remote_fork_child(struct remote *);
+
+void remote_stats(struct remote *, struct remote_stats *out);
+
+/* remote_describe: the servers and replicas, for messages */
+const char *remote_describe(const struct remote *);
+
+#endif /* UPVM_REMOTE_H */
