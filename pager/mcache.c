@@ -339,6 +339,31 @@ mc_get_many(struct mc_conn *c, const char *const *keys, void *const *outs,
 }
 
 int
+mc_delete_many(struct mc_conn *c, const char *const *keys, int n,
+    int timeout_ms)
+{
+	int64_t deadline = mc_now_ms() + timeout_ms;
+	char req[64][MC_KEY_MAX + 24];
+	struct iovec iov[64];
+	int error = 0, done, m, k;
+
+	if (c->mc_fd < 0)
+		return -ENOTCONN;
+	for (done = 0; done < n && error == 0; done += m) {
+		m = MIN(n - done, (int)nitems(req));
+		for (int i = 0; i < m; i++) {
+			k = snprintf(req[i], sizeof(req[i]),
+			    "delete %s noreply\r\n", keys[done + i]);
+			iov[i] = (struct iovec){ req[i], (size_t)k };
+		}
+		error = mc_writev_all(c, iov, m, deadline);
+	}
+	if (error != 0)
+		mc_close(c);
+	return error;
+}
+
+int
 mc_stat(struct mc_conn *c, const char *name, uint64_t *val, int timeout_ms)
 {
 	int64_t deadline = mc_now_ms() + timeout_ms;

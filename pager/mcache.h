@@ -62,6 +62,10 @@ int mc_set_many(struct mc_conn *, const char *const *keys,
 int mc_get_many(struct mc_conn *, const char *const *keys, void *const *outs,
     size_t vlen, int n, int *res, int timeout_ms);
 
+/* mc_delete_many: delete keys[0..n) without replies.  => 0 or -errno */
+int mc_delete_many(struct mc_conn *, const char *const *keys, int n,
+    int timeout_ms);
+
 /* mc_stat: the value of the numeric "stats" field name.  => 0 or -errno */
 int mc_stat(struct mc_conn *, const char *name, uint64_t *val,
     int timeout_ms);

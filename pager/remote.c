@@ -28,6 +28,8 @@
 #define REMOTE_BACKOFF_MS	1000
 #define REMOTE_BACKOFF_MAX_MS	16000
 #define REMOTE_STATS_MS		1000	/* eviction check interval */
+#define REMOTE_DELMAX		8192	/* deletes pending, at most */
+#define REMOTE_DELBATCH		256	/* deletes sent at once */
 
 /* a server, as every worker sees it */
 struct rserver {
@@ -38,8 +40,9 @@ struct rserver {
 	_Atomic int64_t	 sv_down_until;	/* [a] ms: skipped before then */
 	atomic_int	 sv_backoff;	/* [a] ms of the next back-off */
 	atomic_bool	 sv_down;	/* [a] logged down */
-	atomic_bool	 sv_evicting;	/* [a] read stores back */
+	atomic_bool	 sv_full;	/* [a] evicting: no stores to it */
 	_Atomic uint64_t sv_evictions;	/* [a] the count last seen */
+	atomic_bool	 sv_evseen;	/* [a] sv_evictions is a baseline */
 };
 
 struct rjob {
@@ -59,7 +62,6 @@ struct rworker {
 	struct ring	*rw_ring;	/* [w] ring_post's */
 	struct mc_conn	 rw_conn[REMOTE_MAXSRV];	/* [w] */
 	char		*rw_buf;	/* [w] sealed values, REMOTE_BATCH */
-	char		*rw_chk;	/* [w] read-back values */
 	bool		 rw_started;	/* [I] */
 };
 
@@ -79,12 +81,16 @@ struct remote {
 	struct rjob	**rs_tail;	/* [l] */
 	struct rjob	*rs_free;	/* [l] */
 	bool		 rs_stop;	/* [l] */
+	int		 rs_ndel;	/* [l] entries in rs_del */
+	struct rdel {
+		uint64_t slot, gen;
+	}		 rs_del[REMOTE_DELMAX];	/* [l] values to delete */
 	_Atomic int64_t	 rs_next_stats;	/* [a] ms of the next eviction check */
 	struct rjob	 rs_jobs[REMOTE_JOBS];
 	struct rworker	 rs_workers[REMOTE_WORKERS];
 	struct {
 		_Atomic uint64_t puts, gets, failovers, misses, badseal, lost,
-		    readback_lost, put_fail, server_down, evicting;
+		    put_fail, server_down, evicting, deleted;
 	} rs_st;
 };
 
@@ -311,15 +317,20 @@ remote_call(struct rworker *w, int i, bool write, const char *const *keys,
 	return error;
 }
 
-/* remote_check_evictions: every REMOTE_STATS_MS, look for evicting servers */
+/*
+ * remote_check_evictions: every REMOTE_STATS_MS, ask each server for its
+ * evictions and memory: one that evicts (its count grew) is full, and
+ * gets no more stores until it has an eighth of its memory free again
+ * and has stopped evicting.
+ */
 static void
 remote_check_evictions(struct rworker *w)
 {
 	struct remote *rs = w->rw_rs;
 	int64_t now = remote_now_ms(), next = atomic_load(&rs->rs_next_stats);
+	uint64_t ev, bytes, limit, last;
 	struct rserver *sv;
 	struct mc_conn *c;
-	uint64_t ev;
 
 	if (now < next || !atomic_compare_exchange_strong(&rs->rs_next_stats,
 	    &next, now + REMOTE_STATS_MS))
@@ -327,17 +338,27 @@ remote_check_evictions(struct rworker *w)
 	for (int i = 0; i < rs->rs_nsrv; i++) {
 		sv = &rs->rs_srv[i];
 		if ((c = remote_conn(w, i)) == NULL ||
-		    mc_stat(c, "evictions", &ev, rs->rs_timeout_ms) != 0)
+		    mc_stat(c, "evictions", &ev, rs->rs_timeout_ms) != 0 ||
+		    mc_stat(c, "bytes", &bytes, rs->rs_timeout_ms) != 0 ||
+		    mc_stat(c, "limit_maxbytes", &limit, rs->rs_timeout_ms) !=
+		    0)
 			continue;
-		if (ev > atomic_exchange(&sv->sv_evictions, ev) &&
-		    !atomic_exchange(&sv->sv_evicting, true)) {
+		last = atomic_exchange(&sv->sv_evictions, ev);
+		/* the first count is a baseline: evictions before us */
+		if (!atomic_exchange(&sv->sv_evseen, true))
+			continue;
+		if (ev > last && !atomic_exchange(&sv->sv_full, true)) {
 			atomic_fetch_add(&rs->rs_st.evicting, 1);
 			upvm_log(LOG_ERR, "swap: memcached server %s is full "
 			    "and evicts (%llu items so far): pages stored "
-			    "there may be lost (SIGBUS unless replicated); "
-			    "give it more memory (-m) or use replicas=2; "
-			    "stores to it are read back from now on",
+			    "there may be lost (SIGBUS unless replicated); no "
+			    "more stores to it until it has room; give it "
+			    "more memory (-m) or use replicas=2",
 			    sv->sv_name, (unsigned long long)ev);
+		} else if (ev == last && bytes < limit - limit / 8 &&
+		    atomic_exchange(&sv->sv_full, false)) {
+			upvm_log(LOG_WARN, "swap: memcached server %s has room "
+			    "again; storing to it", sv->sv_name);
 		}
 	}
 }
@@ -346,10 +367,10 @@ remote_check_evictions(struct rworker *w)
 /* one request */
 
 static void
-remote_key(const struct remote *rs, uint64_t slot, char *key)
+remote_key(const struct remote *rs, uint64_t slot, uint64_t gen, char *key)
 {
-	(void)snprintf(key, MC_KEY_MAX, "%s%llx", rs->rs_keypfx,
-	    (unsigned long long)slot);
+	(void)snprintf(key, MC_KEY_MAX, "%s%llx.%llx", rs->rs_keypfx,
+	    (unsigned long long)slot, (unsigned long long)gen);
 }
 
 /*
@@ -363,39 +384,30 @@ remote_put_run(struct rworker *w, uint64_t slot, const char *buf, int n,
 	struct remote *rs = w->rw_rs;
 	char keys[REMOTE_BATCH][MC_KEY_MAX];
 	const char *kp[REMOTE_BATCH];
-	void *vals[REMOTE_BATCH], *chk[REMOTE_BATCH];
-	int res[REMOTE_BATCH], back[REMOTE_BATCH], copies[REMOTE_BATCH] = {0};
-	int order[REMOTE_MAXSRV], stored = 0, error, lasterr = -EHOSTDOWN;
+	void *vals[REMOTE_BATCH];
+	int res[REMOTE_BATCH], copies[REMOTE_BATCH] = {0};
+	int order[REMOTE_MAXSRV], stored = 0, error, lasterr = -ENOSPC;
 
 	for (int i = 0; i < n; i++) {
-		remote_key(rs, slot + (uint64_t)i, keys[i]);
+		remote_key(rs, slot + (uint64_t)i, gen[slot + (uint64_t)i],
+		    keys[i]);
 		kp[i] = keys[i];
 		vals[i] = w->rw_buf + (size_t)i * REMOTE_VLEN;
-		chk[i] = w->rw_chk + (size_t)i * REMOTE_VLEN;
 		if ((error = seal_page(rs->rs_seal, slot + (uint64_t)i,
 		    gen[slot + (uint64_t)i], buf + ptoa((size_t)i), vals[i],
 		    (uint8_t *)vals[i] + PAGE_SIZE)) != 0)
 			return error;
 	}
+	/* the first `replicas` servers of the ranking that take them */
 	remote_rank(rs, slot, order);
 	for (int r = 0; r < rs->rs_nsrv && stored < rs->rs_replicas; r++) {
-		struct rserver *sv = &rs->rs_srv[order[r]];
-
+		if (atomic_load(&rs->rs_srv[order[r]].sv_full))
+			continue;
 		if ((error = remote_call(w, order[r], true, kp, vals, n,
 		    res)) != 0) {
 			lasterr = error;
 			continue;
 		}
-		if (atomic_load(&sv->sv_evicting) &&
-		    remote_call(w, order[r], false, kp, chk, n, back) == 0)
-			for (int i = 0; i < n; i++)
-				if (res[i] == 0 && (back[i] != 0 ||
-				    memcmp((char *)chk[i] + PAGE_SIZE,
-				    (char *)vals[i] + PAGE_SIZE, SEAL_TAG))) {
-					res[i] = -ENOSPC;
-					atomic_fetch_add(
-					    &rs->rs_st.readback_lost, 1);
-				}
 		error = 0;
 		for (int i = 0; i < n; i++) {
 			if (res[i] == 0)
@@ -444,7 +456,8 @@ remote_get_run(struct rworker *w, uint64_t slot, char *buf, int n,
 		for (int i = 0; i < n; i++)
 			if (!ok[i]) {
 				want[nwant] = i;
-				remote_key(rs, slot + (uint64_t)i, keys[nwant]);
+				remote_key(rs, slot + (uint64_t)i,
+				    gen[slot + (uint64_t)i], keys[nwant]);
 				kp[nwant] = keys[nwant];
 				vals[nwant] = w->rw_buf + (size_t)nwant *
 				    REMOTE_VLEN;
@@ -518,27 +531,77 @@ remote_do(struct rworker *w, struct pager_req *req, bool write,
 /* ---------------------------------------------------------------- */
 /* workers */
 
+/*
+ * remote_delete: send the deletes taken from rs_del to every server that
+ * answers ("noreply": nothing to wait for; a server that missed one
+ * holds a value nobody reads, which its LRU evicts).
+ */
+static void
+remote_delete(struct rworker *w, const struct rdel *d, int n)
+{
+	struct remote *rs = w->rw_rs;
+	char keys[REMOTE_DELBATCH][MC_KEY_MAX];
+	const char *kp[REMOTE_DELBATCH];
+	struct mc_conn *c;
+
+	for (int i = 0; i < n; i++) {
+		remote_key(rs, d[i].slot, d[i].gen, keys[i]);
+		kp[i] = keys[i];
+	}
+	for (int k = 0; k < rs->rs_nsrv; k++)
+		if ((c = remote_conn(w, k)) != NULL &&
+		    mc_delete_many(c, kp, n, rs->rs_timeout_ms) != 0)
+			remote_mark_down(rs, &rs->rs_srv[k], -EIO);
+	atomic_fetch_add(&rs->rs_st.deleted, (uint64_t)n);
+}
+
+/* remote_take_deletes: up to REMOTE_DELBATCH of rs_del.  => rs_lock held */
+static int
+remote_take_deletes(struct remote *rs, struct rdel *out)
+{
+	int n = MIN(rs->rs_ndel, REMOTE_DELBATCH);
+
+	rs->rs_ndel -= n;
+	memcpy(out, rs->rs_del + rs->rs_ndel, sizeof(*out) * (size_t)n);
+	return n;
+}
+
+static bool
+remote_deletes_due(const struct remote *rs)
+{
+	return rs->rs_ndel >= REMOTE_DELBATCH || (rs->rs_stop &&
+	    rs->rs_ndel > 0);
+}
+
 static void *
 remote_main(void *arg)
 {
 	struct rworker *w = arg;
 	struct remote *rs = w->rw_rs;
+	struct rdel del[REMOTE_DELBATCH];
 	struct rjob *j;
-	int res, error;
+	int res, error, ndel;
 
 	vm_tl_inside = 1;	/* upvm's own thread: its memory is the kernel's */
 	for (;;) {
 		pthread_mutex_lock(&rs->rs_lock);
-		while (rs->rs_head == NULL && !rs->rs_stop)
+		while (rs->rs_head == NULL && !remote_deletes_due(rs) &&
+		    !rs->rs_stop)
 			pthread_cond_wait(&rs->rs_work, &rs->rs_lock);
-		if ((j = rs->rs_head) == NULL) {
+		ndel = remote_deletes_due(rs) ? remote_take_deletes(rs, del) :
+		    0;
+		if ((j = rs->rs_head) == NULL && ndel == 0) {
 			pthread_mutex_unlock(&rs->rs_lock);
-			return NULL;
+			return NULL;		/* stopped, nothing left */
 		}
-		if ((rs->rs_head = j->rj_next) == NULL)
+		if (j != NULL && (rs->rs_head = j->rj_next) == NULL)
 			rs->rs_tail = &rs->rs_head;
 		pthread_mutex_unlock(&rs->rs_lock);
 
+		if (ndel > 0)
+			remote_delete(w, del, ndel);
+		if (j == NULL)
+			continue;
 		res = remote_do(w, j->rj_req, j->rj_write, j->rj_gen);
 		if (j->rj_ringfd >= 0) {
 			/* the CQE carries the result; the job is free once
@@ -564,6 +627,18 @@ remote_main(void *arg)
 	}
 }
 
+void
+remote_forget(struct remote *rs, uint64_t slot, uint64_t gen)
+{
+	pthread_mutex_lock(&rs->rs_lock);
+	if (rs->rs_ndel < REMOTE_DELMAX) {
+		rs->rs_del[rs->rs_ndel++] = (struct rdel){ slot, gen };
+		if (rs->rs_ndel == REMOTE_DELBATCH)
+			pthread_cond_signal(&rs->rs_work);
+	}
+	pthread_mutex_unlock(&rs->rs_lock);
+}
+
 static void
 remote_workers_stop(struct remote *rs)
 {
@@ -584,9 +659,9 @@ remote_worker_fini(struct rworker *w)
 	if (w->rw_ring != NULL)
 		ring_destroy(w->rw_ring);
 	if (w->rw_buf != NULL)
-		kmem_free(w->rw_buf, 2 * REMOTE_BATCH * REMOTE_VLEN);
+		kmem_free(w->rw_buf, REMOTE_BATCH * REMOTE_VLEN);
 	w->rw_ring = NULL;
-	w->rw_buf = w->rw_chk = NULL;
+	w->rw_buf = NULL;
 	w->rw_started = false;
 }
 
@@ -605,6 +680,7 @@ remote_start(struct remote *rs)
 	rs->rs_tail = &rs->rs_head;
 	rs->rs_free = NULL;
 	rs->rs_stop = false;
+	rs->rs_ndel = 0;
 	rs->rs_pid = getpid();
 	for (int i = REMOTE_JOBS - 1; i >= 0; i--) {
 		rs->rs_jobs[i].rj_next = rs->rs_free;
@@ -621,12 +697,11 @@ remote_start(struct remote *rs)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (int i = 0; i < REMOTE_WORKERS && error == 0; i++) {
 		w = &rs->rs_workers[i];
-		if ((w->rw_buf = kmem_alloc(2 * REMOTE_BATCH *
-		    REMOTE_VLEN)) == NULL) {
+		if ((w->rw_buf = kmem_alloc(REMOTE_BATCH * REMOTE_VLEN)) ==
+		    NULL) {
 			error = -ENOMEM;
 			break;
 		}
-		w->rw_chk = w->rw_buf + REMOTE_BATCH * REMOTE_VLEN;
 		if ((error = ring_create(2, &w->rw_ring)) != 0)
 			break;
 		if ((error = -pthread_create(&w->rw_thread, NULL, remote_main,
@@ -777,8 +852,8 @@ remote_stats(struct remote *rs, struct remote_stats *o)
 	o->rs_misses = atomic_load(&rs->rs_st.misses);
 	o->rs_badseal = atomic_load(&rs->rs_st.badseal);
 	o->rs_lost = atomic_load(&rs->rs_st.lost);
-	o->rs_readback_lost = atomic_load(&rs->rs_st.readback_lost);
 	o->rs_put_fail = atomic_load(&rs->rs_st.put_fail);
 	o->rs_server_down = atomic_load(&rs->rs_st.server_down);
 	o->rs_evicting = atomic_load(&rs->rs_st.evicting);
+	o->rs_deleted = atomic_load(&rs->rs_st.deleted);
 }

@@ -18,9 +18,14 @@
  * trip per server (mcache.h), not one per page.
  *
  * Values are one page each (PAGE_SIZE + SEAL_TAG bytes, far below
- * memcached's 1 MiB item limit), keyed "u<instance id>:<slot>", so a slot
- * that is written again overwrites its old value and the store never holds
- * more than the swap's cap.
+ * memcached's 1 MiB item limit), keyed "u<instance id>:<slot>.<generation>".
+ * A slot's last reference going (swap_free) queues the delete of its
+ * value (remote_forget; sent in batches, "noreply", to every server), so
+ * the store holds about the swap's live slots, not the process's whole
+ * history; the generation in the key keeps a late delete from taking a
+ * newer value of a reused slot.  A process killed before it could
+ * delete leaves sealed values nobody can read, which memcached's LRU
+ * evicts first.
  *
  * Threads.  Network I/O is done by REMOTE_WORKERS threads of the store,
  * each with its own connection to every server.  A request from a
@@ -32,11 +37,16 @@
  * Failures.  A server that refuses a connection or does not answer within
  * the time-out (one reconnect first: a restarted server) is marked down
  * for a back-off (1 s, doubling to 16 s) and skipped; one log line when
- * it goes down, one when it answers again.  A server whose "evictions"
- * count grows (memcached forgets under memory pressure by design) is
- * marked evicting (one log line): from then on each store to it is read
- * back before it counts, so a page is never reported stored, and never
- * dropped from memory, unless a server holds it at that moment.
+ * it goes down, one when it answers again.  A write counts only when a
+ * server answered STORED for every page (mc_set_many), so a page is never
+ * dropped from memory before a server holds it.  memcached forgets under
+ * memory pressure by design (LRU eviction); a store's reply cannot say
+ * that it pushed older pages out, so every second a worker reads each
+ * server's "evictions" counter: one whose count grew is full (one log
+ * line, counted) and gets no more stores until an eighth of its memory
+ * is free and it stopped evicting.  Pages it evicted before that raise
+ * SIGBUS unless a replica holds them; with no server left to take a
+ * store, writes fail and the pages stay resident, as with a full disk.
  *
  * Locks protecting struct members:
  *	I  immutable after remote_create   l  rs_lock   a  atomic
@@ -68,10 +78,10 @@ struct remote_stats {
 	uint64_t	rs_badseal;	/* values that failed authentication
 					   (stale, forged, or another's) */
 	uint64_t	rs_lost;	/* pages no server returned */
-	uint64_t	rs_readback_lost; /* stores a read-back found gone */
 	uint64_t	rs_put_fail;	/* pages no server stored */
 	uint64_t	rs_server_down;	/* times a server was marked down */
-	uint64_t	rs_evicting;	/* servers found evicting */
+	uint64_t	rs_evicting;	/* times a server was found evicting */
+	uint64_t	rs_deleted;	/* values deleted (slots freed) */
 };
 
 /*
@@ -97,6 +107,13 @@ bool remote_is_url(const char *s);
  */
 int remote_io(struct remote *, struct ring *, struct pager_req *, bool write,
     const uint64_t *gen);
+
+/*
+ * remote_forget: slot's value of generation gen is no longer needed.
+ * => any thread; swap_free holds the swap's lock (it comes before
+ *    rs_lock).  Best effort: dropped when too many are pending.
+ */
+void remote_forget(struct remote *, uint64_t slot, uint64_t gen);
 
 /* remote_fork_child: the child's store: new workers and connections */
 void remote_fork_child(struct remote *);

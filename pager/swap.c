@@ -659,8 +659,13 @@ swap_free(struct swap *sw, uint64_t slot, int n)
 	swp_lock(ss);
 	for (uint64_t i = slot - 1; i < slot - 1 + (uint64_t)n; i++) {
 		VM_ASSERT(ss->ss_count[i] > 0);
-		if (--ss->ss_count[i] == 0)
-			swp_release(ss, i);
+		if (--ss->ss_count[i] != 0)
+			continue;
+		/* the remote value goes too (its key has the generation,
+		   so a later write of the slot is never the one deleted) */
+		if (sw->sw_remote != NULL)
+			remote_forget(sw->sw_remote, i + 1, ss->ss_gen[i + 1]);
+		swp_release(ss, i);
 	}
 	swp_unlock(ss);
 }

@@ -1,0 +1,797 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_remote.c: the remote pager on real memcached servers (started by
+ * each test on free loopback ports, killed at its end), and the sealing
+ * of pages (seal.h).  Skips, saying so, where memcached is not installed.
+ *
+ * Every page written is checked when read: a pattern of (page, generation)
+ * in every word.  What a lost server, a server restarted empty, a full
+ * server and a forged value do: the pages another server holds come back,
+ * the others fail (-ENODATA, -EBADMSG; SIGBUS in a program), never wrong
+ * data.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "pager.h"
+#include "remote.h"
+#include "ringq.h"
+#include "seal.h"
+#include "swap.h"
+#include "vm.h"
+
+#define NSRV_MAX	4
+#define VLEN		(PAGE_SIZE + SEAL_TAG)
+
+struct mcd {
+	pid_t	pid;
+	int	port;
+	int	mb;
+};
+
+static struct mcd srv[NSRV_MAX];
+static int nsrv;
+
+static int
+free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static int
+mc_connect_port(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+	    .sin_port = htons((uint16_t)port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+mcd_start(struct mcd *m)
+{
+	char port[16], mem[16];
+	int fd;
+
+	snprintf(port, sizeof(port), "%d", m->port);
+	snprintf(mem, sizeof(mem), "%d", m->mb);
+	m->pid = fork();
+	cr_assert(m->pid >= 0);
+	if (m->pid == 0) {
+		/* memcached refuses to run as root without -u */
+		if (getuid() == 0)
+			execlp("memcached", "memcached", "-u", "nobody", "-l",
+			    "127.0.0.1", "-p", port, "-U", "0", "-m", mem,
+			    "-t", "1", (char *)NULL);
+		else
+			execlp("memcached", "memcached", "-l", "127.0.0.1",
+			    "-p", port, "-U", "0", "-m", mem, "-t", "1",
+			    (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		if ((fd = mc_connect_port(m->port)) >= 0) {
+			close(fd);
+			return;
+		}
+		usleep(10000);
+	}
+	cr_assert_fail("memcached on port %d did not start", m->port);
+}
+
+static void
+mcd_kill(struct mcd *m)
+{
+	if (m->pid <= 0)
+		return;
+	kill(m->pid, SIGKILL);
+	waitpid(m->pid, NULL, 0);
+	m->pid = 0;
+}
+
+static void
+servers_stop(void)
+{
+	for (int i = 0; i < nsrv; i++) {
+		if (srv[i].pid > 0)
+			kill(srv[i].pid, SIGCONT);
+		mcd_kill(&srv[i]);
+	}
+	nsrv = 0;
+}
+
+/* n servers of mb MiB each; the URL naming them, with opts */
+static void
+servers_start(int n, int mb, const char *opts, char *url, size_t len)
+{
+	size_t o;
+
+	if (system("command -v memcached >/dev/null 2>&1") != 0)
+		cr_skip_test("needs memcached (Debian's memcached package)");
+	o = (size_t)snprintf(url, len, "memcached://");
+	for (int i = 0; i < n; i++) {
+		srv[i] = (struct mcd){ .port = free_port(), .mb = mb };
+		mcd_start(&srv[i]);
+		o += (size_t)snprintf(url + o, len - o, "%s127.0.0.1:%d",
+		    i > 0 ? "," : "", srv[i].port);
+	}
+	nsrv = n;
+	if (opts != NULL)
+		snprintf(url + o, len - o, "?%s", opts);
+}
+
+/* a raw text-protocol exchange with server i: send, read until `end` */
+static size_t
+raw(int i, const void *req, size_t reqlen, const char *end, char *out,
+    size_t outlen)
+{
+	int fd = mc_connect_port(srv[i].port);
+	size_t got = 0;
+	ssize_t n;
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, req, reqlen), (ssize_t)reqlen);
+	while (got < outlen - 1) {
+		if ((n = read(fd, out + got, outlen - 1 - got)) <= 0)
+			break;
+		got += (size_t)n;
+		out[got] = '\0';
+		if (got >= strlen(end) && strcmp(out + got - strlen(end),
+		    end) == 0)
+			break;
+	}
+	out[got] = '\0';
+	close(fd);
+	return got;
+}
+
+/* the keys server i holds (lru_crawler metadump), newline-separated */
+static char *
+server_keys(int i)
+{
+	static char buf[1 << 20];
+	char *o = malloc(sizeof(buf)), *p, *q;
+	size_t n = 0;
+
+	raw(i, "lru_crawler metadump all\r\n", 26, "END\r\n", buf,
+	    sizeof(buf));
+	for (p = buf; (p = strstr(p, "key=")) != NULL; p = q) {
+		p += 4;
+		q = strchr(p, ' ');
+		/* metadump URL-encodes keys (':' is %3A) */
+		for (char *c = p; c < q; c++) {
+			if (*c == '%' && c + 2 < q) {
+				char hex[3] = { c[1], c[2], '\0' };
+
+				o[n++] = (char)strtol(hex, NULL, 16);
+				c += 2;
+			} else {
+				o[n++] = *c;
+			}
+		}
+		o[n++] = '\n';
+	}
+	o[n] = '\0';
+	return o;
+}
+
+static int
+server_items(int i)
+{
+	char buf[8192], *p;
+
+	raw(i, "stats\r\n", 7, "END\r\n", buf, sizeof(buf));
+	p = strstr(buf, "STAT curr_items ");
+	cr_assert(p != NULL);
+	return atoi(p + 16);
+}
+
+/* ---------------------------------------------------------------- */
+/* the swap pager over them */
+
+static struct swap *
+remote_swap(const char *url, uint64_t max)
+{
+	struct swap_config sc = { .sc_remote = url, .sc_max = max };
+	struct swap *sw;
+
+	cr_assert_eq(swap_create(&sc, &sw), 0);
+	return sw;
+}
+
+static void *
+pages(size_t n)
+{
+	void *p = mmap(NULL, n * PAGE_SIZE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert(p != MAP_FAILED);
+	return p;
+}
+
+/* io: n pages at slot, synchronously (q NULL) or through q */
+static int
+io(struct swap *sw, struct pager_queue *q, bool write, uint64_t slot,
+    void *buf, int n, struct pager_req *out)
+{
+	struct pager_req req = { .pr_off = ptoa(slot), .pr_npages = n,
+	    .pr_buf = buf };
+	int error;
+
+	error = write ? (q == NULL ? pager_put(&sw->sw_pager, NULL, &req) :
+	    pager_put_sync(&sw->sw_pager, q, &req)) :
+	    (q == NULL ? pager_get(&sw->sw_pager, NULL, &req) :
+	    pager_get_sync(&sw->sw_pager, q, &req));
+	if (out != NULL)
+		*out = req;
+	return error;
+}
+
+/* write npages (pattern page i, gen) at slots from `first`, in runs of 64 */
+static void
+write_all(struct swap *sw, struct pager_queue *q, uint64_t first,
+    size_t npages, uint64_t gen)
+{
+	char *buf = pages(64);
+
+	for (size_t i = 0; i < npages; i += 64) {
+		int n = (int)MIN(64, npages - i);
+
+		test_pattern_fill(buf, (size_t)n, i, gen);
+		cr_assert_eq(io(sw, q, true, first + i, buf, n, NULL), 0,
+		    "put of pages %zu..", i);
+	}
+	munmap(buf, 64 * PAGE_SIZE);
+}
+
+/*
+ * read_each: read every page alone; => pages lost (the read failed with
+ * -ENODATA or -EBADMSG), asserting that every page that was read holds
+ * its pattern.
+ */
+static size_t
+read_each(struct swap *sw, struct pager_queue *q, uint64_t first,
+    size_t npages, uint64_t gen)
+{
+	char *buf = pages(1);
+	size_t lost = 0;
+	int error;
+
+	for (size_t i = 0; i < npages; i++) {
+		memset(buf, 0xa5, PAGE_SIZE);
+		error = io(sw, q, false, first + i, buf, 1, NULL);
+		if (error == -ENODATA || error == -EBADMSG) {
+			lost++;
+			continue;
+		}
+		cr_assert_eq(error, 0, "page %zu: %s", i, strerror(-error));
+		cr_assert_eq(test_pattern_bad(buf, 1, i, gen), -1,
+		    "page %zu holds wrong data", i);
+	}
+	munmap(buf, PAGE_SIZE);
+	return lost;
+}
+
+static uint64_t
+alloc_slots(struct swap *sw, size_t n)
+{
+	uint64_t slot;
+
+	cr_assert_eq(swap_alloc(sw, (int)n, &slot), 0);
+	return slot;
+}
+
+static struct remote_stats
+rstats(struct swap *sw)
+{
+	struct remote_stats st;
+
+	remote_stats(sw->sw_remote, &st);
+	return st;
+}
+
+static void
+fini(void)
+{
+	servers_stop();
+}
+
+TestSuite(remote, .fini = fini, .timeout = 120);
+
+Test(remote, every_page_comes_back_from_three_servers)
+{
+	char url[256], *buf;
+	struct pager_queue *q;
+	struct swap *sw;
+	struct remote_stats st;
+	uint64_t first;
+	size_t npages = 4096;
+
+	servers_start(3, 64, NULL, url, sizeof(url));
+	sw = remote_swap(url, 0);
+	first = alloc_slots(sw, npages);
+	cr_assert_eq(pager_queue_create(&sw->sw_pager, 8, &q), 0);
+	write_all(sw, q, first, npages, 1);
+	/* every server holds some: placement spreads the groups */
+	for (int i = 0; i < 3; i++)
+		cr_assert_gt(server_items(i), 0, "server %d holds nothing", i);
+	cr_assert_eq(server_items(0) + server_items(1) + server_items(2),
+	    (int)npages);
+	/* clusters of 24 pages that cross the 64-slot groups, async */
+	buf = pages(24);
+	for (size_t i = 0; i + 24 <= npages; i += 24) {
+		cr_assert_eq(io(sw, q, false, first + i, buf, 24, NULL), 0);
+		cr_assert_eq(test_pattern_bad(buf, 24, i, 1), -1, "run %zu",
+		    i);
+	}
+	/* and one by one, synchronously */
+	cr_assert_eq(read_each(sw, NULL, first, npages, 1), 0);
+	st = rstats(sw);
+	cr_assert_eq(st.rs_puts, npages);
+	cr_assert_eq(st.rs_lost + st.rs_badseal + st.rs_failovers, 0);
+	/* freed slots take their values with them */
+	swap_free(sw, first, (int)npages);
+	pager_queue_destroy(q);
+	swap_destroy(sw);
+	/* (sent without replies: the servers take a moment) */
+	for (int i = 0; i < 200 && server_items(0) + server_items(1) +
+	    server_items(2) > 0; i++)
+		usleep(10000);
+	cr_assert_eq(server_items(0) + server_items(1) + server_items(2), 0,
+	    "the values of freed slots are deleted");
+	munmap(buf, 24 * PAGE_SIZE);
+}
+
+Test(remote, replicas_2_a_killed_server_loses_nothing)
+{
+	char url[256];
+	struct pager_queue *q;
+	struct swap *sw;
+	struct remote_stats st;
+	uint64_t first;
+	size_t npages = 2048;
+
+	servers_start(3, 64, "replicas=2", url, sizeof(url));
+	sw = remote_swap(url, 0);
+	first = alloc_slots(sw, npages);
+	cr_assert_eq(pager_queue_create(&sw->sw_pager, 8, &q), 0);
+	write_all(sw, q, first, npages, 3);
+	cr_assert_eq(server_items(0) + server_items(1) + server_items(2),
+	    (int)(2 * npages), "two copies of each page");
+	mcd_kill(&srv[1]);
+	cr_assert_eq(read_each(sw, q, first, npages, 3), 0,
+	    "every page comes from its other copy");
+	st = rstats(sw);
+	cr_assert_gt(st.rs_failovers, 0);
+	cr_assert_eq(st.rs_server_down, 1, "one server down, said once");
+	cr_assert_eq(st.rs_lost, 0);
+	/* writes go on to the two left, and come back */
+	write_all(sw, q, first, npages, 4);
+	cr_assert_eq(read_each(sw, NULL, first, npages, 4), 0);
+	pager_queue_destroy(q);
+	swap_destroy(sw);
+}
+
+Test(remote, replicas_1_a_killed_servers_pages_fail_the_others_come_back)
+{
+	char url[256];
+	struct swap *sw;
+	struct remote_stats st;
+	uint64_t first;
+	size_t npages = 2048, lost;
+	int held;
+
+	servers_start(3, 64, NULL, url, sizeof(url));
+	sw = remote_swap(url, 0);
+	first = alloc_slots(sw, npages);
+	write_all(sw, NULL, first, npages, 5);
+	held = server_items(2);
+	cr_assert_gt(held, 0);
+	mcd_kill(&srv[2]);
+	lost = read_each(sw, NULL, first, npages, 5);
+	cr_assert_eq(lost, (size_t)held, "exactly the dead server's pages "
+	    "are lost (%zu, it held %d)", lost, held);
+	st = rstats(sw);
+	cr_assert_eq(st.rs_lost, lost);
+	swap_destroy(sw);
+}
+
+Test(remote, a_lost_page_in_a_cluster_keeps_the_pages_before_it)
+{
+	char url[256], *buf;
+	struct pager_req req;
+	struct swap *sw;
+	uint64_t first;
+	int held0, error;
+
+	servers_start(2, 64, NULL, url, sizeof(url));
+	sw = remote_swap(url, 0);
+	first = alloc_slots(sw, 512);
+	write_all(sw, NULL, first, 512, 6);
+	held0 = server_items(0);
+	cr_assert(held0 > 0 && held0 < 512);
+	mcd_kill(&srv[0]);
+	/* a read over everything stops at the first lost page: what came
+	   before it is good, the page at pr_xfer is lost */
+	buf = pages(512);
+	error = io(sw, NULL, false, first, buf, 512, &req);
+	cr_assert_eq(error, -ENODATA);
+	cr_assert_eq(req.pr_lost, 1);
+	cr_assert(req.pr_xfer % PAGE_SIZE == 0 && req.pr_xfer < ptoa(512));
+	cr_assert_eq(test_pattern_bad(buf, atop(req.pr_xfer), 0, 6), -1);
+	munmap(buf, ptoa(512));
+	swap_destroy(sw);
+}
+
+Test(remote, a_server_restarted_empty)
+{
+	char url[256];
+	struct swap *sw1, *sw2;
+	uint64_t f1, f2;
+	size_t npages = 1024;
+	int held;
+
+	/* replicas=2 over three, and a second swap with one copy */
+	servers_start(3, 64, "replicas=2", url, sizeof(url));
+	sw1 = remote_swap(url, 0);
+	*strchr(url, '?') = '\0';
+	sw2 = remote_swap(url, 0);
+	f1 = alloc_slots(sw1, npages);
+	f2 = alloc_slots(sw2, npages);
+	write_all(sw1, NULL, f1, npages, 7);
+	write_all(sw2, NULL, f2, npages, 8);
+	mcd_kill(&srv[0]);
+	held = 0;
+	mcd_start(&srv[0]);		/* same port, empty */
+	cr_assert_eq(server_items(0), held);
+	cr_assert_eq(read_each(sw1, NULL, f1, npages, 7), 0,
+	    "replicated pages come from their other copy");
+	cr_assert_gt(read_each(sw2, NULL, f2, npages, 8), 0,
+	    "single copies on the emptied server are lost");
+	cr_assert_gt(rstats(sw1).rs_misses, 0);
+	swap_destroy(sw1);
+	swap_destroy(sw2);
+}
+
+/*
+ * key_of: a copy (malloc) of the key in the list `keys` ("u<id>:<slot>.
+ * <gen>" lines) of slot, other than `not`.
+ */
+static char *
+key_of(const char *keys, uint64_t slot, const char *not)
+{
+	char want[32], *k;
+	const char *p, *nl;
+
+	snprintf(want, sizeof(want), ":%llx.", (unsigned long long)slot);
+	for (p = keys; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+		k = strndup(p, (size_t)(nl - p));
+		if (strstr(k, want) != NULL && (not == NULL ||
+		    strcmp(k, not) != 0))
+			return k;
+		free(k);
+	}
+	cr_assert_fail("no key of slot %llu", (unsigned long long)slot);
+	return NULL;
+}
+
+/* forge: store val under key on server i, as a hostile server would */
+static void
+forge(int i, const char *key, const void *val)
+{
+	char hdr[160], out[64];
+	char *req = malloc(sizeof(hdr) + VLEN + 2);
+	int h = snprintf(hdr, sizeof(hdr), "set %s 0 0 %d\r\n", key,
+	    (int)VLEN);
+
+	memcpy(req, hdr, (size_t)h);
+	memcpy(req + h, val, VLEN);
+	memcpy(req + h + VLEN, "\r\n", 2);
+	raw(i, req, (size_t)h + VLEN + 2, "\r\n", out, sizeof(out));
+	cr_assert_str_eq(out, "STORED\r\n");
+	free(req);
+}
+
+static void
+fetch(int i, const char *key, void *val)
+{
+	static char out[2 * VLEN];
+	char req[160];
+	char *p;
+	int n = snprintf(req, sizeof(req), "get %s\r\n", key);
+
+	raw(i, req, (size_t)n, "END\r\n", out, sizeof(out));
+	cr_assert((p = strstr(out, "\r\n")) != NULL);
+	memcpy(val, p + 2, VLEN);
+}
+
+Test(remote, forged_swapped_and_replayed_values_fail_authentication)
+{
+	char url[256], *keys, *k1, *k2, old[VLEN], other[VLEN], k1copy[80];
+	struct swap *sw;
+	uint64_t first;
+	size_t lost;
+
+	servers_start(1, 64, NULL, url, sizeof(url));
+	sw = remote_swap(url, 0);
+	first = alloc_slots(sw, 2);
+	write_all(sw, NULL, first, 2, 9);
+	keys = server_keys(0);
+	k1 = key_of(keys, first, NULL);
+	k2 = key_of(keys, first + 1, NULL);
+	fetch(0, k1, old);
+	fetch(0, k2, other);
+	snprintf(k1copy, sizeof(k1copy), "%s", k1);
+
+	/* another slot's value under this key */
+	forge(0, k1, other);
+	lost = read_each(sw, NULL, first, 2, 9);
+	cr_assert_eq(lost, 1, "the swapped value is refused");
+	cr_assert_eq(rstats(sw).rs_badseal, 1);
+	/* random bytes */
+	memset(other, 0x5a, sizeof(other));
+	forge(0, k1, other);
+	cr_assert_eq(read_each(sw, NULL, first, 2, 9), 1);
+	/* the page's own value, one bit changed */
+	old[100] ^= 1;
+	forge(0, k1, old);
+	cr_assert_eq(read_each(sw, NULL, first, 2, 9), 1);
+	old[100] ^= 1;
+	forge(0, k1, old);
+	cr_assert_eq(read_each(sw, NULL, first, 2, 9), 0, "and the original "
+	    "is taken again");
+	free(keys);
+
+	/* a replay: the slot written again (a new generation, a new key),
+	   the old value stored under the new key */
+	write_all(sw, NULL, first, 1, 10);
+	keys = server_keys(0);
+	k1 = key_of(keys, first, k1copy);
+	forge(0, k1, old);
+	cr_assert_eq(read_each(sw, NULL, first, 1, 10), 1,
+	    "an old value of the slot is refused");
+	free(keys);
+	swap_destroy(sw);
+}
+
+Test(remote, a_full_server_is_detected_and_nothing_wrong_is_read)
+{
+	char url[256];
+	struct pager_queue *q;
+	struct swap *sw;
+	struct remote_stats st;
+	uint64_t first;
+	size_t npages = 8192, lost;	/* 32 MiB into 8 MiB */
+	int failed = 0;
+	char *buf = pages(64);
+
+	servers_start(1, 8, NULL, url, sizeof(url));
+	sw = remote_swap(url, 0);
+	first = alloc_slots(sw, npages);
+	cr_assert_eq(pager_queue_create(&sw->sw_pager, 4, &q), 0);
+	for (size_t i = 0; i < npages; i += 64) {
+		test_pattern_fill(buf, 64, i, 11);
+		if (io(sw, q, true, first + i, buf, 64, NULL) != 0)
+			failed++;
+		if (i % 1024 == 0)
+			usleep(300000);	/* the eviction check's interval */
+	}
+	st = rstats(sw);
+	cr_assert_eq(st.rs_evicting, 1, "the evictions are seen");
+	cr_assert_gt(st.rs_put_fail, 0, "stores refused from then on are "
+	    "counted");
+	cr_assert_gt(failed, 0, "and reported as failed puts");
+	/* every page reads right or not at all */
+	lost = read_each(sw, q, first, npages, 11);
+	cr_assert_gt(lost, 0);
+	cr_assert_lt(lost, npages);
+	pager_queue_destroy(q);
+	swap_destroy(sw);
+	munmap(buf, 64 * PAGE_SIZE);
+}
+
+Test(remote, a_silent_server_times_out_and_its_replica_answers)
+{
+	char url[256];
+	struct swap *sw;
+	struct timespec t0, t1;
+	uint64_t first;
+	size_t npages = 512;
+	double s;
+
+	servers_start(2, 64, "replicas=2&timeout_ms=200", url, sizeof(url));
+	sw = remote_swap(url, 0);
+	first = alloc_slots(sw, npages);
+	write_all(sw, NULL, first, npages, 12);
+	kill(srv[0].pid, SIGSTOP);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(read_each(sw, NULL, first, npages, 12), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	/* one time-out per worker, then it is skipped (1 s back-off, then
+	   tried again) */
+	cr_assert_lt(s, 10.0, "%.1f s", s);
+	cr_assert_geq(rstats(sw).rs_server_down, 1);
+	kill(srv[0].pid, SIGCONT);
+	swap_destroy(sw);
+}
+
+Test(remote, bad_urls_and_absent_servers_are_refused_with_one_line)
+{
+	static const char *const bad[] = {
+		"memcached://", "memcached://host", "memcached://h:",
+		"memcached://h:x1", "memcached://127.0.0.1:1?replicas=0",
+		"memcached://127.0.0.1:1?replicas=2",
+		"memcached://127.0.0.1:1?bogus=1",
+		"memcached://127.0.0.1:1?timeout_ms=1",
+	};
+	struct swap_config sc = { 0 };
+	struct swap *sw;
+
+	test_log_capture();
+	for (size_t i = 0; i < nitems(bad); i++) {
+		sc.sc_remote = bad[i];
+		cr_assert_eq(swap_create(&sc, &sw), -EINVAL, "%s", bad[i]);
+		test_expect_one_line(bad[i], "swap:");
+	}
+	sc.sc_remote = "memcached://127.0.0.1:1,127.0.0.1:2";
+	cr_assert_eq(swap_create(&sc, &sw), -EHOSTUNREACH);
+	cr_assert(strstr(test_log_read(), "no memcached server") != NULL,
+	    "%s", test_log_last());
+}
+
+/* ---------------------------------------------------------------- */
+/* a program's view: upvm's paging on remote swap, SIGBUS for lost pages */
+
+#define MIB		((size_t)1 << 20)
+#define PNPAGES		(32 * MIB / PAGE_SIZE)
+
+static char *
+paged_remote(const char *url)
+{
+	struct upvm_config cfg;
+	char *p;
+
+	upvm_config_default(&cfg);
+	cfg.budget = 8 * MIB;
+	cfg.log_level = UPVM_LOG_NONE;
+	snprintf(cfg.swap_path, sizeof(cfg.swap_path), "%s", url);
+	cr_assert_eq(upvm_init(&cfg), 0);
+	cr_assert_eq(upvm_map(PNPAGES * PAGE_SIZE, 0, (void **)&p), 0);
+	test_pattern_fill(p, PNPAGES, 0, 13);
+	cr_assert_gt(test_stats().pageouts, PNPAGES / 2);
+	return p;
+}
+
+Test(remote, program_replicas_2_server_killed_every_page_verified)
+{
+	char url[256], *p;
+
+	servers_start(3, 64, "replicas=2", url, sizeof(url));
+	p = paged_remote(url);
+	mcd_kill(&srv[0]);
+	cr_assert_eq(test_pattern_bad(p, PNPAGES, 0, 13), -1);
+	cr_assert_eq(test_stats().poisoned, 0);
+	upvm_fini();
+}
+
+Test(remote, program_replicas_1_lost_pages_raise_sigbus_others_verified)
+{
+	char url[256], *p;
+	size_t bus = 0;
+
+	servers_start(3, 64, NULL, url, sizeof(url));
+	p = paged_remote(url);
+	mcd_kill(&srv[1]);
+	for (size_t i = 0; i < PNPAGES; i++) {
+		if (test_raises_sigbus(p + ptoa(i))) {
+			bus++;
+			continue;
+		}
+		cr_assert_eq(test_pattern_bad(p + ptoa(i), 1, i, 13), -1,
+		    "page %zu", i);
+	}
+	cr_assert_gt(bus, 0);
+	cr_assert_lt(bus, PNPAGES / 2, "%zu pages lost of %zu", bus,
+	    (size_t)PNPAGES);
+	upvm_fini();
+}
+
+/* ---------------------------------------------------------------- */
+/* sealing */
+
+Test(seal, a_page_opens_only_where_and_as_it_was_sealed)
+{
+	struct seal *a, *b;
+	uint8_t in[PAGE_SIZE], c[PAGE_SIZE], out[PAGE_SIZE], tag[SEAL_TAG];
+
+	cr_assert_eq(seal_create(&a), 0);
+	cr_assert_eq(seal_create(&b), 0);
+	test_pattern_fill(in, 1, 3, 1);
+	cr_assert_eq(seal_page(a, 7, 100, in, c, tag), 0);
+	cr_assert(memcmp(in, c, PAGE_SIZE) != 0, "encrypted");
+	cr_assert_eq(seal_open(a, 7, 100, c, out, tag), 0);
+	cr_assert_eq(memcmp(in, out, PAGE_SIZE), 0);
+	cr_assert_eq(seal_open(a, 8, 100, c, out, tag), -EBADMSG, "slot");
+	cr_assert_eq(seal_open(a, 7, 99, c, out, tag), -EBADMSG, "replay");
+	cr_assert_eq(seal_open(b, 7, 100, c, out, tag), -EBADMSG, "key");
+	c[4000] ^= 0x10;
+	cr_assert_eq(seal_open(a, 7, 100, c, out, tag), -EBADMSG, "bit");
+	c[4000] ^= 0x10;
+	tag[0] ^= 1;
+	cr_assert_eq(seal_open(a, 7, 100, c, out, tag), -EBADMSG, "tag");
+	tag[0] ^= 1;
+	/* in place, both ways */
+	memcpy(out, in, PAGE_SIZE);
+	cr_assert_eq(seal_page(a, 9, 101, out, out, tag), 0);
+	cr_assert_eq(seal_open(a, 9, 101, out, out, tag), 0);
+	cr_assert_eq(memcmp(in, out, PAGE_SIZE), 0);
+	seal_destroy(a);
+	seal_destroy(b);
+}
+
+Test(seal, an_encrypted_swap_file_holds_no_plaintext_and_refuses_changes)
+{
+	struct swap_config sc = { .sc_encrypt = true, .sc_max = 64 * MIB };
+	struct pager_queue *q;
+	struct swap *sw;
+	uint64_t first;
+	char *buf = pages(64), *disk = pages(64);
+	size_t lost;
+
+	cr_assert_eq(swap_create(&sc, &sw), 0);
+	first = alloc_slots(sw, 256);
+	cr_assert_eq(pager_queue_create(&sw->sw_pager, 8, &q), 0);
+	write_all(sw, q, first, 256, 14);
+	/* the file holds no page's words */
+	for (size_t i = 0; i < 256; i += 64) {
+		test_pattern_fill(buf, 64, i, 14);
+		cr_assert_eq(pread(sw->sw_fd, disk, ptoa(64),
+		    (off_t)ptoa(first - 1 + i)), (ssize_t)ptoa(64));
+		for (size_t w = 0; w < ptoa(64) / 8; w += 61)
+			cr_assert(memmem(disk, ptoa(64), buf + 8 * w, 8) ==
+			    NULL, "plaintext on disk, page %zu", i);
+	}
+	cr_assert_eq(read_each(sw, q, first, 256, 14), 0);
+	/* one byte changed on disk: that page is refused, no other */
+	cr_assert_eq(pread(sw->sw_fd, disk, PAGE_SIZE, (off_t)ptoa(first +
+	    9)), PAGE_SIZE);
+	disk[17] ^= 4;
+	cr_assert_eq(pwrite(sw->sw_fd, disk, PAGE_SIZE, (off_t)ptoa(first +
+	    9)), PAGE_SIZE);
+	lost = read_each(sw, q, first, 256, 14);
+	cr_assert_eq(lost, 1);
+	pager_queue_destroy(q);
+	swap_free(sw, first, 256);
+	swap_destroy(sw);
+	munmap(buf, ptoa(64));
+	munmap(disk, ptoa(64));
+}
