@@ -30,6 +30,7 @@
 #define REMOTE_STATS_MS		1000	/* eviction check interval */
 #define REMOTE_DELMAX		8192	/* deletes pending, at most */
 #define REMOTE_DELBATCH		256	/* deletes sent at once */
+#define REMOTE_INLINE_PAGES	16	/* reads this small: inline */
 
 /* a server, as every worker sees it */
 struct rserver {
@@ -86,6 +87,7 @@ struct remote {
 		uint64_t slot, gen;
 	}		 rs_del[REMOTE_DELMAX];	/* [l] values to delete */
 	_Atomic int64_t	 rs_next_stats;	/* [a] ms of the next eviction check */
+	uint64_t	 rs_serial;	/* [I] unique per remote_create */
 	struct rjob	 rs_jobs[REMOTE_JOBS];
 	struct rworker	 rs_workers[REMOTE_WORKERS];
 	struct {
@@ -93,6 +95,8 @@ struct remote {
 		    put_fail, server_down, evicting, deleted;
 	} rs_st;
 };
+
+static _Atomic uint64_t remote_serials = 1;
 
 static int64_t
 remote_now_ms(void)
@@ -734,6 +738,7 @@ remote_create(const char *url, const struct seal *seal, struct remote **out)
 		return -ENOMEM;
 	rs->rs_replicas = 1;
 	rs->rs_timeout_ms = REMOTE_TIMEOUT_MS;
+	rs->rs_serial = atomic_fetch_add(&remote_serials, 1);
 	rs->rs_seal = seal;
 	if ((error = remote_parse(rs, url)) != 0)
 		goto fail;
@@ -804,14 +809,77 @@ remote_fork_child(struct remote *rs)
 	(void)remote_start(rs);
 }
 
+/*
+ * A queue's own thread does small reads itself (remote_tl_worker: its
+ * own connections), saving the two thread hand-offs of a worker, which
+ * on a small machine cost as much as the network's round trip.
+ */
+static _Thread_local struct rworker *remote_tl_w;
+static _Thread_local uint64_t remote_tl_serial;
+static pthread_key_t remote_tl_key;
+static pthread_once_t remote_tl_once = PTHREAD_ONCE_INIT;
+
+static void
+remote_tl_free(void *arg)
+{
+	struct rworker *w = arg;
+
+	if (w == NULL)
+		return;
+	for (int i = 0; i < REMOTE_MAXSRV; i++)
+		mc_fini(&w->rw_conn[i]);
+	if (w->rw_buf != NULL)
+		kmem_free(w->rw_buf, REMOTE_BATCH * REMOTE_VLEN);
+	kmem_free(w, sizeof(*w));
+	remote_tl_w = NULL;
+}
+
+static void
+remote_tl_init(void)
+{
+	(void)pthread_key_create(&remote_tl_key, remote_tl_free);
+}
+
+/* remote_tl_worker: this thread's worker for rs, or NULL (no memory) */
+static struct rworker *
+remote_tl_worker(struct remote *rs)
+{
+	struct rworker *w = remote_tl_w;
+
+	if (w != NULL && remote_tl_serial == rs->rs_serial)
+		return w;
+	(void)pthread_once(&remote_tl_once, remote_tl_init);
+	remote_tl_free(w);		/* another store's */
+	if ((w = kmem_alloc(sizeof(*w))) == NULL)
+		return NULL;
+	for (int i = 0; i < REMOTE_MAXSRV; i++)
+		mc_init(&w->rw_conn[i], rs->rs_srv[i].sv_host,
+		    rs->rs_srv[i].sv_port);
+	if ((w->rw_buf = kmem_alloc(REMOTE_BATCH * REMOTE_VLEN)) == NULL) {
+		kmem_free(w, sizeof(*w));
+		return NULL;
+	}
+	w->rw_rs = rs;
+	remote_tl_w = w;
+	remote_tl_serial = rs->rs_serial;
+	(void)pthread_setspecific(remote_tl_key, w);
+	return w;
+}
+
 int
 remote_io(struct remote *rs, struct ring *ring, struct pager_req *req,
     bool write, const uint64_t *gen)
 {
 	struct rjob *j, sync = { 0 };
+	struct rworker *w;
 	int error;
 
 	VM_ASSERT(rs->rs_pid == getpid());	/* else remote_fork_child */
+	if (ring != NULL && !write && req->pr_npages <= REMOTE_INLINE_PAGES &&
+	    (w = remote_tl_worker(rs)) != NULL) {
+		error = remote_do(w, req, write, gen);
+		return error < 0 ? error : 0;
+	}
 	if (ring != NULL && (error = ring_expect(ring)) != 0)
 		return error;
 	pthread_mutex_lock(&rs->rs_lock);

@@ -1025,7 +1025,7 @@ swp_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 			return req->pr_error = -EIO;
 		error = remote_io(sw->sw_remote, q != NULL ? ringq_ring(q) :
 		    NULL, req, write, sw->sw_shared->ss_gen);
-		if (q != NULL)
+		if (error == -EINPROGRESS || error == -EBUSY)
 			return error;
 		req->pr_error = error;
 		return swp_finish(sw, req, write);

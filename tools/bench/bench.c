@@ -78,6 +78,8 @@ struct opts {
 	uint64_t		  o_seed;
 	size_t			  o_budget;	/* bytes, 0: none */
 	const char		 *o_swapdir;
+	const char		 *o_upvmswap;	/* NULL: o_swapdir */
+	bool			  o_encrypt;	/* --swap-encrypt */
 	bool			  o_file;	/* --backing file */
 	const char		 *o_filedir;	/* NULL: o_swapdir */
 	uint64_t		  o_ops;	/* 0: pages / threads */
@@ -354,6 +356,9 @@ usage(FILE *f)
 "  -b, --budget SIZE     resident memory of the paging modes (none;\n"
 "                        kernel-swap needs one, upvm pages with one)\n"
 "      --swap-dir DIR    where both kernel-swap and upvm swap\n"
+"      --swap SPEC       where upvm swaps instead: a directory, or\n"
+"                        memcached://HOST:PORT[,...][?replicas=N]\n"
+"      --swap-encrypt    upvm's swap file sealed (AES-256-GCM)\n"
 "                        ($TMPDIR, else /var/tmp)\n"
 "      --backing KIND    anon, or file: each region a fresh file of\n"
 "                        --size mapped shared (upvm: upvm_map_file),\n"
@@ -524,7 +529,8 @@ opt_modes(struct opts *o, const char *list)
 enum {
 	OPT_VERIFY = 256, OPT_SEED, OPT_CLUSTER, OPT_READAHEAD, OPT_SEQ_MAX,
 	OPT_HANDLERS, OPT_SPIN_US, OPT_PIN, OPT_SWAP_DIR, OPT_OPS, OPT_ZIPF, OPT_NUMA,
-	OPT_NODE_BUDGET, OPT_PROMOTE, OPT_BACKING, OPT_FILE_DIR,
+	OPT_NODE_BUDGET, OPT_PROMOTE, OPT_BACKING, OPT_FILE_DIR, OPT_SWAP,
+	OPT_ENCRYPT,
 };
 
 static const struct option longopts[] = {
@@ -537,6 +543,8 @@ static const struct option longopts[] = {
 	{ "output",	required_argument,	NULL, 'o' },
 	{ "budget",	required_argument,	NULL, 'b' },
 	{ "swap-dir",	required_argument,	NULL, OPT_SWAP_DIR },
+	{ "swap",	required_argument,	NULL, OPT_SWAP },
+	{ "swap-encrypt", no_argument,		NULL, OPT_ENCRYPT },
 	{ "backing",	required_argument,	NULL, OPT_BACKING },
 	{ "file-dir",	required_argument,	NULL, OPT_FILE_DIR },
 	{ "ops",	required_argument,	NULL, OPT_OPS },
@@ -609,6 +617,15 @@ opt_value(struct opts *o, int c, const char *arg)
 		if (*arg == '\0')
 			die(2, "--swap-dir is empty; give a directory");
 		o->o_swapdir = arg;
+		break;
+	case OPT_SWAP:
+		if (*arg == '\0')
+			die(2, "--swap is empty; give a directory or "
+			    "memcached://HOST:PORT");
+		o->o_upvmswap = arg;
+		break;
+	case OPT_ENCRYPT:
+		o->o_encrypt = true;
 		break;
 	case OPT_BACKING:
 		if (strcmp(arg, "file") != 0 && strcmp(arg, "anon") != 0)
@@ -812,6 +829,7 @@ static void
 start_upvm(const struct opts *o, struct report_info *ri)
 {
 	struct upvm_stats st;
+	const char *swap;
 	size_t i;
 	int error;
 
@@ -852,11 +870,14 @@ start_upvm(const struct opts *o, struct report_info *ri)
 		die(2, "--node-budget %s is too long", o->o_node_budget);
 	if (o->o_promote)
 		ri->ri_cfg.numa_promote = true;
-	if (strlen(o->o_swapdir) >= sizeof(ri->ri_cfg.swap_path))
-		die(2, "--swap-dir %s is too long for upvm (%zu characters at "
-		    "most); give a shorter one", o->o_swapdir,
+	swap = o->o_upvmswap != NULL ? o->o_upvmswap : o->o_swapdir;
+	if (strlen(swap) >= sizeof(ri->ri_cfg.swap_path))
+		die(2, "swap %s is too long for upvm (%zu characters at "
+		    "most); give a shorter one", swap,
 		    sizeof(ri->ri_cfg.swap_path) - 1);
-	strcpy(ri->ri_cfg.swap_path, o->o_swapdir);
+	strcpy(ri->ri_cfg.swap_path, swap);
+	if (o->o_encrypt)
+		ri->ri_cfg.swap_encrypt = true;
 	upvm_base_cfg = ri->ri_cfg;
 	/* the plain mode first: its protocol (auto) goes in the report */
 	upvm_start(&ri->ri_cfg, !plain, !plain && o->o_modes[0]->md_nonuma);

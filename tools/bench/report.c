@@ -276,10 +276,12 @@ table_begin(struct report *rp)
 			snprintf(budget, sizeof(budget), "none");
 		fprintf(rp->rp_out, "# upvm: cluster %u, readahead %u, "
 		    "seq_max %u, handlers %u, spin_us %u, pin %d, budget %s, "
-		    "swap %s, pageout %s, numa %s%s%s\n", cfg->cluster_pages,
-		    cfg->readahead_pages, cfg->seq_max_pages, ri->ri_handlers,
-		    cfg->spin_us, cfg->pin_handlers, budget,
+		    "swap %s%s, pageout %s, numa %s%s%s\n",
+		    cfg->cluster_pages, cfg->readahead_pages,
+		    cfg->seq_max_pages, ri->ri_handlers, cfg->spin_us,
+		    cfg->pin_handlers, budget,
 		    cfg->swap_path[0] != '\0' ? cfg->swap_path : "default",
+		    cfg->swap_encrypt ? " (sealed)" : "",
 		    ri->ri_pageout == UPVM_PAGEOUT_MOVE ? "move" :
 		    ri->ri_pageout == UPVM_PAGEOUT_WP ? "wp" : "none",
 		    cfg->numa, cfg->node_budget[0] != '\0' ?
