@@ -224,14 +224,36 @@ mc_line(struct mc_conn *c, char **linep, int64_t deadline)
 	}
 }
 
-/* mc_take: len bytes of data (then CRLF) into dst, or dropped if NULL */
+/*
+ * mc_take: len bytes of data (then CRLF) into dst, or dropped if NULL.
+ * What the buffer does not hold yet is read straight into dst: a page
+ * is copied once, not twice.
+ */
 static int
 mc_take(struct mc_conn *c, char *dst, size_t len, int64_t deadline)
 {
 	size_t pos = 0, total = len + 2, have;
+	ssize_t n;
 	int error;
 
 	while (pos < total) {
+		if (c->mc_rpos == c->mc_rlen && dst != NULL && len - pos >
+		    256 && pos < len) {
+			n = read(c->mc_fd, dst + pos, len - pos);
+			if (n > 0) {
+				pos += (size_t)n;
+				continue;
+			}
+			if (n == 0)
+				return -ECONNRESET;
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				return -errno;
+			if ((error = mc_wait(c->mc_fd, POLLIN, deadline)) != 0)
+				return error;
+			continue;
+		}
 		if (c->mc_rpos == c->mc_rlen && (error = mc_fill(c, deadline)))
 			return error;
 		have = MIN(total - pos, c->mc_rlen - c->mc_rpos);
@@ -244,14 +266,14 @@ mc_take(struct mc_conn *c, char *dst, size_t len, int64_t deadline)
 	return 0;
 }
 
+/* mc_set_send: write n set commands (no replies read) */
 int
-mc_set_many(struct mc_conn *c, const char *const *keys,
-    const void *const *vals, size_t vlen, int n, int *res, int timeout_ms)
+mc_set_send(struct mc_conn *c, const char *const *keys,
+    const void *const *vals, size_t vlen, int n, int timeout_ms)
 {
 	int64_t deadline = mc_now_ms() + timeout_ms;
 	char hdr[64][MC_KEY_MAX + 32];
 	struct iovec iov[MC_IOV_BATCH];
-	char *line;
 	int error = 0, done, m, k;
 
 	if (c->mc_fd < 0)
@@ -266,19 +288,33 @@ mc_set_many(struct mc_conn *c, const char *const *keys,
 			    vlen };
 			iov[3 * i + 2] = (struct iovec){ "\r\n", 2 };
 		}
-		if ((error = mc_writev_all(c, iov, 3 * m, deadline)) != 0)
+		error = mc_writev_all(c, iov, 3 * m, deadline);
+	}
+	if (error != 0)
+		mc_close(c);
+	return error;
+}
+
+/* mc_set_recv: the n replies of mc_set_send */
+int
+mc_set_recv(struct mc_conn *c, int n, int *res, int timeout_ms)
+{
+	int64_t deadline = mc_now_ms() + timeout_ms;
+	char *line;
+	int error = 0;
+
+	if (c->mc_fd < 0)
+		return -ENOTCONN;
+	for (int i = 0; i < n && error == 0; i++) {
+		if ((error = mc_line(c, &line, deadline)) != 0)
 			break;
-		for (int i = 0; i < m && error == 0; i++) {
-			if ((error = mc_line(c, &line, deadline)) != 0)
-				break;
-			if (strcmp(line, "STORED") == 0)
-				res[done + i] = 0;
-			else if (strcmp(line, "NOT_STORED") == 0 ||
-			    strncmp(line, "SERVER_ERROR", 12) == 0)
-				res[done + i] = -ENOSPC;
-			else
-				error = -EPROTO;
-		}
+		if (strcmp(line, "STORED") == 0)
+			res[i] = 0;
+		else if (strcmp(line, "NOT_STORED") == 0 ||
+		    strncmp(line, "SERVER_ERROR", 12) == 0)
+			res[i] = -ENOSPC;
+		else
+			error = -EPROTO;
 	}
 	if (error != 0)
 		mc_close(c);
@@ -286,13 +322,29 @@ mc_set_many(struct mc_conn *c, const char *const *keys,
 }
 
 int
-mc_get_many(struct mc_conn *c, const char *const *keys, void *const *outs,
-    size_t vlen, int n, int *res, int timeout_ms)
+mc_set_many(struct mc_conn *c, const char *const *keys,
+    const void *const *vals, size_t vlen, int n, int *res, int timeout_ms)
+{
+	int error;
+
+	/* in rounds of 64: the replies of a round fit any socket buffer */
+	for (int done = 0, m; done < n; done += m) {
+		m = MIN(n - done, 64);
+		if ((error = mc_set_send(c, keys + done, vals + done, vlen, m,
+		    timeout_ms)) != 0 ||
+		    (error = mc_set_recv(c, m, res + done, timeout_ms)) != 0)
+			return error;
+	}
+	return 0;
+}
+
+/* mc_get_send: write n get commands (no replies read) */
+int
+mc_get_send(struct mc_conn *c, const char *const *keys, int n, int timeout_ms)
 {
 	int64_t deadline = mc_now_ms() + timeout_ms;
-	char req[64][MC_KEY_MAX + 8], *line, *sp;
+	char req[64][MC_KEY_MAX + 8];
 	struct iovec iov[64];
-	unsigned long long bytes;
 	int error = 0, done, m, k;
 
 	if (c->mc_fd < 0)
@@ -304,38 +356,63 @@ mc_get_many(struct mc_conn *c, const char *const *keys, void *const *outs,
 			    keys[done + i]);
 			iov[i] = (struct iovec){ req[i], (size_t)k };
 		}
-		if ((error = mc_writev_all(c, iov, m, deadline)) != 0)
-			break;
-		for (int i = 0; i < m && error == 0; i++) {
-			res[done + i] = -ENOENT;
-			if ((error = mc_line(c, &line, deadline)) != 0)
-				break;
-			if (strcmp(line, "END") == 0)
-				continue;
-			/* VALUE <key> <flags> <bytes> */
-			if (strncmp(line, "VALUE ", 6) != 0 ||
-			    (sp = strrchr(line, ' ')) == NULL) {
-				error = -EPROTO;
-				break;
-			}
-			bytes = strtoull(sp + 1, NULL, 10);
-			if (bytes == vlen) {
-				error = mc_take(c, outs[done + i], vlen,
-				    deadline);
-				res[done + i] = 0;
-			} else {
-				error = mc_take(c, NULL, (size_t)bytes,
-				    deadline);
-				res[done + i] = -EBADMSG;
-			}
-			if (error == 0 && (error = mc_line(c, &line,
-			    deadline)) == 0 && strcmp(line, "END") != 0)
-				error = -EPROTO;
-		}
+		error = mc_writev_all(c, iov, m, deadline);
 	}
 	if (error != 0)
 		mc_close(c);
 	return error;
+}
+
+/* mc_get_recv: the n replies of mc_get_send, into outs[] */
+int
+mc_get_recv(struct mc_conn *c, void *const *outs, size_t vlen, int n,
+    int *res, int timeout_ms)
+{
+	int64_t deadline = mc_now_ms() + timeout_ms;
+	unsigned long long bytes;
+	char *line, *sp;
+	int error = 0;
+
+	if (c->mc_fd < 0)
+		return -ENOTCONN;
+	for (int i = 0; i < n && error == 0; i++) {
+		res[i] = -ENOENT;
+		if ((error = mc_line(c, &line, deadline)) != 0)
+			break;
+		if (strcmp(line, "END") == 0)
+			continue;
+		/* VALUE <key> <flags> <bytes> */
+		if (strncmp(line, "VALUE ", 6) != 0 ||
+		    (sp = strrchr(line, ' ')) == NULL) {
+			error = -EPROTO;
+			break;
+		}
+		bytes = strtoull(sp + 1, NULL, 10);
+		if (bytes == vlen) {
+			error = mc_take(c, outs[i], vlen, deadline);
+			res[i] = 0;
+		} else {
+			error = mc_take(c, NULL, (size_t)bytes, deadline);
+			res[i] = -EBADMSG;
+		}
+		if (error == 0 && (error = mc_line(c, &line, deadline)) == 0 &&
+		    strcmp(line, "END") != 0)
+			error = -EPROTO;
+	}
+	if (error != 0)
+		mc_close(c);
+	return error;
+}
+
+int
+mc_get_many(struct mc_conn *c, const char *const *keys, void *const *outs,
+    size_t vlen, int n, int *res, int timeout_ms)
+{
+	int error;
+
+	if ((error = mc_get_send(c, keys, n, timeout_ms)) != 0)
+		return error;
+	return mc_get_recv(c, outs, vlen, n, res, timeout_ms);
 }
 
 int

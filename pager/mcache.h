@@ -62,6 +62,22 @@ int mc_set_many(struct mc_conn *, const char *const *keys,
 int mc_get_many(struct mc_conn *, const char *const *keys, void *const *outs,
     size_t vlen, int n, int *res, int timeout_ms);
 
+/*
+ * mc_set_send / mc_set_recv, mc_get_send / mc_get_recv: the two halves of
+ * mc_set_many and mc_get_many, so that one thread keeps several servers
+ * busy at once: send to each, then read each one's replies (in the order
+ * sent).  A set_send's replies must be read before more than about 64
+ * sets wait on one connection (the server's replies fill no buffer
+ * before that).
+ */
+int mc_set_send(struct mc_conn *, const char *const *keys,
+    const void *const *vals, size_t vlen, int n, int timeout_ms);
+int mc_set_recv(struct mc_conn *, int n, int *res, int timeout_ms);
+int mc_get_send(struct mc_conn *, const char *const *keys, int n,
+    int timeout_ms);
+int mc_get_recv(struct mc_conn *, void *const *outs, size_t vlen, int n,
+    int *res, int timeout_ms);
+
 /* mc_delete_many: delete keys[0..n) without replies.  => 0 or -errno */
 int mc_delete_many(struct mc_conn *, const char *const *keys, int n,
     int timeout_ms);

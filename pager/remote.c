@@ -24,6 +24,9 @@
 #define REMOTE_JOBS		1024	/* requests queued or in service */
 #define REMOTE_VLEN		(PAGE_SIZE + SEAL_TAG)
 #define REMOTE_BATCH		REMOTE_GROUP	/* pages per server round */
+#define REMOTE_WINDOW		8	/* groups of a request in flight */
+#define REMOTE_WPAGES		(REMOTE_WINDOW * REMOTE_GROUP)
+#define REMOTE_BUFLEN		((size_t)REMOTE_WPAGES * REMOTE_VLEN)
 #define REMOTE_TIMEOUT_MS	1000
 #define REMOTE_BACKOFF_MS	1000
 #define REMOTE_BACKOFF_MAX_MS	16000
@@ -46,6 +49,13 @@ struct rserver {
 	atomic_bool	 sv_evseen;	/* [a] sv_evictions is a baseline */
 };
 
+/*
+ * A request large enough is cut into parts, one job each, so that the
+ * workers read, open and copy its groups in parallel.  The part that
+ * finishes last (rj_pending of the first part, the parent) settles the
+ * request: its result, the completion posted or the waiter woken, the
+ * parts freed.
+ */
 struct rjob {
 	struct rjob	*rj_next;	/* [l] queue or free list */
 	struct pager_req *rj_req;	/* [w] */
@@ -53,6 +63,14 @@ struct rjob {
 	bool		 rj_write;	/* [w] */
 	int		 rj_ringfd;	/* [w] post the completion there, or
 					   -1: a waiter (rj_done) */
+	int		 rj_first;	/* [w] the part: its first page */
+	int		 rj_n;		/* [w] and pages */
+	int		 rj_error;	/* [w] the part's outcome */
+	int		 rj_good;	/* [w] */
+	struct rjob	*rj_parent;	/* [I] the first part (itself) */
+	atomic_int	 rj_pending;	/* [a] parent's: parts not done */
+	int		 rj_nparts;	/* [w] parent's */
+	struct rjob	*rj_parts[REMOTE_WORKERS];	/* [w] parent's */
 	int		 rj_res;	/* [l] a waiter's result */
 	bool		 rj_done;	/* [l] */
 };
@@ -62,7 +80,14 @@ struct rworker {
 	pthread_t	 rw_thread;	/* [I] */
 	struct ring	*rw_ring;	/* [w] ring_post's */
 	struct mc_conn	 rw_conn[REMOTE_MAXSRV];	/* [w] */
-	char		*rw_buf;	/* [w] sealed values, REMOTE_BATCH */
+	char		*rw_buf;	/* [w] sealed values: a window's */
+	/* [w] per page of a window: key, pointers, results */
+	char		 rw_keys[REMOTE_WPAGES][MC_KEY_MAX];
+	const char	*rw_kp[REMOTE_WPAGES];
+	void		*rw_vp[REMOTE_WPAGES];
+	int		 rw_res[REMOTE_WPAGES];
+	int		 rw_copies[REMOTE_WPAGES];
+	bool		 rw_ok[REMOTE_WPAGES];
 	bool		 rw_started;	/* [I] */
 };
 
@@ -73,6 +98,7 @@ struct remote {
 	int		 rs_timeout_ms;	/* [I] */
 	const struct seal *rs_seal;	/* [I] */
 	char		 rs_keypfx[48];	/* [I] "u<id>:" */
+	size_t		 rs_keylen;	/* [I] its length */
 	char		 rs_desc[256];	/* [I] */
 	pid_t		 rs_pid;	/* [l] the process the workers serve */
 	pthread_mutex_t	 rs_lock;
@@ -370,166 +396,385 @@ remote_check_evictions(struct rworker *w)
 /* ---------------------------------------------------------------- */
 /* one request */
 
+/* remote_hex: v in lower-case hex at p, no leading zeros.  => the end */
+static char *
+remote_hex(char *p, uint64_t v)
+{
+	char tmp[16];
+	int n = 0;
+
+	do {
+		tmp[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v != 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* remote_key: "u<id>:<slot>.<gen>" (a page's key: formatted per page, so
+   without printf) */
 static void
 remote_key(const struct remote *rs, uint64_t slot, uint64_t gen, char *key)
 {
-	(void)snprintf(key, MC_KEY_MAX, "%s%llx.%llx", rs->rs_keypfx,
-	    (unsigned long long)slot, (unsigned long long)gen);
+	char *p = key + rs->rs_keylen;
+
+	memcpy(key, rs->rs_keypfx, rs->rs_keylen);
+	p = remote_hex(p, slot);
+	*p++ = '.';
+	p = remote_hex(p, gen);
+	*p = '\0';
 }
 
 /*
- * remote_put_run: store n pages (n <= REMOTE_BATCH, one group) of buf at
- * slot.  => 0 when every page is on at least one server, else -errno.
+ * A request is served a window of groups at a time: every group's first
+ * round goes out to its servers before any reply is read, so the servers
+ * work in parallel and the round trips overlap.  What the first round
+ * did not settle (a server down, a page missing or refused) is retried
+ * group by group down the ranking.
+ */
+struct rgroup {
+	uint64_t	 g_slot;	/* first slot */
+	int		 g_n;		/* pages */
+	int		 g_off;		/* index of its first page in the
+					   window (keys, values, res) */
+	int		 g_srv[REMOTE_MAXSRV];	/* first round: servers sent to */
+	int		 g_nsrv;
+	int		 g_rank;	/* a read's: the rank of g_srv[0] */
+	bool		 g_replied;	/* a read's: g_srv[0] answered */
+};
+
+/* remote_keys: the keys of group g's pages into rw_keys */
+static void
+remote_keys(struct rworker *w, const struct rgroup *g, const uint64_t *gen)
+{
+	for (int i = 0; i < g->g_n; i++) {
+		uint64_t s = g->g_slot + (uint64_t)i;
+
+		remote_key(w->rw_rs, s, gen[s], w->rw_keys[g->g_off + i]);
+		w->rw_kp[g->g_off + i] = w->rw_keys[g->g_off + i];
+		w->rw_vp[g->g_off + i] = w->rw_buf + (size_t)(g->g_off + i) *
+		    REMOTE_VLEN;
+	}
+}
+
+/*
+ * remote_put_window: store the ng groups (sealed from buf) on the first
+ * `replicas` servers of each one's ranking that take them.
+ * => 0 when every page is on at least one server, else -errno.
  */
 static int
-remote_put_run(struct rworker *w, uint64_t slot, const char *buf, int n,
-    const uint64_t *gen)
+remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
+    const char *buf, const uint64_t *gen)
 {
 	struct remote *rs = w->rw_rs;
-	char keys[REMOTE_BATCH][MC_KEY_MAX];
-	const char *kp[REMOTE_BATCH];
-	void *vals[REMOTE_BATCH];
-	int res[REMOTE_BATCH], copies[REMOTE_BATCH] = {0};
-	int order[REMOTE_MAXSRV], stored = 0, error, lasterr = -ENOSPC;
+	int order[REMOTE_MAXSRV], *res = w->rw_res, *copies = w->rw_copies;
+	int error, lasterr = -ENOSPC, stored, npages = 0;
+	struct rgroup *g;
+	struct mc_conn *c;
 
-	for (int i = 0; i < n; i++) {
-		remote_key(rs, slot + (uint64_t)i, gen[slot + (uint64_t)i],
-		    keys[i]);
-		kp[i] = keys[i];
-		vals[i] = w->rw_buf + (size_t)i * REMOTE_VLEN;
-		if ((error = seal_page(rs->rs_seal, slot + (uint64_t)i,
-		    gen[slot + (uint64_t)i], buf + ptoa((size_t)i), vals[i],
-		    (uint8_t *)vals[i] + PAGE_SIZE)) != 0)
-			return error;
+	for (int k = 0; k < ng; k++) {
+		g = &gs[k];
+		remote_keys(w, g, gen);
+		for (int i = 0; i < g->g_n; i++) {
+			uint64_t s = g->g_slot + (uint64_t)i;
+			char *v = w->rw_vp[g->g_off + i];
+
+			copies[g->g_off + i] = 0;
+			if ((error = seal_page(rs->rs_seal, s, gen[s], buf +
+			    ptoa((size_t)(g->g_off + i)), v, (uint8_t *)v +
+			    PAGE_SIZE)) != 0)
+				return error;
+		}
+		npages += g->g_n;
+		/* round one: the first `replicas` usable, not full */
+		remote_rank(rs, g->g_slot, order);
+		g->g_nsrv = 0;
+		for (int r = 0; r < rs->rs_nsrv && g->g_nsrv <
+		    rs->rs_replicas; r++) {
+			if (atomic_load(&rs->rs_srv[order[r]].sv_full) ||
+			    (c = remote_conn(w, order[r])) == NULL)
+				continue;
+			if ((error = mc_set_send(c, w->rw_kp + g->g_off,
+			    (const void *const *)w->rw_vp + g->g_off,
+			    REMOTE_VLEN, g->g_n, rs->rs_timeout_ms)) != 0) {
+				lasterr = error;	/* round two retries */
+				continue;
+			}
+			g->g_srv[g->g_nsrv++] = order[r];
+		}
 	}
-	/* the first `replicas` servers of the ranking that take them */
-	remote_rank(rs, slot, order);
-	for (int r = 0; r < rs->rs_nsrv && stored < rs->rs_replicas; r++) {
-		if (atomic_load(&rs->rs_srv[order[r]].sv_full))
-			continue;
-		if ((error = remote_call(w, order[r], true, kp, vals, n,
-		    res)) != 0) {
-			lasterr = error;
-			continue;
+	for (int k = 0; k < ng; k++) {
+		g = &gs[k];
+		for (int j = 0; j < g->g_nsrv; j++) {
+			c = &w->rw_conn[g->g_srv[j]];
+			if ((error = mc_set_recv(c, g->g_n, res + g->g_off,
+			    rs->rs_timeout_ms)) != 0) {
+				lasterr = error;	/* round two retries */
+				g->g_srv[j] = -1;
+				continue;
+			}
+			for (int i = 0; i < g->g_n; i++)
+				if (res[g->g_off + i] == 0)
+					copies[g->g_off + i]++;
+				else
+					lasterr = res[g->g_off + i];
 		}
-		error = 0;
-		for (int i = 0; i < n; i++) {
-			if (res[i] == 0)
-				copies[i]++;
-			else
-				error = res[i];
+	}
+	/* round two, a group at a time, while a page has fewer copies than
+	   asked: the servers that did not take them in round one */
+	for (int k = 0; k < ng; k++) {
+		g = &gs[k];
+		stored = INT32_MAX;
+		for (int i = 0; i < g->g_n; i++)
+			stored = MIN(stored, copies[g->g_off + i]);
+		remote_rank(rs, g->g_slot, order);
+		for (int r = 0; r < rs->rs_nsrv && stored < rs->rs_replicas;
+		    r++) {
+			bool tried = false;
+
+			for (int j = 0; j < g->g_nsrv; j++)
+				tried |= g->g_srv[j] == order[r];
+			if (tried || atomic_load(&rs->rs_srv[order[r]].sv_full))
+				continue;
+			if ((error = remote_call(w, order[r], true,
+			    w->rw_kp + g->g_off, w->rw_vp + g->g_off, g->g_n,
+			    res + g->g_off)) != 0) {
+				lasterr = error;
+				continue;
+			}
+			stored = INT32_MAX;
+			for (int i = 0; i < g->g_n; i++) {
+				if (res[g->g_off + i] == 0)
+					copies[g->g_off + i]++;
+				else
+					lasterr = res[g->g_off + i];
+				stored = MIN(stored, copies[g->g_off + i]);
+			}
 		}
-		if (error == 0)
-			stored++;
-		else
-			lasterr = error;
 	}
 	error = 0;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < npages; i++)
 		if (copies[i] == 0) {
 			atomic_fetch_add(&rs->rs_st.put_fail, 1);
 			error = lasterr;
 		}
 	if (error == 0)
-		atomic_fetch_add(&rs->rs_st.puts, (uint64_t)n);
+		atomic_fetch_add(&rs->rs_st.puts, (uint64_t)npages);
 	return error;
 }
 
+/* remote_open: page i of the window from its value; => 0 or -EBADMSG */
+static int
+remote_open(struct rworker *w, const struct rgroup *g, int i, char *buf,
+    const uint64_t *gen, int r)
+{
+	struct remote *rs = w->rw_rs;
+	uint64_t s = g->g_slot + (uint64_t)i;
+	char *v = w->rw_vp[g->g_off + i];
+
+	if (seal_open(rs->rs_seal, s, gen[s], v, buf +
+	    ptoa((size_t)(g->g_off + i)), (uint8_t *)v + PAGE_SIZE) != 0) {
+		atomic_fetch_add(&rs->rs_st.badseal, 1);
+		return -EBADMSG;
+	}
+	if (r > 0)
+		atomic_fetch_add(&rs->rs_st.failovers, 1);
+	return 0;
+}
+
 /*
- * remote_get_run: read n pages (one group) into buf.  => the number of
- * pages read and opened before the first lost one (n: all), *errp the
- * reason of the first lost one.
+ * remote_get_window: read the ng groups into buf.  => the pages read and
+ * opened before the first lost one (all: every page), *errp the reason
+ * of the first lost one.
  */
 static int
-remote_get_run(struct rworker *w, uint64_t slot, char *buf, int n,
+remote_get_window(struct rworker *w, struct rgroup *gs, int ng, char *buf,
     const uint64_t *gen, int *errp)
 {
 	struct remote *rs = w->rw_rs;
-	char keys[REMOTE_BATCH][MC_KEY_MAX];
-	const char *kp[REMOTE_BATCH];
-	void *vals[REMOTE_BATCH];
-	int res[REMOTE_BATCH], want[REMOTE_BATCH], why[REMOTE_BATCH];
-	int order[REMOTE_MAXSRV], nwant, good;
-	bool ok[REMOTE_BATCH] = { false };
+	int order[REMOTE_MAXSRV], *res = w->rw_res, *why = w->rw_copies;
+	int npages = 0, good, nwant;
+	bool *ok = w->rw_ok;
+	struct rgroup *g;
+	struct mc_conn *c;
 
-	for (int i = 0; i < n; i++)
-		why[i] = -ENODATA;
-	remote_rank(rs, slot, order);
-	for (int r = 0; r < rs->rs_nsrv; r++) {
-		nwant = 0;
-		for (int i = 0; i < n; i++)
-			if (!ok[i]) {
-				want[nwant] = i;
-				remote_key(rs, slot + (uint64_t)i,
-				    gen[slot + (uint64_t)i], keys[nwant]);
-				kp[nwant] = keys[nwant];
-				vals[nwant] = w->rw_buf + (size_t)nwant *
-				    REMOTE_VLEN;
-				nwant++;
-			}
-		if (nwant == 0)
-			break;
-		if (remote_call(w, order[r], false, kp, vals, nwant, res) != 0)
+	/* round one: each group from the first server that answers */
+	for (int k = 0; k < ng; k++) {
+		g = &gs[k];
+		remote_keys(w, g, gen);
+		for (int i = 0; i < g->g_n; i++) {
+			ok[g->g_off + i] = false;
+			why[g->g_off + i] = -ENODATA;
+		}
+		npages += g->g_n;
+		remote_rank(rs, g->g_slot, order);
+		g->g_nsrv = 0;
+		for (int r = 0; r < rs->rs_nsrv && g->g_nsrv == 0; r++) {
+			if ((c = remote_conn(w, order[r])) == NULL)
+				continue;
+			/* a failure here may be a stale connection (the
+			   server restarted): round two reconnects */
+			if (mc_get_send(c, w->rw_kp + g->g_off, g->g_n,
+			    rs->rs_timeout_ms) != 0)
+				break;
+			g->g_srv[g->g_nsrv++] = order[r];
+			g->g_rank = r;
+		}
+	}
+	for (int k = 0; k < ng; k++) {
+		g = &gs[k];
+		g->g_replied = false;
+		if (g->g_nsrv == 0)
 			continue;
-		for (int k = 0; k < nwant; k++) {
-			int i = want[k];
-			uint64_t s = slot + (uint64_t)i;
-
-			if (res[k] != 0) {
+		c = &w->rw_conn[g->g_srv[0]];
+		if (mc_get_recv(c, w->rw_vp + g->g_off, REMOTE_VLEN, g->g_n,
+		    res + g->g_off, rs->rs_timeout_ms) != 0)
+			continue;		/* round two reconnects */
+		g->g_replied = true;
+		for (int i = 0; i < g->g_n; i++) {
+			if (res[g->g_off + i] != 0) {
 				atomic_fetch_add(&rs->rs_st.misses, 1);
 				continue;
 			}
-			if (seal_open(rs->rs_seal, s, gen[s], vals[k],
-			    buf + ptoa((size_t)i), (uint8_t *)vals[k] +
-			    PAGE_SIZE) != 0) {
-				atomic_fetch_add(&rs->rs_st.badseal, 1);
-				why[i] = -EBADMSG;
-				continue;
-			}
-			ok[i] = true;
-			if (r > 0)
-				atomic_fetch_add(&rs->rs_st.failovers, 1);
+			if ((why[g->g_off + i] = remote_open(w, g, i, buf, gen,
+			    g->g_rank)) == 0)
+				ok[g->g_off + i] = true;
 		}
 	}
-	for (good = 0; good < n && ok[good]; good++)
+	/* round two, a group at a time, down the ranking */
+	for (int k = 0; k < ng; k++) {
+		g = &gs[k];
+		remote_rank(rs, g->g_slot, order);
+		for (int r = 0; r < rs->rs_nsrv; r++) {
+			int want[REMOTE_BATCH];
+
+			if (g->g_replied && order[r] == g->g_srv[0])
+				continue;		/* answered round one */
+			nwant = 0;
+			for (int i = 0; i < g->g_n; i++)
+				if (!ok[g->g_off + i])
+					want[nwant++] = i;
+			if (nwant == 0)
+				break;
+			/* the keys and values of the pages still wanted
+			   move to the front of the group's arrays */
+			for (int j = 0; j < nwant; j++) {
+				w->rw_kp[g->g_off + j] =
+				    w->rw_keys[g->g_off + want[j]];
+				w->rw_vp[g->g_off + j] = w->rw_buf + (size_t)
+				    (g->g_off + want[j]) * REMOTE_VLEN;
+			}
+			if (remote_call(w, order[r], false, w->rw_kp + g->g_off,
+			    w->rw_vp + g->g_off, nwant, res + g->g_off) != 0)
+				continue;
+			for (int j = 0; j < nwant; j++) {
+				int i = want[j];
+
+				if (res[g->g_off + j] != 0) {
+					atomic_fetch_add(&rs->rs_st.misses, 1);
+					continue;
+				}
+				w->rw_vp[g->g_off + i] = w->rw_buf + (size_t)
+				    (g->g_off + i) * REMOTE_VLEN;
+				if ((why[g->g_off + i] = remote_open(w, g, i,
+				    buf, gen, r)) == 0)
+					ok[g->g_off + i] = true;
+			}
+			/* back in place for the next round */
+			for (int i = 0; i < g->g_n; i++) {
+				w->rw_kp[g->g_off + i] =
+				    w->rw_keys[g->g_off + i];
+				w->rw_vp[g->g_off + i] = w->rw_buf + (size_t)
+				    (g->g_off + i) * REMOTE_VLEN;
+			}
+		}
+	}
+	for (good = 0; good < npages && ok[good]; good++)
 		;
 	atomic_fetch_add(&rs->rs_st.gets, (uint64_t)good);
-	for (int i = good; i < n; i++)
+	for (int i = good; i < npages; i++)
 		if (!ok[i])
 			atomic_fetch_add(&rs->rs_st.lost, 1);
-	*errp = good < n ? why[good] : 0;
+	*errp = good < npages ? why[good] : 0;
 	return good;
 }
 
-/* remote_do: the whole request, run by it worker.  => bytes, or -errno */
+/*
+ * remote_do_range: pages [first, first + n) of the request.  => 0, or
+ * -errno; a read sets *goodp to the pages read and opened before the
+ * first lost one (n: all).
+ */
+static int
+remote_do_range(struct rworker *w, struct pager_req *req, bool write,
+    const uint64_t *gen, int first, int n, int *goodp)
+{
+	uint64_t slot = atop(req->pr_off) + (uint64_t)first;
+	uint64_t end = slot + (uint64_t)n;
+	struct rgroup gs[REMOTE_WINDOW];
+	char *buf = (char *)req->pr_buf + ptoa((size_t)first);
+	int ng, npages, good, error = 0;
+
+	remote_check_evictions(w);
+	*goodp = n;
+	for (uint64_t s = slot; s < end; s += (uint64_t)npages) {
+		/* a window: up to REMOTE_WINDOW groups */
+		ng = npages = 0;
+		for (uint64_t t = s; t < end && ng < REMOTE_WINDOW; ng++) {
+			int m = (int)MIN(end - t, REMOTE_GROUP - t %
+			    REMOTE_GROUP);
+
+			gs[ng] = (struct rgroup){ .g_slot = t, .g_n = m,
+			    .g_off = npages };
+			npages += m;
+			t += (uint64_t)m;
+		}
+		if (write) {
+			if ((error = remote_put_window(w, gs, ng,
+			    buf + ptoa(s - slot), gen)) != 0)
+				return error;
+			continue;
+		}
+		good = remote_get_window(w, gs, ng, buf + ptoa(s - slot), gen,
+		    &error);
+		if (good < npages) {
+			*goodp = (int)(s - slot) + good;
+			return error;
+		}
+	}
+	return 0;
+}
+
+/*
+ * remote_result: a request's result from the first part's outcome that
+ * fell short (parts in page order): the bytes, or -errno with pr_xfer
+ * and pr_lost set for a read that lost a page.
+ */
+static int
+remote_result(struct pager_req *req, bool write, int error, int first,
+    int good, int n)
+{
+	if (write && error != 0)
+		return error;
+	if (!write && good < n) {
+		req->pr_xfer = ptoa((size_t)(first + good));
+		req->pr_lost = 1;
+		return error;
+	}
+	req->pr_xfer = ptoa((size_t)req->pr_npages);
+	return (int)MIN(req->pr_xfer, (size_t)INT32_MAX);
+}
+
+/* remote_do: the whole request in one thread.  => bytes, or -errno */
 static int
 remote_do(struct rworker *w, struct pager_req *req, bool write,
     const uint64_t *gen)
 {
-	uint64_t slot = atop(req->pr_off), end = slot + (uint64_t)req->pr_npages;
-	char *buf = req->pr_buf;
-	int n, good, error = 0;
+	int good, error;
 
-	remote_check_evictions(w);
 	req->pr_lost = 0;
-	for (uint64_t s = slot; s < end; s += (uint64_t)n) {
-		n = (int)MIN(end - s, REMOTE_GROUP - s % REMOTE_GROUP);
-		if (write) {
-			if ((error = remote_put_run(w, s, buf + ptoa(s - slot),
-			    n, gen)) != 0)
-				return error;
-			continue;
-		}
-		good = remote_get_run(w, s, buf + ptoa(s - slot), n, gen,
-		    &error);
-		if (good < n) {
-			req->pr_xfer = ptoa(s - slot + (uint64_t)good);
-			req->pr_lost = 1;
-			return error;
-		}
-	}
-	req->pr_xfer = ptoa((size_t)req->pr_npages);
-	return (int)MIN(req->pr_xfer, (size_t)INT32_MAX);
+	error = remote_do_range(w, req, write, gen, 0, req->pr_npages, &good);
+	return remote_result(req, write, error, 0, good, req->pr_npages);
 }
 
 /* ---------------------------------------------------------------- */
@@ -577,6 +822,54 @@ remote_deletes_due(const struct remote *rs)
 	    rs->rs_ndel > 0);
 }
 
+/*
+ * remote_settle: the last part of request p is done: its result goes to
+ * the queue's ring (or its waiter), and the parts go back to the pool.
+ */
+static void
+remote_settle(struct rworker *w, struct rjob *p)
+{
+	struct remote *rs = w->rw_rs;
+	struct pager_req *req = p->rj_req;
+	struct rjob *j;
+	int res = 0, error;
+	bool settled = false;
+
+	for (int i = 0; i < p->rj_nparts && !settled; i++) {
+		j = p->rj_parts[i];
+		if (j->rj_error != 0 && (p->rj_write || j->rj_good < j->rj_n)) {
+			res = remote_result(req, p->rj_write, j->rj_error,
+			    j->rj_first, j->rj_good, j->rj_n);
+			settled = true;
+		}
+	}
+	if (!settled)
+		res = remote_result(req, p->rj_write, 0, 0, req->pr_npages,
+		    req->pr_npages);
+	if (p->rj_ringfd >= 0) {
+		/* the CQE carries the result; the request may be gone as
+		   soon as it is posted */
+		while ((error = ring_post(w->rw_ring, p->rj_ringfd,
+		    ringq_tag(req, p->rj_write), res)) != 0) {
+			upvm_log(LOG_WARN, "swap: posting a remote completion "
+			    "failed: %s; retrying", strerror(-error));
+			usleep(1000);
+		}
+	}
+	pthread_mutex_lock(&rs->rs_lock);
+	for (int i = p->rj_ringfd >= 0 ? 0 : 1; i < p->rj_nparts; i++) {
+		j = p->rj_parts[i];
+		j->rj_next = rs->rs_free;
+		rs->rs_free = j;
+	}
+	if (p->rj_ringfd < 0) {
+		p->rj_res = res;
+		p->rj_done = true;
+		pthread_cond_broadcast(&rs->rs_doneq);
+	}
+	pthread_mutex_unlock(&rs->rs_lock);
+}
+
 static void *
 remote_main(void *arg)
 {
@@ -584,7 +877,7 @@ remote_main(void *arg)
 	struct remote *rs = w->rw_rs;
 	struct rdel del[REMOTE_DELBATCH];
 	struct rjob *j;
-	int res, error, ndel;
+	int ndel;
 
 	vm_tl_inside = 1;	/* upvm's own thread: its memory is the kernel's */
 	for (;;) {
@@ -606,28 +899,10 @@ remote_main(void *arg)
 			remote_delete(w, del, ndel);
 		if (j == NULL)
 			continue;
-		res = remote_do(w, j->rj_req, j->rj_write, j->rj_gen);
-		if (j->rj_ringfd >= 0) {
-			/* the CQE carries the result; the job is free once
-			   posted (the request may be gone right after) */
-			while ((error = ring_post(w->rw_ring, j->rj_ringfd,
-			    ringq_tag(j->rj_req, j->rj_write), res)) != 0) {
-				upvm_log(LOG_WARN, "swap: posting a remote "
-				    "completion failed: %s; retrying",
-				    strerror(-error));
-				usleep(1000);
-			}
-			pthread_mutex_lock(&rs->rs_lock);
-			j->rj_next = rs->rs_free;
-			rs->rs_free = j;
-			pthread_mutex_unlock(&rs->rs_lock);
-		} else {
-			pthread_mutex_lock(&rs->rs_lock);
-			j->rj_res = res;
-			j->rj_done = true;
-			pthread_cond_broadcast(&rs->rs_doneq);
-			pthread_mutex_unlock(&rs->rs_lock);
-		}
+		j->rj_error = remote_do_range(w, j->rj_req, j->rj_write,
+		    j->rj_gen, j->rj_first, j->rj_n, &j->rj_good);
+		if (atomic_fetch_sub(&j->rj_parent->rj_pending, 1) == 1)
+			remote_settle(w, j->rj_parent);
 	}
 }
 
@@ -663,7 +938,7 @@ remote_worker_fini(struct rworker *w)
 	if (w->rw_ring != NULL)
 		ring_destroy(w->rw_ring);
 	if (w->rw_buf != NULL)
-		kmem_free(w->rw_buf, REMOTE_BATCH * REMOTE_VLEN);
+		kmem_free(w->rw_buf, REMOTE_BUFLEN);
 	w->rw_ring = NULL;
 	w->rw_buf = NULL;
 	w->rw_started = false;
@@ -701,7 +976,7 @@ remote_start(struct remote *rs)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (int i = 0; i < REMOTE_WORKERS && error == 0; i++) {
 		w = &rs->rs_workers[i];
-		if ((w->rw_buf = kmem_alloc(REMOTE_BATCH * REMOTE_VLEN)) ==
+		if ((w->rw_buf = kmem_alloc(REMOTE_BUFLEN)) ==
 		    NULL) {
 			error = -ENOMEM;
 			break;
@@ -748,6 +1023,7 @@ remote_create(const char *url, const struct seal *seal, struct remote **out)
 		p += snprintf(p, 3, "%02x", id[i]);
 	*p++ = ':';
 	*p = '\0';
+	rs->rs_keylen = strlen(rs->rs_keypfx);
 	/* a clear error at start: is anybody there? */
 	for (int i = 0; i < rs->rs_nsrv; i++) {
 		mc_init(&c, rs->rs_srv[i].sv_host, rs->rs_srv[i].sv_port);
@@ -829,7 +1105,7 @@ remote_tl_free(void *arg)
 	for (int i = 0; i < REMOTE_MAXSRV; i++)
 		mc_fini(&w->rw_conn[i]);
 	if (w->rw_buf != NULL)
-		kmem_free(w->rw_buf, REMOTE_BATCH * REMOTE_VLEN);
+		kmem_free(w->rw_buf, REMOTE_BUFLEN);
 	kmem_free(w, sizeof(*w));
 	remote_tl_w = NULL;
 }
@@ -855,7 +1131,7 @@ remote_tl_worker(struct remote *rs)
 	for (int i = 0; i < REMOTE_MAXSRV; i++)
 		mc_init(&w->rw_conn[i], rs->rs_srv[i].sv_host,
 		    rs->rs_srv[i].sv_port);
-	if ((w->rw_buf = kmem_alloc(REMOTE_BATCH * REMOTE_VLEN)) == NULL) {
+	if ((w->rw_buf = kmem_alloc(REMOTE_BUFLEN)) == NULL) {
 		kmem_free(w, sizeof(*w));
 		return NULL;
 	}
@@ -870,37 +1146,67 @@ int
 remote_io(struct remote *rs, struct ring *ring, struct pager_req *req,
     bool write, const uint64_t *gen)
 {
-	struct rjob *j, sync = { 0 };
+	struct rjob *p, *j, sync = { 0 };
 	struct rworker *w;
-	int error;
+	uint64_t slot = atop(req->pr_off);
+	int error, groups, nparts, first, g0;
 
 	VM_ASSERT(rs->rs_pid == getpid());	/* else remote_fork_child */
+	req->pr_lost = 0;
 	if (ring != NULL && !write && req->pr_npages <= REMOTE_INLINE_PAGES &&
 	    (w = remote_tl_worker(rs)) != NULL) {
 		error = remote_do(w, req, write, gen);
 		return error < 0 ? error : 0;
 	}
+	/* the groups it spans, shared out in runs over the workers */
+	groups = (int)((slot + (uint64_t)req->pr_npages - 1) / REMOTE_GROUP -
+	    slot / REMOTE_GROUP + 1);
+	nparts = MIN(groups, REMOTE_WORKERS);
 	if (ring != NULL && (error = ring_expect(ring)) != 0)
 		return error;
 	pthread_mutex_lock(&rs->rs_lock);
 	if (ring == NULL) {
-		j = &sync;
-	} else if ((j = rs->rs_free) != NULL) {
-		rs->rs_free = j->rj_next;
+		p = &sync;
+	} else if ((p = rs->rs_free) != NULL) {
+		rs->rs_free = p->rj_next;
 	} else {
 		pthread_mutex_unlock(&rs->rs_lock);
 		ring_unexpect(ring);
 		return -EBUSY;
 	}
-	j->rj_req = req;
-	j->rj_gen = gen;
-	j->rj_write = write;
-	j->rj_ringfd = ring != NULL ? ring_msgfd(ring) : -1;
-	j->rj_done = false;
-	j->rj_next = NULL;
-	*rs->rs_tail = j;
-	rs->rs_tail = &j->rj_next;
-	pthread_cond_signal(&rs->rs_work);
+	p->rj_parts[0] = p;
+	for (p->rj_nparts = 1; p->rj_nparts < nparts &&
+	    (j = rs->rs_free) != NULL; p->rj_nparts++) {
+		rs->rs_free = j->rj_next;
+		p->rj_parts[p->rj_nparts] = j;
+	}
+	nparts = p->rj_nparts;
+	atomic_store(&p->rj_pending, nparts);
+	p->rj_ringfd = ring != NULL ? ring_msgfd(ring) : -1;
+	p->rj_done = false;
+	first = 0;
+	for (int i = 0; i < nparts; i++) {
+		j = p->rj_parts[i];
+		j->rj_req = req;
+		j->rj_gen = gen;
+		j->rj_write = write;
+		j->rj_parent = p;
+		j->rj_first = first;
+		/* part i: groups [groups * i / nparts, groups * (i + 1) /
+		   nparts) of the request's */
+		g0 = (int)(slot / REMOTE_GROUP) + groups * (i + 1) / nparts;
+		j->rj_n = i == nparts - 1 ? req->pr_npages - first :
+		    MIN(req->pr_npages - first, (int)((uint64_t)g0 *
+		    REMOTE_GROUP - slot) - first);
+		first += j->rj_n;
+		j->rj_next = NULL;
+		*rs->rs_tail = j;
+		rs->rs_tail = &j->rj_next;
+	}
+	if (nparts > 1)
+		pthread_cond_broadcast(&rs->rs_work);
+	else
+		pthread_cond_signal(&rs->rs_work);
 	if (ring != NULL) {
 		pthread_mutex_unlock(&rs->rs_lock);
 		return -EINPROGRESS;
