@@ -31,7 +31,7 @@
 #define REMOTE_BACKOFF_MS	1000
 #define REMOTE_BACKOFF_MAX_MS	16000
 #define REMOTE_STATS_MS		1000	/* eviction check interval */
-#define REMOTE_DELMAX		8192	/* deletes pending, at most */
+#define REMOTE_DELMIN		4096	/* room for pending deletes, first */
 #define REMOTE_DELBATCH		256	/* deletes sent at once */
 #define REMOTE_INLINE_PAGES	16	/* reads this small: inline */
 
@@ -108,10 +108,11 @@ struct remote {
 	struct rjob	**rs_tail;	/* [l] */
 	struct rjob	*rs_free;	/* [l] */
 	bool		 rs_stop;	/* [l] */
-	int		 rs_ndel;	/* [l] entries in rs_del */
+	size_t		 rs_ndel;	/* [l] entries in rs_del */
+	size_t		 rs_delcap;	/* [l] its room (entries) */
 	struct rdel {
 		uint64_t slot, gen;
-	}		 rs_del[REMOTE_DELMAX];	/* [l] values to delete */
+	}		*rs_del;	/* [l] values to delete (kmem) */
 	_Atomic int64_t	 rs_next_stats;	/* [a] ms of the next eviction check */
 	uint64_t	 rs_serial;	/* [I] unique per remote_create */
 	struct rjob	 rs_jobs[REMOTE_JOBS];
@@ -438,6 +439,7 @@ struct rgroup {
 	int		 g_n;		/* pages */
 	int		 g_off;		/* index of its first page in the
 					   window (keys, values, res) */
+	char		*g_buf;		/* its pages' data (the request's) */
 	int		 g_srv[REMOTE_MAXSRV];	/* first round: servers sent to */
 	int		 g_nsrv;
 	int		 g_rank;	/* a read's: the rank of g_srv[0] */
@@ -465,7 +467,7 @@ remote_keys(struct rworker *w, const struct rgroup *g, const uint64_t *gen)
  */
 static int
 remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
-    const char *buf, const uint64_t *gen)
+    const uint64_t *gen)
 {
 	struct remote *rs = w->rw_rs;
 	int order[REMOTE_MAXSRV], *res = w->rw_res, *copies = w->rw_copies;
@@ -473,6 +475,9 @@ remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
 	struct rgroup *g;
 	struct mc_conn *c;
 
+	for (int k = 0; k < ng; k++)
+		for (int i = 0; i < gs[k].g_n; i++)
+			copies[gs[k].g_off + i] = 0;
 	for (int k = 0; k < ng; k++) {
 		g = &gs[k];
 		remote_keys(w, g, gen);
@@ -480,9 +485,8 @@ remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
 			uint64_t s = g->g_slot + (uint64_t)i;
 			char *v = w->rw_vp[g->g_off + i];
 
-			copies[g->g_off + i] = 0;
-			if ((error = seal_page(rs->rs_seal, s, gen[s], buf +
-			    ptoa((size_t)(g->g_off + i)), v, (uint8_t *)v +
+			if ((error = seal_page(rs->rs_seal, s, gen[s],
+			    g->g_buf + ptoa((size_t)i), v, (uint8_t *)v +
 			    PAGE_SIZE)) != 0)
 				return error;
 		}
@@ -566,15 +570,15 @@ remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
 
 /* remote_open: page i of the window from its value; => 0 or -EBADMSG */
 static int
-remote_open(struct rworker *w, const struct rgroup *g, int i, char *buf,
+remote_open(struct rworker *w, const struct rgroup *g, int i,
     const uint64_t *gen, int r)
 {
 	struct remote *rs = w->rw_rs;
 	uint64_t s = g->g_slot + (uint64_t)i;
 	char *v = w->rw_vp[g->g_off + i];
 
-	if (seal_open(rs->rs_seal, s, gen[s], v, buf +
-	    ptoa((size_t)(g->g_off + i)), (uint8_t *)v + PAGE_SIZE) != 0) {
+	if (seal_open(rs->rs_seal, s, gen[s], v, g->g_buf + ptoa((size_t)i),
+	    (uint8_t *)v + PAGE_SIZE) != 0) {
 		atomic_fetch_add(&rs->rs_st.badseal, 1);
 		return -EBADMSG;
 	}
@@ -589,7 +593,7 @@ remote_open(struct rworker *w, const struct rgroup *g, int i, char *buf,
  * of the first lost one.
  */
 static int
-remote_get_window(struct rworker *w, struct rgroup *gs, int ng, char *buf,
+remote_get_window(struct rworker *w, struct rgroup *gs, int ng,
     const uint64_t *gen, int *errp)
 {
 	struct remote *rs = w->rw_rs;
@@ -637,7 +641,7 @@ remote_get_window(struct rworker *w, struct rgroup *gs, int ng, char *buf,
 				atomic_fetch_add(&rs->rs_st.misses, 1);
 				continue;
 			}
-			if ((why[g->g_off + i] = remote_open(w, g, i, buf, gen,
+			if ((why[g->g_off + i] = remote_open(w, g, i, gen,
 			    g->g_rank)) == 0)
 				ok[g->g_off + i] = true;
 		}
@@ -678,7 +682,7 @@ remote_get_window(struct rworker *w, struct rgroup *gs, int ng, char *buf,
 				w->rw_vp[g->g_off + i] = w->rw_buf + (size_t)
 				    (g->g_off + i) * REMOTE_VLEN;
 				if ((why[g->g_off + i] = remote_open(w, g, i,
-				    buf, gen, r)) == 0)
+				    gen, r)) == 0)
 					ok[g->g_off + i] = true;
 			}
 			/* back in place for the next round */
@@ -692,10 +696,8 @@ remote_get_window(struct rworker *w, struct rgroup *gs, int ng, char *buf,
 	}
 	for (good = 0; good < npages && ok[good]; good++)
 		;
-	atomic_fetch_add(&rs->rs_st.gets, (uint64_t)good);
-	for (int i = good; i < npages; i++)
-		if (!ok[i])
-			atomic_fetch_add(&rs->rs_st.lost, 1);
+	for (int i = 0; i < npages; i++)
+		atomic_fetch_add(ok[i] ? &rs->rs_st.gets : &rs->rs_st.lost, 1);
 	*errp = good < npages ? why[good] : 0;
 	return good;
 }
@@ -725,18 +727,16 @@ remote_do_range(struct rworker *w, struct pager_req *req, bool write,
 			    REMOTE_GROUP);
 
 			gs[ng] = (struct rgroup){ .g_slot = t, .g_n = m,
-			    .g_off = npages };
+			    .g_off = npages, .g_buf = buf + ptoa(t - slot) };
 			npages += m;
 			t += (uint64_t)m;
 		}
 		if (write) {
-			if ((error = remote_put_window(w, gs, ng,
-			    buf + ptoa(s - slot), gen)) != 0)
+			if ((error = remote_put_window(w, gs, ng, gen)) != 0)
 				return error;
 			continue;
 		}
-		good = remote_get_window(w, gs, ng, buf + ptoa(s - slot), gen,
-		    &error);
+		good = remote_get_window(w, gs, ng, gen, &error);
 		if (good < npages) {
 			*goodp = (int)(s - slot) + good;
 			return error;
@@ -808,11 +808,22 @@ remote_delete(struct rworker *w, const struct rdel *d, int n)
 static int
 remote_take_deletes(struct remote *rs, struct rdel *out)
 {
-	int n = MIN(rs->rs_ndel, REMOTE_DELBATCH);
+	int n = (int)MIN(rs->rs_ndel, REMOTE_DELBATCH);
 
-	rs->rs_ndel -= n;
+	rs->rs_ndel -= (size_t)n;
 	memcpy(out, rs->rs_del + rs->rs_ndel, sizeof(*out) * (size_t)n);
 	return n;
+}
+
+/* remote_del_shrink: a drained list gives its memory back (rs_lock) */
+static void
+remote_del_shrink(struct remote *rs)
+{
+	if (rs->rs_ndel == 0 && rs->rs_delcap > REMOTE_DELMIN) {
+		kmem_free(rs->rs_del, rs->rs_delcap * sizeof(*rs->rs_del));
+		rs->rs_del = NULL;
+		rs->rs_delcap = 0;
+	}
 }
 
 static bool
@@ -820,6 +831,58 @@ remote_deletes_due(const struct remote *rs)
 {
 	return rs->rs_ndel >= REMOTE_DELBATCH || (rs->rs_stop &&
 	    rs->rs_ndel > 0);
+}
+
+/* remote_job_groups: how many groups a job's pages span */
+static int
+remote_job_groups(const struct rjob *j)
+{
+	uint64_t slot = atop(j->rj_req->pr_off) + (uint64_t)j->rj_first;
+
+	return (int)((slot + (uint64_t)j->rj_n - 1) / REMOTE_GROUP -
+	    slot / REMOTE_GROUP + 1);
+}
+
+/*
+ * remote_serve_batch: k jobs of one group each, in one direction, served
+ * as one window (their first rounds all sent before any reply is read):
+ * random pageins and small pageout runs of several threads overlap.
+ */
+static void
+remote_serve_batch(struct rworker *w, struct rjob **jobs, int k)
+{
+	struct rgroup gs[REMOTE_WINDOW];
+	bool write = jobs[0]->rj_write;
+	int npages = 0, error = 0, good;
+	struct rjob *j;
+
+	for (int b = 0; b < k; b++) {
+		j = jobs[b];
+		gs[b] = (struct rgroup){ .g_slot = atop(j->rj_req->pr_off) +
+		    (uint64_t)j->rj_first, .g_n = j->rj_n, .g_off = npages,
+		    .g_buf = (char *)j->rj_req->pr_buf +
+		    ptoa((size_t)j->rj_first) };
+		npages += j->rj_n;
+	}
+	remote_check_evictions(w);
+	if (write)
+		error = remote_put_window(w, gs, k, jobs[0]->rj_gen);
+	else
+		(void)remote_get_window(w, gs, k, jobs[0]->rj_gen, &error);
+	for (int b = 0; b < k; b++) {
+		j = jobs[b];
+		j->rj_error = 0;
+		j->rj_good = j->rj_n;
+		for (good = 0; good < j->rj_n; good++)
+			if (write ? w->rw_copies[gs[b].g_off + good] == 0 :
+			    !w->rw_ok[gs[b].g_off + good])
+				break;
+		if (good < j->rj_n) {
+			j->rj_good = good;
+			j->rj_error = write ? (error != 0 ? error : -EIO) :
+			    w->rw_copies[gs[b].g_off + good];
+		}
+	}
 }
 
 /*
@@ -876,8 +939,8 @@ remote_main(void *arg)
 	struct rworker *w = arg;
 	struct remote *rs = w->rw_rs;
 	struct rdel del[REMOTE_DELBATCH];
-	struct rjob *j;
-	int ndel;
+	struct rjob *j, *batch[REMOTE_WINDOW];
+	int ndel, k;
 
 	vm_tl_inside = 1;	/* upvm's own thread: its memory is the kernel's */
 	for (;;) {
@@ -887,30 +950,70 @@ remote_main(void *arg)
 			pthread_cond_wait(&rs->rs_work, &rs->rs_lock);
 		ndel = remote_deletes_due(rs) ? remote_take_deletes(rs, del) :
 		    0;
+		remote_del_shrink(rs);
 		if ((j = rs->rs_head) == NULL && ndel == 0) {
 			pthread_mutex_unlock(&rs->rs_lock);
 			return NULL;		/* stopped, nothing left */
 		}
-		if (j != NULL && (rs->rs_head = j->rj_next) == NULL)
-			rs->rs_tail = &rs->rs_head;
+		k = 0;
+		if (j != NULL) {
+			rs->rs_head = j->rj_next;
+			batch[k++] = j;
+			/* one-group jobs queued behind it, the same way:
+			   served together */
+			while (remote_job_groups(j) == 1 && k < REMOTE_WINDOW &&
+			    rs->rs_head != NULL &&
+			    rs->rs_head->rj_write == j->rj_write &&
+			    remote_job_groups(rs->rs_head) == 1) {
+				batch[k++] = rs->rs_head;
+				rs->rs_head = rs->rs_head->rj_next;
+			}
+			if (rs->rs_head == NULL)
+				rs->rs_tail = &rs->rs_head;
+		}
 		pthread_mutex_unlock(&rs->rs_lock);
 
 		if (ndel > 0)
 			remote_delete(w, del, ndel);
-		if (j == NULL)
-			continue;
-		j->rj_error = remote_do_range(w, j->rj_req, j->rj_write,
-		    j->rj_gen, j->rj_first, j->rj_n, &j->rj_good);
-		if (atomic_fetch_sub(&j->rj_parent->rj_pending, 1) == 1)
-			remote_settle(w, j->rj_parent);
+		if (k == 1)
+			j->rj_error = remote_do_range(w, j->rj_req,
+			    j->rj_write, j->rj_gen, j->rj_first, j->rj_n,
+			    &j->rj_good);
+		else if (k > 1)
+			remote_serve_batch(w, batch, k);
+		for (int b = 0; b < k; b++)
+			if (atomic_fetch_sub(&batch[b]->rj_parent->rj_pending,
+			    1) == 1)
+				remote_settle(w, batch[b]->rj_parent);
 	}
 }
 
+/*
+ * remote_forget: see remote.h.  The list grows as needed (an munmap of a
+ * large swapped-out region frees its slots at once): 16 bytes a pending
+ * delete, given back when it drains.  Only when no memory is left is a
+ * delete dropped (the value stays until the server's LRU evicts it).
+ */
 void
 remote_forget(struct remote *rs, uint64_t slot, uint64_t gen)
 {
+	struct rdel *d;
+	size_t cap;
+
 	pthread_mutex_lock(&rs->rs_lock);
-	if (rs->rs_ndel < REMOTE_DELMAX) {
+	if (rs->rs_ndel == rs->rs_delcap) {
+		cap = MAX(2 * rs->rs_delcap, (size_t)REMOTE_DELMIN);
+		if ((d = kmem_alloc(cap * sizeof(*d))) != NULL) {
+			if (rs->rs_del != NULL) {
+				memcpy(d, rs->rs_del, rs->rs_ndel * sizeof(*d));
+				kmem_free(rs->rs_del, rs->rs_delcap *
+				    sizeof(*d));
+			}
+			rs->rs_del = d;
+			rs->rs_delcap = cap;
+		}
+	}
+	if (rs->rs_ndel < rs->rs_delcap) {
 		rs->rs_del[rs->rs_ndel++] = (struct rdel){ slot, gen };
 		if (rs->rs_ndel == REMOTE_DELBATCH)
 			pthread_cond_signal(&rs->rs_work);
@@ -959,7 +1062,7 @@ remote_start(struct remote *rs)
 	rs->rs_tail = &rs->rs_head;
 	rs->rs_free = NULL;
 	rs->rs_stop = false;
-	rs->rs_ndel = 0;
+	rs->rs_ndel = 0;		/* (a child: the parent's are its) */
 	rs->rs_pid = getpid();
 	for (int i = REMOTE_JOBS - 1; i >= 0; i--) {
 		rs->rs_jobs[i].rj_next = rs->rs_free;
@@ -1067,6 +1170,8 @@ remote_destroy(struct remote *rs)
 		for (int i = 0; i < REMOTE_WORKERS; i++)
 			remote_worker_fini(&rs->rs_workers[i]);
 	}
+	if (rs->rs_del != NULL)
+		kmem_free(rs->rs_del, rs->rs_delcap * sizeof(*rs->rs_del));
 	kmem_free(rs, sizeof(*rs));
 }
 
@@ -1215,6 +1320,24 @@ remote_io(struct remote *rs, struct ring *ring, struct pager_req *req,
 		pthread_cond_wait(&rs->rs_doneq, &rs->rs_lock);
 	pthread_mutex_unlock(&rs->rs_lock);
 	return sync.rj_res < 0 ? sync.rj_res : 0;
+}
+
+uint64_t
+remote_cpu_ns(struct remote *rs)
+{
+	struct timespec ts;
+	clockid_t cid;
+	uint64_t ns = 0;
+
+	if (rs->rs_pid != getpid())
+		return 0;
+	for (int i = 0; i < REMOTE_WORKERS; i++)
+		if (rs->rs_workers[i].rw_started &&
+		    pthread_getcpuclockid(rs->rs_workers[i].rw_thread,
+		    &cid) == 0 && clock_gettime(cid, &ts) == 0)
+			ns += (uint64_t)ts.tv_sec * 1000000000u +
+			    (uint64_t)ts.tv_nsec;
+	return ns;
 }
 
 void

@@ -120,6 +120,9 @@ void remote_fork_child(struct remote *);
 
 void remote_stats(struct remote *, struct remote_stats *out);
 
+/* remote_cpu_ns: CPU time its worker threads took */
+uint64_t remote_cpu_ns(struct remote *);
+
 /* remote_describe: the servers and replicas, for messages */
 const char *remote_describe(const struct remote *);
 

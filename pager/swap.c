@@ -25,7 +25,14 @@
  * write-back time as a lost page.  Where fallocate() is not supported the
  * file is extended sparse with ftruncate(), and a full disk shows as
  * -ENOSPC from the write instead.  Slot s lives at file offset
- * (s - 1) * PAGE_SIZE.
+ * (s - 1 - sw_flo) * PAGE_SIZE.
+ *
+ * A word on tiers.  A swap is a file, a remote store (remote.h), or both,
+ * one after the other: each tier has its own range of slots (a cap of
+ * sc_max each, with one slot between them that is never allocated, so
+ * that no run and no read of neighbouring slots spans the two), and
+ * swap_alloc tries the preferred tier first, the other when it is full.
+ * I/O goes where its slots live (swp_is_remote).
  *
  * A word on the allocator.  One bit per slot of the cap, and a 32-bit
  * reference count per slot, in one MAP_SHARED | MAP_ANONYMOUS area, so
@@ -36,7 +43,8 @@
  * make the area cost only the pages touched: the bitmap and counts of
  * slots that were never handed out are never touched (swap_check() scans
  * up to the highest slot ever allocated, ss_hiwater, not the cap).
- * Allocation is next fit over the bitmap from ss_cursor, wrapping once;
+ * Allocation is next fit over the bitmap from ss_cursor (one per tier),
+ * wrapping once within the tier;
  * swap_free() pulls the cursor back to the lowest slot it frees, so a
  * freed run is the first place tried and is reused when the next run fits
  * in it, before the file grows for it (the file never shrinks, and runs
@@ -94,7 +102,12 @@ struct swap_shared {
 	pthread_mutex_t	 ss_grow;	/* serializes growth; before ss_lock */
 	pid_t		 ss_holder;	/* [s] tid holding ss_lock (debug) */
 	uint64_t	 ss_used;	/* [s] slots allocated */
-	uint64_t	 ss_cursor;	/* [s] next fit: first bit to try */
+	int		 ss_ntier;	/* [I] 1, or 2: file and remote */
+	uint64_t	 ss_tlo[2];	/* [I] tier t's bits: [ss_tlo, ss_thi), */
+	uint64_t	 ss_thi[2];	/* [I] tier 0 the one tried first */
+	uint64_t	 ss_cursor[2];	/* [s] next fit per tier: first bit */
+	uint64_t	 ss_file_lo;	/* [I] the file's bits: [lo, hi); */
+	uint64_t	 ss_file_hi;	/* [I] bit lo is file offset 0 */
 	uint64_t	 ss_hiwater;	/* [s] highest bit ever set, plus 1 */
 	unsigned	 ss_growing;	/* [s] runs reserved, file not grown */
 	uint64_t	 ss_filesize;	/* [g] bytes of file allocated */
@@ -138,6 +151,22 @@ static struct swap_file *
 swap_file_of(struct swap *sw)
 {
 	return container_of(sw, struct swap_file, sf_swap);
+}
+
+/* swp_is_remote: slot lives in the remote store */
+static inline bool
+swp_is_remote(const struct swap *sw, uint64_t slot)
+{
+	return sw->sw_remote != NULL && slot - 1 >= sw->sw_rlo &&
+	    slot - 1 < sw->sw_rhi;
+}
+
+/* swp_foff: the file offset of slot (a slot of the file's tier) */
+static inline uint64_t
+swp_foff(const struct swap *sw, uint64_t slot)
+{
+	VM_ASSERT(slot - 1 >= sw->sw_flo);
+	return ptoa(slot - 1 - sw->sw_flo);
 }
 
 /* ---------------------------------------------------------------- */
@@ -301,8 +330,10 @@ swp_release(struct swap_shared *ss, uint64_t i)
 	VM_ASSERT(swp_isset(ss, i) && ss->ss_count[i] == 0);
 	ss->ss_bitmap[i / 64] &= ~((uint64_t)1 << (i % 64));
 	ss->ss_used--;
-	if (i < ss->ss_cursor)
-		ss->ss_cursor = i;
+	for (int t = 0; t < ss->ss_ntier; t++)
+		if (i >= ss->ss_tlo[t] && i < ss->ss_thi[t] &&
+		    i < ss->ss_cursor[t])
+			ss->ss_cursor[t] = i;
 }
 
 /* ---------------------------------------------------------------- */
@@ -334,7 +365,7 @@ static int
 swp_grow(struct swap *sw, uint64_t need)
 {
 	struct swap_shared *ss = sw->sw_shared;
-	uint64_t size, want, cap = ptoa(ss->ss_nslots);
+	uint64_t size, want, cap = ptoa(ss->ss_file_hi - ss->ss_file_lo);
 	int error = 0;
 
 	swp_mutex_lock(&ss->ss_grow);
@@ -440,14 +471,39 @@ swp_open(struct swap_file *sf, bool nodirect, bool dironly)
  * malloc, which upvm may be managing for the application.
  * => 0, or -errno with one log line.
  */
+/* swp_tiers_init: the shared state's copy of the tiers, preferred first */
+static void
+swp_tiers_init(struct swap *sw)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	bool remote_first = sw->sw_remote != NULL && sw->sw_rlo == 0;
+
+	ss->ss_file_lo = sw->sw_flo;
+	ss->ss_file_hi = sw->sw_fhi;
+	ss->ss_ntier = 0;
+	for (int k = 0; k < 2; k++) {
+		bool remote = (k == 0) == remote_first;
+		uint64_t lo = remote ? sw->sw_rlo : sw->sw_flo;
+		uint64_t hi = remote ? sw->sw_rhi : sw->sw_fhi;
+
+		if (hi > lo) {
+			ss->ss_tlo[ss->ss_ntier] = lo;
+			ss->ss_thi[ss->ss_ntier] = hi;
+			ss->ss_cursor[ss->ss_ntier] = lo;
+			ss->ss_ntier++;
+		}
+	}
+}
+
 int
 swap_create(const struct swap_config *sc, struct swap **out)
 {
 	struct swap_file *sf;
 	struct swap *sw;
 	const char *path;
-	uint64_t max, nslots;
+	uint64_t max, nslots, total;
 	size_t len;
+	bool file;
 	int error;
 
 	max = sc->sc_max != 0 ? sc->sc_max : SWAP_DEFAULT_MAX;
@@ -472,7 +528,6 @@ swap_create(const struct swap_config *sc, struct swap **out)
 	sf->sf_len = len;
 	memcpy(sf->sf_path, path, strlen(path) + 1);
 	(void)snprintf(sw->sw_where, sizeof(sw->sw_where), "%s", path);
-	sw->sw_maxslots = nslots;
 	for (int i = 0; i < 2; i++) {
 		atomic_init(&sw->sw_fail[i], 0);
 		atomic_init(&sw->sw_gate[i], -1);
@@ -485,36 +540,56 @@ swap_create(const struct swap_config *sc, struct swap **out)
 		    (uint64_t)getpid();
 
 	sw->sw_fd = -1;
+	file = sc->sc_remote == NULL || sc->sc_file_tier;
+	/* the tiers' bits: one cap each; two tiers have a bit between them
+	   that is never allocated, so no run of slots (and no read of
+	   neighbouring slots) spans both */
+	if (sc->sc_remote == NULL) {
+		sw->sw_flo = 0, sw->sw_fhi = nslots;
+	} else if (!file) {
+		sw->sw_rlo = 0, sw->sw_rhi = nslots;
+	} else if (sc->sc_remote_first) {
+		sw->sw_rlo = 0, sw->sw_rhi = nslots;
+		sw->sw_flo = nslots + 1, sw->sw_fhi = 2 * nslots + 1;
+	} else {
+		sw->sw_flo = 0, sw->sw_fhi = nslots;
+		sw->sw_rlo = nslots + 1, sw->sw_rhi = 2 * nslots + 1;
+	}
+	total = MAX(sw->sw_fhi, sw->sw_rhi);
+	sw->sw_maxslots = total;
 	if ((sc->sc_encrypt || sc->sc_remote != NULL) &&
 	    (error = seal_create(&sw->sw_seal)) != 0)
 		goto fail;
-	if (sc->sc_remote != NULL) {
-		if ((error = remote_create(sc->sc_remote, sw->sw_seal,
-		    &sw->sw_remote)) != 0)
-			goto fail_seal;
-		(void)snprintf(sw->sw_where, sizeof(sw->sw_where), "%s",
-		    remote_describe(sw->sw_remote));
-	} else if ((error = swp_open(sf, sc->sc_nodirect,
+	if (sc->sc_remote != NULL &&
+	    (error = remote_create(sc->sc_remote, sw->sw_seal,
+	    &sw->sw_remote)) != 0)
+		goto fail_seal;
+	if (file && (error = swp_open(sf, sc->sc_nodirect,
 	    sc->sc_path == NULL)) != 0) {
 		upvm_log(LOG_ERR, "swap: cannot create a swap file in %s: %s; "
 		    "pass a writable directory or a new file name (UPVM_SWAP)",
 		    path, strerror(-error));
-		goto fail_seal;
+		goto fail_remote;
 	}
-	if ((error = swp_shared_create(nslots, sw->sw_seal != NULL,
-	    sw->sw_seal != NULL && sw->sw_remote == NULL,
-	    &sw->sw_shared)) != 0)
-		goto fail_file;
-	/* no file to grow: the remote store holds any slot */
 	if (sw->sw_remote != NULL)
-		sw->sw_shared->ss_filesize = ptoa(nslots);
+		(void)snprintf(sw->sw_where, sizeof(sw->sw_where), "%s%s%s",
+		    !file ? "" : sc->sc_remote_first ? "" : path,
+		    !file ? remote_describe(sw->sw_remote) : sc->sc_remote_first
+		    ? remote_describe(sw->sw_remote) : ", then ",
+		    !file ? "" : sc->sc_remote_first ? ", then a file" :
+		    remote_describe(sw->sw_remote));
+	if ((error = swp_shared_create(total, sw->sw_seal != NULL,
+	    sw->sw_seal != NULL && file, &sw->sw_shared)) != 0)
+		goto fail_file;
+	swp_tiers_init(sw);
 	/* pager offsets are slot * PAGE_SIZE: the last slot ends here */
-	pager_init(&sw->sw_pager, &swap_pager_ops, ptoa(nslots + 1));
+	pager_init(&sw->sw_pager, &swap_pager_ops, ptoa(total + 1));
 	*out = sw;
 	return 0;
 fail_file:
 	if (sw->sw_fd >= 0)
 		close(sw->sw_fd);
+fail_remote:
 	remote_destroy(sw->sw_remote);
 fail_seal:
 	seal_destroy(sw->sw_seal);
@@ -539,6 +614,12 @@ swp_destroy(struct pager *pgr)
 			close(sw->sw_gatefd[i]);
 	(void)raw_munmap(sw->sw_shared, sw->sw_shared->ss_maplen);
 	kmem_free(sf, sf->sf_len);
+}
+
+uint64_t
+swap_cpu_ns(struct swap *sw)
+{
+	return sw->sw_remote != NULL ? remote_cpu_ns(sw->sw_remote) : 0;
 }
 
 void
@@ -581,29 +662,37 @@ int
 swap_alloc(struct swap *sw, int n, uint64_t *slotp)
 {
 	struct swap_shared *ss = sw->sw_shared;
-	uint64_t s, cur, end;
-	bool grow;
+	uint64_t s = SWAP_NONE, cur, lo, hi, end = 0;
+	bool grow = false;
 	int error;
 
 	if (n <= 0)
 		return -EINVAL;
-	if ((uint64_t)n > ss->ss_nslots)
-		return -ENOSPC;
 	swp_lock(ss);
-	cur = ss->ss_cursor;
-	s = swp_find(ss->ss_bitmap, cur, ss->ss_nslots, (uint64_t)n);
-	if (s == SWAP_NONE)	/* wrap: runs starting before the cursor */
-		s = swp_find(ss->ss_bitmap, 0, MIN(cur + (uint64_t)n - 1,
-		    ss->ss_nslots), (uint64_t)n);
+	/* the first tier with room; a run never leaves its tier */
+	for (int t = 0; t < ss->ss_ntier && s == SWAP_NONE; t++) {
+		lo = ss->ss_tlo[t];
+		hi = ss->ss_thi[t];
+		if ((uint64_t)n > hi - lo)
+			continue;
+		cur = ss->ss_cursor[t];
+		s = swp_find(ss->ss_bitmap, cur, hi, (uint64_t)n);
+		if (s == SWAP_NONE)	/* wrap: runs starting before it */
+			s = swp_find(ss->ss_bitmap, lo, MIN(cur +
+			    (uint64_t)n - 1, hi), (uint64_t)n);
+		if (s != SWAP_NONE)
+			ss->ss_cursor[t] = s + (uint64_t)n;
+	}
 	if (s == SWAP_NONE) {
 		swp_unlock(ss);
 		return -ENOSPC;
 	}
 	swp_mark(ss, s, (uint64_t)n);
-	ss->ss_cursor = s + (uint64_t)n;
-	end = ptoa(s + (uint64_t)n);
-	if ((grow = end > ss->ss_filesize))
-		ss->ss_growing++;
+	if (s >= ss->ss_file_lo && s < ss->ss_file_hi) {
+		end = ptoa(s + (uint64_t)n - ss->ss_file_lo);
+		if ((grow = end > ss->ss_filesize))
+			ss->ss_growing++;
+	}
 	swp_unlock(ss);
 	if (!grow) {
 		*slotp = s + 1;
@@ -663,7 +752,7 @@ swap_free(struct swap *sw, uint64_t slot, int n)
 			continue;
 		/* the remote value goes too (its key has the generation,
 		   so a later write of the slot is never the one deleted) */
-		if (sw->sw_remote != NULL)
+		if (swp_is_remote(sw, i + 1))
 			remote_forget(sw->sw_remote, i + 1, ss->ss_gen[i + 1]);
 		swp_release(ss, i);
 	}
@@ -771,7 +860,7 @@ swap_read(struct swap *sw, struct ring *ring, uint64_t slot, void *buf,
 {
 	VM_ASSERT(swp_range_ok(sw, slot, n) && page_aligned(buf));
 	return swp_queue(sw, ring, false, buf, ptoa((size_t)n),
-	    ptoa(slot - 1), tag);
+	    swp_foff(sw, slot), tag);
 }
 
 int
@@ -780,7 +869,7 @@ swap_write(struct swap *sw, struct ring *ring, uint64_t slot,
 {
 	VM_ASSERT(swp_range_ok(sw, slot, n) && page_aligned(buf));
 	return swp_queue(sw, ring, true, (void *)(uintptr_t)buf,
-	    ptoa((size_t)n), ptoa(slot - 1), tag);
+	    ptoa((size_t)n), swp_foff(sw, slot), tag);
 }
 
 /*
@@ -796,7 +885,7 @@ swp_sync(struct swap *sw, struct ring *ring, bool write, void *buf,
     uint64_t slot, int n)
 {
 	struct ring_cqe cqe;
-	uint64_t off = ptoa(slot - 1);
+	uint64_t off = swp_foff(sw, slot);
 	size_t len = ptoa((size_t)n), done = 0;
 	int error;
 
@@ -856,11 +945,12 @@ swp_req_queue(struct swap *sw, struct pager_queue *q, struct pager_req *req,
     bool write)
 {
 	size_t len = ptoa((size_t)req->pr_npages);
-	uint64_t off = req->pr_off - PAGE_SIZE + req->pr_xfer;
+	uint64_t off;
 
 	char *buf = write && req->pr_priv != NULL ? req->pr_priv :
 	    req->pr_buf;
 
+	off = swp_foff(sw, atop(req->pr_off)) + req->pr_xfer;
 	return swp_queue(sw, ringq_ring(q), write, buf + req->pr_xfer,
 	    len - req->pr_xfer, off, ringq_tag(req, write));
 }
@@ -923,7 +1013,7 @@ swp_seal_out(struct swap *sw, struct pager_req *req)
 	g = atomic_fetch_add(&ss->ss_gen_next, (uint64_t)req->pr_npages);
 	for (int i = 0; i < req->pr_npages; i++)
 		ss->ss_gen[slot + (uint64_t)i] = g + (uint64_t)i;
-	if (sw->sw_remote != NULL)
+	if (swp_is_remote(sw, slot))
 		return 0;
 	if ((b = kmem_alloc(len)) == NULL)
 		return -ENOMEM;
@@ -984,7 +1074,7 @@ swp_finish(struct swap *sw, struct pager_req *req, bool write)
 		swp_seal_done(req);
 		return req->pr_error;
 	}
-	if (sw->sw_seal != NULL && sw->sw_remote == NULL) {
+	if (sw->sw_seal != NULL && !swp_is_remote(sw, atop(req->pr_off))) {
 		if (req->pr_error == 0)
 			req->pr_error = swp_seal_in(sw, req);
 		else if (req->pr_lost == 0)
@@ -1020,7 +1110,7 @@ swp_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 	if (write && sw->sw_seal != NULL &&
 	    (error = swp_seal_out(sw, req)) != 0)
 		return req->pr_error = error;
-	if (sw->sw_remote != NULL) {
+	if (swp_is_remote(sw, atop(req->pr_off))) {
 		if (q != NULL && pager_fail_next(&sw->sw_fail[write]))
 			return req->pr_error = -EIO;
 		error = remote_io(sw->sw_remote, q != NULL ? ringq_ring(q) :
@@ -1033,7 +1123,8 @@ swp_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 	if (q == NULL) {
 		req->pr_error = swp_pio(sw, write, write && req->pr_priv !=
 		    NULL ? req->pr_priv : req->pr_buf,
-		    ptoa((size_t)req->pr_npages), req->pr_off - PAGE_SIZE);
+		    ptoa((size_t)req->pr_npages),
+		    swp_foff(sw, atop(req->pr_off)));
 		return swp_finish(sw, req, write);
 	}
 	if ((error = swp_req_queue(sw, q, req, write)) != 0) {
@@ -1066,7 +1157,7 @@ swp_qresume(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 	struct swap *sw = container_of(pgr, struct swap, sw_pager);
 	int error;
 
-	if (sw->sw_remote != NULL) {
+	if (swp_is_remote(sw, atop(req->pr_off))) {
 		/* the store's workers did the whole transfer */
 		if (res < 0)
 			req->pr_error = res;
@@ -1134,7 +1225,8 @@ swp_check_locked(struct swap_shared *ss, uint64_t *badp)
 	uint64_t used = 0, top = 0, last;
 
 	SWP_ASSERT_LOCKED(ss);
-	if (ss->ss_hiwater > ss->ss_nslots || ss->ss_cursor > ss->ss_nslots)
+	if (ss->ss_hiwater > ss->ss_nslots || ss->ss_cursor[0] >
+	    ss->ss_nslots || ss->ss_cursor[1] > ss->ss_nslots)
 		return "hiwater or cursor past the cap";
 	for (uint64_t i = 0; i < ss->ss_hiwater; i++) {
 		if (swp_isset(ss, i) != (ss->ss_count[i] > 0)) {
@@ -1143,7 +1235,8 @@ swp_check_locked(struct swap_shared *ss, uint64_t *badp)
 		}
 		if (swp_isset(ss, i)) {
 			used++;
-			top = i + 1;
+			if (i >= ss->ss_file_lo && i < ss->ss_file_hi)
+				top = i + 1 - ss->ss_file_lo;
 		}
 	}
 	if (used != ss->ss_used) {
@@ -1158,7 +1251,7 @@ swp_check_locked(struct swap_shared *ss, uint64_t *badp)
 		*badp = top;
 		return "allocated slot past the end of the file";
 	}
-	if (ss->ss_filesize > ptoa(ss->ss_nslots))
+	if (ss->ss_filesize > ptoa(ss->ss_file_hi - ss->ss_file_lo))
 		return "file larger than the cap";
 	return NULL;
 }
@@ -1180,7 +1273,7 @@ swap_check(struct swap *sw)
 	what = swp_check_locked(ss, &bad);
 	size = ss->ss_filesize;
 	swp_unlock(ss);
-	if (what == NULL && fstat(sw->sw_fd, &st) == 0 &&
+	if (what == NULL && sw->sw_fd >= 0 && fstat(sw->sw_fd, &st) == 0 &&
 	    (uint64_t)st.st_size < size) {
 		what = "file shorter than ss_filesize";
 		bad = (uint64_t)st.st_size;

@@ -50,6 +50,9 @@ struct swap_config {
 	bool		 sc_encrypt;	/* seal pages in the file (seal.h) */
 	const char	*sc_remote;	/* memcached://... (remote.h): slots
 					   live there, sealed; no file */
+	bool		 sc_file_tier;	/* with sc_remote: a file too, in
+					   sc_path, each tier sc_max */
+	bool		 sc_remote_first; /* the remote tier fills first */
 };
 
 struct swap_shared;			/* swap.c: bitmap, counts, lock */
@@ -60,7 +63,10 @@ struct swap {
 	struct pager	 sw_pager;	/* first: the pager backend */
 	int		 sw_fd;		/* [I] */
 	bool		 sw_direct;	/* [I] opened O_DIRECT */
-	uint64_t	 sw_maxslots;	/* [I] cap, in slots */
+	uint64_t	 sw_maxslots;	/* [I] cap, in slots (all tiers) */
+	uint64_t	 sw_flo, sw_fhi;	/* [I] the file's slots - 1:
+					   [lo, hi) (empty: no file) */
+	uint64_t	 sw_rlo, sw_rhi;	/* [I] the remote store's */
 	char		 sw_where[256];	/* [I] for messages */
 	struct swap_shared *sw_shared;	/* [I] MAP_SHARED state */
 	uint64_t	 sw_hashkey;	/* [I] page_hash() key: random */
@@ -108,6 +114,9 @@ unsigned swap_count(struct swap *, uint64_t slot);
  */
 void swap_set_hash(struct swap *, uint64_t slot, uint64_t hash);
 uint64_t swap_hash(struct swap *, uint64_t slot);
+
+/* swap_cpu_ns: CPU time of the swap's own threads (a remote store's) */
+uint64_t swap_cpu_ns(struct swap *);
 
 /* slots in use, and the cap */
 uint64_t swap_used(struct swap *);

@@ -656,6 +656,7 @@ upvm_stats(struct upvm_stats *out)
 		    &vs->vs_pd->pdd_budget);
 		st.resident_peak = (uint64_t)atomic_load(&vs->vs_pd->pdd_peak);
 		st.swap_used_pages = swap_used(vs->vs_swap);
+		st.cpu_io_ns = swap_cpu_ns(vs->vs_swap);
 	}
 	api_exit();
 	*out = st;

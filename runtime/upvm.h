@@ -56,6 +56,9 @@ extern "C" {
  *				  encrypted and authenticated (AES-256-GCM,
  *				  a random key per process); always so in a
  *				  remote store (swap memcached://...)
+ *	swap_tier UPVM_SWAP_TIER  a second tier, used when the first is full:
+ *				  memcached://... after a swap directory, or
+ *				  a directory after a memcached:// swap
  *	threshold UPVM_THRESHOLD  with libupvm.so preloaded (upvm run): the
  *				  smallest anonymous private mapping that is
  *				  managed, a size (1M)
@@ -122,6 +125,7 @@ struct upvm_config {
 	char		swap_path[UPVM_PATH_MAX]; /* "": default */
 	uint64_t	swap_max;		/* bytes */
 	bool		swap_encrypt;		/* seal swapped pages */
+	char		swap_tier[UPVM_PATH_MAX]; /* "": none */
 	int		pageout;		/* UPVM_PAGEOUT_* */
 	uint64_t	threshold;		/* bytes */
 	char		stats_path[UPVM_PATH_MAX]; /* "": none, "-": stderr */
@@ -311,6 +315,7 @@ struct upvm_stats {
 	/* the CPU time upvm's own threads took (since upvm_init), ns */
 	uint64_t	cpu_fault_ns;	/* fault threads */
 	uint64_t	cpu_pageout_ns;	/* the pageout daemon */
+	uint64_t	cpu_io_ns;	/* the remote store's I/O threads */
 	/* NUMA placement (numa other than none, or node budgets) */
 	int		numa_nodes;	/* highest node + 1; 0: placement off */
 	uint64_t	node_resident[UPVM_NUMA_MAX]; /* managed pages there */

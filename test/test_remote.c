@@ -795,3 +795,50 @@ Test(seal, an_encrypted_swap_file_holds_no_plaintext_and_refuses_changes)
 	munmap(buf, ptoa(64));
 	munmap(disk, ptoa(64));
 }
+
+/* ---------------------------------------------------------------- */
+/* tiers: a file and a remote store, one after the other */
+
+static void
+tiers(bool remote_first)
+{
+	const char *dir = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
+	char url[256];
+	struct swap_config sc = { .sc_path = dir, .sc_file_tier = true,
+	    .sc_remote_first = remote_first, .sc_max = 1 * MIB };
+	struct pager_queue *q;
+	struct swap *sw;
+	uint64_t a, b;
+
+	servers_start(1, 64, NULL, url, sizeof(url));
+	sc.sc_remote = url;
+	cr_assert_eq(swap_create(&sc, &sw), 0);
+	cr_assert_eq(pager_queue_create(&sw->sw_pager, 4, &q), 0);
+	/* the first tier's 256 slots, then the second's */
+	a = alloc_slots(sw, 256);
+	b = alloc_slots(sw, 64);
+	cr_assert_eq(a, 1);
+	cr_assert_eq(b, 258, "the second tier starts past the gap: %llu",
+	    (unsigned long long)b);
+	write_all(sw, q, a, 256, 15);
+	write_all(sw, q, b, 64, 16);
+	cr_assert_eq(server_items(0), remote_first ? 256 : 64);
+	cr_assert_eq(read_each(sw, q, a, 256, 15), 0);
+	cr_assert_eq(read_each(sw, q, b, 64, 16), 0);
+	cr_assert_eq(swap_check(sw), 0);
+	/* full: both tiers */
+	cr_assert_eq(alloc_slots(sw, 192), b + 64);
+	cr_assert_eq(swap_alloc(sw, 1, &a), -ENOSPC);
+	pager_queue_destroy(q);
+	swap_destroy(sw);
+}
+
+Test(remote, tiers_file_first_then_remote)
+{
+	tiers(false);
+}
+
+Test(remote, tiers_remote_first_then_file)
+{
+	tiers(true);
+}

@@ -64,6 +64,10 @@ run_usage(FILE *f)
 "                     page to the memory of memcached servers instead,\n"
 "                     encrypted and authenticated\n"
 "  --swap-max SIZE    cap on the swap file (UPVM_SWAP_MAX; 64G)\n"
+"  --swap-tier SPEC   a second tier, used when the first is full: a\n"
+"                     memcached:// store after a swap directory, or a\n"
+"                     directory after a memcached:// store\n"
+"                     (UPVM_SWAP_TIER; each tier --swap-max)\n"
 "  --swap-encrypt     encrypt and authenticate the swap file's pages\n"
 "                     (UPVM_SWAP_ENCRYPT=1; AES-256-GCM, a random key)\n"
 "  --threshold SIZE   smallest anonymous mapping managed (UPVM_THRESHOLD;\n"
@@ -218,6 +222,7 @@ run_main(int argc, char **argv)
 		{ "swap", required_argument, NULL, 's' },
 		{ "swap-max", required_argument, NULL, 'm' },
 		{ "swap-encrypt", no_argument, NULL, 'E' },
+		{ "swap-tier", required_argument, NULL, 'T' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "files", no_argument, NULL, 'F' },
 		{ "cluster", required_argument, NULL, 'c' },
@@ -245,6 +250,7 @@ run_main(int argc, char **argv)
 		case 's': run_setenv("UPVM_SWAP", optarg); break;
 		case 'm': run_setenv("UPVM_SWAP_MAX", optarg); break;
 		case 'E': run_setenv("UPVM_SWAP_ENCRYPT", "1"); break;
+		case 'T': run_setenv("UPVM_SWAP_TIER", optarg); break;
 		case 't': run_setenv("UPVM_THRESHOLD", optarg); break;
 		case 'F': run_setenv("UPVM_FILES", "1"); break;
 		case 'c': run_setenv("UPVM_CLUSTER", optarg); break;

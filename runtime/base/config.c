@@ -65,6 +65,9 @@ static const struct conf_key conf_keys[] = {
 	    "memcached://host:port[,host:port...][?replicas=N]"),
 	KEY("swap_encrypt", "UPVM_SWAP_ENCRYPT", CT_BOOL, swap_encrypt, 0, 1,
 	    "0 or 1"),
+	KEY("swap_tier", "UPVM_SWAP_TIER", CT_PATH, swap_tier, 0, 0,
+	    "memcached://host:port[,...] after a swap directory, or a "
+	    "directory after a memcached:// swap"),
 	KEY("swap_max", "UPVM_SWAP_MAX", CT_SIZE, swap_max, 0, 0,
 	    "a size of at least 4K, such as 16G"),
 	KEY("threshold", "UPVM_THRESHOLD", CT_SIZE, threshold, 0, 0,
@@ -277,7 +280,7 @@ config_parse_conf(struct upvm_config *cfg, const char *conf)
 		    (size_t)(colon - item), false)) == NULL) {
 			upvm_log(LOG_ERR, "UPVM_CONF: \"%s\" is not a known "
 			    "key:value (keys: cluster, seq_max, handlers, "
-			    "spin_us, pin, log, budget, swap, swap_max, swap_encrypt)",
+			    "spin_us, pin, log, budget, swap, swap_max, swap_encrypt, swap_tier)",
 			    item);
 			return -EINVAL;
 		}

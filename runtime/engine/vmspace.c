@@ -120,10 +120,17 @@ static int
 paging_setup(struct vmspace *vs, const struct upvm_config *cfg)
 {
 	bool remote = remote_is_url(cfg->swap_path);
+	bool tier = cfg->swap_tier[0] != '\0';
+	bool tier_remote = tier && remote_is_url(cfg->swap_tier);
+	/* the directory of the file tier: the swap's, or the second's */
+	const char *dir = !remote ? cfg->swap_path : tier ? cfg->swap_tier :
+	    "";
 	struct swap_config sc = {
-		.sc_path = cfg->swap_path[0] != '\0' && !remote ?
-		    cfg->swap_path : NULL,
-		.sc_remote = remote ? cfg->swap_path : NULL,
+		.sc_path = dir[0] != '\0' ? dir : NULL,
+		.sc_remote = remote ? cfg->swap_path : tier_remote ?
+		    cfg->swap_tier : NULL,
+		.sc_file_tier = tier,
+		.sc_remote_first = remote,
 		.sc_max = cfg->swap_max,
 		.sc_encrypt = cfg->swap_encrypt,
 	};
@@ -141,6 +148,13 @@ paging_setup(struct vmspace *vs, const struct upvm_config *cfg)
 		upvm_log(LOG_ERR, "upvm_init: a budget needs userfaultfd "
 		    "write-protection (Linux 5.7 or later); run without one");
 		return -EOPNOTSUPP;
+	}
+	if (tier && remote == tier_remote) {
+		upvm_log(LOG_ERR, "upvm_init: swap %s with a second tier %s: "
+		    "one must be memcached://..., the other a directory",
+		    cfg->swap_path[0] != '\0' ? cfg->swap_path : "(default)",
+		    cfg->swap_tier);
+		return -EINVAL;
 	}
 	if ((error = swap_create(&sc, &vs->vs_swap)) != 0)
 		return error;

@@ -389,7 +389,8 @@ ip_stats(void)
 		    (unsigned long long)st.swap_full,
 		    (unsigned long long)st.stalls,
 		    (unsigned long long)st.io_errors,
-		    (double)(st.cpu_fault_ns + st.cpu_pageout_ns) / 1e9,
+		    (double)(st.cpu_fault_ns + st.cpu_pageout_ns +
+		    st.cpu_io_ns) / 1e9,
 		    (double)st.cpu_fault_ns / 1e9,
 		    (double)st.cpu_pageout_ns / 1e9,
 		    (unsigned long long)st.reads_inflight_max);
@@ -425,7 +426,8 @@ ip_stats(void)
 	    "\"swap_full\": %llu, \"stalls\": %llu, \"io_errors\": %llu, "
 	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
 	    "\"cpu_fault_ns\": %llu, \"cpu_pageout_ns\": %llu, "
-	    "\"reads_inflight_max\": %llu, \"nodes\": [",
+	    "\"cpu_io_ns\": %llu, \"reads_inflight_max\": %llu, "
+	    "\"nodes\": [",
 	    (int)getpid(), (unsigned long long)st.faults,
 	    (unsigned long long)st.pages_resolved,
 	    (unsigned long long)st.resident_peak,
@@ -447,6 +449,7 @@ ip_stats(void)
 	    (unsigned long long)st.meta_bytes,
 	    (unsigned long long)st.cpu_fault_ns,
 	    (unsigned long long)st.cpu_pageout_ns,
+	    (unsigned long long)st.cpu_io_ns,
 	    (unsigned long long)st.reads_inflight_max);
 	for (int n = 0; n < st.numa_nodes && n < UPVM_NUMA_MAX; n++)
 		fprintf(f, "%s{\"node\": %d, \"resident\": %llu, \"placed\": "

@@ -272,7 +272,7 @@ upvm_sample(struct sample *s)
 	s->s_pages_resolved = st.pages_resolved;
 	s->s_pageins = st.pageins;
 	s->s_pageouts = st.pageouts;
-	s->s_cpu_ns = st.cpu_fault_ns + st.cpu_pageout_ns;
+	s->s_cpu_ns = st.cpu_fault_ns + st.cpu_pageout_ns + st.cpu_io_ns;
 	s->s_reads_max = st.reads_inflight_max;
 	memcpy(s->s_cluster_hist, st.cluster_hist, sizeof(s->s_cluster_hist));
 	memcpy(s->s_latency_hist, st.latency_hist, sizeof(s->s_latency_hist));

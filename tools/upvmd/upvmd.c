@@ -665,7 +665,7 @@ static void __attribute__((noreturn))
 usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
-	    "usage: upvmd [--socket PATH] [--budget SIZE|PCT] [--swap DIR] "
+	    "usage: upvmd [--socket PATH] [--budget SIZE|PCT] [--swap DIR|URL] "
 	    "[--swap-max SIZE]\n"
 	    "             [--numa POLICY] [--node-budget LIST] [--foreground] "
 	    "[-v]\n"
