@@ -139,6 +139,22 @@ mc_open(struct mc_conn *c, int timeout_ms)
 	return 0;
 }
 
+/*
+ * mc_cmd: "<verb> <key><tail>" into out (MC_KEY_MAX + 32 bytes), without
+ * printf: a command per page.  => its length
+ */
+static int
+mc_cmd(char *out, const char *verb, const char *key, const char *tail)
+{
+	size_t v = strlen(verb), k = strnlen(key, MC_KEY_MAX - 1),
+	    t = strlen(tail);
+
+	memcpy(out, verb, v);
+	memcpy(out + v, key, k);
+	memcpy(out + v + k, tail, t);
+	return (int)(v + k + t);
+}
+
 /* mc_writev_all: write every byte of iov[0..cnt) (modified) */
 static int
 mc_writev_all(struct mc_conn *c, struct iovec *iov, int cnt, int64_t deadline)
@@ -272,17 +288,17 @@ mc_set_send(struct mc_conn *c, const char *const *keys,
     const void *const *vals, size_t vlen, int n, int timeout_ms)
 {
 	int64_t deadline = mc_now_ms() + timeout_ms;
-	char hdr[64][MC_KEY_MAX + 32];
+	char hdr[64][MC_KEY_MAX + 32], tail[32];
 	struct iovec iov[MC_IOV_BATCH];
 	int error = 0, done, m, k;
 
 	if (c->mc_fd < 0)
 		return -ENOTCONN;
+	(void)snprintf(tail, sizeof(tail), " 0 0 %zu\r\n", vlen);
 	for (done = 0; done < n && error == 0; done += m) {
 		m = MIN(n - done, (int)nitems(hdr));
 		for (int i = 0; i < m; i++) {
-			k = snprintf(hdr[i], sizeof(hdr[i]), "set %s 0 0 %zu\r\n",
-			    keys[done + i], vlen);
+			k = mc_cmd(hdr[i], "set ", keys[done + i], tail);
 			iov[3 * i] = (struct iovec){ hdr[i], (size_t)k };
 			iov[3 * i + 1] = (struct iovec){ (void *)vals[done + i],
 			    vlen };
@@ -352,8 +368,7 @@ mc_get_send(struct mc_conn *c, const char *const *keys, int n, int timeout_ms)
 	for (done = 0; done < n && error == 0; done += m) {
 		m = MIN(n - done, (int)nitems(req));
 		for (int i = 0; i < m; i++) {
-			k = snprintf(req[i], sizeof(req[i]), "get %s\r\n",
-			    keys[done + i]);
+			k = mc_cmd(req[i], "get ", keys[done + i], "\r\n");
 			iov[i] = (struct iovec){ req[i], (size_t)k };
 		}
 		error = mc_writev_all(c, iov, m, deadline);

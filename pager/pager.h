@@ -16,10 +16,18 @@
  * so a thread waits for its I/O and other events in one poll().  A queue
  * serves every pager of its kind (pager_queue_serves: the io_uring pagers
  * share ringq.h's queues), so one thread's swap and file I/O wait on one
- * queue.  A
+ * queue; the swap's remote store (remote.h) does its network I/O in
+ * threads of its own and posts each completion into the requesting
+ * queue's ring, so it arrives there like a disk's.  A
  * request with no queue (NULL) is done synchronously, for tests and
  * tools.  Core code calls the pager_*() wrappers, never pgr_ops directly;
  * the wrappers hold the assertions, defaults and counters.
+ *
+ * A get may fail for part of its pages: pr_xfer says how many bytes at
+ * the start were read correctly, pr_lost how many pages from there are
+ * lost (0: all the rest); the caller maps the good ones, poisons the lost
+ * ones (SIGBUS) and leaves the others to fault again.  A remote store
+ * that lost one server's pages must not take its neighbours' with them.
  *
  * A pager that can tell whether a page still holds what it stored
  * (pgo_unchanged) lets the move pageout protocol drop a clean page
