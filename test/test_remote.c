@@ -760,7 +760,8 @@ Test(seal, a_page_opens_only_where_and_as_it_was_sealed)
 
 Test(seal, an_encrypted_swap_file_holds_no_plaintext_and_refuses_changes)
 {
-	struct swap_config sc = { .sc_encrypt = true, .sc_max = 64 * MIB };
+	struct swap_config sc = { .sc_encrypt = true, .sc_max = 64 * MIB,
+	    .sc_path = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp" };
 	struct pager_queue *q;
 	struct swap *sw;
 	uint64_t first;
