@@ -168,6 +168,11 @@ test)
 		    "$dir/meson-test.out" | head -80 || true
 		set -- $(tally "$dir")
 		pass=$((pass + $1)) fail=$((fail + $2))
+		# a suite that failed as a whole counts too (a script's
+		# failure prints no Criterion synthesis to be summed)
+		bad=$(grep -E '^ *[0-9]+/[0-9]+ +[^ ]+ +(FAIL|TIMEOUT|ERROR)' \
+		    "$dir/meson-test.out" | awk '{print $2}' | sort -u | wc -l)
+		fail=$((fail + bad))
 	done
 	echo "== guest (numa-vm, Linux 6.1)"
 	set -- $(guest_tests build)
