@@ -1275,9 +1275,14 @@ remote_io(struct remote *rs, struct ring *ring, struct pager_req *req,
 	} else if ((p = rs->rs_free) != NULL) {
 		rs->rs_free = p->rj_next;
 	} else {
+		/* no job free (more requests than every queue's depth
+		   together): this thread does it, rather than fail it */
 		pthread_mutex_unlock(&rs->rs_lock);
 		ring_unexpect(ring);
-		return -EBUSY;
+		if ((w = remote_tl_worker(rs)) == NULL)
+			return -ENOMEM;
+		error = remote_do(w, req, write, gen);
+		return error < 0 ? error : 0;
 	}
 	p->rj_parts[0] = p;
 	for (p->rj_nparts = 1; p->rj_nparts < nparts &&
