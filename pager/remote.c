@@ -15,117 +15,14 @@
 #include "lock.h"
 #include "log.h"
 #include "mcache.h"
-#include "remote.h"
+#include "remote_int.h"
 #include "ringq.h"
 #include "seal.h"
 #include "uring.h"
 
-#define REMOTE_WORKERS		3
-#define REMOTE_JOBS		1024	/* requests queued or in service */
-#define REMOTE_VLEN		(PAGE_SIZE + SEAL_TAG)
-#define REMOTE_BATCH		REMOTE_GROUP	/* pages per server round */
-#define REMOTE_WINDOW		8	/* groups of a request in flight */
-#define REMOTE_WPAGES		(REMOTE_WINDOW * REMOTE_GROUP)
-#define REMOTE_BUFLEN		((size_t)REMOTE_WPAGES * REMOTE_VLEN)
-#define REMOTE_TIMEOUT_MS	1000
-#define REMOTE_BACKOFF_MS	1000
-#define REMOTE_BACKOFF_MAX_MS	16000
-#define REMOTE_STATS_MS		1000	/* eviction check interval */
-#define REMOTE_DELMIN		4096	/* room for pending deletes, first */
-#define REMOTE_DELBATCH		256	/* deletes sent at once */
-#define REMOTE_INLINE_PAGES	16	/* reads this small: inline */
-
-/* a server, as every worker sees it */
-struct rserver {
-	char		 sv_host[64];	/* [I] */
-	char		 sv_port[8];	/* [I] */
-	char		 sv_name[80];	/* [I] host:port */
-	uint64_t	 sv_seed;	/* [I] rendezvous hash seed */
-	_Atomic int64_t	 sv_down_until;	/* [a] ms: skipped before then */
-	atomic_int	 sv_backoff;	/* [a] ms of the next back-off */
-	atomic_bool	 sv_down;	/* [a] logged down */
-	atomic_bool	 sv_full;	/* [a] evicting: no stores to it */
-	_Atomic uint64_t sv_evictions;	/* [a] the count last seen */
-	atomic_bool	 sv_evseen;	/* [a] sv_evictions is a baseline */
-};
-
-/*
- * A request large enough is cut into parts, one job each, so that the
- * workers read, open and copy its groups in parallel.  The part that
- * finishes last (rj_pending of the first part, the parent) settles the
- * request: its result, the completion posted or the waiter woken, the
- * parts freed.
- */
-struct rjob {
-	struct rjob	*rj_next;	/* [l] queue or free list */
-	struct pager_req *rj_req;	/* [w] */
-	const uint64_t	*rj_gen;	/* [w] */
-	bool		 rj_write;	/* [w] */
-	int		 rj_ringfd;	/* [w] post the completion there, or
-					   -1: a waiter (rj_done) */
-	int		 rj_first;	/* [w] the part: its first page */
-	int		 rj_n;		/* [w] and pages */
-	int		 rj_error;	/* [w] the part's outcome */
-	int		 rj_good;	/* [w] */
-	struct rjob	*rj_parent;	/* [I] the first part (itself) */
-	atomic_int	 rj_pending;	/* [a] parent's: parts not done */
-	int		 rj_nparts;	/* [w] parent's */
-	struct rjob	*rj_parts[REMOTE_WORKERS];	/* [w] parent's */
-	int		 rj_res;	/* [l] a waiter's result */
-	bool		 rj_done;	/* [l] */
-};
-
-struct rworker {
-	struct remote	*rw_rs;		/* [I] */
-	pthread_t	 rw_thread;	/* [I] */
-	struct ring	*rw_ring;	/* [w] ring_post's */
-	struct mc_conn	 rw_conn[REMOTE_MAXSRV];	/* [w] */
-	char		*rw_buf;	/* [w] sealed values: a window's */
-	/* [w] per page of a window: key, pointers, results */
-	char		 rw_keys[REMOTE_WPAGES][MC_KEY_MAX];
-	const char	*rw_kp[REMOTE_WPAGES];
-	void		*rw_vp[REMOTE_WPAGES];
-	int		 rw_res[REMOTE_WPAGES];
-	int		 rw_copies[REMOTE_WPAGES];
-	bool		 rw_ok[REMOTE_WPAGES];
-	bool		 rw_started;	/* [I] */
-};
-
-struct remote {
-	struct rserver	 rs_srv[REMOTE_MAXSRV];	/* [I] */
-	int		 rs_nsrv;	/* [I] */
-	int		 rs_replicas;	/* [I] */
-	int		 rs_timeout_ms;	/* [I] */
-	const struct seal *rs_seal;	/* [I] */
-	char		 rs_keypfx[48];	/* [I] "u<id>:" */
-	size_t		 rs_keylen;	/* [I] its length */
-	char		 rs_desc[256];	/* [I] */
-	pid_t		 rs_pid;	/* [l] the process the workers serve */
-	pthread_mutex_t	 rs_lock;
-	pthread_cond_t	 rs_work;	/* [l] a job queued, or rs_stop */
-	pthread_cond_t	 rs_doneq;	/* [l] a waiter's job done */
-	struct rjob	*rs_head;	/* [l] queued jobs */
-	struct rjob	**rs_tail;	/* [l] */
-	struct rjob	*rs_free;	/* [l] */
-	bool		 rs_stop;	/* [l] */
-	size_t		 rs_ndel;	/* [l] entries in rs_del */
-	size_t		 rs_delcap;	/* [l] its room (entries) */
-	struct rdel {
-		uint64_t slot, gen;
-	}		*rs_del;	/* [l] values to delete (kmem) */
-	_Atomic int64_t	 rs_next_stats;	/* [a] ms of the next eviction check */
-	uint64_t	 rs_serial;	/* [I] unique per remote_create */
-	struct rjob	 rs_jobs[REMOTE_JOBS];
-	struct rworker	 rs_workers[REMOTE_WORKERS];
-	struct {
-		_Atomic uint64_t puts, gets, failovers, misses, badseal, lost,
-		    put_fail, server_down, evicting, deleted;
-	} rs_st;
-};
-
 static _Atomic uint64_t remote_serials = 1;
 
-static int64_t
+int64_t
 remote_now_ms(void)
 {
 	struct timespec ts;
@@ -251,7 +148,7 @@ remote_parse(struct remote *rs, const char *url)
 /* servers */
 
 /* remote_rank: the servers of slot's group, best first */
-static void
+void
 remote_rank(const struct remote *rs, uint64_t slot, int *order)
 {
 	uint64_t g = slot / REMOTE_GROUP, score[REMOTE_MAXSRV], t;
@@ -274,7 +171,7 @@ remote_usable(struct rserver *sv)
 	return atomic_load(&sv->sv_down_until) <= remote_now_ms();
 }
 
-static void
+void
 remote_mark_down(struct remote *rs, struct rserver *sv, int error)
 {
 	int b = atomic_load(&sv->sv_backoff);
@@ -300,7 +197,7 @@ remote_mark_up(struct remote *rs, struct rserver *sv)
 }
 
 /* remote_conn: worker w's open connection to server i, or NULL (down) */
-static struct mc_conn *
+struct mc_conn *
 remote_conn(struct rworker *w, int i)
 {
 	struct remote *rs = w->rw_rs;
@@ -324,7 +221,7 @@ remote_conn(struct rworker *w, int i)
  * server closed the old connection).  => 0 (res[] valid) or -errno
  * (server marked down).
  */
-static int
+int
 remote_call(struct rworker *w, int i, bool write, const char *const *keys,
     void *const *vals, int n, int *res)
 {
@@ -354,7 +251,7 @@ remote_call(struct rworker *w, int i, bool write, const char *const *keys,
  * gets no more stores until it has an eighth of its memory free again
  * and has stopped evicting.
  */
-static void
+void
 remote_check_evictions(struct rworker *w)
 {
 	struct remote *rs = w->rw_rs;
@@ -392,389 +289,6 @@ remote_check_evictions(struct rworker *w)
 			    "again; storing to it", sv->sv_name);
 		}
 	}
-}
-
-/* ---------------------------------------------------------------- */
-/* one request */
-
-/* remote_hex: v in lower-case hex at p, no leading zeros.  => the end */
-static char *
-remote_hex(char *p, uint64_t v)
-{
-	char tmp[16];
-	int n = 0;
-
-	do {
-		tmp[n++] = "0123456789abcdef"[v & 15];
-		v >>= 4;
-	} while (v != 0);
-	while (n > 0)
-		*p++ = tmp[--n];
-	return p;
-}
-
-/* remote_key: "u<id>:<slot>.<gen>" (a page's key: formatted per page, so
-   without printf) */
-static void
-remote_key(const struct remote *rs, uint64_t slot, uint64_t gen, char *key)
-{
-	char *p = key + rs->rs_keylen;
-
-	memcpy(key, rs->rs_keypfx, rs->rs_keylen);
-	p = remote_hex(p, slot);
-	*p++ = '.';
-	p = remote_hex(p, gen);
-	*p = '\0';
-}
-
-/*
- * A request is served a window of groups at a time: every group's first
- * round goes out to its servers before any reply is read, so the servers
- * work in parallel and the round trips overlap.  What the first round
- * did not settle (a server down, a page missing or refused) is retried
- * group by group down the ranking.
- */
-struct rgroup {
-	uint64_t	 g_slot;	/* first slot */
-	int		 g_n;		/* pages */
-	int		 g_off;		/* index of its first page in the
-					   window (keys, values, res) */
-	char		*g_buf;		/* its pages' data (the request's) */
-	int		 g_srv[REMOTE_MAXSRV];	/* first round: servers sent to */
-	int		 g_nsrv;
-	int		 g_rank;	/* a read's: the rank of g_srv[0] */
-	bool		 g_replied;	/* a read's: g_srv[0] answered */
-};
-
-/* remote_keys: the keys of group g's pages into rw_keys */
-static void
-remote_keys(struct rworker *w, const struct rgroup *g, const uint64_t *gen)
-{
-	for (int i = 0; i < g->g_n; i++) {
-		uint64_t s = g->g_slot + (uint64_t)i;
-
-		remote_key(w->rw_rs, s, gen[s], w->rw_keys[g->g_off + i]);
-		w->rw_kp[g->g_off + i] = w->rw_keys[g->g_off + i];
-		w->rw_vp[g->g_off + i] = w->rw_buf + (size_t)(g->g_off + i) *
-		    REMOTE_VLEN;
-	}
-}
-
-/*
- * remote_put_window: store the ng groups (sealed from buf) on the first
- * `replicas` servers of each one's ranking that take them.
- * => 0 when every page is on at least one server, else -errno.
- */
-static int
-remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
-    const uint64_t *gen)
-{
-	struct remote *rs = w->rw_rs;
-	int order[REMOTE_MAXSRV], *res = w->rw_res, *copies = w->rw_copies;
-	int error, lasterr = -ENOSPC, stored, npages = 0;
-	struct rgroup *g;
-	struct mc_conn *c;
-
-	for (int k = 0; k < ng; k++)
-		for (int i = 0; i < gs[k].g_n; i++)
-			copies[gs[k].g_off + i] = 0;
-	for (int k = 0; k < ng; k++) {
-		g = &gs[k];
-		remote_keys(w, g, gen);
-		for (int i = 0; i < g->g_n; i++) {
-			uint64_t s = g->g_slot + (uint64_t)i;
-			char *v = w->rw_vp[g->g_off + i];
-
-			if ((error = seal_page(rs->rs_seal, s, gen[s],
-			    g->g_buf + ptoa((size_t)i), v, (uint8_t *)v +
-			    PAGE_SIZE)) != 0)
-				return error;
-		}
-		npages += g->g_n;
-		/* round one: the first `replicas` usable, not full */
-		remote_rank(rs, g->g_slot, order);
-		g->g_nsrv = 0;
-		for (int r = 0; r < rs->rs_nsrv && g->g_nsrv <
-		    rs->rs_replicas; r++) {
-			if (atomic_load(&rs->rs_srv[order[r]].sv_full) ||
-			    (c = remote_conn(w, order[r])) == NULL)
-				continue;
-			if ((error = mc_set_send(c, w->rw_kp + g->g_off,
-			    (const void *const *)w->rw_vp + g->g_off,
-			    REMOTE_VLEN, g->g_n, rs->rs_timeout_ms)) != 0) {
-				lasterr = error;	/* round two retries */
-				continue;
-			}
-			g->g_srv[g->g_nsrv++] = order[r];
-		}
-	}
-	for (int k = 0; k < ng; k++) {
-		g = &gs[k];
-		for (int j = 0; j < g->g_nsrv; j++) {
-			c = &w->rw_conn[g->g_srv[j]];
-			if ((error = mc_set_recv(c, g->g_n, res + g->g_off,
-			    rs->rs_timeout_ms)) != 0) {
-				lasterr = error;	/* round two retries */
-				g->g_srv[j] = -1;
-				continue;
-			}
-			for (int i = 0; i < g->g_n; i++)
-				if (res[g->g_off + i] == 0)
-					copies[g->g_off + i]++;
-				else
-					lasterr = res[g->g_off + i];
-		}
-	}
-	/* round two, a group at a time, while a page has fewer copies than
-	   asked: the servers that did not take them in round one */
-	for (int k = 0; k < ng; k++) {
-		g = &gs[k];
-		stored = INT32_MAX;
-		for (int i = 0; i < g->g_n; i++)
-			stored = MIN(stored, copies[g->g_off + i]);
-		remote_rank(rs, g->g_slot, order);
-		for (int r = 0; r < rs->rs_nsrv && stored < rs->rs_replicas;
-		    r++) {
-			bool tried = false;
-
-			for (int j = 0; j < g->g_nsrv; j++)
-				tried |= g->g_srv[j] == order[r];
-			if (tried || atomic_load(&rs->rs_srv[order[r]].sv_full))
-				continue;
-			if ((error = remote_call(w, order[r], true,
-			    w->rw_kp + g->g_off, w->rw_vp + g->g_off, g->g_n,
-			    res + g->g_off)) != 0) {
-				lasterr = error;
-				continue;
-			}
-			stored = INT32_MAX;
-			for (int i = 0; i < g->g_n; i++) {
-				if (res[g->g_off + i] == 0)
-					copies[g->g_off + i]++;
-				else
-					lasterr = res[g->g_off + i];
-				stored = MIN(stored, copies[g->g_off + i]);
-			}
-		}
-	}
-	error = 0;
-	for (int i = 0; i < npages; i++)
-		if (copies[i] == 0) {
-			atomic_fetch_add(&rs->rs_st.put_fail, 1);
-			error = lasterr;
-		}
-	if (error == 0)
-		atomic_fetch_add(&rs->rs_st.puts, (uint64_t)npages);
-	return error;
-}
-
-/* remote_open: page i of the window from its value; => 0 or -EBADMSG */
-static int
-remote_open(struct rworker *w, const struct rgroup *g, int i,
-    const uint64_t *gen, int r)
-{
-	struct remote *rs = w->rw_rs;
-	uint64_t s = g->g_slot + (uint64_t)i;
-	char *v = w->rw_vp[g->g_off + i];
-
-	if (seal_open(rs->rs_seal, s, gen[s], v, g->g_buf + ptoa((size_t)i),
-	    (uint8_t *)v + PAGE_SIZE) != 0) {
-		atomic_fetch_add(&rs->rs_st.badseal, 1);
-		return -EBADMSG;
-	}
-	if (r > 0)
-		atomic_fetch_add(&rs->rs_st.failovers, 1);
-	return 0;
-}
-
-/*
- * remote_get_window: read the ng groups into buf.  => the pages read and
- * opened before the first lost one (all: every page), *errp the reason
- * of the first lost one.
- */
-static int
-remote_get_window(struct rworker *w, struct rgroup *gs, int ng,
-    const uint64_t *gen, int *errp)
-{
-	struct remote *rs = w->rw_rs;
-	int order[REMOTE_MAXSRV], *res = w->rw_res, *why = w->rw_copies;
-	int npages = 0, good, nwant;
-	bool *ok = w->rw_ok;
-	struct rgroup *g;
-	struct mc_conn *c;
-
-	/* round one: each group from the first server that answers */
-	for (int k = 0; k < ng; k++) {
-		g = &gs[k];
-		remote_keys(w, g, gen);
-		for (int i = 0; i < g->g_n; i++) {
-			ok[g->g_off + i] = false;
-			why[g->g_off + i] = -ENODATA;
-		}
-		npages += g->g_n;
-		remote_rank(rs, g->g_slot, order);
-		g->g_nsrv = 0;
-		for (int r = 0; r < rs->rs_nsrv && g->g_nsrv == 0; r++) {
-			if ((c = remote_conn(w, order[r])) == NULL)
-				continue;
-			/* a failure here may be a stale connection (the
-			   server restarted): round two reconnects */
-			if (mc_get_send(c, w->rw_kp + g->g_off, g->g_n,
-			    rs->rs_timeout_ms) != 0)
-				break;
-			g->g_srv[g->g_nsrv++] = order[r];
-			g->g_rank = r;
-		}
-	}
-	for (int k = 0; k < ng; k++) {
-		g = &gs[k];
-		g->g_replied = false;
-		if (g->g_nsrv == 0)
-			continue;
-		c = &w->rw_conn[g->g_srv[0]];
-		if (mc_get_recv(c, w->rw_vp + g->g_off, REMOTE_VLEN, g->g_n,
-		    res + g->g_off, rs->rs_timeout_ms) != 0)
-			continue;		/* round two reconnects */
-		g->g_replied = true;
-		for (int i = 0; i < g->g_n; i++) {
-			if (res[g->g_off + i] != 0) {
-				atomic_fetch_add(&rs->rs_st.misses, 1);
-				continue;
-			}
-			if ((why[g->g_off + i] = remote_open(w, g, i, gen,
-			    g->g_rank)) == 0)
-				ok[g->g_off + i] = true;
-		}
-	}
-	/* round two, a group at a time, down the ranking */
-	for (int k = 0; k < ng; k++) {
-		g = &gs[k];
-		remote_rank(rs, g->g_slot, order);
-		for (int r = 0; r < rs->rs_nsrv; r++) {
-			int want[REMOTE_BATCH];
-
-			if (g->g_replied && order[r] == g->g_srv[0])
-				continue;		/* answered round one */
-			nwant = 0;
-			for (int i = 0; i < g->g_n; i++)
-				if (!ok[g->g_off + i])
-					want[nwant++] = i;
-			if (nwant == 0)
-				break;
-			/* the keys and values of the pages still wanted
-			   move to the front of the group's arrays */
-			for (int j = 0; j < nwant; j++) {
-				w->rw_kp[g->g_off + j] =
-				    w->rw_keys[g->g_off + want[j]];
-				w->rw_vp[g->g_off + j] = w->rw_buf + (size_t)
-				    (g->g_off + want[j]) * REMOTE_VLEN;
-			}
-			if (remote_call(w, order[r], false, w->rw_kp + g->g_off,
-			    w->rw_vp + g->g_off, nwant, res + g->g_off) != 0)
-				continue;
-			for (int j = 0; j < nwant; j++) {
-				int i = want[j];
-
-				if (res[g->g_off + j] != 0) {
-					atomic_fetch_add(&rs->rs_st.misses, 1);
-					continue;
-				}
-				w->rw_vp[g->g_off + i] = w->rw_buf + (size_t)
-				    (g->g_off + i) * REMOTE_VLEN;
-				if ((why[g->g_off + i] = remote_open(w, g, i,
-				    gen, r)) == 0)
-					ok[g->g_off + i] = true;
-			}
-			/* back in place for the next round */
-			for (int i = 0; i < g->g_n; i++) {
-				w->rw_kp[g->g_off + i] =
-				    w->rw_keys[g->g_off + i];
-				w->rw_vp[g->g_off + i] = w->rw_buf + (size_t)
-				    (g->g_off + i) * REMOTE_VLEN;
-			}
-		}
-	}
-	for (good = 0; good < npages && ok[good]; good++)
-		;
-	for (int i = 0; i < npages; i++)
-		atomic_fetch_add(ok[i] ? &rs->rs_st.gets : &rs->rs_st.lost, 1);
-	*errp = good < npages ? why[good] : 0;
-	return good;
-}
-
-/*
- * remote_do_range: pages [first, first + n) of the request.  => 0, or
- * -errno; a read sets *goodp to the pages read and opened before the
- * first lost one (n: all).
- */
-static int
-remote_do_range(struct rworker *w, struct pager_req *req, bool write,
-    const uint64_t *gen, int first, int n, int *goodp)
-{
-	uint64_t slot = atop(req->pr_off) + (uint64_t)first;
-	uint64_t end = slot + (uint64_t)n;
-	struct rgroup gs[REMOTE_WINDOW];
-	char *buf = (char *)req->pr_buf + ptoa((size_t)first);
-	int ng, npages, good, error = 0;
-
-	remote_check_evictions(w);
-	*goodp = n;
-	for (uint64_t s = slot; s < end; s += (uint64_t)npages) {
-		/* a window: up to REMOTE_WINDOW groups */
-		ng = npages = 0;
-		for (uint64_t t = s; t < end && ng < REMOTE_WINDOW; ng++) {
-			int m = (int)MIN(end - t, REMOTE_GROUP - t %
-			    REMOTE_GROUP);
-
-			gs[ng] = (struct rgroup){ .g_slot = t, .g_n = m,
-			    .g_off = npages, .g_buf = buf + ptoa(t - slot) };
-			npages += m;
-			t += (uint64_t)m;
-		}
-		if (write) {
-			if ((error = remote_put_window(w, gs, ng, gen)) != 0)
-				return error;
-			continue;
-		}
-		good = remote_get_window(w, gs, ng, gen, &error);
-		if (good < npages) {
-			*goodp = (int)(s - slot) + good;
-			return error;
-		}
-	}
-	return 0;
-}
-
-/*
- * remote_result: a request's result from the first part's outcome that
- * fell short (parts in page order): the bytes, or -errno with pr_xfer
- * and pr_lost set for a read that lost a page.
- */
-static int
-remote_result(struct pager_req *req, bool write, int error, int first,
-    int good, int n)
-{
-	if (write && error != 0)
-		return error;
-	if (!write && good < n) {
-		req->pr_xfer = ptoa((size_t)(first + good));
-		req->pr_lost = 1;
-		return error;
-	}
-	req->pr_xfer = ptoa((size_t)req->pr_npages);
-	return (int)MIN(req->pr_xfer, (size_t)INT32_MAX);
-}
-
-/* remote_do: the whole request in one thread.  => bytes, or -errno */
-static int
-remote_do(struct rworker *w, struct pager_req *req, bool write,
-    const uint64_t *gen)
-{
-	int good, error;
-
-	req->pr_lost = 0;
-	error = remote_do_range(w, req, write, gen, 0, req->pr_npages, &good);
-	return remote_result(req, write, error, 0, good, req->pr_npages);
 }
 
 /* ---------------------------------------------------------------- */
@@ -833,57 +347,6 @@ remote_deletes_due(const struct remote *rs)
 	    rs->rs_ndel > 0);
 }
 
-/* remote_job_groups: how many groups a job's pages span */
-static int
-remote_job_groups(const struct rjob *j)
-{
-	uint64_t slot = atop(j->rj_req->pr_off) + (uint64_t)j->rj_first;
-
-	return (int)((slot + (uint64_t)j->rj_n - 1) / REMOTE_GROUP -
-	    slot / REMOTE_GROUP + 1);
-}
-
-/*
- * remote_serve_batch: k jobs of one group each, in one direction, served
- * as one window (their first rounds all sent before any reply is read):
- * random pageins and small pageout runs of several threads overlap.
- */
-static void
-remote_serve_batch(struct rworker *w, struct rjob **jobs, int k)
-{
-	struct rgroup gs[REMOTE_WINDOW];
-	bool write = jobs[0]->rj_write;
-	int npages = 0, error = 0, good;
-	struct rjob *j;
-
-	for (int b = 0; b < k; b++) {
-		j = jobs[b];
-		gs[b] = (struct rgroup){ .g_slot = atop(j->rj_req->pr_off) +
-		    (uint64_t)j->rj_first, .g_n = j->rj_n, .g_off = npages,
-		    .g_buf = (char *)j->rj_req->pr_buf +
-		    ptoa((size_t)j->rj_first) };
-		npages += j->rj_n;
-	}
-	remote_check_evictions(w);
-	if (write)
-		error = remote_put_window(w, gs, k, jobs[0]->rj_gen);
-	else
-		(void)remote_get_window(w, gs, k, jobs[0]->rj_gen, &error);
-	for (int b = 0; b < k; b++) {
-		j = jobs[b];
-		j->rj_error = 0;
-		j->rj_good = j->rj_n;
-		for (good = 0; good < j->rj_n; good++)
-			if (write ? w->rw_copies[gs[b].g_off + good] == 0 :
-			    !w->rw_ok[gs[b].g_off + good])
-				break;
-		if (good < j->rj_n) {
-			j->rj_good = good;
-			j->rj_error = write ? (error != 0 ? error : -EIO) :
-			    w->rw_copies[gs[b].g_off + good];
-		}
-	}
-}
 
 /*
  * remote_settle: the last part of request p is done: its result goes to
