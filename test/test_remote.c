@@ -725,6 +725,34 @@ Test(remote, program_replicas_1_lost_pages_raise_sigbus_others_verified)
 	upvm_fini();
 }
 
+/*
+ * A server killed mid-run: the program goes on rewriting and checking
+ * every page, generation after generation, while upvm pages; with two
+ * copies nothing is lost, and the writes after the kill go to the two
+ * servers left.
+ */
+Test(remote, program_replicas_2_server_killed_mid_run_every_page_verified)
+{
+	char url[256], *p;
+
+	servers_start(3, 64, "replicas=2", url, sizeof(url));
+	p = paged_remote(url);
+	for (uint64_t gen = 14; gen < 18; gen++)
+		for (size_t i = 0; i < PNPAGES; i++) {
+			cr_assert_eq(test_pattern_bad(p + ptoa(i), 1, i,
+			    gen - 1), -1,
+			    "page %zu, generation %llu", i,
+			    (unsigned long long)gen - 1);
+			test_pattern_fill(p + ptoa(i), 1, i, gen);
+			if (gen == 15 && i == PNPAGES / 2)
+				mcd_kill(&srv[2]);
+		}
+	cr_assert_eq(test_pattern_bad(p, PNPAGES, 0, 17), -1);
+	cr_assert_eq(test_stats().poisoned, 0);
+	cr_assert_gt(test_stats().pageins, PNPAGES, "it paged all along");
+	upvm_fini();
+}
+
 /* ---------------------------------------------------------------- */
 /* sealing */
 
