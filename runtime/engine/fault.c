@@ -105,6 +105,8 @@ struct fault_ctx {
 	int			 fc_start;	/* claimed slots: first */
 	int			 fc_n;		/*   and how many */
 	uintptr_t		 fc_state;	/* slot value if none claimed */
+	uint32_t		 fc_wflags;	/* FC_WAKE: the anon's flags then
+						   (0: implicit, SLOT_RESIDENT) */
 	uint64_t		 fc_t0;		/* event read, ns; 0: WILLNEED */
 	uint64_t		 fc_wake_ns;	/* faulting page mapped, ns */
 	struct anon		**fc_held;	/* pagein: the claimed anons */
@@ -286,6 +288,7 @@ fault_claim(struct fault_ctx *fc)
 	an = amap_anon_at(am, slot);
 	if (an != NULL && (an->an_flags & ANON_STAGED)) {
 		/* an inactive page: back from staging, no I/O */
+		fc->fc_wflags = an->an_flags;	/* still ANON_STAGED: reactivated */
 		pd_reactivate(fc->fc_vs->vs_pd, am, slot, an, fc->fc_va);
 		amap_ref_unit(am, slot);
 		vm_mutex_unlock(&am->am_lock);
@@ -305,6 +308,7 @@ fault_claim(struct fault_ctx *fc)
 	}
 	if (fc->fc_state != SLOT_EMPTY && (an == NULL ||
 	    (an->an_flags & ANON_RESIDENT))) {
+		fc->fc_wflags = an != NULL ? an->an_flags : 0;
 		vm_mutex_unlock(&am->am_lock);
 		return FC_WAKE;
 	}
@@ -1093,7 +1097,9 @@ fault_woken(struct fault_thread *ft, struct fault_ctx *fc)
 	upvm_log(LOG_ERR, "page %#lx: upvm counts it resident but the kernel "
 	    "has none (%d faults in a row): its data is lost; the thread "
 	    "gets SIGBUS (an upvm bug, or the page was dropped behind its "
-	    "back)", (unsigned long)fc->fc_va, FAULT_WAKE_LOOP);
+	    "back; slot %s, anon flags %#x)", (unsigned long)fc->fc_va,
+	    FAULT_WAKE_LOOP, fc->fc_wflags == 0 ? "implicit" : "anon",
+	    fc->fc_wflags);
 	fault_poison(fc, fc->fc_va, 1);
 }
 
