@@ -25,19 +25,11 @@
 
 #include "kmem.h"
 #include "mcache.h"
+#include "stats.h"
 #include "vm.h"
 
 #define MC_RBUF		(64 * 1024)
 #define MC_IOV_BATCH	(3 * 64)	/* iovecs per writev (3 per set) */
-
-static int64_t
-mc_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void
 mc_init(struct mc_conn *c, const char *host, const char *port)
@@ -83,7 +75,7 @@ mc_wait(int fd, short events, int64_t deadline)
 	int n;
 
 	for (;;) {
-		if ((left = deadline - mc_now_ms()) <= 0)
+		if ((left = deadline - stats_now_ms()) <= 0)
 			return -ETIMEDOUT;
 		n = poll(&pfd, 1, (int)MIN(left, INT_MAX));
 		if (n > 0)
@@ -98,7 +90,7 @@ mc_open(struct mc_conn *c, int timeout_ms)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
 	    .ai_socktype = SOCK_STREAM }, *ai, *p;
-	int64_t deadline = mc_now_ms() + timeout_ms;
+	int64_t deadline = stats_now_ms() + timeout_ms;
 	int fd = -1, error, one = 1, soerr;
 	socklen_t sl;
 
@@ -287,7 +279,7 @@ int
 mc_set_send(struct mc_conn *c, const char *const *keys,
     const void *const *vals, size_t vlen, int n, int timeout_ms)
 {
-	int64_t deadline = mc_now_ms() + timeout_ms;
+	int64_t deadline = stats_now_ms() + timeout_ms;
 	char hdr[64][MC_KEY_MAX + 32], tail[32];
 	struct iovec iov[MC_IOV_BATCH];
 	int error = 0, done, m, k;
@@ -315,7 +307,7 @@ mc_set_send(struct mc_conn *c, const char *const *keys,
 int
 mc_set_recv(struct mc_conn *c, int n, int *res, int timeout_ms)
 {
-	int64_t deadline = mc_now_ms() + timeout_ms;
+	int64_t deadline = stats_now_ms() + timeout_ms;
 	char *line;
 	int error = 0;
 
@@ -354,12 +346,16 @@ mc_set_many(struct mc_conn *c, const char *const *keys,
 	return 0;
 }
 
-/* mc_get_send: write n get commands (no replies read) */
-int
-mc_get_send(struct mc_conn *c, const char *const *keys, int n, int timeout_ms)
+/*
+ * mc_send_cmds: write "<verb><key><tail>" for keys[0..n), in writevs of
+ * 64 (no replies read).  => 0, or -errno with the connection closed.
+ */
+static int
+mc_send_cmds(struct mc_conn *c, const char *verb, const char *const *keys,
+    const char *tail, int n, int timeout_ms)
 {
-	int64_t deadline = mc_now_ms() + timeout_ms;
-	char req[64][MC_KEY_MAX + 8];
+	int64_t deadline = stats_now_ms() + timeout_ms;
+	char req[64][MC_KEY_MAX + 32];
 	struct iovec iov[64];
 	int error = 0, done, m, k;
 
@@ -368,7 +364,7 @@ mc_get_send(struct mc_conn *c, const char *const *keys, int n, int timeout_ms)
 	for (done = 0; done < n && error == 0; done += m) {
 		m = MIN(n - done, (int)nitems(req));
 		for (int i = 0; i < m; i++) {
-			k = mc_cmd(req[i], "get ", keys[done + i], "\r\n");
+			k = mc_cmd(req[i], verb, keys[done + i], tail);
 			iov[i] = (struct iovec){ req[i], (size_t)k };
 		}
 		error = mc_writev_all(c, iov, m, deadline);
@@ -378,12 +374,19 @@ mc_get_send(struct mc_conn *c, const char *const *keys, int n, int timeout_ms)
 	return error;
 }
 
+/* mc_get_send: write n get commands (no replies read) */
+int
+mc_get_send(struct mc_conn *c, const char *const *keys, int n, int timeout_ms)
+{
+	return mc_send_cmds(c, "get ", keys, "\r\n", n, timeout_ms);
+}
+
 /* mc_get_recv: the n replies of mc_get_send, into outs[] */
 int
 mc_get_recv(struct mc_conn *c, void *const *outs, size_t vlen, int n,
     int *res, int timeout_ms)
 {
-	int64_t deadline = mc_now_ms() + timeout_ms;
+	int64_t deadline = stats_now_ms() + timeout_ms;
 	unsigned long long bytes;
 	char *line, *sp;
 	int error = 0;
@@ -434,31 +437,14 @@ int
 mc_delete_many(struct mc_conn *c, const char *const *keys, int n,
     int timeout_ms)
 {
-	int64_t deadline = mc_now_ms() + timeout_ms;
-	char req[64][MC_KEY_MAX + 24];
-	struct iovec iov[64];
-	int error = 0, done, m, k;
-
-	if (c->mc_fd < 0)
-		return -ENOTCONN;
-	for (done = 0; done < n && error == 0; done += m) {
-		m = MIN(n - done, (int)nitems(req));
-		for (int i = 0; i < m; i++) {
-			k = snprintf(req[i], sizeof(req[i]),
-			    "delete %s noreply\r\n", keys[done + i]);
-			iov[i] = (struct iovec){ req[i], (size_t)k };
-		}
-		error = mc_writev_all(c, iov, m, deadline);
-	}
-	if (error != 0)
-		mc_close(c);
-	return error;
+	return mc_send_cmds(c, "delete ", keys, " noreply\r\n", n,
+	    timeout_ms);
 }
 
 int
 mc_stat(struct mc_conn *c, const char *name, uint64_t *val, int timeout_ms)
 {
-	int64_t deadline = mc_now_ms() + timeout_ms;
+	int64_t deadline = stats_now_ms() + timeout_ms;
 	struct iovec iov = { "stats\r\n", 7 };
 	size_t nl = strlen(name);
 	char *line;

@@ -18,18 +18,10 @@
 #include "remote_int.h"
 #include "ringq.h"
 #include "seal.h"
+#include "stats.h"
 #include "uring.h"
 
 static _Atomic uint64_t remote_serials = 1;
-
-int64_t
-remote_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t
 remote_mix(uint64_t x)
@@ -168,7 +160,7 @@ remote_rank(const struct remote *rs, uint64_t slot, int *order)
 static bool
 remote_usable(struct rserver *sv)
 {
-	return atomic_load(&sv->sv_down_until) <= remote_now_ms();
+	return atomic_load(&sv->sv_down_until) <= stats_now_ms();
 }
 
 void
@@ -176,7 +168,7 @@ remote_mark_down(struct remote *rs, struct rserver *sv, int error)
 {
 	int b = atomic_load(&sv->sv_backoff);
 
-	atomic_store(&sv->sv_down_until, remote_now_ms() + b);
+	atomic_store(&sv->sv_down_until, stats_now_ms() + b);
 	atomic_store(&sv->sv_backoff, MIN(2 * b, REMOTE_BACKOFF_MAX_MS));
 	if (!atomic_exchange(&sv->sv_down, true)) {
 		atomic_fetch_add(&rs->rs_st.server_down, 1);
@@ -255,7 +247,7 @@ void
 remote_check_evictions(struct rworker *w)
 {
 	struct remote *rs = w->rw_rs;
-	int64_t now = remote_now_ms(), next = atomic_load(&rs->rs_next_stats);
+	int64_t now = stats_now_ms(), next = atomic_load(&rs->rs_next_stats);
 	uint64_t ev, bytes, limit, last;
 	struct rserver *sv;
 	struct mc_conn *c;

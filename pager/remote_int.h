@@ -143,7 +143,6 @@ struct rgroup {
 };
 
 /* remote.c */
-int64_t remote_now_ms(void);
 void remote_rank(const struct remote *, uint64_t slot, int *order);
 struct mc_conn *remote_conn(struct rworker *, int i);
 int remote_call(struct rworker *, int i, bool write, const char *const *keys,

@@ -25,6 +25,13 @@ stats_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* stats_now_ms: the same, in milliseconds (time-outs) */
+static inline int64_t
+stats_now_ms(void)
+{
+	return (int64_t)(stats_now_ns() / 1000000);
+}
+
 struct vm_stats {
 	atomic_uint_least64_t st_faults;
 	atomic_uint_least64_t st_faults_resolved;
