@@ -92,4 +92,10 @@ struct pm_scan_arg {
 #define PAGEMAP_SCAN	_IOWR('f', 16, struct pm_scan_arg)
 #endif
 
+/* Linux 6.18: PR_SET_THP_DISABLE's "except where advised" mode (what
+   PR_GET_THP_DISABLE returns with bit 0 then) */
+#ifndef PR_THP_DISABLE_EXCEPT_ADVISED
+#define PR_THP_DISABLE_EXCEPT_ADVISED	(1 << 1)
+#endif
+
 #endif /* UPVM_COMPAT_H */
