@@ -712,6 +712,14 @@ mremap_has_file(struct vmspace *vs, vaddr_t start, vaddr_t end)
 	return false;
 }
 
+static void (*_Atomic hostmm_move_hook)(void *, size_t);
+
+void
+hostmm_inject_move_hook(void (*hook)(void *, size_t))
+{
+	atomic_store(&hostmm_move_hook, hook);
+}
+
 /*
  * thp_off: no transparent huge page for the process from now on (the
  * moving range's HUGEPAGE advice must not make one).  => what thp_restore
@@ -774,6 +782,7 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 	int how = region_wired_how(&vs->vs_map, start, end);
 	struct vm_map_entry *first = vm_map_first_ge(&vs->vs_map, start);
 	int inh = first != NULL ? first->e_inherit : VM_INH_COPY;
+	void (*hook)(void *, size_t);
 	bool isolated;
 	int thp = -1;
 	long r;
@@ -812,6 +821,9 @@ mremap_managed(struct vmspace *vs, vaddr_t start, size_t oldlen,
 		thp_restore(thp);
 		return 0;
 	}
+	if ((vaddr_t)r != start && (hook = atomic_load(&hostmm_move_hook)) !=
+	    NULL)
+		hook((void *)r, round_page(newlen));
 	*errorp = 0;
 	if (keep < round_page(oldlen))
 		(void)region_remove(vs, start + keep, end, false);

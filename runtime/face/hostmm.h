@@ -76,6 +76,14 @@ bool hostmm_files_mapped(void);
 void hostmm_exit_writeback(void);
 /* hostmm_exit_bye: at exit, tell upvmd this process leaves (dlink_bye) */
 void hostmm_exit_bye(void);
+/*
+ * hostmm_inject_move_hook: tests only: hook(addr, len) runs right after
+ * the kernel moved a managed range for mremap, before the range is
+ * registered at its new place (the window in which khugepaged could
+ * collapse it: a test stands in for khugepaged there).  NULL removes it.
+ */
+void hostmm_inject_move_hook(void (*hook)(void *addr, size_t len));
+
 /* mlock2 flags 0 is mlock; locked managed pages stay resident, outside
    the budget */
 int hostmm_mlock(const void *addr, size_t len, unsigned flags);
