@@ -30,6 +30,7 @@
 
 #define MC_RBUF		(64 * 1024)
 #define MC_IOV_BATCH	(3 * 64)	/* iovecs per writev (3 per set) */
+#define MC_GET_KEYS	64		/* keys per multi-key get */
 
 void
 mc_init(struct mc_conn *c, const char *host, const char *port)
@@ -374,37 +375,65 @@ mc_send_cmds(struct mc_conn *c, const char *verb, const char *const *keys,
 	return error;
 }
 
-/* mc_get_send: write n get commands (no replies read) */
+/*
+ * mc_get_send: ask for keys[0..n): one multi-key "get k1 k2 ...\r\n" per
+ * MC_GET_KEYS keys (the server parses one command, not one per key, and
+ * ends each with one END).  No replies read.
+ */
 int
 mc_get_send(struct mc_conn *c, const char *const *keys, int n, int timeout_ms)
 {
-	return mc_send_cmds(c, "get ", keys, "\r\n", n, timeout_ms);
-}
-
-/* mc_get_recv: the n replies of mc_get_send, into outs[] */
-int
-mc_get_recv(struct mc_conn *c, void *const *outs, size_t vlen, int n,
-    int *res, int timeout_ms)
-{
 	int64_t deadline = stats_now_ms() + timeout_ms;
-	unsigned long long bytes;
-	char *line, *sp;
-	int error = 0;
+	struct iovec iov[2 * MC_GET_KEYS + 2];
+	int error = 0, done, m, k;
 
 	if (c->mc_fd < 0)
 		return -ENOTCONN;
-	for (int i = 0; i < n && error == 0; i++) {
-		res[i] = -ENOENT;
+	for (done = 0; done < n && error == 0; done += m) {
+		m = MIN(n - done, MC_GET_KEYS);
+		k = 0;
+		iov[k++] = (struct iovec){ "get", 3 };
+		for (int i = 0; i < m; i++) {
+			iov[k++] = (struct iovec){ " ", 1 };
+			iov[k++] = (struct iovec){ (void *)keys[done + i],
+			    strnlen(keys[done + i], MC_KEY_MAX - 1) };
+		}
+		iov[k++] = (struct iovec){ "\r\n", 2 };
+		error = mc_writev_all(c, iov, k, deadline);
+	}
+	if (error != 0)
+		mc_close(c);
+	return error;
+}
+
+/*
+ * mc_get_chunk: the reply to one multi-key get of keys[0..n): a VALUE
+ * block for each key the server has, in the order asked, then END.
+ */
+static int
+mc_get_chunk(struct mc_conn *c, const char *const *keys, void *const *outs,
+    size_t vlen, int n, int *res, int64_t deadline)
+{
+	unsigned long long bytes;
+	char *line, *key, *sp;
+	int error, i = 0;
+
+	for (int j = 0; j < n; j++)
+		res[j] = -ENOENT;
+	for (;;) {
 		if ((error = mc_line(c, &line, deadline)) != 0)
-			break;
+			return error;
 		if (strcmp(line, "END") == 0)
-			continue;
+			return 0;
 		/* VALUE <key> <flags> <bytes> */
 		if (strncmp(line, "VALUE ", 6) != 0 ||
-		    (sp = strrchr(line, ' ')) == NULL) {
-			error = -EPROTO;
-			break;
-		}
+		    (sp = strchr(key = line + 6, ' ')) == NULL)
+			return -EPROTO;
+		*sp = '\0';
+		while (i < n && strcmp(keys[i], key) != 0)
+			i++;		/* the keys before it: misses */
+		if (i == n || (sp = strrchr(sp + 1, ' ')) == NULL)
+			return -EPROTO;
 		bytes = strtoull(sp + 1, NULL, 10);
 		if (bytes == vlen) {
 			error = mc_take(c, outs[i], vlen, deadline);
@@ -413,9 +442,26 @@ mc_get_recv(struct mc_conn *c, void *const *outs, size_t vlen, int n,
 			error = mc_take(c, NULL, (size_t)bytes, deadline);
 			res[i] = -EBADMSG;
 		}
-		if (error == 0 && (error = mc_line(c, &line, deadline)) == 0 &&
-		    strcmp(line, "END") != 0)
-			error = -EPROTO;
+		if (error != 0)
+			return error;
+		i++;
+	}
+}
+
+/* mc_get_recv: the replies of mc_get_send(keys, n), into outs[] */
+int
+mc_get_recv(struct mc_conn *c, const char *const *keys, void *const *outs,
+    size_t vlen, int n, int *res, int timeout_ms)
+{
+	int64_t deadline = stats_now_ms() + timeout_ms;
+	int error = 0;
+
+	if (c->mc_fd < 0)
+		return -ENOTCONN;
+	for (int done = 0, m; done < n && error == 0; done += m) {
+		m = MIN(n - done, MC_GET_KEYS);
+		error = mc_get_chunk(c, keys + done, outs + done, vlen, m,
+		    res + done, deadline);
 	}
 	if (error != 0)
 		mc_close(c);
@@ -430,7 +476,7 @@ mc_get_many(struct mc_conn *c, const char *const *keys, void *const *outs,
 
 	if ((error = mc_get_send(c, keys, n, timeout_ms)) != 0)
 		return error;
-	return mc_get_recv(c, outs, vlen, n, res, timeout_ms);
+	return mc_get_recv(c, keys, outs, vlen, n, res, timeout_ms);
 }
 
 int

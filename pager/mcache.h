@@ -75,8 +75,8 @@ int mc_set_send(struct mc_conn *, const char *const *keys,
 int mc_set_recv(struct mc_conn *, int n, int *res, int timeout_ms);
 int mc_get_send(struct mc_conn *, const char *const *keys, int n,
     int timeout_ms);
-int mc_get_recv(struct mc_conn *, void *const *outs, size_t vlen, int n,
-    int *res, int timeout_ms);
+int mc_get_recv(struct mc_conn *, const char *const *keys,
+    void *const *outs, size_t vlen, int n, int *res, int timeout_ms);
 
 /* mc_delete_many: delete keys[0..n) without replies.  => 0 or -errno */
 int mc_delete_many(struct mc_conn *, const char *const *keys, int n,

@@ -231,7 +231,8 @@ remote_get_window(struct rworker *w, struct rgroup *gs, int ng,
 		if (g->g_nsrv == 0)
 			continue;
 		c = &w->rw_conn[g->g_srv[0]];
-		if (mc_get_recv(c, w->rw_vp + g->g_off, REMOTE_VLEN, g->g_n,
+		if (mc_get_recv(c, w->rw_kp + g->g_off,
+		    w->rw_vp + g->g_off, REMOTE_VLEN, g->g_n,
 		    res + g->g_off, rs->rs_timeout_ms) != 0)
 			continue;		/* round two reconnects */
 		g->g_replied = true;
