@@ -251,6 +251,24 @@ pmap_present(struct pmap *pm, vaddr_t va)
 }
 
 int
+pmap_present_mask(struct pmap *pm, vaddr_t va, int n, uint64_t *maskp)
+{
+	uint64_t ent[64];
+
+	VM_ASSERT(n > 0 && n <= 64);
+	*maskp = 0;
+	if (pm->pm_pagemap_fd < 0)
+		return -ENOSYS;
+	if (sys_pread(pm->pm_pagemap_fd, ent, sizeof(ent[0]) * (size_t)n,
+	    (off_t)(atop(va) * sizeof(ent[0]))) != (ssize_t)(sizeof(ent[0]) *
+	    (size_t)n))
+		return -errno;
+	for (int k = 0; k < n; k++)
+		*maskp |= ((ent[k] >> 63) & 1) << k;
+	return 0;
+}
+
+int
 pmap_wake(struct pmap *pm, vaddr_t va, vsize_t len)
 {
 	struct uffdio_range r = { .start = va, .len = len };

@@ -86,6 +86,9 @@ int pmap_wake(struct pmap *, vaddr_t va, vsize_t len);
 /* pmap_present: 1 if the page at va is in the page tables, 0 if not, or
    -errno (no /proc/self/pagemap) */
 int pmap_present(struct pmap *, vaddr_t va);
+/* pmap_present_mask: bit k set if page k of the n (<= 64) at va is in the
+   page tables.  => 0, or -errno */
+int pmap_present_mask(struct pmap *, vaddr_t va, int n, uint64_t *maskp);
 /* dontwake applies to un-protecting only (protecting wakes nobody) */
 int pmap_writeprotect(struct pmap *, vaddr_t va, vsize_t len, bool wp,
     bool dontwake);
