@@ -80,6 +80,9 @@
 #include "sys.h"
 #include "uring.h"
 
+#define SWAP_BOUNCE_PAGES	64	/* a pageout run, at most */
+#define SWAP_BOUNCE_KEEP	((int)nitems(((struct swap *)0)->sw_bounce))
+
 #define SWAP_DEFAULT_MAX	((uint64_t)64 << 30)
 #define SWAP_DEFAULT_DIR	"/var/tmp"
 #define SWAP_NONE		UINT64_MAX	/* swp_find: no run */
@@ -533,6 +536,8 @@ swap_create(const struct swap_config *sc, struct swap **out)
 		atomic_init(&sw->sw_gate[i], -1);
 		sw->sw_gatefd[i] = -1;
 	}
+	pthread_mutex_init(&sw->sw_bounce_lock, NULL);
+	sw->sw_nbounce = 0;
 	/* a random key, so that no fixed content collides on purpose */
 	if (getrandom(&sw->sw_hashkey, sizeof(sw->sw_hashkey),
 	    GRND_NONBLOCK) != (ssize_t)sizeof(sw->sw_hashkey))
@@ -612,6 +617,10 @@ swp_destroy(struct pager *pgr)
 	for (int i = 0; i < 2; i++)
 		if (sw->sw_gatefd[i] >= 0)
 			close(sw->sw_gatefd[i]);
+	while (sw->sw_nbounce > 0)
+		kmem_free(sw->sw_bounce[--sw->sw_nbounce],
+		    ptoa((size_t)SWAP_BOUNCE_PAGES));
+	pthread_mutex_destroy(&sw->sw_bounce_lock);
 	(void)raw_munmap(sw->sw_shared, sw->sw_shared->ss_maplen);
 	kmem_free(sf, sf->sf_len);
 }
@@ -994,6 +1003,39 @@ swp_pgo_remember(struct pager *pgr, voff_t off, const void *buf, int n)
 		    (const char *)buf + ptoa((size_t)i), sw->sw_hashkey));
 }
 
+/* swp_bounce_get: a bounce buffer for len bytes (one kept, if it fits) */
+static char *
+swp_bounce_get(struct swap *sw, size_t len)
+{
+	void *b = NULL;
+
+	if (len > ptoa((size_t)SWAP_BOUNCE_PAGES))
+		return kmem_alloc(len);
+	pthread_mutex_lock(&sw->sw_bounce_lock);
+	if (sw->sw_nbounce > 0)
+		b = sw->sw_bounce[--sw->sw_nbounce];
+	pthread_mutex_unlock(&sw->sw_bounce_lock);
+	return b != NULL ? b : kmem_alloc(ptoa((size_t)SWAP_BOUNCE_PAGES));
+}
+
+/* swp_bounce_put: swp_bounce_get's buffer back (kept, or freed) */
+static void
+swp_bounce_put(struct swap *sw, void *b, size_t len)
+{
+	if (len > ptoa((size_t)SWAP_BOUNCE_PAGES)) {
+		kmem_free(b, len);
+		return;
+	}
+	pthread_mutex_lock(&sw->sw_bounce_lock);
+	if (sw->sw_nbounce < SWAP_BOUNCE_KEEP) {
+		sw->sw_bounce[sw->sw_nbounce++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&sw->sw_bounce_lock);
+	if (b != NULL)
+		kmem_free(b, ptoa((size_t)SWAP_BOUNCE_PAGES));
+}
+
 /*
  * swp_seal_out: a write of a sealed swap: fresh generations for its slots
  * (the shared counter: never one twice, fork children included) and, for
@@ -1015,14 +1057,14 @@ swp_seal_out(struct swap *sw, struct pager_req *req)
 		ss->ss_gen[slot + (uint64_t)i] = g + (uint64_t)i;
 	if (swp_is_remote(sw, slot))
 		return 0;
-	if ((b = kmem_alloc(len)) == NULL)
+	if ((b = swp_bounce_get(sw, len)) == NULL)
 		return -ENOMEM;
 	for (int i = 0; i < req->pr_npages; i++)
 		if ((error = seal_page(sw->sw_seal, slot + (uint64_t)i,
 		    g + (uint64_t)i, (char *)req->pr_buf + ptoa((size_t)i),
 		    b + ptoa((size_t)i), ss->ss_tag + SEAL_TAG * (slot +
 		    (uint64_t)i))) != 0) {
-			kmem_free(b, len);
+			swp_bounce_put(sw, b, len);
 			return error;
 		}
 	req->pr_priv = b;
@@ -1031,10 +1073,10 @@ swp_seal_out(struct swap *sw, struct pager_req *req)
 
 /* swp_seal_done: the write's bounce buffer goes */
 static void
-swp_seal_done(struct pager_req *req)
+swp_seal_done(struct swap *sw, struct pager_req *req)
 {
 	if (req->pr_priv != NULL)
-		kmem_free(req->pr_priv, ptoa((size_t)req->pr_npages));
+		swp_bounce_put(sw, req->pr_priv, ptoa((size_t)req->pr_npages));
 	req->pr_priv = NULL;
 }
 
@@ -1071,7 +1113,7 @@ static int
 swp_finish(struct swap *sw, struct pager_req *req, bool write)
 {
 	if (write) {
-		swp_seal_done(req);
+		swp_seal_done(sw, req);
 		return req->pr_error;
 	}
 	if (sw->sw_seal != NULL && !swp_is_remote(sw, atop(req->pr_off))) {
@@ -1128,7 +1170,7 @@ swp_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 		return swp_finish(sw, req, write);
 	}
 	if ((error = swp_req_queue(sw, q, req, write)) != 0) {
-		swp_seal_done(req);
+		swp_seal_done(sw, req);
 		return error;
 	}
 	return ringq_submit(q, "swap");

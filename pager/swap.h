@@ -24,7 +24,7 @@
  *
  * Locks protecting struct members in this file:
  *	I  immutable after swap_create()   s  sw_shared->ss_lock
- *	a  atomic
+ *	a  atomic                          b  sw_bounce_lock
  * Invariants (swap_check()): a slot is allocated in the bitmap iff its
  * count is > 0; ss_used == allocated slots; ss_used <= sw_maxslots;
  * the file is at least as large as the highest allocated slot.
@@ -32,6 +32,7 @@
 #ifndef UPVM_SWAP_H
 #define UPVM_SWAP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -78,6 +79,13 @@ struct swap {
 	struct seal	*sw_seal;	/* [I] pages sealed, or NULL */
 	struct remote	*sw_remote;	/* [I] the remote store, or NULL:
 					   the file (sw_fd) */
+	/* a sealed file's write bounces (SWAP_BOUNCE_PAGES each) kept for
+	   the next writes, SWAP_BOUNCE_KEEP at most: a fresh mapping per
+	   write cost more than its sealing (faults, zeroing, munmap's TLB
+	   shootdowns) */
+	pthread_mutex_t	 sw_bounce_lock;
+	void		*sw_bounce[16];	/* [b] */
+	int		 sw_nbounce;	/* [b] */
 };
 
 /*
