@@ -348,34 +348,6 @@ mc_set_many(struct mc_conn *c, const char *const *keys,
 }
 
 /*
- * mc_send_cmds: write "<verb><key><tail>" for keys[0..n), in writevs of
- * 64 (no replies read).  => 0, or -errno with the connection closed.
- */
-static int
-mc_send_cmds(struct mc_conn *c, const char *verb, const char *const *keys,
-    const char *tail, int n, int timeout_ms)
-{
-	int64_t deadline = stats_now_ms() + timeout_ms;
-	char req[64][MC_KEY_MAX + 32];
-	struct iovec iov[64];
-	int error = 0, done, m, k;
-
-	if (c->mc_fd < 0)
-		return -ENOTCONN;
-	for (done = 0; done < n && error == 0; done += m) {
-		m = MIN(n - done, (int)nitems(req));
-		for (int i = 0; i < m; i++) {
-			k = mc_cmd(req[i], verb, keys[done + i], tail);
-			iov[i] = (struct iovec){ req[i], (size_t)k };
-		}
-		error = mc_writev_all(c, iov, m, deadline);
-	}
-	if (error != 0)
-		mc_close(c);
-	return error;
-}
-
-/*
  * mc_get_send: ask for keys[0..n): one multi-key "get k1 k2 ...\r\n" per
  * MC_GET_KEYS keys (the server parses one command, not one per key, and
  * ends each with one END).  No replies read.
@@ -483,8 +455,25 @@ int
 mc_delete_many(struct mc_conn *c, const char *const *keys, int n,
     int timeout_ms)
 {
-	return mc_send_cmds(c, "delete ", keys, " noreply\r\n", n,
-	    timeout_ms);
+	int64_t deadline = stats_now_ms() + timeout_ms;
+	char req[64][MC_KEY_MAX + 32];
+	struct iovec iov[64];
+	int error = 0, done, m, k;
+
+	if (c->mc_fd < 0)
+		return -ENOTCONN;
+	for (done = 0; done < n && error == 0; done += m) {
+		m = MIN(n - done, (int)nitems(req));
+		for (int i = 0; i < m; i++) {
+			k = mc_cmd(req[i], "delete ", keys[done + i],
+			    " noreply\r\n");
+			iov[i] = (struct iovec){ req[i], (size_t)k };
+		}
+		error = mc_writev_all(c, iov, m, deadline);
+	}
+	if (error != 0)
+		mc_close(c);
+	return error;
 }
 
 int

@@ -238,19 +238,6 @@ pmap_move(struct pmap *pm, vaddr_t dst, vaddr_t src, vsize_t len, int flags,
 }
 
 int
-pmap_present(struct pmap *pm, vaddr_t va)
-{
-	uint64_t ent;
-
-	if (pm->pm_pagemap_fd < 0)
-		return -ENOSYS;
-	if (sys_pread(pm->pm_pagemap_fd, &ent, sizeof(ent),
-	    (off_t)(atop(va) * sizeof(ent))) != (ssize_t)sizeof(ent))
-		return -errno;
-	return (ent >> 63) & 1;	/* bit 63: present */
-}
-
-int
 pmap_present_mask(struct pmap *pm, vaddr_t va, int n, uint64_t *maskp)
 {
 	uint64_t ent[64];
@@ -264,8 +251,18 @@ pmap_present_mask(struct pmap *pm, vaddr_t va, int n, uint64_t *maskp)
 	    (size_t)n))
 		return -errno;
 	for (int k = 0; k < n; k++)
-		*maskp |= ((ent[k] >> 63) & 1) << k;
+		*maskp |= ((ent[k] >> 63) & 1) << k;	/* bit 63: present */
 	return 0;
+}
+
+int
+pmap_present(struct pmap *pm, vaddr_t va)
+{
+	uint64_t m;
+	int error;
+
+	return (error = pmap_present_mask(pm, va, 1, &m)) != 0 ? error :
+	    (int)m;
 }
 
 int
