@@ -290,6 +290,61 @@ Test(cluster, fifth_stream_evicts_least_recently_used, .timeout = 10)
 	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 8192, 1072, 0, 1072, 1088);
 }
 
+/*
+ * A stream the entry's later faults passed by is dead: a fill that
+ * restarted behind its own stream left the old one mid-entry, and a random
+ * pagein landing at its next page long after must not read its whole
+ * window (the uniform random pagein test read 1.9 pages per fault so).
+ */
+Test(cluster, stream_passed_by_for_long_is_dead, .timeout = 10)
+{
+	struct cluster_state st;
+	long page = 16, win = 16;
+	vaddr_t lo, hi;
+
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 0, 0, 0, 16);
+	while (win < 512) {
+		win = MIN(win * 2, 512);
+		expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, page, 0,
+		    page, page + win);
+		page += win;
+	}
+	/* another stream goes on for CLUSTER_STREAM_AGE faults ... */
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 100000, 0,
+	    100000, 100016);
+	for (long p = 100016, w = 16, i = 1; i < CLUSTER_STREAM_AGE; i++) {
+		w = MIN(w * 2, 512);
+		expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, p, 0, p,
+		    p + w);
+		p += w;
+	}
+	/* ... and a pagein at the first stream's next page reads one page */
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL,
+	    CLUSTER_F_PAGEIN, BASE, PG(1 << 20), PG(page), &lo, &hi),
+	    CLUSTER_BLOCK);
+	cr_assert_eq(NPG(lo), page);
+	cr_assert_eq(NPG(hi), page + 1);
+}
+
+/* ... while one matched a moment ago still grows */
+Test(cluster, stream_passed_by_briefly_lives, .timeout = 10)
+{
+	struct cluster_state st;
+
+	cluster_reset(&st);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 0, 0, 0, 16);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 100000, 0,
+	    100000, 100016);
+	for (long p = 100016, w = 16, i = 2; i < CLUSTER_STREAM_AGE; i++) {
+		w = MIN(w * 2, 512);
+		expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, p, 0, p,
+		    p + w);
+		p += w;
+	}
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 16, 0, 16, 48);
+}
+
 Test(cluster, reset_forgets_streams, .timeout = 10)
 {
 	static const struct cluster_state zero;

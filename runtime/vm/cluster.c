@@ -7,9 +7,12 @@
 #include "cluster.h"
 
 /*
- * stream_match: the stream expecting a fault at page va: va lies in the
- * window just past the stream's last resolution (an application may skip
- * a few pages, and concurrent threads of one stream arrive out of order).
+ * stream_match: the live stream expecting a fault at page va: va lies in
+ * the window just past the stream's last resolution (an application may
+ * skip a few pages, and concurrent threads of one stream arrive out of
+ * order).  A stream the last CLUSTER_STREAM_AGE decisions passed by is
+ * dead: its window must not catch a random fault long after (a fill whose
+ * stream restarted behind itself leaves one in the middle of the entry).
  */
 static struct cluster_stream *
 stream_match(struct cluster_state *st, vaddr_t va)
@@ -17,7 +20,9 @@ stream_match(struct cluster_state *st, vaddr_t va)
 	for (int i = 0; i < CLUSTER_NSTREAM; i++) {
 		struct cluster_stream *s = &st->cl_streams[i];
 
-		if (s->cs_window > 0 && va >= s->cs_next &&
+		if (s->cs_window > 0 &&
+		    st->cl_clock - s->cs_used < CLUSTER_STREAM_AGE &&
+		    va >= s->cs_next &&
 		    va < s->cs_next + ptoa((vaddr_t)s->cs_window))
 			return s;
 	}

@@ -7,7 +7,8 @@
  * stream expected its next fault extends the stream and doubles its window
  * (up to cc_seq_max pages ahead of the fault); any other fault starts a
  * new stream (replacing the least recently used) and gets the aligned
- * cc_cluster-page block around the fault.  Advice overrides: SEQUENTIAL
+ * cc_cluster-page block around the fault.  A stream not extended in the
+ * entry's last CLUSTER_STREAM_AGE decisions is dead and matches nothing.  Advice overrides: SEQUENTIAL
  * starts every stream at the full window, RANDOM resolves the faulting page
  * alone (MADV_RANDOM: no read-around).
  *
@@ -40,6 +41,7 @@
 #include "vm.h"
 
 #define CLUSTER_NSTREAM	4
+#define CLUSTER_STREAM_AGE	64	/* decisions a stream lives unmatched */
 #define CLUSTER_SUPER		16	/* blocks per super-block */
 #define CLUSTER_DENSE_MIN	4	/* resident blocks that make it dense */
 #define CLUSTER_RA_HISTORY	8	/* random pageins' units remembered */
