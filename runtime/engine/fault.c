@@ -277,7 +277,7 @@ fault_claim(struct fault_ctx *fc)
 	struct amap *am = fc->fc_amap;
 	const struct cluster_config *cc = &fc->fc_vs->vs_cc;
 	int slot = vm_entry_slot(e, fc->fc_va), kind, flags;
-	vaddr_t lo, hi, slo, shi;
+	vaddr_t lo, hi, slo, shi, chosen_hi, claim_hi;
 	struct anon *an;
 
 	VM_ASSERT_RLOCKED(&fc->fc_vs->vs_map.m_lock);
@@ -327,6 +327,7 @@ fault_claim(struct fault_ctx *fc)
 		flags = 0;
 	kind = fc->fc_ckind = cluster_choose(&e->e_cluster, cc, e->e_advice,
 	    flags, e->e_start, e->e_end, fc->fc_va, &lo, &hi);
+	chosen_hi = hi;
 	if (kind == CLUSTER_BLOCK && flags == 0) {
 		/* a densely filling area: claim the super-block */
 		cluster_superblock(cc, e->e_start, e->e_end, fc->fc_va, &slo,
@@ -354,6 +355,16 @@ fault_claim(struct fault_ctx *fc)
 		    fc->fc_held);
 		kind = FC_PAGEIN;
 	}
+	/*
+	 * A claim cut short (the budget's room, a resident page, swap slots
+	 * that do not follow on) ends before the window: the stream expects
+	 * its next fault where the claim ends, or that fault would start it
+	 * again from one page.
+	 */
+	claim_hi = e->e_start + ptoa((vaddr_t)(fc->fc_start + fc->fc_n -
+	    e->e_aref.ar_pageoff));
+	if (claim_hi < chosen_hi)
+		(void)cluster_advance(&e->e_cluster, chosen_hi, claim_hi);
 	amap_ref_unit(am, slot);
 	vm_mutex_unlock(&am->am_lock);
 	VM_ASSERT(fc->fc_n > 0 && (fc->fc_reserved == 0 ||
