@@ -142,9 +142,6 @@ struct fault_io {
 	void		 *fi_buf;	/* FAULT_BUF_SIZE, raw mapping */
 	int		  fi_kept;	/* its pages mapped past FAULT_IO_KEEP
 					   (counted in its thread's ft_kept) */
-	vaddr_t		  fi_ra_va;	/* a stream's: read fi_ra_n pages from
-					   here when this read completes */
-	int		  fi_ra_n;
 	struct pager	 *fi_obj;	/* the file read, referenced for the
 					   read (its entry may go meanwhile,
 					   with the last other reference);
@@ -1011,7 +1008,6 @@ fault_io_get(struct fault_thread *ft)
 		(void)pager_complete(ft->ft_q, 1, true);
 	fi = ft->ft_free;
 	ft->ft_free = fi->fi_next;
-	fi->fi_ra_n = 0;
 	return fi;
 }
 
@@ -1022,38 +1018,23 @@ fault_io_put(struct fault_thread *ft, struct fault_io *fi)
 	ft->ft_free = fi;
 }
 
-static void fault_read_ahead(struct fault_thread *, vaddr_t, int);
-
 /* fault_thread_done: pr_done of a fault thread's pagein */
 static void
 fault_thread_done(struct pager_req *req)
 {
 	struct fault_io *fi = req->pr_arg;
-	int ra_n = fi->fi_ra_n;
 
-	/* the stream's next window goes to the disk before this one is
-	   mapped (sent with this read, the two would be merged into one
-	   request and arrive together) */
-	fi->fi_ra_n = 0;
-	if (ra_n > 0 && req->pr_error == 0)
-		fault_read_ahead(fi->fi_ft, fi->fi_ra_va, ra_n);
 	fault_pagein_done(req);
 	fault_io_put(fi->fi_ft, fi);
 }
 
 /*
- * fault_read_ahead: a stream was just read up to va: read its next n
+ * fault_read_ahead: a file stream was just read up to va: read its next n
  * pages too, with no thread waiting (the kernel's asynchronous
  * readahead), so the stream's next window is on its way while the
  * application consumes this one; the stream then expects its next fault
- * past them.  From a file: the empty file pages at va, sent right after
- * the stream's read.  From swap: the swapped-out run at or past va (past
- * resident pages, which the stream reads through without faulting), sent
- * when the stream's read completes (fault_thread_done), before its pages
- * are mapped: sent together, the two reads were merged into one request
- * by the block layer and arrived together (measured: no gain), while a
- * file's read-ahead measured best sent at once.  Nothing when the budget
- * has no room now or no pagein context is free.
+ * past them.  Nothing when the budget has no room now, no pagein context
+ * is free, or the pages are not empty file pages.
  * => no locks held.
  */
 static void
@@ -1065,7 +1046,6 @@ fault_read_ahead(struct fault_thread *ft, vaddr_t va, int n)
 	struct vm_map_entry *e;
 	struct fault_io *fi;
 	vaddr_t end;
-	int slot;
 
 	if (ft->ft_free == NULL || ft->ft_q == NULL)
 		return;
@@ -1082,19 +1062,9 @@ fault_read_ahead(struct fault_thread *ft, vaddr_t va, int n)
 	e = fc.fc_entry;
 	end = MIN(e->e_end, va + ptoa((vaddr_t)fc.fc_max));
 	vm_mutex_lock(&fc.fc_amap->am_lock);
-	/* swapped-out pages: past the resident ones the stream reads
-	   through without faulting (units the clock kept) */
-	for (slot = vm_entry_slot(e, va); slot < vm_entry_slot(e, end) &&
-	    amap_slot(fc.fc_amap, slot) == SLOT_RESIDENT; slot++)
-		;
-	if (slot < vm_entry_slot(e, end) && amap_anon_at(fc.fc_amap, slot) !=
-	    NULL)
-		fc.fc_n = amap_claim_swapped(fc.fc_amap, slot, slot,
-		    MIN(vm_entry_slot(e, e->e_end), slot + (int)fc.fc_max),
-		    &fc.fc_start, &fc.fc_swslot, fc.fc_held);
-	if (fc.fc_n == 0 && (e->e_obj == NULL || va >= end ||
+	if (e->e_obj == NULL || va >= end ||
 	    amap_slot(fc.fc_amap, vm_entry_slot(e, va)) != SLOT_EMPTY ||
-	    fault_claim_object(&fc, va, end) != FC_PAGEIN)) {
+	    fault_claim_object(&fc, va, end) != FC_PAGEIN) {
 		vm_mutex_unlock(&fc.fc_amap->am_lock);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
 		atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
@@ -1175,21 +1145,15 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 		pmap_wake(&vs->vs_pmap, fc.fc_va, PAGE_SIZE);
 		kind = 0;
 	} else if ((kind = fault_claim(&fc)) == FC_PAGEIN) {
-		bool stream = fc.fc_ckind == CLUSTER_STREAM;
-		bool file = fc.fc_obj != NULL;
+		bool ahead = fc.fc_obj != NULL && fc.fc_ckind == CLUSTER_STREAM;
 		vaddr_t next = fault_run_va(&fc, fc.fc_start + fc.fc_n);
 		int n = fc.fc_n;
 
 		VM_ASSERT(fi != NULL);
-		if (stream && !file) {
-			/* from swap: read ahead when this read completes */
-			fi->fi_ra_va = next;
-			fi->fi_ra_n = n;
-		}
 		/* unlocks the map */
 		fault_pagein_start(&fc, fi, ft->ft_q, fault_thread_done);
 		fi = NULL;	/* the completion puts it back */
-		if (stream && file)
+		if (ahead)
 			fault_read_ahead(ft, next, n);
 	} else if (kind == FC_FILL) {
 		fault_fill(&fc);
