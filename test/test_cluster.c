@@ -291,6 +291,28 @@ Test(cluster, fifth_stream_evicts_least_recently_used, .timeout = 10)
 }
 
 /*
+ * stream_run: `faults` NORMAL faults of one stream from page `first` on,
+ * each at the page the last one's window ended: the first gets the
+ * 16-page block, the next double the window up to 512.  => the page the
+ * stream expects next.
+ */
+static long
+stream_run(struct cluster_state *st, long first, int faults)
+{
+	long p = first, w = 16;
+
+	expect(st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, p, 0, p, p + w);
+	p += w;
+	for (int i = 1; i < faults; i++) {
+		w = MIN(w * 2, 512);
+		expect(st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, p, 0, p,
+		    p + w);
+		p += w;
+	}
+	return p;
+}
+
+/*
  * A stream the entry's later faults passed by is dead: a fill that
  * restarted behind its own stream left the old one mid-entry, and a random
  * pagein landing at its next page long after must not read its whole
@@ -299,26 +321,14 @@ Test(cluster, fifth_stream_evicts_least_recently_used, .timeout = 10)
 Test(cluster, stream_passed_by_for_long_is_dead, .timeout = 10)
 {
 	struct cluster_state st;
-	long page = 16, win = 16;
 	vaddr_t lo, hi;
+	long page;
 
 	cluster_reset(&st);
-	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 0, 0, 0, 16);
-	while (win < 512) {
-		win = MIN(win * 2, 512);
-		expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, page, 0,
-		    page, page + win);
-		page += win;
-	}
+	/* a stream grown to the widest window (16 .. 512: 6 faults) */
+	page = stream_run(&st, 0, 6);
 	/* another stream goes on for CLUSTER_STREAM_AGE faults ... */
-	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 100000, 0,
-	    100000, 100016);
-	for (long p = 100016, w = 16, i = 1; i < CLUSTER_STREAM_AGE; i++) {
-		w = MIN(w * 2, 512);
-		expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, p, 0, p,
-		    p + w);
-		p += w;
-	}
+	(void)stream_run(&st, 100000, CLUSTER_STREAM_AGE);
 	/* ... and a pagein at the first stream's next page reads one page */
 	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL,
 	    CLUSTER_F_PAGEIN, BASE, PG(1 << 20), PG(page), &lo, &hi),
@@ -333,15 +343,8 @@ Test(cluster, stream_passed_by_briefly_lives, .timeout = 10)
 	struct cluster_state st;
 
 	cluster_reset(&st);
-	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 0, 0, 0, 16);
-	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 100000, 0,
-	    100000, 100016);
-	for (long p = 100016, w = 16, i = 2; i < CLUSTER_STREAM_AGE; i++) {
-		w = MIN(w * 2, 512);
-		expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, p, 0, p,
-		    p + w);
-		p += w;
-	}
+	(void)stream_run(&st, 0, 1);
+	(void)stream_run(&st, 100000, CLUSTER_STREAM_AGE - 1);
 	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 16, 0, 16, 48);
 }
 

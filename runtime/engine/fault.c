@@ -210,6 +210,15 @@ fault_lookup(struct fault_ctx *fc)
 	return 0;
 }
 
+/* fault_run_va: the address of slot `slot` in the faulting entry */
+static vaddr_t
+fault_run_va(struct fault_ctx *fc, int slot)
+{
+	struct vm_map_entry *e = fc->fc_entry;
+
+	return e->e_start + ptoa((vaddr_t)(slot - e->e_aref.ar_pageoff));
+}
+
 /*
  * fault_trim: cut [*lop, *hip) down to fc_max pages around fc_va (the
  * budget's room), keeping the faulting page.
@@ -361,8 +370,7 @@ fault_claim(struct fault_ctx *fc)
 	 * its next fault where the claim ends, or that fault would start it
 	 * again from one page.
 	 */
-	claim_hi = e->e_start + ptoa((vaddr_t)(fc->fc_start + fc->fc_n -
-	    e->e_aref.ar_pageoff));
+	claim_hi = fault_run_va(fc, fc->fc_start + fc->fc_n);
 	if (claim_hi < chosen_hi)
 		(void)cluster_advance(&e->e_cluster, chosen_hi, claim_hi);
 	amap_ref_unit(am, slot);
@@ -615,15 +623,6 @@ fault_prefetched(struct vm_stats *st, int npages)
 {
 	STAT_ADD(st, st_pages_prefetched, (uint64_t)npages);
 	STAT_ADD(st, st_pages_resolved, (uint64_t)npages);
-}
-
-/* fault_run_va: the address of slot `slot` in the faulting entry */
-static vaddr_t
-fault_run_va(struct fault_ctx *fc, int slot)
-{
-	struct vm_map_entry *e = fc->fc_entry;
-
-	return e->e_start + ptoa((vaddr_t)(slot - e->e_aref.ar_pageoff));
 }
 
 /*

@@ -8,9 +8,9 @@
  * (up to cc_seq_max pages ahead of the fault); any other fault starts a
  * new stream (replacing the least recently used) and gets the aligned
  * cc_cluster-page block around the fault.  A stream not extended in the
- * entry's last CLUSTER_STREAM_AGE decisions is dead and matches nothing.  Advice overrides: SEQUENTIAL
- * starts every stream at the full window, RANDOM resolves the faulting page
- * alone (MADV_RANDOM: no read-around).
+ * entry's last CLUSTER_STREAM_AGE decisions is dead and matches nothing.
+ * Advice overrides: SEQUENTIAL starts every stream at the full window,
+ * RANDOM resolves the faulting page alone (MADV_RANDOM: no read-around).
  *
  * Density: a random fault in an aligned super-block (CLUSTER_SUPER blocks,
  * at most cc_seq_max pages) where CLUSTER_DENSE_MIN blocks already hold
