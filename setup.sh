@@ -49,6 +49,14 @@ numa_vm() {
 	return 1
 }
 
+# guest_why FILE: a failed guest suite's assertions and crashes (the
+# guest's own kernel lines left out), so that CI's log says which test
+guest_why() {
+	grep -a -v '^\[ *[0-9.]*\]' "$1" | grep -a -E -B2 -A4 \
+	    'Assertion Failed|\[(FAIL|CRASH)\]|Timed out|numa-vm:' |
+	    head -40 >&2 || true
+}
+
 # guest_tests DIR: the suites that depend on kernel features, run again
 # inside the 6.1 guest (each output in DIR/guest-SUITE.out); prints
 # "passed failed"
@@ -67,6 +75,7 @@ guest_tests() {
 		r=$(synthesis "$out" 1)
 		echo "guest $t: ${r% *} passed, ${r#* } failed" >&2
 		gp=$((gp + ${r% *})) gf=$((gf + ${r#* }))
+		[ "${r#* }" -eq 0 ] || guest_why "$out"
 	done
 	# the remote pager there too (its completions come by
 	# IORING_OP_MSG_RING, which 6.1 has): memcached on the guest's
@@ -78,6 +87,7 @@ guest_tests() {
 	r=$(synthesis "$out" 1)
 	echo "guest remote: ${r% *} passed, ${r#* } failed" >&2
 	gp=$((gp + ${r% *})) gf=$((gf + ${r#* }))
+	[ "${r#* }" -eq 0 ] || guest_why "$out"
 	# the chaos model test on the old kernel (wp protocol, its fallbacks);
 	# one thread: with 3 a run hung here once (README, the chaos model test)
 	# (a hang is reported by its own watchdog after --stall seconds)
@@ -106,6 +116,7 @@ guest_tests() {
 		echo "guest numa (${topo%%:*} nodes): ${r% *} passed," \
 		    "${r#* } failed" >&2
 		gp=$((gp + ${r% *})) gf=$((gf + ${r#* }))
+		[ "${r#* }" -eq 0 ] || guest_why "$out"
 	done
 	# the end-to-end report: every policy and the demotion cascade
 	if "$vm" --nodes 4 --node-cpus 1,1,1,0 --slit "$slit4" --mem 2G \
