@@ -24,6 +24,7 @@
 
 #include "amap.h"
 #include "config.h"
+#include "flusher.h"
 #include "kmem.h"
 #include "log.h"
 #include "pager.h"
@@ -651,7 +652,8 @@ upvm_stats(struct upvm_stats *out)
 	st.reads_inflight = (uint64_t)atomic_load(&vs->vs_reads_inflight);
 	st.writes_inflight = (uint64_t)atomic_load(&vs->vs_writes_inflight);
 	if (vs->vs_pd != NULL) {
-		st.cpu_pageout_ns += pd_cpu_ns(vs->vs_pd);
+		st.cpu_pageout_ns += pd_cpu_ns(vs->vs_pd) +
+		    flusher_cpu_ns(vs);
 		st.budget_pages = (uint64_t)atomic_load(
 		    &vs->vs_pd->pdd_budget);
 		st.resident_peak = (uint64_t)atomic_load(&vs->vs_pd->pdd_peak);

@@ -97,6 +97,12 @@ extern "C" {
  *				  memory, clean, for a while; a fault on one
  *				  maps it back with no I/O (move pageout
  *				  protocol only; 0 = off) (12)
+ *	flush	  UPVM_FLUSH	  with a budget: every this many seconds the
+ *				  dirty pages of shared file regions are
+ *				  written back (the kernel's flusher): a
+ *				  program killed loses at most the writes
+ *				  of the last interval; 0..3600, 0 = only
+ *				  at msync, unmap, eviction and exit (30)
  *	daemon	  UPVM_DAEMON	  the socket of upvmd: attach to it, which
  *				  then sets the budget (one budget for every
  *				  process attached); budget, if given, caps
@@ -135,6 +141,9 @@ struct upvm_config {
 	bool		files;			/* preload: manage file maps */
 	unsigned	inactive_pct;		/* of the budget, inactive */
 	char		daemon[UPVM_PATH_MAX];	/* upvmd's socket, "": none */
+	unsigned	flush_s;		/* write-back of shared file
+						   regions every flush_s
+						   seconds, 0: none */
 };
 
 /* upvm_config_default: fill in the defaults.  Never fails. */
@@ -291,6 +300,8 @@ struct upvm_stats {
 	uint64_t	file_reads;	/* of pageins, from mapped files */
 	uint64_t	file_writes;	/* of pageouts, to shared mapped files
 					   (write-back) */
+	uint64_t	flushes;	/* write-back passes over the shared
+					   file regions (flush) */
 	uint64_t	clean_drops;	/* pages dropped: swap copy still valid */
 	uint64_t	reactivations;	/* staged pages moved back, no I/O */
 	uint64_t	clean_changed;	/* "clean" pages whose content check
@@ -314,7 +325,8 @@ struct upvm_stats {
 	uint64_t	writes_inflight; /* pageout writes in flight now */
 	/* the CPU time upvm's own threads took (since upvm_init), ns */
 	uint64_t	cpu_fault_ns;	/* fault threads */
-	uint64_t	cpu_pageout_ns;	/* the pageout daemon */
+	uint64_t	cpu_pageout_ns;	/* the pageout daemon and the
+					   flusher */
 	uint64_t	cpu_io_ns;	/* the remote store's I/O threads */
 	/* NUMA placement (numa other than none, or node budgets) */
 	int		numa_nodes;	/* highest node + 1; 0: placement off */

@@ -99,6 +99,7 @@ Test(config, defaults, .timeout = 10)
 	cr_assert_eq(cfg.handlers, 0);
 	cr_assert_eq(cfg.spin_us, 0);
 	cr_assert_eq(cfg.pin_handlers, true);
+	cr_assert_eq(cfg.flush_s, 30);
 	cr_assert_eq(cfg.log_level, UPVM_LOG_WARN);
 	test_log_capture();
 	CHECK(&cfg);
@@ -145,7 +146,7 @@ Test(config, range_edges_accepted, .timeout = 10)
 		"readahead:1", "readahead:64",
 		"handlers:0", "handlers:256", "spin_us:0", "spin_us:10000",
 		"pin:0", "pin:1", "log:none", "log:error", "log:warn",
-		"log:info", "log:debug",
+		"log:info", "log:debug", "flush:0", "flush:3600",
 	};
 	struct upvm_config cfg;
 
@@ -192,7 +193,7 @@ Test(config, every_single_variable_is_known, .timeout = 10)
 	char *envp[] = {
 		"UPVM_CLUSTER=64", "UPVM_SEQ_MAX=128", "UPVM_HANDLERS=3",
 		"UPVM_SPIN_US=50", "UPVM_PIN=0", "UPVM_LOG=error",
-		"UPVM_READAHEAD=16", NULL,
+		"UPVM_READAHEAD=16", "UPVM_FLUSH=5", NULL,
 	};
 	struct upvm_config cfg;
 
@@ -207,6 +208,7 @@ Test(config, every_single_variable_is_known, .timeout = 10)
 	cr_assert_eq(cfg.spin_us, 50);
 	cr_assert_eq(cfg.pin_handlers, false);
 	cr_assert_eq(cfg.log_level, UPVM_LOG_ERROR);
+	cr_assert_eq(cfg.flush_s, 5);
 	test_expect_no_log("valid variables");
 
 	/* no environment, an empty one, non-UPVM names: no change */
@@ -302,6 +304,9 @@ Test(config, out_of_range_rejected, .timeout = 10)
 	expect_env_rejected("UPVM_PIN=2", "UPVM_PIN");
 	expect_env_rejected("UPVM_NUMA_PROMOTE=yes", "UPVM_NUMA_PROMOTE");
 	expect_env_rejected("UPVM_HANDLERS=1000", "UPVM_HANDLERS");
+	expect_conf_rejected("flush:3601", "flush");
+	expect_env_rejected("UPVM_FLUSH=-1", "UPVM_FLUSH");
+	expect_env_rejected("UPVM_FLUSH=30s", "UPVM_FLUSH");
 }
 
 Test(config, bad_log_level_rejected, .timeout = 10)

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -702,6 +703,58 @@ Test(file, program_mremap_of_a_file_mapping, .timeout = 120,
 		check_map(p, NPAGES, gen1);
 	cr_assert_eq(hostmm_munmap(p, ptoa(NPAGES)), 0);
 	upvm_fini();
+	close(fd);
+}
+
+/*
+ * The flusher (flusher.h): a program killed with SIGKILL (no exit
+ * handler, no msync, nothing evicted: the file fits in the budget) keeps
+ * the writes to its shared mapping that a write-back pass reached, as the
+ * kernel's page cache would keep them.  The child writes every page, waits
+ * for a pass of its 1-second flusher that began after the writes (the
+ * second to end), and kills itself; the file must hold every page it
+ * wrote.  With flush 0 the file keeps generation 1 (the writes are lost).
+ */
+Test(file, a_killed_program_keeps_what_the_flusher_wrote, .timeout = 60,
+    .fini = cleanup)
+{
+	const size_t n = 1024;		/* 4 MiB, half the budget */
+	int fd = make_file(n, 0), status;
+	pid_t pid;
+
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {		/* no cr_assert here: its own exit codes */
+		struct upvm_config cfg;
+		struct upvm_stats st;
+		uint64_t before;
+		void *p;
+
+		if (upvm_config_from_env(&cfg) != 0)
+			_exit(2);
+		cfg.budget = BUDGET;
+		cfg.flush_s = 1;
+		if (upvm_init(&cfg) != 0 || upvm_map_file(fd, 0, ptoa(n),
+		    UPVM_MAP_SHARED, &p) != 0)
+			_exit(2);
+		test_pattern_fill(p, n, 0, 2);
+		if (upvm_stats(&st) != 0 || st.pageouts != 0)
+			_exit(3);	/* something was evicted: no test */
+		before = st.flushes;
+		for (int i = 0; i < 1000 && st.flushes < before + 2; i++) {
+			usleep(10000);
+			(void)upvm_stats(&st);
+		}
+		if (st.flushes < before + 2)
+			_exit(4);
+		kill(getpid(), SIGKILL);
+		_exit(5);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	    "child: status %#x (exit 2: upvm failed, 3: pages were evicted, "
+	    "4: no flusher pass in 10 s)", status);
+	check_file(fd, n, gen2);
 	close(fd);
 }
 

@@ -81,6 +81,9 @@ run_usage(FILE *f)
 "                     pagein, a power of two 1..64 (UPVM_READAHEAD; 8)\n"
 "  --inactive PCT     percent of the budget kept as inactive pages,\n"
 "                     0..50 (UPVM_INACTIVE; 12; move protocol only)\n"
+"  --flush SECONDS    write shared file mappings back every SECONDS,\n"
+"                     0..3600, 0: only at pageout, msync, munmap and exit\n"
+"                     (UPVM_FLUSH; 30)\n"
 "  --pageout PROTO    auto, move or wp (UPVM_PAGEOUT; auto)\n"
 "  --numa POLICY      NUMA placement: none, local, bind:N, preferred:N,\n"
 "                     interleave[:NODES], nearest (UPVM_NUMA; local)\n"
@@ -228,6 +231,7 @@ run_main(int argc, char **argv)
 		{ "cluster", required_argument, NULL, 'c' },
 		{ "readahead", required_argument, NULL, 'R' },
 		{ "inactive", required_argument, NULL, 'I' },
+		{ "flush", required_argument, NULL, 'W' },
 		{ "pageout", required_argument, NULL, 'p' },
 		{ "numa", required_argument, NULL, 'N' },
 		{ "node-budget", required_argument, NULL, 'B' },
@@ -256,6 +260,7 @@ run_main(int argc, char **argv)
 		case 'c': run_setenv("UPVM_CLUSTER", optarg); break;
 		case 'R': run_setenv("UPVM_READAHEAD", optarg); break;
 		case 'I': run_setenv("UPVM_INACTIVE", optarg); break;
+		case 'W': run_setenv("UPVM_FLUSH", optarg); break;
 		case 'p': run_setenv("UPVM_PAGEOUT", optarg); break;
 		case 'N': run_setenv("UPVM_NUMA", optarg); break;
 		case 'B': run_setenv("UPVM_NODE_BUDGET", optarg); break;

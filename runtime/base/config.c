@@ -56,6 +56,8 @@ static const struct conf_key conf_keys[] = {
 	KEY("files", "UPVM_FILES", CT_BOOL, files, 0, 1, "0 or 1"),
 	KEY("inactive", "UPVM_INACTIVE", CT_UINT, inactive_pct, 0, 50,
 	    "a percentage of the budget from 0 to 50"),
+	KEY("flush", "UPVM_FLUSH", CT_UINT, flush_s, 0, 3600,
+	    "seconds from 0 to 3600"),
 	KEY("log", "UPVM_LOG", CT_LOG, log_level, 0, 4,
 	    "none, error, warn, info or debug"),
 	KEY("budget", "UPVM_BUDGET", CT_PCTSIZE, budget, 0, 0,
@@ -112,6 +114,7 @@ upvm_config_default(struct upvm_config *cfg)
 	cfg->spin_us = 0;
 	cfg->pin_handlers = true;
 	cfg->inactive_pct = 12;
+	cfg->flush_s = 30;
 	cfg->log_level = UPVM_LOG_WARN;
 	cfg->budget = 0;
 	cfg->swap_max = (uint64_t)64 << 30;
@@ -256,6 +259,20 @@ conf_find(const char *s, size_t len, bool env)
 	return NULL;
 }
 
+/* conf_key_names: every UPVM_CONF key, comma separated, for messages */
+static const char *
+conf_key_names(void)
+{
+	static char names[512];
+	size_t off = 0;
+
+	for (size_t i = 0; i < nitems(conf_keys) && off < sizeof(names);
+	    i++)
+		off += (size_t)snprintf(names + off, sizeof(names) - off,
+		    "%s%s", i > 0 ? ", " : "", conf_keys[i].ck_key);
+	return names;
+}
+
 int
 config_parse_conf(struct upvm_config *cfg, const char *conf)
 {
@@ -279,9 +296,7 @@ config_parse_conf(struct upvm_config *cfg, const char *conf)
 		if (colon == NULL || (k = conf_find(item,
 		    (size_t)(colon - item), false)) == NULL) {
 			upvm_log(LOG_ERR, "UPVM_CONF: \"%s\" is not a known "
-			    "key:value (keys: cluster, seq_max, handlers, "
-			    "spin_us, pin, log, budget, swap, swap_max, swap_encrypt, swap_tier)",
-			    item);
+			    "key:value (keys: %s)", item, conf_key_names());
 			return -EINVAL;
 		}
 		snprintf(name, sizeof(name), "UPVM_CONF %.*s",

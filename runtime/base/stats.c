@@ -39,6 +39,7 @@ stats_snapshot(struct vm_stats *st, struct upvm_stats *out)
 	out->pageins = LOAD(st_pageins);
 	out->file_reads = LOAD(st_file_reads);
 	out->file_writes = LOAD(st_file_writes);
+	out->flushes = LOAD(st_flushes);
 	out->pagein_ios = LOAD(st_pagein_ios);
 	out->clean_drops = LOAD(st_clean_drops);
 	out->reactivations = LOAD(st_reactivations);

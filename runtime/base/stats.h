@@ -50,6 +50,7 @@ struct vm_stats {
 	atomic_uint_least64_t st_pageins;
 	atomic_uint_least64_t st_file_reads;
 	atomic_uint_least64_t st_file_writes;
+	atomic_uint_least64_t st_flushes;
 	atomic_uint_least64_t st_pagein_ios;
 	atomic_uint_least64_t st_clean_drops;
 	atomic_uint_least64_t st_reactivations;

@@ -23,6 +23,7 @@
 
 #include "amap.h"
 #include "config.h"
+#include "flusher.h"
 #include "kmem.h"
 #include "log.h"
 #include "pdaemon.h"
@@ -215,6 +216,7 @@ vmspace_init(struct vmspace *vs, const struct upvm_config *cfgp)
 	vs->vs_spin_us = cfg.spin_us;
 	vs->vs_pin = cfg.pin_handlers;
 	vs->vs_inactive_pct = cfg.inactive_pct;
+	vs->vs_flush_s = cfg.flush_s;
 	vs->vs_budget = (long)atop(cfg.budget);
 	atomic_store(&vs->vs_budget_now, vs->vs_budget);
 	vs->vs_budget_most = MAX(vs->vs_budget,
@@ -330,6 +332,7 @@ vmspace_fini(struct vmspace *vs)
 
 	/* what is still mapped becomes ordinary memory: shared file regions
 	   the kernel's mappings of their files, the rest paged in */
+	flusher_stop(vs);
 	dlink_detach(vs);
 	if (vs->vs_pd != NULL)
 		pd_stop(vs->vs_pd);
@@ -380,6 +383,9 @@ vmspace_start(struct vmspace *vs)
 		    strerror(-error));
 		return error;
 	}
+	/* without its flusher a program only risks more of its file
+	   writes if it is killed: go on */
+	(void)flusher_start(vs);
 	dlink_start(vs);
 	return 0;
 }
@@ -399,6 +405,7 @@ vmspace_stop(struct vmspace *vs, void (*touch)(void))
 {
 	/* the link first (it sets the daemon's budget), then the daemon: a
 	   fault thread may wait for it to free pages */
+	flusher_stop(vs);
 	dlink_stop(vs);
 	if (vs->vs_pd != NULL)
 		pd_stop(vs->vs_pd);

@@ -18,6 +18,7 @@
 #include "pmap.h"
 #include "stats.h"
 
+struct flusher;
 struct numa_state;
 struct pdaemon;
 struct swap;
@@ -32,6 +33,7 @@ struct vmspace {
 						   or claimed to become so */
 	struct swap		*vs_swap;	/* [I] NULL: no budget */
 	struct pdaemon		*vs_pd;		/* [I] NULL: no budget */
+	struct flusher		*vs_flusher;	/* [I] NULL: none (flusher.h) */
 	struct numa_state	*vs_numa;	/* [I] NULL: placement off */
 	int			vs_regmodes;	/* [I] PMAP_REG_* for regions */
 	int			vs_pageout;	/* [I] UPVM_PAGEOUT_MOVE or _WP
@@ -42,7 +44,8 @@ struct vmspace {
 	atomic_long		vs_writes_inflight; /* [a] pageout writes */
 	atomic_uint_least64_t	vs_fault_cpu_done; /* [a] CPU ns of fault
 						   threads stopped so far */
-	atomic_uint_least64_t	vs_pd_cpu_done;	/* [a] same, pageout daemons */
+	atomic_uint_least64_t	vs_pd_cpu_done;	/* [a] same, pageout daemons
+						   and flushers */
 	atomic_long		vs_wired;	/* [a] pages of mlock()ed entries:
 						   resident, outside the budget */
 	atomic_long		vs_wired_onfault; /* [a] resident pages of
@@ -54,6 +57,7 @@ struct vmspace {
 	unsigned		vs_spin_us;	/* [I] */
 	bool			vs_pin;		/* [I] */
 	unsigned		vs_inactive_pct; /* [I] of the budget */
+	unsigned		vs_flush_s;	/* [I] flusher interval, 0: none */
 	long			vs_budget;	/* [I] pages, 0: none: at start */
 	long			vs_budget_most;	/* [I] pages: the most the budget
 						   may become (upvmd), for the
@@ -80,7 +84,7 @@ void vmspace_exit(void);
 
 /*
  * vmspace_start: start the fault threads and, with a budget, the pageout
- * daemon, as vs_nthreads...vs_slack say.
+ * daemon and the flusher, as vs_nthreads...vs_flush_s say.
  * => 0, or -errno (logged) with none running.
  */
 int vmspace_start(struct vmspace *);
@@ -94,7 +98,8 @@ int vmspace_start(struct vmspace *);
 void vmspace_set_budget(struct vmspace *, long pages);
 
 /*
- * vmspace_stop: stop and free the daemon and the fault threads (their
+ * vmspace_stop: stop and free the flusher, the daemon and the fault
+ * threads (their
  * rings and buffers).  Faults then wait in the kernel until the next
  * vmspace_start().  Work in progress is finished first: afterwards no
  * slot is BUSY, no anon in transit, the staging area is gone.  touch, if

@@ -421,7 +421,8 @@ ip_stats(void)
 	    "\"resident_peak_pages\": %llu, \"budget_pages\": %llu, "
 	    "\"pageouts\": %llu, \"pageout_ios\": %llu, \"pageins\": %llu, "
 	    "\"pagein_ios\": %llu, \"file_reads\": %llu, "
-	    "\"file_writes\": %llu, \"clean_drops\": %llu, "
+	    "\"file_writes\": %llu, \"flushes\": %llu, "
+	    "\"clean_drops\": %llu, "
 	    "\"reactivations\": %llu, \"copied_out\": %llu, "
 	    "\"swap_full\": %llu, \"stalls\": %llu, \"io_errors\": %llu, "
 	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
@@ -438,6 +439,7 @@ ip_stats(void)
 	    (unsigned long long)st.pagein_ios,
 	    (unsigned long long)st.file_reads,
 	    (unsigned long long)st.file_writes,
+	    (unsigned long long)st.flushes,
 	    (unsigned long long)st.clean_drops,
 	    (unsigned long long)st.reactivations,
 	    (unsigned long long)st.copied_out,
