@@ -29,6 +29,7 @@ flusher_pass(struct flusher *fl)
 	struct vmspace *vs = fl->fl_vs;
 	struct vm_map *map = &vs->vs_map;
 	struct vm_map_entry *e;
+	uint64_t t0, written;
 	vaddr_t va = 0, hi;
 	bool stop;
 	int error;
@@ -51,11 +52,18 @@ flusher_pass(struct flusher *fl)
 		va = MAX(va, e->e_start);
 		hi = MIN(e->e_end, va + FLUSH_CHUNK);
 		/* (wb_range skips what is not a writable shared mapping) */
+		t0 = stats_now_ns();
+		written = atomic_load(&vs->vs_stats.st_file_writes);
 		error = wb_range(vs, va, hi, false);
 		vm_rwlock_unlock(&map->m_lock);
 		if (error != 0)
 			return false;
 		va = hi;
+		/* faults waited while the chunk was written: let them run as
+		   long again before the next (a pass takes at most half) */
+		if (atomic_load(&vs->vs_stats.st_file_writes) != written)
+			(void)nanosleep(&(struct timespec){ .tv_nsec = (long)
+			    MIN(stats_now_ns() - t0, 100000000ull) }, NULL);
 	}
 }
 

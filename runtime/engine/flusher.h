@@ -13,7 +13,9 @@
  * Only with a budget: without uffd-wp writes cannot be seen and every
  * resident page would be written each time.  The address space is
  * walked a chunk (FLUSH_CHUNK) at a time under the map write lock, as
- * msync does, so a fault waits at most one chunk's writes; a write that
+ * msync does, so a fault waits at most one chunk's writes, and after a
+ * chunk that wrote the flusher sleeps as long as it held the lock (a
+ * pass takes at most half of the faults' time while it runs); a write that
  * fails ends the pass (wb_range logs it once and keeps the pages dirty),
  * the next interval tries again.  A pass that ran to the end counts in
  * st_flushes.
