@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -755,6 +756,95 @@ Test(file, a_killed_program_keeps_what_the_flusher_wrote, .timeout = 60,
 	    "child: status %#x (exit 2: upvm failed, 3: pages were evicted, "
 	    "4: no flusher pass in 10 s)", status);
 	check_file(fd, n, gen2);
+	close(fd);
+}
+
+/*
+ * The flusher's passes beside writers and pageout: two threads rewrite
+ * their halves of a shared mapping four times the budget, generation
+ * after generation, while a 1-second flusher writes back and the daemon
+ * pages out, until three passes ended during the writes (the writers'
+ * last rounds beside the end of the third).  Every page of the region,
+ * then of the file after unmap (which writes back only what is dirty),
+ * holds its thread's last generation: no pass may mark a page clean that
+ * a write changed.
+ */
+struct rewriter {
+	char		*p;
+	size_t		 first, n;
+	atomic_uint_least64_t gen;	/* the last generation written whole */
+	atomic_bool	*stop;
+};
+
+/* rounds of generations over the thread's pages; a stop ends the thread
+   after the round under way, so every page holds w->gen */
+static void *
+rewriter_main(void *arg)
+{
+	struct rewriter *w = arg;
+
+	for (uint64_t gen = 2;; gen++) {
+		test_pattern_fill(w->p + ptoa(w->first), w->n, w->first, gen);
+		atomic_store(&w->gen, gen);
+		if (atomic_load(w->stop))
+			return NULL;
+	}
+}
+
+static uint64_t rewrite_gen[2];
+static uint64_t gen_rewritten(size_t pg)
+{
+	return rewrite_gen[pg < NPAGES / 2 ? 0 : 1];
+}
+
+Test(file, flusher_beside_writers_and_pageout_loses_nothing,
+    .timeout = 120, .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0);
+	struct upvm_config cfg;
+	static struct rewriter w[2];
+	pthread_t th[2];
+	atomic_bool stop = false;
+	uint64_t before;
+	char *p;
+
+	cr_assert_eq(upvm_config_from_env(&cfg), 0);
+	cfg.budget = BUDGET;
+	cfg.flush_s = 1;
+	cr_assert_eq(upvm_init(&cfg), 0);
+	p = map_file(fd, 0, ptoa(NPAGES), UPVM_MAP_SHARED);
+	before = test_stats().flushes;
+	for (int i = 0; i < 2; i++) {
+		w[i] = (struct rewriter){ .p = p, .first = i * (NPAGES / 2),
+		    .n = NPAGES / 2, .stop = &stop };
+		cr_assert_eq(pthread_create(&th[i], NULL, rewriter_main,
+		    &w[i]), 0);
+	}
+	/* until two passes ended during the writes, and then the moment
+	   a third ends: the writers' last rounds run beside that pass */
+	for (int i = 0; i < 3000 && (test_stats().flushes < before + 2 ||
+	    atomic_load(&w[0].gen) < 3 || atomic_load(&w[1].gen) < 3); i++)
+		usleep(10000);
+	for (uint64_t f = test_stats().flushes, i = 0; i < 300 &&
+	    test_stats().flushes == f; i++)
+		usleep(10000);
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		rewrite_gen[i] = atomic_load(&w[i].gen);
+	}
+	cr_assert_geq(test_stats().flushes, before + 2, "no flusher pass");
+	cr_log_info("flusher beside writers: %llu passes, generations %llu "
+	    "and %llu, %llu pages written to the file",
+	    (unsigned long long)(test_stats().flushes - before),
+	    (unsigned long long)rewrite_gen[0],
+	    (unsigned long long)rewrite_gen[1],
+	    (unsigned long long)test_stats().file_writes);
+	check_map(p, NPAGES, gen_rewritten);
+	check_peak();
+	cr_assert_eq(upvm_unmap(p, ptoa(NPAGES)), 0);
+	check_file(fd, NPAGES, gen_rewritten);
+	upvm_fini();
 	close(fd);
 }
 
