@@ -42,8 +42,7 @@ flusher_pass(struct flusher *fl)
 			return false;
 		vm_rwlock_wrlock(&map->m_lock);
 		for (e = vm_map_first_ge(map, va); e != NULL &&
-		    (e->e_obj == NULL || (e->e_etype & VM_ET_COPYONWRITE));
-		    e = vm_map_next(map, e))
+		    !wb_shared(e); e = vm_map_next(map, e))
 			;
 		if (e == NULL) {
 			vm_rwlock_unlock(&map->m_lock);
@@ -51,7 +50,6 @@ flusher_pass(struct flusher *fl)
 		}
 		va = MAX(va, e->e_start);
 		hi = MIN(e->e_end, va + FLUSH_CHUNK);
-		/* (wb_range skips what is not a writable shared mapping) */
 		t0 = stats_now_ns();
 		written = atomic_load(&vs->vs_stats.st_file_writes);
 		error = wb_range(vs, va, hi, false);

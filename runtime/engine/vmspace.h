@@ -99,12 +99,12 @@ void vmspace_set_budget(struct vmspace *, long pages);
 
 /*
  * vmspace_stop: stop and free the flusher, the daemon and the fault
- * threads (their
- * rings and buffers).  Faults then wait in the kernel until the next
- * vmspace_start().  Work in progress is finished first: afterwards no
- * slot is BUSY, no anon in transit, the staging area is gone.  touch, if
- * not NULL, runs between the two: nothing is paged out any more, faults
- * are still served (fork: what the other fork handlers will touch).
+ * threads (their rings and buffers).  Faults then wait in the kernel
+ * until the next vmspace_start().  Work in progress is finished first:
+ * afterwards no slot is BUSY, no anon in transit, the staging area is
+ * gone.  touch, if not NULL, runs between the two: nothing is paged out
+ * any more, faults are still served (fork: what the other fork handlers
+ * will touch).
  */
 void vmspace_stop(struct vmspace *, void (*touch)(void));
 

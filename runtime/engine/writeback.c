@@ -22,12 +22,7 @@ struct wb_run {
 	struct anon	*wr_anons[AMAP_UNIT];	/* held */
 };
 
-/*
- * wb_shared: e is a shared mapping of a file that may hold writes (its
- * vnode is writable: a read-only one was mapped from a read-only
- * descriptor, which no mprotect can make writable)
- */
-static bool
+bool
 wb_shared(const struct vm_map_entry *e)
 {
 	return e->e_obj != NULL && !(e->e_etype & VM_ET_COPYONWRITE) &&

@@ -19,7 +19,16 @@
 
 #include "vm.h"
 
+struct vm_map_entry;
 struct vmspace;
+
+/*
+ * wb_shared: e is a shared mapping of a file that may hold writes (its
+ * vnode is writable: a read-only one was mapped from a read-only
+ * descriptor, which no mprotect can make writable); the entries wb_range
+ * writes back.  => map locked.
+ */
+bool wb_shared(const struct vm_map_entry *e);
 
 /*
  * wb_range: write the dirty pages of the shared file entries in
