@@ -234,21 +234,22 @@ mc_line(struct mc_conn *c, char **linep, int64_t deadline)
 }
 
 /*
- * mc_take: len bytes of data (then CRLF) into dst, or dropped if NULL.
- * What the buffer does not hold yet is read straight into dst: a page
- * is copied once, not twice.
+ * mc_take: len bytes of data into dst, or dropped if NULL.  What the
+ * buffer does not hold yet is read straight into dst (a page is copied
+ * once, not twice) or dropped by the kernel (MSG_TRUNC: the rest of a
+ * value of which a read wants one page is never copied at all).
  */
 static int
 mc_take(struct mc_conn *c, char *dst, size_t len, int64_t deadline)
 {
-	size_t pos = 0, total = len + 2, have;
+	size_t pos = 0, have;
 	ssize_t n;
 	int error;
 
-	while (pos < total) {
-		if (c->mc_rpos == c->mc_rlen && dst != NULL && len - pos >
-		    256 && pos < len) {
-			n = read(c->mc_fd, dst + pos, len - pos);
+	while (pos < len) {
+		if (c->mc_rpos == c->mc_rlen && len - pos > 256) {
+			n = dst != NULL ? read(c->mc_fd, dst + pos, len - pos) :
+			    recv(c->mc_fd, NULL, len - pos, MSG_TRUNC);
 			if (n > 0) {
 				pos += (size_t)n;
 				continue;
@@ -265,36 +266,61 @@ mc_take(struct mc_conn *c, char *dst, size_t len, int64_t deadline)
 		}
 		if (c->mc_rpos == c->mc_rlen && (error = mc_fill(c, deadline)))
 			return error;
-		have = MIN(total - pos, c->mc_rlen - c->mc_rpos);
-		if (dst != NULL && pos < len)
-			memcpy(dst + pos, c->mc_rbuf + c->mc_rpos,
-			    MIN(have, len - pos));
+		have = MIN(len - pos, c->mc_rlen - c->mc_rpos);
+		if (dst != NULL)
+			memcpy(dst + pos, c->mc_rbuf + c->mc_rpos, have);
 		c->mc_rpos += have;
 		pos += have;
 	}
 	return 0;
 }
 
+/*
+ * mc_take_value: a value of `bytes` bytes and its CRLF: the part v
+ * wants into it, the rest dropped.  => 0 (*resp 0, or -EBADMSG: too
+ * short, all dropped) or the connection's -errno.
+ */
+static int
+mc_take_value(struct mc_conn *c, const struct mc_val *v, size_t bytes,
+    int *resp, int64_t deadline)
+{
+	int error;
+
+	if (bytes < v->mv_skip || bytes - v->mv_skip < v->mv_len) {
+		*resp = -EBADMSG;
+		return mc_take(c, NULL, bytes + 2, deadline);
+	}
+	*resp = 0;
+	if ((error = mc_take(c, NULL, v->mv_skip, deadline)) != 0 ||
+	    (error = mc_take(c, v->mv_buf, v->mv_len, deadline)) != 0)
+		return error;
+	return mc_take(c, NULL, bytes - v->mv_skip - v->mv_len + 2, deadline);
+}
+
 /* mc_set_send: write n set commands (no replies read) */
 int
 mc_set_send(struct mc_conn *c, const char *const *keys,
-    const void *const *vals, size_t vlen, int n, int timeout_ms)
+    const struct mc_val *vals, int n, int timeout_ms)
 {
 	int64_t deadline = stats_now_ms() + timeout_ms;
 	char hdr[64][MC_KEY_MAX + 32], tail[32];
 	struct iovec iov[MC_IOV_BATCH];
+	const struct mc_val *v;
 	int error = 0, done, m, k;
 
 	if (c->mc_fd < 0)
 		return -ENOTCONN;
-	(void)snprintf(tail, sizeof(tail), " 0 0 %zu\r\n", vlen);
 	for (done = 0; done < n && error == 0; done += m) {
 		m = MIN(n - done, (int)nitems(hdr));
 		for (int i = 0; i < m; i++) {
+			v = &vals[done + i];
+			VM_ASSERT(v->mv_skip == 0);
+			(void)snprintf(tail, sizeof(tail), " 0 0 %zu\r\n",
+			    v->mv_len);
 			k = mc_cmd(hdr[i], "set ", keys[done + i], tail);
 			iov[3 * i] = (struct iovec){ hdr[i], (size_t)k };
-			iov[3 * i + 1] = (struct iovec){ (void *)vals[done + i],
-			    vlen };
+			iov[3 * i + 1] = (struct iovec){ v->mv_buf,
+			    v->mv_len };
 			iov[3 * i + 2] = (struct iovec){ "\r\n", 2 };
 		}
 		error = mc_writev_all(c, iov, 3 * m, deadline);
@@ -332,14 +358,14 @@ mc_set_recv(struct mc_conn *c, int n, int *res, int timeout_ms)
 
 int
 mc_set_many(struct mc_conn *c, const char *const *keys,
-    const void *const *vals, size_t vlen, int n, int *res, int timeout_ms)
+    const struct mc_val *vals, int n, int *res, int timeout_ms)
 {
 	int error;
 
 	/* in rounds of 64: the replies of a round fit any socket buffer */
 	for (int done = 0, m; done < n; done += m) {
 		m = MIN(n - done, 64);
-		if ((error = mc_set_send(c, keys + done, vals + done, vlen, m,
+		if ((error = mc_set_send(c, keys + done, vals + done, m,
 		    timeout_ms)) != 0 ||
 		    (error = mc_set_recv(c, m, res + done, timeout_ms)) != 0)
 			return error;
@@ -383,8 +409,8 @@ mc_get_send(struct mc_conn *c, const char *const *keys, int n, int timeout_ms)
  * block for each key the server has, in the order asked, then END.
  */
 static int
-mc_get_chunk(struct mc_conn *c, const char *const *keys, void *const *outs,
-    size_t vlen, int n, int *res, int64_t deadline)
+mc_get_chunk(struct mc_conn *c, const char *const *keys,
+    const struct mc_val *outs, int n, int *res, int64_t deadline)
 {
 	unsigned long long bytes;
 	char *line, *key, *sp;
@@ -407,14 +433,10 @@ mc_get_chunk(struct mc_conn *c, const char *const *keys, void *const *outs,
 		if (i == n || (sp = strrchr(sp + 1, ' ')) == NULL)
 			return -EPROTO;
 		bytes = strtoull(sp + 1, NULL, 10);
-		if (bytes == vlen) {
-			error = mc_take(c, outs[i], vlen, deadline);
-			res[i] = 0;
-		} else {
-			error = mc_take(c, NULL, (size_t)bytes, deadline);
-			res[i] = -EBADMSG;
-		}
-		if (error != 0)
+		if (bytes > SIZE_MAX / 2)
+			return -EPROTO;
+		if ((error = mc_take_value(c, &outs[i], (size_t)bytes,
+		    &res[i], deadline)) != 0)
 			return error;
 		i++;
 	}
@@ -422,8 +444,8 @@ mc_get_chunk(struct mc_conn *c, const char *const *keys, void *const *outs,
 
 /* mc_get_recv: the replies of mc_get_send(keys, n), into outs[] */
 int
-mc_get_recv(struct mc_conn *c, const char *const *keys, void *const *outs,
-    size_t vlen, int n, int *res, int timeout_ms)
+mc_get_recv(struct mc_conn *c, const char *const *keys,
+    const struct mc_val *outs, int n, int *res, int timeout_ms)
 {
 	int64_t deadline = stats_now_ms() + timeout_ms;
 	int error = 0;
@@ -432,7 +454,7 @@ mc_get_recv(struct mc_conn *c, const char *const *keys, void *const *outs,
 		return -ENOTCONN;
 	for (int done = 0, m; done < n && error == 0; done += m) {
 		m = MIN(n - done, MC_GET_KEYS);
-		error = mc_get_chunk(c, keys + done, outs + done, vlen, m,
+		error = mc_get_chunk(c, keys + done, outs + done, m,
 		    res + done, deadline);
 	}
 	if (error != 0)
@@ -441,14 +463,14 @@ mc_get_recv(struct mc_conn *c, const char *const *keys, void *const *outs,
 }
 
 int
-mc_get_many(struct mc_conn *c, const char *const *keys, void *const *outs,
-    size_t vlen, int n, int *res, int timeout_ms)
+mc_get_many(struct mc_conn *c, const char *const *keys,
+    const struct mc_val *outs, int n, int *res, int timeout_ms)
 {
 	int error;
 
 	if ((error = mc_get_send(c, keys, n, timeout_ms)) != 0)
 		return error;
-	return mc_get_recv(c, keys, outs, vlen, n, res, timeout_ms);
+	return mc_get_recv(c, keys, outs, n, res, timeout_ms);
 }
 
 int

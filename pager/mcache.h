@@ -9,9 +9,11 @@
  * not say which sets were stored (and asserted on a closed socket).  A
  * pager must know that every page it drops is stored, so mc_set_many
  * writes n "set" commands in one writev and then reads n replies: one
- * round trip for a cluster, each page confirmed.  mc_get_many is one
- * "get k1 ... kn".  Placement and replication over servers are the remote
- * pager's (remote.c), not the connection's.
+ * round trip for a cluster, each value confirmed.  mc_get_many is one
+ * "get k1 ... kn".  Values are described by struct mc_val, so one value
+ * may hold several pages and a get may keep only part of one.  Placement
+ * and replication over servers are the remote pager's (remote.c), not
+ * the connection's.
  *
  * Every call has a deadline: a server that does not answer in time is a
  * failed connection (the caller closes it and decides).
@@ -25,6 +27,18 @@
 #include <stdint.h>
 
 #define MC_KEY_MAX	64	/* bytes of a key, with its NUL */
+
+/*
+ * mc_val: a value's bytes in memory.  A set stores mv_buf[0, mv_len)
+ * (mv_skip is 0).  A get wants bytes [mv_skip, mv_skip + mv_len) of the
+ * stored value in mv_buf and drops the rest; a value shorter than
+ * mv_skip + mv_len is not ours (-EBADMSG).
+ */
+struct mc_val {
+	void		*mv_buf;
+	size_t		 mv_skip;
+	size_t		 mv_len;
+};
 
 struct mc_conn {
 	int		 mc_fd;		/* -1: closed */
@@ -46,21 +60,22 @@ void mc_forget(struct mc_conn *);
 void mc_fini(struct mc_conn *);
 
 /*
- * mc_set_many: store vals[i] (vlen bytes each) under keys[i], n of them.
+ * mc_set_many: store vals[i] under keys[i], n of them.
  * => 0 with res[i] 0 (stored) or -ENOSPC (the server refused: out of
  *    memory, too large); or -errno when the connection failed (nothing
  *    known of any item: treat all as not stored; the connection is closed).
  */
 int mc_set_many(struct mc_conn *, const char *const *keys,
-    const void *const *vals, size_t vlen, int n, int *res, int timeout_ms);
+    const struct mc_val *vals, int n, int *res, int timeout_ms);
 
 /*
- * mc_get_many: fetch keys[i] into outs[i] (vlen bytes each).
- * => 0 with res[i] 0 (read), -ENOENT (not there) or -EBADMSG (a value of
- *    another length: not ours); or -errno when the connection failed.
+ * mc_get_many: fetch the part of keys[i]'s value that outs[i] wants.
+ * The same key may be asked for twice (two parts of one value).
+ * => 0 with res[i] 0 (read), -ENOENT (not there) or -EBADMSG (too short:
+ *    not ours); or -errno when the connection failed.
  */
-int mc_get_many(struct mc_conn *, const char *const *keys, void *const *outs,
-    size_t vlen, int n, int *res, int timeout_ms);
+int mc_get_many(struct mc_conn *, const char *const *keys,
+    const struct mc_val *outs, int n, int *res, int timeout_ms);
 
 /*
  * mc_set_send / mc_set_recv, mc_get_send / mc_get_recv: the two halves of
@@ -71,12 +86,12 @@ int mc_get_many(struct mc_conn *, const char *const *keys, void *const *outs,
  * before that).
  */
 int mc_set_send(struct mc_conn *, const char *const *keys,
-    const void *const *vals, size_t vlen, int n, int timeout_ms);
+    const struct mc_val *vals, int n, int timeout_ms);
 int mc_set_recv(struct mc_conn *, int n, int *res, int timeout_ms);
 int mc_get_send(struct mc_conn *, const char *const *keys, int n,
     int timeout_ms);
 int mc_get_recv(struct mc_conn *, const char *const *keys,
-    void *const *outs, size_t vlen, int n, int *res, int timeout_ms);
+    const struct mc_val *outs, int n, int *res, int timeout_ms);
 
 /* mc_delete_many: delete keys[0..n) without replies.  => 0 or -errno */
 int mc_delete_many(struct mc_conn *, const char *const *keys, int n,

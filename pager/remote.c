@@ -143,7 +143,7 @@ remote_parse(struct remote *rs, const char *url)
 void
 remote_rank(const struct remote *rs, uint64_t slot, int *order)
 {
-	uint64_t g = slot / REMOTE_GROUP, score[REMOTE_MAXSRV], t;
+	uint64_t g = remote_group(slot), score[REMOTE_MAXSRV], t;
 	int n = rs->rs_nsrv, o;
 
 	for (int i = 0; i < n; i++) {
@@ -215,7 +215,7 @@ remote_conn(struct rworker *w, int i)
  */
 int
 remote_call(struct rworker *w, int i, bool write, const char *const *keys,
-    void *const *vals, int n, int *res)
+    const struct mc_val *vals, int n, int *res)
 {
 	struct remote *rs = w->rw_rs;
 	struct mc_conn *c;
@@ -224,9 +224,8 @@ remote_call(struct rworker *w, int i, bool write, const char *const *keys,
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if ((c = remote_conn(w, i)) == NULL)
 			return -EHOSTDOWN;
-		error = write ? mc_set_many(c, keys, (const void *const *)vals,
-		    REMOTE_VLEN, n, res, rs->rs_timeout_ms) :
-		    mc_get_many(c, keys, vals, REMOTE_VLEN, n, res,
+		error = write ? mc_set_many(c, keys, vals, n, res,
+		    rs->rs_timeout_ms) : mc_get_many(c, keys, vals, n, res,
 		    rs->rs_timeout_ms);
 		if (error == 0)
 			return 0;
@@ -719,8 +718,8 @@ remote_io(struct remote *rs, struct ring *ring, struct pager_req *req,
 		return error < 0 ? error : 0;
 	}
 	/* the groups it spans, shared out in runs over the workers */
-	groups = (int)((slot + (uint64_t)req->pr_npages - 1) / REMOTE_GROUP -
-	    slot / REMOTE_GROUP + 1);
+	groups = (int)(remote_group(slot + (uint64_t)req->pr_npages - 1) -
+	    remote_group(slot) + 1);
 	nparts = MIN(groups, REMOTE_WORKERS);
 	if (ring != NULL && (error = ring_expect(ring)) != 0)
 		return error;
@@ -759,10 +758,10 @@ remote_io(struct remote *rs, struct ring *ring, struct pager_req *req,
 		j->rj_first = first;
 		/* part i: groups [groups * i / nparts, groups * (i + 1) /
 		   nparts) of the request's */
-		g0 = (int)(slot / REMOTE_GROUP) + groups * (i + 1) / nparts;
+		g0 = (int)remote_group(slot) + groups * (i + 1) / nparts;
 		j->rj_n = i == nparts - 1 ? req->pr_npages - first :
 		    MIN(req->pr_npages - first, (int)((uint64_t)g0 *
-		    REMOTE_GROUP - slot) - first);
+		    REMOTE_GROUP + 1 - slot) - first);
 		first += j->rj_n;
 		j->rj_next = NULL;
 		*rs->rs_tail = j;

@@ -5,27 +5,37 @@
  * pager/ only; the swap pager (swap.c) owns the slots and calls
  * remote_io for the I/O of the slots that live remotely.
  *
- * Where a page goes.  Slots are grouped by REMOTE_GROUP (aligned), and a
- * group's servers are ranked by rendezvous hashing (the highest hash of
- * group and server wins; ketama's property that a server added or lost
- * moves only its own share, without a ring).  A write stores each page on
- * the first `replicas` servers of its group's ranking that answer; a read
- * asks them in rank order until one returns a value that opens (seal_open),
- * so a server that died, restarted empty, evicted the page or returns a
- * stale or forged value costs a round trip to the next, never wrong data.
+ * Where a page goes.  Slots are grouped by REMOTE_GROUP (remote_group),
+ * and a group's servers are ranked by rendezvous hashing (the highest
+ * hash of group and server wins; ketama's property that a server added or
+ * lost moves only its own share, without a ring).  A write stores each value
+ * (below) on the first `replicas` servers of its group's ranking that
+ * answer; a read asks them in rank order until one returns a value whose
+ * pages open (seal_open), so a server that died, restarted empty, evicted
+ * the value or returns a stale or forged one costs a round trip to the
+ * next, never wrong data.
  * A page no server returns is lost: the read says so (pr_lost) and the
  * page raises SIGBUS.  One cluster of a group costs one pipelined round
  * trip per server (mcache.h), not one per page.
  *
- * Values are one page each (PAGE_SIZE + SEAL_TAG bytes, far below
- * memcached's 1 MiB item limit), keyed "u<instance id>:<slot>.<generation>".
- * A slot's last reference going (swap_free) queues the delete of its
- * value (remote_forget; sent in batches, "noreply", to every server), so
- * the store holds about the swap's live slots, not the process's whole
+ * Values hold up to REMOTE_VPAGES pages (64 KiB: far below memcached's
+ * 1 MiB item limit), each page sealed on its own, keyed "u<instance
+ * id>:<first slot>.<first generation>".  A value is the run of a write's
+ * pages that the swap gave consecutive generations from a multiple of
+ * REMOTE_VPAGES (swp_seal_out; a run never leaves its group), so a slot's
+ * generation alone says which value holds its page and where (see
+ * remote_value_of): no table of values.  One value instead of sixteen
+ * costs the server a sixteenth of the keys to hash, items to link and
+ * replies to send, and the workers as much parsing; a read that wants one
+ * page of a value still takes the whole value from the server (the rest
+ * is dropped unopened).  A value's last page to go (swap_free: no other
+ * slot of it still holds its page) queues the delete of the value
+ * (remote_forget; sent in batches, "noreply", to every server), so the
+ * store holds about the swap's live slots, not the process's whole
  * history; the generation in the key keeps a late delete from taking a
- * newer value of a reused slot.  A process killed before it could
- * delete leaves sealed values nobody can read, which memcached's LRU
- * evicts first.
+ * newer value of a reused slot.  A process killed before it could delete
+ * leaves sealed values nobody can read, which memcached's LRU evicts
+ * first.
  *
  * Threads.  Network I/O is done by REMOTE_WORKERS threads of the store,
  * each with its own connection to every server.  A request from a
@@ -66,7 +76,30 @@ struct ring;
 struct seal;
 
 #define REMOTE_GROUP	64	/* slots placed together */
+#define REMOTE_VPAGES	16	/* pages of a value, at most */
 #define REMOTE_MAXSRV	16
+
+/*
+ * remote_group: slot's group.  Slots count from 1, so groups align with
+ * the swap's runs (the first is slots 1..64, file offsets 0..256 KiB).
+ */
+static inline uint64_t
+remote_group(uint64_t slot)
+{
+	return (slot - 1) / REMOTE_GROUP;
+}
+
+/*
+ * remote_value_of: the value that holds slot's page of generation gen
+ * (gen != 0): its first slot and that slot's generation.  The page is
+ * the value's page gen % REMOTE_VPAGES.
+ */
+static inline void
+remote_value_of(uint64_t slot, uint64_t gen, uint64_t *vslot, uint64_t *vgen)
+{
+	*vslot = slot - gen % REMOTE_VPAGES;
+	*vgen = gen - gen % REMOTE_VPAGES;
+}
 
 /* counters: remote_stats */
 struct remote_stats {
@@ -109,7 +142,8 @@ int remote_io(struct remote *, struct ring *, struct pager_req *, bool write,
     const uint64_t *gen);
 
 /*
- * remote_forget: slot's value of generation gen is no longer needed.
+ * remote_forget: the value that begins at slot with generation gen
+ * (remote_value_of) is no longer needed.
  * => any thread; swap_free holds the swap's lock (it comes before
  *    rs_lock).  Best effort: dropped when too many are pending.
  */

@@ -80,12 +80,18 @@ struct rworker {
 	pthread_t	 rw_thread;	/* [I] */
 	struct ring	*rw_ring;	/* [w] ring_post's */
 	struct mc_conn	 rw_conn[REMOTE_MAXSRV];	/* [w] */
-	char		*rw_buf;	/* [w] sealed values: a window's */
-	/* [w] per page of a window: key, pointers, results */
+	char		*rw_buf;	/* [w] a window's sealed pages, each
+					   at its index in the window */
+	/* [w] per value of a window (at most one per page): key, where
+	   its pages are, the window's pages it holds, result */
 	char		 rw_keys[REMOTE_WPAGES][MC_KEY_MAX];
 	const char	*rw_kp[REMOTE_WPAGES];
-	void		*rw_vp[REMOTE_WPAGES];
-	int		 rw_res[REMOTE_WPAGES];
+	struct mc_val	 rw_val[REMOTE_WPAGES];
+	int		 rw_vpage[REMOTE_WPAGES];
+	int		 rw_vn[REMOTE_WPAGES];
+	int		 rw_vres[REMOTE_WPAGES];
+	/* [w] per page of a window: copies stored (a write's), or the
+	   reason it is not read yet (a read's); read and opened */
 	int		 rw_copies[REMOTE_WPAGES];
 	bool		 rw_ok[REMOTE_WPAGES];
 	bool		 rw_started;	/* [I] */
@@ -134,7 +140,9 @@ struct rgroup {
 	uint64_t	 g_slot;	/* first slot */
 	int		 g_n;		/* pages */
 	int		 g_off;		/* index of its first page in the
-					   window (keys, values, res) */
+					   window */
+	int		 g_voff;	/* and of its first value */
+	int		 g_nv;		/* its values */
 	char		*g_buf;		/* its pages' data (the request's) */
 	int		 g_srv[REMOTE_MAXSRV];	/* first round: servers sent to */
 	int		 g_nsrv;
@@ -146,7 +154,7 @@ struct rgroup {
 void remote_rank(const struct remote *, uint64_t slot, int *order);
 struct mc_conn *remote_conn(struct rworker *, int i);
 int remote_call(struct rworker *, int i, bool write, const char *const *keys,
-    void *const *vals, int n, int *res);
+    const struct mc_val *vals, int n, int *res);
 void remote_mark_down(struct remote *, struct rserver *, int error);
 void remote_check_evictions(struct rworker *);
 

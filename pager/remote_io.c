@@ -45,18 +45,53 @@ remote_key(const struct remote *rs, uint64_t slot, uint64_t gen, char *key)
 }
 
 
-/* remote_keys: the keys of group g's pages into rw_keys */
+/*
+ * remote_values: group g's pages cut into the values that hold them
+ * (remote.h: a value's pages have consecutive generations, the first a
+ * multiple of REMOTE_VPAGES), numbered from *nvp on: their keys, the
+ * window's pages each holds, and where those pages are (rw_buf, page by
+ * page: a write stores them, a read wants them out of the whole value).
+ */
 static void
-remote_keys(struct rworker *w, const struct rgroup *g, const uint64_t *gen)
+remote_values(struct rworker *w, struct rgroup *g, const uint64_t *gen,
+    bool write, int *nvp)
 {
-	for (int i = 0; i < g->g_n; i++) {
-		uint64_t s = g->g_slot + (uint64_t)i;
+	uint64_t s, vslot, vgen;
+	int nv = *nvp, m;
 
-		remote_key(w->rw_rs, s, gen[s], w->rw_keys[g->g_off + i]);
-		w->rw_kp[g->g_off + i] = w->rw_keys[g->g_off + i];
-		w->rw_vp[g->g_off + i] = w->rw_buf + (size_t)(g->g_off + i) *
-		    REMOTE_VLEN;
+	g->g_voff = nv;
+	for (int i = 0; i < g->g_n; i += m, nv++) {
+		s = g->g_slot + (uint64_t)i;
+		for (m = 1; i + m < g->g_n && gen[s + (uint64_t)m] == gen[s] +
+		    (uint64_t)m && gen[s + (uint64_t)m] % REMOTE_VPAGES != 0;
+		    m++)
+			;
+		remote_value_of(s, gen[s], &vslot, &vgen);
+		/* a write's values are whole (swp_seal_out) */
+		VM_ASSERT(!write || vslot == s);
+		remote_key(w->rw_rs, vslot, vgen, w->rw_keys[nv]);
+		w->rw_kp[nv] = w->rw_keys[nv];
+		w->rw_val[nv] = (struct mc_val){
+		    .mv_buf = w->rw_buf + (size_t)(g->g_off + i) * REMOTE_VLEN,
+		    .mv_skip = (size_t)(s - vslot) * REMOTE_VLEN,
+		    .mv_len = (size_t)m * REMOTE_VLEN };
+		w->rw_vpage[nv] = g->g_off + i;
+		w->rw_vn[nv] = m;
 	}
+	g->g_nv = nv - g->g_voff;
+	*nvp = nv;
+}
+
+/* remote_stored: value v's store on one server: its pages' copies */
+static void
+remote_stored(struct rworker *w, int v, int *lasterr)
+{
+	if (w->rw_vres[v] != 0) {
+		*lasterr = w->rw_vres[v];
+		return;
+	}
+	for (int p = w->rw_vpage[v]; p < w->rw_vpage[v] + w->rw_vn[v]; p++)
+		w->rw_copies[p]++;
 }
 
 /*
@@ -69,8 +104,8 @@ remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
     const uint64_t *gen)
 {
 	struct remote *rs = w->rw_rs;
-	int order[REMOTE_MAXSRV], *res = w->rw_res, *copies = w->rw_copies;
-	int error, lasterr = -ENOSPC, stored, npages = 0;
+	int order[REMOTE_MAXSRV], *copies = w->rw_copies;
+	int error, lasterr = -ENOSPC, stored, npages = 0, nv = 0;
 	struct rgroup *g;
 	struct mc_conn *c;
 
@@ -79,10 +114,11 @@ remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
 			copies[gs[k].g_off + i] = 0;
 	for (int k = 0; k < ng; k++) {
 		g = &gs[k];
-		remote_keys(w, g, gen);
+		remote_values(w, g, gen, true, &nv);
 		for (int i = 0; i < g->g_n; i++) {
 			uint64_t s = g->g_slot + (uint64_t)i;
-			char *v = w->rw_vp[g->g_off + i];
+			char *v = w->rw_buf + (size_t)(g->g_off + i) *
+			    REMOTE_VLEN;
 
 			if ((error = seal_page(rs->rs_seal, s, gen[s],
 			    g->g_buf + ptoa((size_t)i), v, (uint8_t *)v +
@@ -98,9 +134,9 @@ remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
 			if (atomic_load(&rs->rs_srv[order[r]].sv_full) ||
 			    (c = remote_conn(w, order[r])) == NULL)
 				continue;
-			if ((error = mc_set_send(c, w->rw_kp + g->g_off,
-			    (const void *const *)w->rw_vp + g->g_off,
-			    REMOTE_VLEN, g->g_n, rs->rs_timeout_ms)) != 0) {
+			if ((error = mc_set_send(c, w->rw_kp + g->g_voff,
+			    w->rw_val + g->g_voff, g->g_nv,
+			    rs->rs_timeout_ms)) != 0) {
 				lasterr = error;	/* round two retries */
 				continue;
 			}
@@ -111,17 +147,14 @@ remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
 		g = &gs[k];
 		for (int j = 0; j < g->g_nsrv; j++) {
 			c = &w->rw_conn[g->g_srv[j]];
-			if ((error = mc_set_recv(c, g->g_n, res + g->g_off,
-			    rs->rs_timeout_ms)) != 0) {
+			if ((error = mc_set_recv(c, g->g_nv, w->rw_vres +
+			    g->g_voff, rs->rs_timeout_ms)) != 0) {
 				lasterr = error;	/* round two retries */
 				g->g_srv[j] = -1;
 				continue;
 			}
-			for (int i = 0; i < g->g_n; i++)
-				if (res[g->g_off + i] == 0)
-					copies[g->g_off + i]++;
-				else
-					lasterr = res[g->g_off + i];
+			for (int v = g->g_voff; v < g->g_voff + g->g_nv; v++)
+				remote_stored(w, v, &lasterr);
 		}
 	}
 	/* round two, a group at a time, while a page has fewer copies than
@@ -141,19 +174,16 @@ remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
 			if (tried || atomic_load(&rs->rs_srv[order[r]].sv_full))
 				continue;
 			if ((error = remote_call(w, order[r], true,
-			    w->rw_kp + g->g_off, w->rw_vp + g->g_off, g->g_n,
-			    res + g->g_off)) != 0) {
+			    w->rw_kp + g->g_voff, w->rw_val + g->g_voff,
+			    g->g_nv, w->rw_vres + g->g_voff)) != 0) {
 				lasterr = error;
 				continue;
 			}
+			for (int v = g->g_voff; v < g->g_voff + g->g_nv; v++)
+				remote_stored(w, v, &lasterr);
 			stored = INT32_MAX;
-			for (int i = 0; i < g->g_n; i++) {
-				if (res[g->g_off + i] == 0)
-					copies[g->g_off + i]++;
-				else
-					lasterr = res[g->g_off + i];
+			for (int i = 0; i < g->g_n; i++)
 				stored = MIN(stored, copies[g->g_off + i]);
-			}
 		}
 	}
 	error = 0;
@@ -167,23 +197,51 @@ remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
 	return error;
 }
 
-/* remote_open: page i of the window from its value; => 0 or -EBADMSG */
-static int
-remote_open(struct rworker *w, const struct rgroup *g, int i,
+/*
+ * remote_open_value: the pages of value v that a server returned (from
+ * the server of rank r) and that are not read yet, opened into the
+ * request's buffer: ok, or why not.
+ */
+static void
+remote_open_value(struct rworker *w, const struct rgroup *g, int v,
     const uint64_t *gen, int r)
 {
 	struct remote *rs = w->rw_rs;
-	uint64_t s = g->g_slot + (uint64_t)i;
-	char *v = w->rw_vp[g->g_off + i];
+	bool *ok = w->rw_ok;
+	int *why = w->rw_copies, i;
+	uint64_t s;
+	char *sealed;
 
-	if (seal_open(rs->rs_seal, s, gen[s], v, g->g_buf + ptoa((size_t)i),
-	    (uint8_t *)v + PAGE_SIZE) != 0) {
-		atomic_fetch_add(&rs->rs_st.badseal, 1);
-		return -EBADMSG;
+	for (int p = w->rw_vpage[v]; p < w->rw_vpage[v] + w->rw_vn[v]; p++) {
+		if (ok[p])
+			continue;
+		if (w->rw_vres[v] != 0) {
+			atomic_fetch_add(&rs->rs_st.misses, 1);
+			continue;
+		}
+		i = p - g->g_off;
+		s = g->g_slot + (uint64_t)i;
+		sealed = w->rw_buf + (size_t)p * REMOTE_VLEN;
+		if (seal_open(rs->rs_seal, s, gen[s], sealed, g->g_buf +
+		    ptoa((size_t)i), (uint8_t *)sealed + PAGE_SIZE) != 0) {
+			atomic_fetch_add(&rs->rs_st.badseal, 1);
+			why[p] = -EBADMSG;
+			continue;
+		}
+		if (r > 0)
+			atomic_fetch_add(&rs->rs_st.failovers, 1);
+		ok[p] = true;
 	}
-	if (r > 0)
-		atomic_fetch_add(&rs->rs_st.failovers, 1);
-	return 0;
+}
+
+/* remote_wanted: whether a page of value v is still to be read */
+static bool
+remote_wanted(const struct rworker *w, int v)
+{
+	for (int p = w->rw_vpage[v]; p < w->rw_vpage[v] + w->rw_vn[v]; p++)
+		if (!w->rw_ok[p])
+			return true;
+	return false;
 }
 
 /*
@@ -196,8 +254,8 @@ remote_get_window(struct rworker *w, struct rgroup *gs, int ng,
     const uint64_t *gen, int *errp)
 {
 	struct remote *rs = w->rw_rs;
-	int order[REMOTE_MAXSRV], *res = w->rw_res, *why = w->rw_copies;
-	int npages = 0, good, nwant;
+	int order[REMOTE_MAXSRV], *why = w->rw_copies;
+	int npages = 0, good, nwant, nv = 0;
 	bool *ok = w->rw_ok;
 	struct rgroup *g;
 	struct mc_conn *c;
@@ -205,7 +263,7 @@ remote_get_window(struct rworker *w, struct rgroup *gs, int ng,
 	/* round one: each group from the first server that answers */
 	for (int k = 0; k < ng; k++) {
 		g = &gs[k];
-		remote_keys(w, g, gen);
+		remote_values(w, g, gen, false, &nv);
 		for (int i = 0; i < g->g_n; i++) {
 			ok[g->g_off + i] = false;
 			why[g->g_off + i] = -ENODATA;
@@ -218,7 +276,7 @@ remote_get_window(struct rworker *w, struct rgroup *gs, int ng,
 				continue;
 			/* a failure here may be a stale connection (the
 			   server restarted): round two reconnects */
-			if (mc_get_send(c, w->rw_kp + g->g_off, g->g_n,
+			if (mc_get_send(c, w->rw_kp + g->g_voff, g->g_nv,
 			    rs->rs_timeout_ms) != 0)
 				break;
 			g->g_srv[g->g_nsrv++] = order[r];
@@ -231,66 +289,40 @@ remote_get_window(struct rworker *w, struct rgroup *gs, int ng,
 		if (g->g_nsrv == 0)
 			continue;
 		c = &w->rw_conn[g->g_srv[0]];
-		if (mc_get_recv(c, w->rw_kp + g->g_off,
-		    w->rw_vp + g->g_off, REMOTE_VLEN, g->g_n,
-		    res + g->g_off, rs->rs_timeout_ms) != 0)
+		if (mc_get_recv(c, w->rw_kp + g->g_voff, w->rw_val + g->g_voff,
+		    g->g_nv, w->rw_vres + g->g_voff, rs->rs_timeout_ms) != 0)
 			continue;		/* round two reconnects */
 		g->g_replied = true;
-		for (int i = 0; i < g->g_n; i++) {
-			if (res[g->g_off + i] != 0) {
-				atomic_fetch_add(&rs->rs_st.misses, 1);
-				continue;
-			}
-			if ((why[g->g_off + i] = remote_open(w, g, i, gen,
-			    g->g_rank)) == 0)
-				ok[g->g_off + i] = true;
-		}
+		for (int v = g->g_voff; v < g->g_voff + g->g_nv; v++)
+			remote_open_value(w, g, v, gen, g->g_rank);
 	}
-	/* round two, a group at a time, down the ranking */
+	/* round two, a group at a time, down the ranking: the values
+	   still wanted */
 	for (int k = 0; k < ng; k++) {
 		g = &gs[k];
 		remote_rank(rs, g->g_slot, order);
 		for (int r = 0; r < rs->rs_nsrv; r++) {
-			int want[REMOTE_BATCH];
+			const char *kp[REMOTE_GROUP];
+			struct mc_val val[REMOTE_GROUP];
+			int want[REMOTE_GROUP], res[REMOTE_GROUP];
 
 			if (g->g_replied && order[r] == g->g_srv[0])
 				continue;		/* answered round one */
 			nwant = 0;
-			for (int i = 0; i < g->g_n; i++)
-				if (!ok[g->g_off + i])
-					want[nwant++] = i;
+			for (int v = g->g_voff; v < g->g_voff + g->g_nv; v++)
+				if (remote_wanted(w, v)) {
+					kp[nwant] = w->rw_kp[v];
+					val[nwant] = w->rw_val[v];
+					want[nwant++] = v;
+				}
 			if (nwant == 0)
 				break;
-			/* the keys and values of the pages still wanted
-			   move to the front of the group's arrays */
-			for (int j = 0; j < nwant; j++) {
-				w->rw_kp[g->g_off + j] =
-				    w->rw_keys[g->g_off + want[j]];
-				w->rw_vp[g->g_off + j] = w->rw_buf + (size_t)
-				    (g->g_off + want[j]) * REMOTE_VLEN;
-			}
-			if (remote_call(w, order[r], false, w->rw_kp + g->g_off,
-			    w->rw_vp + g->g_off, nwant, res + g->g_off) != 0)
+			if (remote_call(w, order[r], false, kp, val, nwant,
+			    res) != 0)
 				continue;
 			for (int j = 0; j < nwant; j++) {
-				int i = want[j];
-
-				if (res[g->g_off + j] != 0) {
-					atomic_fetch_add(&rs->rs_st.misses, 1);
-					continue;
-				}
-				w->rw_vp[g->g_off + i] = w->rw_buf + (size_t)
-				    (g->g_off + i) * REMOTE_VLEN;
-				if ((why[g->g_off + i] = remote_open(w, g, i,
-				    gen, r)) == 0)
-					ok[g->g_off + i] = true;
-			}
-			/* back in place for the next round */
-			for (int i = 0; i < g->g_n; i++) {
-				w->rw_kp[g->g_off + i] =
-				    w->rw_keys[g->g_off + i];
-				w->rw_vp[g->g_off + i] = w->rw_buf + (size_t)
-				    (g->g_off + i) * REMOTE_VLEN;
+				w->rw_vres[want[j]] = res[j];
+				remote_open_value(w, g, want[j], gen, r);
 			}
 		}
 	}
@@ -323,7 +355,7 @@ remote_do_range(struct rworker *w, struct pager_req *req, bool write,
 		/* a window: up to REMOTE_WINDOW groups */
 		ng = npages = 0;
 		for (uint64_t t = s; t < end && ng < REMOTE_WINDOW; ng++) {
-			int m = (int)MIN(end - t, REMOTE_GROUP - t %
+			int m = (int)MIN(end - t, REMOTE_GROUP - (t - 1) %
 			    REMOTE_GROUP);
 
 			gs[ng] = (struct rgroup){ .g_slot = t, .g_n = m,
@@ -383,8 +415,8 @@ remote_job_groups(const struct rjob *j)
 {
 	uint64_t slot = atop(j->rj_req->pr_off) + (uint64_t)j->rj_first;
 
-	return (int)((slot + (uint64_t)j->rj_n - 1) / REMOTE_GROUP -
-	    slot / REMOTE_GROUP + 1);
+	return (int)(remote_group(slot + (uint64_t)j->rj_n - 1) -
+	    remote_group(slot) + 1);
 }
 
 /*

@@ -257,7 +257,8 @@ swp_shared_create(uint64_t nslots, bool gens, bool tags,
 		ss->ss_gen = (uint64_t *)((char *)ss->ss_hash + hashes);
 	if (tags)
 		ss->ss_tag = (uint8_t *)ss->ss_gen + gsz;
-	atomic_init(&ss->ss_gen_next, 1);
+	/* generation 0: never written (swp_seal_out) */
+	atomic_init(&ss->ss_gen_next, REMOTE_VPAGES);
 	(void)pthread_mutexattr_init(&attr);
 	(void)pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
 	(void)pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
@@ -320,6 +321,8 @@ swp_mark(struct swap_shared *ss, uint64_t s, uint64_t n)
 		VM_ASSERT(!swp_isset(ss, i) && ss->ss_count[i] == 0);
 		ss->ss_bitmap[i / 64] |= (uint64_t)1 << (i % 64);
 		ss->ss_count[i] = 1;
+		if (ss->ss_gen != NULL)
+			ss->ss_gen[i + 1] = 0;	/* no value's page */
 	}
 	ss->ss_used += n;
 	ss->ss_hiwater = MAX(ss->ss_hiwater, s + n);
@@ -744,6 +747,32 @@ swap_ref(struct swap *sw, uint64_t slot, int n)
 }
 
 /*
+ * swp_forget_value: slot's last reference went; when no other slot of
+ * its remote value (remote.h) holds its page of it any more, the value
+ * goes too (its key has the generation, so a later write of the slots is
+ * never the one deleted).  A slot handed out again holds generation 0
+ * until written (swp_mark), so it keeps no old value alive.
+ * => ss_lock held
+ */
+static void
+swp_forget_value(struct swap *sw, uint64_t slot)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	uint64_t vslot, vgen;
+
+	SWP_ASSERT_LOCKED(ss);
+	if (ss->ss_gen[slot] == 0)
+		return;				/* never written */
+	remote_value_of(slot, ss->ss_gen[slot], &vslot, &vgen);
+	for (uint64_t t = vslot; t < vslot + REMOTE_VPAGES; t++)
+		if (t != slot && swp_range_ok(sw, t, 1) &&
+		    ss->ss_count[t - 1] > 0 &&
+		    ss->ss_gen[t] == vgen + (t - vslot))
+			return;
+	remote_forget(sw->sw_remote, vslot, vgen);
+}
+
+/*
  * swap_free: one reference less on each of slots [slot, slot + n); a slot
  * whose last reference goes is free (its data is not erased).
  * => takes and drops ss_lock; freeing a free slot is a VM_ASSERT.
@@ -759,10 +788,8 @@ swap_free(struct swap *sw, uint64_t slot, int n)
 		VM_ASSERT(ss->ss_count[i] > 0);
 		if (--ss->ss_count[i] != 0)
 			continue;
-		/* the remote value goes too (its key has the generation,
-		   so a later write of the slot is never the one deleted) */
 		if (swp_is_remote(sw, i + 1))
-			remote_forget(sw->sw_remote, i + 1, ss->ss_gen[i + 1]);
+			swp_forget_value(sw, i + 1);
 		swp_release(ss, i);
 	}
 	swp_unlock(ss);
@@ -1040,33 +1067,44 @@ swp_bounce_put(struct swap *sw, void *b, size_t len)
  * swp_seal_out: a write of a sealed swap: fresh generations for its slots
  * (the shared counter: never one twice, fork children included) and, for
  * the file, its pages sealed into a bounce buffer (pr_priv), their tags
- * kept by slot.  The remote store's workers seal their own copies.
+ * kept by slot.  The generations come in runs from a multiple of
+ * REMOTE_VPAGES, a run cut every REMOTE_VPAGES pages and where a group of
+ * REMOTE_GROUP slots ends: a run is one value of the remote store
+ * (remote.h), which its workers seal themselves; the file only needs
+ * them unique.
  * => 0, or -errno (nothing to free).
  */
 static int
 swp_seal_out(struct swap *sw, struct pager_req *req)
 {
 	struct swap_shared *ss = sw->sw_shared;
-	uint64_t slot = atop(req->pr_off), g;
+	uint64_t slot = atop(req->pr_off), g = 0, s;
 	size_t len = ptoa((size_t)req->pr_npages);
 	char *b;
 	int error;
 
-	g = atomic_fetch_add(&ss->ss_gen_next, (uint64_t)req->pr_npages);
-	for (int i = 0; i < req->pr_npages; i++)
-		ss->ss_gen[slot + (uint64_t)i] = g + (uint64_t)i;
+	for (int i = 0, run = 0; i < req->pr_npages; i++, run++) {
+		s = slot + (uint64_t)i;
+		if (i == 0 || run == REMOTE_VPAGES ||
+		    remote_group(s) != remote_group(s - 1)) {
+			g = atomic_fetch_add(&ss->ss_gen_next, REMOTE_VPAGES);
+			run = 0;
+		}
+		ss->ss_gen[s] = g + (uint64_t)run;
+	}
 	if (swp_is_remote(sw, slot))
 		return 0;
 	if ((b = swp_bounce_get(sw, len)) == NULL)
 		return -ENOMEM;
-	for (int i = 0; i < req->pr_npages; i++)
-		if ((error = seal_page(sw->sw_seal, slot + (uint64_t)i,
-		    g + (uint64_t)i, (char *)req->pr_buf + ptoa((size_t)i),
-		    b + ptoa((size_t)i), ss->ss_tag + SEAL_TAG * (slot +
-		    (uint64_t)i))) != 0) {
+	for (int i = 0; i < req->pr_npages; i++) {
+		s = slot + (uint64_t)i;
+		if ((error = seal_page(sw->sw_seal, s, ss->ss_gen[s],
+		    (char *)req->pr_buf + ptoa((size_t)i), b +
+		    ptoa((size_t)i), ss->ss_tag + SEAL_TAG * s)) != 0) {
 			swp_bounce_put(sw, b, len);
 			return error;
 		}
+	}
 	req->pr_priv = b;
 	return 0;
 }

@@ -203,6 +203,36 @@ server_keys(int i)
 	return o;
 }
 
+/*
+ * server_pages: the pages server i holds (a value holds up to
+ * REMOTE_VPAGES): the sizes of its values ("mg <key> s"), over VLEN
+ */
+static int
+server_pages(int i)
+{
+	static char out[1 << 20];
+	char *keys = server_keys(i), *req, *p, *nl;
+	size_t n = 0, cap = 2 * strlen(keys) + 64;
+	long bytes;
+	int pages = 0;
+
+	req = malloc(cap);
+	for (p = keys; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+		n += (size_t)snprintf(req + n, cap - n, "mg %.*s s\r\n",
+		    (int)(nl - p), p);
+	n += (size_t)snprintf(req + n, cap - n, "mn\r\n");
+	raw(i, req, n, "MN\r\n", out, sizeof(out));
+	for (p = out; (p = strstr(p, "HD s")) != NULL; p += 4) {
+		bytes = strtol(p + 4, NULL, 10);
+		cr_assert_eq(bytes % (long)VLEN, 0, "a value of %ld bytes",
+		    bytes);
+		pages += (int)(bytes / (long)VLEN);
+	}
+	free(req);
+	free(keys);
+	return pages;
+}
+
 static int
 server_items(int i)
 {
@@ -343,8 +373,13 @@ Test(remote, every_page_comes_back_from_three_servers)
 	/* every server holds some: placement spreads the groups */
 	for (int i = 0; i < 3; i++)
 		cr_assert_gt(server_items(i), 0, "server %d holds nothing", i);
-	cr_assert_eq(server_items(0) + server_items(1) + server_items(2),
+	cr_assert_eq(server_pages(0) + server_pages(1) + server_pages(2),
 	    (int)npages);
+	/* in values of REMOTE_VPAGES pages: runs of 64 from slot 1 are
+	   whole groups */
+	cr_assert_eq(first, 1);
+	cr_assert_eq(server_items(0) + server_items(1) + server_items(2),
+	    (int)(npages / REMOTE_VPAGES));
 	/* clusters of 24 pages that cross the 64-slot groups, async */
 	buf = pages(24);
 	for (size_t i = 0; i + 24 <= npages; i += 24) {
@@ -370,6 +405,62 @@ Test(remote, every_page_comes_back_from_three_servers)
 	munmap(buf, 24 * PAGE_SIZE);
 }
 
+/* server_items_settle: server 0's items once the deletes sent without
+   replies have landed (up to 2 s for want) */
+static int
+server_items_settle(int want)
+{
+	for (int i = 0; i < 200 && server_items(0) != want; i++)
+		usleep(10000);
+	return server_items(0);
+}
+
+Test(remote, a_value_goes_with_the_last_of_its_pages)
+{
+	char url[256], *buf = pages(REMOTE_VPAGES);
+	struct swap *sw;
+	uint64_t first, again;
+
+	servers_start(1, 64, NULL, url, sizeof(url));
+	/* all but one page of a value freed: the value stays, the last
+	   page reads back; the deletes go out when the swap goes */
+	sw = remote_swap(url, 0);
+	first = alloc_slots(sw, REMOTE_VPAGES);
+	write_all(sw, NULL, first, REMOTE_VPAGES, 12);
+	cr_assert_eq(server_items(0), 1, "one value");
+	swap_free(sw, first, REMOTE_VPAGES - 1);
+	cr_assert_eq(io(sw, NULL, false, first + REMOTE_VPAGES - 1, buf, 1,
+	    NULL), 0);
+	cr_assert_eq(test_pattern_bad(buf, 1, REMOTE_VPAGES - 1, 12), -1);
+	swap_destroy(sw);
+	cr_assert_eq(server_items_settle(1), 1, "a value with a page in use "
+	    "is kept");
+
+	/* every page freed, one at a time, out of order: deleted once */
+	sw = remote_swap(url, 0);
+	first = alloc_slots(sw, REMOTE_VPAGES);
+	write_all(sw, NULL, first, REMOTE_VPAGES, 13);
+	for (int i = 0; i < REMOTE_VPAGES; i++)
+		swap_free(sw, first + (uint64_t)((i * 5) % REMOTE_VPAGES), 1);
+	swap_destroy(sw);
+	cr_assert_eq(server_items_settle(1), 1, "the value of the freed "
+	    "pages is deleted, the first swap's is not");
+
+	/* half the slots freed and handed out again, not yet written: they
+	   hold none of the old value, so freeing the other half deletes it */
+	sw = remote_swap(url, 0);
+	first = alloc_slots(sw, REMOTE_VPAGES);
+	write_all(sw, NULL, first, REMOTE_VPAGES, 14);
+	swap_free(sw, first, REMOTE_VPAGES / 2);
+	again = alloc_slots(sw, REMOTE_VPAGES / 2);
+	cr_assert_eq(again, first, "the freed run is reused");
+	swap_free(sw, first + REMOTE_VPAGES / 2, REMOTE_VPAGES / 2);
+	swap_destroy(sw);
+	cr_assert_eq(server_items_settle(1), 1, "the value whose pages all "
+	    "went is deleted");
+	munmap(buf, ptoa(REMOTE_VPAGES));
+}
+
 Test(remote, replicas_2_a_killed_server_loses_nothing)
 {
 	char url[256];
@@ -384,7 +475,7 @@ Test(remote, replicas_2_a_killed_server_loses_nothing)
 	first = alloc_slots(sw, npages);
 	cr_assert_eq(pager_queue_create(&sw->sw_pager, 8, &q), 0);
 	write_all(sw, q, first, npages, 3);
-	cr_assert_eq(server_items(0) + server_items(1) + server_items(2),
+	cr_assert_eq(server_pages(0) + server_pages(1) + server_pages(2),
 	    (int)(2 * npages), "two copies of each page");
 	mcd_kill(&srv[1]);
 	cr_assert_eq(read_each(sw, q, first, npages, 3), 0,
@@ -413,7 +504,7 @@ Test(remote, replicas_1_a_killed_servers_pages_fail_the_others_come_back)
 	sw = remote_swap(url, 0);
 	first = alloc_slots(sw, npages);
 	write_all(sw, NULL, first, npages, 5);
-	held = server_items(2);
+	held = server_pages(2);
 	cr_assert_gt(held, 0);
 	mcd_kill(&srv[2]);
 	lost = read_each(sw, NULL, first, npages, 5);
@@ -441,7 +532,7 @@ Test(remote, a_lost_page_in_a_cluster_keeps_the_pages_before_it)
 		sw = remote_swap(url, 0);
 		first = alloc_slots(sw, 512);
 		write_all(sw, NULL, first, 512, 6);
-		held0 = server_items(0);
+		held0 = server_pages(0);
 		if (held0 > 0 && held0 < 512)
 			break;
 		cr_assert_lt(tries, 20, "server 0 holds %d of 512 pages in "
@@ -516,71 +607,118 @@ key_of(const char *keys, uint64_t slot, const char *not)
 	return NULL;
 }
 
-/* forge: store val under key on server i, as a hostile server would */
+/* forge: store val (len bytes) under key on server i, as a hostile
+   server would */
 static void
-forge(int i, const char *key, const void *val)
+forge(int i, const char *key, const void *val, size_t len)
 {
 	char hdr[160], out[64];
-	char *req = malloc(sizeof(hdr) + VLEN + 2);
-	int h = snprintf(hdr, sizeof(hdr), "set %s 0 0 %d\r\n", key,
-	    (int)VLEN);
+	char *req = malloc(sizeof(hdr) + len + 2);
+	int h = snprintf(hdr, sizeof(hdr), "set %s 0 0 %zu\r\n", key, len);
 
 	memcpy(req, hdr, (size_t)h);
-	memcpy(req + h, val, VLEN);
-	memcpy(req + h + VLEN, "\r\n", 2);
-	raw(i, req, (size_t)h + VLEN + 2, "\r\n", out, sizeof(out));
+	memcpy(req + h, val, len);
+	memcpy(req + h + len, "\r\n", 2);
+	raw(i, req, (size_t)h + len + 2, "\r\n", out, sizeof(out));
 	cr_assert_str_eq(out, "STORED\r\n");
 	free(req);
 }
 
+/* fetch: the value of key on server i (len bytes) */
 static void
-fetch(int i, const char *key, void *val)
+fetch(int i, const char *key, void *val, size_t len)
 {
-	static char out[2 * VLEN];
+	static char out[4 * VLEN];
 	char req[160];
 	char *p;
 	int n = snprintf(req, sizeof(req), "get %s\r\n", key);
 
 	raw(i, req, (size_t)n, "END\r\n", out, sizeof(out));
 	cr_assert((p = strstr(out, "\r\n")) != NULL);
-	memcpy(val, p + 2, VLEN);
+	cr_assert(strstr(out, " 0 ") != NULL && (size_t)atol(strstr(out,
+	    " 0 ") + 3) == len, "the value of %s is %zu bytes", key, len);
+	memcpy(val, p + 2, len);
 }
 
 Test(remote, forged_swapped_and_replayed_values_fail_authentication)
 {
-	char url[256], *keys, *k1, *k2, old[VLEN], other[VLEN], k1copy[80];
+	char url[256], *keys, *k1, *k2, *k3, k1copy[80];
+	static char old[VLEN], other[VLEN], two[2 * VLEN], swapped[2 * VLEN];
 	struct swap *sw;
 	uint64_t first;
 	size_t lost;
 
 	servers_start(1, 64, NULL, url, sizeof(url));
 	sw = remote_swap(url, 0);
-	first = alloc_slots(sw, 2);
-	write_all(sw, NULL, first, 2, 9);
+	first = alloc_slots(sw, 4);
+	/* two values of one page (two writes), one of two pages */
+	write_all(sw, NULL, first, 1, 9);
+	write_all(sw, NULL, first + 1, 1, 9);
 	keys = server_keys(0);
 	k1 = key_of(keys, first, NULL);
 	k2 = key_of(keys, first + 1, NULL);
-	fetch(0, k1, old);
-	fetch(0, k2, other);
+	fetch(0, k1, old, VLEN);
+	fetch(0, k2, other, VLEN);
 	snprintf(k1copy, sizeof(k1copy), "%s", k1);
 
 	/* another slot's value under this key */
-	forge(0, k1, other);
-	lost = read_each(sw, NULL, first, 2, 9);
+	forge(0, k1, other, VLEN);
+	lost = read_each(sw, NULL, first, 1, 9);
 	cr_assert_eq(lost, 1, "the swapped value is refused");
 	cr_assert_eq(rstats(sw).rs_badseal, 1);
 	/* random bytes */
 	memset(other, 0x5a, sizeof(other));
-	forge(0, k1, other);
-	cr_assert_eq(read_each(sw, NULL, first, 2, 9), 1);
+	forge(0, k1, other, VLEN);
+	cr_assert_eq(read_each(sw, NULL, first, 1, 9), 1);
 	/* the page's own value, one bit changed */
 	old[100] ^= 1;
-	forge(0, k1, old);
-	cr_assert_eq(read_each(sw, NULL, first, 2, 9), 1);
+	forge(0, k1, old, VLEN);
+	cr_assert_eq(read_each(sw, NULL, first, 1, 9), 1);
+	/* cut short: not a value of ours */
+	forge(0, k1, old, VLEN - 1);
+	cr_assert_eq(read_each(sw, NULL, first, 1, 9), 1);
 	old[100] ^= 1;
-	forge(0, k1, old);
-	cr_assert_eq(read_each(sw, NULL, first, 2, 9), 0, "and the original "
+	forge(0, k1, old, VLEN);
+	cr_assert_eq(read_each(sw, NULL, first, 1, 9), 0, "and the original "
 	    "is taken again");
+	free(k1);
+	free(k2);
+	free(keys);
+
+	/* a value of two pages, its pages swapped: neither opens */
+	{
+		char *buf = pages(2);
+
+		test_pattern_fill(buf, 2, 2, 9);
+		cr_assert_eq(io(sw, NULL, true, first + 2, buf, 2, NULL), 0);
+		munmap(buf, 2 * PAGE_SIZE);
+	}
+	keys = server_keys(0);
+	cr_assert_eq(server_pages(0), 4);
+	k3 = key_of(keys, first + 2, NULL);
+	fetch(0, k3, two, 2 * VLEN);
+	memcpy(swapped, two + VLEN, VLEN);
+	memcpy(swapped + VLEN, two, VLEN);
+	forge(0, k3, swapped, 2 * VLEN);
+	lost = 0;
+	for (int i = 2; i < 4; i++) {
+		char *buf = pages(1);
+		int error = io(sw, NULL, false, first + (uint64_t)i, buf, 1,
+		    NULL);
+
+		lost += error == -EBADMSG || error == -ENODATA;
+		munmap(buf, PAGE_SIZE);
+	}
+	cr_assert_eq(lost, 2, "both pages of the reordered value refused");
+	forge(0, k3, two, 2 * VLEN);
+	{
+		char *buf = pages(2);
+
+		cr_assert_eq(io(sw, NULL, false, first + 2, buf, 2, NULL), 0);
+		cr_assert_eq(test_pattern_bad(buf, 2, 2, 9), -1);
+		munmap(buf, 2 * PAGE_SIZE);
+	}
+	free(k3);
 	free(keys);
 
 	/* a replay: the slot written again (a new generation, a new key),
@@ -588,9 +726,10 @@ Test(remote, forged_swapped_and_replayed_values_fail_authentication)
 	write_all(sw, NULL, first, 1, 10);
 	keys = server_keys(0);
 	k1 = key_of(keys, first, k1copy);
-	forge(0, k1, old);
+	forge(0, k1, old, VLEN);
 	cr_assert_eq(read_each(sw, NULL, first, 1, 10), 1,
 	    "an old value of the slot is refused");
+	free(k1);
 	free(keys);
 	swap_destroy(sw);
 }
@@ -864,7 +1003,7 @@ tiers(bool remote_first)
 	    (unsigned long long)b);
 	write_all(sw, q, a, 256, 15);
 	write_all(sw, q, b, 64, 16);
-	cr_assert_eq(server_items(0), remote_first ? 256 : 64);
+	cr_assert_eq(server_pages(0), remote_first ? 256 : 64);
 	cr_assert_eq(read_each(sw, q, a, 256, 15), 0);
 	cr_assert_eq(read_each(sw, q, b, 64, 16), 0);
 	cr_assert_eq(swap_check(sw), 0);
