@@ -1,8 +1,8 @@
 #!/bin/sh
 # bench.sh: the far-memory figures of the README: upvm-bench with the
-# local swap file and with three loopback memcached servers (-m 4000
-# -t 2, replicas 1; with_servers.sh starts and stops them), alternating,
-# three rounds, CSV to stdout.  The servers are first warmed by one
+# local swap file, with three loopback memcached servers (-m 4000 -t 2,
+# replicas 1; with_servers.sh starts and stops them) and the kernel's own
+# swap (-m kernel-swap), alternating, three rounds, CSV to stdout.  The servers are first warmed by one
 # untimed write of the size (a running store's state).
 #   usage: bench.sh UPVM-BENCH [SIZE [BUDGET [WORKLOADS [THREADS]]]]
 #   (defaults 4G 1G seq-write,seq-read,rand-read 1,4)
@@ -25,4 +25,7 @@ for round in 1 2 3; do
 	"$bench" -s "$size" -b "$budget" -w "$work" -t "$threads" -m upvm \
 	    -r 1 --ops 50000 --swap "$BENCH_SWAP" -f csv | grep -v '^mode' |
 	    cut -d, -f1-7 | sed "s/^/memcached,$round,/"
+	"$bench" -s "$size" -b "$budget" -w "$work" -t "$threads" \
+	    -m kernel-swap -r 1 --ops 50000 -f csv | grep -v '^mode' |
+	    cut -d, -f1-7 | sed "s/^/kernel,$round,/"
 done
