@@ -49,6 +49,7 @@ page_hash(const void *page, uint64_t key)
 		c = lane(c, w[i + 2]);
 		d = lane(d, w[i + 3]);
 	}
-	return fmix64(rotl64(a, 1) + rotl64(b, 7) + rotl64(c, 12) +
+	a = fmix64(rotl64(a, 1) + rotl64(b, 7) + rotl64(c, 12) +
 	    rotl64(d, 18) + PH_K3 * PAGE_SIZE);
+	return a != 0 ? a : 1;		/* 0: "not known" (pagehash.h) */
 }

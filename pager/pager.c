@@ -268,6 +268,13 @@ pager_unchanged(struct pager *pgr, voff_t off, const void *buf)
 	    pgr->pgr_ops->pgo_unchanged(pgr, off, buf);
 }
 
+bool
+pager_known(struct pager *pgr, voff_t off)
+{
+	return pgr->pgr_ops->pgo_known == NULL ||
+	    pgr->pgr_ops->pgo_known(pgr, off);
+}
+
 const struct pager_ops *
 pager_lookup(const char *name)
 {

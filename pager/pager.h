@@ -31,9 +31,14 @@
  *
  * A pager that can tell whether a page still holds what it stored
  * (pgo_unchanged) lets the move pageout protocol drop a clean page
- * without I/O: the swap pager remembers a keyed hash of the pages that a
- * get with PGO_REMEMBER read (or pager_remember was told of), and the key
- * never leaves the pager.
+ * without I/O: the pager keeps a keyed hash of what it holds at an
+ * offset, from a get with PGO_REMEMBER or from pager_remember, and the
+ * key never leaves the pager.  A hash is kept only while it is the
+ * store's: the swap pager forgets a slot's when the slot is handed out
+ * or written, the vnode pager a page's when it is read or written without
+ * PGO_REMEMBER (the file may have changed).  pager_known says whether it
+ * has one; the pageout daemon hashes a clean page in place, before the
+ * scan that proves it unwritten, only when it has not (pdaemon.c).
  *
  * Locks protecting struct members in this file:
  *	I  immutable after creation   a  atomic   p  pgr_lock
@@ -55,7 +60,8 @@ struct pager_queue;
 #define PGO_LOANOK	0x1	/* get: the pager may point pr_buf at its own
 				   read-only memory instead of filling it */
 #define PGO_REMEMBER	0x4	/* get: remember the content read, for
-				   pager_unchanged() */
+				   pager_unchanged() (else the vnode pager
+				   forgets it) */
 
 struct pager_req {
 	voff_t		 pr_off;	/* [r] byte offset in the pager */
@@ -110,6 +116,8 @@ struct pager_ops {
 	void	(*pgo_remember)(struct pager *, voff_t off, const void *buf,
 		    int n);
 	bool	(*pgo_unchanged)(struct pager *, voff_t off, const void *buf);
+	/* optional: does the pager keep a hash of what it holds at off? */
+	bool	(*pgo_known)(struct pager *, voff_t off);
 	/* optional: the object's size in bytes (refresh: ask the store,
 	   else as last seen); pages from there on are past its end */
 	voff_t	(*pgo_size)(struct pager *, bool refresh);
@@ -207,10 +215,12 @@ voff_t pager_size(struct pager *, bool refresh);
  */
 struct pager *pager_ring(void);
 
-/* pager_remember / pager_unchanged: see pgo_remember / pgo_unchanged;
-   without them, nothing is remembered and no page is unchanged */
+/* pager_remember / pager_unchanged / pager_known: see pgo_remember /
+   pgo_unchanged / pgo_known; without them, nothing is remembered, no page
+   is unchanged and every page is known (nothing to hash) */
 void pager_remember(struct pager *, voff_t off, const void *buf, int n);
 bool pager_unchanged(struct pager *, voff_t off, const void *buf);
+bool pager_known(struct pager *, voff_t off);
 
 /* the registry: backends by name; NULL if unknown */
 const struct pager_ops *pager_lookup(const char *name);

@@ -321,6 +321,7 @@ swp_mark(struct swap_shared *ss, uint64_t s, uint64_t n)
 		VM_ASSERT(!swp_isset(ss, i) && ss->ss_count[i] == 0);
 		ss->ss_bitmap[i / 64] |= (uint64_t)1 << (i % 64);
 		ss->ss_count[i] = 1;
+		ss->ss_hash[i] = 0;		/* content not known */
 		if (ss->ss_gen != NULL)
 			ss->ss_gen[i + 1] = 0;	/* no value's page */
 	}
@@ -824,6 +825,21 @@ swap_hash(struct swap *sw, uint64_t slot)
 	return sw->sw_shared->ss_hash[slot - 1];
 }
 
+/*
+ * swp_forget_hash: slots [slot, slot + n) are being written: their
+ * hashes are not the content's any more (pager.h).  A hash is set only
+ * while the slot's content is stable (pager_remember), so a slot's store
+ * and its hash never race.
+ */
+static void
+swp_forget_hash(struct swap *sw, uint64_t slot, int n)
+{
+	if (!swp_range_ok(sw, slot, n))
+		return;
+	memset(&sw->sw_shared->ss_hash[slot - 1], 0, sizeof(uint64_t) *
+	    (size_t)n);
+}
+
 uint64_t
 swap_used(struct swap *sw)
 {
@@ -904,6 +920,7 @@ swap_write(struct swap *sw, struct ring *ring, uint64_t slot,
     const void *buf, int n, uint64_t tag)
 {
 	VM_ASSERT(swp_range_ok(sw, slot, n) && page_aligned(buf));
+	swp_forget_hash(sw, slot, n);
 	return swp_queue(sw, ring, true, (void *)(uintptr_t)buf,
 	    ptoa((size_t)n), swp_foff(sw, slot), tag);
 }
@@ -957,6 +974,7 @@ int
 swap_write_sync(struct swap *sw, struct ring *ring, uint64_t slot,
     const void *buf, int n)
 {
+	swp_forget_hash(sw, slot, n);
 	return swp_sync(sw, ring, true, (void *)(uintptr_t)buf, slot, n);
 }
 
@@ -1185,6 +1203,8 @@ swp_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 	if (req->pr_off < PAGE_SIZE)
 		return -EINVAL;
 	VM_ASSERT(page_aligned(req->pr_buf));
+	if (write)			/* the slots' old content goes */
+		swp_forget_hash(sw, atop(req->pr_off), req->pr_npages);
 	if (q == NULL && pager_fail_next(&sw->sw_fail[write]))
 		return req->pr_error = -EIO;
 	if (write && sw->sw_seal != NULL &&
@@ -1266,6 +1286,14 @@ swp_pgo_unchanged(struct pager *pgr, voff_t off, const void *buf)
 	return page_hash(buf, sw->sw_hashkey) == swap_hash(sw, atop(off));
 }
 
+static bool
+swp_pgo_known(struct pager *pgr, voff_t off)
+{
+	struct swap *sw = container_of(pgr, struct swap, sw_pager);
+
+	return swap_hash(sw, atop(off)) != 0;
+}
+
 /*
  * swp_pgo_discard: nothing to do.  Slots belong to anons and are freed by
  * swap_free() when their last reference goes, never by offset range; the
@@ -1289,6 +1317,7 @@ const struct pager_ops swap_pager_ops = {
 	.pgo_discard = swp_pgo_discard,
 	.pgo_remember = swp_pgo_remember,
 	.pgo_unchanged = swp_pgo_unchanged,
+	.pgo_known = swp_pgo_known,
 	.pgo_destroy = swp_destroy,
 };
 

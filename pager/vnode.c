@@ -230,6 +230,35 @@ vn_pgo_remember(struct pager *pgr, voff_t off, const void *buf, int n)
 	vm_mutex_unlock(&pgr->pgr_lock);
 }
 
+/*
+ * vn_forget: the file's pages [off, off + n pages) were read or written
+ * without their hashes being taken: not known any more (pager.h).
+ */
+static void
+vn_forget(struct pager *pgr, voff_t off, int n)
+{
+	struct vnode *vn = container_of(pgr, struct vnode, vn_pager);
+	size_t lo = atop(off), hi;
+
+	vm_mutex_lock(&pgr->pgr_lock);
+	hi = MIN(lo + (size_t)n, vn->vn_nhash);
+	if (lo < hi)
+		memset(&vn->vn_hash[lo], 0, sizeof(uint64_t) * (hi - lo));
+	vm_mutex_unlock(&pgr->pgr_lock);
+}
+
+static bool
+vn_pgo_known(struct pager *pgr, voff_t off)
+{
+	struct vnode *vn = container_of(pgr, struct vnode, vn_pager);
+	bool known;
+
+	vm_mutex_lock(&pgr->pgr_lock);
+	known = atop(off) < vn->vn_nhash && vn->vn_hash[atop(off)] != 0;
+	vm_mutex_unlock(&pgr->pgr_lock);
+	return known;
+}
+
 static bool
 vn_pgo_unchanged(struct pager *pgr, voff_t off, const void *buf)
 {
@@ -277,6 +306,8 @@ vn_io(struct pager *pgr, struct pager_queue *q, struct pager_req *req,
 		return req->pr_error = -EBADF;
 	if (pager_fail_next(&vn->vn_fail[write]))
 		return req->pr_error = -EIO;
+	if (!(req->pr_flags & PGO_REMEMBER))
+		vn_forget(pgr, req->pr_off, req->pr_npages);
 	if (q == NULL) {
 		error = vn_pio(vn, req, write);
 		if (error == 0 && !write && (req->pr_flags & PGO_REMEMBER))
@@ -397,6 +428,7 @@ const struct pager_ops vnode_pager_ops = {
 	.pgo_qresume = vn_qresume,
 	.pgo_discard = vn_pgo_discard,
 	.pgo_remember = vn_pgo_remember,
+	.pgo_known = vn_pgo_known,
 	.pgo_unchanged = vn_pgo_unchanged,
 	.pgo_size = vn_pgo_size,
 	.pgo_destroy = vn_pgo_destroy,

@@ -817,8 +817,6 @@ fault_pagein_done(struct pager_req *req)
 	fault_io_account(fi, rerr);
 	vm_rwlock_rdlock(&vs->vs_map.m_lock);
 	here = fault_io_here(fi, &fc);
-	/* the move protocol checks clean pages against what the pager
-	   remembered of this read (PGO_REMEMBER) before it drops them */
 	for (; here && cerr == 0 && done < good; done += d)
 		cerr = fault_copy_placed(&fc, fi->fi_va + done, buf + done,
 		    (long)atop(good - done), wp ? PMAP_WP : 0, &d);
@@ -899,8 +897,7 @@ fault_pagein_start(struct fault_ctx *fc, struct fault_io *fi,
 	fi->fi_req = (struct pager_req){ .pr_off = fc->fc_obj != NULL ?
 	    fc->fc_objoff : ptoa(fc->fc_swslot),
 	    .pr_npages = fc->fc_n, .pr_buf = fi->fi_buf,
-	    .pr_flags = vs->vs_pageout == UPVM_PAGEOUT_MOVE ? PGO_REMEMBER :
-	    0, .pr_done = done, .pr_arg = fi };
+	    .pr_done = done, .pr_arg = fi };
 	amap_hold(fi->fi_amap);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 

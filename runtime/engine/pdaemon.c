@@ -47,9 +47,18 @@
  *	copy; from now on an access faults and waits.  A write can land
  *	between the scan and the move, and the move does not carry the
  *	uffd-wp bit that would show it, so a clean run's staged pages are
- *	then compared with the page_hash() kept with their swap slots: a
- *	page that differs makes the run dirty (clean_changed).  Dirty runs
- *	are written from the staging area.
+ *	then compared with the page_hash() their pager keeps (swap slot or
+ *	file page): a page that differs makes the run dirty
+ *	(clean_changed).  Dirty runs are written from the staging area.
+ *	Pages are not hashed when they are read (that would cost the
+ *	faulting thread, for pages that may be written, unmapped or read
+ *	again before they go): pd_hash_unknown hashes in place the pages of
+ *	a clean run that a first scan found unwritten and whose pager keeps
+ *	no hash, and a second scan follows.  If it shows no write since the
+ *	page was protected clean, what was hashed is what the store holds;
+ *	if it shows one, the run is dirty and the hash unused (the write
+ *	that follows forgets it).  The first scan spares the hashing of
+ *	runs already written (a stream of writes: every one).
  *  pd_finish_move: under the amap lock, pages of a run that made it become
  *	swapped, except those a fault is waiting for (ANON_WANTED): they are
  *	moved back (no I/O, no copy: reactivated) and write-protected, clean.
@@ -770,14 +779,50 @@ pd_stage_drop(struct pdaemon *pd, uint64_t from, uint64_t to)
  * => map read-locked; takes and drops the amap locks.  Sets pr_error for
  *    runs that must stay resident (not staged), pr_stage for the others.
  */
+/*
+ * pd_hash_unknown: hash in place the pages of clean run r (writable:
+ * others cannot change and drop without a compare) whose pager keeps no
+ * hash of them, before pd_stage's second scan (see above).
+ * => map read-locked (no unmap, no mprotect: the pages stay mapped and
+ *    readable); takes and drops the amap lock.  Whether it hashed any.
+ */
+static bool
+pd_hash_unknown(struct pdaemon *pd, const struct pd_run *r)
+{
+	struct pager *pgr[AMAP_UNIT];
+	voff_t off[AMAP_UNIT];
+	bool any = false;
+
+	vm_mutex_lock(&r->pr_amap->am_lock);
+	for (int k = 0; k < r->pr_n; k++)
+		pgr[k] = pd_copy(pd, r, k, r->pr_anons[k], &off[k]);
+	vm_mutex_unlock(&r->pr_amap->am_lock);
+	for (int k = 0; k < r->pr_n; k++)
+		if (!pager_known(pgr[k], off[k])) {
+			pager_remember(pgr[k], off[k], (const void *)(r->pr_va +
+			    ptoa((vaddr_t)k)), 1);
+			any = true;
+		}
+	return any;
+}
+
+/* pd_written: a page of run r was written since it was protected clean */
+static bool
+pd_written(struct vmspace *vs, const struct pd_run *r)
+{
+	struct page_region reg;
+	vaddr_t walk_end;
+
+	return pmap_scan_written(&vs->vs_pmap, r->pr_va, ptoa((vsize_t)
+	    r->pr_n), &reg, 1, false, &walk_end) != 0;
+}
+
 static void
 pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 {
 	struct vmspace *vs = pd->pdd_vs;
 	void (*hook)(void *, int);
-	struct page_region reg;
 	int at, changed;
-	vaddr_t walk_end;
 	vsize_t done;
 	char *dst;
 
@@ -790,8 +835,8 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			continue;
 		}
 		dst = pd->pdd_stage + ptoa((size_t)at);
-		if (r->pr_clean && pmap_scan_written(&vs->vs_pmap, r->pr_va,
-		    len, &reg, 1, false, &walk_end) != 0)
+		if (r->pr_clean && (pd_written(vs, r) || (!r->pr_rdonly &&
+		    pd_hash_unknown(pd, r) && pd_written(vs, r))))
 			r->pr_clean = false, r->pr_rewrite = true;
 		if ((hook = atomic_load_explicit(&pd->pdd_stage_hook,
 		    memory_order_relaxed)) != NULL)

@@ -265,6 +265,37 @@ wb_clean_run(struct vm_map_entry *e, vaddr_t *vap, vaddr_t end, vaddr_t *rvap)
 	return n;
 }
 
+/*
+ * wb_hash_unknown: move protocol: hash in place the clean pages of
+ * [va, end) whose file page the vnode keeps no hash of (pages are not
+ * hashed when read; pdaemon.c), before wb_scan_written shows which were
+ * written since they were protected clean: those become dirty, and the
+ * others' hashes are the file's.
+ * => map write-locked (the pages stay mapped); takes the amap lock.
+ */
+static void
+wb_hash_unknown(struct vm_map_entry *e, vaddr_t va, vaddr_t end)
+{
+	struct amap *am = e->e_aref.ar_amap;
+	struct anon *an;
+	voff_t off;
+	int s;
+
+	vm_mutex_lock(&am->am_lock);
+	for (; va < end; va += PAGE_SIZE) {
+		s = vm_entry_slot(e, va);
+		an = amap_anon_at(am, s);
+		if (an == NULL || atomic_load(&an->an_ref) != 1 ||
+		    (an->an_flags & (ANON_RESIDENT | ANON_TRANSIT |
+		    ANON_OBJ)) != (ANON_RESIDENT | ANON_OBJ))
+			continue;
+		off = vm_entry_objoff(e, va);
+		if (!pager_known(e->e_obj, off))
+			pager_remember(e->e_obj, off, (const void *)va, 1);
+	}
+	vm_mutex_unlock(&am->am_lock);
+}
+
 /* wb_drop: page va (slot s) leaves: the file has it.  => amap locked */
 static void
 wb_drop(struct vmspace *vs, struct vm_map_entry *e, int s)
@@ -367,6 +398,11 @@ wb_invalidate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 		if (e->e_obj == NULL || e->e_aref.ar_amap == NULL)
 			continue;
 		va = MAX(start, e->e_start);
+		if (scratch != NULL && (vs->vs_regmodes & PMAP_REG_WP) &&
+		    (e->e_prot & VM_PROT_WRITE)) {
+			wb_hash_unknown(e, va, MIN(end, e->e_end));
+			wb_scan_written(vs, e, va, MIN(end, e->e_end));
+		}
 		vm_mutex_lock(&e->e_aref.ar_amap->am_lock);
 		while ((n = wb_clean_run(e, &va, MIN(end, e->e_end), &rva)) > 0)
 			dropped += wb_invalidate_run(vs, e, rva, n, scratch);

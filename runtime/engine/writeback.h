@@ -46,10 +46,11 @@ int wb_range(struct vmspace *, vaddr_t start, vaddr_t end, bool sync);
 /*
  * wb_invalidate: drop the clean file pages (ANON_OBJ) of the file
  * entries in [start, end), so the next access reads the file.  Under the
- * move protocol a write needs no fault, so each run is first moved out
- * of the page tables (UFFDIO_MOVE, into a scratch area) and its pages
- * compared with the hashes the vnode remembered: one that changed goes
- * back, dirty.  Under the wp protocol a writer faults and waits for the
+ * move protocol a write needs no fault, so the pages the vnode keeps no
+ * hash of are hashed in place, those written since they were protected
+ * clean become dirty (PAGEMAP_SCAN), and each run left is moved out of
+ * the page tables (UFFDIO_MOVE, into a scratch area) and its pages
+ * compared with the vnode's hashes: one that changed goes back, dirty.  Under the wp protocol a writer faults and waits for the
  * map lock, so the pages are dropped where they are.
  * => map write-locked.  Returns the pages dropped.
  */
