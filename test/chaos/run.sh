@@ -26,7 +26,10 @@ run() {	# run NAME CMD...: one run, its last line, its status
 		echo "ok   $name: $(tail -n 1 "$WORK/out")"
 	else
 		echo "FAIL $name (status $?):"
-		grep -v '^upvm: warn' "$WORK/out" | tail -n 30
+		# every failure's first line (a fork child's comes long before
+		# its parent's), then the end of the output
+		grep '^chaos: FAILED' "$WORK/out"
+		grep -v '^upvm: warn' "$WORK/out" | tail -n 60
 		FAILED=1
 	fi
 }
