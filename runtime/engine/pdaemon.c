@@ -774,12 +774,6 @@ pd_stage_drop(struct pdaemon *pd, uint64_t from, uint64_t to)
 }
 
 /*
- * pd_stage: move every run into the staging area; find the clean runs
- * that were written (move protocol).
- * => map read-locked; takes and drops the amap locks.  Sets pr_error for
- *    runs that must stay resident (not staged), pr_stage for the others.
- */
-/*
  * pd_hash_unknown: hash in place the pages of clean run r (writable:
  * others cannot change and drop without a compare) whose pager keeps no
  * hash of them, before pd_stage's second scan (see above).
@@ -817,6 +811,12 @@ pd_written(struct vmspace *vs, const struct pd_run *r)
 	    r->pr_n), &reg, 1, false, &walk_end) != 0;
 }
 
+/*
+ * pd_stage: move every run into the staging area; find the clean runs
+ * that were written (move protocol).
+ * => map read-locked; takes and drops the amap locks.  Sets pr_error for
+ *    runs that must stay resident (not staged), pr_stage for the others.
+ */
 static void
 pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 {

@@ -44,6 +44,16 @@ wb_dirty(struct amap *am, int s)
 	    ANON_CLEAN)) == ANON_RESIDENT;
 }
 
+/* wb_clean: an is a resident clean file page (its copy is the file's),
+   not in transit, that nobody else owns.  => amap locked */
+static bool
+wb_clean(const struct anon *an)
+{
+	return an != NULL && atomic_load(&an->an_ref) == 1 &&
+	    (an->an_flags & (ANON_RESIDENT | ANON_TRANSIT | ANON_OBJ)) ==
+	    (ANON_RESIDENT | ANON_OBJ);
+}
+
 /*
  * wb_scan_written: move protocol: the clean pages of [va, end) that
  * were written become dirty; the scan write-protects them again.  A page
@@ -62,7 +72,6 @@ wb_scan_written(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
 	struct page_region reg[16];
 	bool back[nitems(reg)];
 	vaddr_t walk_end, p;
-	struct anon *an;
 	uint64_t old;
 	int n, s;
 
@@ -76,11 +85,7 @@ wb_scan_written(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
 			back[i] = false;
 			for (p = reg[i].start; p < reg[i].end; p += PAGE_SIZE) {
 				s = vm_entry_slot(e, p);
-				an = amap_anon_at(am, s);
-				if (an != NULL && atomic_load(&an->an_ref) ==
-				    1 && (an->an_flags & (ANON_RESIDENT |
-				    ANON_TRANSIT | ANON_OBJ)) ==
-				    (ANON_RESIDENT | ANON_OBJ))
+				if (wb_clean(amap_anon_at(am, s)))
 					amap_set_dirty(am, s, &old);
 				else if (!wb_dirty(am, s))
 					back[i] = true;
@@ -246,13 +251,9 @@ wb_clean_run(struct vm_map_entry *e, vaddr_t *vap, vaddr_t end, vaddr_t *rvap)
 {
 	struct amap *am = e->e_aref.ar_amap;
 	int s = vm_entry_slot(e, *vap), hi = vm_entry_slot(e, end), n = 0;
-	struct anon *an;
 
 	for (;; s++) {
-		an = s < hi ? amap_anon_at(am, s) : NULL;
-		if (an != NULL && n < AMAP_UNIT && atomic_load(&an->an_ref) ==
-		    1 && (an->an_flags & (ANON_RESIDENT | ANON_TRANSIT |
-		    ANON_OBJ)) == (ANON_RESIDENT | ANON_OBJ)) {
+		if (s < hi && n < AMAP_UNIT && wb_clean(amap_anon_at(am, s))) {
 			if (n++ == 0)
 				*rvap = e->e_start + ptoa((vaddr_t)(s -
 				    e->e_aref.ar_pageoff));
@@ -277,17 +278,11 @@ static void
 wb_hash_unknown(struct vm_map_entry *e, vaddr_t va, vaddr_t end)
 {
 	struct amap *am = e->e_aref.ar_amap;
-	struct anon *an;
 	voff_t off;
-	int s;
 
 	vm_mutex_lock(&am->am_lock);
 	for (; va < end; va += PAGE_SIZE) {
-		s = vm_entry_slot(e, va);
-		an = amap_anon_at(am, s);
-		if (an == NULL || atomic_load(&an->an_ref) != 1 ||
-		    (an->an_flags & (ANON_RESIDENT | ANON_TRANSIT |
-		    ANON_OBJ)) != (ANON_RESIDENT | ANON_OBJ))
+		if (!wb_clean(amap_anon_at(am, vm_entry_slot(e, va))))
 			continue;
 		off = vm_entry_objoff(e, va);
 		if (!pager_known(e->e_obj, off))
