@@ -568,3 +568,48 @@ Test(cluster, pagein_window_grows_with_locality_and_shrinks_without,
 	    BASE, PG(4096), PG(3001), &vlo, &vhi), CLUSTER_ONE);
 	cr_assert_eq(NPG(vhi) - NPG(vlo), 1);
 }
+
+/*
+ * Asynchronous readahead: a stream read ahead (cluster_advance) that a
+ * fault catches up with while the readahead is still in flight is due
+ * its next window (cluster_ahead: the kernel's readahead marker); a fault
+ * in the window read for the fault before it is not, nor one anywhere on
+ * a dead stream.
+ */
+Test(cluster, a_fault_in_the_readahead_window_asks_for_the_next, .timeout = 10)
+{
+	struct cluster_state st;
+	vaddr_t next = 0;
+	long page;
+	int n = 0;
+
+	cluster_reset(&st);
+	/* 16 .. 512: the last window is [496, 1008) */
+	page = stream_run(&st, 0, 6);
+	cr_assert_eq(page, 1008);
+	/* read ahead: the next 512 pages, without a fault */
+	cr_assert(cluster_advance(&st, PG(page), PG(page + 512)));
+	cr_assert_not(cluster_advance(&st, PG(page), PG(page + 1024)),
+	    "the stream expects its next fault past the readahead now");
+	/* a fault in the readahead window: the next window is due */
+	cr_assert(cluster_ahead(&st, PG(page + 100) + 8, 1, &next, &n));
+	cr_assert_eq(NPG(next), page + 512);
+	cr_assert_eq(n, 512);
+	/* its last page too */
+	cr_assert(cluster_ahead(&st, PG(page + 511), 1, &next, &n));
+	/* the window the stream's own fault read: not at depth 1, at 2 */
+	cr_assert_not(cluster_ahead(&st, PG(page - 1), 1, &next, &n));
+	cr_assert(cluster_ahead(&st, PG(page - 1), 2, &next, &n));
+	cr_assert_eq(NPG(next), page + 512);
+	/* past the readahead, or before the stream: nothing */
+	cr_assert_not(cluster_ahead(&st, PG(page + 512), 1, &next, &n));
+	cr_assert_not(cluster_ahead(&st, PG(page - 513), 2, &next, &n));
+	/* once read ahead again, the marker moves with it */
+	cr_assert(cluster_advance(&st, PG(page + 512), PG(page + 1024)));
+	cr_assert_not(cluster_ahead(&st, PG(page + 100), 1, &next, &n));
+	cr_assert(cluster_ahead(&st, PG(page + 600), 1, &next, &n));
+	cr_assert_eq(NPG(next), page + 1024);
+	/* a stream passed by for CLUSTER_STREAM_AGE decisions is dead */
+	(void)stream_run(&st, 100000, CLUSTER_STREAM_AGE);
+	cr_assert_not(cluster_ahead(&st, PG(page + 600), 1, &next, &n));
+}

@@ -1094,3 +1094,40 @@ Test(file, no_budget_read_only_shared_never_written, .timeout = 60,
 	close(ro);
 	close(fd);
 }
+
+/*
+ * A sequential reader is read ahead past pages still resident where a
+ * window ends (a unit the pageout daemon kept): such a page cuts the
+ * stream's read short, and the readahead after it starts past it, not at
+ * it (where it found nothing to read, and the next window was read while
+ * the reader waited).  Without a budget, so that the resident pages stay.
+ */
+Test(file, a_stream_reads_ahead_past_resident_pages, .timeout = 60,
+    .fini = cleanup)
+{
+	int fd = make_file(NPAGES, 0);
+	struct upvm_stats st0, st;
+	char *p;
+
+	init_budget(0);
+	p = map_file(fd, 0, ptoa(NPAGES), UPVM_MAP_PRIVATE | UPVM_MAP_RDONLY);
+	close(fd);
+	/* the last page of every 512, each read alone (no two near) */
+	for (size_t pg = 511; pg < NPAGES; pg += 512)
+		cr_assert_eq(test_pattern_bad(p + ptoa(pg), 1, pg, 1), -1);
+	st0 = test_stats();
+	cr_assert_eq(st0.file_reads, NPAGES / 512, "one page each (%lu read)",
+	    (unsigned long)st0.file_reads);
+	check_map(p, NPAGES, gen1);
+	st = test_stats();
+	cr_log_info("%lu pages read ahead of %lu, in %lu faults",
+	    (unsigned long)(st.pages_prefetched - st0.pages_prefetched),
+	    (unsigned long)(st.file_reads - st0.file_reads),
+	    (unsigned long)(st.faults - st0.faults));
+	cr_assert_eq(st.file_reads - st0.file_reads, NPAGES - NPAGES / 512,
+	    "every other page read once");
+	cr_assert_geq(st.pages_prefetched - st0.pages_prefetched, NPAGES / 2,
+	    "most pages read ahead of the reader");
+	cr_assert_eq(upvm_unmap(p, ptoa(NPAGES)), 0);
+	upvm_fini();
+}

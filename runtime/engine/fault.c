@@ -81,6 +81,10 @@
 #define FAULT_EAGAIN_TRIES	1000
 #define FAULT_IO_KEEP		16	/* pages of a pagein buffer kept
 					   mapped between reads */
+#define FAULT_RA_DEPTH		1	/* windows a file stream is read
+					   ahead of the one its reader is in
+					   (2 measured slower: more reads
+					   beside the pageout's writes) */
 #define FAULT_WAKE_LOOP		10000	/* one thread woken this many times
 					   in a row for one "resident" page:
 					   upvm lost track of it */
@@ -114,6 +118,9 @@ struct fault_ctx {
 	struct pager		*fc_obj;	/* pagein from a file: e_obj */
 	voff_t			 fc_objoff;	/*   offset of fc_start */
 	int			 fc_ckind;	/* CLUSTER_* of the claim */
+	vaddr_t			 fc_ra_va;	/* FC_WAIT: a file stream's next
+						   window to read ahead */
+	int			 fc_ra_n;	/*   its pages; 0: none */
 	long			 fc_max;	/* pages the budget allows */
 	long			 fc_reserved;	/* of those, counted resident */
 	pid_t			 fc_tid;	/* faulting thread, or 0 */
@@ -308,6 +315,11 @@ fault_claim(struct fault_ctx *fc)
 		/* staged out (move protocol): the daemon maps it back */
 		if (an != NULL && (an->an_flags & ANON_RESIDENT))
 			an->an_flags |= ANON_WANTED;
+		/* being read: the application caught up with a file
+		   stream's readahead, so its next window is due */
+		else if (e->e_obj != NULL)
+			(void)cluster_ahead(&e->e_cluster, fc->fc_va,
+			    FAULT_RA_DEPTH, &fc->fc_ra_va, &fc->fc_ra_n);
 		vm_mutex_unlock(&am->am_lock);
 		return FC_WAIT;
 	}
@@ -1024,19 +1036,31 @@ fault_thread_done(struct pager_req *req)
 	fault_io_put(fi->fi_ft, fi);
 }
 
+/* fault_slot_resident: slot s holds a resident page, not in transit */
+static bool
+fault_slot_resident(struct amap *am, int s)
+{
+	struct anon *an = amap_anon_at(am, s);
+
+	return amap_slot(am, s) == SLOT_RESIDENT || (an != NULL &&
+	    (an->an_flags & (ANON_RESIDENT | ANON_TRANSIT)) == ANON_RESIDENT);
+}
+
 /*
- * fault_read_ahead: a file stream was just read up to va: read its next n
- * pages too, with no thread waiting (the kernel's asynchronous
+ * fault_read_ahead: a file stream was just read up to va, or a fault
+ * caught up with its readahead still in flight there (cluster_ahead):
+ * read its next n pages too, with no thread waiting (the kernel's asynchronous
  * readahead), so the stream's next window is on its way while the
  * application consumes this one; the stream then expects its next fault
  * past them.  Nothing when the budget has no room now, no pagein context
  * is free, or the pages are not empty file pages.
  * => no locks held.
  */
-static void
-fault_read_ahead(struct fault_thread *ft, vaddr_t va, int n)
+static vaddr_t
+fault_read_ahead(struct fault_thread *ft, vaddr_t start, int n)
 {
 	struct vmspace *vs = ft->ft_vs;
+	vaddr_t va = start;
 	struct fault_ctx fc = { .fc_vs = vs, .fc_va = va, .fc_node = -1,
 	    .fc_buf = ft->ft_buf, .fc_max = n };
 	struct vm_map_entry *e;
@@ -1044,20 +1068,27 @@ fault_read_ahead(struct fault_thread *ft, vaddr_t va, int n)
 	vaddr_t end;
 
 	if (ft->ft_free == NULL || ft->ft_q == NULL)
-		return;
+		return 0;
 	if (vs->vs_pd != NULL &&
 	    (fc.fc_max = fc.fc_reserved = pd_reserve(vs->vs_pd, n, false)) == 0)
-		return;
+		return 0;
 	fi = fault_io_get(ft);
 	fc.fc_held = fi->fi_anons;
 	if (fault_lookup(&fc) != 0) {
 		atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
 		fault_io_put(ft, fi);
-		return;
+		return 0;
 	}
 	e = fc.fc_entry;
-	end = MIN(e->e_end, va + ptoa((vaddr_t)fc.fc_max));
 	vm_mutex_lock(&fc.fc_amap->am_lock);
+	/* pages still resident where the window starts (a unit the pageout
+	   daemon kept, which cut the last claim short) are passed over */
+	for (end = MIN(e->e_end, start + ptoa((vaddr_t)n)); va < end &&
+	    fault_slot_resident(fc.fc_amap, vm_entry_slot(e, va));
+	    va += PAGE_SIZE)
+		;
+	fc.fc_va = va;
+	end = MIN(e->e_end, va + ptoa((vaddr_t)fc.fc_max));
 	if (e->e_obj == NULL || va >= end ||
 	    amap_slot(fc.fc_amap, vm_entry_slot(e, va)) != SLOT_EMPTY ||
 	    fault_claim_object(&fc, va, end) != FC_PAGEIN) {
@@ -1065,14 +1096,15 @@ fault_read_ahead(struct fault_thread *ft, vaddr_t va, int n)
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
 		atomic_fetch_sub(&vs->vs_resident, fc.fc_reserved);
 		fault_io_put(ft, fi);
-		return;
+		return 0;
 	}
-	(void)cluster_advance(&e->e_cluster, va, fault_run_va(&fc,
-	    fc.fc_start + fc.fc_n));
+	end = fault_run_va(&fc, fc.fc_start + fc.fc_n);
+	(void)cluster_advance(&e->e_cluster, start, end);
 	vm_mutex_unlock(&fc.fc_amap->am_lock);
 	atomic_fetch_add(&vs->vs_resident, fc.fc_n - fc.fc_reserved);
 	/* unlocks the map; fi_t0 0: counted as prefetched */
 	fault_pagein_start(&fc, fi, ft->ft_q, fault_thread_done);
+	return end;
 }
 
 /*
@@ -1108,6 +1140,19 @@ fault_woken(struct fault_thread *ft, struct fault_ctx *fc)
 	    FAULT_WAKE_LOOP, fc->fc_wflags == 0 ? "implicit" : "anon",
 	    fc->fc_wflags);
 	fault_poison(fc, fc->fc_va, 1);
+}
+
+/*
+ * fault_stream_ahead: a fault at va of a file stream read up to `next`:
+ * read ahead of it, window by window (n pages each), until FAULT_RA_DEPTH
+ * windows are on their way past va's own.
+ * => no locks held.
+ */
+static void
+fault_stream_ahead(struct fault_thread *ft, vaddr_t va, vaddr_t next, int n)
+{
+	while (next != 0 && next - va < ptoa((vaddr_t)n * (FAULT_RA_DEPTH + 1)))
+		next = fault_read_ahead(ft, next, n);
 }
 
 /*
@@ -1150,7 +1195,7 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 		fault_pagein_start(&fc, fi, ft->ft_q, fault_thread_done);
 		fi = NULL;	/* the completion puts it back */
 		if (ahead)
-			fault_read_ahead(ft, next, n);
+			fault_stream_ahead(ft, fc.fc_va, next, n);
 	} else if (kind == FC_FILL) {
 		fault_fill(&fc);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
@@ -1173,6 +1218,8 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 	}
 	if (fi != NULL)
 		fault_io_put(ft, fi);
+	if (kind == FC_WAIT && fc.fc_ra_n > 0)
+		fault_stream_ahead(ft, fc.fc_va, fc.fc_ra_va, fc.fc_ra_n);
 }
 
 /*

@@ -145,6 +145,28 @@ cluster_advance(struct cluster_state *st, vaddr_t next, vaddr_t to)
 	return false;
 }
 
+bool
+cluster_ahead(const struct cluster_state *st, vaddr_t va, int depth,
+    vaddr_t *nextp, int *np)
+{
+	vaddr_t pva = trunc_page(va);
+
+	for (int i = 0; i < CLUSTER_NSTREAM; i++) {
+		const struct cluster_stream *s = &st->cl_streams[i];
+
+		if (s->cs_window > 0 &&
+		    st->cl_clock - s->cs_used < CLUSTER_STREAM_AGE &&
+		    pva < s->cs_next &&
+		    s->cs_next - pva <= ptoa((vaddr_t)s->cs_window *
+		    (vaddr_t)depth)) {
+			*nextp = s->cs_next;
+			*np = s->cs_window;
+			return true;
+		}
+	}
+	return false;
+}
+
 void
 cluster_reset(struct cluster_state *st)
 {

@@ -108,6 +108,23 @@ void cluster_superblock(const struct cluster_config *, vaddr_t start,
  */
 bool cluster_advance(struct cluster_state *, vaddr_t next, vaddr_t to);
 
+/*
+ * cluster_ahead: a fault at va found its page still being read.  If a
+ * live stream was read ahead past it, less than `depth` of its windows
+ * beyond it (va lies in its asynchronous readahead, not yet landed), the
+ * stream is due more: its next window starts at *nextp, *np pages long.
+ * This is the kernel's readahead marker, which starts the next
+ * asynchronous read when the application reaches the last one: a window
+ * that lands before the application gets there is mapped and never
+ * faults, so a fault on one still in flight is the sign that the
+ * application caught up with the readahead.
+ * => whether such a stream exists; the caller reads ahead and calls
+ *    cluster_advance.
+ * => caller serializes calls for one state (the entry's amap lock).
+ */
+bool cluster_ahead(const struct cluster_state *, vaddr_t va, int depth,
+    vaddr_t *nextp, int *np);
+
 /* cluster_reset: forget every stream (the entry's pages were dropped). */
 void cluster_reset(struct cluster_state *);
 
