@@ -83,8 +83,7 @@
 					   mapped between reads */
 #define FAULT_RA_DEPTH		1	/* windows a file stream is read
 					   ahead of the one its reader is in
-					   (2 measured slower: more reads
-					   beside the pageout's writes) */
+					   (2 measured no faster) */
 #define FAULT_WAKE_LOOP		10000	/* one thread woken this many times
 					   in a row for one "resident" page:
 					   upvm lost track of it */
