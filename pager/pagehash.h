@@ -15,8 +15,11 @@
 
 #include <stdint.h>
 
-/* page_hash: the hash of the PAGE_SIZE bytes at page (8-byte aligned),
-   never 0 */
+/* page_hash: the hash of the PAGE_SIZE bytes at page, never 0 */
 uint64_t page_hash(const void *page, uint64_t key);
+
+/* page_hash_portable: the same, by the code page_hash runs on CPUs
+   without AVX2 (for the tests: both must agree) */
+uint64_t page_hash_portable(const void *page, uint64_t key);
 
 #endif /* UPVM_PAGEHASH_H */
