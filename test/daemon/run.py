@@ -21,7 +21,10 @@ wrote) under `upvm run --daemon` against it:
             (setpriv to nobody): refused, one log line each, upvmd lives;
   tree      a shell running two workers: three attach, one budget;
   stressng  stress-ng --vm 2 --verify: its forked workers, one budget;
-  errors    no upvmd at the socket: upvm run exits non-zero, one line.
+  errors    no upvmd at the socket: upvm run exits non-zero, one line;
+  ioerror   a client's swap (a memcached of its own) killed as upvmd takes
+            budget away: its writes fail, its pages stay resident, every
+            page checked, and upvmd logs its failed I/Os in one line.
 
 usage: run.py UPVM UPVMD DWORKER HOSTILE [CASE...]
 Exit 0 when every case passed (77: none could run).
@@ -30,6 +33,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -65,10 +69,11 @@ def spawn(args, **kw):
 
 
 class Daemon:
-    def __init__(self, budget):
+    def __init__(self, budget, swap=None):
         self.budget = budget
         self.p = spawn([UPVMD, "--socket", SOCK, "--budget", budget,
-                        "--foreground", "-v"])
+                        "--foreground", "-v"] +
+                       (["--swap", swap] if swap else []))
         daemons.append(self)
         for _ in range(100):
             if os.path.exists(SOCK) and self.stat() is not None:
@@ -442,6 +447,69 @@ def case_hostile():
     return ok
 
 
+def memcached_on_free_port():
+    """a memcached of this test's own on a free loopback port"""
+    for port in range(23000 + os.getpid() % 1000, 26000, 7):
+        p = spawn(["memcached", "-l", "127.0.0.1", "-p", str(port), "-U",
+                   "0", "-m", "64", "-t", "1", "-u", "nobody"])
+        for _ in range(50):
+            if p.poll() is not None:
+                break                # the port was taken: the next one
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                return p, port
+            except OSError:
+                time.sleep(0.05)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    raise RuntimeError("no port for memcached")
+
+
+def case_ioerror():
+    """a client's swap fails under it (its memcached killed) as upvmd
+    takes budget away: the pages stay resident, nothing is lost, and
+    upvmd logs the client's failed I/Os in one line"""
+    if shutil.which("memcached") is None:
+        say("     ioerror: skipped: memcached is not installed")
+        return True
+    mc, port = memcached_on_free_port()
+    d = Daemon("256M", swap=f"memcached://127.0.0.1:{port}")
+    p = worker("--mib", 32, "--touch-only", "--idle", 5)
+    pid = attached_pid(d, p)
+    for _ in range(100):             # all 32 MiB written, under the grant
+        s = d.stat(pid) if pid else None
+        if s and s["procs"][0]["resident_pages"] >= 32 * MIB // PAGE:
+            break
+        time.sleep(0.05)
+    mc.kill()
+    mc.wait()
+    r = subprocess.run([UPVM, "ctl", "--socket", SOCK, "budget", "8M"])
+    ok = finish("ioerror", [p])
+    log = d.stop()
+    lines = [line for line in log.splitlines()
+             if "more failed I/Os" in line]
+    say(f"     ioerror: {len(lines)} upvmd log line(s): "
+        f"{lines[0].strip() if lines else '-'}")
+    if pid is None or r.returncode != 0:
+        fail("ioerror", "the worker did not attach, or ctl failed")
+        return False
+    if not lines or f"pid {pid}" not in lines[0] or \
+            "0 more pages lost" not in lines[0]:
+        fail("ioerror", "no log line for the client's failed writes")
+        return False
+    # the first at once, then one every 10 s at most, and the rest as it
+    # goes: two in a 5 s run
+    if len(lines) > 2:
+        fail("ioerror", f"{len(lines)} lines for one client's failures")
+        return False
+    if "failed" not in p.err:
+        fail("ioerror", f"the client did not log its failed writes: "
+             f"{p.err[-600:]!r}")
+        return False
+    return ok
+
+
 def case_errors():
     r = subprocess.run([UPVM, "run", "--daemon=" + os.path.join(WORK, "no"),
                         "--", "true"], capture_output=True, text=True)
@@ -519,7 +587,7 @@ CASES = [("errors", case_errors), ("tree", case_tree),
          ("stressng", case_stressng), ("budget", case_budget),
          ("fork", case_fork), ("follow", case_follow), ("ctl", case_ctl),
          ("kill", case_kill), ("daemon", case_daemon),
-         ("hostile", case_hostile)]
+         ("hostile", case_hostile), ("ioerror", case_ioerror)]
 
 
 def main():

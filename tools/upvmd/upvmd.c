@@ -38,6 +38,8 @@
 
 #define UPVMD_MAX_CONN	(BROKER_MAX + 64)
 #define MIN(a, b)	((a) < (b) ? (a) : (b))
+#define IOERR_LINE_S	10.0	/* seconds between two lines on one
+				   client's failed I/O, at least */
 
 enum conn_kind { CK_NEW, CK_PROC, CK_TOOL };
 
@@ -56,6 +58,9 @@ struct conn {
 	double		 c_snap_t;
 	double		 c_rate[3];	/* faults, pageins, pageouts per s */
 	long		 c_sent;	/* the grant last sent */
+	struct dm_report c_said;	/* CK_PROC: the counts of its last line
+					   on failed I/O */
+	double		 c_said_t;	/* that line's time; 0: none yet */
 };
 
 static struct {
@@ -161,10 +166,35 @@ proc_alive(pid_t pid)
 	return state != 'Z' && state != 'X' && !(flags & 0x4);
 }
 
+/*
+ * say_io_errors: the client's failed I/Os and lost pages since its last
+ * such line, if any, in one line: the first at once, then at most one
+ * every IOERR_LINE_S seconds (a failing disk fails every write), and what
+ * is left when it goes (conn_close).
+ */
+static void
+say_io_errors(struct conn *c, const struct dm_report *m, double t)
+{
+	if (m->io_errors <= c->c_said.io_errors &&
+	    m->poisoned <= c->c_said.poisoned)
+		return;
+	say(LOG_ERR, "pid %d (%s): %llu more failed I/Os and %llu more "
+	    "pages lost to them (%llu and %llu in all; its own log says "
+	    "which)", (int)c->c_pid, c->c_comm,
+	    (unsigned long long)(m->io_errors - MIN(m->io_errors,
+	    c->c_said.io_errors)), (unsigned long long)(m->poisoned -
+	    MIN(m->poisoned, c->c_said.poisoned)),
+	    (unsigned long long)m->io_errors,
+	    (unsigned long long)m->poisoned);
+	c->c_said = *m;
+	c->c_said_t = t;
+}
+
 static void
 conn_close(struct conn *c)
 {
 	if (c->c_kind == CK_PROC) {
+		say_io_errors(c, &c->c_last, now_s());
 		if (!c->c_bye && proc_alive(c->c_pid)) {
 			say(LOG_INFO, "detach: pid %d (%s) closed its link "
 			    "(exec, or upvm stopped); its %ld MiB of budget "
@@ -291,16 +321,8 @@ on_report(struct conn *c, const struct dm_report *m)
 		conn_close(c);
 		return;
 	}
-	if (m->io_errors > c->c_last.io_errors ||
-	    m->poisoned > c->c_last.poisoned)
-		say(LOG_ERR, "pid %d (%s): %llu more failed I/Os and %llu more "
-		    "pages lost to them (%llu and %llu in all; its own log "
-		    "says which)", (int)c->c_pid, c->c_comm,
-		    (unsigned long long)(m->io_errors - MIN(m->io_errors,
-		    c->c_last.io_errors)), (unsigned long long)(m->poisoned -
-		    MIN(m->poisoned, c->c_last.poisoned)),
-		    (unsigned long long)m->io_errors,
-		    (unsigned long long)m->poisoned);
+	if (c->c_said_t == 0 || t - c->c_said_t >= IOERR_LINE_S)
+		say_io_errors(c, m, t);
 	broker_report(&c->c_bc, (long)(m->resident < (uint64_t)LONG_MAX / 2 ?
 	    m->resident : LONG_MAX / 2), m->faults, t - c->c_reported);
 	c->c_last = *m;
