@@ -1046,14 +1046,14 @@ fault_slot_resident(struct amap *am, int s)
 }
 
 /*
- * fault_read_ahead: a file stream was just read up to va, or a fault
+ * fault_read_ahead: a file stream was just read up to `start`, or a fault
  * caught up with its readahead still in flight there (cluster_ahead):
- * read its next n pages too, with no thread waiting (the kernel's asynchronous
- * readahead), so the stream's next window is on its way while the
- * application consumes this one; the stream then expects its next fault
- * past them.  Nothing when the budget has no room now, no pagein context
- * is free, or the pages are not empty file pages.
- * => no locks held.
+ * read its next n pages too, with no thread waiting (the kernel's
+ * asynchronous readahead), so the stream's next window is on its way
+ * while the application consumes this one; the stream then expects its
+ * next fault past them.  Nothing when the budget has no room now, no
+ * pagein context is free, or the pages are not empty file pages.
+ * => no locks held.  Where the window read ends; 0: none read.
  */
 static vaddr_t
 fault_read_ahead(struct fault_thread *ft, vaddr_t start, int n)
