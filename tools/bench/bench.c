@@ -13,7 +13,10 @@
  * (kernel-swap, and upvm given a budget) also sample RssAnon.
  *
  * A mode is a way to get memory and to count its faults; add one to modes[]
- * and it runs everywhere.  SIGINT and SIGTERM stop the run in progress
+ * and it runs everywhere.  With --procs N each run is N processes at once
+ * (procs.c), each a fork of this one with a region of its own, under one
+ * budget: kernel-swap puts the N in its cgroup, upvmd attaches them to an
+ * upvmd started here with the budget, upvm gives each budget / N.  SIGINT and SIGTERM stop the run in progress
  * within a page's time; the swap file and the cgroup go, and upvm-bench
  * exits 130 (a second signal tears down from the handler).  Exit status: 0
  * when every run ran (and verified), 1 when a run failed or read back wrong
@@ -44,6 +47,7 @@
 #define MAX_OPS		((uint64_t)1 << 40)
 #define MAX_THETA	10.0
 #define STOP_GRACE	5	/* seconds a run has to stop when asked */
+#define MAX_PROCS	64	/* --procs */
 
 /*
  * A mode: how a run maps its region and counts its faults.  md_upvm means
@@ -57,6 +61,7 @@ struct mode {
 	bool		 md_upvm;
 	bool		 md_wp;		/* upvm with pageout=wp forced */
 	bool		 md_nonuma;	/* upvm with placement off */
+	bool		 md_daemon;	/* upvm attached to upvmd (--procs) */
 	bool		 md_child;
 	int		(*md_map)(size_t, void **);
 	int		(*md_unmap)(void *, size_t);
@@ -94,6 +99,8 @@ struct opts {
 	const char		 *o_numa;	/* NULL: UPVM_NUMA's */
 	const char		 *o_node_budget;
 	bool			  o_promote;	/* --numa-promote */
+	unsigned		  o_procs;	/* --procs, 0: none */
+	const char		 *o_upvmd;	/* --upvmd, NULL: beside us */
 };
 
 static bool upvm_up;		/* upvm_init() succeeded */
@@ -151,6 +158,7 @@ bench_tick(void)
 			    "does not stop (a thread stuck in a page fault?); "
 			    "exiting without upvm_fini\n");
 			ks_teardown();
+			procs_daemon_stop();
 			_exit(130);
 		}
 		return -EINTR;
@@ -181,6 +189,7 @@ die(int status, const char *fmt, ...)
 	if (upvm_up)
 		upvm_fini();
 	ks_teardown();
+	procs_daemon_stop();
 	exit(status);
 }
 
@@ -202,6 +211,7 @@ on_signal(int sig)
 	    "swap file and the cgroup, exiting\n";
 
 	if (got_signal) {
+		procs_emergency();
 		ks_emergency();
 		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
 			/* nothing more to do in a signal handler */
@@ -304,6 +314,17 @@ static const struct mode modes[] = {
 		.md_sample = upvm_sample,
 	},
 	{
+		.md_name = "upvmd",
+		.md_desc = "with --procs: upvm_map() in each process, all of "
+		    "them attached to one upvmd holding --budget (started "
+		    "here, see --upvmd)",
+		.md_upvm = true,
+		.md_daemon = true,
+		.md_map = upvm_map_plain,
+		.md_unmap = upvm_unmap,
+		.md_sample = upvm_sample,
+	},
+	{
 		.md_name = "upvm-wp",
 		.md_desc = "upvm with its wp pageout protocol forced "
 		    "(UPVM_PAGEOUT=wp; upvm is restarted between modes)",
@@ -370,6 +391,13 @@ usage(FILE *f)
 "      --verify          check every word read, and read every page\n"
 "                        back after each run (untimed)\n"
 "      --seed N          seed of the random page orders and streams (1)\n"
+"      --procs N         N processes at once, each with a region of\n"
+"                        --size and T threads, under one --budget:\n"
+"                        kernel-swap in one cgroup, upvmd attached to\n"
+"                        one upvmd, upvm with budget / N each (root for\n"
+"                        the first two); each process is a run\n"
+"      --upvmd PATH      the upvmd of the upvmd mode (the one beside\n"
+"                        upvm-bench, else upvmd in PATH)\n"
 "upvm tuning, over UPVM_CONF and the UPVM_* variables:\n"
 "      --cluster N       pages resolved around a random fault, 2^k <= 512\n"
 "      --readahead N     swapped-out pages read around a random pagein,\n"
@@ -530,7 +558,7 @@ enum {
 	OPT_VERIFY = 256, OPT_SEED, OPT_CLUSTER, OPT_READAHEAD, OPT_SEQ_MAX,
 	OPT_HANDLERS, OPT_SPIN_US, OPT_PIN, OPT_SWAP_DIR, OPT_OPS, OPT_ZIPF, OPT_NUMA,
 	OPT_NODE_BUDGET, OPT_PROMOTE, OPT_BACKING, OPT_FILE_DIR, OPT_SWAP,
-	OPT_ENCRYPT,
+	OPT_ENCRYPT, OPT_PROCS, OPT_UPVMD,
 };
 
 static const struct option longopts[] = {
@@ -560,6 +588,8 @@ static const struct option longopts[] = {
 	{ "numa",	required_argument,	NULL, OPT_NUMA },
 	{ "node-budget", required_argument,	NULL, OPT_NODE_BUDGET },
 	{ "numa-promote", no_argument,		NULL, OPT_PROMOTE },
+	{ "procs",	required_argument,	NULL, OPT_PROCS },
+	{ "upvmd",	required_argument,	NULL, OPT_UPVMD },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ NULL,		0,			NULL, 0 },
 };
@@ -707,7 +737,44 @@ opt_value(struct opts *o, int c, const char *arg)
 	case OPT_PROMOTE:
 		o->o_promote = true;
 		break;
+	case OPT_PROCS:
+		o->o_procs = (unsigned)opt_ulong("procs", arg, 1, MAX_PROCS);
+		break;
+	case OPT_UPVMD:
+		if (*arg == '\0')
+			die(2, "--upvmd is empty; give the path of upvmd");
+		o->o_upvmd = arg;
+		break;
 	}
+}
+
+/* check_procs: die if --procs and the other options do not go together */
+static void
+check_procs(const struct opts *o)
+{
+	size_t i;
+
+	for (i = 0; i < o->o_nmodes; i++) {
+		if (!o->o_modes[i]->md_daemon)
+			continue;
+		if (o->o_procs == 0)
+			die(2, "mode upvmd runs processes; give --procs N "
+			    "(--procs 1 for one)");
+		if (o->o_budget == 0)
+			die(2, "mode upvmd needs --budget, upvmd's budget for "
+			    "all the processes");
+	}
+	if (o->o_procs == 0)
+		return;
+	if (o->o_file)
+		die(2, "--procs runs anonymous regions only; leave out "
+		    "--backing file");
+	if (o->o_upvmswap != NULL || o->o_encrypt)
+		die(2, "--procs swaps to --swap-dir (upvmd's swap too); "
+		    "leave out --swap and --swap-encrypt");
+	if (o->o_size > SIZE_MAX / o->o_procs)
+		die(2, "--procs %u of --size %zu do not fit in the address "
+		    "space; give fewer or smaller", o->o_procs, o->o_size);
 }
 
 static void
@@ -756,6 +823,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		o->o_swapdir = "/var/tmp";
 	if (o->o_filedir == NULL)
 		o->o_filedir = o->o_swapdir;
+	check_procs(o);
 }
 
 /* wants_child: whether a mode of the list runs in a child (kernel-swap). */
@@ -785,9 +853,11 @@ start_kswap(const struct opts *o, struct report_info *ri)
 		die(2, "kernel-swap mode needs --budget; give one smaller than "
 		    "--size, such as --budget %zuM", o->o_size / 4 >> 20 > 0 ?
 		    o->o_size / 4 >> 20 : 1);
-	if (ks_setup(o->o_size, o->o_budget, o->o_swapdir, why,
-	    sizeof(why)) != 0)
+	if (ks_setup(o->o_size * (o->o_procs > 0 ? o->o_procs : 1),
+	    o->o_budget, o->o_swapdir, why, sizeof(why)) != 0)
 		die(2, "kernel-swap mode needs %s", why);
+	if (o->o_procs > 0)
+		ks_set_share(o->o_procs);
 	ri->ri_kswap = ks_describe();
 }
 
@@ -879,6 +949,13 @@ start_upvm(const struct opts *o, struct report_info *ri)
 	if (o->o_encrypt)
 		ri->ri_cfg.swap_encrypt = true;
 	upvm_base_cfg = ri->ri_cfg;
+	if (o->o_procs > 0) {
+		/* upvm runs in the children only: the fork stays clean */
+		ri->ri_upvm = true;
+		ri->ri_handlers = ri->ri_cfg.handlers;
+		ri->ri_pageout = ri->ri_cfg.pageout;
+		return;
+	}
 	/* the plain mode first: its protocol (auto) goes in the report */
 	upvm_start(&ri->ri_cfg, !plain, !plain && o->o_modes[0]->md_nonuma);
 	if ((error = upvm_stats(&st)) != 0)
@@ -887,6 +964,41 @@ start_upvm(const struct opts *o, struct report_info *ri)
 	ri->ri_upvm = true;
 	ri->ri_handlers = st.handlers;
 	ri->ri_pageout = st.pageout;
+}
+
+/*
+ * start_upvmd: upvmd with --budget, if the upvmd mode is among the modes:
+ * --upvmd, else the upvmd beside this upvm-bench (as in the build tree
+ * and once installed), else upvmd in PATH.
+ */
+static void
+start_upvmd(const struct opts *o)
+{
+	char self[PATH_MAX], beside[PATH_MAX + 8], why[PATH_MAX + 600], *slash;
+	const char *path = o->o_upvmd;
+	ssize_t n;
+	size_t i;
+	bool want = false;
+
+	for (i = 0; i < o->o_nmodes; i++)
+		want |= o->o_modes[i]->md_daemon;
+	if (!want)
+		return;
+	if (path == NULL) {
+		path = "upvmd";
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n > 0) {
+			self[n] = '\0';
+			if ((slash = strrchr(self, '/')) != NULL)
+				*slash = '\0';
+			snprintf(beside, sizeof(beside), "%s/upvmd", self);
+			if (access(beside, X_OK) == 0)
+				path = beside;
+		}
+	}
+	if (procs_daemon_start(path, o->o_budget, o->o_swapdir, why,
+	    sizeof(why)) != 0)
+		die(2, "the upvmd mode needs %s", why);
 }
 
 /* thp_mode: the kernel's transparent huge page setting, e.g. "madvise". */
@@ -911,6 +1023,7 @@ thp_mode(void)
 
 /* The run of one mode: where it is, for messages. */
 struct where {
+	const struct opts	*wh_o;
 	const struct workload	*wh_wl;
 	const struct mode	*wh_md;
 	unsigned		 wh_threads;
@@ -1013,6 +1126,139 @@ run_child(const struct where *wh, struct wl_ctx *c, struct record *rc)
 	add_run(rc, &before, &after, &res, peak);
 }
 
+/* What a --procs child needs: the options, the run, the region's ctx. */
+struct proc_arg {
+	const struct opts	*pa_o;
+	const struct where	*pa_wh;
+	const struct wl_ctx	*pa_c;
+};
+
+static int (*proc_inner)(struct sample *);	/* child: the mode's */
+static struct procs_msg *proc_msg;		/* child: its message */
+
+/* proc_sample: the mode's sample, the time stamped (a child's run) */
+static int
+proc_sample(struct sample *s)
+{
+	procs_mark(proc_msg);
+	return proc_inner(s);
+}
+
+static void __attribute__((format(printf, 3, 4)))
+proc_fail(struct procs_msg *m, int error, const char *fmt, ...)
+{
+	va_list ap;
+
+	m->pm_error = error;
+	va_start(ap, fmt);
+	vsnprintf(m->pm_why, sizeof(m->pm_why), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * proc_child: process i of a --procs run, in the child: join the cgroup or
+ * start upvm (its own budget / N, or attached to upvmd), map, wait for the
+ * start, run, unmap, stop upvm; the result into *m.
+ */
+static void
+proc_child(unsigned i, void *arg, struct procs_msg *m)
+{
+	const struct proc_arg *pa = arg;
+	const struct mode *md = pa->pa_wh->wh_md;
+	struct upvm_config cfg = upvm_base_cfg;
+	struct wl_ctx c = *pa->pa_c;
+	int (*map)(size_t, void **) = md->md_map;
+	int (*unmap)(void *, size_t) = md->md_unmap;
+	size_t len = c.wc_npages * c.wc_pagesize;
+	void *base;
+	int error;
+
+	proc_msg = m;
+	proc_inner = md->md_sample;
+	/* a random stream of its own: the processes do not move in step */
+	c.wc_seed ^= (i + 1) * 0x9e3779b97f4a7c15ULL;
+	if (md->md_child) {
+		if ((error = ks_join()) != 0) {
+			proc_fail(m, error, "cannot join the cgroup: %s",
+			    strerror(-error));
+			return;
+		}
+		map = native_map;
+		unmap = native_unmap;
+		proc_inner = ks_sample;
+	} else if (md->md_upvm) {
+		if (md->md_daemon) {
+			snprintf(cfg.daemon, sizeof(cfg.daemon), "%s",
+			    procs_daemon_socket());
+			cfg.budget = 0;		/* upvmd's grants */
+		} else if (pa->pa_o->o_budget > 0)
+			cfg.budget = pa->pa_o->o_budget / pa->pa_o->o_procs;
+		upvm_start(&cfg, md->md_wp, md->md_nonuma);
+	}
+	if ((error = map(len, &base)) != 0) {
+		proc_fail(m, error, "cannot map %zu bytes: %s", len,
+		    strerror(-error));
+		return;
+	}
+	c.wc_base = base;
+	if ((error = procs_ready()) == 0)
+		error = wl_run(pa->pa_wh->wh_wl, &c, proc_sample,
+		    &m->pm_before, &m->pm_after, NULL, &m->pm_res);
+	if (error != 0)
+		proc_fail(m, error, "cannot run: %s", strerror(-error));
+	if ((error = unmap(base, len)) != 0 && m->pm_error == 0)
+		proc_fail(m, error, "cannot unmap: %s", strerror(-error));
+	if (upvm_up && (error = upvm_fini()) != 0 && m->pm_error == 0)
+		proc_fail(m, error, "upvm_fini: %s", strerror(-error));
+}
+
+/*
+ * run_procs: run_one() under --procs: the mode in o_procs processes at
+ * once, each a run of rc; their aggregate and summed RssAnon a procs_run.
+ */
+static void
+run_procs(const struct opts *o, const struct where *wh, struct wl_ctx *c,
+    struct record *rc)
+{
+	struct proc_arg pa = { .pa_o = o, .pa_wh = wh, .pa_c = c };
+	struct procs_msg *ms;
+	uint64_t rss, peak = 0, bytes = 0, t0 = UINT64_MAX, t1 = 0;
+	char why[512];
+	int fd = -1, error;
+	unsigned i;
+
+	if ((ms = calloc(o->o_procs, sizeof(*ms))) == NULL)
+		die(1, "out of memory; free some memory");
+	if (wh->wh_md->md_child)
+		fd = ks_peak_open();
+	error = procs_run(o->o_procs, proc_child, &pa, bench_tick, ms, &rss,
+	    why, sizeof(why));
+	if (fd >= 0) {
+		peak = ks_peak_read(fd);
+		close(fd);
+	}
+	if (error == -EINTR)
+		die_interrupted();
+	if (error != 0)
+		die(1, "%s T=%u %s repeat %u: %s; try a larger --budget or "
+		    "fewer --procs", wh->wh_wl->wl_name, wh->wh_threads,
+		    wh->wh_md->md_name, wh->wh_repeat + 1, why);
+	for (i = 0; i < o->o_procs; i++) {
+		check_data(wh, &ms[i].pm_res);
+		add_run(rc, &ms[i].pm_before, &ms[i].pm_after, &ms[i].pm_res,
+		    peak);
+		bytes += ms[i].pm_res.wr_pages * pagesize;
+		t0 = ms[i].pm_t0_ns < t0 ? ms[i].pm_t0_ns : t0;
+		t1 = ms[i].pm_t1_ns > t1 ? ms[i].pm_t1_ns : t1;
+	}
+	rc->rc_pruns[rc->rc_nprocs_runs++] = (struct procs_run){
+		.pr_agg_gib_per_s = t1 > t0 ? (double)bytes / ((double)(t1 -
+		    t0) * 1e-9) / (1 << 30) : 0,
+		.pr_rss_sum_max = rss,
+	};
+	free(ms);
+}
+
 /*
  * run_one: map, touch, verify and unmap one region; account it to rc.
  * Dies on any failure: a benchmark that lost a run must not look whole.
@@ -1027,6 +1273,10 @@ run_one(const struct where *wh, struct wl_ctx *c, struct record *rc)
 	int error;
 
 	c->wc_rss = rc->rc_budget > 0 && backing_dir == NULL;
+	if (rc->rc_procs > 0) {
+		run_procs(wh->wh_o, wh, c, rc);
+		return;
+	}
 	if (backing_dir != NULL &&
 	    (backing_fd = fb_create(backing_dir, rc->rc_bytes)) < 0)
 		die(1, "--backing file: cannot make a file of %zu bytes in "
@@ -1086,8 +1336,10 @@ static uint64_t
 mode_budget(const struct opts *o, const struct report_info *ri,
     const struct mode *md)
 {
-	if (md->md_child)
+	if (md->md_child || md->md_daemon)
 		return o->o_budget;
+	if (md->md_upvm && o->o_procs > 0)
+		return ri->ri_cfg.budget / o->o_procs;
 	if (md->md_upvm)
 		return ri->ri_cfg.budget;
 	return 0;
@@ -1103,7 +1355,9 @@ bench_group(const struct opts *o, const struct report_info *ri,
     size_t *step, size_t total)
 {
 	struct record *rcs;
-	struct where wh = { .wh_wl = wl, .wh_threads = c->wc_nthreads };
+	struct where wh = { .wh_o = o, .wh_wl = wl,
+	    .wh_threads = c->wc_nthreads };
+	unsigned per = o->o_procs > 0 ? o->o_procs : 1;
 	size_t m;
 
 	if ((rcs = calloc(o->o_nmodes, sizeof(*rcs))) == NULL)
@@ -1120,10 +1374,14 @@ bench_group(const struct opts *o, const struct report_info *ri,
 			.rc_cpu = o->o_modes[m]->md_upvm ||
 			    o->o_modes[m]->md_child,
 			.rc_ops = (wl->wl_flags & WL_OPS) != 0,
-			.rc_runs = calloc(o->o_repeat, sizeof(struct run)),
+			.rc_runs = calloc((size_t)o->o_repeat * per,
+			    sizeof(struct run)),
+			.rc_procs = o->o_procs,
+			.rc_pruns = calloc(o->o_repeat,
+			    sizeof(struct procs_run)),
 		};
 		rcs[m].rc_rss = rcs[m].rc_budget > 0;
-		if (rcs[m].rc_runs == NULL)
+		if (rcs[m].rc_runs == NULL || rcs[m].rc_pruns == NULL)
 			die(1, "out of memory; free some memory");
 	}
 	c->wc_ops = o->o_ops != 0 ? o->o_ops :
@@ -1141,8 +1399,10 @@ bench_group(const struct opts *o, const struct report_info *ri,
 	}
 	progress_clear();
 	report_group(rp, rcs, o->o_nmodes);
-	for (m = 0; m < o->o_nmodes; m++)
+	for (m = 0; m < o->o_nmodes; m++) {
 		free(rcs[m].rc_runs);
+		free(rcs[m].rc_pruns);
+	}
 	free(rcs);
 }
 
@@ -1179,6 +1439,8 @@ main(int argc, char **argv)
 	catch_signals();
 	start_kswap(&o, &ri);
 	start_upvm(&o, &ri);
+	start_upvmd(&o);
+	ri.ri_procs = o.o_procs;
 	report_begin(&rp, out, o.o_fmt, &ri);
 	c.wc_npages = o.o_size / pagesize;
 	c.wc_pagesize = pagesize;
@@ -1205,6 +1467,8 @@ main(int argc, char **argv)
 		status = 1;
 	}
 	if (ks_teardown() != 0)
+		status = 1;
+	if (procs_daemon_stop() != 0)
 		status = 1;
 	return status;
 }

@@ -184,11 +184,63 @@ int ks_run(const struct workload *, const struct wl_ctx *,
     struct sample *before, struct sample *after, int (*tick)(void),
     struct wl_result *, uint64_t *peak, char *why, size_t len);
 int ks_teardown(void);
+/* --procs: a child joins the cgroup itself; its paging CPU counts its
+   own system time and 1/n of kswapd's; the cgroup's peak, reset */
+int ks_join(void);
+void ks_set_share(unsigned n);
+int ks_sample(struct sample *);
+int ks_peak_open(void);
+uint64_t ks_peak_read(int fd);
 /* the kernel-swap child maps this file shared (-1: anonymous memory) and
    checks it after unmapping (fb_verify) */
 void ks_set_backing(int fd);
 void ks_emergency(void);
 const char *ks_describe(void);
+
+/*
+ * procs.c: --procs, N processes at once.  A child's message to the
+ * parent: READY once set up, then DONE with its run (pm_error 0), or DONE
+ * with -errno and a line saying why.
+ */
+struct procs_msg {
+	int		pm_kind;	/* READY or DONE (procs.c) */
+	int		pm_error;
+	char		pm_why[200];
+	struct sample	pm_before;
+	struct sample	pm_after;
+	struct wl_result pm_res;
+	uint64_t	pm_peak;	/* kernel-swap: unused (the parent's) */
+	uint64_t	pm_t0_ns;	/* CLOCK_MONOTONIC, timed phase start */
+	uint64_t	pm_t1_ns;	/* and end */
+};
+
+/* runs in child i of a run: set up, procs_ready(), run, fill *m */
+typedef void (*procs_child_fn)(unsigned i, void *arg, struct procs_msg *m);
+
+/*
+ * procs_run: run fn in n children at once (their timed phases start
+ * together), tick (may be NULL) every 50 ms.
+ * => 0 with out[0..n) and *rss_max (the most their RssAnon summed to)
+ *    filled; tick's error; or -errno with why filled: a child failed (its
+ *    line) or died.  No child is left behind either way.
+ */
+int procs_run(unsigned n, procs_child_fn, void *arg, int (*tick)(void),
+    struct procs_msg *out, uint64_t *rss_max, char *why, size_t len);
+/* in a child: set up; wait for the start.  => 0, or -ECANCELED */
+int procs_ready(void);
+/* in a child: stamp the start, then the end, of its timed phase */
+void procs_mark(struct procs_msg *);
+/*
+ * procs_daemon_start: start upvmd (the path, or a name looked up in PATH)
+ * with the budget, swapping to swapdir, its socket and log in a fresh
+ * directory there.  => 0 once it serves; -errno with why filled ("<what>;
+ * <what to do>", to follow "the upvmd mode needs ").
+ */
+int procs_daemon_start(const char *upvmd, uint64_t budget,
+    const char *swapdir, char *why, size_t len);
+const char *procs_daemon_socket(void);	/* NULL: no upvmd */
+int procs_daemon_stop(void);
+void procs_emergency(void);
 
 /* One timed run of one mode. */
 struct run {
@@ -203,6 +255,13 @@ struct run {
 	uint64_t	r_proc_ns;	/* s_proc_ns of the phase */
 	uint64_t	r_rss_max;	/* bytes, 0: not sampled */
 	uint64_t	r_peak;		/* kernel-swap: cgroup peak */
+};
+
+/* --procs: what one repeat of N processes did together. */
+struct procs_run {
+	double		pr_agg_gib_per_s; /* all bytes over first start to
+					     last end of the timed phases */
+	uint64_t	pr_rss_sum_max;	/* bytes: the most RssAnon summed */
 };
 
 /*
@@ -226,6 +285,10 @@ struct record {
 	struct run	*rc_runs;
 	struct sample	 rc_total;
 	uint64_t	 rc_ophist[UPVM_LATENCY_BUCKETS];
+	unsigned	 rc_procs;	/* --procs: processes, each a run;
+					   0: none */
+	unsigned	 rc_nprocs_runs; /* entries of rc_pruns */
+	struct procs_run *rc_pruns;	/* one per repeat */
 };
 
 enum report_format { FMT_TABLE, FMT_JSON, FMT_CSV };
@@ -248,6 +311,7 @@ struct report_info {
 	int		 ri_pageout;	/* UPVM_PAGEOUT_* of the upvm mode */
 	struct upvm_config ri_cfg;
 	unsigned	 ri_handlers;	/* fault threads running */
+	unsigned	 ri_procs;	/* --procs, 0: none */
 };
 
 struct report {

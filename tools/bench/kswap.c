@@ -11,7 +11,10 @@
  * ks_run() forks a child per run that joins the cgroup, maps the region
  * with plain mmap, runs the workload (runner.c) and sends its timings and
  * counters back through a pipe; the parent polls the pipe, calling the
- * caller's tick, and kills the child if the tick says stop.
+ * caller's tick, and kills the child if the tick says stop.  Under
+ * --procs (procs.c) the N processes of a run are bench.c's children
+ * instead: each joins the cgroup itself (ks_join), and the parent reads
+ * the cgroup's peak (ks_peak_open, ks_peak_read) around the run.
  *
  * Counters are the kernel's: pswpin/pswpout of /proc/vmstat (machine-wide:
  * other swapping on the machine lands in them too), the child's minor plus
@@ -20,7 +23,9 @@
  * allows it).  The CPU that paging took is the child's system time (its
  * faults, and the reclaim the cgroup's limit makes it do itself) plus that
  * of the kswapd threads (machine-wide too, in clock ticks), found once in
- * ks_setup(): they last as long as their node.
+ * ks_setup(): they last as long as their node.  With N processes paging
+ * at once, each counts 1/N of kswapd's CPU and of the machine's swap
+ * traffic (ks_set_share).
  *
  * Tear-down must happen whatever happens: ks_teardown() kills a live child,
  * swapoff(2)s and unlinks the file, removes the cgroup, and checks that
@@ -514,11 +519,21 @@ vmstat(uint64_t *in, uint64_t *out)
 	return 0;
 }
 
+static unsigned ks_share = 1;	/* processes that share kswapd's work */
+
+/* ks_set_share: n processes page at once (--procs): each counts 1/n. */
+void
+ks_set_share(unsigned n)
+{
+	ks_share = n > 0 ? n : 1;
+}
+
 /*
  * ks_sample: the child's faults and CPU, the CPU of paging (the child's
- * system time and kswapd's) and the machine's swap traffic.
+ * system time and its share of kswapd's) and its share of the machine's
+ * swap traffic.
  */
-static int
+int
 ks_sample(struct sample *s)
 {
 	uint64_t sys;
@@ -526,17 +541,21 @@ ks_sample(struct sample *s)
 
 	if ((error = usage_sample(s, &sys)) != 0)
 		return error;
-	s->s_cpu_ns = sys + kswapd_ns();
-	return vmstat(&s->s_pageins, &s->s_pageouts);
+	s->s_cpu_ns = sys + kswapd_ns() / ks_share;
+	if ((error = vmstat(&s->s_pageins, &s->s_pageouts)) != 0)
+		return error;
+	s->s_pageins /= ks_share;
+	s->s_pageouts /= ks_share;
+	return 0;
 }
 
 /*
- * peak_open: reset the cgroup's peak usage for this run and return a
+ * ks_peak_open: reset the cgroup's peak usage for this run and return a
  * descriptor that reads it (v2: reset per descriptor, where the kernel
  * can), or -1.
  */
-static int
-peak_open(void)
+int
+ks_peak_open(void)
 {
 	char path[PATH_MAX];
 	int fd;
@@ -556,8 +575,8 @@ peak_open(void)
 	return fd;
 }
 
-static uint64_t
-peak_read(int fd)
+uint64_t
+ks_peak_read(int fd)
 {
 	char buf[64];
 	ssize_t n;
@@ -588,6 +607,19 @@ write_all(int fd, const void *buf, size_t len)
 }
 
 /*
+ * ks_join: move the calling process (a --procs child of the owner) into
+ * the cgroup.  => 0 or -errno
+ */
+int
+ks_join(void)
+{
+	char pid[32];
+
+	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	return cg_write(ks.ks_cgdir, "cgroup.procs", pid);
+}
+
+/*
  * child_main: the run of the child: join the cgroup, map, run, report
  * through wfd, exit.  Never returns, never tears anything down, never
  * flushes the parent's stdio.
@@ -611,7 +643,7 @@ child_main(int wfd, const struct workload *wl, const struct wl_ctx *cin)
 		m.km_step = KS_JOIN;
 		goto out;
 	}
-	fd = peak_open();
+	fd = ks_peak_open();
 	base = ks_backing_fd >= 0 ? mmap(NULL, c.wc_npages * c.wc_pagesize,
 	    PROT_READ | PROT_WRITE, MAP_SHARED, ks_backing_fd, 0) :
 	    mmap(NULL, c.wc_npages * c.wc_pagesize, PROT_READ | PROT_WRITE,
@@ -626,7 +658,9 @@ child_main(int wfd, const struct workload *wl, const struct wl_ctx *cin)
 	    NULL, &m.km_res);
 	if (m.km_error != 0)
 		m.km_step = KS_RUN;
-	m.km_peak = peak_read(fd);
+	m.km_peak = ks_peak_read(fd);
+	if (fd >= 0)
+		close(fd);
 	munmap(base, c.wc_npages * c.wc_pagesize);
 	if (m.km_error == 0 && ks_backing_fd >= 0 &&
 	    m.km_res.wr_bad.wb_page == SIZE_MAX &&

@@ -12,7 +12,11 @@
  * tail instead of averaging percentiles.  CPU seconds per GiB paged are
  * likewise the sum of the runs' paging CPU over the sum of the bytes they
  * paged in and out, so that a run that paged little weighs little.  After
- * each group the table gives the ratios of the modes' throughputs.  JSON
+ * each group the table gives the ratios of the modes' throughputs.  Under
+ * --procs each process is a run, and a record adds, over its repeats, the
+ * median and least aggregate throughput (every process's bytes over the
+ * first start to the last end of their timed phases) and the most their
+ * RssAnon summed to.  JSON
  * is written by hand; every string in it comes from the tables of bench.c
  * and workload.c and needs no escaping.
  */
@@ -47,6 +51,9 @@ struct summary {
 	double		sm_cpu_per_gib;	/* of the sums (sm_per_gib) */
 	bool		sm_cpu;		/* paging's CPU was measured */
 	bool		sm_per_gib;	/* and something was paged */
+	double		sm_agg;		/* --procs: median aggregate GiB/s */
+	double		sm_agg_min;
+	uint64_t	sm_rss_sum;	/* --procs: most RssAnon summed */
 };
 
 static int
@@ -106,6 +113,23 @@ summarize_cpu(const struct record *rc, struct summary *sm, double *v,
 	sm->sm_paged = median_u64(f, n);
 }
 
+/* summarize_procs: a --procs record's aggregates, v as scratch. */
+static void
+summarize_procs(const struct record *rc, struct summary *sm, double *v)
+{
+	unsigned i, n = rc->rc_nprocs_runs;
+
+	if (rc->rc_procs == 0 || n == 0)
+		return;
+	for (i = 0; i < n; i++) {
+		v[i] = rc->rc_pruns[i].pr_agg_gib_per_s;
+		if (rc->rc_pruns[i].pr_rss_sum_max > sm->sm_rss_sum)
+			sm->sm_rss_sum = rc->rc_pruns[i].pr_rss_sum_max;
+	}
+	sm->sm_agg = median(v, n);
+	sm->sm_agg_min = v[0];	/* sorted by median() */
+}
+
 /* summarize_runs: the medians and extremes over rc's runs. */
 static void
 summarize_runs(const struct record *rc, struct summary *sm)
@@ -135,6 +159,7 @@ summarize_runs(const struct record *rc, struct summary *sm)
 			f[i] = rc->rc_runs[i].r_pageouts;
 		sm->sm_pageouts = median_u64(f, n);
 		summarize_cpu(rc, sm, v, f);
+		summarize_procs(rc, sm, v);
 	}
 	free(v);
 	free(f);
@@ -265,6 +290,12 @@ table_begin(struct report *rp)
 	    ri->ri_theta);
 	if (ri->ri_kswap != NULL)
 		fprintf(rp->rp_out, "# kernel-swap: %s\n", ri->ri_kswap);
+	if (ri->ri_procs > 0)
+		fprintf(rp->rp_out, "# procs: %u processes at once per run, "
+		    "each with a region of its own and a run in the rows "
+		    "below; one budget: kernel-swap one cgroup, upvmd one "
+		    "upvmd, upvm budget / %u each\n", ri->ri_procs,
+		    ri->ri_procs);
 	if (ri->ri_backing != NULL)
 		fprintf(rp->rp_out, "# backing: a fresh file per run in %s, "
 		    "mapped shared (upvm: upvm_map_file), checked with pread "
@@ -283,7 +314,8 @@ table_begin(struct report *rp)
 		    cfg->swap_path[0] != '\0' ? cfg->swap_path : "default",
 		    cfg->swap_encrypt ? " (sealed)" : "",
 		    ri->ri_pageout == UPVM_PAGEOUT_MOVE ? "move" :
-		    ri->ri_pageout == UPVM_PAGEOUT_WP ? "wp" : "none",
+		    ri->ri_pageout == UPVM_PAGEOUT_WP ? "wp" :
+		    ri->ri_procs > 0 ? "auto" : "none",
 		    cfg->numa, cfg->node_budget[0] != '\0' ?
 		    ", node budgets " : "", cfg->node_budget);
 	}
@@ -348,6 +380,13 @@ table_row(struct report *rp, const struct record *rc,
 	    (unsigned long long)sm->sm_pageouts,
 	    (unsigned long long)(sm->sm_pageouts * pgsz / MIB),
 	    cpu, op, flt, rss, sm->sm_over ? "  RSS OVER BUDGET" : "");
+	if (rc->rc_procs > 0)
+		fprintf(rp->rp_out, "%17s %u processes at once, each a run: "
+		    "aggregate %.3f GiB/s (min %.3f), RssAnon summed at most "
+		    "%llu MiB (budget %llu MiB)\n", "", rc->rc_procs,
+		    sm->sm_agg, sm->sm_agg_min,
+		    (unsigned long long)(sm->sm_rss_sum / MIB),
+		    (unsigned long long)(rp->rp_info->ri_budget / MIB));
 	if (!rc->rc_upvm)
 		return;
 	hist_format(hist, sizeof(hist), rc->rc_total.s_cluster_hist);
@@ -378,6 +417,8 @@ table_ratios(struct report *rp, const struct record *rcs,
 		{ "upvm", "kernel-swap" },
 		{ "upvm-wp", "kernel-swap" },
 		{ "upvm", "upvm-wp" },
+		{ "upvmd", "kernel-swap" },
+		{ "upvmd", "upvm" },
 		{ "kernel-swap", "native" },
 	};
 	size_t p, a, b;
@@ -488,6 +529,11 @@ json_record(struct report *rp, const struct record *rc,
 	    (unsigned long long)sm->sm_faults, sm->sm_pages_per_fault);
 	json_paging(rp, rc, sm);
 	json_cpu(rp, sm);
+	if (rc->rc_procs > 0)
+		fprintf(out, ", \"procs\": %u, \"aggregate_gib_per_s\": %.4f, "
+		    "\"aggregate_gib_per_s_min\": %.4f, "
+		    "\"rss_sum_max_mib\": %.1f", rc->rc_procs, sm->sm_agg,
+		    sm->sm_agg_min, (double)sm->sm_rss_sum / MIB);
 	if (rc->rc_upvm) {
 		fprintf(out, ", \"lat_p50_us\": %llu, \"lat_p99_us\": %llu, "
 		    "\"reads_inflight_max\": %llu, \"cluster_hist\": {",
@@ -527,10 +573,15 @@ csv_cpu(struct report *rp, const struct record *rc,
 	fprintf(rp->rp_out, ",%s,%.6f,%llu,%s", cpu, sm->sm_proc_s,
 	    (unsigned long long)sm->sm_paged, per_gib);
 	if (rc->rc_upvm)
-		fprintf(rp->rp_out, ",%llu\n",
+		fprintf(rp->rp_out, ",%llu",
 		    (unsigned long long)rc->rc_total.s_reads_max);
 	else
-		fputs(",\n", rp->rp_out);
+		fputc(',', rp->rp_out);
+	if (rc->rc_procs > 0)
+		fprintf(rp->rp_out, ",%u,%.4f,%.1f\n", rc->rc_procs,
+		    sm->sm_agg, (double)sm->sm_rss_sum / MIB);
+	else
+		fputs(",,,\n", rp->rp_out);
 }
 
 static void
@@ -597,7 +648,8 @@ report_begin(struct report *rp, FILE *out, enum report_format fmt,
 		    "lat_p50_us,lat_p99_us,cluster_hist,budget,pageins,"
 		    "pageouts,pagein_bytes,pageout_bytes,op_p50_us,op_p99_us,"
 		    "rss_max_mib,cgroup_peak_mib,cpu_s,proc_cpu_s,paged_bytes,"
-		    "cpu_s_per_gib,reads_inflight_max\n", out);
+		    "cpu_s_per_gib,reads_inflight_max,procs,"
+		    "aggregate_gib_per_s,rss_sum_max_mib\n", out);
 		break;
 	}
 	fflush(out);
