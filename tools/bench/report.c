@@ -291,11 +291,11 @@ table_begin(struct report *rp)
 	if (ri->ri_kswap != NULL)
 		fprintf(rp->rp_out, "# kernel-swap: %s\n", ri->ri_kswap);
 	if (ri->ri_procs > 0)
-		fprintf(rp->rp_out, "# procs: %u processes at once per run, "
+		fprintf(rp->rp_out, "# procs: %u process%s at once per run, "
 		    "each with a region of its own and a run in the rows "
 		    "below; one budget: kernel-swap one cgroup, upvmd one "
 		    "upvmd, upvm budget / %u each\n", ri->ri_procs,
-		    ri->ri_procs);
+		    ri->ri_procs == 1 ? "" : "es", ri->ri_procs);
 	if (ri->ri_backing != NULL)
 		fprintf(rp->rp_out, "# backing: a fresh file per run in %s, "
 		    "mapped shared (upvm: upvm_map_file), checked with pread "
@@ -381,10 +381,10 @@ table_row(struct report *rp, const struct record *rc,
 	    (unsigned long long)(sm->sm_pageouts * pgsz / MIB),
 	    cpu, op, flt, rss, sm->sm_over ? "  RSS OVER BUDGET" : "");
 	if (rc->rc_procs > 0)
-		fprintf(rp->rp_out, "%17s %u processes at once, each a run: "
+		fprintf(rp->rp_out, "%17s %u process%s at once, each a run: "
 		    "aggregate %.3f GiB/s (min %.3f), RssAnon summed at most "
 		    "%llu MiB (budget %llu MiB)\n", "", rc->rc_procs,
-		    sm->sm_agg, sm->sm_agg_min,
+		    rc->rc_procs == 1 ? "" : "es", sm->sm_agg, sm->sm_agg_min,
 		    (unsigned long long)(sm->sm_rss_sum / MIB),
 		    (unsigned long long)(rp->rp_info->ri_budget / MIB));
 	if (!rc->rc_upvm)
