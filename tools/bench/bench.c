@@ -16,11 +16,12 @@
  * and it runs everywhere.  With --procs N each run is N processes at once
  * (procs.c), each a fork of this one with a region of its own, under one
  * budget: kernel-swap puts the N in its cgroup, upvmd attaches them to an
- * upvmd started here with the budget, upvm gives each budget / N.  SIGINT and SIGTERM stop the run in progress
- * within a page's time; the swap file and the cgroup go, and upvm-bench
- * exits 130 (a second signal tears down from the handler).  Exit status: 0
- * when every run ran (and verified), 1 when a run failed or read back wrong
- * data, 2 for bad usage or a mode that cannot run here.
+ * upvmd started here with the budget, upvm gives each budget / N; upvm is
+ * then started in the children only.  SIGINT and SIGTERM stop the run in
+ * progress within a page's time; the swap file, the cgroup and upvmd go,
+ * and upvm-bench exits 130 (a second signal tears down from the handler).
+ * Exit status: 0 when every run ran (and verified), 1 when a run failed or
+ * read back wrong data, 2 for bad usage or a mode that cannot run here.
  */
 #include <errno.h>
 #include <getopt.h>
