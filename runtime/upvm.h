@@ -96,7 +96,7 @@ extern "C" {
  *				  took out of the page tables but keeps in
  *				  memory, clean, for a while; a fault on one
  *				  maps it back with no I/O (move pageout
- *				  protocol only; 0 = off) (12)
+ *				  protocol only; 0 = off) (0)
  *	flush	  UPVM_FLUSH	  with a budget: every this many seconds the
  *				  dirty pages of shared file regions are
  *				  written back (the kernel's flusher): a

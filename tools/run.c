@@ -80,7 +80,7 @@ run_usage(FILE *f)
 "  --readahead PAGES  most swapped-out pages read around a random\n"
 "                     pagein, a power of two 1..64 (UPVM_READAHEAD; 8)\n"
 "  --inactive PCT     percent of the budget kept as inactive pages,\n"
-"                     0..50 (UPVM_INACTIVE; 12; move protocol only)\n"
+"                     0..50 (UPVM_INACTIVE; 0: none; move protocol only)\n"
 "  --flush SECONDS    write shared file mappings back every SECONDS,\n"
 "                     0..3600, 0: only at pageout, msync, munmap and exit\n"
 "                     (UPVM_FLUSH; 30)\n"

@@ -113,7 +113,7 @@ upvm_config_default(struct upvm_config *cfg)
 	cfg->handlers = 0;
 	cfg->spin_us = 0;
 	cfg->pin_handlers = true;
-	cfg->inactive_pct = 12;
+	cfg->inactive_pct = 0;	/* README: Paging, inactive pages */
 	cfg->flush_s = 30;
 	cfg->log_level = UPVM_LOG_WARN;
 	cfg->budget = 0;
