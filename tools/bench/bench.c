@@ -1127,9 +1127,8 @@ run_child(const struct where *wh, struct wl_ctx *c, struct record *rc)
 	add_run(rc, &before, &after, &res, peak);
 }
 
-/* What a --procs child needs: the options, the run, the region's ctx. */
+/* What a --procs child needs: the run (its options too), the region. */
 struct proc_arg {
-	const struct opts	*pa_o;
 	const struct where	*pa_wh;
 	const struct wl_ctx	*pa_c;
 };
@@ -1165,6 +1164,7 @@ static void
 proc_child(unsigned i, void *arg, struct procs_msg *m)
 {
 	const struct proc_arg *pa = arg;
+	const struct opts *o = pa->pa_wh->wh_o;
 	const struct mode *md = pa->pa_wh->wh_md;
 	struct upvm_config cfg = upvm_base_cfg;
 	struct wl_ctx c = *pa->pa_c;
@@ -1192,8 +1192,8 @@ proc_child(unsigned i, void *arg, struct procs_msg *m)
 			snprintf(cfg.daemon, sizeof(cfg.daemon), "%s",
 			    procs_daemon_socket());
 			cfg.budget = 0;		/* upvmd's grants */
-		} else if (pa->pa_o->o_budget > 0)
-			cfg.budget = pa->pa_o->o_budget / pa->pa_o->o_procs;
+		} else if (o->o_budget > 0)
+			cfg.budget = o->o_budget / o->o_procs;
 		upvm_start(&cfg, md->md_wp, md->md_nonuma);
 	}
 	if ((error = map(len, &base)) != 0) {
@@ -1218,10 +1218,10 @@ proc_child(unsigned i, void *arg, struct procs_msg *m)
  * once, each a run of rc; their aggregate and summed RssAnon a procs_run.
  */
 static void
-run_procs(const struct opts *o, const struct where *wh, struct wl_ctx *c,
-    struct record *rc)
+run_procs(const struct where *wh, struct wl_ctx *c, struct record *rc)
 {
-	struct proc_arg pa = { .pa_o = o, .pa_wh = wh, .pa_c = c };
+	const struct opts *o = wh->wh_o;
+	struct proc_arg pa = { .pa_wh = wh, .pa_c = c };
 	struct procs_msg *ms;
 	uint64_t rss, peak = 0, bytes = 0, t0 = UINT64_MAX, t1 = 0;
 	char why[512];
@@ -1275,7 +1275,7 @@ run_one(const struct where *wh, struct wl_ctx *c, struct record *rc)
 
 	c->wc_rss = rc->rc_budget > 0 && backing_dir == NULL;
 	if (rc->rc_procs > 0) {
-		run_procs(wh->wh_o, wh, c, rc);
+		run_procs(wh, c, rc);
 		return;
 	}
 	if (backing_dir != NULL &&

@@ -166,6 +166,8 @@ int wl_run(const struct workload *, const struct wl_ctx *,
     int (*sample)(struct sample *), struct sample *before,
     struct sample *after, int (*tick)(void), struct wl_result *);
 int rss_anon(int fd, uint64_t *bytes);
+/* len bytes of buf to fd, through short writes and EINTR; 0 or -errno */
+int write_all(int fd, const void *buf, size_t len);
 int usage_sample(struct sample *, uint64_t *sys_ns);
 
 /* fileback.c: --backing file */
@@ -209,7 +211,6 @@ struct procs_msg {
 	struct sample	pm_before;
 	struct sample	pm_after;
 	struct wl_result pm_res;
-	uint64_t	pm_peak;	/* kernel-swap: unused (the parent's) */
 	uint64_t	pm_t0_ns;	/* CLOCK_MONOTONIC, timed phase start */
 	uint64_t	pm_t1_ns;	/* and end */
 };

@@ -587,25 +587,6 @@ ks_peak_read(int fd)
 	return strtoull(buf, NULL, 10);
 }
 
-/* write_all: len bytes of buf to fd.  => 0 or -errno */
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * ks_join: move the calling process (a --procs child of the owner) into
  * the cgroup.  => 0 or -errno

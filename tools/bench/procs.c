@@ -52,7 +52,6 @@ struct child {
 	int		ch_rfd;		/* its messages, -1: closed */
 	int		ch_statfd;	/* /proc/PID/status, -1: none */
 	size_t		ch_got;		/* bytes of ch_msg read */
-	bool		ch_ready;
 	bool		ch_done;
 	struct procs_msg ch_msg;
 };
@@ -79,24 +78,12 @@ mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 }
 
-/* write_msg: the whole of m to fd (a pipe: one write, under PIPE_BUF). */
+/* write_msg: m, as a message of its kind, to the parent through fd */
 static void
 write_msg(int fd, struct procs_msg *m, int kind)
 {
-	const char *p = (const char *)m;
-	size_t left = sizeof(*m);
-	ssize_t n;
-
 	m->pm_kind = kind;
-	while (left > 0) {
-		if ((n = write(fd, p, left)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		p += n;
-		left -= (size_t)n;
-	}
+	(void)write_all(fd, m, sizeof(*m));
 }
 
 static int child_wfd = -1;		/* child: its message pipe */
@@ -297,7 +284,6 @@ wait_kids(int *gow, int (*tick)(void), uint64_t *rss_max, char *why,
 				died(i, why, len);
 				error = -ECHILD;
 			} else if (r > 0 && kids[i].ch_msg.pm_kind == PM_READY) {
-				kids[i].ch_ready = true;
 				if (++nready == nkids) {
 					close(*gow);	/* go */
 					*gow = -1;

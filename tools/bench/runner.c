@@ -80,6 +80,25 @@ struct rss_sampler {
 	uint64_t	 rs_max;	/* [s] bytes */
 };
 
+/* write_all: len bytes of buf to fd.  => 0 or -errno */
+int
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 /*
  * rss_anon: RssAnon of this process in bytes, from fd open on
  * /proc/self/status.  => -EIO if it cannot be read or has no RssAnon.
