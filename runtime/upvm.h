@@ -40,10 +40,12 @@ extern "C" {
  *	seq_max	  UPVM_SEQ_MAX	  widest window resolved ahead of a sequential
  *				  stream, pages, power of two 16..1024 (512)
  *	handlers  UPVM_HANDLERS	  fault threads 0..256; 0 = one per online CPU
- *				  (each keeps 32 pageins in flight) (0)
+ *				  (each keeps 32 pageins in flight; the
+ *				  first serves alone until 8 faults come at
+ *				  once) (0)
  *	spin_us	  UPVM_SPIN_US	  microseconds a fault thread polls before it
  *				  sleeps, 0..10000 (0)
- *	pin	  UPVM_PIN	  pin fault thread i to CPU i: 0 or 1 (1)
+ *	pin	  UPVM_PIN	  pin fault thread i to CPU i: 0 or 1 (0)
  *	log	  UPVM_LOG	  none|error|warn|info|debug (warn)
  *	budget	  UPVM_BUDGET	  resident bytes allowed to managed memory:
  *				  a size (K/M/G/T suffix) or a percentage of
@@ -322,6 +324,9 @@ struct upvm_stats {
 	uint64_t	reads_inflight;	/* pagein reads in flight now */
 	uint64_t	reads_inflight_max; /* most pagein reads in flight at
 					   once (all fault threads) */
+	uint64_t	fault_helps;	/* times the fault threads beyond the
+					   first were called to serve faults
+					   (8 or more read at once) */
 	uint64_t	writes_inflight; /* pageout writes in flight now */
 	/* the CPU time upvm's own threads took (since upvm_init), ns */
 	uint64_t	cpu_fault_ns;	/* fault threads */

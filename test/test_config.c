@@ -98,7 +98,7 @@ Test(config, defaults, .timeout = 10)
 	cr_assert_eq(cfg.readahead_pages, 8);
 	cr_assert_eq(cfg.handlers, 0);
 	cr_assert_eq(cfg.spin_us, 0);
-	cr_assert_eq(cfg.pin_handlers, true);
+	cr_assert_eq(cfg.pin_handlers, false);
 	cr_assert_eq(cfg.flush_s, 30);
 	cr_assert_eq(cfg.log_level, UPVM_LOG_WARN);
 	test_log_capture();
@@ -122,11 +122,11 @@ Test(config, conf_string_sets_keys, .timeout = 10)
 	cr_assert(same_config(&cfg, &want));
 
 	cr_assert_eq(config_parse_conf(&cfg,
-	    "seq_max:1024,spin_us:250,pin:0,log:none"), 0);
+	    "seq_max:1024,spin_us:250,pin:1,log:none"), 0);
 	CHECK(&cfg);
 	want.seq_max_pages = 1024;
 	want.spin_us = 250;
-	want.pin_handlers = false;
+	want.pin_handlers = true;
 	want.log_level = UPVM_LOG_NONE;
 	cr_assert(same_config(&cfg, &want));
 
@@ -354,7 +354,7 @@ Test(config, from_env_reads_process_environment, .timeout = 10)
 	cr_assert_eq(cfg.cluster_pages, 32);
 	cr_assert_eq(cfg.handlers, 5, "the variable wins over UPVM_CONF");
 	cr_assert_eq(cfg.log_level, UPVM_LOG_DEBUG);
-	cr_assert_eq(cfg.pin_handlers, true);
+	cr_assert_eq(cfg.pin_handlers, true, "UPVM_PIN=1 over the default");
 	cr_assert_eq(cfg.seq_max_pages, 512, "untouched keys keep defaults");
 	cr_assert_eq(cfg.spin_us, 0);
 	test_expect_no_log("valid process environment");

@@ -19,6 +19,7 @@
 
 #include <criterion/criterion.h>
 
+#include "fault.h"
 #include "harness.h"
 #include "log.h"
 #include "pmap.h"
@@ -167,6 +168,88 @@ Test(paging, four_threads_random_rw_under_pressure, .timeout = 180)
 	check_peak(test_stats());
 	free(gen);
 	upvm_fini();
+}
+
+/*
+ * Fault threads beyond the first serve faults only while faults come
+ * faster than one thread reads them (fault.h, helpers): a single
+ * faulting thread never has more than one fault queued, so it never
+ * calls them; 32 threads reading swapped-out pages at once do.  Both
+ * check every page they read.
+ */
+struct random_reader {
+	char		*base;
+	pthread_barrier_t *go;
+	unsigned	 seed;
+	long		 bad;
+};
+
+static void *
+random_reader_main(void *arg)
+{
+	struct random_reader *a = arg;
+
+	pthread_barrier_wait(a->go);
+	for (int op = 0; op < 400; op++) {
+		size_t pg = (size_t)rand_r(&a->seed) % NPAGES;
+
+		if (test_pattern_bad(a->base + pg * PAGE_SIZE, 1, pg, 1) !=
+		    -1)
+			a->bad++;
+	}
+	return NULL;
+}
+
+static struct upvm_stats
+read_at_random(int nthreads)
+{
+	struct random_reader args[32];
+	pthread_t th[32];
+	pthread_barrier_t go;
+	struct upvm_stats st;
+	char *p;
+
+	cr_assert_leq(nthreads, 32);
+	init_budget(BUDGET, 0, "handlers:2");
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 1);
+	pthread_barrier_init(&go, NULL, (unsigned)nthreads);
+	for (int t = 0; t < nthreads; t++) {
+		args[t] = (struct random_reader){ .base = p, .go = &go,
+		    .seed = 11 + (unsigned)t };
+		pthread_create(&th[t], NULL, random_reader_main, &args[t]);
+	}
+	for (int t = 0; t < nthreads; t++) {
+		pthread_join(th[t], NULL);
+		cr_assert_eq(args[t].bad, 0, "thread %d", t);
+	}
+	pthread_barrier_destroy(&go);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 1), -1);
+	st = test_stats();
+	cr_assert_gt(st.pagein_ios, 0);
+	check_peak(st);
+	upvm_fini();
+	return st;
+}
+
+Test(paging, one_faulting_thread_is_served_without_helpers, .timeout = 120)
+{
+	struct upvm_stats st = read_at_random(1);
+
+	cr_assert_eq(st.fault_helps, 0, "%llu calls for help, %llu faults",
+	    (unsigned long long)st.fault_helps,
+	    (unsigned long long)st.faults);
+}
+
+Test(paging, many_faulting_threads_call_the_helpers, .timeout = 180)
+{
+	struct upvm_stats st = read_at_random(32);
+
+	cr_log_info("%llu calls for help over %llu faults",
+	    (unsigned long long)st.fault_helps,
+	    (unsigned long long)st.faults);
+	cr_assert_gt(st.fault_helps, 0, "32 threads faulting at once never "
+	    "queued %d faults", FAULT_HELP_BATCH);
 }
 
 Test(paging, dontneed_of_swapped_pages_reads_zeros, .timeout = 120)

@@ -112,7 +112,7 @@ upvm_config_default(struct upvm_config *cfg)
 	cfg->readahead_pages = 8;
 	cfg->handlers = 0;
 	cfg->spin_us = 0;
-	cfg->pin_handlers = true;
+	cfg->pin_handlers = false;
 	cfg->inactive_pct = 0;	/* README: Paging, inactive pages */
 	cfg->flush_s = 30;
 	cfg->log_level = UPVM_LOG_WARN;

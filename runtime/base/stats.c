@@ -50,6 +50,7 @@ stats_snapshot(struct vm_stats *st, struct upvm_stats *out)
 	out->io_errors = LOAD(st_io_errors);
 	out->poisoned = LOAD(st_poisoned);
 	out->reads_inflight_max = LOAD(st_reads_inflight_max);
+	out->fault_helps = LOAD(st_fault_helps);
 }
 
 void

@@ -61,6 +61,7 @@ struct vm_stats {
 	atomic_uint_least64_t st_io_errors;
 	atomic_uint_least64_t st_poisoned;
 	atomic_uint_least64_t st_reads_inflight_max;
+	atomic_uint_least64_t st_fault_helps;
 };
 
 #define STAT_ADD(st, f, n)						\

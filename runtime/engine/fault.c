@@ -1292,17 +1292,17 @@ fault_populate(struct vmspace *vs, vaddr_t start, vaddr_t end, bool backed)
 }
 
 /*
- * fault_wait: sleep until the uffd, the thread's pager queue (with reads
- * in flight) or the stop eventfd is readable.
+ * fault_wait: sleep until the uffd (when listening), the thread's pager
+ * queue (with reads in flight) or the stop eventfd is readable.
  * => returns false when stopping.
  */
 static bool
-fault_wait(struct fault_thread *ft)
+fault_wait(struct fault_thread *ft, bool listen)
 {
 	struct vmspace *vs = ft->ft_vs;
 	struct pollfd pfd[3] = {
 		{ .fd = vs->vs_fault.fe_stopfd, .events = POLLIN },
-		{ .fd = vs->vs_pmap.pm_uffd, .events = POLLIN },
+		{ .fd = listen ? vs->vs_pmap.pm_uffd : -1, .events = POLLIN },
 		{ .fd = -1, .events = POLLIN },
 	};
 
@@ -1312,6 +1312,55 @@ fault_wait(struct fault_thread *ft)
 		;
 	return !(pfd[0].revents & POLLIN) &&
 	    !atomic_load(&vs->vs_fault.fe_stop);
+}
+
+/* fault_listening: whether ft reads the uffd at now (fault.h, helpers) */
+static bool
+fault_listening(struct fault_thread *ft, uint64_t now)
+{
+	return ft->ft_leader || now < atomic_load_explicit(
+	    &ft->ft_vs->vs_fault.fe_help_until, memory_order_relaxed);
+}
+
+/*
+ * fault_call_help: n messages were read at once at now; from
+ * FAULT_HELP_BATCH on, the helpers listen for FAULT_HELP_NS more.  The
+ * store to fe_help_until and the load of fe_help_idle pair with a
+ * helper's increment and load in fault_help_sleep (both seq_cst): either
+ * the helper sees the new span or this thread sees it asleep and wakes it.
+ */
+static void
+fault_call_help(struct vmspace *vs, int n, uint64_t now)
+{
+	struct fault_engine *fe = &vs->vs_fault;
+
+	if (n < FAULT_HELP_BATCH || fe->fe_nalloc < 2)
+		return;
+	if (atomic_exchange(&fe->fe_help_until, now + FAULT_HELP_NS) < now)
+		STAT_INC(&vs->vs_stats, st_fault_helps);
+	if (atomic_load(&fe->fe_help_idle) > 0) {
+		pthread_mutex_lock(&fe->fe_help_lock);
+		pthread_cond_broadcast(&fe->fe_help_cv);
+		pthread_mutex_unlock(&fe->fe_help_lock);
+	}
+}
+
+/*
+ * fault_help_sleep: a helper with no reads in flight sleeps until it is
+ * called to help or the engine stops.
+ * => returns false when stopping.
+ */
+static bool
+fault_help_sleep(struct fault_engine *fe)
+{
+	pthread_mutex_lock(&fe->fe_help_lock);
+	atomic_fetch_add(&fe->fe_help_idle, 1);
+	while (!atomic_load(&fe->fe_stop) &&
+	    stats_now_ns() >= atomic_load(&fe->fe_help_until))
+		pthread_cond_wait(&fe->fe_help_cv, &fe->fe_help_lock);
+	atomic_fetch_sub(&fe->fe_help_idle, 1);
+	pthread_mutex_unlock(&fe->fe_help_lock);
+	return !atomic_load(&fe->fe_stop);
 }
 
 /* fault_events: serve a batch of uffd messages read at t0 */
@@ -1344,6 +1393,7 @@ fault_main(void *arg)
 	struct uffd_msg msgs[FAULT_BATCH];
 	uint64_t spin_ns = (uint64_t)vs->vs_fault.fe_spin_us * 1000, idle = 0;
 	uint64_t t0;
+	bool listen;
 	int n, c;
 
 	vm_tl_inside = 1;
@@ -1356,13 +1406,16 @@ fault_main(void *arg)
 	}
 	while (!atomic_load_explicit(&vs->vs_fault.fe_stop,
 	    memory_order_relaxed)) {
-		n = pmap_read_events(&vs->vs_pmap, msgs, FAULT_BATCH);
+		listen = fault_listening(ft, stats_now_ns());
+		n = listen ? pmap_read_events(&vs->vs_pmap, msgs,
+		    FAULT_BATCH) : 0;
 		if (n < 0) {
 			upvm_log(LOG_ERR, "reading userfaultfd failed: %s; "
 			    "fault thread stops", strerror(-n));
 			break;
 		}
 		t0 = stats_now_ns();
+		fault_call_help(vs, n, t0);
 		fault_events(ft, msgs, n, t0);
 		c = ft->ft_q == NULL ? 0 : pager_complete(ft->ft_q,
 		    FAULT_IO_DEPTH, false);
@@ -1375,8 +1428,13 @@ fault_main(void *arg)
 		if (t0 - idle < spin_ns)
 			continue;	/* busy-poll a little longer */
 		idle = 0;
-		if (!fault_wait(ft))
+		if (!listen && (ft->ft_q == NULL ||
+		    ft->ft_q->pq_inflight == 0)) {
+			if (!fault_help_sleep(&vs->vs_fault))
+				break;
+		} else if (!fault_wait(ft, listen)) {
 			break;
+		}
 	}
 	/* the pageins in flight are this thread's to finish */
 	while (ft->ft_q != NULL && ft->ft_q->pq_inflight > 0)
@@ -1459,6 +1517,7 @@ fault_thread_start(struct vmspace *vs, struct fault_thread *ft, int cpu)
 	memset(ft, 0, sizeof(*ft));
 	ft->ft_vs = vs;
 	ft->ft_cpu = cpu;
+	ft->ft_leader = ft == &vs->vs_fault.fe_threads[0];
 	ft->ft_stack = fault_mem_alloc(FAULT_STACK_SIZE);
 	ft->ft_buf = fault_mem_alloc(FAULT_BUF_SIZE);
 	if (ft->ft_stack == NULL || ft->ft_buf == NULL) {
@@ -1496,6 +1555,8 @@ fault_start(struct vmspace *vs, int nthreads, unsigned spin_us, bool pin)
 	fe->fe_nalloc = nthreads;
 	fe->fe_spin_us = spin_us;
 	atomic_init(&fe->fe_stop, false);
+	atomic_init(&fe->fe_help_until, 0);
+	atomic_init(&fe->fe_help_idle, 0);
 	fe->fe_threads = kmem_alloc(sizeof(*fe->fe_threads) *
 	    (size_t)nthreads);
 	if (fe->fe_threads == NULL)
@@ -1506,6 +1567,8 @@ fault_start(struct vmspace *vs, int nthreads, unsigned spin_us, bool pin)
 		    (size_t)nthreads);
 		return error;
 	}
+	pthread_mutex_init(&fe->fe_help_lock, NULL);
+	pthread_cond_init(&fe->fe_help_cv, NULL);
 	for (i = 0; i < nthreads && error == 0; i++) {
 		error = fault_thread_start(vs, &fe->fe_threads[i],
 		    pin ? (int)(i % MAX(ncpu, 1)) : -1);
@@ -1527,12 +1590,17 @@ fault_stop(struct vmspace *vs)
 
 	atomic_store(&fe->fe_stop, true);
 	(void)!sys_write(fe->fe_stopfd, &one, sizeof(one));
+	pthread_mutex_lock(&fe->fe_help_lock);
+	pthread_cond_broadcast(&fe->fe_help_cv);
+	pthread_mutex_unlock(&fe->fe_help_lock);
 	for (int i = 0; i < fe->fe_nthreads; i++) {
 		pthread_join(fe->fe_threads[i].ft_thread, NULL);
 		atomic_fetch_add(&vs->vs_fault_cpu_done,
 		    fe->fe_threads[i].ft_cpu_ns);
 		fault_thread_free(&fe->fe_threads[i]);
 	}
+	pthread_cond_destroy(&fe->fe_help_cv);
+	pthread_mutex_destroy(&fe->fe_help_lock);
 	close(fe->fe_stopfd);
 	kmem_free(fe->fe_threads, sizeof(*fe->fe_threads) *
 	    (size_t)fe->fe_nalloc);

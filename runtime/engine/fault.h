@@ -12,12 +12,22 @@
  * next event: up to FAULT_IO_DEPTH reads per thread are in flight, none
  * of them holding the map lock (fault.c, "a word on page faults").
  *
+ * Helpers join on demand.  The first thread (the leader) always listens
+ * to the uffd; the others (helpers) listen only while fe_help_until lies
+ * ahead, which a thread that reads FAULT_HELP_BATCH or more messages at
+ * once moves FAULT_HELP_NS past its read.  Outside those spans a helper
+ * finishes its reads in flight and sleeps on fe_help_cv.  Every poller of
+ * a uffd is woken by every fault, and on a machine with few CPUs each
+ * useless wake-up of an idle vCPU costs the faulting thread time and the
+ * machine CPU; one thread serves a few faulting threads faster than two
+ * (README, Benchmarks), many faulting threads need them all.
+ *
  * Fault threads run on stacks from kmem (never managed memory) with every
  * signal blocked, so that no application signal handler ever runs on them.
  *
  * Locks protecting struct members in this file:
  *	I  immutable between fault_start() and fault_stop()   a  atomic
- *	t  the fault thread itself
+ *	t  the fault thread itself   h  fe_help_lock
  */
 #ifndef UPVM_FAULT_H
 #define UPVM_FAULT_H
@@ -36,6 +46,9 @@ struct vmspace;
 
 #define FAULT_IO_DEPTH	32	/* pageins in flight per fault thread */
 
+#define FAULT_HELP_BATCH 8	/* messages read at once that call helpers */
+#define FAULT_HELP_NS	50000000ULL	/* how long helpers listen after */
+
 struct fault_io;			/* fault.c: one pagein in flight */
 struct pager_queue;
 
@@ -43,6 +56,7 @@ struct fault_thread {
 	pthread_t	 ft_thread;	/* [I] */
 	struct vmspace	*ft_vs;		/* [I] */
 	int		 ft_cpu;	/* [I] pinned CPU, or -1 */
+	bool		 ft_leader;	/* [I] always listens to the uffd */
 	void		*ft_stack;	/* [I] raw mapping */
 	void		*ft_buf;	/* [I] pager data (FAULT_MAX_CLUSTER) */
 	struct pager_queue *ft_q;	/* [I] pagein I/O; NULL: no swap */
@@ -61,6 +75,10 @@ struct fault_engine {
 	unsigned	 fe_spin_us;	/* [I] */
 	int		 fe_stopfd;	/* [I] eventfd: readable when stopping */
 	atomic_bool	 fe_stop;	/* [a] */
+	_Atomic uint64_t fe_help_until;	/* [a] helpers listen until (ns) */
+	atomic_int	 fe_help_idle;	/* [a] helpers asleep on fe_help_cv */
+	pthread_mutex_t	 fe_help_lock;	/* sleeping helpers' */
+	pthread_cond_t	 fe_help_cv;	/* [h] fe_help_until moved or stop */
 	struct fault_thread *fe_threads; /* [I] kmem_alloc'd */
 };
 

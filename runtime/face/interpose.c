@@ -428,7 +428,7 @@ ip_stats(void)
 	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
 	    "\"cpu_fault_ns\": %llu, \"cpu_pageout_ns\": %llu, "
 	    "\"cpu_io_ns\": %llu, \"reads_inflight_max\": %llu, "
-	    "\"nodes\": [",
+	    "\"fault_helps\": %llu, \"nodes\": [",
 	    (int)getpid(), (unsigned long long)st.faults,
 	    (unsigned long long)st.pages_resolved,
 	    (unsigned long long)st.resident_peak,
@@ -452,7 +452,8 @@ ip_stats(void)
 	    (unsigned long long)st.cpu_fault_ns,
 	    (unsigned long long)st.cpu_pageout_ns,
 	    (unsigned long long)st.cpu_io_ns,
-	    (unsigned long long)st.reads_inflight_max);
+	    (unsigned long long)st.reads_inflight_max,
+	    (unsigned long long)st.fault_helps);
 	for (int n = 0; n < st.numa_nodes && n < UPVM_NUMA_MAX; n++)
 		fprintf(f, "%s{\"node\": %d, \"resident\": %llu, \"placed\": "
 		    "%llu, \"demoted\": %llu, \"promoted\": %llu, "
