@@ -58,7 +58,8 @@ vmspace_swap_release(uint64_t slot)
 /*
  * handlers_default: one fault thread per CPU.  A fault thread never
  * waits for a pagein read (it keeps up to FAULT_IO_DEPTH in flight), so
- * more threads than CPUs would only add wake-ups.
+ * more threads than CPUs would only add wake-ups; and all but the first
+ * serve faults only while faults come in bursts (fault.h, helpers).
  */
 static int
 handlers_default(bool paging)
