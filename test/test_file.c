@@ -1129,8 +1129,13 @@ Test(file, a_stream_reads_ahead_past_resident_pages, .timeout = 60,
 	    (unsigned long)(st.faults - st0.faults));
 	cr_assert_eq(st.file_reads - st0.file_reads, NPAGES - NPAGES / 512,
 	    "every other page read once");
-	cr_assert_geq(st.pages_prefetched - st0.pages_prefetched, NPAGES / 2,
-	    "most pages read ahead of the reader");
+	/* where every window lands before the reader gets there (a fast
+	   disk, one fault thread), the reader's fault past it is the only
+	   sign of the stream and reads the next window while it waits, the
+	   one after ahead: about half the pages (47 % in the 6.1 guest);
+	   stopped at each resident page, as before the fix, none */
+	cr_assert_geq(st.pages_prefetched - st0.pages_prefetched, NPAGES / 4,
+	    "pages read ahead of the reader");
 	cr_assert_eq(upvm_unmap(p, ptoa(NPAGES)), 0);
 	upvm_fini();
 }

@@ -109,6 +109,18 @@ pin_to_node(int node)
 	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
 }
 
+/*
+ * wait_placed: the fault thread counts a piece just after its copy woke
+ * the writer: let the last count land (1 s at most) before it is checked.
+ */
+static void
+wait_placed(int node, uint64_t want)
+{
+	for (int i = 0; i < 100 && test_stats().node_placed[node] != want;
+	    i++)
+		usleep(10000);
+}
+
 Test(numa, bind_places_every_page_on_its_node, .timeout = 300)
 {
 	long count[NUMA_NODES_MAX];
@@ -126,6 +138,7 @@ Test(numa, bind_places_every_page_on_its_node, .timeout = 300)
 		    "on node %d", policy, count[node], NPAGES, node);
 		cr_assert_eq(test_pattern_bad(p, NPAGES, 0,
 		    (uint64_t)node + 1), -1);
+		wait_placed(node, NPAGES);
 		cr_assert_eq(test_stats().node_placed[node], NPAGES);
 		cr_assert_eq(upvm_unmap(p, NPAGES * PAGE_SIZE), 0);
 		cr_assert_eq(upvm_fini(), 0);
@@ -156,11 +169,7 @@ check_interleave(const char *policy, nodemask_t64 nodes)
 		cr_assert(count[n] >= share - (long)handlers &&
 		    count[n] <= share + (long)handlers, "%s: node %d has %ld "
 		    "pages, its share is %ld", policy, n, count[n], share);
-		/* the fault thread counts a piece just after its copy woke
-		   the writer: let the last count land */
-		for (int i = 0; i < 100 && test_stats().node_placed[n] !=
-		    (uint64_t)count[n]; i++)
-			usleep(10000);
+		wait_placed(n, (uint64_t)count[n]);
 		cr_assert_eq(test_stats().node_placed[n], (uint64_t)count[n],
 		    "%s: node %d: %lu counted as placed, %ld there", policy,
 		    n, (unsigned long)test_stats().node_placed[n], count[n]);
