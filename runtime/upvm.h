@@ -45,7 +45,8 @@ extern "C" {
  *				  once) (0)
  *	spin_us	  UPVM_SPIN_US	  microseconds a fault thread polls before it
  *				  sleeps, 0..10000 (0)
- *	pin	  UPVM_PIN	  pin fault thread i to CPU i: 0 or 1 (0)
+ *	pin	  UPVM_PIN	  keep the first fault thread on its CPU too,
+ *				  not only while the others help: 0 or 1 (0)
  *	log	  UPVM_LOG	  none|error|warn|info|debug (warn)
  *	budget	  UPVM_BUDGET	  resident bytes allowed to managed memory:
  *				  a size (K/M/G/T suffix) or a percentage of

@@ -1314,6 +1314,32 @@ fault_wait(struct fault_thread *ft, bool listen)
 	    !atomic_load(&vs->vs_fault.fe_stop);
 }
 
+/*
+ * fault_pin: put the calling thread ft on its own CPU (on), or let it run
+ * on any the process may use (off).  A failure leaves it where it is.
+ */
+static void
+fault_pin(struct fault_thread *ft, bool on)
+{
+	cpu_set_t one;
+
+	if (on == ft->ft_pinned || ft->ft_cpu < 0)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(ft->ft_cpu, &one);
+	if (pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t),
+	    on ? &one : &ft->ft_allowed) == 0)
+		ft->ft_pinned = on;
+}
+
+/* fault_helped: whether the helpers serve now */
+static bool
+fault_helped(struct fault_engine *fe)
+{
+	return fe->fe_nalloc > 1 && stats_now_ns() < atomic_load_explicit(
+	    &fe->fe_help_until, memory_order_relaxed);
+}
+
 /* fault_listening: whether ft reads the uffd at now (fault.h, helpers) */
 static bool
 fault_listening(struct fault_thread *ft, uint64_t now)
@@ -1397,16 +1423,12 @@ fault_main(void *arg)
 	int n, c;
 
 	vm_tl_inside = 1;
-	if (ft->ft_cpu >= 0) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(ft->ft_cpu, &set);
-		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-	}
+	fault_pin(ft, !ft->ft_leader || vs->vs_fault.fe_pin);
 	while (!atomic_load_explicit(&vs->vs_fault.fe_stop,
 	    memory_order_relaxed)) {
 		listen = fault_listening(ft, stats_now_ns());
+		if (ft->ft_leader && !vs->vs_fault.fe_pin)
+			fault_pin(ft, fault_helped(&vs->vs_fault));
 		n = listen ? pmap_read_events(&vs->vs_pmap, msgs,
 		    FAULT_BATCH) : 0;
 		if (n < 0) {
@@ -1516,7 +1538,15 @@ fault_thread_start(struct vmspace *vs, struct fault_thread *ft, int cpu)
 
 	memset(ft, 0, sizeof(*ft));
 	ft->ft_vs = vs;
-	ft->ft_cpu = cpu;
+	ft->ft_cpu = -1;
+	/* the cpu-th CPU the process may use, in turn */
+	if (sched_getaffinity(0, sizeof(ft->ft_allowed), &ft->ft_allowed) ==
+	    0 && CPU_COUNT(&ft->ft_allowed) > 0) {
+		cpu %= CPU_COUNT(&ft->ft_allowed);
+		for (int c = 0; c < CPU_SETSIZE && ft->ft_cpu < 0; c++)
+			if (CPU_ISSET(c, &ft->ft_allowed) && cpu-- == 0)
+				ft->ft_cpu = c;
+	}
 	ft->ft_leader = ft == &vs->vs_fault.fe_threads[0];
 	ft->ft_stack = fault_mem_alloc(FAULT_STACK_SIZE);
 	ft->ft_buf = fault_mem_alloc(FAULT_BUF_SIZE);
@@ -1547,13 +1577,13 @@ int
 fault_start(struct vmspace *vs, int nthreads, unsigned spin_us, bool pin)
 {
 	struct fault_engine *fe = &vs->vs_fault;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int error = 0, i;
 
 	VM_ASSERT(nthreads > 0);
 	fe->fe_nthreads = 0;
 	fe->fe_nalloc = nthreads;
 	fe->fe_spin_us = spin_us;
+	fe->fe_pin = pin;
 	atomic_init(&fe->fe_stop, false);
 	atomic_init(&fe->fe_help_until, 0);
 	atomic_init(&fe->fe_help_idle, 0);
@@ -1570,8 +1600,7 @@ fault_start(struct vmspace *vs, int nthreads, unsigned spin_us, bool pin)
 	pthread_mutex_init(&fe->fe_help_lock, NULL);
 	pthread_cond_init(&fe->fe_help_cv, NULL);
 	for (i = 0; i < nthreads && error == 0; i++) {
-		error = fault_thread_start(vs, &fe->fe_threads[i],
-		    pin ? (int)(i % MAX(ncpu, 1)) : -1);
+		error = fault_thread_start(vs, &fe->fe_threads[i], i);
 		if (error == 0)
 			fe->fe_nthreads++;
 	}

@@ -20,7 +20,11 @@
  * a uffd is woken by every fault, and on a machine with few CPUs each
  * useless wake-up of an idle vCPU costs the faulting thread time and the
  * machine CPU; one thread serves a few faulting threads faster than two
- * (README, Benchmarks), many faulting threads need them all.
+ * (README, Benchmarks), many faulting threads need them all.  Each helper
+ * runs on a CPU of its own (ft_cpu, the process's allowed CPUs in turn);
+ * the leader runs where the scheduler puts it (it follows the disk's
+ * interrupts and the faulting thread) and on its own CPU only while the
+ * helpers serve, or always with `pin`.
  *
  * Fault threads run on stacks from kmem (never managed memory) with every
  * signal blocked, so that no application signal handler ever runs on them.
@@ -33,6 +37,7 @@
 #define UPVM_FAULT_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -55,8 +60,10 @@ struct pager_queue;
 struct fault_thread {
 	pthread_t	 ft_thread;	/* [I] */
 	struct vmspace	*ft_vs;		/* [I] */
-	int		 ft_cpu;	/* [I] pinned CPU, or -1 */
+	int		 ft_cpu;	/* [I] its CPU, or -1: none allowed */
 	bool		 ft_leader;	/* [I] always listens to the uffd */
+	bool		 ft_pinned;	/* [t] on ft_cpu now */
+	cpu_set_t	 ft_allowed;	/* [I] the CPUs the process may use */
 	void		*ft_stack;	/* [I] raw mapping */
 	void		*ft_buf;	/* [I] pager data (FAULT_MAX_CLUSTER) */
 	struct pager_queue *ft_q;	/* [I] pagein I/O; NULL: no swap */
@@ -73,6 +80,7 @@ struct fault_engine {
 	int		 fe_nthreads;	/* [I] threads running */
 	int		 fe_nalloc;	/* [I] fe_threads capacity */
 	unsigned	 fe_spin_us;	/* [I] */
+	bool		 fe_pin;	/* [I] the leader always on its CPU */
 	int		 fe_stopfd;	/* [I] eventfd: readable when stopping */
 	atomic_bool	 fe_stop;	/* [a] */
 	_Atomic uint64_t fe_help_until;	/* [a] helpers listen until (ns) */
@@ -83,7 +91,7 @@ struct fault_engine {
 };
 
 /*
- * fault_start: start nthreads fault threads (pinned to CPUs 0.. if pin).
+ * fault_start: start nthreads fault threads, the leader pinned too if pin.
  * => returns 0, or -errno with no thread left running.
  */
 int fault_start(struct vmspace *, int nthreads, unsigned spin_us, bool pin);

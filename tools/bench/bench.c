@@ -406,7 +406,7 @@ usage(FILE *f)
 "      --seq-max N       widest sequential window, 2^k in 16..1024\n"
 "      --handlers N      fault threads, 0 = one per CPU\n"
 "      --spin-us N       microseconds a fault thread polls, 0..10000\n"
-"      --pin 0|1         pin fault thread i to CPU i (default 0)\n"
+"      --pin 0|1         keep the first fault thread on its CPU too (0)\n"
 "      --numa POLICY     NUMA placement of the upvm modes: none, local,\n"
 "                        bind:N, preferred:N, interleave[:NODES], nearest\n"
 "      --node-budget L   per-node budgets, as 0=1G,1=4G\n"
