@@ -1332,20 +1332,11 @@ fault_pin(struct fault_thread *ft, bool on)
 		ft->ft_pinned = on;
 }
 
-/* fault_helped: whether the helpers serve now */
+/* fault_helped: whether the helpers serve at now (fault.h, helpers) */
 static bool
-fault_helped(struct fault_engine *fe)
+fault_helped(struct fault_engine *fe, uint64_t now)
 {
-	return fe->fe_nalloc > 1 && stats_now_ns() < atomic_load_explicit(
-	    &fe->fe_help_until, memory_order_relaxed);
-}
-
-/* fault_listening: whether ft reads the uffd at now (fault.h, helpers) */
-static bool
-fault_listening(struct fault_thread *ft, uint64_t now)
-{
-	return ft->ft_leader || now < atomic_load_explicit(
-	    &ft->ft_vs->vs_fault.fe_help_until, memory_order_relaxed);
+	return now < atomic_load(&fe->fe_help_until);
 }
 
 /*
@@ -1382,7 +1373,7 @@ fault_help_sleep(struct fault_engine *fe)
 	pthread_mutex_lock(&fe->fe_help_lock);
 	atomic_fetch_add(&fe->fe_help_idle, 1);
 	while (!atomic_load(&fe->fe_stop) &&
-	    stats_now_ns() >= atomic_load(&fe->fe_help_until))
+	    !fault_helped(fe, stats_now_ns()))
 		pthread_cond_wait(&fe->fe_help_cv, &fe->fe_help_lock);
 	atomic_fetch_sub(&fe->fe_help_idle, 1);
 	pthread_mutex_unlock(&fe->fe_help_lock);
@@ -1419,16 +1410,17 @@ fault_main(void *arg)
 	struct uffd_msg msgs[FAULT_BATCH];
 	uint64_t spin_ns = (uint64_t)vs->vs_fault.fe_spin_us * 1000, idle = 0;
 	uint64_t t0;
-	bool listen;
+	bool helped, listen;
 	int n, c;
 
 	vm_tl_inside = 1;
 	fault_pin(ft, !ft->ft_leader || vs->vs_fault.fe_pin);
 	while (!atomic_load_explicit(&vs->vs_fault.fe_stop,
 	    memory_order_relaxed)) {
-		listen = fault_listening(ft, stats_now_ns());
+		helped = fault_helped(&vs->vs_fault, stats_now_ns());
+		listen = ft->ft_leader || helped;
 		if (ft->ft_leader && !vs->vs_fault.fe_pin)
-			fault_pin(ft, fault_helped(&vs->vs_fault));
+			fault_pin(ft, helped);
 		n = listen ? pmap_read_events(&vs->vs_pmap, msgs,
 		    FAULT_BATCH) : 0;
 		if (n < 0) {
