@@ -148,7 +148,7 @@ mc_cmd(char *out, const char *verb, const char *key, const char *tail)
 	return (int)(v + k + t);
 }
 
-/* mc_writev_all: write every byte of iov[0..cnt) (modified) */
+/* mc_writev_all: send every byte of iov[0..cnt) (modified) */
 static int
 mc_writev_all(struct mc_conn *c, struct iovec *iov, int cnt, int64_t deadline)
 {
@@ -156,7 +156,9 @@ mc_writev_all(struct mc_conn *c, struct iovec *iov, int cnt, int64_t deadline)
 	int error;
 
 	while (cnt > 0) {
-		n = writev(c->mc_fd, iov, MIN(cnt, IOV_MAX));
+		/* a server that closed: EPIPE, never SIGPIPE in the program */
+		n = sendmsg(c->mc_fd, &(struct msghdr){ .msg_iov = iov,
+		    .msg_iovlen = (size_t)MIN(cnt, IOV_MAX) }, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
