@@ -179,9 +179,17 @@ remote_mark_down(struct remote *rs, struct rserver *sv, int error)
 	}
 }
 
-static void
+/*
+ * remote_mark_up: server sv answered a request (a connection is not an
+ * answer: a hung server's kernel still accepts them, and taking one for
+ * an answer would reset the back-off on every reconnect).
+ */
+void
 remote_mark_up(struct remote *rs, struct rserver *sv)
 {
+	if (!atomic_load(&sv->sv_down) &&
+	    atomic_load(&sv->sv_backoff) == REMOTE_BACKOFF_MS)
+		return;		/* the common case: no shared store */
 	atomic_store(&sv->sv_backoff, REMOTE_BACKOFF_MS);
 	if (atomic_exchange(&sv->sv_down, false))
 		upvm_log(LOG_WARN, "swap: memcached server %s answers again",
@@ -204,7 +212,6 @@ remote_conn(struct rworker *w, int i)
 		remote_mark_down(rs, &rs->rs_srv[i], error);
 		return NULL;
 	}
-	remote_mark_up(rs, &rs->rs_srv[i]);
 	return c;
 }
 
@@ -227,8 +234,10 @@ remote_call(struct rworker *w, int i, bool write, const char *const *keys,
 		error = write ? mc_set_many(c, keys, vals, n, res,
 		    rs->rs_timeout_ms) : mc_get_many(c, keys, vals, n, res,
 		    rs->rs_timeout_ms);
-		if (error == 0)
+		if (error == 0) {
+			remote_mark_up(rs, &rs->rs_srv[i]);
 			return 0;
+		}
 		if (error == -ETIMEDOUT)
 			break;		/* no second wait on a silent server */
 	}
@@ -256,12 +265,15 @@ remote_check_evictions(struct rworker *w)
 		return;
 	for (int i = 0; i < rs->rs_nsrv; i++) {
 		sv = &rs->rs_srv[i];
+		/* a failure (a stale connection, closed) is for the
+		   requests to judge: they reconnect once */
 		if ((c = remote_conn(w, i)) == NULL ||
 		    mc_stat(c, "evictions", &ev, rs->rs_timeout_ms) != 0 ||
 		    mc_stat(c, "bytes", &bytes, rs->rs_timeout_ms) != 0 ||
 		    mc_stat(c, "limit_maxbytes", &limit, rs->rs_timeout_ms) !=
 		    0)
 			continue;
+		remote_mark_up(rs, sv);
 		last = atomic_exchange(&sv->sv_evictions, ev);
 		/* the first count is a baseline: evictions before us */
 		if (!atomic_exchange(&sv->sv_evseen, true))

@@ -156,6 +156,7 @@ struct mc_conn *remote_conn(struct rworker *, int i);
 int remote_call(struct rworker *, int i, bool write, const char *const *keys,
     const struct mc_val *vals, int n, int *res);
 void remote_mark_down(struct remote *, struct rserver *, int error);
+void remote_mark_up(struct remote *, struct rserver *);
 void remote_check_evictions(struct rworker *);
 
 /* remote_io.c */

@@ -153,6 +153,7 @@ remote_put_window(struct rworker *w, struct rgroup *gs, int ng,
 				g->g_srv[j] = -1;
 				continue;
 			}
+			remote_mark_up(rs, &rs->rs_srv[g->g_srv[j]]);
 			for (int v = g->g_voff; v < g->g_voff + g->g_nv; v++)
 				remote_stored(w, v, &lasterr);
 		}
@@ -292,6 +293,7 @@ remote_get_window(struct rworker *w, struct rgroup *gs, int ng,
 		if (mc_get_recv(c, w->rw_kp + g->g_voff, w->rw_val + g->g_voff,
 		    g->g_nv, w->rw_vres + g->g_voff, rs->rs_timeout_ms) != 0)
 			continue;		/* round two reconnects */
+		remote_mark_up(rs, &rs->rs_srv[g->g_srv[0]]);
 		g->g_replied = true;
 		for (int v = g->g_voff; v < g->g_voff + g->g_nv; v++)
 			remote_open_value(w, g, v, gen, g->g_rank);
