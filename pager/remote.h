@@ -47,7 +47,8 @@
  * Failures.  A server that refuses a connection or does not answer within
  * the time-out (one reconnect first: a restarted server) is marked down
  * for a back-off (1 s, doubling to 16 s) and skipped; one log line when
- * it goes down, one when it answers again.  A write counts only when a
+ * it goes down, one when it answers a request again (remote_mark_up: an
+ * accepted connection is no answer).  A write counts only when a
  * server answered STORED for every page (mc_set_many), so a page is never
  * dropped from memory before a server holds it.  memcached forgets under
  * memory pressure by design (LRU eviction); a store's reply cannot say
