@@ -13,13 +13,13 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <poll.h>
-#include <pwd.h>
 #include <pthread.h>
-#include <stdatomic.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,11 +249,8 @@ mcd_kill(struct mcd *m)
 static void
 servers_stop(void)
 {
-	for (int i = 0; i < nsrv; i++) {
-		if (srv[i].pid > 0)
-			kill(srv[i].pid, SIGCONT);
+	for (int i = 0; i < nsrv; i++)
 		mcd_kill(&srv[i]);
-	}
 	nsrv = 0;
 }
 
@@ -309,14 +306,17 @@ out:
 	return NULL;
 }
 
+/* proxy_keep: keep both ends of a connection for proxy_stop, or neither */
 static bool
-proxy_keep(struct proxy *px, int fd)
+proxy_keep(struct proxy *px, int c, int s)
 {
 	bool ok;
 
 	pthread_mutex_lock(&px->px_lock);
-	if ((ok = px->px_nfd < PROXY_MAXFD))
-		px->px_fds[px->px_nfd++] = fd;
+	if ((ok = px->px_nfd + 2 <= PROXY_MAXFD)) {
+		px->px_fds[px->px_nfd++] = c;
+		px->px_fds[px->px_nfd++] = s;
+	}
 	pthread_mutex_unlock(&px->px_lock);
 	return ok;
 }
@@ -346,8 +346,9 @@ proxy_accept(void *arg)
 			close(c);
 			continue;
 		}
-		if (!proxy_keep(px, c) || !proxy_keep(px, s)) {
-			close(c);	/* (s too, when kept: at the stop) */
+		if (!proxy_keep(px, c, s)) {
+			close(c);
+			close(s);
 			continue;
 		}
 		proxy_pipe(px, c, s);
