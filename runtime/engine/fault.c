@@ -1328,7 +1328,7 @@ fault_pin(struct fault_thread *ft, bool on)
 	CPU_ZERO(&one);
 	CPU_SET(ft->ft_cpu, &one);
 	if (pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t),
-	    on ? &one : &ft->ft_allowed) == 0)
+	    on ? &one : &ft->ft_vs->vs_fault.fe_allowed) == 0)
 		ft->ft_pinned = on;
 }
 
@@ -1532,11 +1532,10 @@ fault_thread_start(struct vmspace *vs, struct fault_thread *ft, int cpu)
 	ft->ft_vs = vs;
 	ft->ft_cpu = -1;
 	/* the cpu-th CPU the process may use, in turn */
-	if (sched_getaffinity(0, sizeof(ft->ft_allowed), &ft->ft_allowed) ==
-	    0 && CPU_COUNT(&ft->ft_allowed) > 0) {
-		cpu %= CPU_COUNT(&ft->ft_allowed);
+	if (vs->vs_fault.fe_nallowed > 0) {
+		cpu %= vs->vs_fault.fe_nallowed;
 		for (int c = 0; c < CPU_SETSIZE && ft->ft_cpu < 0; c++)
-			if (CPU_ISSET(c, &ft->ft_allowed) && cpu-- == 0)
+			if (CPU_ISSET(c, &vs->vs_fault.fe_allowed) && cpu-- == 0)
 				ft->ft_cpu = c;
 	}
 	ft->ft_leader = ft == &vs->vs_fault.fe_threads[0];
@@ -1576,6 +1575,8 @@ fault_start(struct vmspace *vs, int nthreads, unsigned spin_us, bool pin)
 	fe->fe_nalloc = nthreads;
 	fe->fe_spin_us = spin_us;
 	fe->fe_pin = pin;
+	fe->fe_nallowed = sched_getaffinity(0, sizeof(fe->fe_allowed),
+	    &fe->fe_allowed) == 0 ? CPU_COUNT(&fe->fe_allowed) : 0;
 	atomic_init(&fe->fe_stop, false);
 	atomic_init(&fe->fe_help_until, 0);
 	atomic_init(&fe->fe_help_idle, 0);

@@ -21,7 +21,7 @@
  * useless wake-up of an idle vCPU costs the faulting thread time and the
  * machine CPU; one thread serves a few faulting threads faster than two
  * (README, Benchmarks), many faulting threads need them all.  Each helper
- * runs on a CPU of its own (ft_cpu, the process's allowed CPUs in turn);
+ * runs on a CPU of its own (ft_cpu, fe_allowed's CPUs in turn);
  * the leader runs where the scheduler puts it (it follows the disk's
  * interrupts and the faulting thread) and on its own CPU only while the
  * helpers serve, or always with `pin`.
@@ -63,7 +63,6 @@ struct fault_thread {
 	int		 ft_cpu;	/* [I] its CPU, or -1: none allowed */
 	bool		 ft_leader;	/* [I] always listens to the uffd */
 	bool		 ft_pinned;	/* [t] on ft_cpu now */
-	cpu_set_t	 ft_allowed;	/* [I] the CPUs the process may use */
 	void		*ft_stack;	/* [I] raw mapping */
 	void		*ft_buf;	/* [I] pager data (FAULT_MAX_CLUSTER) */
 	struct pager_queue *ft_q;	/* [I] pagein I/O; NULL: no swap */
@@ -81,6 +80,8 @@ struct fault_engine {
 	int		 fe_nalloc;	/* [I] fe_threads capacity */
 	unsigned	 fe_spin_us;	/* [I] */
 	bool		 fe_pin;	/* [I] the leader always on its CPU */
+	cpu_set_t	 fe_allowed;	/* [I] the CPUs the process may use */
+	int		 fe_nallowed;	/* [I] how many; 0: unknown, no pinning */
 	int		 fe_stopfd;	/* [I] eventfd: readable when stopping */
 	atomic_bool	 fe_stop;	/* [a] */
 	_Atomic uint64_t fe_help_until;	/* [a] helpers listen until (ns) */
