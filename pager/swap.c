@@ -811,6 +811,21 @@ swap_count(struct swap *sw, uint64_t slot)
 	return count;
 }
 
+bool
+swap_own_run(struct swap *sw, uint64_t slot, int n)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	bool own = true;
+
+	if (!swp_range_ok(sw, slot, n))
+		return false;
+	swp_lock(ss);
+	for (uint64_t i = slot - 1; own && i < slot - 1 + (uint64_t)n; i++)
+		own = ss->ss_count[i] == 1 && !swp_is_remote(sw, i + 1);
+	swp_unlock(ss);
+	return own;
+}
+
 void
 swap_set_hash(struct swap *sw, uint64_t slot, uint64_t hash)
 {

@@ -115,6 +115,15 @@ void swap_free(struct swap *, uint64_t slot, int n);
 unsigned swap_count(struct swap *, uint64_t slot);
 
 /*
+ * swap_own_run: slots [slot, slot + n) are in the swap file's tier (not
+ * the remote store, whose values hold pages in groups) and each has one
+ * reference, so a write of them changes no other page: the caller may
+ * write new contents into them in place (pageout of pages written since
+ * their pagein, as the kernel writes a swap-cache page back to its slot).
+ */
+bool swap_own_run(struct swap *, uint64_t slot, int n);
+
+/*
  * swap_set_hash / swap_hash: the page_hash() (key sw_hashkey) of a slot's
  * data.  The process that allocated the slot sets it before it shares
  * the slot (the hash lives in the fork-shared state); it is read-only

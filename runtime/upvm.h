@@ -309,6 +309,10 @@ struct upvm_stats {
 	uint64_t	reactivations;	/* staged pages moved back, no I/O */
 	uint64_t	clean_changed;	/* "clean" pages whose content check
 					   found a write: written instead */
+	uint64_t	rewritten;	/* of pageouts, pages written back
+					   into the swap slots they were read
+					   from (written since, move
+					   protocol) */
 	uint64_t	copied_out;	/* pages of mappings made read-only or
 					   PROT_NONE paged out by a copy (move
 					   protocol: UFFDIO_MOVE refuses them;

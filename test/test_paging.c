@@ -115,6 +115,67 @@ Test(paging, rewrites_of_paged_in_pages_are_not_lost, .timeout = 120)
 	upvm_fini();
 }
 
+/*
+ * Pages read back from swap and then written in scattered places: under
+ * the move protocol the written stretch of each unit goes back into the
+ * swap slots it was read from (the kernel's swap-cache write-back), and
+ * the unwritten pages around it drop clean.  Every page checked, its
+ * generation by its place, over passes that evict and read back all.
+ */
+static uint64_t
+sparse_gen(size_t pg)
+{
+	return pg % 64 >= 8 && pg % 64 < 40 && pg % 3 == 0 ? 2 : 1;
+}
+
+static long
+sparse_bad(const char *p)
+{
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		if (test_pattern_bad(p + pg * PAGE_SIZE, 1, pg,
+		    sparse_gen(pg)) != -1)
+			return (long)pg;
+	return -1;
+}
+
+Test(paging, sparse_rewrites_go_back_to_their_slots, .timeout = 120)
+{
+	struct upvm_stats st;
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 1);
+	for (size_t b = 0; b < NPAGES / 64; b++) {
+		char *blk = p + b * 64 * PAGE_SIZE;
+
+		/* read back whole (clean), then written here and there */
+		cr_assert_eq(test_pattern_bad(blk, 64, b * 64, 1), -1);
+		for (size_t k = 0; k < 64; k++)
+			if (sparse_gen(b * 64 + k) == 2)
+				test_pattern_fill(blk + k * PAGE_SIZE, 1,
+				    b * 64 + k, 2);
+	}
+	for (int pass = 0; pass < 2; pass++)
+		cr_assert_eq(sparse_bad(p), -1, "pass %d", pass);
+	st = test_stats();
+	cr_log_info("rewritten %llu of %llu pages written, %llu dropped clean",
+	    (unsigned long long)st.rewritten,
+	    (unsigned long long)st.pageouts,
+	    (unsigned long long)st.clean_drops);
+	if (st.pageout == UPVM_PAGEOUT_MOVE)
+		cr_assert_gt(st.rewritten, 0, "written back in place");
+	else
+		cr_assert_eq(st.rewritten, 0);
+	cr_assert_gt(st.clean_drops, 0);
+	cr_assert_eq(st.io_errors, 0);
+	check_peak(st);
+	cr_assert_eq(upvm_unmap(p, NPAGES * PAGE_SIZE), 0);
+	st = test_stats_gone();
+	cr_assert_eq(st.swap_used_pages, 0, "unmap frees the swap slots");
+	upvm_fini();
+}
+
 struct rw_arg {
 	char		*base;
 	size_t		 first, n;	/* my slice */

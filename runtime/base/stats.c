@@ -44,6 +44,7 @@ stats_snapshot(struct vm_stats *st, struct upvm_stats *out)
 	out->clean_drops = LOAD(st_clean_drops);
 	out->reactivations = LOAD(st_reactivations);
 	out->clean_changed = LOAD(st_clean_changed);
+	out->rewritten = LOAD(st_rewritten);
 	out->copied_out = LOAD(st_copied_out);
 	out->swap_full = LOAD(st_swap_full);
 	out->stalls = LOAD(st_stalls);

@@ -55,6 +55,7 @@ struct vm_stats {
 	atomic_uint_least64_t st_clean_drops;
 	atomic_uint_least64_t st_reactivations;
 	atomic_uint_least64_t st_clean_changed;
+	atomic_uint_least64_t st_rewritten;
 	atomic_uint_least64_t st_copied_out;
 	atomic_uint_least64_t st_swap_full;
 	atomic_uint_least64_t st_stalls;

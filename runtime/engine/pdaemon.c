@@ -10,11 +10,18 @@
  *  pd_collect: under the amap lock, the resident pages of a victim unit
  *	that no one else owns become anons in transit (ANON_TRANSIT), split
  *	into runs of contiguous pages, each clean (all have swap copies that
- *	were valid when the pages were mapped) or dirty.  The run holds its
+ *	were valid when the pages were mapped), dirty, or (move protocol)
+ *	rewritten: clean pages that a PAGEMAP_SCAN of the unit shows
+ *	written, from the first to the last (pd_written_mask).  A rewritten
+ *	run whose pages hold consecutive swap slots is written back into
+ *	them (pr_ownslot: as the kernel writes a swap-cache page back to its
+ *	slot), so the pages keep the slots' order for the next readahead
+ *	and no slot is handed out.  The run holds its
  *	amap and each anon.  From here until the finish the daemon owns
  *	them: faults on them wait, the daemon wakes them.
  *  pd_write: with the map unlocked, each dirty run gets a contiguous run
- *	of swap slots and one pager_put (several in flight); the daemon
+ *	of swap slots (a rewritten one keeps its own if no fork child
+ *	shares them: swap_own_run) and one pager_put (several in flight); the daemon
  *	waits for all of them, then takes the map read lock again.  An
  *	munmap, MAP_FIXED or MADV_DONTNEED meanwhile takes pages out of
  *	their slots: the finish skips those (and its last reference frees
@@ -167,7 +174,11 @@ struct pd_run {
 	bool		 pr_rewrite;	/* was clean, found written: the
 					   anons' old slots are stale */
 	int		 pr_stage;	/* move: first staging page, or -1 */
-	uint64_t	 pr_swslot;	/* dirty: the run's slots; 0: none */
+	uint64_t	 pr_swslot;	/* dirty: the run's new slots; 0: none */
+	uint64_t	 pr_ownslot;	/* rewrite in place: the anons' own
+					   slots (consecutive), written again
+					   (pd_write checks they are the
+					   anons' alone); 0: new slots */
 	struct pager	*pr_obj;	/* the entry's object (a file) or NULL,
 					   referenced until pd_release: the
 					   entry may go while the run's write
@@ -219,6 +230,14 @@ static bool
 pd_to_obj(const struct pd_run *r)
 {
 	return r->pr_clean ? r->pr_objclean : r->pr_shared;
+}
+
+/* pd_slot: the swap slot run r's dirty page k is written to */
+static uint64_t
+pd_slot(const struct pd_run *r, int k)
+{
+	return (r->pr_ownslot != 0 ? r->pr_ownslot : r->pr_swslot) +
+	    (uint64_t)k;
 }
 
 /*
@@ -356,6 +375,43 @@ const struct pdpol_unit_ops pd_unit_ops = {
 };
 
 /*
+ * pd_written_mask: the pages of [va, end) (one unit, at most AMAP_UNIT
+ * pages) to write although they are clean: bit k for page k, from the
+ * first to the last page written since it was protected clean (the
+ * unwritten ones between go with them: on this VM a write costs about
+ * 60 us of the daemon's CPU each, so one write of the span is cheaper
+ * than one per written stretch); all of them where that cannot be told
+ * (the scan failed, or found more written stretches than it returns).
+ * Move protocol only: under wp a clean page is exactly clean (its first
+ * write faulted).  Clean pages before the first written one and after the
+ * last still drop clean (sqlite3 writes about half of the pages its
+ * readahead brings in).
+ * => map read-locked (the range is mapped).
+ */
+static uint64_t
+pd_written_mask(struct vmspace *vs, vaddr_t va, vaddr_t end)
+{
+	struct page_region reg[AMAP_UNIT / 2];
+	uint64_t mask = 0;
+	vaddr_t walk_end;
+	int n;
+
+	n = pmap_scan_written(&vs->vs_pmap, va, end - va, reg,
+	    (int)nitems(reg), false, &walk_end);
+	if (n < 0)
+		return ~(uint64_t)0;
+	for (int i = 0; i < n; i++)
+		for (vaddr_t p = reg[i].start; p < reg[i].end; p += PAGE_SIZE)
+			mask |= (uint64_t)1 << atop(p - va);
+	if (n == (int)nitems(reg) && walk_end < end)
+		mask |= ~(uint64_t)0 << atop(walk_end - va);
+	if (mask != 0)		/* first to last: one write, the clean gaps too */
+		mask = (~(uint64_t)0 >> __builtin_clzll(mask)) &
+		    (~(uint64_t)0 << __builtin_ctzll(mask));
+	return mask;
+}
+
+/*
  * pd_collect: take the evictable pages of one unit into runs.
  * => map read-locked; takes and drops the amap lock.
  */
@@ -367,7 +423,8 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 	struct pd_run *r = NULL;
 	struct amap *am;
 	struct anon *an;
-	bool clean, objclean, shared;
+	bool clean, objclean, rewrite, shared;
+	uint64_t written, own;
 
 	if (e == NULL || (am = e->e_aref.ar_amap) == NULL || e->e_wired)
 		return;
@@ -385,6 +442,7 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 		return;
 	pb->pb_shared = shared;
 	end = pd_unit_end(e, va);
+	written = pd->pdd_move ? pd_written_mask(pd->pdd_vs, va, end) : 0;
 	vm_mutex_lock(&am->am_lock);
 	for (int s = vm_entry_slot(e, va); s < vm_entry_slot(e, end); s++) {
 		if (!pd_slot_evictable(am, s) ||
@@ -393,16 +451,23 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 			continue;
 		}
 		clean = (an->an_flags & ANON_CLEAN) != 0;
+		rewrite = clean && (written >> (s - vm_entry_slot(e, va)) & 1);
+		clean = clean && !rewrite;
 		objclean = (an->an_flags & ANON_OBJ) != 0;
+		own = rewrite && !shared && !objclean ? an->an_swslot : 0;
 		if (r == NULL || r->pr_clean != clean ||
-		    r->pr_objclean != objclean || r->pr_slot + r->pr_n != s) {
+		    r->pr_rewrite != rewrite ||
+		    r->pr_objclean != objclean || r->pr_slot + r->pr_n != s ||
+		    (r->pr_ownslot != 0) != (own != 0) ||
+		    (own != 0 && r->pr_ownslot + (uint64_t)r->pr_n != own)) {
 			if (pb->pb_nruns == PD_MAX_RUNS)
 				break;
 			r = &pb->pb_runs[pb->pb_nruns++];
 			*r = (struct pd_run){ .pr_amap = am, .pr_slot = s,
 			    .pr_va = e->e_start +
 			    ptoa((vaddr_t)(s - e->e_aref.ar_pageoff)),
-			    .pr_clean = clean, .pr_stage = -1,
+			    .pr_clean = clean, .pr_rewrite = rewrite,
+			    .pr_ownslot = own, .pr_stage = -1,
 			    .pr_obj = e->e_obj, .pr_objclean = objclean,
 			    .pr_shared = shared,
 			    .pr_rdonly = !(e->e_prot & VM_PROT_WRITE),
@@ -547,7 +612,10 @@ pd_write(struct pdaemon *pd, struct pd_batch *pb)
 
 		if (r->pr_error != 0 || r->pr_clean)
 			continue;
-		if (!r->pr_shared &&
+		if (r->pr_ownslot != 0 &&
+		    !swap_own_run(sw, r->pr_ownslot, r->pr_n))
+			r->pr_ownslot = 0;	/* shared with a fork child */
+		if (!r->pr_shared && r->pr_ownslot == 0 &&
 		    (error = swap_alloc(sw, r->pr_n, &r->pr_swslot)) != 0) {
 			pd_set_stuck(pd, error);
 		} else {
@@ -555,7 +623,7 @@ pd_write(struct pdaemon *pd, struct pd_batch *pb)
 				atomic_store(&pd->pdd_stuck, false);
 			r->pr_req = (struct pager_req){
 			    .pr_off = r->pr_shared ? r->pr_objoff :
-			    ptoa(r->pr_swslot), .pr_npages = r->pr_n,
+			    ptoa(pd_slot(r, 0)), .pr_npages = r->pr_n,
 			    .pr_buf = (void *)(uintptr_t)pd_src(pd, r),
 			    .pr_done = pd_write_done, .pr_arg = pd };
 			error = pager_put(r->pr_shared ? r->pr_obj :
@@ -909,6 +977,8 @@ pd_count(struct pdaemon *pd, struct pd_run *r, int gone)
 		STAT_INC(st, st_pageout_ios);
 		if (r->pr_shared)
 			STAT_ADD(st, st_file_writes, (uint64_t)r->pr_n);
+		if (r->pr_ownslot != 0)
+			STAT_ADD(st, st_rewritten, (uint64_t)r->pr_n);
 	}
 	return gone;
 }
@@ -1065,8 +1135,7 @@ pd_finish_wp(struct pdaemon *pd, struct pd_batch *pb)
 					pd_to_file(r, j);
 				} else if (!r->pr_clean) {
 					an->an_flags |= ANON_SWAPPED;
-					an->an_swslot = r->pr_swslot +
-					    (uint64_t)j;
+					an->an_swslot = pd_slot(r, j);
 				}
 			}
 			out += n;
@@ -1290,10 +1359,13 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb, uint64_t stage0)
 			if (gone & ((uint64_t)1 << k))
 				continue;
 			if (r->pr_rewrite) {
-				/* written since its pagein: the copy is stale */
-				if (an->an_swslot != 0)
+				/* written since its pagein: the copy is stale,
+				   unless it was just written again in place */
+				if (an->an_swslot != 0 &&
+				    !(ok && r->pr_ownslot != 0)) {
 					swap_free(sw, an->an_swslot, 1);
-				an->an_swslot = 0;
+					an->an_swslot = 0;
+				}
 				an->an_flags &= ~ANON_CLEAN;
 			}
 			linger = ok && !wanted && pd_may_linger(pd, r) &&
@@ -1306,7 +1378,7 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb, uint64_t stage0)
 				an->an_flags |= ANON_OBJ;
 			} else if (!r->pr_clean) {
 				an->an_flags |= ANON_SWAPPED;
-				an->an_swslot = r->pr_swslot + (uint64_t)k;
+				an->an_swslot = pd_slot(r, k);
 			}
 			if (linger) {
 				pd_linger(pd, r, k);

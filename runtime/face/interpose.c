@@ -422,7 +422,7 @@ ip_stats(void)
 	    "\"pageouts\": %llu, \"pageout_ios\": %llu, \"pageins\": %llu, "
 	    "\"pagein_ios\": %llu, \"file_reads\": %llu, "
 	    "\"file_writes\": %llu, \"flushes\": %llu, "
-	    "\"clean_drops\": %llu, "
+	    "\"clean_drops\": %llu, \"rewritten\": %llu, "
 	    "\"reactivations\": %llu, \"copied_out\": %llu, "
 	    "\"swap_full\": %llu, \"stalls\": %llu, \"io_errors\": %llu, "
 	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
@@ -441,6 +441,7 @@ ip_stats(void)
 	    (unsigned long long)st.file_writes,
 	    (unsigned long long)st.flushes,
 	    (unsigned long long)st.clean_drops,
+	    (unsigned long long)st.rewritten,
 	    (unsigned long long)st.reactivations,
 	    (unsigned long long)st.copied_out,
 	    (unsigned long long)st.swap_full,
