@@ -163,9 +163,11 @@ Test(paging, sparse_rewrites_go_back_to_their_slots, .timeout = 120)
 	    (unsigned long long)st.rewritten,
 	    (unsigned long long)st.pageouts,
 	    (unsigned long long)st.clean_drops);
-	if (st.pageout == UPVM_PAGEOUT_MOVE)
+	/* a remote store's values hold pages in groups: never in place */
+	if (st.pageout == UPVM_PAGEOUT_MOVE && (getenv("UPVM_SWAP") == NULL ||
+	    strstr(getenv("UPVM_SWAP"), "://") == NULL))
 		cr_assert_gt(st.rewritten, 0, "written back in place");
-	else
+	else if (st.pageout != UPVM_PAGEOUT_MOVE)
 		cr_assert_eq(st.rewritten, 0);
 	cr_assert_gt(st.clean_drops, 0);
 	cr_assert_eq(st.io_errors, 0);
