@@ -376,12 +376,13 @@ const struct pdpol_unit_ops pd_unit_ops = {
 
 /*
  * pd_written_mask: the pages of [va, end) (one unit, at most AMAP_UNIT
- * pages) to write although they are clean: bit k for page k, from the
- * first to the last page written since it was protected clean (the
- * unwritten ones between go with them: on this VM a write costs about
- * 60 us of the daemon's CPU each, so one write of the span is cheaper
- * than one per written stretch); all of them where that cannot be told
- * (the scan failed, or found more written stretches than it returns).
+ * pages) written since they were protected clean, bit k for page k; all
+ * of them where that cannot be told (the scan failed, or found more
+ * written stretches than it returns).  pd_rewrite_span then writes the
+ * clean pages from the first written one to the last (the unwritten
+ * ones between go with them: on this VM a write costs about 60 us of the
+ * daemon's CPU each, so one write of the span is cheaper than one per
+ * written stretch).
  * Move protocol only: under wp a clean page is exactly clean (its first
  * write faulted).  Clean pages before the first written one and after the
  * last still drop clean (sqlite3 writes about half of the pages its
@@ -405,10 +406,29 @@ pd_written_mask(struct vmspace *vs, vaddr_t va, vaddr_t end)
 			mask |= (uint64_t)1 << atop(p - va);
 	if (n == (int)nitems(reg) && walk_end < end)
 		mask |= ~(uint64_t)0 << atop(walk_end - va);
-	if (mask != 0)		/* first to last: one write, the clean gaps too */
-		mask = (~(uint64_t)0 >> __builtin_clzll(mask)) &
-		    (~(uint64_t)0 << __builtin_ctzll(mask));
 	return mask;
+}
+
+/*
+ * pd_rewrite_span: of the unit at slot s0 of am (n pages), the clean
+ * pages to write: from the first clean page in written to the last.
+ * => am locked.
+ */
+static uint64_t
+pd_rewrite_span(struct amap *am, int s0, int n, uint64_t written)
+{
+	uint64_t clean = 0;
+	struct anon *an;
+
+	for (int k = 0; written != 0 && k < n; k++)
+		if (pd_slot_evictable(am, s0 + k) &&
+		    (an = amap_anon(am, s0 + k)) != NULL &&
+		    (an->an_flags & ANON_CLEAN))
+			clean |= (uint64_t)1 << k;
+	if ((written &= clean) == 0)
+		return 0;
+	return (~(uint64_t)0 >> __builtin_clzll(written)) &
+	    (~(uint64_t)0 << __builtin_ctzll(written));
 }
 
 /*
@@ -444,6 +464,8 @@ pd_collect(struct pdaemon *pd, struct pd_batch *pb, uint64_t unit)
 	end = pd_unit_end(e, va);
 	written = pd->pdd_move ? pd_written_mask(pd->pdd_vs, va, end) : 0;
 	vm_mutex_lock(&am->am_lock);
+	written = pd_rewrite_span(am, vm_entry_slot(e, va),
+	    vm_entry_slot(e, end) - vm_entry_slot(e, va), written);
 	for (int s = vm_entry_slot(e, va); s < vm_entry_slot(e, end); s++) {
 		if (!pd_slot_evictable(am, s) ||
 		    (an = amap_anon(am, s)) == NULL) {
