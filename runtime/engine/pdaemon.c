@@ -12,7 +12,7 @@
  *	into runs of contiguous pages, each clean (all have swap copies that
  *	were valid when the pages were mapped), dirty, or (move protocol)
  *	rewritten: clean pages that a PAGEMAP_SCAN of the unit shows
- *	written, from the first to the last (pd_written_mask).  A rewritten
+ *	written, from the first to the last (pd_rewrite_span).  A rewritten
  *	run whose pages hold consecutive swap slots is written back into
  *	them (pr_ownslot: as the kernel writes a swap-cache page back to its
  *	slot), so the pages keep the slots' order for the next readahead
