@@ -62,6 +62,18 @@ check_peak(struct upvm_stats st)
 	test_check_peak(st);
 }
 
+/* unmapping the region frees every swap slot and resident page */
+static void
+check_unmap_frees_all(char *p, size_t npages)
+{
+	struct upvm_stats st;
+
+	cr_assert_eq(upvm_unmap(p, npages * PAGE_SIZE), 0);
+	st = test_stats_gone();
+	cr_assert_eq(st.swap_used_pages, 0, "unmap frees the swap slots");
+	cr_assert_eq(st.resident_pages, 0);
+}
+
 Test(paging, every_page_survives_eviction, .timeout = 120)
 {
 	struct upvm_stats st;
@@ -79,10 +91,7 @@ Test(paging, every_page_survives_eviction, .timeout = 120)
 	cr_assert_eq(st.io_errors, 0);
 	cr_assert_eq(st.poisoned, 0);
 	check_peak(st);
-	cr_assert_eq(upvm_unmap(p, NPAGES * PAGE_SIZE), 0);
-	st = test_stats_gone();
-	cr_assert_eq(st.swap_used_pages, 0, "unmap frees the swap slots");
-	cr_assert_eq(st.resident_pages, 0);
+	check_unmap_frees_all(p, NPAGES);
 	upvm_fini();
 }
 
@@ -172,9 +181,7 @@ Test(paging, sparse_rewrites_go_back_to_their_slots, .timeout = 120)
 	cr_assert_gt(st.clean_drops, 0);
 	cr_assert_eq(st.io_errors, 0);
 	check_peak(st);
-	cr_assert_eq(upvm_unmap(p, NPAGES * PAGE_SIZE), 0);
-	st = test_stats_gone();
-	cr_assert_eq(st.swap_used_pages, 0, "unmap frees the swap slots");
+	check_unmap_frees_all(p, NPAGES);
 	upvm_fini();
 }
 
