@@ -378,15 +378,8 @@ const struct pdpol_unit_ops pd_unit_ops = {
  * pd_written_mask: the pages of [va, end) (one unit, at most AMAP_UNIT
  * pages) written since they were protected clean, bit k for page k; all
  * of them where that cannot be told (the scan failed, or found more
- * written stretches than it returns).  pd_rewrite_span then writes the
- * clean pages from the first written one to the last (the unwritten
- * ones between go with them: on this VM a write costs about 60 us of the
- * daemon's CPU each, so one write of the span is cheaper than one per
- * written stretch).
- * Move protocol only: under wp a clean page is exactly clean (its first
- * write faulted).  Clean pages before the first written one and after the
- * last still drop clean (sqlite3 writes about half of the pages its
- * readahead brings in).
+ * written stretches than it returns).  Move protocol only: under wp a
+ * clean page is exactly clean (its first write faulted).
  * => map read-locked (the range is mapped).
  */
 static uint64_t
@@ -411,7 +404,11 @@ pd_written_mask(struct vmspace *vs, vaddr_t va, vaddr_t end)
 
 /*
  * pd_rewrite_span: of the unit at slot s0 of am (n pages), the clean
- * pages to write: from the first clean page in written to the last.
+ * pages to write: from the first clean page in written to the last.  The
+ * unwritten ones between go with them (on this VM a write costs about
+ * 60 us of the daemon's CPU, so one write of the span is cheaper than one
+ * per written stretch); those before and after still drop clean (sqlite3
+ * writes about half of the pages its readahead brings in).
  * => am locked.
  */
 static uint64_t
