@@ -657,6 +657,8 @@ upvm_stats(struct upvm_stats *out)
 		st.budget_pages = (uint64_t)atomic_load(
 		    &vs->vs_pd->pdd_budget);
 		st.resident_peak = (uint64_t)atomic_load(&vs->vs_pd->pdd_peak);
+		st.ra_window = (unsigned)pd_ra_window(vs->vs_pd,
+		    vs->vs_cc.cc_readahead);
 		st.swap_used_pages = swap_used(vs->vs_swap);
 		st.cpu_io_ns = swap_cpu_ns(vs->vs_swap);
 	}

@@ -313,6 +313,12 @@ struct upvm_stats {
 					   into the swap slots they were read
 					   from (written since, move
 					   protocol) */
+	uint64_t	ra_probed;	/* pages read ahead by probes and left
+					   unmapped (move protocol; see
+					   "readahead" in the README) */
+	uint64_t	ra_hits;	/*   of those, taken by a fault */
+	unsigned	ra_window;	/* the readahead window the hits allow
+					   now, pages */
 	uint64_t	copied_out;	/* pages of mappings made read-only or
 					   PROT_NONE paged out by a copy (move
 					   protocol: UFFDIO_MOVE refuses them;

@@ -8,6 +8,7 @@
  * most MAX(cc_cluster, cc_seq_max) pages.  The policy has no check
  * function; its state is checked through the ranges it hands out.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -567,6 +568,65 @@ Test(cluster, pagein_window_grows_with_locality_and_shrinks_without,
 	cr_assert_eq(cluster_choose(&st, &cc, VM_ADV_RANDOM, CLUSTER_F_PAGEIN,
 	    BASE, PG(4096), PG(3001), &vlo, &vhi), CLUSTER_ONE);
 	cr_assert_eq(NPG(vhi) - NPG(vlo), 1);
+}
+
+/*
+ * Readahead hits: pages fall in bands by the highest bit in which their
+ * page number differs from the faulting page's; the cap is the widest
+ * window whose bands are each hit CLUSTER_RA_HIT_PCT percent, bands with
+ * too few pages counted pass, and old counts fade as new ones come.
+ */
+Test(cluster, readahead_is_capped_by_its_hits, .timeout = 10)
+{
+	struct cluster_ra_hits rh;
+	struct cluster_config cc = { 16, 512, 8 };
+	vaddr_t lo, hi;
+
+	cr_assert_eq(cluster_ra_band(PG(1000), PG(1001)), 0);
+	cr_assert_eq(cluster_ra_band(PG(1001), PG(1002)), 1);
+	cr_assert_eq(cluster_ra_band(PG(1003), PG(1000)), 1);
+	cr_assert_eq(cluster_ra_band(PG(1000), PG(1007)), 2);
+	cr_assert_eq(cluster_ra_band(PG(1008), PG(1016)), 3);
+	cr_assert_eq(cluster_ra_band(PG(1007), PG(1008)), 4);
+	/* nothing counted: as wide as allowed */
+	memset(&rh, 0, sizeof(rh));
+	cr_assert_eq(cluster_ra_cap(&rh, 8), 8);
+	cr_assert_eq(cluster_ra_cap(&rh, 1), 1);
+	/* band 0 hit 1 in 2, band 1 1 in 4, band 2 never */
+	for (int i = 0; i < 64; i++) {
+		cluster_ra_staged(&rh, 0);
+		if (i % 2 == 0)
+			cluster_ra_hit(&rh, 0);
+		for (int j = 0; j < 2; j++) {
+			cluster_ra_staged(&rh, 1);
+			if ((2 * i + j) % 4 == 0)
+				cluster_ra_hit(&rh, 1);
+		}
+		for (int j = 0; j < 4; j++)
+			cluster_ra_staged(&rh, 2);
+	}
+	cr_assert_eq(cluster_ra_cap(&rh, 8), 2, "band 1 fails");
+	cr_assert_eq(cluster_ra_cap(&rh, 2), 2);
+	/* band 1 used now: the next band decides; counts out of range are
+	   ignored */
+	for (int i = 0; i < 512; i++) {
+		cluster_ra_staged(&rh, 1);
+		cluster_ra_hit(&rh, 1);
+	}
+	cluster_ra_staged(&rh, CLUSTER_RA_BANDS);
+	cluster_ra_hit(&rh, -1);
+	cr_assert_eq(cluster_ra_cap(&rh, 8), 4, "band 2 fails");
+	/* band 0 never used from now on: its count fades, and one page it
+	   is */
+	for (int i = 0; i < 4 * CLUSTER_RA_DECAY; i++)
+		cluster_ra_staged(&rh, 0);
+	cr_assert_eq(cluster_ra_cap(&rh, 8), 1);
+	cr_assert_lt(atomic_load(&rh.rh_staged[0]), CLUSTER_RA_DECAY);
+	/* a probe reads the aligned block of cc_readahead, inside the entry */
+	cluster_ra_block(&cc, BASE, PG(4096), PG(1003), &lo, &hi);
+	cr_assert(NPG(lo) == 1000 && NPG(hi) == 1008);
+	cluster_ra_block(&cc, PG(1002), PG(1005), PG(1003), &lo, &hi);
+	cr_assert(NPG(lo) == 1002 && NPG(hi) == 1005);
 }
 
 /*

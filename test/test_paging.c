@@ -185,6 +185,122 @@ Test(paging, sparse_rewrites_go_back_to_their_slots, .timeout = 120)
 	upvm_fini();
 }
 
+/*
+ * Readahead follows its hits (cluster.h, "readahead hits"): random
+ * pageins that go on to read their whole 8-page block keep the window at
+ * its widest, and one random pagein in a few (a probe) counts the hits;
+ * random single pages then bring it down to one page.  Pages are written
+ * (a new generation) after they come back, probes' pages included, and
+ * a child forked while probes' pages are unmapped in staging sees every
+ * page right; every page is checked, and unmapping frees everything.
+ */
+static long
+gen_bad(const char *p, const unsigned char *gen)
+{
+	for (size_t pg = 0; pg < NPAGES; pg++)
+		if (test_pattern_bad(p + pg * PAGE_SIZE, 1, pg, gen[pg]) != -1)
+			return (long)pg;
+	return -1;
+}
+
+Test(paging, readahead_follows_its_hits, .timeout = 300)
+{
+	unsigned char *gen = malloc(NPAGES);
+	unsigned seed = 12345;
+	struct upvm_stats st;
+	uint64_t ins, ios;
+	bool move;
+	int status;
+	pid_t pid;
+	char *p;
+
+	cr_assert_not_null(gen);
+	memset(gen, 1, NPAGES);
+	init_budget(BUDGET, 0, NULL);
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 1);
+	/* random blocks read whole, in random order; one page in three of
+	   every other block written after */
+	for (int i = 0; i < 6000; i++) {
+		size_t b = (size_t)rand_r(&seed) % (NPAGES / 8), k0 =
+		    (size_t)rand_r(&seed) % 8;
+
+		for (size_t k = 0; k < 8; k++) {
+			size_t pg = b * 8 + (k0 + k * 3) % 8;
+
+			cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1,
+			    pg, gen[pg]), -1, "page %zu", pg);
+			if (b % 2 == 0 && pg % 3 == 0) {
+				gen[pg] = (unsigned char)(gen[pg] % 200 + 2);
+				test_pattern_fill(p + pg * PAGE_SIZE, 1, pg,
+				    gen[pg]);
+			}
+		}
+	}
+	st = test_stats();
+	move = st.pageout == UPVM_PAGEOUT_MOVE;
+	cr_log_info("blocks: %llu probed, %llu hits, window %u",
+	    (unsigned long long)st.ra_probed, (unsigned long long)st.ra_hits,
+	    st.ra_window);
+	if (move) {
+		cr_assert_gt(st.ra_probed, 0);
+		cr_assert_gt(st.ra_hits, st.ra_probed / 2);
+	} else {
+		cr_assert_eq(st.ra_probed, 0, "probes need the move protocol");
+	}
+	cr_assert_eq(st.ra_window, 8);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		long bad = gen_bad(p, gen);
+
+		/* its references to the swap slots go with its mapping */
+		_exit(bad == -1 && upvm_unmap(p, NPAGES * PAGE_SIZE) == 0 ?
+		    0 : 1);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "the child saw a page wrong (status %#x)", status);
+	/* random single pages: the probes' other pages are not used */
+	for (int i = 0; i < 16000; i++) {
+		size_t pg = (size_t)rand_r(&seed) % NPAGES;
+
+		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg,
+		    gen[pg]), -1, "page %zu", pg);
+	}
+	st = test_stats();
+	cr_log_info("single pages: %llu probed, %llu hits, window %u",
+	    (unsigned long long)st.ra_probed, (unsigned long long)st.ra_hits,
+	    st.ra_window);
+	cr_assert_eq(st.ra_window, move ? 1 : 8);
+	/* a few random pages in each unit in turn: locality alone would
+	   read 8-page blocks (cluster.h), the hits say one page */
+	ins = st.pageins;
+	ios = st.pagein_ios;
+	for (int i = 0; i < 8000; i++) {
+		size_t pg = (size_t)(i / 8) % (NPAGES / 64) * 64 +
+		    (size_t)rand_r(&seed) % 64;
+
+		cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1, pg,
+		    gen[pg]), -1, "page %zu", pg);
+	}
+	st = test_stats();
+	cr_log_info("units: %llu pages in %llu reads, window %u",
+	    (unsigned long long)(st.pageins - ins),
+	    (unsigned long long)(st.pagein_ios - ios), st.ra_window);
+	if (move)
+		cr_assert_lt((st.pageins - ins) * 2, (st.pagein_ios - ios) * 3,
+		    "reads of one page (a probe's are of 8)");
+	for (int pass = 0; pass < 2; pass++)
+		cr_assert_eq(gen_bad(p, gen), -1, "pass %d", pass);
+	cr_assert_eq(st.io_errors, 0);
+	cr_assert_eq(st.poisoned, 0);
+	check_peak(st);
+	check_unmap_frees_all(p, NPAGES);
+	free(gen);
+	upvm_fini();
+}
+
 struct rw_arg {
 	char		*base;
 	size_t		 first, n;	/* my slice */

@@ -4,8 +4,9 @@
  *
  * Lock order (take left before right; never the other way):
  *
- *	vm_map.m_lock (rw)  ->  amap.am_lock  ->  pager.pgr_lock
- *	    ->  kmem_pool.kp_lock  ->  log / stats (lock-free)
+ *	vm_map.m_lock (rw)  ->  pdaemon.pdd_probe_lock  ->  amap.am_lock
+ *	    ->  pager.pgr_lock  ->  kmem_pool.kp_lock  ->  log / stats
+ *	    (lock-free)
  *
  * Anons have no lock of their own: an anon's fields are protected by the
  * lock of the amap whose slot holds it (an anon shared by two amaps after

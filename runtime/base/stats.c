@@ -45,6 +45,8 @@ stats_snapshot(struct vm_stats *st, struct upvm_stats *out)
 	out->reactivations = LOAD(st_reactivations);
 	out->clean_changed = LOAD(st_clean_changed);
 	out->rewritten = LOAD(st_rewritten);
+	out->ra_probed = LOAD(st_ra_probed);
+	out->ra_hits = LOAD(st_ra_hits);
 	out->copied_out = LOAD(st_copied_out);
 	out->swap_full = LOAD(st_swap_full);
 	out->stalls = LOAD(st_stalls);

@@ -56,6 +56,8 @@ struct vm_stats {
 	atomic_uint_least64_t st_reactivations;
 	atomic_uint_least64_t st_clean_changed;
 	atomic_uint_least64_t st_rewritten;
+	atomic_uint_least64_t st_ra_probed;
+	atomic_uint_least64_t st_ra_hits;
 	atomic_uint_least64_t st_copied_out;
 	atomic_uint_least64_t st_swap_full;
 	atomic_uint_least64_t st_stalls;

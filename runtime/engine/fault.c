@@ -117,6 +117,7 @@ struct fault_ctx {
 	struct pager		*fc_obj;	/* pagein from a file: e_obj */
 	voff_t			 fc_objoff;	/*   offset of fc_start */
 	int			 fc_ckind;	/* CLUSTER_* of the claim */
+	bool			 fc_probe;	/* a readahead probe (pdaemon.h) */
 	vaddr_t			 fc_ra_va;	/* FC_WAIT: a file stream's next
 						   window to read ahead */
 	int			 fc_ra_n;	/*   its pages; 0: none */
@@ -143,6 +144,8 @@ struct fault_io {
 	pid_t		  fi_tid;	/* faulting thread, 0: WILLNEED */
 	bool		  fi_done;	/* completed (fault_populate waits) */
 	uint64_t	  fi_t0;	/* event read, ns; 0: WILLNEED */
+	int		  fi_probe;	/* a readahead probe: the faulting
+					   page's index; -1: none */
 	struct fault_io	 *fi_next;	/* the thread's free list */
 	struct fault_thread *fi_ft;	/* owner, NULL: fault_populate */
 	void		 *fi_buf;	/* FAULT_BUF_SIZE, raw mapping */
@@ -290,14 +293,18 @@ fault_claim(struct fault_ctx *fc)
 {
 	struct vm_map_entry *e = fc->fc_entry;
 	struct amap *am = fc->fc_amap;
+	struct pdaemon *pd = fc->fc_vs->vs_pd;
 	const struct cluster_config *cc = &fc->fc_vs->vs_cc;
+	struct cluster_config ccw = *cc;
 	int slot = vm_entry_slot(e, fc->fc_va), kind, flags;
 	vaddr_t lo, hi, slo, shi, chosen_hi, claim_hi;
 	struct anon *an;
+	bool probe = false;
 
 	VM_ASSERT_RLOCKED(&fc->fc_vs->vs_map.m_lock);
 	fc->fc_n = 0;
 	fc->fc_obj = NULL;
+	fc->fc_probe = false;
 	vm_mutex_lock(&am->am_lock);
 	fc->fc_state = amap_slot(am, slot);
 	an = amap_anon_at(am, slot);
@@ -337,17 +344,29 @@ fault_claim(struct fault_ctx *fc)
 	 * block of the entry's readahead window (cluster.h: at most
 	 * cc_readahead pages, its pages with consecutive swap slots, one
 	 * read), and any other fault past the high watermark resolves the
-	 * page alone until a stream shows.
+	 * page alone until a stream shows.  A swap pagein's window is capped
+	 * by the readahead hits, and one in a few is a probe that reads the
+	 * whole block (pdaemon.h).
 	 */
-	if (an != NULL || e->e_obj != NULL)
+	if (an != NULL && e->e_obj == NULL && pd != NULL) {
 		flags = CLUSTER_F_PAGEIN;
-	else if (fc->fc_vs->vs_pd != NULL && pd_pressure(fc->fc_vs->vs_pd))
+		ccw.cc_readahead = pd_ra_window(pd, cc->cc_readahead);
+		probe = pd_probe_due(pd);
+	} else if (an != NULL || e->e_obj != NULL) {
+		flags = CLUSTER_F_PAGEIN;
+	} else if (pd != NULL && pd_pressure(pd)) {
 		flags = CLUSTER_F_SINGLE;
-	else
+	} else {
 		flags = 0;
-	kind = fc->fc_ckind = cluster_choose(&e->e_cluster, cc, e->e_advice,
+	}
+	kind = fc->fc_ckind = cluster_choose(&e->e_cluster, &ccw, e->e_advice,
 	    flags, e->e_start, e->e_end, fc->fc_va, &lo, &hi);
 	chosen_hi = hi;
+	if (probe && kind == CLUSTER_BLOCK) {
+		cluster_ra_block(cc, e->e_start, e->e_end, fc->fc_va, &lo,
+		    &hi);
+		fc->fc_probe = true;
+	}
 	if (kind == CLUSTER_BLOCK && flags == 0) {
 		/* a densely filling area: claim the super-block */
 		cluster_superblock(cc, e->e_start, e->e_end, fc->fc_va, &slo,
@@ -700,26 +719,31 @@ fault_io_here(struct fault_io *fi, struct fault_ctx *fc)
 
 /*
  * fault_io_settle: end the transit of fi's anons that are still in their
- * slots: the first `mapped` are resident now (dirty, if they were mapped
+ * slots: those in [mlo, mhi) are resident now (dirty, if they were mapped
  * without wp), those in [lost_lo, lost_hi) are poisoned (the read lost
  * their data), the others stay swapped (a file's pages: their slots empty
- * again).  Then drop the claim's holds.
+ * again); none ends for a probe's page left inactive (its fi_anons entry
+ * NULL: pd_probe_stage).  Then drop the claim's holds.
  * => map read-locked; takes and drops the amap lock.
  */
 static void
-fault_io_settle(struct fault_io *fi, int mapped, int lost_lo, int lost_hi,
-    bool wp)
+fault_io_settle(struct fault_io *fi, int mlo, int mhi, int lost_lo,
+    int lost_hi, bool wp)
 {
 	struct amap *am = fi->fi_amap;
 	struct anon *an;
+	int out = 0;
 
 	vm_mutex_lock(&am->am_lock);
 	for (int i = 0; i < fi->fi_n; i++) {
-		if ((an = fi->fi_anons[i]) != amap_anon_at(am,
-		    fi->fi_slot + i))
+		if ((an = fi->fi_anons[i]) == NULL)
+			continue;	/* inactive: resident still */
+		if (i < mlo || i >= mhi)
+			out++;
+		if (an != amap_anon_at(am, fi->fi_slot + i))
 			continue;	/* unmapped meanwhile: ours to free */
 		an->an_flags &= ~ANON_TRANSIT;
-		if (i < mapped) {
+		if (i >= mlo && i < mhi) {
 			an->an_flags |= ANON_RESIDENT;
 			if (!wp)
 				an->an_flags &= ~ANON_OBJ;
@@ -742,7 +766,7 @@ fault_io_settle(struct fault_io *fi, int mapped, int lost_lo, int lost_hi,
 	for (int i = 0; i < fi->fi_n; i++)
 		if (fi->fi_anons[i] != NULL)
 			anon_unref(fi->fi_anons[i]);
-	atomic_fetch_sub(&fi->fi_vs->vs_resident, fi->fi_n - mapped);
+	atomic_fetch_sub(&fi->fi_vs->vs_resident, out);
 }
 
 /* fault_io_account: a pagein's statistics (fault or WILLNEED) */
@@ -797,6 +821,29 @@ fault_io_trim(struct fault_io *fi)
 }
 
 /*
+ * fault_probe: a probe's read came in whole: leave its pages but the
+ * faulting one unmapped, as inactive pages (pd_probe_stage), then map
+ * that one (*mappedp: whether it was; if not, it stays swapped and its
+ * thread faults again).  => map read-locked, the run here
+ * (fault_io_here).  => whether the pages were staged (false: nothing
+ * done; map the run).
+ */
+static bool
+fault_probe(struct fault_io *fi, struct fault_ctx *fc, bool *mappedp)
+{
+	int k = fi->fi_probe;
+	vsize_t done = 0;
+
+	if (pd_probe_stage(fi->fi_vs->vs_pd, fi->fi_amap, fi->fi_slot,
+	    fi->fi_va, fi->fi_anons, fi->fi_n, k, fi->fi_buf) == 0)
+		return false;
+	(void)fault_copy_placed(fc, fi->fi_va + ptoa((vaddr_t)k),
+	    (const char *)fi->fi_buf + ptoa((size_t)k), 1, PMAP_WP, &done);
+	*mappedp = done == PAGE_SIZE;
+	return true;
+}
+
+/*
  * fault_pagein_done: pr_done of a pagein (see "a word on page faults"):
  * re-validate, map the data write-protected (clean: its swap copy stays
  * valid), end the transit, wake.
@@ -813,7 +860,7 @@ fault_pagein_done(struct pager_req *req)
 	vsize_t len = ptoa((vsize_t)fi->fi_n), done = 0, d, good = len;
 	int rerr = req->pr_error, cerr = 0, lost_lo = fi->fi_n, lost_hi;
 	/* without uffd-wp (no budget) writes go unseen: mapped dirty */
-	bool here, wp = (vs->vs_regmodes & PMAP_REG_WP) != 0;
+	bool here, mapped, wp = (vs->vs_regmodes & PMAP_REG_WP) != 0;
 
 	/* a failed read: the pages before pr_xfer came in; pr_lost of them
 	   from there are lost (0: all the rest); the others fault again */
@@ -828,10 +875,18 @@ fault_pagein_done(struct pager_req *req)
 	fault_io_account(fi, rerr);
 	vm_rwlock_rdlock(&vs->vs_map.m_lock);
 	here = fault_io_here(fi, &fc);
+	if (here && rerr == 0 && fi->fi_probe >= 0 && wp &&
+	    fault_probe(fi, &fc, &mapped)) {
+		/* the others inactive, or swapped if they could not stay */
+		fault_io_settle(fi, fi->fi_probe, fi->fi_probe + mapped,
+		    lost_lo, lost_hi, wp);
+		pmap_wake(&vs->vs_pmap, fi->fi_va, len);
+		goto out;
+	}
 	for (; here && cerr == 0 && done < good; done += d)
 		cerr = fault_copy_placed(&fc, fi->fi_va + done, buf + done,
 		    (long)atop(good - done), wp ? PMAP_WP : 0, &d);
-	fault_io_settle(fi, (int)atop(done), lost_lo, lost_hi, wp);
+	fault_io_settle(fi, 0, (int)atop(done), lost_lo, lost_hi, wp);
 	/* a writer that hit the fresh pages in transit waits in a WP fault */
 	if (done > 0)
 		pmap_wake(&vs->vs_pmap, fi->fi_va, done);
@@ -867,6 +922,7 @@ fault_pagein_done(struct pager_req *req)
 			    ptoa((vsize_t)lost_hi), len -
 			    ptoa((vsize_t)lost_hi));
 	}
+out:
 	amap_drop(fi->fi_amap);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 	fault_io_trim(fi);
@@ -902,6 +958,8 @@ fault_pagein_start(struct fault_ctx *fc, struct fault_io *fi,
 	fi->fi_n = fc->fc_n;
 	fi->fi_tid = fc->fc_tid;
 	fi->fi_t0 = fc->fc_t0;
+	fi->fi_probe = fc->fc_probe && fc->fc_n > 1 ? vm_entry_slot(
+	    fc->fc_entry, fc->fc_va) - fc->fc_start : -1;
 	fi->fi_done = false;
 	if ((fi->fi_obj = fc->fc_obj) != NULL)
 		pager_ref(fi->fi_obj);

@@ -85,7 +85,9 @@
  * swapped, one that left its slot (unmapped) goes with the record's
  * hold, one a fault took back (pd_reactivate clears pl_anon) is not the
  * record's any more.  A record's pl_anon is read and cleared under its
- * amap's lock; the rest of the ring is the daemon's.
+ * amap's lock; the rest of the ring is the daemon's.  The staging area
+ * holds the readahead probes' pages too, after the ring (pdlinger.h,
+ * pdprobe.c): a fault or an unmap treats them as it treats the ring's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -101,6 +103,7 @@
 #include "log.h"
 #include "place.h"
 #include "pdaemon.h"
+#include "pdlinger.h"
 #include "swap.h"
 #include "sys.h"
 #include "vmspace.h"
@@ -201,16 +204,6 @@ struct pd_run {
 	bool		 pr_here;	/* at pr_va still (pd_run_here) */
 	struct pager_req pr_req;	/* the write */
 	struct anon	*pr_anons[AMAP_UNIT];	/* held (pd_collect) */
-};
-
-/* an inactive page: what staging page pd_linger records hold (see above) */
-struct pd_linger {
-	struct amap	*pl_amap;	/* [d] held; NULL: no page here (read
-					   by faults under the amap lock) */
-	struct anon	*pl_anon;	/* [amap lock] held; NULL: taken back */
-	int		 pl_slot;	/* [d] */
-	bool		 pl_fresh;	/* [d] written by its pageout: the pager
-					   keeps no hash of it yet */
 };
 
 struct pd_batch {
@@ -780,11 +773,16 @@ pd_move_check(struct pdaemon *pd, struct pd_run *r, char *dst, vsize_t done,
 	    back + lost, back, lost);
 }
 
-/* pd_stage_drop_at: free len bytes of staging pages at at */
-static void
+void
 pd_stage_drop_at(char *at, vsize_t len)
 {
 	(void)raw_madvise(at, len, MADV_DONTNEED);
+}
+
+char *
+pd_stage_page(struct pdaemon *pd, long at)
+{
+	return pd->pdd_stage + ptoa((size_t)at);
 }
 
 /*
@@ -1206,7 +1204,8 @@ pd_linger(struct pdaemon *pd, struct pd_run *r, int k)
 	VM_ASSERT(pl->pl_amap == NULL && (unsigned)at <= ANON_STAGE_MAX);
 	amap_hold(r->pr_amap);
 	*pl = (struct pd_linger){ .pl_amap = r->pr_amap, .pl_anon = an,
-	    .pl_slot = r->pr_slot + k, .pl_fresh = !r->pr_clean };
+	    .pl_slot = r->pr_slot + k, .pl_fresh = !r->pr_clean,
+	    .pl_band = -1 };
 	an->an_flags = (an->an_flags & ((1u << ANON_STAGE_SHIFT) - 1)) |
 	    ANON_STAGED | ((uint32_t)at << ANON_STAGE_SHIFT);
 	pd->pdd_inactive++;
@@ -1243,35 +1242,48 @@ pd_inactive_release(struct pdaemon *pd, long n)
 
 	VM_ASSERT_RLOCKED(&vs->vs_map.m_lock);
 	while (pd->pdd_tail < pd->pdd_head && n > 0) {
-		int at = (int)(pd->pdd_tail++ % (uint64_t)pd->pdd_nstage);
-		struct pd_linger *pl = &pd->pdd_linger[at];
-		struct amap *am = pl->pl_amap;
-		struct anon *an;
-		bool gone = false;
+		long at = (long)(pd->pdd_tail++ % (uint64_t)pd->pdd_nstage);
 
-		if (am == NULL)
+		if (pd->pdd_linger[at].pl_amap == NULL)
 			continue;
 		n--;
 		pd->pdd_inactive--;
-		vm_mutex_lock(&am->am_lock);
-		if ((an = pl->pl_anon) != NULL &&
-		    !(gone = amap_anon_at(am, pl->pl_slot) != an)) {
-			VM_ASSERT((an->an_flags & ANON_STAGED) &&
-			    (int)(an->an_flags >> ANON_STAGE_SHIFT) == at);
-			/* swapped: its copy is valid */
-			pd_unlinger(an, ANON_RESIDENT);
-			freed++;
-		}
-		pl->pl_anon = NULL;
-		vm_mutex_unlock(&am->am_lock);
-		/* after the lock: a fault that saw the page inactive (under
-		   it) finds its record whole */
-		pl->pl_amap = NULL;
-		if (gone)	/* unmapped meanwhile: the last reference */
-			anon_unref(an);
-		amap_drop(am);
+		freed += pd_linger_let_go(pd, at);
 	}
 	pd_stage_drop(pd, from, pd->pdd_tail);
+	return freed;
+}
+
+int
+pd_linger_let_go(struct pdaemon *pd, long at)
+{
+	struct vmspace *vs = pd->pdd_vs;
+	struct pd_linger *pl = &pd->pdd_linger[at];
+	struct amap *am = pl->pl_amap;
+	struct anon *an;
+	bool gone = false;
+	int freed = 0;
+
+	VM_ASSERT_RLOCKED(&vs->vs_map.m_lock);
+	if (am == NULL)
+		return 0;
+	vm_mutex_lock(&am->am_lock);
+	if ((an = pl->pl_anon) != NULL &&
+	    !(gone = amap_anon_at(am, pl->pl_slot) != an)) {
+		VM_ASSERT((an->an_flags & ANON_STAGED) &&
+		    (long)(an->an_flags >> ANON_STAGE_SHIFT) == at);
+		/* swapped: its copy is valid */
+		pd_unlinger(an, ANON_RESIDENT);
+		freed = 1;
+	}
+	pl->pl_anon = NULL;
+	vm_mutex_unlock(&am->am_lock);
+	/* after the lock: a fault that saw the page inactive (under it)
+	   finds its record whole */
+	pl->pl_amap = NULL;
+	if (gone)	/* unmapped meanwhile: the last reference */
+		anon_unref(an);
+	amap_drop(am);
 	STAT_ADD(&vs->vs_stats, st_clean_drops, (uint64_t)freed);
 	atomic_fetch_sub(&vs->vs_resident, freed);
 	return freed;
@@ -1296,7 +1308,7 @@ pd_forget(struct anon *an)
 
 	VM_ASSERT(pl->pl_anon == an);
 	pl->pl_anon = NULL;
-	pd_stage_drop(pd, (uint64_t)at, (uint64_t)at + 1);
+	pd_stage_drop_at(pd_stage_page(pd, at), PAGE_SIZE);
 	pd_unlinger(an, 0);
 }
 
@@ -1306,7 +1318,7 @@ pd_reactivate(struct pdaemon *pd, struct amap *am, int slot,
 {
 	int at = (int)(an->an_flags >> ANON_STAGE_SHIFT);
 	struct pd_linger *pl = &pd->pdd_linger[at];
-	const char *src = pd->pdd_stage + ptoa((size_t)at);
+	const char *src = pd_stage_page(pd, at);
 
 	VM_ASSERT_LOCKED(&am->am_lock);
 	VM_ASSERT((an->an_flags & ANON_STAGED) && pl->pl_anon == an &&
@@ -1320,6 +1332,11 @@ pd_reactivate(struct pdaemon *pd, struct amap *am, int slot,
 	pd_unstage_at(pd, va, src, 1, true);
 	pl->pl_anon = NULL;
 	pd_unlinger(an, 0);
+	if (pl->pl_band >= 0) {
+		/* a probe's page read ahead, taken: a readahead hit */
+		cluster_ra_hit(&pd->pdd_ra, pl->pl_band);
+		STAT_INC(&pd->pdd_vs->vs_stats, st_ra_hits);
+	}
 	STAT_INC(&pd->pdd_vs->vs_stats, st_reactivations);
 }
 
@@ -1522,7 +1539,8 @@ pd_batch(struct pdaemon *pd, long want, long *tookp)
 	return freed;
 }
 
-/* pd_inactive_flush: every inactive page goes (the daemon stops) */
+/* pd_inactive_flush: every inactive page goes, the probes' too (the
+   daemon stops) */
 static void
 pd_inactive_flush(struct pdaemon *pd)
 {
@@ -1532,6 +1550,7 @@ pd_inactive_flush(struct pdaemon *pd)
 		return;
 	vm_rwlock_rdlock(&map->m_lock);
 	(void)pd_inactive_release(pd, LONG_MAX);
+	pd_probe_flush(pd);
 	vm_rwlock_unlock(&map->m_lock);
 	VM_ASSERT(pd->pdd_inactive == 0);
 }
@@ -1614,12 +1633,12 @@ pd_stage_create(struct pdaemon *pd)
 
 	pd->pdd_nstage = pd->pdd_inactive_ring + 2 * (PD_BATCH_PAGES +
 	    AMAP_UNIT);
-	len = ptoa((size_t)pd->pdd_nstage);
-	pd->pdd_linger = kmem_alloc((size_t)pd->pdd_nstage *
-	    sizeof(*pd->pdd_linger));
+	len = ptoa((size_t)(pd->pdd_nstage + pd->pdd_nprobe));
+	pd->pdd_linger = kmem_alloc((size_t)(pd->pdd_nstage +
+	    pd->pdd_nprobe) * sizeof(*pd->pdd_linger));
 	if (pd->pdd_linger == NULL)
 		return -ENOMEM;
-	memset(pd->pdd_linger, 0, (size_t)pd->pdd_nstage *
+	memset(pd->pdd_linger, 0, (size_t)(pd->pdd_nstage + pd->pdd_nprobe) *
 	    sizeof(*pd->pdd_linger));
 	pd->pdd_head = pd->pdd_tail = 0;
 	pd->pdd_inactive = 0;
@@ -1638,7 +1657,7 @@ pd_stage_create(struct pdaemon *pd)
 	pd->pdd_stage = p;
 	return 0;
 fail:
-	kmem_free(pd->pdd_linger, (size_t)pd->pdd_nstage *
+	kmem_free(pd->pdd_linger, (size_t)(pd->pdd_nstage + pd->pdd_nprobe) *
 	    sizeof(*pd->pdd_linger));
 	pd->pdd_linger = NULL;
 	return error;
@@ -1647,7 +1666,7 @@ fail:
 static void
 pd_stage_destroy(struct pdaemon *pd)
 {
-	size_t len = ptoa((size_t)pd->pdd_nstage);
+	size_t len = ptoa((size_t)(pd->pdd_nstage + pd->pdd_nprobe));
 
 	if (pd->pdd_stage == NULL)
 		return;
@@ -1655,7 +1674,7 @@ pd_stage_destroy(struct pdaemon *pd)
 	    len);
 	(void)raw_munmap(pd->pdd_stage, len);
 	pd->pdd_stage = NULL;
-	kmem_free(pd->pdd_linger, (size_t)pd->pdd_nstage *
+	kmem_free(pd->pdd_linger, (size_t)(pd->pdd_nstage + pd->pdd_nprobe) *
 	    sizeof(*pd->pdd_linger));
 	pd->pdd_linger = NULL;
 }
@@ -1730,6 +1749,7 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	pd->pdd_inactive_ring = pd_inactive_for(pd, MAX(budget,
 	    vs->vs_budget_most));
 	atomic_init(&pd->pdd_inactive_want, pd->pdd_inactive_max);
+	pd_probe_init(pd);
 	if (pd->pdd_move && (error = pd_stage_create(pd)) != 0)
 		goto fail;
 	pd->pdd_bounce = raw_mmap(NULL, PD_BOUNCE_LEN, PROT_READ | PROT_WRITE,
@@ -1746,7 +1766,7 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	    &pd->pdd_q)) != 0)
 		goto fail_batch;
 	/* (pd_set_budget may raise the inactive pages from none) */
-	if (pd->pdd_inactive_ring > 0) {
+	if (pd->pdd_inactive_ring > 0 || pd->pdd_nprobe > 0) {
 		pd_unstage_pd = pd;
 		amap_set_unstage(pd_forget);
 	}

@@ -54,9 +54,19 @@
  * daemon may write runs again and again that it must keep (pinned by a
  * direct read, wanted by a fault), freeing nothing.
  *
+ * Readahead probes (pdprobe.c; move protocol).  One random swap pagein
+ * in PD_PROBE_EVERY reads the whole readahead block and maps only the
+ * faulting page: the fault thread leaves the others as inactive pages in
+ * a ring of their own after the daemon's (pdd_nprobe pages, at most a
+ * sixteenth of the budget in use), oldest first out, and a fault that
+ * takes one back counts a readahead hit by its band (cluster.h).  The
+ * readahead window of every random swap pagein is capped by those hits
+ * (pd_ra_window).  The daemon flushes the probes with its inactive pages.
+ *
  * Locks protecting struct members in this file:
  *	I  immutable while running   a  atomic   p  pdd_lock
- *	d  the daemon thread only
+ *	d  the daemon thread only    q  pdd_probe_lock (before any amap
+ *				        lock, after the map lock)
  */
 #ifndef UPVM_PDAEMON_H
 #define UPVM_PDAEMON_H
@@ -64,6 +74,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "cluster.h"
 #include "pdpolicy.h"
 #include "vm.h"
 
@@ -98,6 +109,14 @@ struct pdaemon {
 					   ring holds that many) */
 	atomic_long	  pdd_inactive_want; /* [a] pd_set_budget's; the daemon
 					   takes it into pdd_inactive_max */
+	/* readahead probes (pdprobe.c), the area's last pdd_nprobe pages */
+	long		  pdd_nprobe;	/* [I] 0: no probes */
+	pthread_mutex_t	  pdd_probe_lock;
+	uint64_t	  pdd_probe_head; /* [q] next free position */
+	uint64_t	  pdd_probe_tail; /* [q] oldest position in use */
+	bool		  pdd_probe_closed; /* [q] flushed: no more probes */
+	atomic_uint	  pdd_probe_tick; /* [a] random swap pageins */
+	struct cluster_ra_hits pdd_ra;	/* [a] */
 	struct pdpol_marks pdd_marks;	/* [p] (pd_set_budget) */
 	long		  pdd_slack;	/* [I] pages */
 	atomic_long	  pdd_budget;	/* [a] pdd_marks' three, read */
@@ -178,6 +197,27 @@ long pd_reserve(struct pdaemon *, long npages, bool wait);
  */
 void pd_reactivate(struct pdaemon *, struct amap *, int slot,
     struct anon *an, vaddr_t va);
+
+/*
+ * pd_probe_due: this random swap pagein is a probe (one in PD_PROBE_EVERY,
+ * where probes can be).  pd_ra_window: the readahead window, at most
+ * `readahead` pages, that the probes' hits allow (cluster_ra_cap).
+ * => no locks needed.
+ */
+bool pd_probe_due(struct pdaemon *);
+int pd_ra_window(struct pdaemon *, int readahead);
+
+/*
+ * pd_probe_stage: a probe's read of n pages into buf (slots from `slot`
+ * of am, at va, anons[i] in transit and held by the caller) came in:
+ * leave every page but page k unmapped as an inactive page.  Each page
+ * staged passes its hold to its record and its anons[] entry becomes
+ * NULL; the others are the caller's still.
+ * => map read-locked, no amap lock held; takes pdd_probe_lock, then the
+ *    amap lock.  => pages staged; 0 if there was no room (nothing done).
+ */
+int pd_probe_stage(struct pdaemon *, struct amap *, int slot, vaddr_t va,
+    struct anon **anons, int n, int k, const char *buf);
 
 /*
  * pd_wait_writes: wait until the writes of the daemon's batch in flight

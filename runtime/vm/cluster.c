@@ -2,6 +2,7 @@
 /*
  * cluster.c: fault cluster policy (pure; see cluster.h).
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "cluster.h"
@@ -171,4 +172,70 @@ void
 cluster_reset(struct cluster_state *st)
 {
 	memset(st, 0, sizeof(*st));
+}
+
+int
+cluster_ra_band(vaddr_t fva, vaddr_t va)
+{
+	vaddr_t d = atop(fva) ^ atop(va);
+
+	VM_ASSERT(d != 0);
+	return 63 - __builtin_clzll((unsigned long long)d);
+}
+
+/* ra_decay: band b's counts halve once it holds CLUSTER_RA_DECAY blocks */
+static void
+ra_decay(struct cluster_ra_hits *rh, int b, uint32_t staged)
+{
+	if (staged < (uint32_t)CLUSTER_RA_DECAY << b)
+		return;
+	atomic_store_explicit(&rh->rh_staged[b], staged / 2,
+	    memory_order_relaxed);
+	atomic_store_explicit(&rh->rh_hits[b], atomic_load_explicit(
+	    &rh->rh_hits[b], memory_order_relaxed) / 2, memory_order_relaxed);
+}
+
+void
+cluster_ra_staged(struct cluster_ra_hits *rh, int b)
+{
+	if (b < 0 || b >= CLUSTER_RA_BANDS)
+		return;
+	ra_decay(rh, b, atomic_fetch_add_explicit(&rh->rh_staged[b], 1,
+	    memory_order_relaxed) + 1);
+}
+
+void
+cluster_ra_hit(struct cluster_ra_hits *rh, int b)
+{
+	if (b >= 0 && b < CLUSTER_RA_BANDS)
+		atomic_fetch_add_explicit(&rh->rh_hits[b], 1,
+		    memory_order_relaxed);
+}
+
+int
+cluster_ra_cap(const struct cluster_ra_hits *rh, int readahead)
+{
+	int w = 1;
+
+	for (int b = 0; b < CLUSTER_RA_BANDS && 2 * w <= readahead; b++) {
+		uint32_t n = atomic_load_explicit(&rh->rh_staged[b],
+		    memory_order_relaxed);
+		uint32_t h = atomic_load_explicit(&rh->rh_hits[b],
+		    memory_order_relaxed);
+
+		if (n >= CLUSTER_RA_SAMPLES &&
+		    (uint64_t)h * 100 < (uint64_t)n * CLUSTER_RA_HIT_PCT)
+			break;
+		w *= 2;
+	}
+	return w;
+}
+
+void
+cluster_ra_block(const struct cluster_config *cc, vaddr_t start,
+    vaddr_t end, vaddr_t va, vaddr_t *lop, vaddr_t *hip)
+{
+	vsize_t len = ptoa((vsize_t)cc->cc_readahead);
+
+	clamp(trunc_page(va) & ~(len - 1), len, start, end, lop, hip);
 }

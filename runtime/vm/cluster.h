@@ -31,6 +31,20 @@
  * swap readahead sizes its window by its recent hits): uniform random
  * access over a large region reads single pages, access with locality (a
  * B-tree, a heap of objects allocated together) reads blocks.
+ *
+ * Readahead hits.  Locality says where pageins land, not whether the
+ * pages read with them are used: a page read ahead is mapped, and reads
+ * of a mapped page never fault.  So one random swap pagein in every few
+ * (a probe, pdaemon.h) reads the whole cc_readahead block but maps only
+ * the faulting page; the others wait unmapped as inactive pages, as the
+ * kernel's swap readahead leaves its pages in the swap cache, and a fault
+ * that takes one back is a hit.  Hits are counted by band: band b holds
+ * the pages of the aligned 2^(b+1)-page block around the faulting page
+ * that are not in its 2^b-page block (band 0 its buddy, band 1 the other
+ * two of its 4-page block, band 2 the other four of its 8-page block).
+ * Reading a 2^k window pays when each band below k is used often enough:
+ * cluster_ra_cap is the widest such window, and caps the window that
+ * locality chooses.
  */
 #ifndef UPVM_CLUSTER_H
 #define UPVM_CLUSTER_H
@@ -46,6 +60,15 @@
 #define CLUSTER_DENSE_MIN	4	/* resident blocks that make it dense */
 #define CLUSTER_RA_HISTORY	8	/* random pageins' units remembered */
 #define CLUSTER_RA_UNIT		64	/* pages: pageins in one unit are near */
+#define CLUSTER_RA_BANDS	6	/* bands of a readahead block, up to 64
+					   pages */
+#define CLUSTER_RA_HIT_PCT	40	/* a band pays when this percent of
+					   its pages are hits (sqlite3 at half
+					   its footprint: 30 and 60 slower) */
+#define CLUSTER_RA_SAMPLES	32	/* a band's pages counted before its
+					   percent decides */
+#define CLUSTER_RA_DECAY	256	/* a band's counts halve past this many
+					   of its blocks: recent probes weigh */
 
 /* cluster_choose() flags */
 #define CLUSTER_F_SINGLE 0x1	/* a guess resolves the faulting page alone
@@ -80,6 +103,40 @@ struct cluster_state {
 	vaddr_t			cl_ra_units[CLUSTER_RA_HISTORY]; /* unit
 						   number + 1; 0: none */
 };
+
+/*
+ * Readahead hit counts (see "readahead hits" above), shared by the
+ * threads that probe and those that hit: relaxed atomics, halved now and
+ * then, so a count lost to a race matters as little as an old one.
+ */
+struct cluster_ra_hits {
+	_Atomic uint32_t rh_staged[CLUSTER_RA_BANDS];	/* pages probed */
+	_Atomic uint32_t rh_hits[CLUSTER_RA_BANDS];	/* of those, taken
+							   back by a fault */
+};
+
+/* cluster_ra_band: the band of page va in a probe that faulted at fva */
+int cluster_ra_band(vaddr_t fva, vaddr_t va);
+
+/* cluster_ra_staged: a probe left a page of band b unmapped */
+void cluster_ra_staged(struct cluster_ra_hits *, int b);
+
+/* cluster_ra_hit: a fault took back a probe's page of band b */
+void cluster_ra_hit(struct cluster_ra_hits *, int b);
+
+/*
+ * cluster_ra_cap: the widest readahead window (a power of two, at most
+ * `readahead` pages) whose bands are each hit at least CLUSTER_RA_HIT_PCT
+ * percent; a band with fewer than CLUSTER_RA_SAMPLES pages counted passes.
+ */
+int cluster_ra_cap(const struct cluster_ra_hits *, int readahead);
+
+/*
+ * cluster_ra_block: the aligned block of cc_readahead pages around va,
+ * clamped to the entry [start, end): what a probe reads.
+ */
+void cluster_ra_block(const struct cluster_config *, vaddr_t start,
+    vaddr_t end, vaddr_t va, vaddr_t *lop, vaddr_t *hip);
 
 /*
  * cluster_choose: the range [*lop, *hip) to resolve for a fault at va in
