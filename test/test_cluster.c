@@ -579,7 +579,6 @@ Test(cluster, pagein_window_grows_with_locality_and_shrinks_without,
 Test(cluster, readahead_is_capped_by_its_hits, .timeout = 10)
 {
 	struct cluster_ra_hits rh;
-	struct cluster_config cc = { 16, 512, 8 };
 	vaddr_t lo, hi;
 
 	cr_assert_eq(cluster_ra_band(PG(1000), PG(1001)), 0);
@@ -623,9 +622,11 @@ Test(cluster, readahead_is_capped_by_its_hits, .timeout = 10)
 	cr_assert_eq(cluster_ra_cap(&rh, 8), 1);
 	cr_assert_lt(atomic_load(&rh.rh_staged[0]), CLUSTER_RA_DECAY);
 	/* a probe reads the aligned block of cc_readahead, inside the entry */
-	cluster_ra_block(&cc, BASE, PG(4096), PG(1003), &lo, &hi);
+	cluster_ra_block(8, BASE, PG(4096), PG(1003), &lo, &hi);
 	cr_assert(NPG(lo) == 1000 && NPG(hi) == 1008);
-	cluster_ra_block(&cc, PG(1002), PG(1005), PG(1003), &lo, &hi);
+	cluster_ra_block(2, BASE, PG(4096), PG(1003), &lo, &hi);
+	cr_assert(NPG(lo) == 1002 && NPG(hi) == 1004);
+	cluster_ra_block(8, PG(1002), PG(1005), PG(1003), &lo, &hi);
 	cr_assert(NPG(lo) == 1002 && NPG(hi) == 1005);
 }
 

@@ -363,8 +363,9 @@ fault_claim(struct fault_ctx *fc)
 	    flags, e->e_start, e->e_end, fc->fc_va, &lo, &hi);
 	chosen_hi = hi;
 	if (probe && kind == CLUSTER_BLOCK) {
-		cluster_ra_block(cc, e->e_start, e->e_end, fc->fc_va, &lo,
-		    &hi);
+		/* one band past the window the hits allow (cluster.h) */
+		cluster_ra_block(MIN(cc->cc_readahead, 2 * ccw.cc_readahead),
+		    e->e_start, e->e_end, fc->fc_va, &lo, &hi);
 		fc->fc_probe = true;
 	}
 	if (kind == CLUSTER_BLOCK && flags == 0) {
@@ -821,26 +822,24 @@ fault_io_trim(struct fault_io *fi)
 }
 
 /*
- * fault_probe: a probe's read came in whole: leave its pages but the
- * faulting one unmapped, as inactive pages (pd_probe_stage), then map
- * that one (*mappedp: whether it was; if not, it stays swapped and its
- * thread faults again).  => map read-locked, the run here
- * (fault_io_here).  => whether the pages were staged (false: nothing
- * done; map the run).
+ * fault_probe: a probe's read came in whole: map the faulting page (page
+ * fi_probe of the run: its thread goes on at once), then leave the others
+ * unmapped as inactive pages (pd_probe_stage); those it cannot take (no
+ * room) stay swapped, their copies valid.  => map read-locked, the run
+ * here (fault_io_here).  => whether the faulting page was mapped (if
+ * not, it stays swapped and its thread faults again).
  */
 static bool
-fault_probe(struct fault_io *fi, struct fault_ctx *fc, bool *mappedp)
+fault_probe(struct fault_io *fi, struct fault_ctx *fc)
 {
 	int k = fi->fi_probe;
 	vsize_t done = 0;
 
-	if (pd_probe_stage(fi->fi_vs->vs_pd, fi->fi_amap, fi->fi_slot,
-	    fi->fi_va, fi->fi_anons, fi->fi_n, k, fi->fi_buf) == 0)
-		return false;
 	(void)fault_copy_placed(fc, fi->fi_va + ptoa((vaddr_t)k),
 	    (const char *)fi->fi_buf + ptoa((size_t)k), 1, PMAP_WP, &done);
-	*mappedp = done == PAGE_SIZE;
-	return true;
+	(void)pd_probe_stage(fi->fi_vs->vs_pd, fi->fi_amap, fi->fi_slot,
+	    fi->fi_va, fi->fi_anons, fi->fi_n, k, fi->fi_buf);
+	return done == PAGE_SIZE;
 }
 
 /*
@@ -875,9 +874,8 @@ fault_pagein_done(struct pager_req *req)
 	fault_io_account(fi, rerr);
 	vm_rwlock_rdlock(&vs->vs_map.m_lock);
 	here = fault_io_here(fi, &fc);
-	if (here && rerr == 0 && fi->fi_probe >= 0 && wp &&
-	    fault_probe(fi, &fc, &mapped)) {
-		/* the others inactive, or swapped if they could not stay */
+	if (here && rerr == 0 && fi->fi_probe >= 0 && wp) {
+		mapped = fault_probe(fi, &fc);
 		fault_io_settle(fi, fi->fi_probe, fi->fi_probe + mapped,
 		    lost_lo, lost_hi, wp);
 		pmap_wake(&vs->vs_pmap, fi->fi_va, len);

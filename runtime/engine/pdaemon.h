@@ -214,7 +214,7 @@ int pd_ra_window(struct pdaemon *, int readahead);
  * staged passes its hold to its record and its anons[] entry becomes
  * NULL; the others are the caller's still.
  * => map read-locked, no amap lock held; takes pdd_probe_lock, then the
- *    amap lock.  => pages staged; 0 if there was no room (nothing done).
+ *    amap lock.  => pages staged (0: no room, or the daemon stopped).
  */
 int pd_probe_stage(struct pdaemon *, struct amap *, int slot, vaddr_t va,
     struct anon **anons, int n, int k, const char *buf);

@@ -232,10 +232,10 @@ cluster_ra_cap(const struct cluster_ra_hits *rh, int readahead)
 }
 
 void
-cluster_ra_block(const struct cluster_config *cc, vaddr_t start,
-    vaddr_t end, vaddr_t va, vaddr_t *lop, vaddr_t *hip)
+cluster_ra_block(int npages, vaddr_t start, vaddr_t end, vaddr_t va,
+    vaddr_t *lop, vaddr_t *hip)
 {
-	vsize_t len = ptoa((vsize_t)cc->cc_readahead);
+	vsize_t len = ptoa((vsize_t)npages);
 
 	clamp(trunc_page(va) & ~(len - 1), len, start, end, lop, hip);
 }

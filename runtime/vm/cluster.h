@@ -44,7 +44,10 @@
  * two of its 4-page block, band 2 the other four of its 8-page block).
  * Reading a 2^k window pays when each band below k is used often enough:
  * cluster_ra_cap is the widest such window, and caps the window that
- * locality chooses.
+ * locality chooses.  A probe reads one band past that cap (twice its
+ * pages, at most cc_readahead): enough to see whether a wider window
+ * would pay, and under uniform random access, where the cap is one page,
+ * a probe reads two pages, not the whole block.
  */
 #ifndef UPVM_CLUSTER_H
 #define UPVM_CLUSTER_H
@@ -132,11 +135,11 @@ void cluster_ra_hit(struct cluster_ra_hits *, int b);
 int cluster_ra_cap(const struct cluster_ra_hits *, int readahead);
 
 /*
- * cluster_ra_block: the aligned block of cc_readahead pages around va,
- * clamped to the entry [start, end): what a probe reads.
+ * cluster_ra_block: the aligned block of npages (a power of two) around
+ * va, clamped to the entry [start, end): what a probe reads.
  */
-void cluster_ra_block(const struct cluster_config *, vaddr_t start,
-    vaddr_t end, vaddr_t va, vaddr_t *lop, vaddr_t *hip);
+void cluster_ra_block(int npages, vaddr_t start, vaddr_t end, vaddr_t va,
+    vaddr_t *lop, vaddr_t *hip);
 
 /*
  * cluster_choose: the range [*lop, *hip) to resolve for a fault at va in
