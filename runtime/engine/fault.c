@@ -845,7 +845,8 @@ fault_probe(struct fault_io *fi, struct fault_ctx *fc)
 /*
  * fault_pagein_done: pr_done of a pagein (see "a word on page faults"):
  * re-validate, map the data write-protected (clean: its swap copy stays
- * valid), end the transit, wake.
+ * valid), end the transit, wake.  A readahead probe maps only its
+ * faulting page and leaves the others inactive (fault_probe).
  * => no locks held on entry or return; the owner thread.
  */
 static void
