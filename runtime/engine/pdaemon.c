@@ -1504,7 +1504,8 @@ pd_batch(struct pdaemon *pd, long want, long *tookp)
 	*tookp = 0;
 	vm_rwlock_rdlock(&map->m_lock);
 	if (pd->pdd_move)
-		freed = pd_make_room(pd, MIN(want, PD_BATCH_PAGES), &stage);
+		freed = pd_make_room(pd, MIN(want, PD_BATCH_PAGES), &stage) +
+		    pd_probe_age(pd);
 	stage0 = pd->pdd_head;
 	nv = pdpol_select(&pd->pdd_clock, &pd_unit_ops, map,
 	    MIN(stage, PD_BATCH_PAGES), victims, PD_MAX_RUNS / 2,
@@ -1599,8 +1600,10 @@ pd_main(void *arg)
 		(void)pd_batch(pd, MIN(want, ins != last_ins ?
 		    PD_BATCH_READS : PD_BATCH_PAGES), &took);
 		last_ins = ins;
-		if (took > 0)
+		if (took > 0) {
 			atomic_fetch_add(&pd->pdd_progress, 1);
+			atomic_fetch_add(&pd->pdd_taken, (unsigned long)took);
+		}
 		pthread_mutex_lock(&pd->pdd_lock);
 		pthread_cond_broadcast(&pd->pdd_freed);
 		if (took == 0) {

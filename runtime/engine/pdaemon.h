@@ -55,11 +55,13 @@
  * direct read, wanted by a fault), freeing nothing.
  *
  * Readahead probes (pdprobe.c; move protocol).  One random swap pagein
- * in PD_PROBE_EVERY reads the whole readahead block and maps only the
- * faulting page: the fault thread leaves the others as inactive pages in
- * a ring of their own after the daemon's (pdd_nprobe pages, at most a
- * sixteenth of the budget in use), oldest first out, and a fault that
- * takes one back counts a readahead hit by its band (cluster.h).  The
+ * in PD_PROBE_EVERY reads a readahead block one band wider than the
+ * window (cluster.h) and maps only the faulting page: the fault thread
+ * leaves the others as inactive pages in a ring of their own after the
+ * daemon's (pdd_nprobe pages, at most a sixteenth of the budget in use),
+ * oldest first out, and gone once the daemon has taken a budget's worth
+ * of pages out since (pd_probe_age); a fault that takes one back counts
+ * a readahead hit by its band.  The
  * readahead window of every random swap pagein is capped by those hits
  * (pd_ra_window).  The daemon flushes the probes with its inactive pages.
  *
@@ -116,6 +118,7 @@ struct pdaemon {
 	uint64_t	  pdd_probe_tail; /* [q] oldest position in use */
 	bool		  pdd_probe_closed; /* [q] flushed: no more probes */
 	atomic_uint	  pdd_probe_tick; /* [a] random swap pageins */
+	atomic_ulong	  pdd_taken;	/* [a] pages batches took out, ever */
 	struct cluster_ra_hits pdd_ra;	/* [a] */
 	struct pdpol_marks pdd_marks;	/* [p] (pd_set_budget) */
 	long		  pdd_slack;	/* [I] pages */

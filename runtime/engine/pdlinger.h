@@ -31,6 +31,8 @@ struct pd_linger {
 					   keeps no hash of it yet */
 	signed char	 pl_band;	/* a probe's page: its band
 					   (cluster.h); -1: the ring's */
+	unsigned long	 pl_taken;	/* a probe's page: pdd_taken when it
+					   was staged */
 };
 
 /* pd_stage_page: the staging page of index at */
@@ -50,6 +52,14 @@ int pd_linger_let_go(struct pdaemon *, long at);
 
 /* pd_probe_init: the probes' fields, before the staging area exists */
 void pd_probe_init(struct pdaemon *);
+
+/*
+ * pd_probe_age: the probes' pages that stayed while the daemon took a
+ * budget's worth of pages out go (as old as any page in memory can be),
+ * so that they leave when probes stop coming.  => map read-locked.
+ * => pages freed.  (pdprobe.c)
+ */
+long pd_probe_age(struct pdaemon *);
 
 /* pd_probe_flush: every probe's page goes, and no probe stages any more
    (the daemon stops).  => map read-locked.  (pdprobe.c) */

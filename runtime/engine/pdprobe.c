@@ -47,6 +47,7 @@ pd_probe_init(struct pdaemon *pd)
 	pd->pdd_probe_head = pd->pdd_probe_tail = 0;
 	pd->pdd_probe_closed = false;
 	atomic_init(&pd->pdd_probe_tick, 0);
+	atomic_init(&pd->pdd_taken, 0);
 	memset(&pd->pdd_ra, 0, sizeof(pd->pdd_ra));
 }
 
@@ -75,16 +76,20 @@ probe_at(const struct pdaemon *pd, uint64_t pos)
 /*
  * probe_let_go: the oldest n positions go.
  * => map read-locked, pdd_probe_lock held; takes the amap locks.
+ * => pages freed (those still inactive).
  */
-static void
+static long
 probe_let_go(struct pdaemon *pd, uint64_t n)
 {
+	long freed = 0;
+
 	while (n-- > 0 && pd->pdd_probe_tail < pd->pdd_probe_head) {
 		long at = probe_at(pd, pd->pdd_probe_tail++);
 
-		(void)pd_linger_let_go(pd, at);
+		freed += pd_linger_let_go(pd, at);
 		pd_stage_drop_at(pd_stage_page(pd, at), PAGE_SIZE);
 	}
+	return freed;
 }
 
 int
@@ -93,6 +98,7 @@ pd_probe_stage(struct pdaemon *pd, struct amap *am, int slot, vaddr_t va,
 {
 	struct vmspace *vs = pd->pdd_vs;
 	struct pmap *pm = &vs->vs_pmap;
+	unsigned long taken = atomic_load(&pd->pdd_taken);
 	uint64_t pos0, cap, want = (uint64_t)n - 1;
 	bool copied[AMAP_UNIT];
 	int staged = 0;
@@ -108,8 +114,8 @@ pd_probe_stage(struct pdaemon *pd, struct amap *am, int slot, vaddr_t va,
 		return 0;
 	}
 	if (pd->pdd_probe_head - pd->pdd_probe_tail + want > cap)
-		probe_let_go(pd, pd->pdd_probe_head - pd->pdd_probe_tail +
-		    want - cap);
+		(void)probe_let_go(pd, pd->pdd_probe_head -
+		    pd->pdd_probe_tail + want - cap);
 	pos0 = pd->pdd_probe_head;
 	pd->pdd_probe_head += want;
 	/* the data first, into staging pages no one else looks at yet */
@@ -138,7 +144,7 @@ pd_probe_stage(struct pdaemon *pd, struct amap *am, int slot, vaddr_t va,
 		    ANON_STAGE_MAX);
 		amap_hold(am);
 		pd->pdd_linger[at] = (struct pd_linger){ .pl_amap = am,
-		    .pl_anon = an, .pl_slot = slot + i,
+		    .pl_anon = an, .pl_slot = slot + i, .pl_taken = taken,
 		    .pl_band = (signed char)cluster_ra_band(va +
 		    ptoa((vaddr_t)k), va + ptoa((vaddr_t)i)) };
 		/* resident (counted so), clean, in transit: inactive */
@@ -155,6 +161,30 @@ pd_probe_stage(struct pdaemon *pd, struct amap *am, int slot, vaddr_t va,
 	return staged;
 }
 
+long
+pd_probe_age(struct pdaemon *pd)
+{
+	unsigned long now = atomic_load(&pd->pdd_taken), budget =
+	    (unsigned long)atomic_load(&pd->pdd_budget);
+	long freed = 0;
+
+	if (pd->pdd_nprobe == 0)
+		return 0;
+	VM_ASSERT_RLOCKED(&pd->pdd_vs->vs_map.m_lock);
+	pthread_mutex_lock(&pd->pdd_probe_lock);
+	/* a position whose copy failed holds no record: it goes too */
+	while (pd->pdd_probe_tail < pd->pdd_probe_head) {
+		const struct pd_linger *pl = &pd->pdd_linger[probe_at(pd,
+		    pd->pdd_probe_tail)];
+
+		if (pl->pl_amap != NULL && pl->pl_taken + budget > now)
+			break;
+		freed += probe_let_go(pd, 1);
+	}
+	pthread_mutex_unlock(&pd->pdd_probe_lock);
+	return freed;
+}
+
 void
 pd_probe_flush(struct pdaemon *pd)
 {
@@ -165,7 +195,7 @@ pd_probe_flush(struct pdaemon *pd)
 	VM_ASSERT_RLOCKED(&pd->pdd_vs->vs_map.m_lock);
 	pthread_mutex_lock(&pd->pdd_probe_lock);
 	pd->pdd_probe_closed = true;
-	probe_let_go(pd, pd->pdd_probe_head - pd->pdd_probe_tail);
+	(void)probe_let_go(pd, pd->pdd_probe_head - pd->pdd_probe_tail);
 	pthread_mutex_unlock(&pd->pdd_probe_lock);
 	upvm_log(LOG_INFO, "readahead probes: hits/pages by band (recent) "
 	    "%u/%u %u/%u %u/%u %u/%u; window %d",
