@@ -659,6 +659,7 @@ upvm_stats(struct upvm_stats *out)
 		st.resident_peak = (uint64_t)atomic_load(&vs->vs_pd->pdd_peak);
 		st.ra_window = (unsigned)pd_ra_window(vs->vs_pd,
 		    vs->vs_cc.cc_readahead);
+		st.ra_ring = pd_probe_ring(vs->vs_pd);
 		st.swap_used_pages = swap_used(vs->vs_swap);
 		st.cpu_io_ns = swap_cpu_ns(vs->vs_swap);
 	}

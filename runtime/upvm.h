@@ -319,6 +319,9 @@ struct upvm_stats {
 	uint64_t	ra_hits;	/*   of those, taken by a fault */
 	unsigned	ra_window;	/* the readahead window the hits allow
 					   now, pages */
+	uint64_t	ra_ring;	/* positions of the probes' ring in
+					   use now (their pages inactive, or
+					   taken back since) */
 	uint64_t	copied_out;	/* pages of mappings made read-only or
 					   PROT_NONE paged out by a copy (move
 					   protocol: UFFDIO_MOVE refuses them;

@@ -192,7 +192,8 @@ Test(paging, sparse_rewrites_go_back_to_their_slots, .timeout = 120)
  * random single pages then bring it down to one page.  Pages are written
  * (a new generation) after they come back, probes' pages included, and
  * a child forked while probes' pages are unmapped in staging sees every
- * page right; every page is checked, and unmapping frees everything.
+ * page right; when probes stop, their pages leave as others do; every
+ * page is checked, and unmapping frees everything.
  */
 static long
 gen_bad(const char *p, const unsigned char *gen)
@@ -212,7 +213,7 @@ Test(paging, readahead_follows_its_hits, .timeout = 300)
 	bool move;
 	int status;
 	pid_t pid;
-	char *p;
+	char *p, *q;
 
 	cr_assert_not_null(gen);
 	memset(gen, 1, NPAGES);
@@ -291,6 +292,17 @@ Test(paging, readahead_follows_its_hits, .timeout = 300)
 	if (move)
 		cr_assert_lt((st.pageins - ins) * 2, (st.pagein_ios - ios) * 3,
 		    "reads of one page (a probe's are of 8)");
+	/* probes stop: their pages go as the daemon takes a budget's
+	   worth out (a region filled and written once, no pagein) */
+	if (move)
+		cr_assert_gt(st.ra_ring, 0);
+	q = map_pages(3 * BUDGET / PAGE_SIZE);
+	test_pattern_fill(q, 3 * BUDGET / PAGE_SIZE, 0, 7);
+	st = test_stats();
+	cr_assert_eq(st.ra_ring, 0, "%llu positions still in the ring",
+	    (unsigned long long)st.ra_ring);
+	cr_assert_eq(test_pattern_bad(q, 3 * BUDGET / PAGE_SIZE, 0, 7), -1);
+	cr_assert_eq(upvm_unmap(q, 3 * BUDGET), 0);
 	for (int pass = 0; pass < 2; pass++)
 		cr_assert_eq(gen_bad(p, gen), -1, "pass %d", pass);
 	cr_assert_eq(st.io_errors, 0);

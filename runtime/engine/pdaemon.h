@@ -210,6 +210,9 @@ void pd_reactivate(struct pdaemon *, struct amap *, int slot,
 bool pd_probe_due(struct pdaemon *);
 int pd_ra_window(struct pdaemon *, int readahead);
 
+/* pd_probe_ring: positions of the probes' ring in use now */
+unsigned long pd_probe_ring(struct pdaemon *);
+
 /*
  * pd_probe_stage: a probe's read of n pages into buf (slots from `slot`
  * of am, at va, anons[i] in transit and held by the caller) came in:

@@ -66,6 +66,17 @@ pd_ra_window(struct pdaemon *pd, int readahead)
 	    readahead;
 }
 
+unsigned long
+pd_probe_ring(struct pdaemon *pd)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&pd->pdd_probe_lock);
+	n = (unsigned long)(pd->pdd_probe_head - pd->pdd_probe_tail);
+	pthread_mutex_unlock(&pd->pdd_probe_lock);
+	return n;
+}
+
 /* probe_at: the staging index of probe position pos */
 static long
 probe_at(const struct pdaemon *pd, uint64_t pos)
