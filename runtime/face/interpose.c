@@ -424,7 +424,8 @@ ip_stats(void)
 	    "\"file_writes\": %llu, \"flushes\": %llu, "
 	    "\"clean_drops\": %llu, \"rewritten\": %llu, "
 	    "\"reactivations\": %llu, \"ra_probed\": %llu, "
-	    "\"ra_hits\": %llu, \"ra_window\": %u, \"copied_out\": %llu, "
+	    "\"ra_hits\": %llu, \"ra_window\": %u, \"ra_ring\": %llu, "
+	    "\"copied_out\": %llu, "
 	    "\"swap_full\": %llu, \"stalls\": %llu, \"io_errors\": %llu, "
 	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
 	    "\"cpu_fault_ns\": %llu, \"cpu_pageout_ns\": %llu, "
@@ -446,6 +447,7 @@ ip_stats(void)
 	    (unsigned long long)st.reactivations,
 	    (unsigned long long)st.ra_probed,
 	    (unsigned long long)st.ra_hits, st.ra_window,
+	    (unsigned long long)st.ra_ring,
 	    (unsigned long long)st.copied_out,
 	    (unsigned long long)st.swap_full,
 	    (unsigned long long)st.stalls,
