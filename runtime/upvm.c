@@ -721,6 +721,21 @@ upvm_inject_swap_gate(bool write, bool hold)
 }
 
 int
+upvm_inject_unstage_hook(void (*hook)(void *, int))
+{
+	int error;
+
+	if ((error = api_enter("upvm_inject_unstage_hook")) != 0)
+		return error;
+	if (upvm_vs.vs_pd != NULL && upvm_vs.vs_pageout == UPVM_PAGEOUT_MOVE)
+		atomic_store(&upvm_vs.vs_pd->pdd_unstage_hook, hook);
+	else
+		error = -ENXIO;
+	api_exit();
+	return error;
+}
+
+int
 upvm_inject_stage_hook(void (*hook)(void *, int))
 {
 	int error;

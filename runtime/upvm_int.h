@@ -55,6 +55,15 @@ void upvm_set_fork_touch(void (*touch)(void));
 int upvm_inject_stage_hook(void (*hook)(void *addr, int npages));
 
 /*
+ * upvm_inject_unstage_hook: call hook(addr, npages) for each clean run
+ * moved back from the staging area (an inactive or readahead page a fault
+ * took back, a page a fault waited for), after its move and before its
+ * write-protect: a write there is one the uffd-wp bit does not show.
+ * NULL removes it.  => -ENXIO as upvm_inject_stage_hook.
+ */
+int upvm_inject_unstage_hook(void (*hook)(void *addr, int npages));
+
+/*
  * upvm_inject_file_failure: the nth next read (write: write) of the file
  * mapped at addr fails with EIO (vnode_inject_failure()).
  * => -EINVAL when addr is not in a file region; -ENXIO (no upvm_init).

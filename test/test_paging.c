@@ -313,6 +313,77 @@ Test(paging, readahead_follows_its_hits, .timeout = 300)
 	upvm_fini();
 }
 
+/*
+ * A page moved back from the staging area (a readahead probe's page, or
+ * one a fault waited for while it was paged out) is mapped by UFFDIO_MOVE,
+ * which drops the uffd-wp bit, and write-protected after: a write between
+ * the two goes unseen by the dirty scan, so the pager must hold the hash
+ * of the page's swap copy for the next pageout to see the change.  The
+ * hook lands a new generation in every page moved back, in that window,
+ * every time; every page is then checked through two passes that evict
+ * and read back everything.
+ */
+static char *unstage_base;
+static unsigned char *unstage_gen;
+static atomic_long unstage_writes;
+
+static void
+unstage_write(void *addr, int npages)
+{
+	for (int k = 0; k < npages; k++) {
+		size_t pg = (size_t)((char *)addr - unstage_base) / PAGE_SIZE +
+		    (size_t)k;
+
+		unstage_gen[pg] = (unsigned char)(unstage_gen[pg] % 200 + 2);
+		test_pattern_fill(unstage_base + pg * PAGE_SIZE, 1, pg,
+		    unstage_gen[pg]);
+		atomic_fetch_add(&unstage_writes, 1);
+	}
+}
+
+Test(paging, writes_as_pages_come_back_from_staging_are_kept, .timeout = 300)
+{
+	unsigned seed = 777;
+	struct upvm_stats st;
+	char *p;
+
+	unstage_gen = malloc(NPAGES);
+	cr_assert_not_null(unstage_gen);
+	memset(unstage_gen, 1, NPAGES);
+	init_budget(BUDGET, 0, NULL);
+	p = unstage_base = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 1);
+	if (upvm_inject_unstage_hook(unstage_write) != 0) {
+		upvm_fini();
+		cr_skip_test("needs the move protocol (UFFDIO_MOVE: Linux 6.8)");
+	}
+	/* random blocks read whole: probes, and their pages taken back */
+	for (int i = 0; i < 4000; i++) {
+		size_t b = (size_t)rand_r(&seed) % (NPAGES / 8);
+
+		for (size_t k = 0; k < 8; k++) {
+			size_t pg = b * 8 + (k * 5) % 8;
+
+			/* the touch first: the hook may write it as it comes
+			   back, with its next generation */
+			(void)*(volatile char *)(p + pg * PAGE_SIZE);
+			cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1,
+			    pg, unstage_gen[pg]), -1, "page %zu", pg);
+		}
+	}
+	cr_assert_eq(upvm_inject_unstage_hook(NULL), 0);
+	st = test_stats();
+	cr_log_info("%ld pages written as they came back; %llu hits",
+	    atomic_load(&unstage_writes), (unsigned long long)st.ra_hits);
+	cr_assert_gt(atomic_load(&unstage_writes), 0);
+	for (int pass = 0; pass < 2; pass++)
+		cr_assert_eq(gen_bad(p, unstage_gen), -1, "pass %d", pass);
+	check_peak(test_stats());
+	check_unmap_frees_all(p, NPAGES);
+	free(unstage_gen);
+	upvm_fini();
+}
+
 struct rw_arg {
 	char		*base;
 	size_t		 first, n;	/* my slice */

@@ -677,9 +677,13 @@ pd_unstage_at(struct pdaemon *pd, vaddr_t va, const char *src, int n,
 {
 	struct pmap *pm = &pd->pdd_vs->vs_pmap;
 	vsize_t len = ptoa((vsize_t)n), done = 0, copied = 0;
+	void (*hook)(void *, int);
 	int error;
 
 	error = pmap_move(pm, va, (vaddr_t)src, len, PMAP_DONTWAKE, &done);
+	if (clean && done > 0 && (hook = atomic_load_explicit(
+	    &pd->pdd_unstage_hook, memory_order_relaxed)) != NULL)
+		hook((void *)va, (int)atop(done));
 	if (error != 0 && (error = pmap_copy(pm, va + done, src + done,
 	    len - done, PMAP_DONTWAKE | (clean ? PMAP_WP : 0), &copied)) != 0)
 		upvm_log(LOG_ERR, "pageout: putting %zu pages back at %#lx "
@@ -1739,6 +1743,7 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	atomic_init(&pd->pdd_stall_mark, ULONG_MAX);
 	atomic_init(&pd->pdd_said_stall, false);
 	atomic_init(&pd->pdd_stage_hook, NULL);
+	atomic_init(&pd->pdd_unstage_hook, NULL);
 	pd->pdd_stop = false;
 	pd->pdd_clock.pc_valid = false;
 	pd->pdd_dclock.pc_valid = false;
@@ -1853,6 +1858,7 @@ pd_destroy(struct pdaemon *pd)
 	kmem_free(pd->pdd_batch, sizeof(*pd->pdd_batch));
 	(void)raw_munmap(pd->pdd_bounce, PD_BOUNCE_LEN);
 	pd_stage_destroy(pd);
+	pthread_mutex_destroy(&pd->pdd_probe_lock);
 	kmem_free(pd, sizeof(*pd));
 }
 

@@ -146,6 +146,8 @@ struct pdaemon {
 	atomic_bool	  pdd_said_stall; /* [a] the log said so already */
 	void (*_Atomic	  pdd_stage_hook)(void *, int); /* [a] tests only:
 					   upvm_inject_stage_hook() */
+	void (*_Atomic	  pdd_unstage_hook)(void *, int); /* [a] tests only:
+					   upvm_inject_unstage_hook() */
 };
 
 /*

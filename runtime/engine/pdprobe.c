@@ -156,6 +156,11 @@ pd_probe_stage(struct pdaemon *pd, struct amap *am, int slot, vaddr_t va,
 		amap_hold(am);
 		pd->pdd_linger[at] = (struct pd_linger){ .pl_amap = am,
 		    .pl_anon = an, .pl_slot = slot + i, .pl_taken = taken,
+		    /* the copy is the slot's, whose hash the pager may not
+		       keep (a dirty pageout does not hash): pd_reactivate
+		       gives it one, or a write between its move and its
+		       write-protect would go unseen */
+		    .pl_fresh = true,
 		    .pl_band = (signed char)cluster_ra_band(va +
 		    ptoa((vaddr_t)k), va + ptoa((vaddr_t)i)) };
 		/* resident (counted so), clean, in transit: inactive */
@@ -177,13 +182,19 @@ pd_probe_age(struct pdaemon *pd)
 {
 	unsigned long now = atomic_load(&pd->pdd_taken), budget =
 	    (unsigned long)atomic_load(&pd->pdd_budget);
+	uint64_t cap = (uint64_t)MIN(pd->pdd_nprobe, (long)budget /
+	    PD_PROBE_SHARE);
 	long freed = 0;
 
 	if (pd->pdd_nprobe == 0)
 		return 0;
 	VM_ASSERT_RLOCKED(&pd->pdd_vs->vs_map.m_lock);
 	pthread_mutex_lock(&pd->pdd_probe_lock);
-	/* a position whose copy failed holds no record: it goes too */
+	/* down to a sixteenth of the budget (it may have shrunk), then the
+	   old ones; a position whose copy failed holds no record */
+	if (pd->pdd_probe_head - pd->pdd_probe_tail > cap)
+		freed += probe_let_go(pd, pd->pdd_probe_head -
+		    pd->pdd_probe_tail - cap);
 	while (pd->pdd_probe_tail < pd->pdd_probe_head) {
 		const struct pd_linger *pl = &pd->pdd_linger[probe_at(pd,
 		    pd->pdd_probe_tail)];
