@@ -720,15 +720,21 @@ upvm_inject_swap_gate(bool write, bool hold)
 	return error;
 }
 
-int
-upvm_inject_unstage_hook(void (*hook)(void *, int))
+/*
+ * inject_pd_hook: set the daemon's stage hook (unstage false) or unstage
+ * hook (true) for the test entry points below.
+ */
+static int
+inject_pd_hook(const char *what, bool unstage, void (*hook)(void *, int))
 {
+	struct pdaemon *pd = upvm_vs.vs_pd;
 	int error;
 
-	if ((error = api_enter("upvm_inject_unstage_hook")) != 0)
+	if ((error = api_enter(what)) != 0)
 		return error;
-	if (upvm_vs.vs_pd != NULL && upvm_vs.vs_pageout == UPVM_PAGEOUT_MOVE)
-		atomic_store(&upvm_vs.vs_pd->pdd_unstage_hook, hook);
+	if (pd != NULL && upvm_vs.vs_pageout == UPVM_PAGEOUT_MOVE)
+		atomic_store(unstage ? &pd->pdd_unstage_hook :
+		    &pd->pdd_stage_hook, hook);
 	else
 		error = -ENXIO;
 	api_exit();
@@ -736,16 +742,13 @@ upvm_inject_unstage_hook(void (*hook)(void *, int))
 }
 
 int
+upvm_inject_unstage_hook(void (*hook)(void *, int))
+{
+	return inject_pd_hook("upvm_inject_unstage_hook", true, hook);
+}
+
+int
 upvm_inject_stage_hook(void (*hook)(void *, int))
 {
-	int error;
-
-	if ((error = api_enter("upvm_inject_stage_hook")) != 0)
-		return error;
-	if (upvm_vs.vs_pd != NULL && upvm_vs.vs_pageout == UPVM_PAGEOUT_MOVE)
-		atomic_store(&upvm_vs.vs_pd->pdd_stage_hook, hook);
-	else
-		error = -ENXIO;
-	api_exit();
-	return error;
+	return inject_pd_hook("upvm_inject_stage_hook", false, hook);
 }

@@ -550,7 +550,7 @@ pd_src(struct pdaemon *pd, struct pd_run *r)
 {
 	if (r->pr_bounced)
 		return pd->pdd_bounce;
-	return r->pr_stage >= 0 ? pd->pdd_stage + ptoa((size_t)r->pr_stage) :
+	return r->pr_stage >= 0 ? pd_stage_page(pd, r->pr_stage) :
 	    (const char *)r->pr_va;
 }
 
@@ -856,7 +856,7 @@ pd_stage_drop(struct pdaemon *pd, uint64_t from, uint64_t to)
 	while (from < to) {
 		at = from % size;
 		n = MIN(to - from, size - at);
-		pd_stage_drop_at(pd->pdd_stage + ptoa((size_t)at),
+		pd_stage_drop_at(pd_stage_page(pd, (long)at),
 		    ptoa((size_t)n));
 		from += n;
 	}
@@ -923,7 +923,7 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			r->pr_error = -EAGAIN;	/* the next batch takes it */
 			continue;
 		}
-		dst = pd->pdd_stage + ptoa((size_t)at);
+		dst = pd_stage_page(pd, at);
 		if (r->pr_clean && (pd_written(vs, r) || (!r->pr_rdonly &&
 		    pd_hash_unknown(pd, r) && pd_written(vs, r))))
 			r->pr_clean = false, r->pr_rewrite = true;

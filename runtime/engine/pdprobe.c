@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "amap.h"
-#include "log.h"
 #include "pdaemon.h"
 #include "pdlinger.h"
 #include "place.h"
@@ -77,6 +76,15 @@ pd_probe_ring(struct pdaemon *pd)
 	return n;
 }
 
+/* probe_cap: the probes' positions in use, at most (a share of the
+   budget, which may change) */
+static uint64_t
+probe_cap(struct pdaemon *pd)
+{
+	return (uint64_t)MIN(pd->pdd_nprobe, atomic_load_explicit(
+	    &pd->pdd_budget, memory_order_relaxed) / PD_PROBE_SHARE);
+}
+
 /* probe_at: the staging index of probe position pos */
 static long
 probe_at(const struct pdaemon *pd, uint64_t pos)
@@ -110,15 +118,13 @@ pd_probe_stage(struct pdaemon *pd, struct amap *am, int slot, vaddr_t va,
 	struct vmspace *vs = pd->pdd_vs;
 	struct pmap *pm = &vs->vs_pmap;
 	unsigned long taken = atomic_load(&pd->pdd_taken);
-	uint64_t pos0, cap, want = (uint64_t)n - 1;
+	uint64_t pos0, cap = probe_cap(pd), want = (uint64_t)n - 1;
 	bool copied[AMAP_UNIT];
 	int staged = 0;
 	vsize_t done;
 
 	VM_ASSERT_RLOCKED(&vs->vs_map.m_lock);
 	VM_ASSERT(n > 1 && n <= AMAP_UNIT && k >= 0 && k < n);
-	cap = (uint64_t)MIN(pd->pdd_nprobe, atomic_load_explicit(
-	    &pd->pdd_budget, memory_order_relaxed) / PD_PROBE_SHARE);
 	pthread_mutex_lock(&pd->pdd_probe_lock);
 	if (pd->pdd_probe_closed || want > cap) {
 		pthread_mutex_unlock(&pd->pdd_probe_lock);
@@ -182,8 +188,7 @@ pd_probe_age(struct pdaemon *pd)
 {
 	unsigned long now = atomic_load(&pd->pdd_taken), budget =
 	    (unsigned long)atomic_load(&pd->pdd_budget);
-	uint64_t cap = (uint64_t)MIN(pd->pdd_nprobe, (long)budget /
-	    PD_PROBE_SHARE);
+	uint64_t cap = probe_cap(pd);
 	long freed = 0;
 
 	if (pd->pdd_nprobe == 0)
@@ -210,8 +215,6 @@ pd_probe_age(struct pdaemon *pd)
 void
 pd_probe_flush(struct pdaemon *pd)
 {
-	const struct cluster_ra_hits *rh = &pd->pdd_ra;
-
 	if (pd->pdd_nprobe == 0)
 		return;
 	VM_ASSERT_RLOCKED(&pd->pdd_vs->vs_map.m_lock);
@@ -219,12 +222,4 @@ pd_probe_flush(struct pdaemon *pd)
 	pd->pdd_probe_closed = true;
 	(void)probe_let_go(pd, pd->pdd_probe_head - pd->pdd_probe_tail);
 	pthread_mutex_unlock(&pd->pdd_probe_lock);
-	upvm_log(LOG_INFO, "readahead probes: hits/pages by band (recent) "
-	    "%u/%u %u/%u %u/%u %u/%u; window %d",
-	    atomic_load(&rh->rh_hits[0]), atomic_load(&rh->rh_staged[0]),
-	    atomic_load(&rh->rh_hits[1]), atomic_load(&rh->rh_staged[1]),
-	    atomic_load(&rh->rh_hits[2]), atomic_load(&rh->rh_staged[2]),
-	    atomic_load(&rh->rh_hits[3]), atomic_load(&rh->rh_staged[3]),
-	    pd_ra_window(pd, CLUSTER_RA_BANDS > 0 ? 1 << CLUSTER_RA_BANDS :
-	    1));
 }
