@@ -344,6 +344,38 @@ any_free(const struct cmap *m, size_t g, size_t n)
 	return false;
 }
 
+/* what the kernel says of the page at p, for a failure report: its
+   pagemap entry (present, swapped, exclusive, soft-dirty) and, as root,
+   the flags of its frame (dirty, anon, swapbacked: clear for an
+   MADV_FREE'd page; THP, zero page) */
+static void
+page_report(const void *p, char *buf, size_t len)
+{
+	uint64_t pm = 0, kf = 0, pfn;
+	uintptr_t va = (uintptr_t)p & ~(PG - 1);
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	bool got = fd >= 0 && pread(fd, &pm, 8, (off_t)(va / PG * 8)) == 8;
+
+	if (fd >= 0)
+		close(fd);
+	pfn = pm & ((1ULL << 55) - 1);
+	if (got && (pm >> 63) && pfn != 0 &&
+	    (fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (pread(fd, &kf, 8, (off_t)(pfn * 8)) != 8)
+			kf = 0;
+		close(fd);
+	}
+	snprintf(buf, len, "pagemap %#" PRIx64 " (%s%s%s%s), kpageflags %#"
+	    PRIx64 " (%s%s%s%s%s%s%s)", pm, !got ? "unread" : (pm >> 63) ?
+	    "present" : "not present", (pm >> 62) & 1 ? " swapped" : "",
+	    (pm >> 56) & 1 ? " exclusive" : "", (pm >> 55) & 1 ?
+	    " soft-dirty" : "", kf, (kf >> 4) & 1 ? " dirty" : "",
+	    (kf >> 12) & 1 ? " anon" : "", (kf >> 14) & 1 ? " swapbacked" :
+	    "", (kf >> 21) & 1 ? " ksm" : "", (kf >> 22) & 1 ? " thp" : "",
+	    (kf >> 24) & 1 ? " zero-page" : "", (kf >> 18) & 1 ?
+	    " unevictable" : "");
+}
+
 static void
 verify(struct worker *w, struct cmap *m, size_t g, size_t n)
 {
@@ -359,11 +391,35 @@ verify(struct worker *w, struct cmap *m, size_t g, size_t n)
 		/* a free page of a read-only mapping: old data or zeros */
 		if (i >= 0 && (m->seed[k] & MAYBE) && gbad(p, 0) < 0)
 			i = -1;
-		if (i >= 0)
+		if (i >= 0) {
+			char pr[256], wrong[GPP + 1], maybe[GPP + 1];
+			size_t pg = k / GPP * GPP;
+
+			/* the page's granules: which are wrong, which the
+			   model holds MADV_FREE'd */
+			for (size_t j = 0; j < GPP; j++) {
+				uint64_t sj = m->seed[pg + j];
+
+				const uint64_t *pj = (const uint64_t *)(
+				    m->base + (pg + j) * GRAN);
+
+				wrong[j] = gbad(pj, sj & ~MAYBE) < 0 ? '.' :
+				    gbad(pj, 0) < 0 ? 'z' : 'x';
+				maybe[j] = sj & MAYBE ? 'm' : sj == 0 ? '0' :
+				    '.';
+			}
+			wrong[GPP] = maybe[GPP] = '\0';
+			page_report(p, pr, sizeof(pr));
 			fail(w, "wrong data at %p (mapping %p+%#zx, granule "
 			    "%zu, word %ld): expected %#" PRIx64 ", found %#"
-			    PRIx64, (void *)&p[i], (void *)m->base, k * GRAN +
-			    i * 8, k, i, s == 0 ? 0 : gword(s, i), p[i]);
+			    PRIx64 "; the page's granules %s (x wrong, z "
+			    "zeros), model %s (m free, 0 zeros); mapping prot %d%s%s%s; %s",
+			    (void *)&p[i], (void *)m->base, k * GRAN + i * 8,
+			    k, i, s == 0 ? 0 : gword(s, i), p[i], wrong,
+			    maybe, m->prot, m->locked ? " locked" : "",
+			    m->dontfork ? " dontfork" : "", m->wipeonfork ?
+			    " wipeonfork" : "", pr);
+		}
 	}
 	atomic_fetch_add(&verified, n * GRAN);
 }
