@@ -201,6 +201,7 @@ struct pd_run {
 					   place by pd_stage (no staging copy),
 					   out of the page tables for good */
 	int		 pr_error;
+	bool		 pr_sent;	/* its write was started (pd_write_run) */
 	bool		 pr_here;	/* at pr_va still (pd_run_here) */
 	struct pager_req pr_req;	/* the write */
 	struct anon	*pr_anons[AMAP_UNIT];	/* held (pd_collect) */
@@ -576,6 +577,64 @@ pd_read_forced(struct pdaemon *pd, struct pd_run *r)
 }
 
 /*
+ * pd_write_run: give dirty run r swap slots (or its file offset) and
+ * start its write, from pd_src.  A swap run's write starts as soon as the
+ * run is staged or write-protected, under the map lock that pd_stage and
+ * pd_protect hold: the disk writes the batch's first runs while the
+ * daemon moves out the others (no wait for the I/O under the lock).
+ * => the daemon's thread; the run's anons in transit.  Sets pr_error if
+ *    the run must stay resident.
+ */
+static void
+pd_write_run(struct pdaemon *pd, struct pd_run *r)
+{
+	struct swap *sw = pd->pdd_swap;
+	int error;
+
+	r->pr_sent = true;
+	if (r->pr_ownslot != 0 && !swap_own_run(sw, r->pr_ownslot, r->pr_n))
+		r->pr_ownslot = 0;	/* shared with a fork child */
+	if (!r->pr_shared && r->pr_ownslot == 0 &&
+	    (error = swap_alloc(sw, r->pr_n, &r->pr_swslot)) != 0) {
+		pd_set_stuck(pd, error);
+	} else {
+		if (!r->pr_shared)
+			atomic_store(&pd->pdd_stuck, false);
+		r->pr_req = (struct pager_req){
+		    .pr_off = r->pr_shared ? r->pr_objoff :
+		    ptoa(pd_slot(r, 0)), .pr_npages = r->pr_n,
+		    .pr_buf = (void *)(uintptr_t)pd_src(pd, r),
+		    .pr_done = pd_write_done, .pr_arg = pd };
+		error = pager_put(r->pr_shared ? r->pr_obj : &sw->sw_pager,
+		    pd->pdd_q, &r->pr_req);
+		if (error == -EINPROGRESS) {
+			atomic_fetch_add(&pd->pdd_vs->vs_writes_inflight, 1);
+			error = 0;
+		} else if (error != 0) {
+			pd_io_error(pd, r, error);
+		}
+	}
+	if ((r->pr_error = error) != 0)
+		upvm_log(LOG_DEBUG, "pageout run %#lx+%d: %s",
+		    (unsigned long)r->pr_va, r->pr_n, strerror(-error));
+}
+
+/*
+ * pd_write_early: a dirty run of a swap batch, staged (move) or
+ * write-protected (wp), starts its write now (pd_write_run).  A
+ * write-back batch's writes wait for pd_write: a file's write may take
+ * the file system's locks, which are not taken under the map lock
+ * anywhere else.
+ */
+static void
+pd_write_early(struct pdaemon *pd, const struct pd_batch *pb,
+    struct pd_run *r)
+{
+	if (!pb->pb_shared)
+		pd_write_run(pd, r);
+}
+
+/*
  * pd_protect: write-protect every run (wp protocol); a dirty run of a
  * PROT_NONE mapping, which the write cannot read, is read into the bounce
  * pages now, while the map lock holds its protection.
@@ -591,24 +650,29 @@ pd_protect(struct pdaemon *pd, struct pd_batch *pb)
 
 		r->pr_error = pmap_writeprotect(&pd->pdd_vs->vs_pmap,
 		    r->pr_va, ptoa((vsize_t)r->pr_n), true, true);
-		if (r->pr_error != 0 || r->pr_clean || !r->pr_noread)
+		if (r->pr_error != 0 || r->pr_clean)
 			continue;
 		/* the write cannot read a PROT_NONE page: one such run a
 		   batch goes through the bounce pages, the others wait */
-		if (!bounce_free)
+		if (r->pr_noread && !bounce_free) {
 			r->pr_error = -EAGAIN;
-		else if ((r->pr_error = pd_read_forced(pd, r)) == 0) {
+			continue;
+		}
+		if (r->pr_noread) {
+			if ((r->pr_error = pd_read_forced(pd, r)) != 0)
+				continue;
 			bounce_free = false;
 			r->pr_bounced = true;
 			STAT_ADD(&pd->pdd_vs->vs_stats, st_copied_out,
 			    (uint64_t)r->pr_n);
 		}
+		pd_write_early(pd, pb, r);
 	}
 }
 
 /*
- * pd_write: give each dirty run that is still going swap slots and write
- * it (from pd_src); wait for all writes.
+ * pd_write: start the write of each dirty run still going that pd_stage
+ * has not started; wait for all writes.
  * => no map lock: the runs' anons are in transit, their amaps and files
  *    referenced (pdd_writing is set: msync and unmap wait for us).  Sets
  *    pr_error for runs that must stay resident.
@@ -616,42 +680,13 @@ pd_protect(struct pdaemon *pd, struct pd_batch *pb)
 static void
 pd_write(struct pdaemon *pd, struct pd_batch *pb)
 {
-	struct swap *sw = pd->pdd_swap;
 	int error;
 
 	for (int i = 0; i < pb->pb_nruns; i++) {
 		struct pd_run *r = &pb->pb_runs[i];
 
-		if (r->pr_error != 0 || r->pr_clean)
-			continue;
-		if (r->pr_ownslot != 0 &&
-		    !swap_own_run(sw, r->pr_ownslot, r->pr_n))
-			r->pr_ownslot = 0;	/* shared with a fork child */
-		if (!r->pr_shared && r->pr_ownslot == 0 &&
-		    (error = swap_alloc(sw, r->pr_n, &r->pr_swslot)) != 0) {
-			pd_set_stuck(pd, error);
-		} else {
-			if (!r->pr_shared)
-				atomic_store(&pd->pdd_stuck, false);
-			r->pr_req = (struct pager_req){
-			    .pr_off = r->pr_shared ? r->pr_objoff :
-			    ptoa(pd_slot(r, 0)), .pr_npages = r->pr_n,
-			    .pr_buf = (void *)(uintptr_t)pd_src(pd, r),
-			    .pr_done = pd_write_done, .pr_arg = pd };
-			error = pager_put(r->pr_shared ? r->pr_obj :
-			    &sw->sw_pager, pd->pdd_q, &r->pr_req);
-			if (error == -EINPROGRESS) {
-				atomic_fetch_add(&pd->pdd_vs->vs_writes_inflight,
-				    1);
-				error = 0;
-			}
-			else if (error != 0)
-				pd_io_error(pd, r, error);
-		}
-		if ((r->pr_error = error) != 0)
-			upvm_log(LOG_DEBUG, "pageout run %#lx+%d: %s",
-			    (unsigned long)r->pr_va, r->pr_n,
-			    strerror(-error));
+		if (r->pr_error == 0 && !r->pr_clean && !r->pr_sent)
+			pd_write_run(pd, r);
 	}
 	/* every write is waited for, whatever the reaping says: the runs'
 	   requests live in pb and are reused by the next batch */
@@ -961,8 +996,10 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			continue;
 		}
 		r->pr_stage = at;
-		if (!r->pr_clean)
+		if (!r->pr_clean) {
+			pd_write_early(pd, pb, r);
 			continue;
+		}
 		changed = 0;
 		vm_mutex_lock(&r->pr_amap->am_lock);
 		for (int k = 0; k < r->pr_n; k++) {
@@ -981,6 +1018,7 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			    (uint64_t)changed);
 			r->pr_clean = false;
 			r->pr_rewrite = true;
+			pd_write_early(pd, pb, r);
 		}
 	}
 }
