@@ -19,7 +19,10 @@
  * pmap calls of a fault or a pageout phase) so that no region is unmapped
  * under a resolution in progress.  Pagein reads and pageout writes run
  * with no lock at all: their anons are in transit and held, and the owner
- * re-validates after the I/O (amap.h, "a word on transit").
+ * re-validates after the I/O (amap.h, "a word on transit").  Starting an
+ * I/O is not waiting for it: the pageout daemon starts a swap run's write
+ * under the map read lock of its staging phase (pd_write_run) and waits
+ * for the writes after dropping it.
  *
  * The owner fields exist only for VM_ASSERT_LOCKED(); they are written with
  * relaxed atomics because only the owner ever compares equal to itself.
