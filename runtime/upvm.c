@@ -752,3 +752,16 @@ upvm_inject_stage_hook(void (*hook)(void *, int))
 {
 	return inject_pd_hook("upvm_inject_stage_hook", false, hook);
 }
+
+int
+upvm_inject_pagein_hook(void (*hook)(void *, int))
+{
+	int error;
+
+	if ((error = api_enter("upvm_inject_pagein_hook")) != 0)
+		return error;
+	atomic_store(&upvm_vs.vs_fault.fe_pagein_hook, hook);
+	fault_listen_all(&upvm_vs, hook != NULL);
+	api_exit();
+	return 0;
+}

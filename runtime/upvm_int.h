@@ -64,6 +64,15 @@ int upvm_inject_stage_hook(void (*hook)(void *addr, int npages));
 int upvm_inject_unstage_hook(void (*hook)(void *addr, int npages));
 
 /*
+ * upvm_inject_pagein_hook: call hook(addr, npages) on the fault thread for
+ * each swap or file read it has just mapped (write-protected, on the wp
+ * protocol), before the pages settle: a write there waits in a WP fault
+ * that only the pagein's end can wake.  NULL removes it.
+ * => -ENXIO without a running upvm.
+ */
+int upvm_inject_pagein_hook(void (*hook)(void *addr, int npages));
+
+/*
  * upvm_inject_file_failure: the nth next read (write: write) of the file
  * mapped at addr fails with EIO (vnode_inject_failure()).
  * => -EINVAL when addr is not in a file region; -ENXIO (no upvm_init).

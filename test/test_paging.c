@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -381,6 +382,99 @@ Test(paging, writes_as_pages_come_back_from_staging_are_kept, .timeout = 300)
 	check_peak(test_stats());
 	check_unmap_frees_all(p, NPAGES);
 	free(unstage_gen);
+	upvm_fini();
+}
+
+/*
+ * A pagein maps its pages write-protected (wp protocol) before they
+ * settle.  A write there waits in a WP fault that another fault thread
+ * serves meanwhile, finding the page in transit: only the pagein's end
+ * can wake it (ANON_WANTED), since the UFFDIO_COPY's own wake came
+ * before.  The hook holds each of the first pageins on its fault thread
+ * (every fault thread listens while it is set) while a writer writes the
+ * first page it mapped; every page is checked after.  On the move
+ * protocol the writes do not fault, and land all the same.
+ */
+#define PAGEIN_HELD	12
+static char *pagein_base;
+static unsigned char *pagein_gen;
+static atomic_long pagein_target = -1;	/* the page the writer writes */
+static atomic_int pagein_held, pagein_writes;
+static atomic_bool pagein_stop;
+
+static void
+pagein_hold(void *addr, int npages)
+{
+	size_t pg = (size_t)((char *)addr - pagein_base) / PAGE_SIZE;
+
+	(void)npages;
+	if ((char *)addr < pagein_base || pg >= NPAGES ||
+	    atomic_fetch_add(&pagein_held, 1) >= PAGEIN_HELD)
+		return;
+	/* the writer takes each page before the next is given */
+	for (long none = -1; !atomic_compare_exchange_weak(&pagein_target,
+	    &none, (long)pg); none = -1)
+		nanosleep(&(struct timespec){ .tv_nsec = 100000 }, NULL);
+	/* long enough for the writer to fault and be served */
+	nanosleep(&(struct timespec){ .tv_nsec = 30 * 1000000 }, NULL);
+}
+
+static void *
+pagein_writer(void *arg)
+{
+	long pg;
+
+	(void)arg;
+	while (!atomic_load(&pagein_stop)) {
+		if ((pg = atomic_exchange(&pagein_target, -1)) < 0) {
+			nanosleep(&(struct timespec){ .tv_nsec = 200000 },
+			    NULL);
+			continue;
+		}
+		pagein_gen[pg] = (unsigned char)(pagein_gen[pg] % 200 + 2);
+		test_pattern_fill(pagein_base + (size_t)pg * PAGE_SIZE, 1,
+		    (size_t)pg, pagein_gen[pg]);
+		atomic_fetch_add(&pagein_writes, 1);
+	}
+	return NULL;
+}
+
+Test(paging, writes_to_pages_mapped_before_their_pagein_ends_are_woken,
+    .timeout = 120)
+{
+	unsigned seed = 4242;
+	pthread_t wr;
+	char *p;
+
+	pagein_gen = malloc(NPAGES);
+	cr_assert_not_null(pagein_gen);
+	memset(pagein_gen, 1, NPAGES);
+	init_budget(BUDGET, 0, NULL);
+	p = pagein_base = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 1);
+	cr_assert_eq(pthread_create(&wr, NULL, pagein_writer, NULL), 0);
+	cr_assert_eq(upvm_inject_pagein_hook(pagein_hold), 0);
+	/* pages far apart, each read back from swap: the reader only
+	   touches (the writer may be writing the page it reads) */
+	for (int i = 0; i < 4000 && atomic_load(&pagein_held) < PAGEIN_HELD;
+	    i++)
+		(void)*(volatile char *)(p + (size_t)rand_r(&seed) % NPAGES *
+		    PAGE_SIZE);
+	cr_assert_eq(upvm_inject_pagein_hook(NULL), 0);
+	cr_assert_geq(atomic_load(&pagein_held), PAGEIN_HELD);
+	/* a write the pagein did not wake never returns: the test times
+	   out here */
+	while (atomic_load(&pagein_writes) < PAGEIN_HELD)
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	atomic_store(&pagein_stop, true);
+	cr_assert_eq(pthread_join(wr, NULL), 0);
+	cr_log_info("%d pageins held, %d writes", atomic_load(&pagein_held),
+	    atomic_load(&pagein_writes));
+	for (int pass = 0; pass < 2; pass++)
+		cr_assert_eq(gen_bad(p, pagein_gen), -1, "pass %d", pass);
+	check_peak(test_stats());
+	check_unmap_frees_all(p, NPAGES);
+	free(pagein_gen);
 	upvm_fini();
 }
 

@@ -725,15 +725,17 @@ fault_io_here(struct fault_io *fi, struct fault_ctx *fc)
  * their data), the others stay swapped (a file's pages: their slots empty
  * again); none ends for a probe's page left inactive (its fi_anons entry
  * NULL: pd_probe_stage).  Then drop the claim's holds.
- * => map read-locked; takes and drops the amap lock.
+ * => map read-locked; takes and drops the amap lock.  true if a WP fault
+ *    waits for one of them (ANON_WANTED: the caller wakes it).
  */
-static void
+static bool
 fault_io_settle(struct fault_io *fi, int mlo, int mhi, int lost_lo,
     int lost_hi, bool wp)
 {
 	struct amap *am = fi->fi_amap;
 	struct anon *an;
 	int out = 0;
+	bool wanted = false;
 
 	vm_mutex_lock(&am->am_lock);
 	for (int i = 0; i < fi->fi_n; i++) {
@@ -743,7 +745,8 @@ fault_io_settle(struct fault_io *fi, int mlo, int mhi, int lost_lo,
 			out++;
 		if (an != amap_anon_at(am, fi->fi_slot + i))
 			continue;	/* unmapped meanwhile: ours to free */
-		an->an_flags &= ~ANON_TRANSIT;
+		wanted |= (an->an_flags & ANON_WANTED) != 0;
+		an->an_flags &= ~(ANON_TRANSIT | ANON_WANTED);
 		if (i >= mlo && i < mhi) {
 			an->an_flags |= ANON_RESIDENT;
 			if (!wp)
@@ -768,6 +771,7 @@ fault_io_settle(struct fault_io *fi, int mlo, int mhi, int lost_lo,
 		if (fi->fi_anons[i] != NULL)
 			anon_unref(fi->fi_anons[i]);
 	atomic_fetch_sub(&fi->fi_vs->vs_resident, out);
+	return wanted;
 }
 
 /* fault_io_account: a pagein's statistics (fault or WILLNEED) */
@@ -861,6 +865,7 @@ fault_pagein_done(struct pager_req *req)
 	int rerr = req->pr_error, cerr = 0, lost_lo = fi->fi_n, lost_hi;
 	/* without uffd-wp (no budget) writes go unseen: mapped dirty */
 	bool here, mapped, wp = (vs->vs_regmodes & PMAP_REG_WP) != 0;
+	void (*hook)(void *, int);
 
 	/* a failed read: the pages before pr_xfer came in; pr_lost of them
 	   from there are lost (0: all the rest); the others fault again */
@@ -877,7 +882,7 @@ fault_pagein_done(struct pager_req *req)
 	here = fault_io_here(fi, &fc);
 	if (here && rerr == 0 && fi->fi_probe >= 0 && wp) {
 		mapped = fault_probe(fi, &fc);
-		fault_io_settle(fi, fi->fi_probe, fi->fi_probe + mapped,
+		(void)fault_io_settle(fi, fi->fi_probe, fi->fi_probe + mapped,
 		    lost_lo, lost_hi, wp);
 		pmap_wake(&vs->vs_pmap, fi->fi_va, len);
 		goto out;
@@ -885,9 +890,16 @@ fault_pagein_done(struct pager_req *req)
 	for (; here && cerr == 0 && done < good; done += d)
 		cerr = fault_copy_placed(&fc, fi->fi_va + done, buf + done,
 		    (long)atop(good - done), wp ? PMAP_WP : 0, &d);
-	fault_io_settle(fi, 0, (int)atop(done), lost_lo, lost_hi, wp);
-	/* a writer that hit the fresh pages in transit waits in a WP fault */
-	if (done > 0)
+	if (done > 0 && (hook = atomic_load_explicit(
+	    &vs->vs_fault.fe_pagein_hook, memory_order_relaxed)) != NULL)
+		hook((void *)fi->fi_va, (int)atop(done));
+	/* each UFFDIO_COPY woke the threads waiting on its pages; a writer
+	   that hit them write-protected in transit waits in a WP fault,
+	   which said so (ANON_WANTED): one more wake for it, and only then
+	   (each wake walks every thread waiting on the userfaultfd, with
+	   interrupts off) */
+	if (fault_io_settle(fi, 0, (int)atop(done), lost_lo, lost_hi, wp) &&
+	    done > 0)
 		pmap_wake(&vs->vs_pmap, fi->fi_va, done);
 	if (!here) {
 		/* the entry changed: whatever was not mapped faults again */
@@ -1013,6 +1025,9 @@ fault_wp(struct vmspace *vs, vaddr_t va, pid_t tid)
 	vm_mutex_lock(&am->am_lock);
 	an = amap_anon_at(am, slot);
 	if (an != NULL && (an->an_flags & ANON_TRANSIT)) {
+		/* being paged in: its pagein wakes us once it is settled */
+		if (!(an->an_flags & ANON_RESIDENT))
+			an->an_flags |= ANON_WANTED;
 		wait = true;
 	} else if (amap_slot(am, slot) == SLOT_RESIDENT) {
 		unprotect = true;
@@ -1417,6 +1432,17 @@ fault_call_help(struct vmspace *vs, int n, uint64_t now)
 		pthread_cond_broadcast(&fe->fe_help_cv);
 		pthread_mutex_unlock(&fe->fe_help_lock);
 	}
+}
+
+void
+fault_listen_all(struct vmspace *vs, bool on)
+{
+	struct fault_engine *fe = &vs->vs_fault;
+
+	atomic_store(&fe->fe_help_until, on ? UINT64_MAX : 0);
+	pthread_mutex_lock(&fe->fe_help_lock);
+	pthread_cond_broadcast(&fe->fe_help_cv);
+	pthread_mutex_unlock(&fe->fe_help_lock);
 }
 
 /*

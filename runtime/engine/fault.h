@@ -89,6 +89,8 @@ struct fault_engine {
 	pthread_mutex_t	 fe_help_lock;	/* sleeping helpers' */
 	pthread_cond_t	 fe_help_cv;	/* [h] fe_help_until moved or stop */
 	struct fault_thread *fe_threads; /* [I] kmem_alloc'd */
+	void (*_Atomic	 fe_pagein_hook)(void *, int); /* [a] tests only:
+					   upvm_inject_pagein_hook() */
 };
 
 /*
@@ -100,6 +102,13 @@ int fault_start(struct vmspace *, int nthreads, unsigned spin_us, bool pin);
 /* fault_stop: stop and join the fault threads, each once its pageins in
    flight are done. */
 void fault_stop(struct vmspace *);
+
+/*
+ * fault_listen_all: every fault thread listens from now on (on), or only
+ * when faults come in bursts again (off): a test's pagein hook holds one
+ * thread while another must serve the faults it provokes.
+ */
+void fault_listen_all(struct vmspace *, bool on);
 
 /* fault_cpu_ns: CPU time the fault threads running now have taken */
 uint64_t fault_cpu_ns(struct vmspace *);
