@@ -665,14 +665,15 @@ swp_range_ok(const struct swap *sw, uint64_t slot, int n)
 }
 
 /*
- * swap_alloc: see swap.h.
+ * swp_alloc: swap_alloc, or with !may_grow swap_alloc_now (swap.h).
  * => takes and drops ss_lock; when the file must grow, then ss_grow.
  * => 0, -ENOSPC (cap or disk full: nothing allocated, nothing logged,
- *    the caller decides), -EINVAL (n <= 0), or the file system's error
- *    while growing the file (-EIO).
+ *    the caller decides), -EINVAL (n <= 0), -EAGAIN (the file would
+ *    have to grow, !may_grow: nothing allocated), or the file system's
+ *    error while growing the file (-EIO).
  */
-int
-swap_alloc(struct swap *sw, int n, uint64_t *slotp)
+static int
+swp_alloc(struct swap *sw, int n, bool may_grow, uint64_t *slotp)
 {
 	struct swap_shared *ss = sw->sw_shared;
 	uint64_t s = SWAP_NONE, cur, lo, hi, end = 0;
@@ -712,7 +713,7 @@ swap_alloc(struct swap *sw, int n, uint64_t *slotp)
 		return 0;
 	}
 
-	error = swp_grow(sw, end);
+	error = may_grow ? swp_grow(sw, end) : -EAGAIN;
 	swp_lock(ss);
 	ss->ss_growing--;
 	if (error != 0) {
@@ -726,6 +727,18 @@ swap_alloc(struct swap *sw, int n, uint64_t *slotp)
 	if (error == 0)
 		*slotp = s + 1;
 	return error;
+}
+
+int
+swap_alloc(struct swap *sw, int n, uint64_t *slotp)
+{
+	return swp_alloc(sw, n, true, slotp);
+}
+
+int
+swap_alloc_now(struct swap *sw, int n, uint64_t *slotp)
+{
+	return swp_alloc(sw, n, false, slotp);
 }
 
 /*

@@ -109,6 +109,14 @@ void swap_fork_child(struct swap *);
  */
 int swap_alloc(struct swap *, int n, uint64_t *slotp);
 
+/*
+ * swap_alloc_now: swap_alloc, but never growing the file: -EAGAIN
+ * (nothing allocated) where the run would need it grown, so that a
+ * caller holding a lock waits on no I/O (the pageout daemon's early
+ * writes).
+ */
+int swap_alloc_now(struct swap *, int n, uint64_t *slotp);
+
 /* swap_ref / swap_free: one more / one less reference on n slots */
 void swap_ref(struct swap *, uint64_t slot, int n);
 void swap_free(struct swap *, uint64_t slot, int n);

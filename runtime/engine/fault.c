@@ -1423,9 +1423,17 @@ fault_call_help(struct vmspace *vs, int n, uint64_t now)
 {
 	struct fault_engine *fe = &vs->vs_fault;
 
+	uint64_t until;
+
 	if (n < FAULT_HELP_BATCH || fe->fe_nalloc < 2)
 		return;
-	if (atomic_exchange(&fe->fe_help_until, now + FAULT_HELP_NS) < now)
+	/* later only (fault_listen_all's span is for good) */
+	until = atomic_load(&fe->fe_help_until);
+	while (until < now + FAULT_HELP_NS &&
+	    !atomic_compare_exchange_weak(&fe->fe_help_until, &until,
+	    now + FAULT_HELP_NS))
+		;
+	if (until < now)
 		STAT_INC(&vs->vs_stats, st_fault_helps);
 	if (atomic_load(&fe->fe_help_idle) > 0) {
 		pthread_mutex_lock(&fe->fe_help_lock);

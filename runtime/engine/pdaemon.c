@@ -19,10 +19,14 @@
  *	and no slot is handed out.  The run holds its
  *	amap and each anon.  From here until the finish the daemon owns
  *	them: faults on them wait, the daemon wakes them.
- *  pd_write: with the map unlocked, each dirty run gets a contiguous run
- *	of swap slots (a rewritten one keeps its own if no fork child
- *	shares them: swap_own_run) and one pager_put (several in flight); the daemon
- *	waits for all of them, then takes the map read lock again.  An
+ *  pd_write: each dirty run gets a contiguous run of swap slots (a
+ *	rewritten one keeps its own if no fork child shares them:
+ *	swap_own_run) and one pager_put (several in flight).  A run of a
+ *	local swap file whose slots need no growth of the file starts its
+ *	write as soon as it is staged or protected, under the map read lock
+ *	(pd_write_early: starting is not waiting); the others start with
+ *	the map unlocked.  The daemon waits for all of them with the map
+ *	unlocked, then takes the map read lock again.  An
  *	munmap, MAP_FIXED or MADV_DONTNEED meanwhile takes pages out of
  *	their slots: the finish skips those (and its last reference frees
  *	them); an mremap moves a run: the finish finds it elsewhere
@@ -180,7 +184,7 @@ struct pd_run {
 	uint64_t	 pr_swslot;	/* dirty: the run's new slots; 0: none */
 	uint64_t	 pr_ownslot;	/* rewrite in place: the anons' own
 					   slots (consecutive), written again
-					   (pd_write checks they are the
+					   (pd_write_run checks they are the
 					   anons' alone); 0: new slots */
 	struct pager	*pr_obj;	/* the entry's object (a file) or NULL,
 					   referenced until pd_release: the
@@ -201,7 +205,8 @@ struct pd_run {
 					   place by pd_stage (no staging copy),
 					   out of the page tables for good */
 	int		 pr_error;
-	bool		 pr_sent;	/* its write was started (pd_write_run) */
+	bool		 pr_sent;	/* its write was started (or refused
+					   its slots: pd_write_run) */
 	bool		 pr_here;	/* at pr_va still (pd_run_here) */
 	struct pager_req pr_req;	/* the write */
 	struct anon	*pr_anons[AMAP_UNIT];	/* held (pd_collect) */
@@ -577,42 +582,32 @@ pd_read_forced(struct pdaemon *pd, struct pd_run *r)
 }
 
 /*
- * pd_write_run: give dirty run r swap slots (or its file offset) and
- * start its write, from pd_src.  A swap run's write starts as soon as the
- * run is staged or write-protected, under the map lock that pd_stage and
- * pd_protect hold: the disk writes the batch's first runs while the
- * daemon moves out the others (no wait for the I/O under the lock).
+ * pd_write_submit: start dirty run r's write to the slots it has (its
+ * own, pr_swslot, or its file offset), from pd_src.
  * => the daemon's thread; the run's anons in transit.  Sets pr_error if
  *    the run must stay resident.
  */
 static void
-pd_write_run(struct pdaemon *pd, struct pd_run *r)
+pd_write_submit(struct pdaemon *pd, struct pd_run *r)
 {
 	struct swap *sw = pd->pdd_swap;
 	int error;
 
 	r->pr_sent = true;
-	if (r->pr_ownslot != 0 && !swap_own_run(sw, r->pr_ownslot, r->pr_n))
-		r->pr_ownslot = 0;	/* shared with a fork child */
-	if (!r->pr_shared && r->pr_ownslot == 0 &&
-	    (error = swap_alloc(sw, r->pr_n, &r->pr_swslot)) != 0) {
-		pd_set_stuck(pd, error);
-	} else {
-		if (!r->pr_shared)
-			atomic_store(&pd->pdd_stuck, false);
-		r->pr_req = (struct pager_req){
-		    .pr_off = r->pr_shared ? r->pr_objoff :
-		    ptoa(pd_slot(r, 0)), .pr_npages = r->pr_n,
-		    .pr_buf = (void *)(uintptr_t)pd_src(pd, r),
-		    .pr_done = pd_write_done, .pr_arg = pd };
-		error = pager_put(r->pr_shared ? r->pr_obj : &sw->sw_pager,
-		    pd->pdd_q, &r->pr_req);
-		if (error == -EINPROGRESS) {
-			atomic_fetch_add(&pd->pdd_vs->vs_writes_inflight, 1);
-			error = 0;
-		} else if (error != 0) {
-			pd_io_error(pd, r, error);
-		}
+	if (!r->pr_shared)
+		atomic_store(&pd->pdd_stuck, false);
+	r->pr_req = (struct pager_req){
+	    .pr_off = r->pr_shared ? r->pr_objoff : ptoa(pd_slot(r, 0)),
+	    .pr_npages = r->pr_n,
+	    .pr_buf = (void *)(uintptr_t)pd_src(pd, r),
+	    .pr_done = pd_write_done, .pr_arg = pd };
+	error = pager_put(r->pr_shared ? r->pr_obj : &sw->sw_pager, pd->pdd_q,
+	    &r->pr_req);
+	if (error == -EINPROGRESS) {
+		atomic_fetch_add(&pd->pdd_vs->vs_writes_inflight, 1);
+		error = 0;
+	} else if (error != 0) {
+		pd_io_error(pd, r, error);
 	}
 	if ((r->pr_error = error) != 0)
 		upvm_log(LOG_DEBUG, "pageout run %#lx+%d: %s",
@@ -620,18 +615,57 @@ pd_write_run(struct pdaemon *pd, struct pd_run *r)
 }
 
 /*
- * pd_write_early: a dirty run of a swap batch, staged (move) or
- * write-protected (wp), starts its write now (pd_write_run).  A
- * write-back batch's writes wait for pd_write: a file's write may take
- * the file system's locks, which are not taken under the map lock
- * anywhere else.
+ * pd_write_run: give dirty run r swap slots (growing the swap file if it
+ * must) or its file offset, and start its write.
+ * => the daemon's thread, the map unlocked; the run's anons in transit.
+ *    Sets pr_error if the run must stay resident.
+ */
+static void
+pd_write_run(struct pdaemon *pd, struct pd_run *r)
+{
+	struct swap *sw = pd->pdd_swap;
+	int error;
+
+	if (r->pr_ownslot != 0 && !swap_own_run(sw, r->pr_ownslot, r->pr_n))
+		r->pr_ownslot = 0;	/* shared with a fork child */
+	if (!r->pr_shared && r->pr_ownslot == 0 &&
+	    (error = swap_alloc(sw, r->pr_n, &r->pr_swslot)) != 0) {
+		pd_set_stuck(pd, error);
+		r->pr_sent = true;
+		r->pr_error = error;
+		upvm_log(LOG_DEBUG, "pageout run %#lx+%d: %s",
+		    (unsigned long)r->pr_va, r->pr_n, strerror(-error));
+		return;
+	}
+	pd_write_submit(pd, r);
+}
+
+/*
+ * pd_write_early: a dirty run just staged (move) or write-protected (wp)
+ * starts its write now, under the map read lock that pd_stage and
+ * pd_protect hold, if nothing on the way can wait on I/O: a swap batch
+ * (a file's write-back may take the file's inode lock: the vnode pager
+ * writes a partial last page with a buffered pwrite), a local swap file
+ * neither sealed (encryption's CPU) nor remote (whose writes may fall
+ * back to the network in the caller's thread), and slots that need no
+ * growth of the file (swap_alloc_now: fallocate waits on the journal).
+ * The disk then writes the batch's first runs while the daemon moves out
+ * the others.  Any other run starts in pd_write, the map unlocked.
  */
 static void
 pd_write_early(struct pdaemon *pd, const struct pd_batch *pb,
     struct pd_run *r)
 {
-	if (!pb->pb_shared)
-		pd_write_run(pd, r);
+	struct swap *sw = pd->pdd_swap;
+
+	if (pb->pb_shared || sw->sw_seal != NULL || sw->sw_remote != NULL)
+		return;
+	if (r->pr_ownslot != 0 && !swap_own_run(sw, r->pr_ownslot, r->pr_n))
+		r->pr_ownslot = 0;	/* shared with a fork child */
+	if (r->pr_ownslot == 0 &&
+	    swap_alloc_now(sw, r->pr_n, &r->pr_swslot) != 0)
+		return;		/* pd_write_run allocates, or says why not */
+	pd_write_submit(pd, r);
 }
 
 /*
@@ -671,8 +705,8 @@ pd_protect(struct pdaemon *pd, struct pd_batch *pb)
 }
 
 /*
- * pd_write: start the write of each dirty run still going that pd_stage
- * has not started; wait for all writes.
+ * pd_write: start the write of each dirty run still going that
+ * pd_write_early has not started; wait for all writes.
  * => no map lock: the runs' anons are in transit, their amaps and files
  *    referenced (pdd_writing is set: msync and unmap wait for us).  Sets
  *    pr_error for runs that must stay resident.
@@ -1554,14 +1588,15 @@ pd_batch(struct pdaemon *pd, long want, long *tookp)
 	    2 * (long)(atop(map->m_size) / AMAP_UNIT + map->m_nentries + 1));
 	for (int i = 0; i < nv && pb->pb_nruns < PD_MAX_RUNS; i++)
 		pd_collect(pd, pb, victims[i]);
+	/* before the first write starts (pd_write_early) */
+	if (pb->pb_nruns > 0)
+		atomic_store(&pd->pdd_writing, true);
 	if (pb->pb_nruns > 0 && pd->pdd_move)
 		pd_stage(pd, pb);
 	else if (pb->pb_nruns > 0) {
 		pb->pb_dio = dio_now(&pd->pdd_vs->vs_dio);
 		pd_protect(pd, pb);
 	}
-	if (pb->pb_nruns > 0)
-		atomic_store(&pd->pdd_writing, true);
 	vm_rwlock_unlock(&map->m_lock);
 	if (pb->pb_nruns == 0) {
 		*tookp = freed;

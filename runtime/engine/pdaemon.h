@@ -136,9 +136,10 @@ struct pdaemon {
 	atomic_bool	  pdd_said_full; /* [a] the log said so already */
 	atomic_bool	  pdd_stopped;	/* [a] pdd_stop, read without the lock */
 	atomic_bool	  pdd_writing;	/* [a] a batch's writes may be in
-					   flight: set before the daemon lets
-					   go of the map lock, cleared when
-					   every write has landed */
+					   flight: set before the first one
+					   starts (under the map lock),
+					   cleared when every write has
+					   landed */
 	atomic_long	  pdd_peak;	/* [a] most resident pages seen */
 	atomic_ulong	  pdd_progress;	/* [a] batches that took pages out */
 	atomic_ulong	  pdd_stall_mark; /* [a] == pdd_progress: stalled, no
