@@ -1128,9 +1128,24 @@ read_small(const char *path, char *buf, size_t len)
 	buf[strcspn(buf, "\n")] = '\0';
 }
 
+/* dump_file: a small file's text on stderr, as it is (no allocation) */
+static void
+dump_file(const char *path)
+{
+	char buf[2048];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		(void)!write(2, buf, (size_t)n);
+	close(fd);
+}
+
 /*
- * dump_tasks: every task of process pid, its name, state and wait
- * channel, on stderr.  Nothing here may allocate: under upvm run the
+ * dump_tasks: every task of process pid, its name, state, wait channel
+ * and (as root) kernel stack, on stderr.  Nothing here may allocate: under upvm run the
  * allocator may need an mmap, i.e. the map lock, which a hang may hold
  * (stdio's FILE and opendir allocate; so raw descriptors, getdents64 and
  * one unbuffered write per line).
@@ -1175,6 +1190,10 @@ dump_tasks(pid_t pid)
 			if (len > (int)sizeof(line) - 1)
 				len = (int)sizeof(line) - 1;
 			(void)!write(2, line, (size_t)len);
+			/* and where it waits in the kernel (root only) */
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/stack",
+			    (int)pid, tid);
+			dump_file(path);
 		}
 	}
 	close(d);
@@ -1480,12 +1499,20 @@ main(int argc, char **argv)
 		open_file(w);
 	}
 	if (opt.stall > 0) {
+		/* its stack raw-mmap'd too: under `upvm run` a thread's
+		   stack is managed memory, and a hang of the fault service
+		   stopped the report at its first stack page paged out */
+		size_t stk = 256 << 10;
+		pthread_attr_t attr;
 		pthread_t wd;
 
-		if (pthread_create(&wd, NULL, stall_watch, NULL) != 0) {
+		if (pthread_attr_init(&attr) != 0 ||
+		    pthread_attr_setstack(&attr, raw_alloc(stk), stk) != 0 ||
+		    pthread_create(&wd, &attr, stall_watch, NULL) != 0) {
 			fprintf(stderr, "chaos: pthread_create failed\n");
 			return 2;
 		}
+		pthread_attr_destroy(&attr);
 		pthread_detach(wd);
 	}
 	if (opt.nthreads == 1) {
