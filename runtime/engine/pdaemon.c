@@ -581,6 +581,34 @@ pd_read_forced(struct pdaemon *pd, struct pd_run *r)
 	return error;
 }
 
+/* pd_write_error: the outcome of starting r's write (0: started) */
+static void
+pd_write_error(struct pd_run *r, int error)
+{
+	if ((r->pr_error = error) != 0)
+		upvm_log(LOG_DEBUG, "pageout run %#lx+%d: %s",
+		    (unsigned long)r->pr_va, r->pr_n, strerror(-error));
+}
+
+/*
+ * pd_take_slots: the swap slots dirty run r is written to: its own, if no
+ * fork child shares them (swap_own_run), else new ones (swap_alloc; with
+ * !grow swap_alloc_now, which never grows the file).  A write-back to
+ * the run's file needs none.  => 0 or swap_alloc's -errno.
+ */
+static int
+pd_take_slots(struct pdaemon *pd, struct pd_run *r, bool grow)
+{
+	struct swap *sw = pd->pdd_swap;
+
+	if (r->pr_ownslot != 0 && !swap_own_run(sw, r->pr_ownslot, r->pr_n))
+		r->pr_ownslot = 0;	/* shared with a fork child */
+	if (r->pr_shared || r->pr_ownslot != 0)
+		return 0;
+	return grow ? swap_alloc(sw, r->pr_n, &r->pr_swslot) :
+	    swap_alloc_now(sw, r->pr_n, &r->pr_swslot);
+}
+
 /*
  * pd_write_submit: start dirty run r's write to the slots it has (its
  * own, pr_swslot, or its file offset), from pd_src.
@@ -609,9 +637,7 @@ pd_write_submit(struct pdaemon *pd, struct pd_run *r)
 	} else if (error != 0) {
 		pd_io_error(pd, r, error);
 	}
-	if ((r->pr_error = error) != 0)
-		upvm_log(LOG_DEBUG, "pageout run %#lx+%d: %s",
-		    (unsigned long)r->pr_va, r->pr_n, strerror(-error));
+	pd_write_error(r, error);
 }
 
 /*
@@ -623,18 +649,12 @@ pd_write_submit(struct pdaemon *pd, struct pd_run *r)
 static void
 pd_write_run(struct pdaemon *pd, struct pd_run *r)
 {
-	struct swap *sw = pd->pdd_swap;
 	int error;
 
-	if (r->pr_ownslot != 0 && !swap_own_run(sw, r->pr_ownslot, r->pr_n))
-		r->pr_ownslot = 0;	/* shared with a fork child */
-	if (!r->pr_shared && r->pr_ownslot == 0 &&
-	    (error = swap_alloc(sw, r->pr_n, &r->pr_swslot)) != 0) {
+	if ((error = pd_take_slots(pd, r, true)) != 0) {
 		pd_set_stuck(pd, error);
 		r->pr_sent = true;
-		r->pr_error = error;
-		upvm_log(LOG_DEBUG, "pageout run %#lx+%d: %s",
-		    (unsigned long)r->pr_va, r->pr_n, strerror(-error));
+		pd_write_error(r, error);
 		return;
 	}
 	pd_write_submit(pd, r);
@@ -660,10 +680,7 @@ pd_write_early(struct pdaemon *pd, const struct pd_batch *pb,
 
 	if (pb->pb_shared || sw->sw_seal != NULL || sw->sw_remote != NULL)
 		return;
-	if (r->pr_ownslot != 0 && !swap_own_run(sw, r->pr_ownslot, r->pr_n))
-		r->pr_ownslot = 0;	/* shared with a fork child */
-	if (r->pr_ownslot == 0 &&
-	    swap_alloc_now(sw, r->pr_n, &r->pr_swslot) != 0)
+	if (pd_take_slots(pd, r, false) != 0)
 		return;		/* pd_write_run allocates, or says why not */
 	pd_write_submit(pd, r);
 }
