@@ -205,6 +205,15 @@ gen_bad(const char *p, const unsigned char *gen)
 	return -1;
 }
 
+/* check_gens: every page holds its generation, read twice over (each
+   pass evicts and reads back all of them) */
+static void
+check_gens(const char *p, const unsigned char *gen)
+{
+	for (int pass = 0; pass < 2; pass++)
+		cr_assert_eq(gen_bad(p, gen), -1, "pass %d", pass);
+}
+
 Test(paging, readahead_follows_its_hits, .timeout = 300)
 {
 	unsigned char *gen = malloc(NPAGES);
@@ -304,8 +313,7 @@ Test(paging, readahead_follows_its_hits, .timeout = 300)
 	    (unsigned long long)st.ra_ring);
 	cr_assert_eq(test_pattern_bad(q, 3 * BUDGET / PAGE_SIZE, 0, 7), -1);
 	cr_assert_eq(upvm_unmap(q, 3 * BUDGET), 0);
-	for (int pass = 0; pass < 2; pass++)
-		cr_assert_eq(gen_bad(p, gen), -1, "pass %d", pass);
+	check_gens(p, gen);
 	cr_assert_eq(st.io_errors, 0);
 	cr_assert_eq(st.poisoned, 0);
 	check_peak(st);
@@ -377,8 +385,7 @@ Test(paging, writes_as_pages_come_back_from_staging_are_kept, .timeout = 300)
 	cr_log_info("%ld pages written as they came back; %llu hits",
 	    atomic_load(&unstage_writes), (unsigned long long)st.ra_hits);
 	cr_assert_gt(atomic_load(&unstage_writes), 0);
-	for (int pass = 0; pass < 2; pass++)
-		cr_assert_eq(gen_bad(p, unstage_gen), -1, "pass %d", pass);
+	check_gens(p, unstage_gen);
 	check_peak(test_stats());
 	check_unmap_frees_all(p, NPAGES);
 	free(unstage_gen);
@@ -479,8 +486,7 @@ Test(paging, writes_to_pages_mapped_before_their_pagein_ends_are_woken,
 	cr_assert_eq(pthread_join(wr, NULL), 0);
 	cr_log_info("%d pageins held, %d writes", atomic_load(&pagein_held),
 	    atomic_load(&pagein_writes));
-	for (int pass = 0; pass < 2; pass++)
-		cr_assert_eq(gen_bad(p, pagein_gen), -1, "pass %d", pass);
+	check_gens(p, pagein_gen);
 	check_peak(test_stats());
 	check_unmap_frees_all(p, NPAGES);
 	free(pagein_gen);

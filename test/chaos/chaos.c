@@ -376,6 +376,39 @@ page_report(const void *p, char *buf, size_t len)
 	    " unevictable" : "");
 }
 
+/*
+ * wrong_data: fail at word i of granule k of m, with what the page's
+ * granules hold (x wrong, z zeros) beside the model's marks for them (m
+ * free, 0 zeros) and what the kernel says of the page (page_report).
+ */
+static void __attribute__((noreturn))
+wrong_data(struct worker *w, const struct cmap *m, size_t k, long i)
+{
+	const uint64_t *p = (const uint64_t *)(m->base + k * GRAN);
+	uint64_t s = m->seed[k] & ~MAYBE;
+	char pr[256], wrong[GPP + 1], maybe[GPP + 1];
+	size_t pg = k / GPP * GPP;
+
+	for (size_t j = 0; j < GPP; j++) {
+		const uint64_t *pj = (const uint64_t *)(m->base + (pg + j) *
+		    GRAN);
+		uint64_t sj = m->seed[pg + j];
+
+		wrong[j] = gbad(pj, sj & ~MAYBE) < 0 ? '.' : gbad(pj, 0) < 0 ?
+		    'z' : 'x';
+		maybe[j] = sj & MAYBE ? 'm' : sj == 0 ? '0' : '.';
+	}
+	wrong[GPP] = maybe[GPP] = '\0';
+	page_report(p, pr, sizeof(pr));
+	fail(w, "wrong data at %p (mapping %p+%#zx, granule %zu, word %ld): "
+	    "expected %#" PRIx64 ", found %#" PRIx64 "; the page's granules "
+	    "%s (x wrong, z zeros), model %s (m free, 0 zeros); mapping prot "
+	    "%d%s%s%s; %s", (void *)&p[i], (void *)m->base, k * GRAN + i * 8,
+	    k, i, s == 0 ? 0 : gword(s, i), p[i], wrong, maybe, m->prot,
+	    m->locked ? " locked" : "", m->dontfork ? " dontfork" : "",
+	    m->wipeonfork ? " wipeonfork" : "", pr);
+}
+
 static void
 verify(struct worker *w, struct cmap *m, size_t g, size_t n)
 {
@@ -391,35 +424,8 @@ verify(struct worker *w, struct cmap *m, size_t g, size_t n)
 		/* a free page of a read-only mapping: old data or zeros */
 		if (i >= 0 && (m->seed[k] & MAYBE) && gbad(p, 0) < 0)
 			i = -1;
-		if (i >= 0) {
-			char pr[256], wrong[GPP + 1], maybe[GPP + 1];
-			size_t pg = k / GPP * GPP;
-
-			/* the page's granules: which are wrong, which the
-			   model holds MADV_FREE'd */
-			for (size_t j = 0; j < GPP; j++) {
-				uint64_t sj = m->seed[pg + j];
-
-				const uint64_t *pj = (const uint64_t *)(
-				    m->base + (pg + j) * GRAN);
-
-				wrong[j] = gbad(pj, sj & ~MAYBE) < 0 ? '.' :
-				    gbad(pj, 0) < 0 ? 'z' : 'x';
-				maybe[j] = sj & MAYBE ? 'm' : sj == 0 ? '0' :
-				    '.';
-			}
-			wrong[GPP] = maybe[GPP] = '\0';
-			page_report(p, pr, sizeof(pr));
-			fail(w, "wrong data at %p (mapping %p+%#zx, granule "
-			    "%zu, word %ld): expected %#" PRIx64 ", found %#"
-			    PRIx64 "; the page's granules %s (x wrong, z "
-			    "zeros), model %s (m free, 0 zeros); mapping prot %d%s%s%s; %s",
-			    (void *)&p[i], (void *)m->base, k * GRAN + i * 8,
-			    k, i, s == 0 ? 0 : gword(s, i), p[i], wrong,
-			    maybe, m->prot, m->locked ? " locked" : "",
-			    m->dontfork ? " dontfork" : "", m->wipeonfork ?
-			    " wipeonfork" : "", pr);
-		}
+		if (i >= 0)
+			wrong_data(w, m, k, i);
 	}
 	atomic_fetch_add(&verified, n * GRAN);
 }
@@ -1145,8 +1151,8 @@ dump_file(const char *path)
 
 /*
  * dump_tasks: every task of process pid, its name, state, wait channel
- * and (as root) kernel stack, on stderr.  Nothing here may allocate: under upvm run the
- * allocator may need an mmap, i.e. the map lock, which a hang may hold
+ * and (as root) kernel stack, on stderr.  Nothing here may allocate:
+ * under upvm run the allocator may need an mmap, i.e. the map lock, which a hang may hold
  * (stdio's FILE and opendir allocate; so raw descriptors, getdents64 and
  * one unbuffered write per line).
  */
