@@ -417,7 +417,9 @@ ip_stats(void)
 		    path, strerror(errno));
 		return;
 	}
-	fprintf(f, "{\"pid\": %d, \"faults\": %llu, \"pages_resolved\": %llu, "
+	fprintf(f, "{\"pid\": %d, \"faults\": %llu, \"faults_resolved\": "
+	    "%llu, \"faults_woken\": %llu, \"faults_unmapped\": %llu, "
+	    "\"pages_resolved\": %llu, \"pages_prefetched\": %llu, "
 	    "\"resident_peak_pages\": %llu, \"budget_pages\": %llu, "
 	    "\"pageouts\": %llu, \"pageout_ios\": %llu, \"pageins\": %llu, "
 	    "\"pagein_ios\": %llu, \"file_reads\": %llu, "
@@ -432,7 +434,11 @@ ip_stats(void)
 	    "\"cpu_io_ns\": %llu, \"reads_inflight_max\": %llu, "
 	    "\"fault_helps\": %llu, \"nodes\": [",
 	    (int)getpid(), (unsigned long long)st.faults,
+	    (unsigned long long)st.faults_resolved,
+	    (unsigned long long)st.faults_woken,
+	    (unsigned long long)st.faults_unmapped,
 	    (unsigned long long)st.pages_resolved,
+	    (unsigned long long)st.pages_prefetched,
 	    (unsigned long long)st.resident_peak,
 	    (unsigned long long)st.budget_pages,
 	    (unsigned long long)st.pageouts,
@@ -470,6 +476,11 @@ ip_stats(void)
 		    (unsigned long long)st.node_demoted[n],
 		    (unsigned long long)st.node_promoted[n],
 		    (unsigned long long)st.node_budget[n]);
+	/* pages per resolution, buckets as upvm.h says */
+	fputs("], \"cluster_hist\": [", f);
+	for (int k = 0; k < UPVM_CLUSTER_BUCKETS; k++)
+		fprintf(f, "%s%llu", k > 0 ? ", " : "",
+		    (unsigned long long)st.cluster_hist[k]);
 	fputs("]}\n", f);
 	fclose(f);
 }
