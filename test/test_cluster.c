@@ -421,14 +421,17 @@ Test(cluster, any_fault_gets_aligned_range_inside_entry, .timeout = 60)
 		start = end - ptoa(npages);
 		if (rnd(2) == 0)
 			cluster_reset(&st);
-		hi = start;
+		lo = hi = start;
 		for (int f = 0; f < 40; f++) {
-			switch (rnd(4)) {
+			switch (rnd(5)) {
 			case 0:
 				va = start + ptoa(rnd(npages));
 				break;
 			case 1:
 				va = hi + ptoa(rnd(32));
+				break;
+			case 2:	/* below the last range: descending */
+				va = lo - ptoa(1 + rnd(32));
 				break;
 			default:
 				va = hi;
@@ -500,6 +503,79 @@ Test(cluster, single_guess_is_one_page_and_streams_still_grow, .timeout = 10)
 	    BASE, PG(1 << 20), PG(50), &lo, &hi);
 	cr_assert_eq(NPG(lo), 50);
 	cr_assert_eq(NPG(hi), 51);
+}
+
+/*
+ * Faults that walk down, page after page below the last one (sort(1)
+ * filling its line records from the top of its buffer): each lands just
+ * below the stream's last range and doubles its window, which ends at the
+ * faulting page.  Under pressure (a new guess is one page) every such page
+ * used to be a fault of its own.
+ */
+Test(cluster, descending_faults_grow_a_window_below, .timeout = 10)
+{
+	struct cluster_state st;
+	vaddr_t lo, hi, va = PG(100000);
+	long want[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 512 };
+
+	memset(&st, 0, sizeof(st));
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL,
+		    CLUSTER_F_SINGLE, BASE, PG(1 << 20), va, &lo, &hi),
+		    i == 0 ? CLUSTER_BLOCK : CLUSTER_DESCEND, "step %zu", i);
+		cr_assert_eq(hi, va + PAGE_SIZE, "step %zu: the faulting page "
+		    "on top", i);
+		cr_assert_eq(NPG(hi) - NPG(lo), want[i], "step %zu", i);
+		va = lo - PAGE_SIZE;
+	}
+	/* without pressure: the 16-page block, then 32 below it */
+	memset(&st, 0, sizeof(st));
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 1000, 0, 992,
+	    1008);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 991, 5, 960, 992);
+	/* a fault a little further down (a skipped page) still continues */
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 950, 0, 887, 951);
+	/* clamped at the entry's start */
+	expect(&st, &cc_default, VM_ADV_NORMAL, 880, 1 << 20, 886, 0, 880,
+	    887);
+	memset(&st, 0, sizeof(st));
+	expect(&st, &cc_default, VM_ADV_NORMAL, 980, 1 << 20, 1000, 0, 992,
+	    1008);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 980, 1 << 20, 991, 0, 980,
+	    992);
+	/* a fault far below is a new guess, not the stream */
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL, 0, BASE,
+	    PG(1 << 20), PG(500), &lo, &hi), CLUSTER_BLOCK);
+	cr_assert_eq(NPG(lo), 496);
+	/* and turning up again from a descending stream is a stream */
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL, 0, BASE,
+	    PG(1 << 20), PG(512), &lo, &hi), CLUSTER_STREAM);
+}
+
+/*
+ * A descending claim cut short (a resident page below the faulting one):
+ * the stream expects its next fault below where the claim started, and
+ * the readahead marker (cluster_ahead) is for ascending streams only.
+ */
+Test(cluster, a_descending_claim_cut_short_keeps_its_stream, .timeout = 10)
+{
+	struct cluster_state st;
+	vaddr_t lo, hi, next;
+	int n;
+
+	memset(&st, 0, sizeof(st));
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 1000, 0, 992,
+	    1008);
+	expect(&st, &cc_default, VM_ADV_NORMAL, 0, 1 << 20, 991, 0, 960, 992);
+	/* pages [960, 980) were resident: the claim was [980, 992) */
+	cr_assert(cluster_advance(&st, PG(960), PG(980)));
+	/* the application skips the resident pages and faults at 959 */
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL, 0, BASE,
+	    PG(1 << 20), PG(959), &lo, &hi), CLUSTER_DESCEND);
+	cr_assert_eq(NPG(hi), 960);
+	cr_assert_eq(NPG(lo), 960 - 64);
+	cr_assert_not(cluster_ahead(&st, PG(950), 4, &next, &n),
+	    "no ascending readahead for a descending stream");
 }
 
 /* choose a random pagein at page pg; => its block [*lop, *hip) in pages */

@@ -230,13 +230,15 @@ fault_run_va(struct fault_ctx *fc, int slot)
 
 /*
  * fault_trim: cut [*lop, *hip) down to fc_max pages around fc_va (the
- * budget's room), keeping the faulting page.
+ * budget's room), keeping the faulting page: half of them below it, or
+ * (down: a descending stream) all.
  */
 static void
-fault_trim(struct fault_ctx *fc, vaddr_t *lop, vaddr_t *hip)
+fault_trim(struct fault_ctx *fc, vaddr_t *lop, vaddr_t *hip, bool down)
 {
 	vsize_t max = ptoa((vsize_t)fc->fc_max);
-	vsize_t before = ptoa((vsize_t)(fc->fc_max / 2));
+	vsize_t before = down ? max - PAGE_SIZE :
+	    ptoa((vsize_t)(fc->fc_max / 2));
 
 	VM_ASSERT(fc->fc_max >= 1);
 	if (*hip - *lop <= max)
@@ -297,7 +299,7 @@ fault_claim(struct fault_ctx *fc)
 	const struct cluster_config *cc = &fc->fc_vs->vs_cc;
 	struct cluster_config ccw = *cc;
 	int slot = vm_entry_slot(e, fc->fc_va), kind, flags;
-	vaddr_t lo, hi, slo, shi, chosen_hi, claim_hi;
+	vaddr_t lo, hi, slo, shi, chosen_lo, chosen_hi, claim_lo, claim_hi;
 	struct anon *an;
 	bool probe = false;
 
@@ -361,6 +363,7 @@ fault_claim(struct fault_ctx *fc)
 	}
 	kind = fc->fc_ckind = cluster_choose(&e->e_cluster, &ccw, e->e_advice,
 	    flags, e->e_start, e->e_end, fc->fc_va, &lo, &hi);
+	chosen_lo = lo;
 	chosen_hi = hi;
 	if (probe && kind == CLUSTER_BLOCK) {
 		/* one band past the window the hits allow (cluster.h) */
@@ -379,7 +382,7 @@ fault_claim(struct fault_ctx *fc)
 			hi = shi;
 		}
 	}
-	fault_trim(fc, &lo, &hi);
+	fault_trim(fc, &lo, &hi, kind == CLUSTER_DESCEND);
 	if (an == NULL && e->e_obj != NULL) {
 		if ((kind = fault_claim_object(fc, lo, hi)) != FC_PAGEIN) {
 			vm_mutex_unlock(&am->am_lock);
@@ -398,12 +401,18 @@ fault_claim(struct fault_ctx *fc)
 	/*
 	 * A claim cut short (the budget's room, a resident page, swap slots
 	 * that do not follow on) ends before the window: the stream expects
-	 * its next fault where the claim ends, or that fault would start it
-	 * again from one page.
+	 * its next fault where the claim ends (a descending one, where it
+	 * starts), or that fault would start it again from one page.
 	 */
+	claim_lo = fault_run_va(fc, fc->fc_start);
 	claim_hi = fault_run_va(fc, fc->fc_start + fc->fc_n);
-	if (claim_hi < chosen_hi)
+	if (fc->fc_ckind == CLUSTER_DESCEND) {
+		if (claim_lo > chosen_lo)
+			(void)cluster_advance(&e->e_cluster, chosen_lo,
+			    claim_lo);
+	} else if (claim_hi < chosen_hi) {
 		(void)cluster_advance(&e->e_cluster, chosen_hi, claim_hi);
+	}
 	amap_ref_unit(am, slot);
 	vm_mutex_unlock(&am->am_lock);
 	VM_ASSERT(fc->fc_n > 0 && (fc->fc_reserved == 0 ||

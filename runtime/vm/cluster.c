@@ -30,6 +30,25 @@ stream_match(struct cluster_state *st, vaddr_t va)
 	return NULL;
 }
 
+/*
+ * stream_below: the live stream whose last range starts just above va:
+ * va lies in the window below it (a descending stream, or one turning).
+ */
+static struct cluster_stream *
+stream_below(struct cluster_state *st, vaddr_t va)
+{
+	for (int i = 0; i < CLUSTER_NSTREAM; i++) {
+		struct cluster_stream *s = &st->cl_streams[i];
+
+		if (s->cs_window > 0 &&
+		    st->cl_clock - s->cs_used < CLUSTER_STREAM_AGE &&
+		    va < s->cs_low &&
+		    s->cs_low - va <= ptoa((vaddr_t)s->cs_window))
+			return s;
+	}
+	return NULL;
+}
+
 static struct cluster_stream *
 stream_victim(struct cluster_state *st)
 {
@@ -98,14 +117,28 @@ cluster_choose(struct cluster_state *st, const struct cluster_config *cc,
 	if ((s = stream_match(st, pva)) != NULL) {
 		/* a stream: resolve ahead of it, twice as far as last time */
 		s->cs_window = MIN(s->cs_window * 2, cc->cc_seq_max);
+		s->cs_down = false;
 		lo = pva;
+	} else if ((s = stream_below(st, pva)) != NULL) {
+		/* going down: the window below the fault, its page on top */
+		s->cs_window = MIN(s->cs_window * 2, cc->cc_seq_max);
+		s->cs_down = true;
+		len = ptoa((vsize_t)s->cs_window);
+		lo = pva + PAGE_SIZE - MIN(len, pva + PAGE_SIZE - start);
+		clamp(lo, pva + PAGE_SIZE - lo, start, end, lop, hip);
+		s->cs_low = *lop;
+		s->cs_next = *hip;
+		s->cs_used = ++st->cl_clock;
+		return CLUSTER_DESCEND;
 	} else if (advice == VM_ADV_SEQUENTIAL) {
 		s = stream_victim(st);
+		s->cs_down = false;
 		s->cs_window = cc->cc_seq_max;
 		lo = pva;
 	} else if (flags & (CLUSTER_F_SINGLE | CLUSTER_F_PAGEIN)) {
 		/* a new guess, kept small: a stream must show itself */
 		s = stream_victim(st);
+		s->cs_down = false;
 		s->cs_window = (flags & CLUSTER_F_PAGEIN) ?
 		    ra_window(st, cc, pva) : 1;
 		lo = pva & ~(ptoa((vsize_t)s->cs_window) - 1);
@@ -113,12 +146,14 @@ cluster_choose(struct cluster_state *st, const struct cluster_config *cc,
 	} else {
 		/* a new guess: the aligned block around the fault */
 		s = stream_victim(st);
+		s->cs_down = false;
 		s->cs_window = cc->cc_cluster;
 		lo = pva & ~(ptoa((vsize_t)cc->cc_cluster) - 1);
 		kind = CLUSTER_BLOCK;
 	}
 	len = ptoa((vsize_t)s->cs_window);
 	clamp(lo, len, start, end, lop, hip);
+	s->cs_low = *lop;
 	s->cs_next = *hip;
 	s->cs_used = ++st->cl_clock;
 	return kind;
@@ -137,12 +172,20 @@ cluster_superblock(const struct cluster_config *cc, vaddr_t start,
 bool
 cluster_advance(struct cluster_state *st, vaddr_t next, vaddr_t to)
 {
-	for (int i = 0; i < CLUSTER_NSTREAM; i++)
-		if (st->cl_streams[i].cs_window > 0 &&
-		    st->cl_streams[i].cs_next == next) {
-			st->cl_streams[i].cs_next = to;
+	for (int i = 0; i < CLUSTER_NSTREAM; i++) {
+		struct cluster_stream *s = &st->cl_streams[i];
+
+		if (s->cs_window == 0)
+			continue;
+		if (!s->cs_down && s->cs_next == next) {
+			s->cs_next = to;
 			return true;
 		}
+		if (s->cs_down && s->cs_low == next) {
+			s->cs_low = to;
+			return true;
+		}
+	}
 	return false;
 }
 
@@ -155,7 +198,7 @@ cluster_ahead(const struct cluster_state *st, vaddr_t va, int depth,
 	for (int i = 0; i < CLUSTER_NSTREAM; i++) {
 		const struct cluster_stream *s = &st->cl_streams[i];
 
-		if (s->cs_window > 0 &&
+		if (s->cs_window > 0 && !s->cs_down &&
 		    st->cl_clock - s->cs_used < CLUSTER_STREAM_AGE &&
 		    pva < s->cs_next &&
 		    s->cs_next - pva <= ptoa((vaddr_t)s->cs_window *

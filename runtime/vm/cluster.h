@@ -9,6 +9,11 @@
  * new stream (replacing the least recently used) and gets the aligned
  * cc_cluster-page block around the fault.  A stream not extended in the
  * entry's last CLUSTER_STREAM_AGE decisions is dead and matches nothing.
+ * Streams run down as well as up: a fault in the window just below a
+ * stream's last resolution turns it into a descending stream, whose window
+ * ends at the faulting page (sort(1) fills its array of line records from
+ * the top of its buffer down; under pressure, where a new guess is one
+ * page, each of those pages was a fault of its own).
  * Advice overrides: SEQUENTIAL starts every stream at the full window,
  * RANDOM resolves the faulting page alone (MADV_RANDOM: no read-around).
  *
@@ -83,6 +88,7 @@
 #define CLUSTER_ONE	0	/* the faulting page alone (RANDOM advice) */
 #define CLUSTER_BLOCK	1	/* the aligned block around a random fault */
 #define CLUSTER_STREAM	2	/* a window ahead of a sequential stream */
+#define CLUSTER_DESCEND	3	/* a window below a descending stream */
 
 struct cluster_config {
 	int	cc_cluster;	/* pages around a random fault (power of 2) */
@@ -92,9 +98,13 @@ struct cluster_config {
 };
 
 struct cluster_stream {
-	vaddr_t	cs_next;	/* page the stream is expected to touch next */
+	vaddr_t	cs_next;	/* page the stream is expected to touch next
+				   (ascending: the end of its last range) */
+	vaddr_t	cs_low;		/* the start of its last range: a fault just
+				   below it continues the stream downwards */
 	int	cs_window;	/* pages resolved ahead at the last fault */
 	uint32_t cs_used;	/* LRU stamp */
+	bool	cs_down;	/* descending: cs_low is where it goes next */
 };
 
 struct cluster_state {
@@ -147,7 +157,8 @@ void cluster_ra_block(int npages, vaddr_t start, vaddr_t end, vaddr_t va,
  * stream state.  The range contains va's page, lies inside the entry, and
  * is page aligned.  The caller trims it further to empty slots.
  * => caller serializes calls for one state (the entry's amap lock).
- * => returns CLUSTER_ONE, CLUSTER_BLOCK or CLUSTER_STREAM.
+ * => returns CLUSTER_ONE, CLUSTER_BLOCK, CLUSTER_STREAM or CLUSTER_DESCEND
+ *    (the range then ends at va's page).
  */
 int cluster_choose(struct cluster_state *, const struct cluster_config *,
     int advice, int flags, vaddr_t start, vaddr_t end, vaddr_t va,
@@ -162,15 +173,17 @@ void cluster_superblock(const struct cluster_config *, vaddr_t start,
 
 /*
  * cluster_advance: the stream expecting its next fault at `next` was read
- * ahead without a fault up to `to` (asynchronous readahead): it expects
- * its next fault there now.  => whether a stream expected `next`.
+ * ahead without a fault up to `to` (asynchronous readahead), or its range
+ * was claimed only up to `to` (a resident page in the way): it expects
+ * its next fault there now.  A descending stream's `next` is the start of
+ * its range (`to` above it).  => whether a stream expected `next`.
  * => caller serializes calls for one state (the entry's amap lock).
  */
 bool cluster_advance(struct cluster_state *, vaddr_t next, vaddr_t to);
 
 /*
  * cluster_ahead: a fault at va found its page still being read.  If a
- * live stream was read ahead past it, less than `depth` of its windows
+ * live ascending stream was read ahead past it, less than `depth` of its windows
  * beyond it (va lies in its asynchronous readahead, not yet landed), the
  * stream is due more: its next window starts at *nextp, *np pages long.
  * This is the kernel's readahead marker, which starts the next
