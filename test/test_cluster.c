@@ -550,6 +550,14 @@ Test(cluster, descending_faults_grow_a_window_below, .timeout = 10)
 	/* and turning up again from a descending stream is a stream */
 	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL, 0, BASE,
 	    PG(1 << 20), PG(512), &lo, &hi), CLUSTER_STREAM);
+	/* pageins do not run down: their readahead is sized otherwise */
+	memset(&st, 0, sizeof(st));
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL,
+	    CLUSTER_F_PAGEIN, BASE, PG(1 << 20), PG(1000), &lo, &hi),
+	    CLUSTER_BLOCK);
+	cr_assert_eq(cluster_choose(&st, &cc_default, VM_ADV_NORMAL,
+	    CLUSTER_F_PAGEIN, BASE, PG(1 << 20), PG(999), &lo, &hi),
+	    CLUSTER_BLOCK);
 }
 
 /*

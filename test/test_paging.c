@@ -797,13 +797,14 @@ Test(paging, sequential_reread_keeps_its_stream, .timeout = 120)
 
 /*
  * A region written from its top page down under pressure (sort(1) fills
- * its line records so), then read back the same way: each fault continues
- * a descending stream, whose window grows below the faulting page as an
- * ascending stream's grows above it.  Before, every page written under
- * pressure was a fault of its own (a new guess there is one page): 1.1
- * pages per fault here.  Every page checked, down and then up.
+ * its line records so), then read back the same way: each fill fault
+ * continues a descending stream, whose window grows below the faulting
+ * page as an ascending stream's grows above it.  Before, every page
+ * written under pressure was a fault of its own (a new guess there is one
+ * page): 1.1 pages per fault here.  Pageins do not run down (cluster.h);
+ * every page is checked, down and then up.
  */
-Test(paging, descending_writes_and_reads_keep_their_stream, .timeout = 120)
+Test(paging, descending_writes_keep_their_stream, .timeout = 120)
 {
 	struct upvm_stats st0, st;
 	double fill, read;
@@ -827,7 +828,6 @@ Test(paging, descending_writes_and_reads_keep_their_stream, .timeout = 120)
 	cr_log_info("descending: %.1f pages per fault written, %.1f read",
 	    fill, read);
 	cr_assert_geq(fill, 32, "%.1f pages resolved per fault", fill);
-	cr_assert_geq(read, 8, "%.1f pages read per fault", read);
 	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 9), -1);
 	check_peak(st);
 	upvm_fini();

@@ -119,7 +119,8 @@ cluster_choose(struct cluster_state *st, const struct cluster_config *cc,
 		s->cs_window = MIN(s->cs_window * 2, cc->cc_seq_max);
 		s->cs_down = false;
 		lo = pva;
-	} else if ((s = stream_below(st, pva)) != NULL) {
+	} else if (!(flags & CLUSTER_F_PAGEIN) &&
+	    (s = stream_below(st, pva)) != NULL) {
 		/* going down: the window below the fault, its page on top */
 		s->cs_window = MIN(s->cs_window * 2, cc->cc_seq_max);
 		s->cs_down = true;

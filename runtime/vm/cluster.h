@@ -9,11 +9,15 @@
  * new stream (replacing the least recently used) and gets the aligned
  * cc_cluster-page block around the fault.  A stream not extended in the
  * entry's last CLUSTER_STREAM_AGE decisions is dead and matches nothing.
- * Streams run down as well as up: a fault in the window just below a
- * stream's last resolution turns it into a descending stream, whose window
- * ends at the faulting page (sort(1) fills its array of line records from
- * the top of its buffer down; under pressure, where a new guess is one
- * page, each of those pages was a fault of its own).
+ * First touch runs down as well as up: a fill fault in the window just
+ * below a stream's last resolution turns it into a descending stream,
+ * whose window ends at the faulting page (sort(1) fills its array of line
+ * records from the top of its buffer down; under pressure, where a new
+ * guess is one page, each of those pages was a fault of its own).  Not
+ * for pageins (CLUSTER_F_PAGEIN): sqlite3's B-tree pageins land just
+ * below each other often enough that descending windows read 43 % more
+ * pages for 14 % more reads, 20-45 % slower; their readahead is sized by
+ * locality and hits.
  * Advice overrides: SEQUENTIAL starts every stream at the full window,
  * RANDOM resolves the faulting page alone (MADV_RANDOM: no read-around).
  *
