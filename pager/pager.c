@@ -62,8 +62,21 @@ pager_queue_create(struct pager *pgr, unsigned depth, struct pager_queue **out)
 	q->pq_pager = pgr;
 	q->pq_depth = depth;
 	q->pq_inflight = 0;
+	q->pq_plugged = false;
 	*out = q;
 	return 0;
+}
+
+void
+pager_queue_plug(struct pager_queue *q, bool on)
+{
+	const struct pager_ops *ops = q->pq_pager->pgr_ops;
+
+	if (q->pq_plugged == on)
+		return;
+	q->pq_plugged = on;
+	if (!on && ops->pgo_qflush != NULL)
+		ops->pgo_qflush(q);
 }
 
 void

@@ -71,10 +71,18 @@ ringq_submit(struct pager_queue *q, const char *who)
 {
 	int error;
 
+	if (q->pq_plugged)
+		return -EINPROGRESS;
 	if ((error = ring_submit(RINGQ(q)->rq_ring)) < 0)
 		upvm_log(LOG_WARN, "%s: io_uring submit failed: %s; retried "
 		    "at the next completion", who, strerror(-error));
 	return -EINPROGRESS;
+}
+
+void
+ringq_flush(struct pager_queue *q)
+{
+	(void)ringq_submit(q, "pager queue");
 }
 
 /*

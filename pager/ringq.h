@@ -34,11 +34,16 @@ struct ring *ringq_ring(struct pager_queue *);
 uint64_t ringq_tag(struct pager_req *, bool write);
 
 /*
- * ringq_submit: hand the queued I/O to the kernel; a failed submit is
- * logged (as `who`) and retried at the next completion.
+ * ringq_submit: hand the queued I/O to the kernel, unless the queue is
+ * plugged (pager_queue_plug: ringq_flush hands it over then, and
+ * ring_reap before it waits); a failed submit is logged (as `who`) and
+ * retried at the next completion.
  * => -EINPROGRESS, the pgo_get / pgo_put result of a queued request.
  */
 int ringq_submit(struct pager_queue *, const char *who);
+
+/* ringq_flush: pgo_qflush of ring pagers */
+void ringq_flush(struct pager_queue *);
 
 /*
  * ringq_try_direct: switch fd to O_DIRECT if its file system can do page

@@ -1340,6 +1340,7 @@ const struct pager_ops swap_pager_ops = {
 	.pgo_qcreate = swp_qcreate,
 	.pgo_qfd = ringq_fd,
 	.pgo_qcomplete = ringq_complete,
+	.pgo_qflush = ringq_flush,
 	.pgo_qdestroy = ringq_destroy,
 	.pgo_qresume = swp_qresume,
 	.pgo_discard = swp_pgo_discard,

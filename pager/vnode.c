@@ -424,6 +424,7 @@ const struct pager_ops vnode_pager_ops = {
 	.pgo_qcreate = ringq_create,
 	.pgo_qfd = ringq_fd,
 	.pgo_qcomplete = ringq_complete,
+	.pgo_qflush = ringq_flush,
 	.pgo_qdestroy = ringq_destroy,
 	.pgo_qresume = vn_qresume,
 	.pgo_discard = vn_pgo_discard,

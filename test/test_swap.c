@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,6 +353,68 @@ Test(swap, pager_ops_see_the_same_slots, .timeout = 20, .fini = cleanup)
 	ring_destroy(r);
 	pager_unref(pgr);
 	cr_assert_eq(dir_entries(dir), 0);
+}
+
+static void
+plug_done(struct pager_req *req)
+{
+	(*(int *)req->pr_arg)++;
+}
+
+/*
+ * A plugged queue holds its reads back: nothing completes while it is
+ * plugged (the queue's fd stays quiet for 200 ms, where a read takes well
+ * under a millisecond), and unplugging hands them over together.  A wait
+ * on a plugged queue hands them over first: it must not wait on reads
+ * it holds back.  Every page checked.
+ */
+Test(swap, a_plugged_queue_holds_its_reads_until_unplugged, .timeout = 20,
+    .fini = cleanup)
+{
+	struct swap *sw = mkswap(fresh_dir(), MiB, false);
+	struct pager *pgr = &sw->sw_pager;
+	struct pager_queue *q;
+	struct pager_req req[4];
+	struct pollfd pfd;
+	char *buf = pages(16);
+	uint64_t slot = alloc(sw, 16);
+	struct ring *r = test_ring(4);
+	int done = 0;
+
+	test_pattern_fill(buf, 16, slot, 7);
+	cr_assert_eq(swap_write_sync(sw, r, slot, buf, 16), 0);
+	ring_destroy(r);
+	memset(buf, 0, ptoa(16));
+	cr_assert_eq(pager_queue_create(pgr, 8, &q), 0);
+	for (int round = 0; round < 2; round++) {
+		pager_queue_plug(q, true);
+		for (int i = 0; i < 4; i++) {
+			req[i] = (struct pager_req){ .pr_off = ptoa(slot + 4 *
+			    (uint64_t)i), .pr_npages = 4, .pr_buf = buf +
+			    ptoa(4 * (size_t)i), .pr_done = plug_done,
+			    .pr_arg = &done };
+			cr_assert_eq(pager_get(pgr, q, &req[i]), -EINPROGRESS);
+		}
+		pfd = (struct pollfd){ .fd = pager_queue_fd(q),
+		    .events = POLLIN };
+		cr_assert_eq(poll(&pfd, 1, 200), 0, "a read went out plugged");
+		cr_assert_eq(pager_complete(q, 4, false), 0);
+		cr_assert_eq(done, 4 * round);
+		if (round == 0)
+			pager_queue_plug(q, false);	/* hands them over */
+		while (q->pq_inflight > 0)	/* round 1: plugged still */
+			cr_assert_geq(pager_complete(q, 4, true), 0);
+		cr_assert_eq(done, 4 * (round + 1));
+		for (int i = 0; i < 4; i++)
+			cr_assert_eq(req[i].pr_error, 0);
+		cr_assert_eq(test_pattern_bad(buf, 16, slot, 7), -1);
+		memset(buf, 0, ptoa(16));
+	}
+	pager_queue_plug(q, false);
+	pager_queue_destroy(q);
+	swap_free(sw, slot, 16);
+	CHECK(sw);
+	swap_destroy(sw);
 }
 
 Test(swap, default_directory_is_tmpdir, .timeout = 10, .fini = cleanup)

@@ -1523,7 +1523,12 @@ fault_main(void *arg)
 		}
 		t0 = stats_now_ns();
 		fault_call_help(vs, n, t0);
+		/* a batch's reads go to the device together: one doorbell */
+		if (n > 1 && ft->ft_q != NULL)
+			pager_queue_plug(ft->ft_q, true);
 		fault_events(ft, msgs, n, t0);
+		if (n > 1 && ft->ft_q != NULL)
+			pager_queue_plug(ft->ft_q, false);
 		c = ft->ft_q == NULL ? 0 : pager_complete(ft->ft_q,
 		    FAULT_IO_DEPTH, false);
 		if (n > 0 || c > 0) {
