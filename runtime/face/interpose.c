@@ -354,8 +354,15 @@ ip_fork_touch(void)
 	je_jemalloc_postfork_parent();
 }
 
-/* ip_stats: the summary at exit (UPVM_STATS): "-" on stderr, else JSON
-   in a file ("%p" in its name: the pid) */
+/*
+ * ip_stats: the summary at exit (UPVM_STATS): "-" on stderr, else JSON
+ * in a file ("%p" in its name: the pid).  "-" writes to a copy of stderr
+ * taken at start (ip_stats_fd): sort(1) and other gnulib programs close
+ * their stderr in an atexit handler of their own, which runs before
+ * ours, so the summary went nowhere.
+ */
+static int ip_stats_fd = -1;
+
 static void
 ip_stats(void)
 {
@@ -367,7 +374,8 @@ ip_stats(void)
 	if (upvm_stats(&st) != 0)
 		return;
 	if (strcmp(ip_cfg.stats_path, "-") == 0) {
-		fprintf(stderr, "upvm: pid %d: %llu faults, %llu pages "
+		dprintf(ip_stats_fd >= 0 ? ip_stats_fd : 2, "upvm: pid %d: "
+		    "%llu faults, %llu pages "
 		    "resolved, peak resident %llu MiB of a %llu MiB budget, "
 		    "%llu pages out (%llu writes), %llu in (%llu reads), %llu "
 		    "of them from files and %llu to files, %llu "
@@ -395,7 +403,8 @@ ip_stats(void)
 		    (double)st.cpu_pageout_ns / 1e9,
 		    (unsigned long long)st.reads_inflight_max);
 		for (int n = 0; n < st.numa_nodes && n < UPVM_NUMA_MAX; n++)
-			fprintf(stderr, "upvm: pid %d: node %d: %llu pages "
+			dprintf(ip_stats_fd >= 0 ? ip_stats_fd : 2, "upvm: "
+			    "pid %d: node %d: %llu pages "
 			    "resident, %llu placed, %llu demoted, %llu "
 			    "promoted, budget %llu\n", (int)getpid(), n,
 			    (unsigned long long)st.node_resident[n],
@@ -517,6 +526,8 @@ ip_init(void)
 	hostmm_enable();
 	upvm_set_fork_touch(ip_fork_touch);
 	coredump_install();
+	if (strcmp(ip_cfg.stats_path, "-") == 0)
+		ip_stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
 	if (ip_cfg.stats_path[0] != '\0')
 		(void)atexit(ip_stats);
 	/* shared file regions reach their files when the program exits

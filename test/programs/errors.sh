@@ -68,6 +68,18 @@ if "$UPVM" run --budget 64M --swap "$WORK" -- "${PROG[@]}" &&
 else
 	fail "a valid command line did not run the program"
 fi
+# --stats on stderr reaches it even from a program that closes its stderr
+# before it exits (sort(1), as every gnulib program, in an atexit handler
+# that runs before upvm's summary)
+if printf 'b\na\n' | "$UPVM" run --budget 64M --swap "$WORK" --stats -- \
+    sort 2>"$WORK/stats.err" >"$WORK/sorted" &&
+    [ "$(tr '\n' ' ' <"$WORK/sorted")" = "a b " ] &&
+    grep -q "^upvm: pid [0-9]*: [0-9]* faults" "$WORK/stats.err"; then
+	echo "ok   --stats: the summary of sort, which closes its stderr"
+	NPASS=$((NPASS + 1))
+else
+	fail "--stats: no summary from sort: $(head -c 300 "$WORK/stats.err")"
+fi
 echo "[====] Synthesis: Tested: $((NPASS + NFAIL)) | Passing: $NPASS |" \
     "Failing: $NFAIL | Crashing: 0"
 [ "$NFAIL" -eq 0 ]
