@@ -187,9 +187,10 @@ bool cluster_advance(struct cluster_state *, vaddr_t next, vaddr_t to);
 
 /*
  * cluster_ahead: a fault at va found its page still being read.  If a
- * live ascending stream was read ahead past it, less than `depth` of its windows
- * beyond it (va lies in its asynchronous readahead, not yet landed), the
- * stream is due more: its next window starts at *nextp, *np pages long.
+ * live ascending stream was read ahead past it, less than `depth` of its
+ * windows beyond it (va lies in its asynchronous readahead, not yet
+ * landed), the stream is due more: its next window starts at *nextp, *np
+ * pages long.
  * This is the kernel's readahead marker, which starts the next
  * asynchronous read when the application reaches the last one: a window
  * that lands before the application gets there is mapped and never
