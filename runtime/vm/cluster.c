@@ -7,6 +7,15 @@
 
 #include "cluster.h"
 
+/* stream_live: s was extended within the entry's last
+   CLUSTER_STREAM_AGE decisions */
+static bool
+stream_live(const struct cluster_state *st, const struct cluster_stream *s)
+{
+	return s->cs_window > 0 &&
+	    st->cl_clock - s->cs_used < CLUSTER_STREAM_AGE;
+}
+
 /*
  * stream_match: the live stream expecting a fault at page va: va lies in
  * the window just past the stream's last resolution (an application may
@@ -21,9 +30,7 @@ stream_match(struct cluster_state *st, vaddr_t va)
 	for (int i = 0; i < CLUSTER_NSTREAM; i++) {
 		struct cluster_stream *s = &st->cl_streams[i];
 
-		if (s->cs_window > 0 &&
-		    st->cl_clock - s->cs_used < CLUSTER_STREAM_AGE &&
-		    va >= s->cs_next &&
+		if (stream_live(st, s) && va >= s->cs_next &&
 		    va < s->cs_next + ptoa((vaddr_t)s->cs_window))
 			return s;
 	}
@@ -40,9 +47,7 @@ stream_below(struct cluster_state *st, vaddr_t va)
 	for (int i = 0; i < CLUSTER_NSTREAM; i++) {
 		struct cluster_stream *s = &st->cl_streams[i];
 
-		if (s->cs_window > 0 &&
-		    st->cl_clock - s->cs_used < CLUSTER_STREAM_AGE &&
-		    va < s->cs_low &&
+		if (stream_live(st, s) && va < s->cs_low &&
 		    s->cs_low - va <= ptoa((vaddr_t)s->cs_window))
 			return s;
 	}
@@ -117,29 +122,21 @@ cluster_choose(struct cluster_state *st, const struct cluster_config *cc,
 	if ((s = stream_match(st, pva)) != NULL) {
 		/* a stream: resolve ahead of it, twice as far as last time */
 		s->cs_window = MIN(s->cs_window * 2, cc->cc_seq_max);
-		s->cs_down = false;
 		lo = pva;
 	} else if (!(flags & CLUSTER_F_PAGEIN) &&
 	    (s = stream_below(st, pva)) != NULL) {
 		/* going down: the window below the fault, its page on top */
 		s->cs_window = MIN(s->cs_window * 2, cc->cc_seq_max);
-		s->cs_down = true;
-		len = ptoa((vsize_t)s->cs_window);
-		lo = pva + PAGE_SIZE - MIN(len, pva + PAGE_SIZE - start);
-		clamp(lo, pva + PAGE_SIZE - lo, start, end, lop, hip);
-		s->cs_low = *lop;
-		s->cs_next = *hip;
-		s->cs_used = ++st->cl_clock;
-		return CLUSTER_DESCEND;
+		lo = pva + PAGE_SIZE - MIN(ptoa((vsize_t)s->cs_window),
+		    pva + PAGE_SIZE - start);
+		kind = CLUSTER_DESCEND;
 	} else if (advice == VM_ADV_SEQUENTIAL) {
 		s = stream_victim(st);
-		s->cs_down = false;
 		s->cs_window = cc->cc_seq_max;
 		lo = pva;
 	} else if (flags & (CLUSTER_F_SINGLE | CLUSTER_F_PAGEIN)) {
 		/* a new guess, kept small: a stream must show itself */
 		s = stream_victim(st);
-		s->cs_down = false;
 		s->cs_window = (flags & CLUSTER_F_PAGEIN) ?
 		    ra_window(st, cc, pva) : 1;
 		lo = pva & ~(ptoa((vsize_t)s->cs_window) - 1);
@@ -147,13 +144,16 @@ cluster_choose(struct cluster_state *st, const struct cluster_config *cc,
 	} else {
 		/* a new guess: the aligned block around the fault */
 		s = stream_victim(st);
-		s->cs_down = false;
 		s->cs_window = cc->cc_cluster;
 		lo = pva & ~(ptoa((vsize_t)cc->cc_cluster) - 1);
 		kind = CLUSTER_BLOCK;
 	}
-	len = ptoa((vsize_t)s->cs_window);
+	/* a descending window ends at the faulting page, even when the
+	   entry's start cut it */
+	len = kind == CLUSTER_DESCEND ? pva + PAGE_SIZE - lo :
+	    ptoa((vsize_t)s->cs_window);
 	clamp(lo, len, start, end, lop, hip);
+	s->cs_down = kind == CLUSTER_DESCEND;
 	s->cs_low = *lop;
 	s->cs_next = *hip;
 	s->cs_used = ++st->cl_clock;
@@ -199,9 +199,7 @@ cluster_ahead(const struct cluster_state *st, vaddr_t va, int depth,
 	for (int i = 0; i < CLUSTER_NSTREAM; i++) {
 		const struct cluster_stream *s = &st->cl_streams[i];
 
-		if (s->cs_window > 0 && !s->cs_down &&
-		    st->cl_clock - s->cs_used < CLUSTER_STREAM_AGE &&
-		    pva < s->cs_next &&
+		if (stream_live(st, s) && !s->cs_down && pva < s->cs_next &&
 		    s->cs_next - pva <= ptoa((vaddr_t)s->cs_window *
 		    (vaddr_t)depth)) {
 			*nextp = s->cs_next;
