@@ -1503,7 +1503,7 @@ fault_main(void *arg)
 	struct uffd_msg msgs[FAULT_BATCH];
 	uint64_t spin_ns = (uint64_t)vs->vs_fault.fe_spin_us * 1000, idle = 0;
 	uint64_t t0;
-	bool helped, listen;
+	bool helped, listen, plug;
 	int n, c;
 
 	vm_tl_inside = 1;
@@ -1524,10 +1524,11 @@ fault_main(void *arg)
 		t0 = stats_now_ns();
 		fault_call_help(vs, n, t0);
 		/* a batch's reads go to the device together: one doorbell */
-		if (n > 1 && ft->ft_q != NULL)
+		plug = n > 1 && ft->ft_q != NULL;
+		if (plug)
 			pager_queue_plug(ft->ft_q, true);
 		fault_events(ft, msgs, n, t0);
-		if (n > 1 && ft->ft_q != NULL)
+		if (plug)
 			pager_queue_plug(ft->ft_q, false);
 		c = ft->ft_q == NULL ? 0 : pager_complete(ft->ft_q,
 		    FAULT_IO_DEPTH, false);

@@ -370,11 +370,13 @@ ip_stats(void)
 	char path[UPVM_PATH_MAX + 16];
 	const char *pct;
 	FILE *f;
+	int fd;
 
 	if (upvm_stats(&st) != 0)
 		return;
 	if (strcmp(ip_cfg.stats_path, "-") == 0) {
-		dprintf(ip_stats_fd >= 0 ? ip_stats_fd : 2, "upvm: pid %d: "
+		fd = ip_stats_fd >= 0 ? ip_stats_fd : 2;
+		dprintf(fd, "upvm: pid %d: "
 		    "%llu faults, %llu pages "
 		    "resolved, peak resident %llu MiB of a %llu MiB budget, "
 		    "%llu pages out (%llu writes), %llu in (%llu reads), %llu "
@@ -403,8 +405,7 @@ ip_stats(void)
 		    (double)st.cpu_pageout_ns / 1e9,
 		    (unsigned long long)st.reads_inflight_max);
 		for (int n = 0; n < st.numa_nodes && n < UPVM_NUMA_MAX; n++)
-			dprintf(ip_stats_fd >= 0 ? ip_stats_fd : 2, "upvm: "
-			    "pid %d: node %d: %llu pages "
+			dprintf(fd, "upvm: pid %d: node %d: %llu pages "
 			    "resident, %llu placed, %llu demoted, %llu "
 			    "promoted, budget %llu\n", (int)getpid(), n,
 			    (unsigned long long)st.node_resident[n],
