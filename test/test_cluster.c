@@ -21,7 +21,7 @@
 #define PG(n)		(BASE + ptoa((vaddr_t)(n)))
 #define NPG(a)		((long)(((a) - BASE) >> PAGE_SHIFT))
 
-static const struct cluster_config cc_default = { 16, 512, 1 };
+static const struct cluster_config cc_default = { 16, 512, 1, 0 };
 
 /*
  * range_bad: why [lo, hi) breaks the contract for this fault, or NULL.
@@ -100,7 +100,7 @@ Test(cluster, random_fault_gets_aligned_block, .timeout = 10)
 
 Test(cluster, block_size_follows_config, .timeout = 10)
 {
-	struct cluster_config one = { 1, 16, 1 }, big = { 512, 1024, 1 };
+	struct cluster_config one = { 1, 16, 1, 0 }, big = { 512, 1024, 1, 0 };
 	struct cluster_state st;
 
 	cluster_reset(&st);
@@ -166,7 +166,7 @@ Test(cluster, stream_window_clamped_to_entry, .timeout = 10)
 Test(cluster, sequential_advice_starts_at_seq_max, .timeout = 10)
 {
 	struct cluster_state st;
-	struct cluster_config cc = { 16, 256, 1 };
+	struct cluster_config cc = { 16, 256, 1, 0 };
 
 	cluster_reset(&st);
 	expect(&st, &cc_default, VM_ADV_SEQUENTIAL, 0, 8192, 100, 5, 100,
@@ -401,6 +401,8 @@ Test(cluster, any_fault_gets_aligned_range_inside_entry, .timeout = 60)
 		cc.cc_seq_max = 16 << rnd(7);
 		cc.cc_readahead = 1 << rnd(7);	/* MIN() evaluates twice */
 		cc.cc_readahead = MIN(cc.cc_readahead, cc.cc_seq_max);
+		cc.cc_ra_sure = rnd(2) == 0 ? 0 : 1 << rnd(7);
+		cc.cc_ra_sure = MIN(cc.cc_ra_sure, cc.cc_readahead);
 		switch (rnd(3)) {
 		case 0:
 			npages = 1 + rnd(64);
@@ -466,7 +468,7 @@ Test(cluster, choose_reports_what_it_chose, .timeout = 10)
 
 Test(cluster, superblock_is_aligned_capped_and_clamped, .timeout = 10)
 {
-	struct cluster_config cc = { 16, 512, 1 }, small = { 64, 128, 1 };
+	struct cluster_config cc = { 16, 512, 1, 0 }, small = { 64, 128, 1, 0 };
 	vaddr_t lo, hi;
 
 	/* 16 blocks of 16 pages: the aligned 256 pages around the fault */
@@ -616,7 +618,7 @@ expect_pagein(struct cluster_state *st, const struct cluster_config *cc,
 Test(cluster, pagein_window_grows_with_locality_and_shrinks_without,
     .timeout = 10)
 {
-	struct cluster_config cc = { 16, 512, 8 };
+	struct cluster_config cc = { 16, 512, 8, 0 };
 	struct cluster_state st;
 	vaddr_t vlo, vhi;
 	long lo, hi;
@@ -655,6 +657,34 @@ Test(cluster, pagein_window_grows_with_locality_and_shrinks_without,
 }
 
 /*
+ * The window the hits prove used (cc_ra_sure) is read by every random
+ * pagein, far from the last ones too: a merge of more runs than the
+ * locality history holds reads each run in order, every pagein far from
+ * the one before.  Locality still widens it up to cc_readahead.
+ */
+Test(cluster, a_window_proven_used_is_read_far_from_the_last_pageins,
+    .timeout = 10)
+{
+	struct cluster_config cc = { 16, 512, 8, 4 };
+	struct cluster_state st;
+	long lo, hi;
+
+	memset(&st, 0, sizeof(st));
+	for (int i = 1; i <= 16; i++) {
+		cr_assert_eq(pagein(&st, &cc, 50000L * i + 6, &lo, &hi),
+		    CLUSTER_BLOCK);
+		cr_assert(lo == 50000L * i + 4 && hi == 50000L * i + 8,
+		    "far pagein %d: [%ld, %ld)", i, lo, hi);
+	}
+	/* near ones (pages 900992..901055 are one unit): locality opens it
+	   up to cc_readahead, from 3 near of the last 8 */
+	expect_pagein(&st, &cc, 901003, 901000, 901004);
+	expect_pagein(&st, &cc, 901013, 901012, 901016);
+	expect_pagein(&st, &cc, 900995, 900992, 900996);
+	expect_pagein(&st, &cc, 901042, 901040, 901048);
+}
+
+/*
  * Readahead hits: pages fall in bands by the highest bit in which their
  * page number differs from the faulting page's; the cap is the widest
  * window whose bands are each hit CLUSTER_RA_HIT_PCT percent, bands with
@@ -690,6 +720,8 @@ Test(cluster, readahead_is_capped_by_its_hits, .timeout = 10)
 	}
 	cr_assert_eq(cluster_ra_cap(&rh, 8), 2, "band 1 fails");
 	cr_assert_eq(cluster_ra_cap(&rh, 2), 2);
+	/* proven used: band 0 only at 50 %, below CLUSTER_RA_SURE_PCT */
+	cr_assert_eq(cluster_ra_sure(&rh, 8), 1);
 	/* band 1 used now: the next band decides; counts out of range are
 	   ignored */
 	for (int i = 0; i < 512; i++) {
@@ -699,6 +731,29 @@ Test(cluster, readahead_is_capped_by_its_hits, .timeout = 10)
 	cluster_ra_staged(&rh, CLUSTER_RA_BANDS);
 	cluster_ra_hit(&rh, -1);
 	cr_assert_eq(cluster_ra_cap(&rh, 8), 4, "band 2 fails");
+	/* band 0 used more (every one of 512 more), band 1 always: proven
+	   to 4 pages; band 2, never used, stops it there, and a band with
+	   too few pages counted proves nothing */
+	for (int i = 0; i < 512; i++) {
+		cluster_ra_staged(&rh, 0);
+		cluster_ra_hit(&rh, 0);
+	}
+	cr_assert_eq(cluster_ra_sure(&rh, 8), 4);
+	cr_assert_eq(cluster_ra_sure(&rh, 2), 2);
+	{
+		struct cluster_ra_hits few;
+
+		memset(&few, 0, sizeof(few));
+		cr_assert_eq(cluster_ra_sure(&few, 8), 1, "nothing counted");
+		for (int i = 0; i < CLUSTER_RA_SAMPLES - 1; i++) {
+			cluster_ra_staged(&few, 0);
+			cluster_ra_hit(&few, 0);
+		}
+		cr_assert_eq(cluster_ra_sure(&few, 8), 1, "too few counted");
+		cluster_ra_staged(&few, 0);
+		cluster_ra_hit(&few, 0);
+		cr_assert_eq(cluster_ra_sure(&few, 8), 2);
+	}
 	/* band 0 never used from now on: its count fades, and one page it
 	   is */
 	for (int i = 0; i < 4 * CLUSTER_RA_DECAY; i++)

@@ -353,6 +353,7 @@ fault_claim(struct fault_ctx *fc)
 	if (an != NULL && e->e_obj == NULL && pd != NULL) {
 		flags = CLUSTER_F_PAGEIN;
 		ccw.cc_readahead = pd_ra_window(pd, cc->cc_readahead);
+		ccw.cc_ra_sure = pd_ra_sure(pd, ccw.cc_readahead);
 		probe = pd_probe_due(pd);
 	} else if (an != NULL || e->e_obj != NULL) {
 		flags = CLUSTER_F_PAGEIN;

@@ -63,7 +63,8 @@
  * of pages out since (pd_probe_age); a fault that takes one back counts
  * a readahead hit by its band.  The
  * readahead window of every random swap pagein is capped by those hits
- * (pd_ra_window).  The daemon flushes the probes with its inactive pages.
+ * (pd_ra_window), and opened to what they prove used (pd_ra_sure).  The
+ * daemon flushes the probes with its inactive pages.
  *
  * Locks protecting struct members in this file:
  *	I  immutable while running   a  atomic   p  pdd_lock
@@ -208,10 +209,13 @@ void pd_reactivate(struct pdaemon *, struct amap *, int slot,
  * pd_probe_due: this random swap pagein is a probe (one in PD_PROBE_EVERY,
  * where probes can be).  pd_ra_window: the readahead window, at most
  * `readahead` pages, that the probes' hits allow (cluster_ra_cap).
+ * pd_ra_sure: the window they prove is used (cluster_ra_sure; 1 without
+ * probes).
  * => no locks needed.
  */
 bool pd_probe_due(struct pdaemon *);
 int pd_ra_window(struct pdaemon *, int readahead);
+int pd_ra_sure(struct pdaemon *, int readahead);
 
 /* pd_probe_ring: positions of the probes' ring in use now */
 unsigned long pd_probe_ring(struct pdaemon *);

@@ -65,6 +65,13 @@ pd_ra_window(struct pdaemon *pd, int readahead)
 	    readahead;
 }
 
+int
+pd_ra_sure(struct pdaemon *pd, int readahead)
+{
+	return pd->pdd_nprobe > 0 ? cluster_ra_sure(&pd->pdd_ra, readahead) :
+	    1;
+}
+
 unsigned long
 pd_probe_ring(struct pdaemon *pd)
 {

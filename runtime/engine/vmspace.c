@@ -209,6 +209,7 @@ vmspace_init(struct vmspace *vs, const struct upvm_config *cfgp)
 	vs->vs_cc.cc_cluster = (int)cfg.cluster_pages;
 	vs->vs_cc.cc_seq_max = (int)cfg.seq_max_pages;
 	vs->vs_cc.cc_readahead = (int)cfg.readahead_pages;
+	vs->vs_cc.cc_ra_sure = 0;	/* a swap pagein's: the probes' (fault.c) */
 	nthreads = cfg.handlers != 0 ? (int)cfg.handlers :
 	    handlers_default(cfg.budget != 0);
 	if ((error = paging_setup(vs, &cfg)) != 0)

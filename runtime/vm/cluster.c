@@ -139,6 +139,8 @@ cluster_choose(struct cluster_state *st, const struct cluster_config *cc,
 		s = stream_victim(st);
 		s->cs_window = (flags & CLUSTER_F_PAGEIN) ?
 		    ra_window(st, cc, pva) : 1;
+		if ((flags & CLUSTER_F_PAGEIN) && s->cs_window < cc->cc_ra_sure)
+			s->cs_window = cc->cc_ra_sure;
 		lo = pva & ~(ptoa((vsize_t)s->cs_window) - 1);
 		kind = CLUSTER_BLOCK;
 	} else {
@@ -254,8 +256,14 @@ cluster_ra_hit(struct cluster_ra_hits *rh, int b)
 		    memory_order_relaxed);
 }
 
-int
-cluster_ra_cap(const struct cluster_ra_hits *rh, int readahead)
+/*
+ * ra_hit_window: the widest window (at most `readahead` pages) whose bands
+ * are each hit at least pct percent; a band with fewer than
+ * CLUSTER_RA_SAMPLES pages counted passes if `unsure_passes`.
+ */
+static int
+ra_hit_window(const struct cluster_ra_hits *rh, int readahead, int pct,
+    bool unsure_passes)
 {
 	int w = 1;
 
@@ -265,12 +273,24 @@ cluster_ra_cap(const struct cluster_ra_hits *rh, int readahead)
 		uint32_t h = atomic_load_explicit(&rh->rh_hits[b],
 		    memory_order_relaxed);
 
-		if (n >= CLUSTER_RA_SAMPLES &&
-		    (uint64_t)h * 100 < (uint64_t)n * CLUSTER_RA_HIT_PCT)
+		if (n < CLUSTER_RA_SAMPLES ? !unsure_passes :
+		    (uint64_t)h * 100 < (uint64_t)n * (uint64_t)pct)
 			break;
 		w *= 2;
 	}
 	return w;
+}
+
+int
+cluster_ra_cap(const struct cluster_ra_hits *rh, int readahead)
+{
+	return ra_hit_window(rh, readahead, CLUSTER_RA_HIT_PCT, true);
+}
+
+int
+cluster_ra_sure(const struct cluster_ra_hits *rh, int readahead)
+{
+	return ra_hit_window(rh, readahead, CLUSTER_RA_SURE_PCT, false);
 }
 
 void

@@ -57,6 +57,12 @@
  * pages, at most cc_readahead): enough to see whether a wider window
  * would pay, and under uniform random access, where the cap is one page,
  * a probe reads two pages, not the whole block.
+ * Where the hits leave no doubt (each band below a window counted and
+ * used at least CLUSTER_RA_SURE_PCT percent: cluster_ra_sure), every
+ * random pagein reads that window whatever locality says: sort merging
+ * more runs than the locality history remembers reads each run's lines in
+ * order, its pageins land far from each other, and the probes find
+ * 99.9 % of the pages around them used (README, Paging: readahead).
  */
 #ifndef UPVM_CLUSTER_H
 #define UPVM_CLUSTER_H
@@ -77,6 +83,8 @@
 #define CLUSTER_RA_HIT_PCT	40	/* a band pays when this percent of
 					   its pages are hits (sqlite3 at half
 					   its footprint: 30 and 60 slower) */
+#define CLUSTER_RA_SURE_PCT	75	/* bands used this much: their window is
+					   read whatever locality says */
 #define CLUSTER_RA_SAMPLES	32	/* a band's pages counted before its
 					   percent decides */
 #define CLUSTER_RA_DECAY	256	/* a band's counts halve past this many
@@ -99,6 +107,9 @@ struct cluster_config {
 	int	cc_seq_max;	/* widest window ahead of a stream (pages) */
 	int	cc_readahead;	/* pages around a random pagein (power of 2,
 				   at most cc_seq_max) */
+	int	cc_ra_sure;	/* a random pagein reads at least this many
+				   (power of 2, at most cc_readahead; 0 or
+				   1: locality decides alone) */
 };
 
 struct cluster_stream {
@@ -147,6 +158,13 @@ void cluster_ra_hit(struct cluster_ra_hits *, int b);
  * percent; a band with fewer than CLUSTER_RA_SAMPLES pages counted passes.
  */
 int cluster_ra_cap(const struct cluster_ra_hits *, int readahead);
+
+/*
+ * cluster_ra_sure: the widest window (a power of two, at most `readahead`
+ * pages) whose bands each have CLUSTER_RA_SAMPLES pages counted and at
+ * least CLUSTER_RA_SURE_PCT percent of them hit; 1 when none.
+ */
+int cluster_ra_sure(const struct cluster_ra_hits *, int readahead);
 
 /*
  * cluster_ra_block: the aligned block of npages (a power of two) around
