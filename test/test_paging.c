@@ -837,6 +837,52 @@ Test(paging, descending_writes_keep_their_stream, .timeout = 120)
 }
 
 /*
+ * Sixteen readers, each going up its own sixteenth of a region swapped
+ * out, in turn (a merge of sixteen sorted runs, as sort(1) merges its
+ * temporary runs in memory): no stream detector follows sixteen streams,
+ * and no pagein lands near one of the last 8 pageins, so locality reads
+ * each page alone.  The readahead probes find what they read around used,
+ * and from then on every pagein reads that whole window (cluster.h,
+ * cluster_ra_sure): 3.4-3.7 pages per fault here (the probes learn
+ * first), 1.0 before.  Every page is checked.
+ */
+Test(paging, merged_runs_read_the_window_their_hits_prove, .timeout = 120)
+{
+	const size_t nrun = 16, len = NPAGES / nrun;
+	struct upvm_stats st0, st;
+	double per;
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 10);
+	st0 = test_stats();
+	for (size_t i = 0; i < len; i++)
+		for (size_t r = 0; r < nrun; r++) {
+			size_t pg = r * len + i;
+
+			cr_assert_eq(test_pattern_bad(p + pg * PAGE_SIZE, 1,
+			    pg, 10), -1, "page %zu", pg);
+		}
+	st = test_stats();
+	per = (double)(st.pageins - st0.pageins) /
+	    (double)(st.faults - st0.faults);
+	cr_log_info("16 runs merged: %.1f pages read per fault, %.1f per read",
+	    per, (double)(st.pageins - st0.pageins) /
+	    (double)(st.pagein_ios - st0.pagein_ios));
+	cr_assert_gt(st.pageins - st0.pageins, NPAGES / 2);
+	/* probes need the staging area of the move protocol: under wp
+	   nothing proves a window, and each page is read alone */
+	if (st.pageout == UPVM_PAGEOUT_MOVE)
+		cr_assert_geq(per, 3, "%.1f pages read per fault", per);
+	else
+		cr_assert_leq(per, 1.5, "%.1f pages read per fault", per);
+	cr_assert_eq(test_pattern_bad(p, NPAGES, 0, 10), -1);
+	check_peak(st);
+	upvm_fini();
+}
+
+/*
  * Uniform random pageins read the faulting page alone.  Over 1024 units a
  * pagein lands by chance in one of the last 8 pageins' units 1 time in
  * 128, so the window seldom opens (over 256 units, 1 in 32: 1.1-1.7 pages
