@@ -770,7 +770,15 @@ pd_unstage_at(struct pdaemon *pd, vaddr_t va, const char *src, int n,
 	if (clean && done > 0 && (hook = atomic_load_explicit(
 	    &pd->pdd_unstage_hook, memory_order_relaxed)) != NULL)
 		hook((void *)va, (int)atop(done));
-	if (error != 0 && (error = pmap_copy(pm, va + done, src + done,
+	/* no copy from a hole: the staging area is registered, and a copy
+	   from it would fault to the uffd this thread may be the one to
+	   serve (a fault thread hung so once, in UFFDIO_COPY, not
+	   understood); the page then faults until fault_woken poisons it */
+	if (error == -ENOENT)
+		upvm_log(LOG_ERR, "pageout: the staging page of %#lx is "
+		    "missing: its data is lost (an upvm bug)",
+		    (unsigned long)(va + done));
+	else if (error != 0 && (error = pmap_copy(pm, va + done, src + done,
 	    len - done, PMAP_DONTWAKE | (clean ? PMAP_WP : 0), &copied)) != 0)
 		upvm_log(LOG_ERR, "pageout: putting %zu pages back at %#lx "
 		    "failed: %s; their data is lost%s", (size_t)atop(len - done -
