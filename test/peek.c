@@ -14,8 +14,10 @@
  *              pages to stdout, then detach
  * Exit 0 when every byte moved; 3 when the kernel answered EIO (what
  * /proc/PID/mem and PTRACE_PEEKDATA answer for a page that is missing in
- * a userfaultfd range: their page lookup may not wait for the handler);
- * 1 with a line saying which call failed otherwise.
+ * a userfaultfd range: their page lookup may not wait for the handler)
+ * or, for /proc/PID/mem, stopped short at such a page (a read's bytes up
+ * to there still go to stdout); 1 with a line saying which call failed
+ * otherwise.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -115,9 +117,17 @@ peek_move(pid_t pid, uintptr_t addr, char *buf, size_t len, const char *mode,
 			return fail(path);
 		n = mode[4] == 'r' ? pread(fd, buf, len, (off_t)addr) :
 		    pwrite(fd, buf, len, (off_t)addr);
+		close(fd);
+		/* short: the kernel stopped at the first page it could not
+		   reach (EIO comes only when that is the first one); what
+		   was read goes out, for the caller to check */
+		if (n > 0 && n < (ssize_t)len) {
+			if (mode[4] == 'r' && write_all(1, buf, (size_t)n) != 0)
+				return fail("writing stdout");
+			return 3;
+		}
 		if (n != (ssize_t)len)
 			rc = fail(mode);
-		close(fd);
 		if (rc != 0)
 			return rc;
 	} else if (strcmp(mode, "ptrace") == 0) {

@@ -35,6 +35,7 @@ extern char **environ;
 static char *region;
 static char *buf;		/* NPAGES, malloc'd: not managed */
 static char path[256];		/* peek's input file, or "" */
+static size_t peek_got;		/* bytes the last peek read */
 
 static void
 setup(void)
@@ -94,6 +95,7 @@ peek(const char *mode, size_t first, size_t n, const char *in)
 	    (r < 0 && errno == EINTR))
 		got += r > 0 ? (size_t)r : 0;
 	close(fds[0]);
+	peek_got = got;
 	cr_assert_eq(waitpid(child, &status, 0), child);
 	cr_assert(WIFEXITED(status) && (WEXITSTATUS(status) == 0 ||
 	    WEXITSTATUS(status) == 3), "peek %s failed (status %#x)", mode,
@@ -138,11 +140,14 @@ Test(outside, readers_see_every_page, .init = setup, .fini = teardown,
 	check_peeked("/proc/PID/mem", 0, 64, 1);
 	cr_assert_eq(peek("ptrace", 0, 64, NULL), 0);
 	check_peeked("PTRACE_PEEKDATA", 0, 64, 1);
-	/* pages paged out since: the data, or EIO */
-	if ((rc = peek("mem-read", NPAGES / 4, NPAGES / 4, NULL)) == 0)
-		check_peeked("/proc/PID/mem", NPAGES / 4, NPAGES / 4, 1);
+	/* pages paged out since: the data, or EIO, or the data up to the
+	   first page not there (clean-clone CI under ASan read short once) */
+	rc = peek("mem-read", NPAGES / 4, NPAGES / 4, NULL);
+	check_peeked("/proc/PID/mem", NPAGES / 4, rc == 0 ? NPAGES / 4 :
+	    peek_got / PAGE_SIZE, 1);
 	cr_log_info("/proc/PID/mem over a quarter of the region paged out: "
-	    "%s", rc == 0 ? "read (it was resident)" : "EIO");
+	    "%s, %zu pages read", rc == 0 ? "read (it was resident)" :
+	    "stopped at a page not there", peek_got / PAGE_SIZE);
 	/* a page never touched: EIO (natively, zeros) */
 	cr_assert_eq(upvm_map(ptoa(16), 0, &fresh), 0);
 	region = fresh;
