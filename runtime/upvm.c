@@ -645,6 +645,7 @@ upvm_stats(struct upvm_stats *out)
 	st.meta_bytes = kmem_bytes();
 	st.handlers = (unsigned)vs->vs_fault.fe_nthreads;
 	st.features = vs->vs_pmap.pm_features;
+	st.move_recounts = atomic_load(&vs->vs_pmap.pm_move_recounts);
 	st.pageout = vs->vs_pageout;
 	st.cpu_fault_ns = atomic_load(&vs->vs_fault_cpu_done) +
 	    fault_cpu_ns(vs);

@@ -342,6 +342,9 @@ struct upvm_stats {
 					   first were called to serve faults
 					   (8 or more read at once) */
 	uint64_t	writes_inflight; /* pageout writes in flight now */
+	uint64_t	move_recounts;	/* UFFDIO_MOVEs that moved pages they
+					   reported as not moved (a Linux 6.18
+					   bug), counted from the page tables */
 	/* the CPU time upvm's own threads took (since upvm_init), ns */
 	uint64_t	cpu_fault_ns;	/* fault threads */
 	uint64_t	cpu_pageout_ns;	/* the pageout daemon and the

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -190,6 +191,92 @@ Test(pmap, move_moves_pages_without_copying, .timeout = 10)
 	cr_assert_eq(test_pattern_bad(region, NPAGES, 0, 7), -1);
 	/* the source is empty now: it reads as zeros */
 	cr_assert_eq(test_zero_bad(stage, NPAGES), -1);
+}
+
+/* a page already at the destination stops the move there, counted
+   exactly: the pages before it moved, it and the rest did not */
+Test(pmap, move_stops_at_a_page_already_there, .timeout = 10)
+{
+	vsize_t done;
+	char *stage;
+
+	NEED_UFFD_FEATURE(UFFD_FEATURE_MOVE);
+	setup_region(UFFD_FEATURE_MOVE, PMAP_REG_MISSING);
+	stage = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(stage != MAP_FAILED);
+	test_pattern_fill(stage, NPAGES, 0, 7);
+	cr_assert_eq(pmap_copy(&pm, (vaddr_t)region + 5 * PAGE_SIZE, src +
+	    5 * PAGE_SIZE, PAGE_SIZE, 0, &done), 0);
+	cr_assert_eq(pmap_move(&pm, (vaddr_t)region, (vaddr_t)stage,
+	    NPAGES * PAGE_SIZE, 0, &done), -EEXIST);
+	cr_assert_eq(done, 5 * PAGE_SIZE);
+	cr_assert_eq(test_pattern_bad(region, 5, 0, 7), -1);
+	cr_assert_eq(test_pattern_bad(region + 5 * PAGE_SIZE, 1, 5, 1), -1);
+	cr_assert_eq(test_pattern_bad(stage + 5 * PAGE_SIZE, NPAGES - 5, 5,
+	    7), -1);
+	cr_assert_eq(atomic_load(&pm.pm_move_recounts), 0);
+}
+
+static atomic_bool cold_stop;
+
+/* cold_loop: MADV_COLD over both areas, again and again: it clears the
+   ptes' accessed bits, which a move in progress sees as a changed pte */
+static void *
+cold_loop(void *arg)
+{
+	char **areas = arg;
+
+	while (!atomic_load(&cold_stop))
+		for (int i = 0; i < 2; i++)
+			(void)madvise(areas[i], NPAGES * PAGE_SIZE, MADV_COLD);
+	return NULL;
+}
+
+/*
+ * Linux 6.18's batched UFFDIO_MOVE can move a batch and fail with -EEXIST
+ * without counting it (an -EAGAIN inside its loop is never cleared, and
+ * the retry finds its own page at the destination).  pmap_move counts
+ * the pages that left: every move of the whole area reports all of it,
+ * beside a thread changing the ptes under the moves, and every page keeps
+ * its data.
+ */
+Test(pmap, move_counts_every_page_it_moved, .timeout = 60)
+{
+	char *stage, *areas[2];
+	vsize_t done;
+	pthread_t th;
+	int r;
+
+	NEED_UFFD_FEATURE(UFFD_FEATURE_MOVE);
+	setup_region(UFFD_FEATURE_MOVE, PMAP_REG_MISSING);
+	stage = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(stage != MAP_FAILED);
+	memcpy(stage, src, NPAGES * PAGE_SIZE);
+	cr_assert_eq(pmap_register(&pm, (vaddr_t)stage, NPAGES * PAGE_SIZE,
+	    PMAP_REG_MISSING), 0);
+	areas[0] = region;
+	areas[1] = stage;
+	atomic_store(&cold_stop, false);
+	cr_assert_eq(pthread_create(&th, NULL, cold_loop, areas), 0);
+	for (int i = 0; i < 2000; i++) {
+		char *from = areas[(i + 1) % 2], *to = areas[i % 2];
+
+		r = pmap_move(&pm, (vaddr_t)to, (vaddr_t)from,
+		    NPAGES * PAGE_SIZE, PMAP_DONTWAKE, &done);
+		if (r != 0 || done != NPAGES * PAGE_SIZE)
+			break;
+	}
+	atomic_store(&cold_stop, true);
+	pthread_join(th, NULL);
+	cr_log_info("%llu moves counted from the page tables",
+	    (unsigned long long)atomic_load(&pm.pm_move_recounts));
+	cr_assert_eq(r, 0, "move %d: %s", r, strerror(-r));
+	cr_assert_eq(done, NPAGES * PAGE_SIZE, "%lu bytes of %u counted",
+	    (unsigned long)done, NPAGES * PAGE_SIZE);
+	/* an even number of moves: the pages are back in stage */
+	cr_assert_eq(test_pattern_bad(stage, NPAGES, 0, 1), -1);
 }
 
 Test(pmap, move_without_feature_is_eopnotsupp, .timeout = 10)

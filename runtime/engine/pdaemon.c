@@ -834,12 +834,12 @@ pd_move_out(struct pdaemon *pd, struct pd_run *r, char *dst, vsize_t *donep)
  * moved; the pages after those must still be in place.  One that is not
  * (the kernel moved it without saying so) but is in the staging page it
  * was going to is put back; one that is in neither is lost, and said so.
- * A kernel that cannot say (no pagemap) is trusted.  Linux 6.18.44 does
+ * A kernel that cannot say (no pagemap) is trusted.  Linux 6.18.44 did
  * this about once in 500 runs of budget churn under upvmd
  * (test/daemon/churn.sh): UFFDIO_MOVE of a 64-page run answered -EEXIST
- * with nothing moved, and all 64 pages were in staging (this put them
- * back, the program read every one right); before, the run was kept
- * "resident" and its pages were lost with the staging area.
+ * with nothing moved, and all 64 pages were in staging.  pmap_move now
+ * counts such pages itself (move_recount in pmap.c), so what is left for
+ * this check is a page found in neither place.
  * => map read-locked, the run's amap locked.
  */
 static void

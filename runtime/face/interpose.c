@@ -442,7 +442,7 @@ ip_stats(void)
 	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
 	    "\"cpu_fault_ns\": %llu, \"cpu_pageout_ns\": %llu, "
 	    "\"cpu_io_ns\": %llu, \"reads_inflight_max\": %llu, "
-	    "\"fault_helps\": %llu, \"nodes\": [",
+	    "\"fault_helps\": %llu, \"move_recounts\": %llu, \"nodes\": [",
 	    (int)getpid(), (unsigned long long)st.faults,
 	    (unsigned long long)st.faults_resolved,
 	    (unsigned long long)st.faults_woken,
@@ -475,7 +475,8 @@ ip_stats(void)
 	    (unsigned long long)st.cpu_pageout_ns,
 	    (unsigned long long)st.cpu_io_ns,
 	    (unsigned long long)st.reads_inflight_max,
-	    (unsigned long long)st.fault_helps);
+	    (unsigned long long)st.fault_helps,
+	    (unsigned long long)st.move_recounts);
 	for (int n = 0; n < st.numa_nodes && n < UPVM_NUMA_MAX; n++)
 		fprintf(f, "%s{\"node\": %d, \"resident\": %llu, \"placed\": "
 		    "%llu, \"demoted\": %llu, \"promoted\": %llu, "

@@ -111,6 +111,7 @@ pmap_init(struct pmap *pm, uint64_t want)
 	pm->pm_supported = supported;
 	pm->pm_features = want & supported;
 	pm->pm_ioctls = 0;
+	atomic_init(&pm->pm_move_recounts, 0);
 	pm->pm_pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	pm->pm_pagemap_scan = pm->pm_pagemap_fd >= 0 &&
 	    pagemap_scan_works(pm->pm_pagemap_fd);
@@ -214,11 +215,44 @@ pmap_zeropage(struct pmap *pm, vaddr_t dst, vsize_t len, int flags,
 	return r;
 }
 
+/*
+ * move_recount: the bytes from dst/src (len at most) that a failed
+ * UFFDIO_MOVE moved without counting them: pages present at dst and gone
+ * from src, up to the first that is not.  Linux 6.18's batched move
+ * (move_pages_ptes) does that: an -EAGAIN inside its loop is never
+ * cleared, so a batch that then moves is not counted and the loop tries
+ * the same address again, finds its own page at dst and fails -EEXIST
+ * (a pte whose accessed bit changed under the move is enough; the
+ * pmap test provokes it with MADV_COLD).  Believing the count would lose
+ * those pages: the caller thinks they are still at src.  A page that was
+ * already at dst is told apart by src: its own page is still there.
+ */
+static vsize_t
+move_recount(struct pmap *pm, vaddr_t dst, vaddr_t src, vsize_t len)
+{
+	uint64_t at_dst, at_src;
+	vsize_t found = 0;
+	int n, k;
+
+	while (found < len) {
+		n = (int)MIN(atop(len - found), 64);
+		if (pmap_present_mask(pm, dst + found, n, &at_dst) != 0 ||
+		    pmap_present_mask(pm, src + found, n, &at_src) != 0)
+			return found;
+		for (k = 0; k < n && ((at_dst & ~at_src) >> k & 1); k++)
+			found += PAGE_SIZE;
+		if (k < n)
+			break;
+	}
+	return found;
+}
+
 int
 pmap_move(struct pmap *pm, vaddr_t dst, vaddr_t src, vsize_t len, int flags,
     vsize_t *donep)
 {
 	struct uffdio_move m;
+	vsize_t lost;
 	int ret, r;
 
 	*donep = 0;
@@ -233,7 +267,18 @@ pmap_move(struct pmap *pm, vaddr_t dst, vaddr_t src, vsize_t len, int flags,
 		ret = ioctl(pm->pm_uffd, UFFDIO_MOVE, &m) != 0 ? -errno : 0;
 		if (ret != 0 && m.move == 0)
 			m.move = ret;
-	} while ((r = mfill_result(ret, m.move, len, donep)) == 1);
+		r = mfill_result(ret, m.move, len, donep);
+		if (r == -EEXIST && (lost = move_recount(pm, dst + *donep,
+		    src + *donep, len - *donep)) > 0) {
+			/* the kernel woke nobody for the pages it lost */
+			if (!(flags & PMAP_DONTWAKE))
+				(void)pmap_wake(pm, dst + *donep, lost);
+			*donep += lost;
+			atomic_fetch_add_explicit(&pm->pm_move_recounts, 1,
+			    memory_order_relaxed);
+			r = *donep < len ? 1 : 0;
+		}
+	} while (r == 1);
 	return r;
 }
 

@@ -20,6 +20,7 @@
 #ifndef UPVM_PMAP_H
 #define UPVM_PMAP_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "compat.h"
@@ -40,6 +41,9 @@ struct pmap {
 	uint64_t	pm_ioctls;	/* [I] UFFDIO_* usable on ranges */
 	bool		pm_pagemap_scan; /* [I] PAGEMAP_SCAN works */
 	int		pm_pagemap_fd;	/* [I] /proc/self/pagemap, or -1 */
+	atomic_uint_least64_t pm_move_recounts; /* [a] UFFDIO_MOVEs that
+					   moved pages they did not count
+					   (pmap_move) */
 };
 
 /*
@@ -79,7 +83,9 @@ int pmap_copy(struct pmap *, vaddr_t dst, const void *src, vsize_t len,
     int flags, vsize_t *donep);
 int pmap_zeropage(struct pmap *, vaddr_t dst, vsize_t len, int flags,
     vsize_t *donep);
-/* -EOPNOTSUPP without UFFD_FEATURE_MOVE; -EBUSY for shared pages */
+/* -EOPNOTSUPP without UFFD_FEATURE_MOVE; -EBUSY for shared pages.  *donep
+   counts the pages the kernel moved even where its own count lost some
+   (Linux 6.18: see move_recount in pmap.c) */
 int pmap_move(struct pmap *, vaddr_t dst, vaddr_t src, vsize_t len,
     int flags, vsize_t *donep);
 int pmap_wake(struct pmap *, vaddr_t va, vsize_t len);
