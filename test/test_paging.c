@@ -396,7 +396,8 @@ Test(paging, writes_as_pages_come_back_from_staging_are_kept, .timeout = 300)
  * A pagein maps its pages write-protected (wp protocol) before they
  * settle.  A write there waits in a WP fault that another fault thread
  * serves meanwhile, finding the page in transit: only the pagein's end
- * can wake it, since the UFFDIO_COPY's own wake came before.  The hook holds each of the first pageins on its fault thread
+ * can wake it (ANON_WANTED), since the UFFDIO_COPY's own wake came
+ * before.  The hook holds each of the first pageins on its fault thread
  * (every fault thread listens while it is set) while a writer writes the
  * first page it mapped; every page is checked after.  On the move
  * protocol the writes do not fault, and land all the same.

@@ -735,15 +735,17 @@ fault_io_here(struct fault_io *fi, struct fault_ctx *fc)
  * their data), the others stay swapped (a file's pages: their slots empty
  * again); none ends for a probe's page left inactive (its fi_anons entry
  * NULL: pd_probe_stage).  Then drop the claim's holds.
- * => map read-locked; takes and drops the amap lock.
+ * => map read-locked; takes and drops the amap lock.  true if a WP fault
+ *    waits for one of them (ANON_WANTED: the caller wakes it).
  */
-static void
+static bool
 fault_io_settle(struct fault_io *fi, int mlo, int mhi, int lost_lo,
     int lost_hi, bool wp)
 {
 	struct amap *am = fi->fi_amap;
 	struct anon *an;
 	int out = 0;
+	bool wanted = false;
 
 	vm_mutex_lock(&am->am_lock);
 	for (int i = 0; i < fi->fi_n; i++) {
@@ -753,7 +755,8 @@ fault_io_settle(struct fault_io *fi, int mlo, int mhi, int lost_lo,
 			out++;
 		if (an != amap_anon_at(am, fi->fi_slot + i))
 			continue;	/* unmapped meanwhile: ours to free */
-		an->an_flags &= ~ANON_TRANSIT;
+		wanted |= (an->an_flags & ANON_WANTED) != 0;
+		an->an_flags &= ~(ANON_TRANSIT | ANON_WANTED);
 		if (i >= mlo && i < mhi) {
 			an->an_flags |= ANON_RESIDENT;
 			if (!wp)
@@ -778,6 +781,7 @@ fault_io_settle(struct fault_io *fi, int mlo, int mhi, int lost_lo,
 		if (fi->fi_anons[i] != NULL)
 			anon_unref(fi->fi_anons[i]);
 	atomic_fetch_sub(&fi->fi_vs->vs_resident, out);
+	return wanted;
 }
 
 /* fault_io_account: a pagein's statistics (fault or WILLNEED) */
@@ -888,7 +892,7 @@ fault_pagein_done(struct pager_req *req)
 	here = fault_io_here(fi, &fc);
 	if (here && rerr == 0 && fi->fi_probe >= 0 && wp) {
 		mapped = fault_probe(fi, &fc);
-		fault_io_settle(fi, fi->fi_probe, fi->fi_probe + mapped,
+		(void)fault_io_settle(fi, fi->fi_probe, fi->fi_probe + mapped,
 		    lost_lo, lost_hi, wp);
 		pmap_wake(&vs->vs_pmap, fi->fi_va, len);
 		goto out;
@@ -899,14 +903,13 @@ fault_pagein_done(struct pager_req *req)
 	if (done > 0 && (hook = atomic_load_explicit(
 	    &vs->vs_fault.fe_pagein_hook, memory_order_relaxed)) != NULL)
 		hook((void *)fi->fi_va, (int)atop(done));
-	fault_io_settle(fi, 0, (int)atop(done), lost_lo, lost_hi, wp);
-	/* a writer that hit the fresh pages in transit waits in a WP fault
-	   (and a thread whose fault came while they were in transit, in
-	   case they left the page tables meanwhile).  Waking only when
-	   such a fault said so (ANON_WANTED from fault_wp) took 10 % off
-	   rand-read with 64 threads, but CI's file suite hung once with
-	   it, not understood: not kept (README, One wake per pagein) */
-	if (done > 0)
+	/* each UFFDIO_COPY woke the threads waiting on its pages; a writer
+	   that hit them write-protected in transit waits in a WP fault,
+	   which said so (ANON_WANTED): one more wake for it, and only then
+	   (each wake walks every thread waiting on the userfaultfd, with
+	   interrupts off) */
+	if (fault_io_settle(fi, 0, (int)atop(done), lost_lo, lost_hi, wp) &&
+	    done > 0)
 		pmap_wake(&vs->vs_pmap, fi->fi_va, done);
 	if (!here) {
 		/* the entry changed: whatever was not mapped faults again */
@@ -1032,6 +1035,9 @@ fault_wp(struct vmspace *vs, vaddr_t va, pid_t tid)
 	vm_mutex_lock(&am->am_lock);
 	an = amap_anon_at(am, slot);
 	if (an != NULL && (an->an_flags & ANON_TRANSIT)) {
+		/* being paged in: its pagein wakes us once it is settled */
+		if (!(an->an_flags & ANON_RESIDENT))
+			an->an_flags |= ANON_WANTED;
 		wait = true;
 	} else if (amap_slot(am, slot) == SLOT_RESIDENT) {
 		unprotect = true;
@@ -1426,6 +1432,7 @@ static void
 fault_call_help(struct vmspace *vs, int n, uint64_t now)
 {
 	struct fault_engine *fe = &vs->vs_fault;
+
 	uint64_t until;
 
 	if (n < FAULT_HELP_BATCH || fe->fe_nalloc < 2)

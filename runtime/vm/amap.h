@@ -76,8 +76,11 @@
 #define ANON_POISON	0x8	/* the data is lost (I/O error): SIGBUS */
 #define ANON_MARK	0x20	/* a walk's visit mark (vmspace.c), clear
 				   outside one */
-#define ANON_WANTED	0x10	/* in transit out, and a fault waits for it:
-				   the daemon maps it back (move protocol) */
+#define ANON_WANTED	0x10	/* in transit, and a fault waits for it: out,
+				   the daemon maps it back (move protocol);
+				   in, a WP fault on the page mapped
+				   before it settled (wp protocol): the
+				   pagein wakes it */
 #define ANON_OBJ	0x40	/* clean page of a file entry: the entry's
 				   object holds its data at the slot's
 				   offset (an_swslot 0); never swapped */
