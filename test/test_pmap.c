@@ -174,17 +174,28 @@ Test(pmap, wake_after_eexist_releases_the_thread, .timeout = 10)
 	cr_assert_eq(t.got, test_word(0, 1, 0));
 }
 
+/* setup_move: the region, and a stage of NPAGES pattern pages (gen) to
+   move in from */
+static char *
+setup_move(uint64_t gen)
+{
+	char *stage;
+
+	setup_region(UFFD_FEATURE_MOVE, PMAP_REG_MISSING);
+	stage = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(stage != MAP_FAILED);
+	test_pattern_fill(stage, NPAGES, 0, gen);
+	return stage;
+}
+
 Test(pmap, move_moves_pages_without_copying, .timeout = 10)
 {
 	vsize_t done;
 	char *stage;
 
 	NEED_UFFD_FEATURE(UFFD_FEATURE_MOVE);
-	setup_region(UFFD_FEATURE_MOVE, PMAP_REG_MISSING);
-	stage = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert(stage != MAP_FAILED);
-	test_pattern_fill(stage, NPAGES, 0, 7);
+	stage = setup_move(7);
 	cr_assert_eq(pmap_move(&pm, (vaddr_t)region, (vaddr_t)stage,
 	    NPAGES * PAGE_SIZE, 0, &done), 0);
 	cr_assert_eq(done, NPAGES * PAGE_SIZE);
@@ -201,11 +212,7 @@ Test(pmap, move_stops_at_a_page_already_there, .timeout = 10)
 	char *stage;
 
 	NEED_UFFD_FEATURE(UFFD_FEATURE_MOVE);
-	setup_region(UFFD_FEATURE_MOVE, PMAP_REG_MISSING);
-	stage = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert(stage != MAP_FAILED);
-	test_pattern_fill(stage, NPAGES, 0, 7);
+	stage = setup_move(7);
 	cr_assert_eq(pmap_copy(&pm, (vaddr_t)region + 5 * PAGE_SIZE, src +
 	    5 * PAGE_SIZE, PAGE_SIZE, 0, &done), 0);
 	cr_assert_eq(pmap_move(&pm, (vaddr_t)region, (vaddr_t)stage,
@@ -249,11 +256,7 @@ Test(pmap, move_counts_every_page_it_moved, .timeout = 60)
 	int r;
 
 	NEED_UFFD_FEATURE(UFFD_FEATURE_MOVE);
-	setup_region(UFFD_FEATURE_MOVE, PMAP_REG_MISSING);
-	stage = mmap(NULL, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert(stage != MAP_FAILED);
-	memcpy(stage, src, NPAGES * PAGE_SIZE);
+	stage = setup_move(1);
 	cr_assert_eq(pmap_register(&pm, (vaddr_t)stage, NPAGES * PAGE_SIZE,
 	    PMAP_REG_MISSING), 0);
 	areas[0] = region;

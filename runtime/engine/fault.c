@@ -1432,7 +1432,6 @@ static void
 fault_call_help(struct vmspace *vs, int n, uint64_t now)
 {
 	struct fault_engine *fe = &vs->vs_fault;
-
 	uint64_t until;
 
 	if (n < FAULT_HELP_BATCH || fe->fe_nalloc < 2)
