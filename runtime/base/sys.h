@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "vm.h"
@@ -89,6 +90,17 @@ static inline ssize_t
 sys_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	return (ssize_t)syscall(SYS_pwrite64, fd, buf, n, off);
+}
+
+/* sys_vm_read: copy len bytes at src, in this process, to dst through
+   the kernel (process_vm_readv).  => bytes copied, or -errno */
+static inline ssize_t
+sys_vm_read(void *dst, const void *src, size_t len)
+{
+	struct iovec l = { dst, len }, r = { (void *)(uintptr_t)src, len };
+
+	return (ssize_t)sys_ret(syscall(SYS_process_vm_readv, getpid(), &l, 1,
+	    &r, 1, 0));
 }
 
 static inline pid_t

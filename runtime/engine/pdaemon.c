@@ -995,6 +995,34 @@ pd_written(struct vmspace *vs, const struct pd_run *r)
 }
 
 /*
+ * pd_staged_copy: the n pages just staged at `at`, copied by the kernel
+ * (process_vm_readv) into pdd_cmpbuf for their compare.  The kernel reads
+ * them through its own mapping of memory; a hash at their staging
+ * addresses would be the first touch of each page at an address it was
+ * just moved to, which on a VM with shadow page tables (this one) is a
+ * trap a page: hashing freshly mapped pages took 4.9 us a page here,
+ * pages touched before 0.2, the copy and the hash 1.0 (2026-12-07).
+ * => the copy, or `at` itself if the kernel refused it (seccomp).
+ */
+static const char *
+pd_staged_copy(struct pdaemon *pd, const char *at, int n)
+{
+	size_t len = ptoa((size_t)n);
+	ssize_t got;
+
+	if (atomic_load_explicit(&pd->pdd_novmread, memory_order_relaxed))
+		return at;
+	if ((got = sys_vm_read(pd->pdd_cmpbuf, at, len)) == (ssize_t)len)
+		return pd->pdd_cmpbuf;
+	if (got == -EPERM || got == -ENOSYS) {
+		atomic_store(&pd->pdd_novmread, true);
+		upvm_log(LOG_DEBUG, "pageout: process_vm_readv: %s; clean "
+		    "pages are compared in place", strerror((int)-got));
+	}
+	return at;
+}
+
+/*
  * pd_stage: move every run into the staging area; find the clean runs
  * that were written (move protocol).
  * => map read-locked; takes and drops the amap locks.  Sets pr_error for
@@ -1007,6 +1035,7 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 	void (*hook)(void *, int);
 	int at, changed;
 	vsize_t done;
+	const char *src;
 	char *dst;
 
 	for (int i = 0; i < pb->pb_nruns; i++) {
@@ -1059,6 +1088,7 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			pd_write_early(pd, pb, r);
 			continue;
 		}
+		src = pd_staged_copy(pd, dst, r->pr_n);
 		changed = 0;
 		vm_mutex_lock(&r->pr_amap->am_lock);
 		for (int k = 0; k < r->pr_n; k++) {
@@ -1069,7 +1099,7 @@ pd_stage(struct pdaemon *pd, struct pd_batch *pb)
 			struct pager *pgr = pd_copy(pd, r, k, an, &off);
 
 			changed += !pager_unchanged(pgr, off,
-			    dst + ptoa((size_t)k));
+			    src + ptoa((size_t)k));
 		}
 		vm_mutex_unlock(&r->pr_amap->am_lock);
 		if (changed > 0) {
@@ -1858,12 +1888,14 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 	pd_probe_init(pd);
 	if (pd->pdd_move && (error = pd_stage_create(pd)) != 0)
 		goto fail;
-	pd->pdd_bounce = raw_mmap(NULL, PD_BOUNCE_LEN, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	pd->pdd_bounce = raw_mmap(NULL, 2 * PD_BOUNCE_LEN, PROT_READ |
+	    PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (raw_mmap_failed(pd->pdd_bounce)) {
 		error = (int)(intptr_t)pd->pdd_bounce;
 		goto fail_stage;
 	}
+	pd->pdd_cmpbuf = pd->pdd_bounce + PD_BOUNCE_LEN;
+	atomic_init(&pd->pdd_novmread, false);
 	if ((pd->pdd_batch = kmem_alloc(sizeof(*pd->pdd_batch))) == NULL) {
 		error = -ENOMEM;
 		goto fail_bounce;
@@ -1894,7 +1926,7 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 fail_batch:
 	kmem_free(pd->pdd_batch, sizeof(*pd->pdd_batch));
 fail_bounce:
-	(void)raw_munmap(pd->pdd_bounce, PD_BOUNCE_LEN);
+	(void)raw_munmap(pd->pdd_bounce, 2 * PD_BOUNCE_LEN);
 fail_stage:
 	pd_stage_destroy(pd);
 fail:
@@ -1954,7 +1986,7 @@ pd_destroy(struct pdaemon *pd)
 	}
 	pager_queue_destroy(pd->pdd_q);
 	kmem_free(pd->pdd_batch, sizeof(*pd->pdd_batch));
-	(void)raw_munmap(pd->pdd_bounce, PD_BOUNCE_LEN);
+	(void)raw_munmap(pd->pdd_bounce, 2 * PD_BOUNCE_LEN);
 	pd_stage_destroy(pd);
 	pthread_mutex_destroy(&pd->pdd_probe_lock);
 	kmem_free(pd, sizeof(*pd));
