@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -456,6 +457,78 @@ pagein_writer(void *arg)
 		atomic_fetch_add(&pagein_writes, 1);
 	}
 	return NULL;
+}
+
+/* minor faults of the calling thread (the kernel's own WP faults) */
+static long
+thread_minflt(void)
+{
+	struct rusage ru;
+
+	cr_assert_eq(getrusage(RUSAGE_THREAD, &ru), 0);
+	return ru.ru_minflt;
+}
+
+/*
+ * A write that pages a page in maps it writable at once, as the kernel's
+ * swap-in does, and a stream of writes its whole windows: no second
+ * fault for the write (fault_written).  Write-protected, a scattered
+ * write's page took a WP fault's round trip through upvm after its
+ * pagein (wp protocol), and a stream of writes over swapped pages a
+ * write-protect fault on every page of its windows (both protocols:
+ * the move protocol's in the kernel, one minor fault a page).
+ */
+Test(paging, writes_that_page_in_map_their_pages_writable, .timeout = 120)
+{
+	const size_t scatter = NPAGES / 2, stream = NPAGES / 2, nstream = 4096;
+	struct upvm_stats st0, st1;
+	long m0, m1;
+	bool move;
+	char *p;
+
+	init_budget(BUDGET, 0, NULL);
+	move = test_stats().pageout == UPVM_PAGEOUT_MOVE;
+	p = map_pages(NPAGES);
+	test_pattern_fill(p, NPAGES, 0, 1);
+	/* one page in 64 of the first half, long paged out: generation 2 */
+	st0 = test_stats();
+	for (size_t i = 0; i < scatter; i += 64)
+		test_pattern_fill(p + i * PAGE_SIZE, 1, i, 2);
+	st1 = test_stats();
+	cr_assert_geq(st1.pagein_ios - st0.pagein_ios, scatter / 64 / 2);
+	cr_assert_leq(st1.faults_woken - st0.faults_woken, scatter / 64 / 8,
+	    "%llu WP faults for %zu writes that paged their pages in",
+	    (unsigned long long)(st1.faults_woken - st0.faults_woken),
+	    scatter / 64);
+	/* a stream of writes over swapped pages: generation 3 */
+	st0 = test_stats();
+	m0 = thread_minflt();
+	test_pattern_fill(p + stream * PAGE_SIZE, nstream, stream, 3);
+	m1 = thread_minflt();
+	st1 = test_stats();
+	cr_assert_geq(st1.pageins - st0.pageins, nstream / 2);
+	if (move)
+		cr_assert_leq(m1 - m0, (long)nstream / 8, "%ld minor faults "
+		    "writing %zu pages paged in by a stream", m1 - m0,
+		    nstream);
+	else
+		cr_assert_leq(st1.faults_woken - st0.faults_woken,
+		    nstream / 8, "%llu WP faults writing %zu pages paged in "
+		    "by a stream", (unsigned long long)(st1.faults_woken -
+		    st0.faults_woken), nstream);
+	/* every page, through eviction: the writable ones were written out */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < NPAGES; i++) {
+			uint64_t gen = i >= stream && i < stream + nstream ? 3 :
+			    i < scatter && i % 64 == 0 ? 2 : 1;
+
+			cr_assert_eq(test_pattern_bad(p + i * PAGE_SIZE, 1, i,
+			    gen), -1, "page %zu (generation %llu), pass %d",
+			    i, (unsigned long long)gen, pass);
+		}
+	check_peak(test_stats());
+	check_unmap_frees_all(p, NPAGES);
+	upvm_fini();
 }
 
 Test(paging, writes_to_pages_mapped_before_their_pagein_ends_are_woken,

@@ -118,6 +118,9 @@ struct fault_ctx {
 	voff_t			 fc_objoff;	/*   offset of fc_start */
 	int			 fc_ckind;	/* CLUSTER_* of the claim */
 	bool			 fc_probe;	/* a readahead probe (pdaemon.h) */
+	bool			 fc_write;	/* a write fault, or a write
+						   stream's read ahead
+						   (fault_written) */
 	vaddr_t			 fc_ra_va;	/* FC_WAIT: a file stream's next
 						   window to read ahead */
 	int			 fc_ra_n;	/*   its pages; 0: none */
@@ -144,6 +147,8 @@ struct fault_io {
 	pid_t		  fi_tid;	/* faulting thread, 0: WILLNEED */
 	bool		  fi_done;	/* completed (fault_populate waits) */
 	uint64_t	  fi_t0;	/* event read, ns; 0: WILLNEED */
+	int		  fi_wlo, fi_whi; /* pages [lo, hi) are mapped
+					   writable: fault_written */
 	int		  fi_probe;	/* a readahead probe: the faulting
 					   page's index; -1: none */
 	struct fault_io	 *fi_next;	/* the thread's free list */
@@ -731,10 +736,11 @@ fault_io_here(struct fault_io *fi, struct fault_ctx *fc)
 /*
  * fault_io_settle: end the transit of fi's anons that are still in their
  * slots: those in [mlo, mhi) are resident now (dirty, if they were mapped
- * without wp), those in [lost_lo, lost_hi) are poisoned (the read lost
- * their data), the others stay swapped (a file's pages: their slots empty
- * again); none ends for a probe's page left inactive (its fi_anons entry
- * NULL: pd_probe_stage).  Then drop the claim's holds.
+ * without wp; under the wp protocol also those of [fi_wlo, fi_whi), mapped
+ * writable: their copies go), those in [lost_lo, lost_hi) are poisoned
+ * (the read lost their data), the others stay swapped (a file's pages:
+ * their slots empty again); none ends for a probe's page left inactive
+ * (its fi_anons entry NULL: pd_probe_stage).  Then drop the claim's holds.
  * => map read-locked; takes and drops the amap lock.  true if a WP fault
  *    waits for one of them (ANON_WANTED: the caller wakes it).
  */
@@ -745,7 +751,9 @@ fault_io_settle(struct fault_io *fi, int mlo, int mhi, int lost_lo,
 	struct amap *am = fi->fi_amap;
 	struct anon *an;
 	int out = 0;
-	bool wanted = false;
+	bool wanted = false, dirty, sync = wp &&
+	    !pmap_has(&fi->fi_vs->vs_pmap, UFFD_FEATURE_WP_ASYNC);
+	uint64_t old;
 
 	vm_mutex_lock(&am->am_lock);
 	for (int i = 0; i < fi->fi_n; i++) {
@@ -757,10 +765,12 @@ fault_io_settle(struct fault_io *fi, int mlo, int mhi, int lost_lo,
 			continue;	/* unmapped meanwhile: ours to free */
 		wanted |= (an->an_flags & ANON_WANTED) != 0;
 		an->an_flags &= ~(ANON_TRANSIT | ANON_WANTED);
+		dirty = false;
 		if (i >= mlo && i < mhi) {
 			an->an_flags |= ANON_RESIDENT;
 			if (!wp)
 				an->an_flags &= ~ANON_OBJ;
+			dirty = sync && i >= fi->fi_wlo && i < fi->fi_whi;
 		} else if (i >= lost_lo && i < lost_hi) {
 			an->an_flags |= ANON_POISON;
 		} else if (an->an_flags & ANON_OBJ) {
@@ -775,6 +785,11 @@ fault_io_settle(struct fault_io *fi, int mlo, int mhi, int lost_lo,
 		atomic_fetch_sub_explicit(&an->an_ref, 1,
 		    memory_order_relaxed);
 		fi->fi_anons[i] = NULL;
+		if (dirty) {	/* private (fault_io_private) */
+			amap_set_dirty(am, fi->fi_slot + i, &old);
+			if (old != 0)	/* lock order: amap -> pager */
+				swap_free(fi->fi_vs->vs_swap, old, 1);
+		}
 	}
 	vm_mutex_unlock(&am->am_lock);
 	for (int i = 0; i < fi->fi_n; i++)
@@ -850,7 +865,8 @@ fault_probe(struct fault_io *fi, struct fault_ctx *fc)
 	vsize_t done = 0;
 
 	(void)fault_copy_placed(fc, fi->fi_va + ptoa((vaddr_t)k),
-	    (const char *)fi->fi_buf + ptoa((size_t)k), 1, PMAP_WP, &done);
+	    (const char *)fi->fi_buf + ptoa((size_t)k), 1, k >= fi->fi_wlo &&
+	    k < fi->fi_whi ? 0 : PMAP_WP, &done);
 	(void)pd_probe_stage(fi->fi_vs->vs_pd, fi->fi_amap, fi->fi_slot,
 	    fi->fi_va, fi->fi_anons, fi->fi_n, k, fi->fi_buf);
 	return done == PAGE_SIZE;
@@ -859,10 +875,59 @@ fault_probe(struct fault_io *fi, struct fault_ctx *fc)
 /*
  * fault_pagein_done: pr_done of a pagein (see "a word on page faults"):
  * re-validate, map the data write-protected (clean: its swap copy stays
- * valid), end the transit, wake.  A readahead probe maps only its
+ * valid; fault_written's pages writable), end the transit, wake.  A readahead probe maps only its
  * faulting page and leaves the others inactive (fault_probe).
  * => no locks held on entry or return; the owner thread.
  */
+/*
+ * fault_io_private: fault_written's pages are mapped writable only while
+ * each is its slot's and no one else's (an_ref: the slot's and the
+ * transit's holds); the range stops before the first that is not (shared
+ * copy-on-write: a write must fault and copy it first).
+ * => map read-locked (no amap_copy meanwhile); takes the amap lock.
+ */
+static void
+fault_io_private(struct fault_io *fi)
+{
+	struct amap *am = fi->fi_amap;
+	struct anon *an;
+
+	if (fi->fi_wlo >= fi->fi_whi)
+		return;
+	vm_mutex_lock(&am->am_lock);
+	for (int k = fi->fi_wlo; k < fi->fi_whi; k++)
+		if ((an = fi->fi_anons[k]) == NULL ||
+		    an != amap_anon_at(am, fi->fi_slot + k) ||
+		    atomic_load(&an->an_ref) != 2) {
+			fi->fi_whi = k;
+			break;
+		}
+	vm_mutex_unlock(&am->am_lock);
+}
+
+/*
+ * fault_io_piece: of fi's pages at byte `done` (before `good`), how many
+ * one copy maps alike: write-protected (*flagsp PMAP_WP) or writable
+ * (fault_written's, 0).
+ */
+static long
+fault_io_piece(const struct fault_io *fi, vsize_t done, vsize_t good,
+    int *flagsp)
+{
+	long k = (long)atop(done), n = (long)atop(good - done);
+
+	if (k < fi->fi_wlo) {
+		*flagsp = PMAP_WP;
+		return MIN(n, fi->fi_wlo - k);
+	}
+	if (k < fi->fi_whi) {
+		*flagsp = 0;
+		return MIN(n, fi->fi_whi - k);
+	}
+	*flagsp = PMAP_WP;
+	return n;
+}
+
 static void
 fault_pagein_done(struct pager_req *req)
 {
@@ -873,6 +938,7 @@ fault_pagein_done(struct pager_req *req)
 	const char *buf = fi->fi_buf;
 	vsize_t len = ptoa((vsize_t)fi->fi_n), done = 0, d, good = len;
 	int rerr = req->pr_error, cerr = 0, lost_lo = fi->fi_n, lost_hi;
+	int flags;
 	/* without uffd-wp (no budget) writes go unseen: mapped dirty */
 	bool here, mapped, wp = (vs->vs_regmodes & PMAP_REG_WP) != 0;
 	void (*hook)(void *, int);
@@ -890,6 +956,8 @@ fault_pagein_done(struct pager_req *req)
 	fault_io_account(fi, rerr);
 	vm_rwlock_rdlock(&vs->vs_map.m_lock);
 	here = fault_io_here(fi, &fc);
+	if (here)
+		fault_io_private(fi);
 	if (here && rerr == 0 && fi->fi_probe >= 0 && wp) {
 		mapped = fault_probe(fi, &fc);
 		(void)fault_io_settle(fi, fi->fi_probe, fi->fi_probe + mapped,
@@ -897,9 +965,12 @@ fault_pagein_done(struct pager_req *req)
 		pmap_wake(&vs->vs_pmap, fi->fi_va, len);
 		goto out;
 	}
-	for (; here && cerr == 0 && done < good; done += d)
-		cerr = fault_copy_placed(&fc, fi->fi_va + done, buf + done,
-		    (long)atop(good - done), wp ? PMAP_WP : 0, &d);
+	for (; here && cerr == 0 && done < good; done += d) {
+		long n = fault_io_piece(fi, done, good, &flags);
+
+		cerr = fault_copy_placed(&fc, fi->fi_va + done, buf + done, n,
+		    wp ? flags : 0, &d);
+	}
 	if (done > 0 && (hook = atomic_load_explicit(
 	    &vs->vs_fault.fe_pagein_hook, memory_order_relaxed)) != NULL)
 		hook((void *)fi->fi_va, (int)atop(done));
@@ -957,6 +1028,38 @@ out:
 }
 
 /*
+ * fault_written: the pages of the claimed run that a pagein maps writable
+ * rather than write-protected, as [*lop, *hip): the faulting page of a
+ * write fault, and the whole window of a write stream (a stream's window
+ * whose fault was a write, and what is read ahead of it).  The kernel's
+ * swap-in maps a write fault's page writable and dirty the same way;
+ * mapped write-protected, each such page took a second fault at once
+ * (the write, now a WP fault: a round trip through upvm under the wp
+ * protocol) and a stream's windows one a page (7 us a page here).  Under
+ * the move protocol a page without its uffd-wp bit is a written page
+ * (PAGEMAP_SCAN), so its data goes back to its swap slot or file when it
+ * leaves, as if the program had written it; under the wp protocol the
+ * pagein makes it dirty (fault_io_settle).  Only private pages
+ * (fault_io_private).
+ */
+static void
+fault_written(const struct fault_ctx *fc, int *lop, int *hip)
+{
+	int k;
+
+	*lop = *hip = 0;
+	if (!fc->fc_write)
+		return;
+	if (fc->fc_ckind == CLUSTER_STREAM) {
+		*hip = fc->fc_n;
+		return;
+	}
+	k = vm_entry_slot(fc->fc_entry, fc->fc_va) - fc->fc_start;
+	if (k >= 0 && k < fc->fc_n)
+		*lop = k, *hip = k + 1;
+}
+
+/*
  * fault_pagein_start: start the read of the claimed run (fc_held holds
  * its anons, fi's array), on queue q; fi is the caller's until `done`
  * (which calls fault_pagein_done) has run.
@@ -981,6 +1084,7 @@ fault_pagein_start(struct fault_ctx *fc, struct fault_io *fi,
 	fi->fi_t0 = fc->fc_t0;
 	fi->fi_probe = fc->fc_probe && fc->fc_n > 1 ? vm_entry_slot(
 	    fc->fc_entry, fc->fc_va) - fc->fc_start : -1;
+	fault_written(fc, &fi->fi_wlo, &fi->fi_whi);
 	fi->fi_done = false;
 	if ((fi->fi_obj = fc->fc_obj) != NULL)
 		pager_ref(fi->fi_obj);
@@ -1134,16 +1238,18 @@ fault_slot_resident(struct amap *am, int s)
  * asynchronous readahead), so the stream's next window is on its way
  * while the application consumes this one; the stream then expects its
  * next fault past them.  Nothing when the budget has no room now, no
- * pagein context is free, or the pages are not empty file pages.
+ * pagein context is free, or the pages are not empty file pages.  write:
+ * the stream's faults are writes (fault_written).
  * => no locks held.  Where the window read ends; 0: none read.
  */
 static vaddr_t
-fault_read_ahead(struct fault_thread *ft, vaddr_t start, int n)
+fault_read_ahead(struct fault_thread *ft, vaddr_t start, int n, bool write)
 {
 	struct vmspace *vs = ft->ft_vs;
 	vaddr_t va = start;
 	struct fault_ctx fc = { .fc_vs = vs, .fc_va = va, .fc_node = -1,
-	    .fc_buf = ft->ft_buf, .fc_max = n };
+	    .fc_buf = ft->ft_buf, .fc_max = n, .fc_write = write,
+	    .fc_ckind = CLUSTER_STREAM };
 	struct vm_map_entry *e;
 	struct fault_io *fi;
 	vaddr_t end;
@@ -1226,14 +1332,15 @@ fault_woken(struct fault_thread *ft, struct fault_ctx *fc)
 /*
  * fault_stream_ahead: a fault at va of a file stream read up to `next`:
  * read ahead of it, window by window (n pages each), until FAULT_RA_DEPTH
- * windows are on their way past va's own.
+ * windows are on their way past va's own.  write: the fault was a write.
  * => no locks held.
  */
 static void
-fault_stream_ahead(struct fault_thread *ft, vaddr_t va, vaddr_t next, int n)
+fault_stream_ahead(struct fault_thread *ft, vaddr_t va, vaddr_t next, int n,
+    bool write)
 {
 	while (next != 0 && next - va < ptoa((vaddr_t)n * (FAULT_RA_DEPTH + 1)))
-		next = fault_read_ahead(ft, next, n);
+		next = fault_read_ahead(ft, next, n, write);
 }
 
 /*
@@ -1241,13 +1348,15 @@ fault_stream_ahead(struct fault_thread *ft, vaddr_t va, vaddr_t next, int n)
  * => no locks held on entry or return.
  */
 static void
-fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
+fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0,
+    bool write)
 {
 	struct vmspace *vs = ft->ft_vs;
 	struct fault_io *fi = ft->ft_ios != NULL ? fault_io_get(ft) : NULL;
 	struct fault_ctx fc = { .fc_vs = vs, .fc_va = trunc_page(va),
 	    .fc_buf = ft->ft_buf, .fc_t0 = t0, .fc_wake_ns = t0,
 	    .fc_tid = tid, .fc_node = -1, .fc_max = FAULT_MAX_CLUSTER,
+	    .fc_write = write,
 	    .fc_held = fi != NULL ? fi->fi_anons : NULL };
 	int error, kind;
 
@@ -1276,7 +1385,7 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 		fault_pagein_start(&fc, fi, ft->ft_q, fault_thread_done);
 		fi = NULL;	/* the completion puts it back */
 		if (ahead)
-			fault_stream_ahead(ft, fc.fc_va, next, n);
+			fault_stream_ahead(ft, fc.fc_va, next, n, write);
 	} else if (kind == FC_FILL) {
 		fault_fill(&fc);
 		vm_rwlock_unlock(&vs->vs_map.m_lock);
@@ -1300,7 +1409,8 @@ fault_handle(struct fault_thread *ft, vaddr_t va, pid_t tid, uint64_t t0)
 	if (fi != NULL)
 		fault_io_put(ft, fi);
 	if (kind == FC_WAIT && fc.fc_ra_n > 0)
-		fault_stream_ahead(ft, fc.fc_va, fc.fc_ra_va, fc.fc_ra_n);
+		fault_stream_ahead(ft, fc.fc_va, fc.fc_ra_va, fc.fc_ra_n,
+		    write);
 }
 
 /*
@@ -1498,7 +1608,9 @@ fault_events(struct fault_thread *ft, struct uffd_msg *msgs, int n,
 		else
 			fault_handle(ft, (vaddr_t)
 			    msgs[i].arg.pagefault.address,
-			    (pid_t)msgs[i].arg.pagefault.feat.ptid, t0);
+			    (pid_t)msgs[i].arg.pagefault.feat.ptid, t0,
+			    (msgs[i].arg.pagefault.flags &
+			    UFFD_PAGEFAULT_FLAG_WRITE) != 0);
 	}
 }
 
