@@ -873,13 +873,6 @@ fault_probe(struct fault_io *fi, struct fault_ctx *fc)
 }
 
 /*
- * fault_pagein_done: pr_done of a pagein (see "a word on page faults"):
- * re-validate, map the data write-protected (clean: its swap copy stays
- * valid; fault_written's pages writable), end the transit, wake.  A readahead probe maps only its
- * faulting page and leaves the others inactive (fault_probe).
- * => no locks held on entry or return; the owner thread.
- */
-/*
  * fault_io_private: fault_written's pages are mapped writable only while
  * each is its slot's and no one else's (an_ref: the slot's and the
  * transit's holds); the range stops before the first that is not (shared
@@ -928,6 +921,14 @@ fault_io_piece(const struct fault_io *fi, vsize_t done, vsize_t good,
 	return n;
 }
 
+/*
+ * fault_pagein_done: pr_done of a pagein (see "a word on page faults"):
+ * re-validate, map the data write-protected (clean: its swap copy stays
+ * valid; fault_written's pages writable), end the transit, wake.  A
+ * readahead probe maps only its faulting page and leaves the others
+ * inactive (fault_probe).
+ * => no locks held on entry or return; the owner thread.
+ */
 static void
 fault_pagein_done(struct pager_req *req)
 {
