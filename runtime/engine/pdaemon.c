@@ -1330,11 +1330,12 @@ pd_to_file(struct pd_run *r, int k)
  * pd_release: end the run's holds after its finish: the pages that left
  * their slots are freed by this last reference (their new swap slots
  * first), and so are all the new slots of a run that failed; wake the
- * run's waiters, where it was and where it is now; drop the amap.
+ * run's waiters (wake), where it was and where it is now; drop the amap.
  * => map read-locked, the amap unlocked.
  */
 static void
-pd_release(struct pdaemon *pd, struct pd_run *r, uint64_t gone, bool ok)
+pd_release(struct pdaemon *pd, struct pd_run *r, uint64_t gone, bool ok,
+    bool wake)
 {
 	struct vmspace *vs = pd->pdd_vs;
 
@@ -1347,7 +1348,8 @@ pd_release(struct pdaemon *pd, struct pd_run *r, uint64_t gone, bool ok)
 			swap_free(pd->pdd_swap, r->pr_swslot + (uint64_t)k, 1);
 		anon_unref(r->pr_anons[k]);
 	}
-	pmap_wake(&vs->vs_pmap, r->pr_va, ptoa((vsize_t)r->pr_n));
+	if (wake)
+		pmap_wake(&vs->vs_pmap, r->pr_va, ptoa((vsize_t)r->pr_n));
 	if (!r->pr_here)
 		vmspace_wake_slots(vs, r->pr_amap, r->pr_slot, r->pr_n);
 	amap_drop(r->pr_amap);
@@ -1407,7 +1409,8 @@ pd_finish_wp(struct pdaemon *pd, struct pd_batch *pb)
 			k += n - 1;
 		}
 		vm_mutex_unlock(&r->pr_amap->am_lock);
-		pd_release(pd, r, gone, ok);
+		/* a writer may wait in a WP fault, which says nothing */
+		pd_release(pd, r, gone, ok, true);
 		if (ok)
 			freed += pd_count(pd, r, out);
 	}
@@ -1627,7 +1630,7 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb, uint64_t stage0)
 	for (int i = 0; i < pb->pb_nruns; i++) {
 		struct pd_run *r = &pb->pb_runs[i];
 		struct amap *am = r->pr_amap;
-		bool ok = r->pr_error == 0, linger;
+		bool ok = r->pr_error == 0, linger, waited = false;
 		uint64_t gone;
 
 		lingered[i] = 0;
@@ -1640,6 +1643,7 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb, uint64_t stage0)
 			struct anon *an = r->pr_anons[k];
 			bool wanted = (an->an_flags & ANON_WANTED) != 0;
 
+			waited |= wanted;
 			if (gone & ((uint64_t)1 << k))
 				continue;
 			if (r->pr_rewrite) {
@@ -1688,7 +1692,12 @@ pd_finish_move(struct pdaemon *pd, struct pd_batch *pb, uint64_t stage0)
 			}
 		}
 		vm_mutex_unlock(&am->am_lock);
-		pd_release(pd, r, gone, ok);
+		/* every fault that waits for a page of the run said so
+		   (ANON_WANTED, fault_claim, under the amap lock while the
+		   page was in transit): a run no fault waited for needs no
+		   UFFDIO_WAKE (a syscall that walks the waiters with
+		   interrupts off: one a run, 48k for sqlite3 below) */
+		pd_release(pd, r, gone, ok, waited || !ok || !r->pr_here);
 		if (!ok)
 			continue;
 		STAT_ADD(&vs->vs_stats, st_reactivations, (uint64_t)back);
