@@ -76,7 +76,9 @@
  *	A run whose write failed is moved back whole, dirty.  Then the
  *	staging area is emptied.
  * Either way the waiters are woken at the end: they find their page
- * mapped again, or fault again and page it in.
+ * mapped again, or fault again and page it in.  (Under the move protocol
+ * only runs a fault said it waits for, ANON_WANTED; pd_stage moves the
+ * runs side by side in one amap with one UFFDIO_MOVE.)
  *
  * Inactive pages (move protocol; pdaemon.h).  The staging area is a ring
  * of pdd_nstage pages, [pdd_tail, pdd_head) in use, one pd_linger record
