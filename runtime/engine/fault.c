@@ -939,7 +939,6 @@ fault_pagein_done(struct pager_req *req)
 	const char *buf = fi->fi_buf;
 	vsize_t len = ptoa((vsize_t)fi->fi_n), done = 0, d, good = len;
 	int rerr = req->pr_error, cerr = 0, lost_lo = fi->fi_n, lost_hi;
-	int flags;
 	/* without uffd-wp (no budget) writes go unseen: mapped dirty */
 	bool here, mapped, wp = (vs->vs_regmodes & PMAP_REG_WP) != 0;
 	void (*hook)(void *, int);
@@ -967,6 +966,7 @@ fault_pagein_done(struct pager_req *req)
 		goto out;
 	}
 	for (; here && cerr == 0 && done < good; done += d) {
+		int flags;
 		long n = fault_io_piece(fi, done, good, &flags);
 
 		cerr = fault_copy_placed(&fc, fi->fi_va + done, buf + done, n,
