@@ -63,6 +63,7 @@ pager_queue_create(struct pager *pgr, unsigned depth, struct pager_queue **out)
 	q->pq_depth = depth;
 	q->pq_inflight = 0;
 	q->pq_plugged = false;
+	q->pq_listening = false;
 	*out = q;
 	return 0;
 }
@@ -105,6 +106,50 @@ pager_queue_fd(struct pager_queue *q)
 	if (q->pq_pager->pgr_ops->pgo_qfd == NULL)
 		return -1;
 	return q->pq_pager->pgr_ops->pgo_qfd(q);
+}
+
+int
+pager_queue_listen(struct pager_queue *q, int fd, void *buf, size_t len,
+    int wakefd)
+{
+	const struct pager_ops *ops = q->pq_pager->pgr_ops;
+	int error;
+
+	if (ops->pgo_qlisten == NULL)
+		return -EOPNOTSUPP;
+	if ((error = ops->pgo_qlisten(q, fd, buf, len, wakefd)) == 0)
+		q->pq_listening = true;
+	return error;
+}
+
+int
+pager_queue_wait(struct pager_queue *q, int max)
+{
+	const struct pager_ops *ops = q->pq_pager->pgr_ops;
+
+	VM_ASSERT(ops->pgo_qcomplete != NULL);
+	q->pq_plugged = false;	/* the wait hands the queued over */
+	return ops->pgo_qcomplete(q, max, true);
+}
+
+ssize_t
+pager_queue_heard(struct pager_queue *q, bool *woken)
+{
+	*woken = false;
+	if (q->pq_pager->pgr_ops->pgo_qheard == NULL)
+		return 0;
+	return q->pq_pager->pgr_ops->pgo_qheard(q, woken);
+}
+
+int
+pager_queue_unlisten(struct pager_queue *q)
+{
+	int error = 0;
+
+	if (q->pq_listening)
+		error = q->pq_pager->pgr_ops->pgo_qunlisten(q);
+	q->pq_listening = false;
+	return error;
 }
 
 /* pager_req_ok: the request is page aligned and inside the pager */
@@ -167,7 +212,8 @@ pager_complete(struct pager_queue *q, int max, bool wait)
 {
 	const struct pager_ops *ops = q->pq_pager->pgr_ops;
 
-	if (ops->pgo_qcomplete == NULL || q->pq_inflight == 0)
+	if (ops->pgo_qcomplete == NULL ||
+	    (q->pq_inflight == 0 && !q->pq_listening))
 		return 0;
 	return ops->pgo_qcomplete(q, max, wait);
 }

@@ -104,6 +104,13 @@ struct pager_ops {
 	/* optional: hand the transfers queued while plugged to the
 	   device (pager_queue_plug) */
 	void	(*pgo_qflush)(struct pager_queue *);
+	/* optional (queues that wait for a descriptor themselves): arm a
+	   read of fd into buf and a poll of wakefd; take the read's result;
+	   cancel both (pager_queue_listen) */
+	int	(*pgo_qlisten)(struct pager_queue *, int fd, void *buf,
+		    size_t len, int wakefd);
+	ssize_t	(*pgo_qheard)(struct pager_queue *, bool *woken);
+	int	(*pgo_qunlisten)(struct pager_queue *);
 	/* ring pagers (ringq.h): a completion of res bytes (or -errno) of
 	   req's transfer; => true: finished (pr_error set), false: the
 	   rest is queued again */
@@ -146,6 +153,8 @@ struct pager_queue {
 	unsigned	 pq_inflight;	/* [q] -EINPROGRESS, pr_done not run */
 	bool		 pq_plugged;	/* [q] transfers queued, not yet handed
 					   to the device (pager_queue_plug) */
+	bool		 pq_listening;	/* [q] pager_queue_listen'ed, not yet
+					   unlistened */
 };
 
 /* pager_init: called by a backend's constructor for its embedded pager */
@@ -180,6 +189,46 @@ bool pager_queue_serves(const struct pager_queue *, const struct pager *);
 /* pager_queue_fd: readable when completions are ready; -1: never (a
    synchronous backend: every request completes at once) */
 int pager_queue_fd(struct pager_queue *);
+
+/*
+ * Listening: a thread that waits for its completions and for another
+ * descriptor's data (a fault thread: its userfaultfd's messages) does it
+ * in one system call where the queue can read that descriptor itself (an
+ * io_uring read, armed until the descriptor turns readable), instead of
+ * a poll() and a read() beside each wait.
+ *
+ * pager_queue_listen: arm a read of len bytes of fd (pollable and
+ * non-blocking) into buf, unless one is armed or its result is not yet
+ * taken, and, the first time, a poll of wakefd (-1: none).  buf is the
+ * queue's until the result is taken.
+ * => 0, -EOPNOTSUPP (the queue cannot: poll pager_queue_fd and fd), or
+ *    -errno of the submission.
+ */
+int pager_queue_listen(struct pager_queue *, int fd, void *buf, size_t len,
+    int wakefd);
+
+/*
+ * pager_queue_wait: hand over what is queued (unplugging q) and sleep
+ * until a request completes, the armed read completes or wakefd turns
+ * readable; run pr_done of what completed.
+ * => the number completed, or -errno (-EINTR: call again).
+ */
+int pager_queue_wait(struct pager_queue *, int max);
+
+/*
+ * pager_queue_heard: the armed read's result, taken: bytes (> 0), 0
+ * (nothing yet), or -errno (-EAGAIN: this kernel cannot wait for fd
+ * that way: poll it); *woken: wakefd turned readable.  Reaped by
+ * pager_complete and pager_queue_wait.
+ */
+ssize_t pager_queue_heard(struct pager_queue *, bool *woken);
+
+/*
+ * pager_queue_unlisten: cancel the armed read and poll and wait until
+ * they are gone (completing requests meanwhile).  A read that completed
+ * first keeps its result for pager_queue_heard.  => 0 or -errno.
+ */
+int pager_queue_unlisten(struct pager_queue *);
 
 /*
  * pager_get / pager_put: start a transfer (see pgo_get / pgo_put).

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -110,9 +111,38 @@ ringq_complete(struct pager_queue *q, int max, bool wait)
 		pager_finish(q, req);
 		done++;
 	}
-	if (ring_inflight(rq->rq_ring) > 0)
-		(void)ring_submit(rq->rq_ring);	/* the rests queued */
+	/* the rests queued (a plugged queue's go at the unplug) */
+	if (!q->pq_plugged && ring_inflight(rq->rq_ring) > 0)
+		(void)ring_submit(rq->rq_ring);
 	return done;
+}
+
+int
+ringq_listen(struct pager_queue *q, int fd, void *buf, size_t len,
+    int wakefd)
+{
+	return ring_listen(RINGQ(q)->rq_ring, fd, buf, len, wakefd);
+}
+
+ssize_t
+ringq_heard(struct pager_queue *q, bool *woken)
+{
+	*woken = ring_woken(RINGQ(q)->rq_ring);
+	return ring_heard(RINGQ(q)->rq_ring);
+}
+
+int
+ringq_unlisten(struct pager_queue *q)
+{
+	struct ring *r = RINGQ(q)->rq_ring;
+	int error, n;
+
+	if ((error = ring_unlisten(r)) != 0)
+		return error;
+	while (ring_listening(r))
+		if ((n = ringq_complete(q, INT_MAX, true)) < 0 && n != -EINTR)
+			return n;
+	return 0;
 }
 
 bool
@@ -162,7 +192,11 @@ static const struct pager_ops ring_pager_ops = {
 	.pgo_qcreate = ringq_create,
 	.pgo_qfd = ringq_fd,
 	.pgo_qcomplete = ringq_complete,
+	.pgo_qflush = ringq_flush,
 	.pgo_qdestroy = ringq_destroy,
+	.pgo_qlisten = ringq_listen,
+	.pgo_qheard = ringq_heard,
+	.pgo_qunlisten = ringq_unlisten,
 };
 
 static struct pager ring_pager;

@@ -45,6 +45,12 @@ int ringq_submit(struct pager_queue *, const char *who);
 /* ringq_flush: pgo_qflush of ring pagers */
 void ringq_flush(struct pager_queue *);
 
+/* pgo_qlisten / pgo_qheard / pgo_qunlisten of ring pagers */
+int ringq_listen(struct pager_queue *, int fd, void *buf, size_t len,
+    int wakefd);
+ssize_t ringq_heard(struct pager_queue *, bool *woken);
+int ringq_unlisten(struct pager_queue *);
+
 /*
  * ringq_try_direct: switch fd to O_DIRECT if its file system can do page
  * I/O that way.  => whether it did (false: buffered, use the _nocache

@@ -73,7 +73,16 @@ struct ring {
 	unsigned	 r_nbuf;	/* [o] entries in r_bufs */
 	uint64_t	 r_spin_ns;	/* [o] poll the CQ this long first */
 	int		 r_gate;	/* [o] ring_set_gate's fd, or -1 */
+	bool		 r_polled;	/* [o] ring_fd was asked for: drain */
+	bool		 r_listen;	/* [o] ring_listen's read is armed */
+	ssize_t		 r_heard;	/* [o] its result, not yet taken */
+	int		 r_wake;	/* [o] wake poll: RING_WAKE_* */
 };
+
+/* r_wake */
+#define RING_WAKE_NONE	0	/* not armed */
+#define RING_WAKE_ARMED	1
+#define RING_WAKE_FIRED	2
 
 /*
  * ring_create: see uring.h.
@@ -109,6 +118,10 @@ ring_create(unsigned depth, struct ring **out)
 	r->r_bufs = NULL;
 	r->r_nbuf = 0;
 	r->r_gate = -1;
+	r->r_polled = false;
+	r->r_listen = false;
+	r->r_heard = 0;
+	r->r_wake = RING_WAKE_NONE;
 	*out = r;
 	return 0;
 fail_efd:
@@ -139,6 +152,7 @@ ring_destroy(struct ring *r)
 int
 ring_fd(struct ring *r)
 {
+	r->r_polled = true;
 	return r->r_efd;
 }
 
@@ -437,11 +451,30 @@ ring_efd_kick(struct ring *r)
 }
 
 /*
- * ring_take: move up to n CQEs into out[], dropping internal ones.
+ * ring_heard_cqe: the completion of ring_listen's read or wake poll.  A
+ * cancelled one (ring_unlisten) leaves nothing to hear; a read of 0
+ * bytes (which a userfaultfd never returns) reads as an I/O error.
+ */
+static void
+ring_heard_cqe(struct ring *r, uint64_t tag, int res)
+{
+	if (tag == RING_TAG_WAKE) {
+		r->r_wake = res == -ECANCELED ? RING_WAKE_NONE :
+		    RING_WAKE_FIRED;
+		return;
+	}
+	r->r_listen = false;
+	if (res != -ECANCELED)
+		r->r_heard = res == 0 ? -EIO : res;
+}
+
+/*
+ * ring_take: move up to n CQEs into out[], dropping internal ones and
+ * keeping ring_listen's results (*event set when one came).
  * => the number of the caller's completions taken.
  */
 static int
-ring_take(struct ring *r, struct ring_cqe *out, int n)
+ring_take(struct ring *r, struct ring_cqe *out, int n, bool *event)
 {
 	struct io_uring_cqe *cqe;
 	uint64_t tag;
@@ -452,7 +485,12 @@ ring_take(struct ring *r, struct ring_cqe *out, int n)
 		res = cqe->res;
 		io_uring_cqe_seen(&r->r_uring, cqe);
 		if (tag == RING_TAG_INTERNAL)
-			continue;	/* a cache drop that failed */
+			continue;	/* a cache drop or cancel that failed */
+		if (tag == RING_TAG_LISTEN || tag == RING_TAG_WAKE) {
+			ring_heard_cqe(r, tag, res);
+			*event = true;
+			continue;
+		}
 		VM_ASSERT(r->r_inflight > 0);
 		r->r_inflight--;
 		out[got].rc_tag = tag;
@@ -496,33 +534,140 @@ ring_spin(struct ring *r)
 	}
 }
 
+/* ring_armed: ring_listen's read and wake poll, armed */
+static unsigned
+ring_armed(const struct ring *r)
+{
+	return (r->r_listen ? 1 : 0) + (r->r_wake == RING_WAKE_ARMED ? 1 : 0);
+}
+
+/* ring_heard_pending: a listen result or a wake not yet acted on */
+static bool
+ring_heard_pending(const struct ring *r)
+{
+	return r->r_heard != 0 || r->r_wake == RING_WAKE_FIRED;
+}
+
+/*
+ * ring_sleep: hand over what is queued and wait for a CQE: one system
+ * call (submit and wait together) unless the owner spins first.
+ * => 0 or -errno.
+ */
+static int
+ring_sleep(struct ring *r)
+{
+	struct io_uring_cqe *cqe;
+	int error;
+
+	if (io_uring_sq_ready(&r->r_uring) > 0) {
+		error = r->r_spin_ns == 0 ?
+		    io_uring_submit_and_wait(&r->r_uring, 1) :
+		    io_uring_submit(&r->r_uring);
+		if (error < 0)
+			return error;
+		if (r->r_spin_ns == 0)
+			return 0;
+	}
+	ring_spin(r);
+	if (io_uring_cq_ready(&r->r_uring) == 0 &&
+	    (error = io_uring_wait_cqe(&r->r_uring, &cqe)) < 0)
+		return error;
+	return 0;
+}
+
 int
 ring_reap(struct ring *r, struct ring_cqe *out, int n, bool wait)
 {
-	struct io_uring_cqe *cqe;
+	bool event = false;
 	int got, error;
 
 	VM_ASSERT(n >= 0);
 	for (;;) {
-		if (wait && n > 0 && r->r_inflight > 0 &&
-		    io_uring_cq_ready(&r->r_uring) == 0) {
-			if (io_uring_sq_ready(&r->r_uring) > 0 &&
-			    (error = io_uring_submit(&r->r_uring)) < 0)
-				return error;
-			ring_spin(r);
-			if (io_uring_cq_ready(&r->r_uring) == 0 &&
-			    (error = io_uring_wait_cqe(&r->r_uring, &cqe)) < 0)
-				return error;
-		}
+		if (wait && n > 0 && r->r_inflight + ring_armed(r) > 0 &&
+		    !ring_heard_pending(r) &&
+		    io_uring_cq_ready(&r->r_uring) == 0 &&
+		    (error = ring_sleep(r)) < 0)
+			return error;
 		/* drain first: see "a word on the eventfd" */
-		ring_efd_drain(r);
-		got = ring_take(r, out, n);
-		if (io_uring_cq_ready(&r->r_uring) > 0)
+		if (r->r_polled)
+			ring_efd_drain(r);
+		got = ring_take(r, out, n, &event);
+		if (r->r_polled && io_uring_cq_ready(&r->r_uring) > 0)
 			ring_efd_kick(r);
 		/* only internal CQEs came: wait for the caller's */
-		if (!wait || got > 0 || n == 0 || r->r_inflight == 0)
+		if (!wait || got > 0 || event || n == 0 ||
+		    r->r_inflight + ring_armed(r) == 0 ||
+		    ring_heard_pending(r))
 			return got;
 	}
+}
+
+int
+ring_listen(struct ring *r, int fd, void *buf, size_t len, int wakefd)
+{
+	struct io_uring_sqe *sqe;
+	int error;
+
+	if (r->r_listen || r->r_heard != 0)
+		return 0;	/* armed, or its result not yet taken */
+	if ((error = ring_sqes(r, 2)) != 0)
+		return error;
+	sqe = io_uring_get_sqe(&r->r_uring);
+	io_uring_prep_read(sqe, fd, buf, (unsigned)MIN(len, RING_MAXLEN), 0);
+	io_uring_sqe_set_data64(sqe, RING_TAG_LISTEN);
+	r->r_listen = true;
+	if (wakefd >= 0 && r->r_wake == RING_WAKE_NONE) {
+		sqe = io_uring_get_sqe(&r->r_uring);
+		io_uring_prep_poll_add(sqe, wakefd, POLLIN);
+		io_uring_sqe_set_data64(sqe, RING_TAG_WAKE);
+		r->r_wake = RING_WAKE_ARMED;
+	}
+	return 0;
+}
+
+ssize_t
+ring_heard(struct ring *r)
+{
+	ssize_t heard = r->r_heard;
+
+	r->r_heard = 0;
+	return heard;
+}
+
+bool
+ring_woken(struct ring *r)
+{
+	return r->r_wake == RING_WAKE_FIRED;
+}
+
+bool
+ring_listening(struct ring *r)
+{
+	return ring_armed(r) > 0;
+}
+
+int
+ring_unlisten(struct ring *r)
+{
+	struct io_uring_sqe *sqe;
+	int error;
+
+	if (ring_armed(r) == 0)
+		return 0;
+	if ((error = ring_sqes(r, 2)) != 0)
+		return error;
+	if (r->r_listen) {
+		sqe = io_uring_get_sqe(&r->r_uring);
+		io_uring_prep_cancel64(sqe, RING_TAG_LISTEN, 0);
+		ring_internal(r, sqe, 0);
+	}
+	if (r->r_wake == RING_WAKE_ARMED) {
+		sqe = io_uring_get_sqe(&r->r_uring);
+		io_uring_prep_cancel64(sqe, RING_TAG_WAKE, 0);
+		ring_internal(r, sqe, 0);
+	}
+	error = io_uring_submit(&r->r_uring);
+	return error < 0 ? error : 0;
 }
 
 unsigned

@@ -25,6 +25,8 @@
 struct ring;
 
 #define RING_TAG_INTERNAL	UINT64_MAX	/* reserved for uring.c */
+#define RING_TAG_LISTEN		(UINT64_MAX - 1)	/* ring_listen's read */
+#define RING_TAG_WAKE		(UINT64_MAX - 2)	/* its wake poll */
 
 struct ring_cqe {
 	uint64_t	rc_tag;		/* the caller's tag */
@@ -39,7 +41,9 @@ struct ring_cqe {
 int ring_create(unsigned depth, struct ring **out);
 void ring_destroy(struct ring *);
 
-/* ring_fd: the eventfd that turns readable when completions arrive */
+/* ring_fd: the eventfd that turns readable when completions arrive.  A
+   ring whose owner never asked for it (it waits in ring_reap only) does
+   not drain it: a read saved per reap */
 int ring_fd(struct ring *);
 
 /*
@@ -111,6 +115,39 @@ int ring_msgfd(struct ring *);
  * to_fd (IORING_OP_MSG_RING, Linux 5.18).  => 0 or -errno.
  */
 int ring_post(struct ring *from, int to_fd, uint64_t tag, int res);
+
+/*
+ * Listening.  ring_listen arms a read of len bytes of fd into buf, where
+ * fd is pollable and non-blocking (a userfaultfd): the kernel waits for it
+ * to turn readable and reads then.  The first call also arms a poll for
+ * wakefd turning readable (-1: none), never armed again once it fired.
+ * ring_reap(wait) returns when either completes, with nothing reaped if
+ * nothing else came; neither counts against the depth nor as in flight
+ * (ring_inflight).  buf is the kernel's until the read completes.
+ * => 0 armed (or already), or the error of a submission that had to make
+ *    room in the SQ.
+ */
+int ring_listen(struct ring *, int fd, void *buf, size_t len, int wakefd);
+
+/*
+ * ring_heard: the armed read's result once it completed (taken: the next
+ * call returns 0): bytes read (> 0) or -errno (-EAGAIN: this kernel
+ * cannot wait for fd in the ring, it tried the read at once); 0 while it
+ * is armed or none is.  ring_woken: whether wakefd turned readable.
+ */
+ssize_t ring_heard(struct ring *);
+bool ring_woken(struct ring *);
+
+/* ring_listening: whether a read or the wake poll is armed */
+bool ring_listening(struct ring *);
+
+/*
+ * ring_unlisten: cancel what ring_listen armed; the caller then reaps
+ * (ring_reap with wait) until ring_listening is false.  A read that beat
+ * the cancellation keeps its result for ring_heard.
+ * => 0, or the error of the submission (nothing cancelled).
+ */
+int ring_unlisten(struct ring *);
 
 /* ring_inflight: I/Os queued or submitted and not yet reaped */
 unsigned ring_inflight(struct ring *);

@@ -8,13 +8,18 @@
  * the plain ones; the fixed file is shown to be the one used by closing
  * the descriptor before the I/O.  ring_fd is checked with poll(): readable
  * when completions wait, not once they are reaped, and never silent while
- * a completion is left in the ring.
+ * a completion is left in the ring.  Listening (ring_listen) is checked on
+ * a non-blocking pipe, as a fault thread reads its userfaultfd: the read
+ * waits for data, ends a wait, keeps its result until taken, and a
+ * cancelled read loses no data.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -444,4 +449,164 @@ Test(uring, reap_with_nothing_in_flight_returns, .timeout = 10)
 	cr_assert_eq(ring_reap(r, &cqe, 1, false), 0);
 	cr_assert_eq(ring_submit(r), 0);
 	ring_destroy(r);
+}
+
+/* ---------------------------------------------------------------- */
+/* listening: a descriptor's read armed beside the I/O (ring_listen) */
+
+struct late_write {
+	int	 fd;
+	unsigned ms;
+	const char *what;
+};
+
+static void *
+late_write_main(void *arg)
+{
+	struct late_write *lw = arg;
+
+	usleep(lw->ms * 1000);
+	cr_assert_eq(write(lw->fd, lw->what, strlen(lw->what)),
+	    (ssize_t)strlen(lw->what));
+	return NULL;
+}
+
+/* a non-blocking pipe, as a userfaultfd is opened */
+static void
+nb_pipe(int p[2])
+{
+	cr_assert_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+}
+
+/*
+ * The armed read waits for the pipe (nothing is read at once), a wait
+ * returns when it completes with nothing of the caller's reaped, and an
+ * I/O in flight beside it completes as before.
+ */
+Test(uring, listen_reads_when_the_fd_turns_readable, .timeout = 20)
+{
+	struct ring *r = test_ring(4);
+	struct ring_cqe cqe;
+	struct late_write lw;
+	char msg[64] = { 0 }, *buf = pages(1);
+	int p[2], fd = tmpfile_fd(O_RDWR);
+	pthread_t t;
+
+	nb_pipe(p);
+	cr_assert_eq(ring_listen(r, p[0], msg, sizeof(msg), -1), 0);
+	cr_assert(ring_listening(r));
+	cr_assert_eq(ring_inflight(r), 0, "the armed read counts in flight");
+	cr_assert_eq(ring_submit(r), 1);
+	cr_assert_eq(ring_reap(r, &cqe, 1, false), 0);
+	cr_assert_eq(ring_heard(r), 0, "heard before anything was written");
+
+	/* an I/O beside it completes alone */
+	test_pattern_fill(buf, 1, 0, 5);
+	cr_assert_eq(ring_write(r, fd, buf, PAGE_SIZE, 0, 21), 0);
+	cr_assert_eq(ring_reap(r, &cqe, 1, true), 1);
+	cr_assert_eq(cqe.rc_tag, 21);
+	cr_assert_eq(cqe.rc_res, PAGE_SIZE);
+	cr_assert_eq(ring_heard(r), 0);
+
+	/* the wait returns for the listened fd, nothing reaped */
+	lw = (struct late_write){ p[1], 50, "three messages" };
+	cr_assert_eq(pthread_create(&t, NULL, late_write_main, &lw), 0);
+	cr_assert_eq(ring_reap(r, &cqe, 1, true), 0);
+	cr_assert_eq(ring_heard(r), (ssize_t)strlen(lw.what));
+	cr_assert_str_eq(msg, lw.what);
+	cr_assert_eq(ring_heard(r), 0, "a result taken twice");
+	cr_assert(!ring_listening(r));
+	cr_assert_eq(ring_reap(r, &cqe, 1, true), 0,
+	    "a wait with nothing armed or in flight slept");
+	pthread_join(t, NULL);
+	ring_destroy(r);
+	close(p[0]);
+	close(p[1]);
+	close(fd);
+}
+
+/*
+ * A result not yet taken is never overwritten: listening again arms
+ * nothing, and a wait returns at once.
+ */
+Test(uring, listen_keeps_an_untaken_result, .timeout = 20)
+{
+	struct ring *r = test_ring(4);
+	struct ring_cqe cqe;
+	char msg[16] = { 0 };
+	int p[2];
+
+	nb_pipe(p);
+	cr_assert_eq(ring_listen(r, p[0], msg, sizeof(msg) - 1, -1), 0);
+	cr_assert_eq(write(p[1], "first", 5), 5);
+	cr_assert_eq(ring_reap(r, &cqe, 1, true), 0);
+	cr_assert_eq(write(p[1], "second", 6), 6);
+	cr_assert_eq(ring_listen(r, p[0], msg, sizeof(msg) - 1, -1), 0);
+	cr_assert(!ring_listening(r), "armed over an untaken result");
+	cr_assert_eq(ring_reap(r, &cqe, 1, true), 0);
+	cr_assert_eq(ring_heard(r), 5);
+	cr_assert_str_eq(msg, "first");
+	cr_assert_eq(ring_listen(r, p[0], msg, sizeof(msg) - 1, -1), 0);
+	cr_assert_eq(ring_reap(r, &cqe, 1, true), 0);
+	cr_assert_eq(ring_heard(r), 6);
+	cr_assert_eq(memcmp(msg, "second", 6), 0);
+	ring_destroy(r);
+	close(p[0]);
+	close(p[1]);
+}
+
+/*
+ * The wake fd ends a wait and is armed once; unlistening cancels the
+ * read, and a message is never lost: either the cancelled read got it
+ * (ring_heard) or it is still in the pipe.
+ */
+Test(uring, listen_wakes_and_unlisten_loses_nothing, .timeout = 20)
+{
+	struct ring *r = test_ring(4);
+	struct ring_cqe cqe;
+	struct late_write racer = { -1, 0, "racer" };
+	char msg[16] = { 0 }, left[16] = { 0 };
+	uint64_t one = 1;
+	int p[2], efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ssize_t heard;
+	pthread_t t;
+
+	cr_assert_geq(efd, 0);
+	nb_pipe(p);
+	cr_assert_eq(ring_listen(r, p[0], msg, sizeof(msg) - 1, efd), 0);
+	cr_assert_eq(write(efd, &one, sizeof(one)), sizeof(one));
+	cr_assert_eq(ring_reap(r, &cqe, 1, true), 0);
+	cr_assert(ring_woken(r));
+	cr_assert(ring_listening(r), "the read went with the wake");
+	cr_assert_eq(ring_heard(r), 0);
+
+	/* cancelled with nothing written: nothing heard */
+	cr_assert_eq(ring_unlisten(r), 0);
+	while (ring_listening(r))
+		cr_assert_geq(ring_reap(r, &cqe, 1, true), 0);
+	cr_assert_eq(ring_heard(r), 0);
+
+	/* a message racing the cancellation lands on one side only */
+	cr_assert_eq(ring_listen(r, p[0], msg, sizeof(msg) - 1, -1), 0);
+	cr_assert_eq(ring_submit(r), 1);
+	racer.fd = p[1];
+	cr_assert_eq(pthread_create(&t, NULL, late_write_main, &racer), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(ring_unlisten(r), 0);
+	while (ring_listening(r))
+		cr_assert_geq(ring_reap(r, &cqe, 1, true), 0);
+	heard = ring_heard(r);
+	if (heard > 0) {
+		cr_assert_eq(heard, 5);
+		cr_assert_str_eq(msg, "racer");
+		cr_assert_eq(read(p[0], left, sizeof(left)), -1);
+	} else {
+		cr_assert_eq(heard, 0);
+		cr_assert_eq(read(p[0], left, sizeof(left)), 5);
+		cr_assert_str_eq(left, "racer");
+	}
+	ring_destroy(r);
+	close(p[0]);
+	close(p[1]);
+	close(efd);
 }

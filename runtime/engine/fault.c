@@ -1591,6 +1591,61 @@ fault_help_sleep(struct fault_engine *fe)
 	return !atomic_load(&fe->fe_stop);
 }
 
+/*
+ * fault_heard: the messages that ft's armed uffd read brought, into msgs
+ * (where it read them).  A read this kernel cannot wait for (-EAGAIN)
+ * turns listening off for good: the thread polls from then on.
+ * => the number of messages, or -errno of the read.
+ */
+static int
+fault_heard(struct fault_thread *ft)
+{
+	ssize_t got;
+	bool woken;
+
+	got = pager_queue_heard(ft->ft_q, &woken);
+	if (got == -EINTR)
+		return 0;	/* read in the ring's task work: armed again */
+	if (got == -EAGAIN) {
+		upvm_log(LOG_DEBUG, "this kernel cannot read a userfaultfd "
+		    "through io_uring; the fault thread polls it");
+		ft->ft_listen = false;
+		(void)pager_queue_unlisten(ft->ft_q);
+		return 0;
+	}
+	if (got < 0)
+		return (int)got;
+	return (int)(got / (ssize_t)sizeof(struct uffd_msg));
+}
+
+/*
+ * fault_wait_queue: fault_wait through the leader's queue: the uffd read
+ * armed into msgs[FAULT_BATCH], the stop eventfd polled, one sleep that
+ * hands over the plugged reads too.  A queue that cannot listen turns
+ * listening off and polls.
+ * => returns false when stopping.
+ */
+static bool
+fault_wait_queue(struct fault_thread *ft, struct uffd_msg *msgs)
+{
+	struct vmspace *vs = ft->ft_vs;
+	int error;
+
+	error = pager_queue_listen(ft->ft_q, vs->vs_pmap.pm_uffd, msgs,
+	    sizeof(*msgs) * FAULT_BATCH, vs->vs_fault.fe_stopfd);
+	if (error == 0)
+		error = pager_queue_wait(ft->ft_q, FAULT_IO_DEPTH);
+	if (error < 0 && error != -EINTR) {
+		upvm_log(LOG_WARN, "fault thread: waiting in its io_uring "
+		    "failed: %s; it polls from now on", strerror(-error));
+		ft->ft_listen = false;
+		if (pager_queue_unlisten(ft->ft_q) != 0)
+			return false;
+		return fault_wait(ft, true);
+	}
+	return !atomic_load(&vs->vs_fault.fe_stop);
+}
+
 /* fault_events: serve a batch of uffd messages read at t0 */
 static void
 fault_events(struct fault_thread *ft, struct uffd_msg *msgs, int n,
@@ -1634,8 +1689,11 @@ fault_main(void *arg)
 		listen = ft->ft_leader || helped;
 		if (ft->ft_leader && !vs->vs_fault.fe_pin)
 			fault_pin(ft, helped);
-		n = listen ? pmap_read_events(&vs->vs_pmap, msgs,
-		    FAULT_BATCH) : 0;
+		if (ft->ft_listen)
+			n = fault_heard(ft);
+		else
+			n = listen ? pmap_read_events(&vs->vs_pmap, msgs,
+			    FAULT_BATCH) : 0;
 		if (n < 0) {
 			upvm_log(LOG_ERR, "reading userfaultfd failed: %s; "
 			    "fault thread stops", strerror(-n));
@@ -1643,12 +1701,13 @@ fault_main(void *arg)
 		}
 		t0 = stats_now_ns();
 		fault_call_help(vs, n, t0);
-		/* a batch's reads go to the device together: one doorbell */
-		plug = n > 1 && ft->ft_q != NULL;
+		/* a batch's reads go to the device together: one doorbell;
+		   a listening thread's go with its next wait */
+		plug = ft->ft_q != NULL && (n > 1 || (n > 0 && ft->ft_listen));
 		if (plug)
 			pager_queue_plug(ft->ft_q, true);
 		fault_events(ft, msgs, n, t0);
-		if (plug)
+		if (plug && !ft->ft_listen)
 			pager_queue_plug(ft->ft_q, false);
 		c = ft->ft_q == NULL ? 0 : pager_complete(ft->ft_q,
 		    FAULT_IO_DEPTH, false);
@@ -1665,10 +1724,20 @@ fault_main(void *arg)
 		    ft->ft_q->pq_inflight == 0)) {
 			if (!fault_help_sleep(&vs->vs_fault))
 				break;
+		} else if (ft->ft_listen) {
+			if (!fault_wait_queue(ft, msgs))
+				break;
 		} else if (!fault_wait(ft, listen)) {
 			break;
 		}
 	}
+	/* a read armed as it stopped may have taken messages: serve them */
+	if (ft->ft_q != NULL && ft->ft_q->pq_listening &&
+	    pager_queue_unlisten(ft->ft_q) == 0 && ft->ft_listen &&
+	    (n = fault_heard(ft)) > 0)
+		fault_events(ft, msgs, n, stats_now_ns());
+	if (ft->ft_q != NULL)
+		pager_queue_plug(ft->ft_q, false);
 	/* the pageins in flight are this thread's to finish */
 	while (ft->ft_q != NULL && ft->ft_q->pq_inflight > 0)
 		(void)pager_complete(ft->ft_q, FAULT_IO_DEPTH, true);
@@ -1768,6 +1837,9 @@ fault_thread_start(struct vmspace *vs, struct fault_thread *ft, int cpu)
 		fault_thread_free(ft);
 		return error;
 	}
+	/* a spinning thread polls (its spin would hold plugged reads) */
+	ft->ft_listen = ft->ft_leader && ft->ft_q != NULL &&
+	    vs->vs_fault.fe_spin_us == 0;
 
 	pthread_attr_init(&attr);
 	pthread_attr_setstack(&attr, ft->ft_stack, FAULT_STACK_SIZE);
