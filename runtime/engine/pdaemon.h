@@ -93,6 +93,8 @@ struct pdaemon {
 	struct vmspace	 *pdd_vs;	/* [I] */
 	struct swap	 *pdd_swap;	/* [I] */
 	struct pager_queue *pdd_q;	/* [d] the swap writes */
+	long		  pdd_held;	/* [d] pages of writes held back in
+					   pdd_q, plugged (pd_write_group) */
 	struct pd_batch	 *pdd_batch;	/* [d] the batch (kmem) */
 	uint64_t	  pdd_cpu_ns;	/* [d] its CPU when it stopped */
 	bool		  pdd_move;	/* [I] the move protocol */
