@@ -100,9 +100,19 @@ ring_create(unsigned depth, struct ring **out)
 		return -EINVAL;
 	if ((r = kmem_alloc(sizeof(*r))) == NULL)
 		return -ENOMEM;
+	/* the owner runs its completions' task work at its next system
+	   call, not interrupted by it while it runs (an IPI: a VM exit);
+	   liburing's peek enters the kernel when the flag says some is
+	   pending (5.19; else without) */
 	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
 	error = io_uring_queue_init_params(depth * RING_SQ_PER_IO,
 	    &r->r_uring, &p);
+	if (error == -EINVAL) {
+		memset(&p, 0, sizeof(p));
+		error = io_uring_queue_init_params(depth * RING_SQ_PER_IO,
+		    &r->r_uring, &p);
+	}
 	if (error < 0)
 		goto fail;
 	if ((r->r_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
