@@ -13,7 +13,9 @@
  * return -EINPROGRESS and complete later, in that same thread, when it
  * calls pager_complete(): pr_done runs there, with pr_error set.  A queue
  * has a file descriptor that turns readable when completions are ready,
- * so a thread waits for its I/O and other events in one poll().  A queue
+ * so a thread waits for its I/O and other events in one poll(); a ring
+ * queue can instead read the other descriptor itself and wait for both
+ * in one system call (pager_queue_listen).  A queue
  * serves every pager of its kind (pager_queue_serves: the io_uring pagers
  * share ringq.h's queues), so one thread's swap and file I/O wait on one
  * queue; the swap's remote store (remote.h) does its network I/O in

@@ -17,7 +17,9 @@
  * never sleep on a completion it was not told about; at worst it wakes
  * once for a CQE that the same ring_reap() already took.  When ring_reap()
  * stops with CQEs still in the ring (out[] was full), it writes the
- * eventfd itself so that the next poll() comes back at once.
+ * eventfd itself so that the next poll() comes back at once.  A ring
+ * whose owner never asked for ring_fd waits in ring_reap only, and its
+ * eventfd is left alone: a read() saved per reap.
  *
  * A word on the page cache.  A file opened without O_DIRECT (a file
  * system that refuses it) keeps what we write in the page cache: memory
@@ -495,7 +497,7 @@ ring_take(struct ring *r, struct ring_cqe *out, int n, bool *event)
 		res = cqe->res;
 		io_uring_cqe_seen(&r->r_uring, cqe);
 		if (tag == RING_TAG_INTERNAL)
-			continue;	/* a cache drop or cancel that failed */
+			continue;	/* a failed cache drop or cancel */
 		if (tag == RING_TAG_LISTEN || tag == RING_TAG_WAKE) {
 			ring_heard_cqe(r, tag, res);
 			*event = true;

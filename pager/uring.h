@@ -8,9 +8,10 @@
  * the kernel in one batch at ring_submit (or when the submission queue is
  * full).  Completions are reaped with ring_reap; ring_fd is an eventfd that
  * becomes readable when completions are posted, so that a thread can wait
- * for uffd events and I/O completions in one poll().  Buffers registered
- * with ring_register_buffers are used with the fixed-buffer opcodes when an
- * I/O lies wholly inside one of them.
+ * for uffd events and I/O completions in one poll(), or the ring reads
+ * the uffd itself (ring_listen) and ring_reap waits for both.  Buffers
+ * registered with ring_register_buffers are used with the fixed-buffer
+ * opcodes when an I/O lies wholly inside one of them.
  *
  * Locks: none; every function is called by the ring's owner only.
  */
