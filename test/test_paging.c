@@ -707,27 +707,48 @@ struct random_reader {
 	char		*base;
 	pthread_barrier_t *go;
 	unsigned	 seed;
+	int		 bursts;	/* 0: one run of 400 reads */
+	bool		 first;		/* sleeps between bursts */
 	long		 bad;
 };
 
-static void *
-random_reader_main(void *arg)
+static void
+random_reads(struct random_reader *a, int n)
 {
-	struct random_reader *a = arg;
-
-	pthread_barrier_wait(a->go);
-	for (int op = 0; op < 400; op++) {
+	for (int op = 0; op < n; op++) {
 		size_t pg = (size_t)rand_r(&a->seed) % NPAGES;
 
 		if (test_pattern_bad(a->base + pg * PAGE_SIZE, 1, pg, 1) !=
 		    -1)
 			a->bad++;
 	}
+}
+
+/*
+ * Bursts: every thread reads 100 pages, all wait for the last, and the
+ * first sleeps 150 ms (longer than a helper's span) before the next.
+ */
+static void *
+random_reader_main(void *arg)
+{
+	struct random_reader *a = arg;
+
+	pthread_barrier_wait(a->go);
+	if (a->bursts == 0)
+		random_reads(a, 400);
+	for (int b = 0; b < a->bursts; b++) {
+		random_reads(a, 100);
+		pthread_barrier_wait(a->go);
+		if (a->first)
+			nanosleep(&(struct timespec){ .tv_nsec = 150000000 },
+			    NULL);
+		pthread_barrier_wait(a->go);
+	}
 	return NULL;
 }
 
 static struct upvm_stats
-read_at_random(int nthreads)
+read_at_random_bursts(int nthreads, int bursts)
 {
 	struct random_reader args[32];
 	pthread_t th[32];
@@ -742,7 +763,8 @@ read_at_random(int nthreads)
 	pthread_barrier_init(&go, NULL, (unsigned)nthreads);
 	for (int t = 0; t < nthreads; t++) {
 		args[t] = (struct random_reader){ .base = p, .go = &go,
-		    .seed = 11 + (unsigned)t };
+		    .seed = 11 + (unsigned)t, .bursts = bursts,
+		    .first = t == 0 };
 		pthread_create(&th[t], NULL, random_reader_main, &args[t]);
 	}
 	for (int t = 0; t < nthreads; t++) {
@@ -756,6 +778,12 @@ read_at_random(int nthreads)
 	check_peak(st);
 	upvm_fini();
 	return st;
+}
+
+static struct upvm_stats
+read_at_random(int nthreads)
+{
+	return read_at_random_bursts(nthreads, 0);
 }
 
 Test(paging, one_faulting_thread_is_served_without_helpers, .timeout = 120)
@@ -776,6 +804,23 @@ Test(paging, many_faulting_threads_call_the_helpers, .timeout = 180)
 	    (unsigned long long)st.faults);
 	cr_assert_gt(st.fault_helps, 0, "32 threads faulting at once never "
 	    "queued %d faults", FAULT_HELP_BATCH);
+}
+
+/*
+ * Helpers called in bursts, their span over between them: a helper
+ * that waits for the uffd through its io_uring cancels its armed read
+ * before it sleeps, and serves what the read took (fault.h); a message
+ * left with it would hang its thread.  Every page read is checked.
+ */
+Test(paging, helpers_called_in_bursts_leave_no_fault_behind, .timeout = 180)
+{
+	struct upvm_stats st = read_at_random_bursts(32, 4);
+
+	cr_log_info("%llu calls for help over %llu faults in 4 bursts",
+	    (unsigned long long)st.fault_helps,
+	    (unsigned long long)st.faults);
+	cr_assert_geq(st.fault_helps, 2, "the helpers were called %llu "
+	    "times in 4 bursts", (unsigned long long)st.fault_helps);
 }
 
 Test(paging, dontneed_of_swapped_pages_reads_zeros, .timeout = 120)

@@ -1646,6 +1646,30 @@ fault_wait_queue(struct fault_thread *ft, struct uffd_msg *msgs)
 	return !atomic_load(&vs->vs_fault.fe_stop);
 }
 
+/*
+ * fault_read: the next batch of uffd messages, into msgs: what the armed
+ * read brought (a thread that listens through its queue), what a read()
+ * finds (one that polls), or none (a helper outside its span).  A helper
+ * whose span ended cancels its armed read first (it must not sleep on
+ * fe_help_cv with messages on the way to it) and serves what it took.
+ * => the number of messages, or -errno.
+ */
+static int
+fault_read(struct fault_thread *ft, struct uffd_msg *msgs, bool listen)
+{
+	struct pager_queue *q = ft->ft_q;
+
+	if (listen && ft->ft_listen)
+		return fault_heard(ft);
+	if (q != NULL && q->pq_listening) {
+		if (pager_queue_unlisten(q) != 0)
+			return 0;	/* still armed: waited for */
+		return fault_heard(ft);
+	}
+	return listen ? pmap_read_events(&ft->ft_vs->vs_pmap, msgs,
+	    FAULT_BATCH) : 0;
+}
+
 /* fault_events: serve a batch of uffd messages read at t0 */
 static void
 fault_events(struct fault_thread *ft, struct uffd_msg *msgs, int n,
@@ -1678,7 +1702,7 @@ fault_main(void *arg)
 	struct uffd_msg msgs[FAULT_BATCH];
 	uint64_t spin_ns = (uint64_t)vs->vs_fault.fe_spin_us * 1000, idle = 0;
 	uint64_t t0;
-	bool helped, listen, plug;
+	bool helped, listen, plug, queued;
 	int n, c;
 
 	vm_tl_inside = 1;
@@ -1689,11 +1713,7 @@ fault_main(void *arg)
 		listen = ft->ft_leader || helped;
 		if (ft->ft_leader && !vs->vs_fault.fe_pin)
 			fault_pin(ft, helped);
-		if (ft->ft_listen)
-			n = fault_heard(ft);
-		else
-			n = listen ? pmap_read_events(&vs->vs_pmap, msgs,
-			    FAULT_BATCH) : 0;
+		n = fault_read(ft, msgs, listen);
 		if (n < 0) {
 			upvm_log(LOG_ERR, "reading userfaultfd failed: %s; "
 			    "fault thread stops", strerror(-n));
@@ -1703,11 +1723,12 @@ fault_main(void *arg)
 		fault_call_help(vs, n, t0);
 		/* a batch's reads go to the device together: one doorbell;
 		   a listening thread's go with its next wait */
-		plug = ft->ft_q != NULL && (n > 1 || (n > 0 && ft->ft_listen));
+		queued = listen && ft->ft_listen;
+		plug = ft->ft_q != NULL && (n > 1 || (n > 0 && queued));
 		if (plug)
 			pager_queue_plug(ft->ft_q, true);
 		fault_events(ft, msgs, n, t0);
-		if (plug && !ft->ft_listen)
+		if (plug && !queued)
 			pager_queue_plug(ft->ft_q, false);
 		c = ft->ft_q == NULL ? 0 : pager_complete(ft->ft_q,
 		    FAULT_IO_DEPTH, false);
@@ -1720,12 +1741,17 @@ fault_main(void *arg)
 		if (t0 - idle < spin_ns)
 			continue;	/* busy-poll a little longer */
 		idle = 0;
-		if (!listen && (ft->ft_q == NULL ||
+		/* a read still armed (its cancel failed) is waited for */
+		queued = (listen && ft->ft_listen) ||
+		    (ft->ft_q != NULL && ft->ft_q->pq_listening);
+		if (!queued && ft->ft_q != NULL)
+			pager_queue_plug(ft->ft_q, false);
+		if (queued) {
+			if (!fault_wait_queue(ft, msgs))
+				break;
+		} else if (!listen && (ft->ft_q == NULL ||
 		    ft->ft_q->pq_inflight == 0)) {
 			if (!fault_help_sleep(&vs->vs_fault))
-				break;
-		} else if (ft->ft_listen) {
-			if (!fault_wait_queue(ft, msgs))
 				break;
 		} else if (!fault_wait(ft, listen)) {
 			break;
@@ -1733,7 +1759,7 @@ fault_main(void *arg)
 	}
 	/* a read armed as it stopped may have taken messages: serve them */
 	if (ft->ft_q != NULL && ft->ft_q->pq_listening &&
-	    pager_queue_unlisten(ft->ft_q) == 0 && ft->ft_listen &&
+	    pager_queue_unlisten(ft->ft_q) == 0 &&
 	    (n = fault_heard(ft)) > 0)
 		fault_events(ft, msgs, n, stats_now_ns());
 	if (ft->ft_q != NULL)
@@ -1838,8 +1864,7 @@ fault_thread_start(struct vmspace *vs, struct fault_thread *ft, int cpu)
 		return error;
 	}
 	/* a spinning thread polls (its spin would hold plugged reads) */
-	ft->ft_listen = ft->ft_leader && ft->ft_q != NULL &&
-	    vs->vs_fault.fe_spin_us == 0;
+	ft->ft_listen = ft->ft_q != NULL && vs->vs_fault.fe_spin_us == 0;
 
 	pthread_attr_init(&attr);
 	pthread_attr_setstack(&attr, ft->ft_stack, FAULT_STACK_SIZE);

@@ -7,15 +7,16 @@
  * lookup, amap claim, clustered UFFDIO_COPY), finish the pageins of its
  * own pager queue that completed, spin for fe_spin_us (0 by default) when
  * both run dry, then sleep until the uffd, its queue or the stop eventfd
- * has something.  The leader sleeps in its queue (pager_queue_listen):
- * the read of the uffd is armed on its io_uring with its pageins, so that
- * one system call hands the reads over and waits for either, and a
- * pagein costs three (that, the wait for the read, the UFFDIO_COPY)
- * where poll() beside a queue cost six or seven; each is a microsecond
- * here (6.1 and 6.18 both wait for the uffd in the ring).  Helpers, a
- * spinning leader (spin_us), and a leader whose kernel cannot read a
+ * has something.  A listening thread sleeps in its queue
+ * (pager_queue_listen): the read of the uffd is armed on its io_uring
+ * with its pageins, so that one system call hands the reads over and
+ * waits for either, and a pagein costs three (that, the wait for the
+ * read, the UFFDIO_COPY) where poll() beside a queue cost six or seven;
+ * each is a microsecond here (6.1 and 6.18 both wait for the uffd in the
+ * ring).  A helper cancels its armed read when its span ends.  A
+ * spinning thread (spin_us), and one whose kernel cannot read a
  * userfaultfd through io_uring (the read fails at once with EAGAIN) or
- * whose queue cannot listen poll() the uffd, the queue's completion fd
+ * whose queue cannot listen, poll() the uffd, the queue's completion fd
  * and the stop eventfd.  A fault on a swapped-out page claims the run
  * to read, starts the read on the thread's queue and goes on with the
  * next event: up to FAULT_IO_DEPTH reads per thread are in flight, none
@@ -73,8 +74,8 @@ struct fault_thread {
 	bool		 ft_leader;	/* [I] always listens to the uffd */
 	bool		 ft_pinned;	/* [t] on ft_cpu now */
 	bool		 ft_listen;	/* [t] waits in ft_q for the uffd too
-					   (the leader, while its queue and
-					   kernel can) */
+					   when it listens (while its queue
+					   and kernel can) */
 	void		*ft_stack;	/* [I] raw mapping */
 	void		*ft_buf;	/* [I] pager data (FAULT_MAX_CLUSTER) */
 	struct pager_queue *ft_q;	/* [I] pagein I/O; NULL: no swap */
