@@ -133,12 +133,11 @@ pager_queue_wait(struct pager_queue *q, int max)
 }
 
 ssize_t
-pager_queue_heard(struct pager_queue *q, bool *woken)
+pager_queue_heard(struct pager_queue *q)
 {
-	*woken = false;
 	if (q->pq_pager->pgr_ops->pgo_qheard == NULL)
 		return 0;
-	return q->pq_pager->pgr_ops->pgo_qheard(q, woken);
+	return q->pq_pager->pgr_ops->pgo_qheard(q);
 }
 
 int

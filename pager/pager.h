@@ -111,7 +111,7 @@ struct pager_ops {
 	   cancel both (pager_queue_listen) */
 	int	(*pgo_qlisten)(struct pager_queue *, int fd, void *buf,
 		    size_t len, int wakefd);
-	ssize_t	(*pgo_qheard)(struct pager_queue *, bool *woken);
+	ssize_t	(*pgo_qheard)(struct pager_queue *);
 	int	(*pgo_qunlisten)(struct pager_queue *);
 	/* ring pagers (ringq.h): a completion of res bytes (or -errno) of
 	   req's transfer; => true: finished (pr_error set), false: the
@@ -220,10 +220,11 @@ int pager_queue_wait(struct pager_queue *, int max);
 /*
  * pager_queue_heard: the armed read's result, taken: bytes (> 0), 0
  * (nothing yet), or -errno (-EAGAIN: this kernel cannot wait for fd
- * that way: poll it); *woken: wakefd turned readable.  Reaped by
- * pager_complete and pager_queue_wait.
+ * that way: poll it).  Reaped by pager_complete and pager_queue_wait.
+ * (A wakefd that turned readable only ends the wait; the caller knows
+ * why it wrote it.)
  */
-ssize_t pager_queue_heard(struct pager_queue *, bool *woken);
+ssize_t pager_queue_heard(struct pager_queue *);
 
 /*
  * pager_queue_unlisten: cancel the armed read and poll and wait until

@@ -125,9 +125,8 @@ ringq_listen(struct pager_queue *q, int fd, void *buf, size_t len,
 }
 
 ssize_t
-ringq_heard(struct pager_queue *q, bool *woken)
+ringq_heard(struct pager_queue *q)
 {
-	*woken = ring_woken(RINGQ(q)->rq_ring);
 	return ring_heard(RINGQ(q)->rq_ring);
 }
 

@@ -48,7 +48,7 @@ void ringq_flush(struct pager_queue *);
 /* pgo_qlisten / pgo_qheard / pgo_qunlisten of ring pagers */
 int ringq_listen(struct pager_queue *, int fd, void *buf, size_t len,
     int wakefd);
-ssize_t ringq_heard(struct pager_queue *, bool *woken);
+ssize_t ringq_heard(struct pager_queue *);
 int ringq_unlisten(struct pager_queue *);
 
 /*

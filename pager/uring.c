@@ -84,7 +84,8 @@ struct ring {
 /* r_wake */
 #define RING_WAKE_NONE	0	/* not armed */
 #define RING_WAKE_ARMED	1
-#define RING_WAKE_FIRED	2
+#define RING_WAKE_FIRED	2	/* the next wait returns at once */
+#define RING_WAKE_SPENT	3	/* a wait returned for it: never again */
 
 /*
  * ring_create: see uring.h.
@@ -553,7 +554,7 @@ ring_armed(const struct ring *r)
 	return (r->r_listen ? 1 : 0) + (r->r_wake == RING_WAKE_ARMED ? 1 : 0);
 }
 
-/* ring_heard_pending: a listen result or a wake not yet acted on */
+/* ring_heard_pending: a listen result, or a wake no wait returned for */
 static bool
 ring_heard_pending(const struct ring *r)
 {
@@ -609,8 +610,12 @@ ring_reap(struct ring *r, struct ring_cqe *out, int n, bool wait)
 		/* only internal CQEs came: wait for the caller's */
 		if (!wait || got > 0 || event || n == 0 ||
 		    r->r_inflight + ring_armed(r) == 0 ||
-		    ring_heard_pending(r))
+		    ring_heard_pending(r)) {
+			/* the wake ends one wait, not every later one */
+			if (wait && r->r_wake == RING_WAKE_FIRED)
+				r->r_wake = RING_WAKE_SPENT;
 			return got;
+		}
 	}
 }
 
@@ -649,7 +654,7 @@ ring_heard(struct ring *r)
 bool
 ring_woken(struct ring *r)
 {
-	return r->r_wake == RING_WAKE_FIRED;
+	return r->r_wake == RING_WAKE_FIRED || r->r_wake == RING_WAKE_SPENT;
 }
 
 bool

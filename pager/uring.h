@@ -121,7 +121,8 @@ int ring_post(struct ring *from, int to_fd, uint64_t tag, int res);
  * Listening.  ring_listen arms a read of len bytes of fd into buf, where
  * fd is pollable and non-blocking (a userfaultfd): the kernel waits for it
  * to turn readable and reads then.  The first call also arms a poll for
- * wakefd turning readable (-1: none), never armed again once it fired.
+ * wakefd turning readable (-1: none), never armed again once it fired;
+ * it ends the wait it fired in, or the next one (not every later one).
  * ring_reap(wait) returns when either completes, with nothing reaped if
  * nothing else came; neither counts against the depth nor as in flight
  * (ring_inflight).  buf is the kernel's until the read completes.

@@ -556,15 +556,15 @@ Test(uring, listen_keeps_an_untaken_result, .timeout = 20)
 }
 
 /*
- * The wake fd ends a wait and is armed once; unlistening cancels the
- * read, and a message is never lost: either the cancelled read got it
+ * The wake fd ends a wait (one: the next sleeps) and is armed once;
+ * unlistening cancels the read, and a message is never lost: either the cancelled read got it
  * (ring_heard) or it is still in the pipe.
  */
 Test(uring, listen_wakes_and_unlisten_loses_nothing, .timeout = 20)
 {
 	struct ring *r = test_ring(4);
 	struct ring_cqe cqe;
-	struct late_write racer = { -1, 0, "racer" };
+	struct late_write racer = { -1, 0, "racer" }, late;
 	char msg[16] = { 0 }, left[16] = { 0 };
 	uint64_t one = 1;
 	int p[2], efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -580,7 +580,18 @@ Test(uring, listen_wakes_and_unlisten_loses_nothing, .timeout = 20)
 	cr_assert(ring_listening(r), "the read went with the wake");
 	cr_assert_eq(ring_heard(r), 0);
 
-	/* cancelled with nothing written: nothing heard */
+	/* the wake ended that wait only: the next one sleeps for data */
+	late = (struct late_write){ p[1], 50, "late" };
+	cr_assert_eq(pthread_create(&t, NULL, late_write_main, &late), 0);
+	cr_assert_eq(ring_reap(r, &cqe, 1, true), 0);
+	cr_assert_eq(ring_heard(r), 4, "a later wait returned for the wake");
+	cr_assert_str_eq(msg, "late");
+	pthread_join(t, NULL);
+	cr_assert(ring_woken(r));
+
+	/* cancelled with nothing written: nothing heard (no wake armed
+	   again: it fired) */
+	cr_assert_eq(ring_listen(r, p[0], msg, sizeof(msg) - 1, efd), 0);
 	cr_assert_eq(ring_unlisten(r), 0);
 	while (ring_listening(r))
 		cr_assert_geq(ring_reap(r, &cqe, 1, true), 0);

@@ -1600,10 +1600,8 @@ fault_help_sleep(struct fault_engine *fe)
 static int
 fault_heard(struct fault_thread *ft)
 {
-	ssize_t got;
-	bool woken;
+	ssize_t got = pager_queue_heard(ft->ft_q);
 
-	got = pager_queue_heard(ft->ft_q, &woken);
 	if (got == -EINTR)
 		return 0;	/* read in the ring's task work: armed again */
 	if (got == -EAGAIN) {
@@ -1619,7 +1617,7 @@ fault_heard(struct fault_thread *ft)
 }
 
 /*
- * fault_wait_queue: fault_wait through the leader's queue: the uffd read
+ * fault_wait_queue: fault_wait through ft's queue: the uffd read
  * armed into msgs[FAULT_BATCH], the stop eventfd polled, one sleep that
  * hands over the plugged reads too.  A queue that cannot listen turns
  * listening off and polls.
