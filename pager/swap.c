@@ -49,7 +49,10 @@
  * freed run is the first place tried and is reused when the next run fits
  * in it, before the file grows for it (the file never shrinks, and runs
  * freed together are usually the size of the clusters written next).
- * Runs never wrap past the cap.
+ * Runs never wrap past the cap.  Beside them, one bitmap per process of
+ * the family says which references are that process's (swaphold.h):
+ * swp_alloc reaps the holders of gone processes before the file grows and
+ * when the swap is full.
  *
  * File growth runs outside ss_lock (fallocate() allocates blocks and can
  * wait on the journal), under ss_grow: the run is reserved under ss_lock
@@ -77,6 +80,7 @@
 #include "seal.h"
 #include "ringq.h"
 #include "swap.h"
+#include "swaphold.h"
 #include "sys.h"
 #include "uring.h"
 
@@ -87,6 +91,8 @@
 #define SWAP_DEFAULT_DIR	"/var/tmp"
 #define SWAP_NONE		UINT64_MAX	/* swp_find: no run */
 #define SWAP_SYNC_TAG		0x5357		/* swap_*_sync's completions */
+#define SWAP_REAP_GROW_NS	1000000000u	/* swap_reap before growth, */
+#define SWAP_REAP_FULL_NS	100000000u	/* when full: at most this often */
 
 /*
  * The state that every process forked from swap_create()'s caller shares.
@@ -134,6 +140,10 @@ struct swap_shared {
 	uint8_t		*ss_tag;	/* [I] contents: by slot, SEAL_TAG
 					   bytes of tag (local file only;
 					   remote values carry their own) */
+	uint64_t	 ss_reaped_ns;	/* [s] last swap_reap by swp_alloc
+					   (CLOCK_MONOTONIC) */
+	struct swap_holders ss_holders;	/* which process holds which
+					   references (swaphold.h) */
 };
 
 /*
@@ -234,6 +244,65 @@ swp_unlock(struct swap_shared *ss)
 	(void)pthread_mutex_unlock(&ss->ss_lock);
 }
 
+/* ---------------------------------------------------------------- */
+/* the holder of a process's references (swaphold.h) */
+
+/*
+ * This process's pid, asked once (the holder is checked on every
+ * allocation and free); 0 in a fork child until asked again.  Fork
+ * handlers run in the order they were registered, and the preload
+ * registers upvm's before this constructor runs: so swap_fork_child, the
+ * child's first swap call, asks again itself.
+ */
+static _Atomic pid_t swp_pid;
+
+static void
+swp_atfork_child(void)
+{
+	atomic_store_explicit(&swp_pid, 0, memory_order_relaxed);
+}
+
+__attribute__((constructor)) static void
+swp_atfork_register(void)
+{
+	(void)pthread_atfork(NULL, NULL, swp_atfork_child);
+}
+
+static pid_t
+swp_getpid(void)
+{
+	pid_t pid = atomic_load_explicit(&swp_pid, memory_order_relaxed);
+
+	if (pid == 0) {
+		pid = getpid();
+		atomic_store_explicit(&swp_pid, pid, memory_order_relaxed);
+	}
+	return pid;
+}
+
+/* swp_holder: this process's holder entry, SWH_NONE if not recorded */
+static int
+swp_holder(const struct swap *sw)
+{
+	return sw->sw_holder_pid == swp_getpid() ? sw->sw_holder : SWH_NONE;
+}
+
+/* swp_claim: a holder entry for the calling process.  => ss_lock held */
+static void
+swp_claim(struct swap *sw)
+{
+	SWP_ASSERT_LOCKED(sw->sw_shared);
+	sw->sw_holder = swh_claim(&sw->sw_shared->ss_holders);
+	sw->sw_holder_pid = swp_getpid();
+}
+
+/*
+ * swp_give_back: drop holder h's references (its bits first, then the
+ * counts: swaphold.h) and free its entry.  => ss_lock held
+ * => the slots whose reference went
+ */
+static uint64_t swp_give_back(struct swap *sw, int h);
+
 /*
  * swp_shared_create: the shared area for a cap of nslots.
  * => 0, or -ENOMEM / the mmap error (logged).
@@ -244,7 +313,7 @@ swp_shared_create(uint64_t nslots, bool gens, bool tags,
 {
 	pthread_mutexattr_t attr;
 	struct swap_shared *ss;
-	size_t hdr, bitmap, counts, hashes, gsz, len;
+	size_t hdr, bitmap, counts, hashes, gsz, tsz, holders, len;
 	void *p;
 
 	hdr = (sizeof(*ss) + 63) & ~(size_t)63;
@@ -252,8 +321,10 @@ swp_shared_create(uint64_t nslots, bool gens, bool tags,
 	counts = ((size_t)nslots * sizeof(uint32_t) + 7) & ~(size_t)7;
 	hashes = (size_t)nslots * sizeof(uint64_t);
 	gsz = gens ? (size_t)(nslots + 1) * sizeof(uint64_t) : 0;
-	len = round_page(hdr + bitmap + counts + hashes + gsz +
-	    (tags ? (size_t)(nslots + 1) * SEAL_TAG : 0));
+	tsz = tags ? ((size_t)(nslots + 1) * SEAL_TAG + 7) & ~(size_t)7 : 0;
+	holders = swh_bytes(nslots);
+	len = round_page(hdr + bitmap + counts + hashes + gsz + tsz +
+	    holders);
 	p = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (raw_mmap_failed(p)) {
@@ -271,7 +342,9 @@ swp_shared_create(uint64_t nslots, bool gens, bool tags,
 	if (gens)
 		ss->ss_gen = (uint64_t *)((char *)ss->ss_hash + hashes);
 	if (tags)
-		ss->ss_tag = (uint8_t *)ss->ss_gen + gsz;
+		ss->ss_tag = (uint8_t *)ss->ss_hash + hashes + gsz;
+	swh_init(&ss->ss_holders, (uint64_t *)((char *)ss->ss_hash + hashes +
+	    gsz + tsz), nslots, p);
 	/* generation 0: never written (swp_seal_out) */
 	atomic_init(&ss->ss_gen_next, REMOTE_VPAGES);
 	(void)pthread_mutexattr_init(&attr);
@@ -327,15 +400,16 @@ swp_find(const uint64_t *bm, uint64_t lo, uint64_t hi, uint64_t n)
 	return SWAP_NONE;
 }
 
-/* swp_mark: allocate bits [s, s + n), count 1 each */
+/* swp_mark: allocate bits [s, s + n), count 1 each, held by h */
 static void
-swp_mark(struct swap_shared *ss, uint64_t s, uint64_t n)
+swp_mark(struct swap_shared *ss, int h, uint64_t s, uint64_t n)
 {
 	SWP_ASSERT_LOCKED(ss);
 	for (uint64_t i = s; i < s + n; i++) {
 		VM_ASSERT(!swp_isset(ss, i) && ss->ss_count[i] == 0);
 		ss->ss_bitmap[i / 64] |= (uint64_t)1 << (i % 64);
 		ss->ss_count[i] = 1;
+		swh_set(&ss->ss_holders, h, i);
 		ss->ss_hash[i] = 0;		/* content not known */
 		if (ss->ss_gen != NULL)
 			ss->ss_gen[i + 1] = 0;	/* no value's page */
@@ -606,6 +680,9 @@ swap_create(const struct swap_config *sc, struct swap **out)
 	    sw->sw_seal != NULL && file, &sw->sw_shared)) != 0)
 		goto fail_file;
 	swp_tiers_init(sw);
+	swp_lock(sw->sw_shared);
+	swp_claim(sw);
+	swp_unlock(sw->sw_shared);
 	/* pager offsets are slot * PAGE_SIZE: the last slot ends here */
 	pager_init(&sw->sw_pager, &swap_pager_ops, ptoa(total + 1));
 	*out = sw;
@@ -628,7 +705,13 @@ swp_destroy(struct pager *pgr)
 {
 	struct swap *sw = container_of(pgr, struct swap, sw_pager);
 	struct swap_file *sf = swap_file_of(sw);
+	int h;
 
+	/* what this process still holds it never reads again */
+	swp_lock(sw->sw_shared);
+	if ((h = swp_holder(sw)) != SWH_NONE)
+		(void)swp_give_back(sw, h);
+	swp_unlock(sw->sw_shared);
 	if (sw->sw_fd >= 0)
 		close(sw->sw_fd);
 	remote_destroy(sw->sw_remote);
@@ -655,6 +738,10 @@ swap_fork_child(struct swap *sw)
 {
 	if (sw->sw_remote != NULL)
 		remote_fork_child(sw->sw_remote);
+	atomic_store_explicit(&swp_pid, getpid(), memory_order_relaxed);
+	swp_lock(sw->sw_shared);
+	swp_claim(sw);
+	swp_unlock(sw->sw_shared);
 }
 
 /*
@@ -680,6 +767,30 @@ swp_range_ok(const struct swap *sw, uint64_t slot, int n)
 }
 
 /*
+ * swp_reap_due: another process is recorded as a holder, and no
+ * allocation asked for a reap in the last `every` ns: this one does (it
+ * sets the time).
+ * => ss_lock held
+ */
+static bool
+swp_reap_due(struct swap *sw, uint64_t every)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	struct timespec ts;
+	uint64_t now;
+
+	SWP_ASSERT_LOCKED(ss);
+	if (ss->ss_holders.sh_nlive - (swp_holder(sw) != SWH_NONE) <= 0)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (ss->ss_reaped_ns != 0 && now - ss->ss_reaped_ns < every)
+		return false;
+	ss->ss_reaped_ns = now;
+	return true;
+}
+
+/*
  * swp_alloc: swap_alloc, or with !may_grow swap_alloc_now (swap.h).
  * => takes and drops ss_lock; when the file must grow, then ss_grow.
  * => 0, -ENOSPC (cap or disk full: nothing allocated, nothing logged,
@@ -692,11 +803,12 @@ swp_alloc(struct swap *sw, int n, bool may_grow, uint64_t *slotp)
 {
 	struct swap_shared *ss = sw->sw_shared;
 	uint64_t s = SWAP_NONE, cur, lo, hi, end = 0;
-	bool grow = false;
+	bool grow = false, reap, reaped = false;
 	int error;
 
 	if (n <= 0)
 		return -EINVAL;
+again:
 	swp_lock(ss);
 	/* the first tier with room; a run never leaves its tier */
 	for (int t = 0; t < ss->ss_ntier && s == SWAP_NONE; t++) {
@@ -713,20 +825,31 @@ swp_alloc(struct swap *sw, int n, bool may_grow, uint64_t *slotp)
 			ss->ss_cursor[t] = s + (uint64_t)n;
 	}
 	if (s == SWAP_NONE) {
+		reap = !reaped && swp_reap_due(sw, SWAP_REAP_FULL_NS);
 		swp_unlock(ss);
+		/* full: maybe of references that gone processes held */
+		if (reap && swap_reap(sw) > 0) {
+			reaped = true;
+			goto again;
+		}
 		return -ENOSPC;
 	}
-	swp_mark(ss, s, (uint64_t)n);
+	swp_mark(ss, swp_holder(sw), s, (uint64_t)n);
 	if (s >= ss->ss_file_lo && s < ss->ss_file_hi) {
 		end = ptoa(s + (uint64_t)n - ss->ss_file_lo);
 		if ((grow = end > ss->ss_filesize))
 			ss->ss_growing++;
 	}
+	reap = grow && may_grow && swp_reap_due(sw, SWAP_REAP_GROW_NS);
 	swp_unlock(ss);
 	if (!grow) {
 		*slotp = s + 1;
 		return 0;
 	}
+	/* before the file grows: the slots of gone processes are room, for
+	   the allocations after this one */
+	if (reap)
+		(void)swap_reap(sw);
 
 	error = may_grow ? swp_grow(sw, end) : -EAGAIN;
 	swp_lock(ss);
@@ -734,6 +857,7 @@ swp_alloc(struct swap *sw, int n, bool may_grow, uint64_t *slotp)
 	if (error != 0) {
 		/* give the run back: nothing allocated */
 		for (uint64_t i = s; i < s + (uint64_t)n; i++) {
+			(void)swh_clear(&ss->ss_holders, swp_holder(sw), i);
 			ss->ss_count[i] = 0;
 			swp_release(ss, i);
 		}
@@ -801,6 +925,21 @@ swp_forget_value(struct swap *sw, uint64_t slot)
 	remote_forget(sw->sw_remote, vslot, vgen);
 }
 
+/* swp_unref: one reference less on slot index i.  => ss_lock held */
+static void
+swp_unref(struct swap *sw, uint64_t i)
+{
+	struct swap_shared *ss = sw->sw_shared;
+
+	SWP_ASSERT_LOCKED(ss);
+	VM_ASSERT(ss->ss_count[i] > 0);
+	if (--ss->ss_count[i] != 0)
+		return;
+	if (swp_is_remote(sw, i + 1))
+		swp_forget_value(sw, i + 1);
+	swp_release(ss, i);
+}
+
 /*
  * swap_free: one reference less on each of slots [slot, slot + n); a slot
  * whose last reference goes is free (its data is not erased).
@@ -810,18 +949,91 @@ void
 swap_free(struct swap *sw, uint64_t slot, int n)
 {
 	struct swap_shared *ss = sw->sw_shared;
+	int h;
 
 	VM_ASSERT(swp_range_ok(sw, slot, n));
 	swp_lock(ss);
+	h = swp_holder(sw);
 	for (uint64_t i = slot - 1; i < slot - 1 + (uint64_t)n; i++) {
-		VM_ASSERT(ss->ss_count[i] > 0);
-		if (--ss->ss_count[i] != 0)
-			continue;
-		if (swp_is_remote(sw, i + 1))
-			swp_forget_value(sw, i + 1);
-		swp_release(ss, i);
+		/* a reference the caller holds, recorded or not (a parent's
+		   for a child whose fork failed is nobody's) */
+		(void)swh_clear(&ss->ss_holders, h, i);
+		swp_unref(sw, i);
 	}
 	swp_unlock(ss);
+}
+
+void
+swap_hold(struct swap *sw, uint64_t slot, int n)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	int h;
+
+	VM_ASSERT(swp_range_ok(sw, slot, n));
+	swp_lock(ss);
+	h = swp_holder(sw);
+	for (uint64_t i = slot - 1; i < slot - 1 + (uint64_t)n; i++) {
+		VM_ASSERT(ss->ss_count[i] > 0);
+		swh_set(&ss->ss_holders, h, i);
+	}
+	swp_unlock(ss);
+}
+
+static uint64_t
+swp_give_back(struct swap *sw, int h)
+{
+	struct swap_holders *sh = &sw->sw_shared->ss_holders;
+	uint64_t i, n = 0;
+
+	SWP_ASSERT_LOCKED(sw->sw_shared);
+	for (i = swh_next(sh, h, 0); i != UINT64_MAX;
+	    i = swh_next(sh, h, i + 1)) {
+		(void)swh_clear(sh, h, i);
+		swp_unref(sw, i);
+		n++;
+	}
+	swh_free(sh, h);
+	return n;
+}
+
+int
+swap_reap(struct swap *sw)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	struct swap_holders *sh = &ss->ss_holders;
+	struct swap_holder seen[SWAP_HOLDERS];
+	bool gone[SWAP_HOLDERS];
+	uint64_t slots;
+	int self, reaped = 0;
+
+	swp_lock(ss);
+	self = swp_holder(sw);
+	memcpy(seen, sh->sh_tab, sizeof(seen));
+	swp_unlock(ss);
+	for (int h = 0; h < SWAP_HOLDERS; h++)
+		gone[h] = h != self && seen[h].sh_state == SWH_LIVE &&
+		    swh_gone(sh, seen[h].sh_pid, seen[h].sh_start);
+	for (int h = 0; h < SWAP_HOLDERS; h++) {
+		if (!gone[h])
+			continue;
+		swp_lock(ss);
+		/* not reaped by another process meanwhile, nor reused */
+		if (sh->sh_tab[h].sh_state == SWH_LIVE &&
+		    sh->sh_tab[h].sh_pid == seen[h].sh_pid &&
+		    sh->sh_tab[h].sh_start == seen[h].sh_start) {
+			slots = swp_give_back(sw, h);
+			reaped++;
+		} else {
+			slots = UINT64_MAX;
+		}
+		swp_unlock(ss);
+		if (slots != UINT64_MAX)
+			upvm_log(LOG_INFO, "swap: gave back %llu slot "
+			    "references of process %d, gone without "
+			    "upvm_fini", (unsigned long long)slots,
+			    (int)seen[h].sh_pid);
+	}
+	return reaped;
 }
 
 /* swap_count: the references on slot; 0 if free or outside the swap */
@@ -1409,7 +1621,7 @@ swp_check_locked(struct swap_shared *ss, uint64_t *badp)
 	}
 	if (ss->ss_filesize > ptoa(ss->ss_file_hi - ss->ss_file_lo))
 		return "file larger than the cap";
-	return NULL;
+	return swh_check(&ss->ss_holders, ss->ss_count, ss->ss_hiwater, badp);
 }
 
 /*

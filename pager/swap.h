@@ -15,7 +15,10 @@
  * swap_free() releases it.  The bitmap, the counts and their lock live in
  * one MAP_SHARED anonymous area with a process-shared mutex, so that after
  * fork() parent and child allocate from, and count references in, the same
- * state and never overwrite each other's data.
+ * state and never overwrite each other's data.  Each process records which
+ * references are its own (swaphold.h), so that those of a process gone
+ * without swap_destroy (exited, killed, exec'd) are given back
+ * (swap_reap).
  *
  * I/O goes through rings (uring.h) owned by the calling threads:
  * swap_read/swap_write queue one contiguous run; swap_*_sync do a whole
@@ -25,6 +28,7 @@
  * Locks protecting struct members in this file:
  *	I  immutable after swap_create()   s  sw_shared->ss_lock
  *	a  atomic                          b  sw_bounce_lock
+ *	p  immutable in a process after swap_create() or swap_fork_child()
  * Invariants (swap_check()): a slot is allocated in the bitmap iff its
  * count is > 0; ss_used == allocated slots; ss_used <= sw_maxslots;
  * the file is at least as large as the highest allocated slot.
@@ -35,6 +39,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "pager.h"
 
@@ -70,6 +75,12 @@ struct swap {
 	uint64_t	 sw_rlo, sw_rhi;	/* [I] the remote store's */
 	char		 sw_where[256];	/* [I] for messages */
 	struct swap_shared *sw_shared;	/* [I] MAP_SHARED state */
+	int		 sw_holder;	/* [p] this process's entry in the
+					   shared table of holders
+					   (swaphold.h), or SWH_NONE */
+	pid_t		 sw_holder_pid;	/* [p] the process it is for: a fork
+					   child before swap_fork_child
+					   records nothing */
 	uint64_t	 sw_hashkey;	/* [I] page_hash() key: random */
 	atomic_int	 sw_fail[2];	/* [a] fault injection: the Nth next
 					   read [0] / write [1] fails; 0 off */
@@ -98,7 +109,8 @@ void swap_destroy(struct swap *);
 
 /*
  * swap_fork_child: the child of fork's own I/O threads and connections
- * (a remote store), before any I/O there.
+ * (a remote store), and its own record of the references it holds (see
+ * swap_hold), before any other swap call there.
  */
 void swap_fork_child(struct swap *);
 
@@ -117,9 +129,29 @@ int swap_alloc(struct swap *, int n, uint64_t *slotp);
  */
 int swap_alloc_now(struct swap *, int n, uint64_t *slotp);
 
-/* swap_ref / swap_free: one more / one less reference on n slots */
+/*
+ * swap_ref: one more reference on n slots, for a child about to be
+ * forked: the child records it as its own with swap_hold (until then, and
+ * if the fork fails, it is nobody's and stays allocated until the file is
+ * closed).
+ * swap_hold: the calling fork child holds the references its parent took
+ * for it on n slots (after swap_fork_child).
+ * swap_free: the calling process gives back one of its references on n
+ * slots; a slot's last reference frees it.
+ */
 void swap_ref(struct swap *, uint64_t slot, int n);
+void swap_hold(struct swap *, uint64_t slot, int n);
 void swap_free(struct swap *, uint64_t slot, int n);
+
+/*
+ * swap_reap: give back the references held by processes of the family
+ * that are gone: exited, killed, or exec'd into another image, without
+ * upvm_fini (swaphold.h).  swap_alloc calls it, at most once a second,
+ * before the file grows and when the swap is full.
+ * => takes and drops ss_lock; reads /proc without it.
+ * => the number of processes whose references were given back.
+ */
+int swap_reap(struct swap *);
 unsigned swap_count(struct swap *, uint64_t slot);
 
 /*

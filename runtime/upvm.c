@@ -705,6 +705,18 @@ upvm_inject_swap_failure(bool write, int nth)
 }
 
 int
+upvm_swap_reap(void)
+{
+	int error;
+
+	if ((error = api_enter("upvm_swap_reap")) != 0)
+		return error;
+	error = upvm_vs.vs_swap != NULL ? swap_reap(upvm_vs.vs_swap) : -ENXIO;
+	api_exit();
+	return error;
+}
+
+int
 upvm_inject_swap_gate(bool write, bool hold)
 {
 	int error;

@@ -16,6 +16,15 @@
 int upvm_inject_swap_failure(bool write, int nth);
 
 /*
+ * upvm_swap_reap: give back now the swap references of the processes
+ * forked from this one (or from its ancestors) that are gone without
+ * upvm_fini (swap_reap; the allocator does it before the swap file grows
+ * and when it is full).
+ * => the processes whose references came back; -ENXIO (no swap).
+ */
+int upvm_swap_reap(void);
+
+/*
  * upvm_inject_swap_gate: hold the swap reads (write: writes) started from
  * now on in the kernel until released (swap_inject_gate): a disk that
  * does not answer, to catch I/O in flight.  Holding writes first waits

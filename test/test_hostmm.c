@@ -577,6 +577,86 @@ Test(hostmm, fork_child_keeps_its_swapped_pages_as_the_parent_frees_them,
 	upvm_fini();
 }
 
+/* swap_used_pages now */
+static uint64_t
+swap_used_now(void)
+{
+	struct upvm_stats st;
+
+	cr_assert_eq(upvm_stats(&st), 0);
+	return st.swap_used_pages;
+}
+
+/*
+ * A program that forks while its pages are swapped out, and rewrites
+ * them after each child is gone without upvm_fini: the child's
+ * references on the old slots come back (upvm_swap_reap here; the
+ * allocator reaps before the file grows and when it is full, at most
+ * once a second), so the swap holds what the live processes hold.
+ * Before, each generation a child had seen stayed allocated: 28k slots
+ * for 16k pages after the first child, the file growing to the cap.
+ * Children go each way: exit, SIGKILL, exec (the process lives on in
+ * another image), and one lives through the reap and reads its pages
+ * after it.
+ */
+Test(hostmm, children_gone_without_upvm_fini_give_their_swap_back,
+    .timeout = 300)
+{
+	int gate[2], status;
+	pid_t pid;
+	char *c, x;
+
+	start();
+	c = paged_region();
+	for (int g = 1; g <= 4; g++) {
+		cr_assert_eq(pipe(gate), 0);
+		if ((pid = fork()) == 0) {
+			alarm(120);
+			close(gate[1]);
+			if (test_pattern_bad(c, NPAGES, 0, g) != -1)
+				_exit(1);
+			if (g == 2)
+				raise(SIGKILL);
+			if (g == 3) {
+				(void)dup2(gate[0], 0);
+				execl("/bin/sh", "sh", "-c", "read x || :",
+				    (char *)NULL);
+				_exit(2);
+			}
+			if (g == 4) {
+				/* the parent rewrites and reaps meanwhile */
+				if (read(gate[0], &x, 1) != 0 ||
+				    test_pattern_bad(c, NPAGES, 0, g) != -1)
+					_exit(3);
+			}
+			_exit(0);
+		}
+		close(gate[0]);
+		cr_assert_gt(pid, 0);
+		if (g == 1 || g == 2) {
+			cr_assert_eq(waitpid(pid, &status, 0), pid);
+			cr_assert(g == 1 ? WIFEXITED(status) &&
+			    WEXITSTATUS(status) == 0 : WIFSIGNALED(status),
+			    "child %d status %#x", g, status);
+		}
+		test_pattern_fill(c, NPAGES, 0, g + 1);
+		cr_assert_eq(test_pattern_bad(c, NPAGES, 0, g + 1), -1);
+		cr_assert_geq(upvm_swap_reap(), 0);
+		if (g != 4)
+			cr_assert_leq(swap_used_now(), (uint64_t)NPAGES,
+			    "child %d: %llu slots for %zu pages", g,
+			    (unsigned long long)swap_used_now(), NPAGES);
+		close(gate[1]);
+		if (g >= 3)
+			child_ok(pid, " (1: a page read wrong before the "
+			    "reap; 3: after it)");
+	}
+	cr_assert_geq(upvm_swap_reap(), 0);
+	cr_assert_leq(swap_used_now(), (uint64_t)NPAGES);
+	cr_assert_eq(test_pattern_bad(c, NPAGES, 0, 5), -1);
+	upvm_fini();
+}
+
 /* the kernel keeps VM_DONTCOPY and VM_WIPEONFORK as two bits: a DOFORK
    after a WIPEONFORK leaves the range wiped in the child (upvm thought it
    copied, and the child's faults there were woken forever: a hang the

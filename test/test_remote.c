@@ -672,7 +672,10 @@ Test(remote, a_value_goes_with_the_last_of_its_pages)
 
 	servers_start(1, 64, NULL, url, sizeof(url));
 	/* all but one page of a value freed: the value stays, the last
-	   page reads back; the deletes go out when the swap goes */
+	   page reads back; the deletes go out when the swap goes.  The
+	   last page has a second reference that no process records (as a
+	   fork that failed leaves): the swap's close gives back only its
+	   own, so the page stays in use */
 	sw = remote_swap(url, 0);
 	first = alloc_slots(sw, REMOTE_VPAGES);
 	write_all(sw, NULL, first, REMOTE_VPAGES, 12);
@@ -681,6 +684,7 @@ Test(remote, a_value_goes_with_the_last_of_its_pages)
 	cr_assert_eq(io(sw, NULL, false, first + REMOTE_VPAGES - 1, buf, 1,
 	    NULL), 0);
 	cr_assert_eq(test_pattern_bad(buf, 1, REMOTE_VPAGES - 1, 12), -1);
+	swap_ref(sw, first + REMOTE_VPAGES - 1, 1);
 	swap_destroy(sw);
 	cr_assert_eq(server_items_settle(1), 1, "a value with a page in use "
 	    "is kept");
@@ -707,6 +711,16 @@ Test(remote, a_value_goes_with_the_last_of_its_pages)
 	swap_destroy(sw);
 	cr_assert_eq(server_items_settle(1), 1, "the value whose pages all "
 	    "went is deleted");
+
+	/* a page the process still holds when it closes the swap is given
+	   back with it (nobody can read it any more): its value goes */
+	sw = remote_swap(url, 0);
+	first = alloc_slots(sw, REMOTE_VPAGES);
+	write_all(sw, NULL, first, REMOTE_VPAGES, 15);
+	swap_free(sw, first, REMOTE_VPAGES - 1);
+	swap_destroy(sw);
+	cr_assert_eq(server_items_settle(1), 1, "the value of a page held "
+	    "to the end is deleted with the swap");
 	munmap(buf, ptoa(REMOTE_VPAGES));
 }
 

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1005,6 +1006,321 @@ Test(swap, fork_shares_bitmap_and_counts, .timeout = 60, .fini = cleanup)
 	CHECK(sw);
 	cr_assert_eq(swap_count(sw, pre), 1);
 	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+/*
+ * Holders (swaphold.h).  The parent writes a run (pattern generation 30)
+ * and takes the child's reference on it before fork, as
+ * vmspace_fork_prepare does; the child records it (swap_fork_child,
+ * swap_hold), allocates and writes a run of its own, and then leaves the
+ * way the test asks: `how`.
+ */
+enum hold_exit { HOLD_KILLED, HOLD_EXEC, HOLD_LIVES, HOLD_LEADER_EXITS };
+
+/* proc_state: /proc/PID/stat's state letter, or 0 */
+static char
+proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return (p = strrchr(buf, ')')) != NULL && p[1] == ' ' ? p[2] : 0;
+}
+
+/* proc_runs: /proc/PID/comm says the process runs `name` */
+static bool
+proc_runs(pid_t pid, const char *name)
+{
+	char path[64], comm[64] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	if (fgets(comm, sizeof(comm), f) == NULL)
+		comm[0] = '\0';
+	fclose(f);
+	comm[strcspn(comm, "\n")] = '\0';
+	return strcmp(comm, name) == 0;
+}
+
+/* what a holding child checks once the parent has reaped */
+struct hold_args {
+	struct swap		*ha_sw;
+	struct fork_result	*ha_res;
+	struct ring		*ha_ring;
+	char			*ha_buf;
+	uint64_t		 ha_run;
+	int			 ha_gate;
+};
+
+static void *
+hold_check(void *arg)
+{
+	struct hold_args *ha = arg;
+	struct fork_result *res = ha->ha_res;
+	char c;
+
+	CHILD_CHECK(read(ha->ha_gate, &c, 1) == 0);
+	memset(ha->ha_buf, 0, ptoa(FORK_N));
+	CHILD_CHECK(swap_read_sync(ha->ha_sw, ha->ha_ring, ha->ha_run,
+	    ha->ha_buf, FORK_N) == 0);
+	CHILD_CHECK(test_pattern_bad(ha->ha_buf, FORK_N, ha->ha_run, 30) ==
+	    -1);
+	CHILD_CHECK(swap_read_sync(ha->ha_sw, ha->ha_ring, res->fr_slot[0],
+	    ha->ha_buf, FORK_N) == 0);
+	CHILD_CHECK(test_pattern_bad(ha->ha_buf, FORK_N, res->fr_slot[0],
+	    31) == -1);
+	_exit(0);
+}
+
+static void
+hold_child(struct swap *sw, struct fork_result *res, uint64_t parent_run,
+    int gate, enum hold_exit how)
+{
+	static struct hold_args ha;
+	pthread_t t;
+	struct ring *r;
+	char *buf;
+
+	swap_fork_child(sw);
+	swap_hold(sw, parent_run, FORK_N);
+	CHILD_CHECK(ring_create(4, &r) == 0);
+	buf = mmap(NULL, ptoa(FORK_N), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHILD_CHECK(buf != MAP_FAILED);
+	CHILD_CHECK(swap_alloc(sw, FORK_N, &res->fr_slot[0]) == 0);
+	test_pattern_fill(buf, FORK_N, res->fr_slot[0], 31);
+	CHILD_CHECK(swap_write_sync(sw, r, res->fr_slot[0], buf, FORK_N) == 0);
+	CHILD_CHECK(swap_check(sw) == 0);
+	res->fr_error = -1;		/* ready */
+	switch (how) {
+	case HOLD_KILLED:
+		for (;;)
+			pause();
+	case HOLD_EXEC:
+		/* another image, same pid, waiting on the gate */
+		(void)dup2(gate, 0);
+		execl("/bin/sh", "sh", "-c", "read x || :", (char *)NULL);
+		_exit(2);
+	case HOLD_LIVES:
+	case HOLD_LEADER_EXITS:
+		/* the parent reaps while we wait; our pages must hold */
+		ha = (struct hold_args){ .ha_sw = sw, .ha_res = res,
+		    .ha_ring = r, .ha_buf = buf, .ha_run = parent_run,
+		    .ha_gate = gate };
+		if (how == HOLD_LIVES)
+			(void)hold_check(&ha);
+		/* the first thread goes: a zombie in /proc, its process
+		   alive in the other */
+		CHILD_CHECK(pthread_create(&t, NULL, hold_check, &ha) == 0);
+		pthread_exit(NULL);
+	}
+	_exit(3);
+}
+
+static void
+hold_case(enum hold_exit how)
+{
+	const char *dir = fresh_dir();
+	struct fork_result *res;
+	struct swap *sw;
+	struct ring *r;
+	uint64_t pre;
+	int gate[2], status;
+	char *buf;
+	pid_t pid;
+
+	sw = mkswap(dir, 0, false);
+	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(res, MAP_FAILED);
+	r = test_ring(4);
+	buf = pages(FORK_N);
+	pre = alloc(sw, FORK_N);
+	test_pattern_fill(buf, FORK_N, pre, 30);
+	cr_assert_eq(swap_write_sync(sw, r, pre, buf, FORK_N), 0);
+	cr_assert_eq(pipe(gate), 0);
+	swap_ref(sw, pre, FORK_N);		/* the child's */
+
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(gate[1]);
+		hold_child(sw, res, pre, gate[0], how);
+	}
+	close(gate[0]);
+	for (int i = 0; i < 1000 && res->fr_error == 0; i++)
+		usleep(10000);
+	cr_assert_eq(res->fr_error, -1, "child failed at line %d",
+	    res->fr_line);
+	if (how == HOLD_EXEC)		/* until it runs the shell */
+		for (int i = 0; i < 500 && !proc_runs(pid, "sh"); i++)
+			usleep(10000);
+	if (how == HOLD_KILLED) {
+		cr_assert_eq(kill(pid, SIGKILL), 0);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+	}
+	cr_assert_eq(swap_count(sw, pre), 2);
+	cr_assert_eq(swap_count(sw, res->fr_slot[0]), 1);
+	CHECK(sw);
+
+	if (how == HOLD_LEADER_EXITS)
+		for (int i = 0; i < 500 && proc_state(pid) != 'Z'; i++)
+			usleep(10000);
+	if (how == HOLD_LIVES || how == HOLD_LEADER_EXITS) {
+		cr_assert_eq(swap_reap(sw), 0, "a live child was reaped");
+		cr_assert_eq(swap_count(sw, pre), 2);
+		cr_assert_eq(swap_count(sw, res->fr_slot[0]), 1);
+		close(gate[1]);		/* it checks its pages and exits */
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "child failed at line %d (status %#x)", res->fr_line,
+		    status);
+	}
+	/* gone (killed, exec'd, exited without swap_destroy): its
+	   references come back, once */
+	cr_assert_eq(swap_reap(sw), 1);
+	cr_assert_eq(swap_reap(sw), 0);
+	CHECK(sw);
+	cr_assert_eq(swap_count(sw, pre), 1, "the child's reference");
+	cr_assert_eq(swap_count(sw, res->fr_slot[0]), 0, "the child's run");
+	cr_assert_eq(swap_used(sw), (uint64_t)FORK_N);
+	/* and ours is untouched */
+	memset(buf, 0, ptoa(FORK_N));
+	cr_assert_eq(swap_read_sync(sw, r, pre, buf, FORK_N), 0);
+	cr_assert_eq(test_pattern_bad(buf, FORK_N, pre, 30), -1);
+	if (how == HOLD_EXEC) {
+		close(gate[1]);		/* the shell's read ends */
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	} else if (how == HOLD_KILLED) {
+		close(gate[1]);
+	}
+	swap_free(sw, pre, FORK_N);
+	cr_assert_eq(swap_used(sw), 0);
+	CHECK(sw);
+	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+Test(swap, a_killed_childs_references_are_given_back, .timeout = 60,
+    .fini = cleanup)
+{
+	hold_case(HOLD_KILLED);
+}
+
+Test(swap, an_exec_gives_back_the_references_of_the_image_it_left,
+    .timeout = 60, .fini = cleanup)
+{
+	hold_case(HOLD_EXEC);
+}
+
+Test(swap, a_live_child_keeps_its_references_through_a_reap,
+    .timeout = 60, .fini = cleanup)
+{
+	hold_case(HOLD_LIVES);
+}
+
+/* its first thread gone, its process still alive in another */
+Test(swap, a_child_whose_first_thread_exited_keeps_its_references,
+    .timeout = 60, .fini = cleanup)
+{
+	hold_case(HOLD_LEADER_EXITS);
+}
+
+/*
+ * A full swap is first a reap: the slots a gone child held are room.  A
+ * cap of two runs; the child holds both (one shared with the parent,
+ * which then frees its reference, one of its own) and exits.
+ */
+Test(swap, a_full_swap_takes_back_what_gone_children_held, .timeout = 60,
+    .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct fork_result *res;
+	struct swap *sw;
+	uint64_t pre, again;
+	int status;
+	pid_t pid;
+
+	sw = mkswap(dir, ptoa(2 * FORK_N), false);
+	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(res, MAP_FAILED);
+	pre = alloc(sw, FORK_N);
+	swap_ref(sw, pre, FORK_N);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		swap_fork_child(sw);
+		swap_hold(sw, pre, FORK_N);
+		CHILD_CHECK(swap_alloc(sw, FORK_N, &res->fr_slot[0]) == 0);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child failed at line %d", res->fr_line);
+	swap_free(sw, pre, FORK_N);
+	cr_assert_eq(swap_used(sw), (uint64_t)(2 * FORK_N), "all held");
+	cr_assert_eq(swap_alloc(sw, FORK_N, &again), 0,
+	    "full of a gone child's slots");
+	CHECK(sw);
+	cr_assert_eq(swap_used(sw), (uint64_t)FORK_N);
+	swap_free(sw, again, FORK_N);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+/*
+ * A process that frees its references and closes the swap leaves no
+ * holder; one that closes it still holding some gives them back.
+ */
+Test(swap, closing_the_swap_gives_back_what_the_process_held,
+    .timeout = 60, .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct fork_result *res;
+	struct swap *sw;
+	uint64_t pre;
+	int status;
+	pid_t pid;
+
+	sw = mkswap(dir, 0, false);
+	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(res, MAP_FAILED);
+	pre = alloc(sw, FORK_N);
+	swap_ref(sw, pre, FORK_N);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		swap_fork_child(sw);
+		swap_hold(sw, pre, FORK_N);
+		CHILD_CHECK(swap_alloc(sw, FORK_N, &res->fr_slot[0]) == 0);
+		CHILD_CHECK(swap_check(sw) == 0);
+		swap_destroy(sw);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child failed at line %d", res->fr_line);
+	cr_assert_eq(swap_count(sw, pre), 1);
+	cr_assert_eq(swap_count(sw, res->fr_slot[0]), 0);
+	cr_assert_eq(swap_reap(sw), 0, "nothing left to reap");
+	swap_free(sw, pre, FORK_N);
+	cr_assert_eq(swap_used(sw), 0);
+	CHECK(sw);
 	swap_destroy(sw);
 	cr_assert_eq(dir_entries(dir), 0);
 }

@@ -12,7 +12,9 @@
  * (vmspace_fork_parent), and in the child fix up the inherited metadata
  * and start a runtime of its own before fork() returns there
  * (vmspace_fork_child).  The swap file and its slot table are shared: slots
- * referenced by both processes count both references.
+ * referenced by both processes count both references, and each process's
+ * are recorded as its own, so that a process gone without upvm_fini
+ * (exited, killed, exec'd) has them given back by another (swaphold.h).
  */
 #include <errno.h>
 #include <limits.h>
@@ -474,8 +476,10 @@ anon_fork_ref(struct vmspace *vs, struct anon *an)
  * pages, taken in the parent before fork: the parent goes on as soon as
  * fork returns, and a slot it freed before the child took its reference
  * was free for the taking (the child's page overwritten, or the count
- * found at 0: chaos seed 300 with fork, three threads).  A fork that fails
- * leaks them (the slots stay allocated until the process exits).
+ * found at 0: chaos seed 300 with fork, three threads).  The child records
+ * them as its own (anon_fork_child: swap_hold), so that they are given back
+ * when it is gone, even without upvm_fini (swap_reap).  A fork that fails
+ * leaks them (the slots stay allocated until the swap file is closed).
  */
 void
 vmspace_fork_prepare(struct vmspace *vs)
@@ -490,7 +494,12 @@ vmspace_fork_prepare(struct vmspace *vs)
 static void
 anon_fork_child(struct vmspace *vs, struct anon *an)
 {
-	/* a swapped-out page's slot reference: vmspace_fork_prepare's */
+	/* a swapped-out page's slot reference: vmspace_fork_prepare's,
+	   recorded as this process's (swap.h) */
+	if (anon_child_needs_slot(an)) {
+		swap_hold(vs->vs_swap, an->an_swslot, 1);
+		return;
+	}
 	if (!(an->an_flags & ANON_CLEAN) || !(an->an_flags & ANON_RESIDENT))
 		return;
 	/* unprotected in the child: dirty; the slot is the parent's */

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * swaphold.h: which process holds which swap slot references.  Inside
+ * pager/ only: the swap pager (swap.c) keeps the table in the state that
+ * the processes forked from swap_create()'s caller share, and calls these
+ * with ss_lock held unless a function says otherwise.
+ *
+ * Why.  A slot's reference count is shared by every process of the
+ * family (a fork child holds references on its parent's swapped-out
+ * pages), but a process that exits, is killed or execs without calling
+ * upvm_fini never drops its references: the slots stayed allocated until
+ * the last process closed the file, and a program that forked while
+ * pages were swapped out grew the file up to its cap.  So each process
+ * is a holder: one bit per slot, set while it holds one of the slot's
+ * references (a process holds at most one: an anon shared inside a
+ * process holds its slot once).  A holder whose process has gone, or
+ * whose process has exec'd another image (it no longer maps the shared
+ * state), is reaped by a live one: each of its bits gives back one
+ * reference.
+ *
+ * Order against the counts, so that a process killed halfway through an
+ * update (the robust ss_lock) leaks a reference rather than giving back
+ * one it did not hold: a reference is counted before its bit is set, and
+ * its bit cleared before it is uncounted.
+ *
+ * Holders that are not recorded: a process forked when the table is full
+ * (SWAP_HOLDERS live processes share the file) holds its references
+ * untracked (sw_holder == SWH_NONE), as before; so do the references a
+ * parent takes for a child in a fork that fails, or for a child killed
+ * before its fork handler ran (swap_hold).  Those stay allocated until
+ * the last process closes the file.
+ *
+ * Locks protecting struct members in this file:
+ *	I  immutable after swh_init()   s  ss_lock (swap.c)
+ * Invariants (swh_check()): a free entry has no bit set; a bit set at or
+ * past its entry's sh_hi is not; every holder's bits for a slot number
+ * at most the slot's count.
+ */
+#ifndef UPVM_SWAPHOLD_H
+#define UPVM_SWAPHOLD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SWAP_HOLDERS	32		/* processes recorded at once */
+#define SWH_NONE	(-1)		/* a holder not recorded */
+
+enum swh_state { SWH_FREE = 0, SWH_LIVE };
+
+struct swap_holder {
+	pid_t		 sh_pid;	/* [s] its process */
+	int		 sh_state;	/* [s] enum swh_state */
+	uint64_t	 sh_start;	/* [s] its start time (proc(5) stat
+					   field 22): a pid reused is not it */
+	uint64_t	 sh_hi;		/* [s] no bit at or past this */
+	uint64_t	 sh_held;	/* [s] bits set */
+};
+
+struct swap_holders {
+	uint64_t	 sh_words;	/* [I] bitmap words per holder */
+	uint64_t	*sh_bits;	/* [I] SWAP_HOLDERS bitmaps; contents
+					   [s] */
+	uintptr_t	 sh_area;	/* [I] the shared state's address (the
+					   same in every process of the
+					   family) and the inode behind it:
+					   a process maps it iff it still
+					   runs the image that forked */
+	unsigned long	 sh_ino;	/* [I] 0: not known (no exec check) */
+	int		 sh_nlive;	/* [s] live entries */
+	struct swap_holder sh_tab[SWAP_HOLDERS]; /* [s] */
+};
+
+/* swh_bytes: the bitmaps' size for nslots, whole words */
+size_t swh_bytes(uint64_t nslots);
+
+/*
+ * swh_init: an empty table whose bitmaps are at bits (zeroed, swh_bytes),
+ * in the shared area at area (mapped already: its inode is looked up).
+ */
+void swh_init(struct swap_holders *, uint64_t *bits, uint64_t nslots,
+    const void *area);
+
+/*
+ * swh_claim: a free entry for the calling process.
+ * => the entry, or SWH_NONE when the table is full (logged once).
+ */
+int swh_claim(struct swap_holders *);
+
+/* swh_set / swh_clear: holder h's bit of slot index i (h may be SWH_NONE:
+   nothing recorded, and swh_clear says true) */
+void swh_set(struct swap_holders *, int h, uint64_t i);
+bool swh_clear(struct swap_holders *, int h, uint64_t i);
+
+/* swh_next: holder h's first bit set at or past i, or UINT64_MAX */
+uint64_t swh_next(const struct swap_holders *, int h, uint64_t i);
+
+/* swh_free: entry h, whose bits are all clear, is free again */
+void swh_free(struct swap_holders *, int h);
+
+/*
+ * swh_gone: the process of a holder recorded as (pid, start) has exited
+ * or runs another image.  Reads /proc; call it WITHOUT ss_lock.  A
+ * process whose /proc entries cannot be read (another user's) counts as
+ * alive: its references are never given back wrongly.
+ */
+bool swh_gone(const struct swap_holders *, pid_t pid, uint64_t start);
+
+/* swh_check: the invariants, with counts for the last: NULL or what is
+   wrong (*badp: the slot index or entry) */
+const char *swh_check(const struct swap_holders *, const uint32_t *counts,
+    uint64_t nslots, uint64_t *badp);
+
+#endif /* UPVM_SWAPHOLD_H */
