@@ -438,7 +438,8 @@ ip_stats(void)
 	    "\"reactivations\": %llu, \"ra_probed\": %llu, "
 	    "\"ra_hits\": %llu, \"ra_window\": %u, \"ra_ring\": %llu, "
 	    "\"copied_out\": %llu, "
-	    "\"swap_full\": %llu, \"stalls\": %llu, \"io_errors\": %llu, "
+	    "\"swap_full\": %llu, \"swap_used_pages\": %llu, "
+	    "\"stalls\": %llu, \"io_errors\": %llu, "
 	    "\"poisoned\": %llu, \"regions\": %llu, \"meta_bytes\": %llu, "
 	    "\"cpu_fault_ns\": %llu, \"cpu_pageout_ns\": %llu, "
 	    "\"cpu_io_ns\": %llu, \"reads_inflight_max\": %llu, "
@@ -466,6 +467,7 @@ ip_stats(void)
 	    (unsigned long long)st.ra_ring,
 	    (unsigned long long)st.copied_out,
 	    (unsigned long long)st.swap_full,
+	    (unsigned long long)st.swap_used_pages,
 	    (unsigned long long)st.stalls,
 	    (unsigned long long)st.io_errors,
 	    (unsigned long long)st.poisoned,
