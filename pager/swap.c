@@ -91,8 +91,8 @@
 #define SWAP_DEFAULT_DIR	"/var/tmp"
 #define SWAP_NONE		UINT64_MAX	/* swp_find: no run */
 #define SWAP_SYNC_TAG		0x5357		/* swap_*_sync's completions */
-#define SWAP_REAP_GROW_NS	1000000000u	/* swap_reap before growth, */
-#define SWAP_REAP_FULL_NS	100000000u	/* when full: at most this often */
+#define SWAP_REAP_NS		1000000000u	/* swp_alloc's swap_reap: at most
+						   once in this long */
 
 /*
  * The state that every process forked from swap_create()'s caller shares.
@@ -249,22 +249,24 @@ swp_unlock(struct swap_shared *ss)
 
 /*
  * This process's pid, asked once (the holder is checked on every
- * allocation and free); 0 in a fork child until asked again.  Fork
- * handlers run in the order they were registered, and the preload
- * registers upvm's before this constructor runs: so swap_fork_child, the
- * child's first swap call, asks again itself.
+ * allocation and free).  A fork child asks again in its fork handler;
+ * fork handlers run in the order they were registered, and the preload
+ * registers upvm's before this constructor runs, so swap_fork_child, the
+ * child's first swap call, sets it too.  Never 0 in a child: a vfork
+ * child shares this variable and must not be the one that fills it in.
  */
 static _Atomic pid_t swp_pid;
 
 static void
 swp_atfork_child(void)
 {
-	atomic_store_explicit(&swp_pid, 0, memory_order_relaxed);
+	atomic_store_explicit(&swp_pid, getpid(), memory_order_relaxed);
 }
 
 __attribute__((constructor)) static void
 swp_atfork_register(void)
 {
+	atomic_store_explicit(&swp_pid, getpid(), memory_order_relaxed);
 	(void)pthread_atfork(NULL, NULL, swp_atfork_child);
 }
 
@@ -287,13 +289,38 @@ swp_holder(const struct swap *sw)
 	return sw->sw_holder_pid == swp_getpid() ? sw->sw_holder : SWH_NONE;
 }
 
-/* swp_claim: a holder entry for the calling process.  => ss_lock held */
+/*
+ * swp_claim: a holder entry for the calling process; when the table is
+ * full, after a reap of the gone.
+ * => takes and drops ss_lock; reads /proc without it.
+ */
 static void
 swp_claim(struct swap *sw)
 {
-	SWP_ASSERT_LOCKED(sw->sw_shared);
-	sw->sw_holder = swh_claim(&sw->sw_shared->ss_holders);
-	sw->sw_holder_pid = swp_getpid();
+	static bool told;
+	struct swap_shared *ss = sw->sw_shared;
+	uint64_t start = 0, pidns = 0;
+	bool reapable;
+	pid_t pid;
+
+	reapable = swh_self(&pid, &start, &pidns);
+	atomic_store_explicit(&swp_pid, pid, memory_order_relaxed);
+	sw->sw_holder_pid = pid;
+	for (int tries = 0; tries < 2; tries++) {
+		swp_lock(ss);
+		sw->sw_holder = swh_claim(&ss->ss_holders, pid, start, pidns,
+		    reapable);
+		swp_unlock(ss);
+		if (sw->sw_holder != SWH_NONE || swap_reap(sw) == 0)
+			break;
+	}
+	if (sw->sw_holder == SWH_NONE && !told) {
+		told = true;
+		upvm_log(LOG_WARN, "swap: %d processes share one swap file; "
+		    "the swap slots of process %d are freed only by "
+		    "upvm_fini or when the last process closes the file",
+		    SWAP_HOLDERS, (int)pid);
+	}
 }
 
 /*
@@ -680,9 +707,7 @@ swap_create(const struct swap_config *sc, struct swap **out)
 	    sw->sw_seal != NULL && file, &sw->sw_shared)) != 0)
 		goto fail_file;
 	swp_tiers_init(sw);
-	swp_lock(sw->sw_shared);
 	swp_claim(sw);
-	swp_unlock(sw->sw_shared);
 	/* pager offsets are slot * PAGE_SIZE: the last slot ends here */
 	pager_init(&sw->sw_pager, &swap_pager_ops, ptoa(total + 1));
 	*out = sw;
@@ -738,10 +763,8 @@ swap_fork_child(struct swap *sw)
 {
 	if (sw->sw_remote != NULL)
 		remote_fork_child(sw->sw_remote);
-	atomic_store_explicit(&swp_pid, getpid(), memory_order_relaxed);
-	swp_lock(sw->sw_shared);
+	sw->sw_holder = SWH_NONE;	/* the parent's until claimed */
 	swp_claim(sw);
-	swp_unlock(sw->sw_shared);
 }
 
 /*
@@ -768,12 +791,12 @@ swp_range_ok(const struct swap *sw, uint64_t slot, int n)
 
 /*
  * swp_reap_due: another process is recorded as a holder, and no
- * allocation asked for a reap in the last `every` ns: this one does (it
+ * allocation asked for a reap in the last SWAP_REAP_NS: this one does (it
  * sets the time).
  * => ss_lock held
  */
 static bool
-swp_reap_due(struct swap *sw, uint64_t every)
+swp_reap_due(struct swap *sw)
 {
 	struct swap_shared *ss = sw->sw_shared;
 	struct timespec ts;
@@ -784,7 +807,7 @@ swp_reap_due(struct swap *sw, uint64_t every)
 		return false;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	if (ss->ss_reaped_ns != 0 && now - ss->ss_reaped_ns < every)
+	if (ss->ss_reaped_ns != 0 && now - ss->ss_reaped_ns < SWAP_REAP_NS)
 		return false;
 	ss->ss_reaped_ns = now;
 	return true;
@@ -825,7 +848,8 @@ again:
 			ss->ss_cursor[t] = s + (uint64_t)n;
 	}
 	if (s == SWAP_NONE) {
-		reap = !reaped && swp_reap_due(sw, SWAP_REAP_FULL_NS);
+		/* not for swap_alloc_now: its caller may hold the map */
+		reap = may_grow && !reaped && swp_reap_due(sw);
 		swp_unlock(ss);
 		/* full: maybe of references that gone processes held */
 		if (reap && swap_reap(sw) > 0) {
@@ -840,7 +864,7 @@ again:
 		if ((grow = end > ss->ss_filesize))
 			ss->ss_growing++;
 	}
-	reap = grow && may_grow && swp_reap_due(sw, SWAP_REAP_GROW_NS);
+	reap = grow && may_grow && swp_reap_due(sw);
 	swp_unlock(ss);
 	if (!grow) {
 		*slotp = s + 1;
@@ -1003,16 +1027,20 @@ swap_reap(struct swap *sw)
 	struct swap_holders *sh = &ss->ss_holders;
 	struct swap_holder seen[SWAP_HOLDERS];
 	bool gone[SWAP_HOLDERS];
-	uint64_t slots;
+	uint64_t slots, start, pidns;
 	int self, reaped = 0;
+	pid_t pid;
 
+	/* a reaper that /proc does not show as itself judges nobody */
+	if (!swh_self(&pid, &start, &pidns))
+		return 0;
 	swp_lock(ss);
 	self = swp_holder(sw);
 	memcpy(seen, sh->sh_tab, sizeof(seen));
 	swp_unlock(ss);
 	for (int h = 0; h < SWAP_HOLDERS; h++)
 		gone[h] = h != self && seen[h].sh_state == SWH_LIVE &&
-		    swh_gone(sh, seen[h].sh_pid, seen[h].sh_start);
+		    swh_gone(sh, &seen[h], pidns);
 	for (int h = 0; h < SWAP_HOLDERS; h++) {
 		if (!gone[h])
 			continue;

@@ -2,14 +2,24 @@
 /*
  * swaphold.c: the table of swap slot holders (swaphold.h has the why).
  *
- * Telling a gone process.  A holder records its pid and its start time;
- * /proc/PID/stat missing, a zombie, or another start time means its
- * process has exited (the pid may be in use again by another).  A process
- * that exec'd keeps pid and start time but has dropped every mapping, the
- * shared state among them: /proc/PID/maps no longer shows that area (its
- * address, which fork keeps, and its inode, which no other mapping
- * shares).  A read that fails for another reason (EACCES: a process that
- * changed its user) leaves the holder alone.
+ * Telling a gone process.  A wrong "gone" loses data (the slots are
+ * reused under a live process), a wrong "alive" leaks slots: so every
+ * doubt is "alive".  A holder records its pid, its start time and its pid
+ * namespace, and is reapable only if /proc showed it itself as that pid
+ * with that start time when it claimed the entry (no /proc, or a /proc of
+ * another pid namespace, and it never is).  A reaper in another pid
+ * namespace leaves it alone.  Then:
+ *  - kill(pid, 0) fails with ESRCH: no such process (kill, unlike /proc,
+ *    sees processes that hidepid hides);
+ *  - another start time in /proc/PID/stat: the pid is another process's;
+ *  - a zombie first thread and no other thread alive (a process whose
+ *    first thread exited lives on in the others);
+ *  - maps that show mappings, but not the shared area at its address with
+ *    its inode: the process exec'd (an exec keeps pid and start time and
+ *    drops every mapping).  Maps that read empty (a process tearing its
+ *    memory down, or a thread that just exited) say nothing.
+ * A read that fails (EACCES: a process that changed its user) says
+ * nothing either.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,7 +27,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -43,7 +55,8 @@ swh_map(const struct swap_holders *sh, int h)
 
 /*
  * swh_stat: state (field 3) and start time (field 22) of /proc/PID/stat,
- * or of /proc/PID/task/TID/stat with tid.
+ * or of /proc/PID/task/TID/stat with tid, or of /proc/self/stat with tid
+ * -1.
  * => 0, -ENOENT when there is no such process, or another -errno.
  */
 static int
@@ -53,7 +66,9 @@ swh_stat(pid_t pid, pid_t tid, char *state, uint64_t *start)
 	ssize_t n;
 	int fd, field = 2;
 
-	if (tid != 0)
+	if (tid < 0)
+		(void)snprintf(path, sizeof(path), "/proc/self/stat");
+	else if (tid != 0)
 		(void)snprintf(path, sizeof(path), "/proc/%d/task/%d/stat",
 		    (int)pid, (int)tid);
 	else
@@ -79,6 +94,15 @@ swh_stat(pid_t pid, pid_t tid, char *state, uint64_t *start)
 	return 0;
 }
 
+/* swh_stat_self: the start time in /proc/self/stat.  => 0 or -errno */
+static int
+swh_stat_self(uint64_t *start)
+{
+	char state;
+
+	return swh_stat(0, -1, &state, start);
+}
+
 /*
  * swh_line_is_area: one line of /proc/PID/maps is the area at `area`
  * (with *ino 0: any inode, which *ino is then set to; else that one)
@@ -102,7 +126,8 @@ swh_line_is_area(const char *line, uintptr_t area, unsigned long *ino)
  * first thread has (a zombie leader: the process lives on in its other
  * threads, and /proc/PID/maps shows nothing).  No allocation: this runs
  * on upvm's threads, where malloc may touch managed memory.
- * => the thread's id, 0 if none, -errno if the list cannot be read.
+ * => the thread's id, 0 if none, -errno if a thread or the list could
+ *    not be read (not known).
  */
 static pid_t
 swh_live_thread(pid_t pid)
@@ -112,35 +137,39 @@ swh_live_thread(pid_t pid)
 	uint64_t start;
 	long n, off;
 	pid_t tid, found = 0;
-	int fd;
+	int fd, error;
 
 	(void)snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return -errno;
 	while (found == 0 && (n = syscall(SYS_getdents64, fd, buf,
 	    sizeof(buf))) > 0)
 		for (off = 0; found == 0 && off < n; off += de->d_reclen) {
 			de = (struct dirent64 *)(buf + off);
 			tid = (pid_t)strtol(de->d_name, NULL, 10);
-			if (tid > 0 && tid != pid &&
-			    swh_stat(pid, tid, &state, &start) == 0 &&
-			    state != 'Z' && state != 'X')
+			if (tid <= 0 || tid == pid)
+				continue;
+			error = swh_stat(pid, tid, &state, &start);
+			if (error == 0 && state != 'Z' && state != 'X')
 				found = tid;
+			else if (error != 0 && error != -ENOENT)
+				found = -EAGAIN;	/* not known */
 		}
 	close(fd);
-	return found;
+	return n < 0 && found == 0 ? -EIO : found;
 }
 
 /*
  * swh_maps_has: the maps of process pid (0: this one; with tid, through
  * that thread) show the area (swh_line_is_area).
- * => 1 yes, 0 no, -errno when they cannot be read.
+ * => 1 yes, 0 no, -ENODATA when they show no mapping at all (memory
+ *    being torn down: not known), -errno when they cannot be read.
  */
 static int
 swh_maps_has(pid_t pid, pid_t tid, uintptr_t area, unsigned long *ino)
 {
 	char path[64], *buf, *line, *nl;
-	size_t have = 0;
+	size_t have = 0, lines = 0;
 	ssize_t n;
 	int fd, found = 0;
 
@@ -164,6 +193,7 @@ swh_maps_has(pid_t pid, pid_t tid, uintptr_t area, unsigned long *ino)
 		for (line = buf; !found && (nl = strchr(line, '\n')) != NULL;
 		    line = nl + 1) {
 			*nl = '\0';
+			lines++;
 			found = swh_line_is_area(line, area, ino);
 		}
 		/* keep the partial last line for the next read */
@@ -174,7 +204,9 @@ swh_maps_has(pid_t pid, pid_t tid, uintptr_t area, unsigned long *ino)
 	}
 	close(fd);
 	kmem_free(buf, SWH_MAPS_BUF);
-	return n < 0 && !found ? (int)n : found;
+	if (found)
+		return 1;
+	return n < 0 ? -EIO : lines == 0 ? -ENODATA : 0;
 }
 
 void
@@ -192,35 +224,47 @@ swh_init(struct swap_holders *sh, uint64_t *bits, uint64_t nslots,
 	sh->sh_nlive = 0;
 }
 
-int
-swh_claim(struct swap_holders *sh)
+/* swh_pidns: this process's pid namespace (its inode), 0 if not known */
+static uint64_t
+swh_pidns(void)
 {
-	static bool told;
-	struct swap_holder *e;
-	uint64_t start = 0;
+	struct stat st;
+
+	return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+bool
+swh_self(pid_t *pid, uint64_t *start, uint64_t *pidns)
+{
+	uint64_t mine;
 	char state;
 
-	/* our own start time: a read of /proc that cannot fail for us, but
-	   if it does, 0 only makes the pid check weaker */
-	(void)swh_stat(getpid(), 0, &state, &start);
+	*pid = getpid();
+	*pidns = swh_pidns();
+	/* /proc/PID must be this process: /proc of this pid namespace */
+	return *pidns != 0 && swh_stat(*pid, 0, &state, start) == 0 &&
+	    swh_stat_self(&mine) == 0 && mine == *start;
+}
+
+int
+swh_claim(struct swap_holders *sh, pid_t pid, uint64_t start,
+    uint64_t pidns, bool reapable)
+{
+	struct swap_holder *e;
+
 	for (int h = 0; h < SWAP_HOLDERS; h++) {
 		e = &sh->sh_tab[h];
 		if (e->sh_state != SWH_FREE)
 			continue;
-		e->sh_pid = getpid();
+		e->sh_pid = pid;
 		e->sh_start = start;
+		e->sh_pidns = pidns;
+		e->sh_reapable = reapable;
 		e->sh_hi = 0;
 		e->sh_held = 0;
 		e->sh_state = SWH_LIVE;
 		sh->sh_nlive++;
 		return h;
-	}
-	if (!told) {
-		told = true;
-		upvm_log(LOG_WARN, "swap: %d processes share one swap file; "
-		    "the swap slots of process %d are freed only by "
-		    "upvm_fini or when the last process closes the file",
-		    SWAP_HOLDERS, (int)getpid());
 	}
 	return SWH_NONE;
 }
@@ -237,9 +281,11 @@ swh_set(struct swap_holders *sh, int h, uint64_t i)
 	bm = swh_map(sh, h);
 	VM_ASSERT(e->sh_state == SWH_LIVE && i / 64 < sh->sh_words);
 	VM_ASSERT(!((bm[i / 64] >> (i % 64)) & 1));
+	/* sh_hi first: a process killed here leaves no bit past it, where
+	   a later owner of the entry would find it as its own */
+	e->sh_hi = MAX(e->sh_hi, i + 1);
 	bm[i / 64] |= (uint64_t)1 << (i % 64);
 	e->sh_held++;
-	e->sh_hi = MAX(e->sh_hi, i + 1);
 }
 
 bool
@@ -280,7 +326,10 @@ swh_free(struct swap_holders *sh, int h)
 {
 	struct swap_holder *e = &sh->sh_tab[h];
 
-	VM_ASSERT(e->sh_state == SWH_LIVE && e->sh_held == 0);
+	/* (sh_held may be off by one for a process killed in swh_set or
+	   swh_clear; its bits are all clear now) */
+	VM_ASSERT(e->sh_state == SWH_LIVE);
+	e->sh_held = 0;
 	e->sh_state = SWH_FREE;
 	e->sh_pid = 0;
 	e->sh_hi = 0;
@@ -288,26 +337,28 @@ swh_free(struct swap_holders *sh, int h)
 }
 
 bool
-swh_gone(const struct swap_holders *sh, pid_t pid, uint64_t start)
+swh_gone(const struct swap_holders *sh, const struct swap_holder *e,
+    uint64_t pidns)
 {
 	unsigned long ino = sh->sh_ino;
 	pid_t tid = 0;
 	uint64_t now;
 	char state;
-	int error;
 
-	if ((error = swh_stat(pid, 0, &state, &now)) == -ENOENT)
-		return true;
-	if (error != 0)
+	if (!e->sh_reapable || e->sh_pidns != pidns)
 		return false;
-	if (start != 0 && now != start)
+	if (kill(e->sh_pid, 0) != 0 && errno == ESRCH)
+		return true;
+	if (swh_stat(e->sh_pid, 0, &state, &now) != 0)
+		return false;
+	if (now != e->sh_start)
 		return true;		/* the pid is another process's */
 	if ((state == 'Z' || state == 'X') &&
-	    (tid = swh_live_thread(pid)) <= 0)
-		return tid == 0;	/* exited, or not known */
+	    (tid = swh_live_thread(e->sh_pid)) <= 0)
+		return tid == 0;	/* every thread exited; or not known */
 	if (ino == 0)
 		return false;
-	return swh_maps_has(pid, tid, sh->sh_area, &ino) == 0;
+	return swh_maps_has(e->sh_pid, tid, sh->sh_area, &ino) == 0;
 }
 
 const char *
@@ -334,8 +385,10 @@ swh_check(const struct swap_holders *sh, const uint32_t *counts,
 			return "a holder's count differs from its bits";
 		}
 	}
-	if (nlive != sh->sh_nlive)
+	if (nlive != sh->sh_nlive) {
+		*badp = (uint64_t)nlive;
 		return "live holders miscounted";
+	}
 	/* each slot: no more holders than references (only below the
 	   live holders' sh_hi can a bit be set) */
 	for (int h = 0; h < SWAP_HOLDERS; h++)

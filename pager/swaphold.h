@@ -23,12 +23,15 @@
  * one it did not hold: a reference is counted before its bit is set, and
  * its bit cleared before it is uncounted.
  *
- * Holders that are not recorded: a process forked when the table is full
- * (SWAP_HOLDERS live processes share the file) holds its references
- * untracked (sw_holder == SWH_NONE), as before; so do the references a
- * parent takes for a child in a fork that fails, or for a child killed
- * before its fork handler ran (swap_hold).  Those stay allocated until
- * the last process closes the file.
+ * References that are never given back by a reap, and stay allocated
+ * until the last process closes the file: those of a process forked when
+ * the table is full (SWAP_HOLDERS live processes share the file, even
+ * after a reap) hold its references untracked (sw_holder == SWH_NONE), as
+ * before; those a parent takes for a child in a fork that fails, or for a
+ * child killed before its fork handler ran (swap_hold); and those of a
+ * holder that /proc did not show as itself when it claimed its entry (no
+ * /proc mounted, a /proc of another pid namespace), or of another pid
+ * namespace than the reaper's.
  *
  * Locks protecting struct members in this file:
  *	I  immutable after swh_init()   s  ss_lock (swap.c)
@@ -54,6 +57,10 @@ struct swap_holder {
 	int		 sh_state;	/* [s] enum swh_state */
 	uint64_t	 sh_start;	/* [s] its start time (proc(5) stat
 					   field 22): a pid reused is not it */
+	uint64_t	 sh_pidns;	/* [s] its pid namespace (inode) */
+	bool		 sh_reapable;	/* [s] /proc showed it as sh_pid
+					   when it claimed: swh_gone may
+					   judge it */
 	uint64_t	 sh_hi;		/* [s] no bit at or past this */
 	uint64_t	 sh_held;	/* [s] bits set */
 };
@@ -83,10 +90,19 @@ void swh_init(struct swap_holders *, uint64_t *bits, uint64_t nslots,
     const void *area);
 
 /*
- * swh_claim: a free entry for the calling process.
- * => the entry, or SWH_NONE when the table is full (logged once).
+ * swh_self: the calling process's pid, start time and pid namespace for
+ * swh_claim (call it without ss_lock: it reads /proc).
+ * => true when /proc shows this process as that pid (reapable), false
+ *    when it does not (no /proc, a /proc of another pid namespace).
  */
-int swh_claim(struct swap_holders *);
+bool swh_self(pid_t *pid, uint64_t *start, uint64_t *pidns);
+
+/*
+ * swh_claim: a free entry for the process swh_self described.
+ * => the entry, or SWH_NONE when the table is full.
+ */
+int swh_claim(struct swap_holders *, pid_t pid, uint64_t start,
+    uint64_t pidns, bool reapable);
 
 /* swh_set / swh_clear: holder h's bit of slot index i (h may be SWH_NONE:
    nothing recorded, and swh_clear says true) */
@@ -100,12 +116,13 @@ uint64_t swh_next(const struct swap_holders *, int h, uint64_t i);
 void swh_free(struct swap_holders *, int h);
 
 /*
- * swh_gone: the process of a holder recorded as (pid, start) has exited
- * or runs another image.  Reads /proc; call it WITHOUT ss_lock.  A
- * process whose /proc entries cannot be read (another user's) counts as
- * alive: its references are never given back wrongly.
+ * swh_gone: the process of holder entry e (a copy taken under ss_lock)
+ * has exited or runs another image, as seen from pid namespace pidns
+ * (the caller's, swh_self).  Reads /proc; call it WITHOUT ss_lock.  Any
+ * doubt is "alive" (swaphold.c): a reference is never given back wrongly.
  */
-bool swh_gone(const struct swap_holders *, pid_t pid, uint64_t start);
+bool swh_gone(const struct swap_holders *, const struct swap_holder *e,
+    uint64_t pidns);
 
 /* swh_check: the invariants, with counts for the last: NULL or what is
    wrong (*badp: the slot index or entry) */

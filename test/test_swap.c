@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1163,9 +1164,11 @@ hold_case(enum hold_exit how)
 		usleep(10000);
 	cr_assert_eq(res->fr_error, -1, "child failed at line %d",
 	    res->fr_line);
-	if (how == HOLD_EXEC)		/* until it runs the shell */
+	if (how == HOLD_EXEC) {		/* until it runs the shell */
 		for (int i = 0; i < 500 && !proc_runs(pid, "sh"); i++)
 			usleep(10000);
+		cr_assert(proc_runs(pid, "sh"), "the child exec'd");
+	}
 	if (how == HOLD_KILLED) {
 		cr_assert_eq(kill(pid, SIGKILL), 0);
 		cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -1174,9 +1177,11 @@ hold_case(enum hold_exit how)
 	cr_assert_eq(swap_count(sw, res->fr_slot[0]), 1);
 	CHECK(sw);
 
-	if (how == HOLD_LEADER_EXITS)
+	if (how == HOLD_LEADER_EXITS) {
 		for (int i = 0; i < 500 && proc_state(pid) != 'Z'; i++)
 			usleep(10000);
+		cr_assert_eq(proc_state(pid), 'Z', "the first thread exited");
+	}
 	if (how == HOLD_LIVES || how == HOLD_LEADER_EXITS) {
 		cr_assert_eq(swap_reap(sw), 0, "a live child was reaped");
 		cr_assert_eq(swap_count(sw, pre), 2);
@@ -1237,6 +1242,111 @@ Test(swap, a_child_whose_first_thread_exited_keeps_its_references,
     .timeout = 60, .fini = cleanup)
 {
 	hold_case(HOLD_LEADER_EXITS);
+}
+
+/* put_file: write text to path.  => 0 or -1 (for a child: no asserts) */
+static int
+put_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/*
+ * A holder in another pid namespace is never judged: its pid there names
+ * no process here (kill says ESRCH), which would read as "gone".  The
+ * holder is pid 32700 of a namespace of its own (ns_last_pid set there),
+ * holds the parent's run and checks it after the parent reaped.
+ */
+Test(swap, a_holder_in_another_pid_namespace_is_never_reaped, .timeout = 60,
+    .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct fork_result *res;
+	struct swap *sw;
+	struct ring *r;
+	uint64_t pre;
+	int gate[2], status;
+	char *buf, c;
+	pid_t pid, g;
+
+	sw = mkswap(dir, 0, false);
+	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(res, MAP_FAILED);
+	r = test_ring(4);
+	buf = pages(FORK_N);
+	pre = alloc(sw, FORK_N);
+	test_pattern_fill(buf, FORK_N, pre, 32);
+	cr_assert_eq(swap_write_sync(sw, r, pre, buf, FORK_N), 0);
+	cr_assert_eq(pipe(gate), 0);
+	swap_ref(sw, pre, FORK_N);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(gate[1]);
+		if (unshare(CLONE_NEWPID) != 0) {
+			res->fr_error = -2;	/* skip: no privilege */
+			_exit(0);
+		}
+		for (int depth = 0; depth < 2; depth++) {
+			if ((g = fork()) != 0) {
+				CHILD_CHECK(g > 0 &&
+				    waitpid(g, &status, 0) == g);
+				_exit(WIFEXITED(status) ?
+				    WEXITSTATUS(status) : 9);
+			}
+			/* pid 1 of the namespace: the next pid is 32700 */
+			if (depth == 0)
+				CHILD_CHECK(put_file(
+				    "/proc/sys/kernel/ns_last_pid",
+				    "32699") == 0);
+		}
+		CHILD_CHECK(getpid() == 32700);
+		ring_destroy(r);
+		swap_fork_child(sw);
+		swap_hold(sw, pre, FORK_N);
+		CHILD_CHECK(ring_create(4, &r) == 0);
+		res->fr_error = -1;
+		CHILD_CHECK(read(gate[0], &c, 1) == 0);
+		memset(buf, 0, ptoa(FORK_N));
+		CHILD_CHECK(swap_read_sync(sw, r, pre, buf, FORK_N) == 0);
+		CHILD_CHECK(test_pattern_bad(buf, FORK_N, pre, 32) == -1);
+		_exit(0);
+	}
+	close(gate[0]);
+	for (int i = 0; i < 1000 && res->fr_error == 0; i++)
+		usleep(10000);
+	if (res->fr_error == -2) {
+		close(gate[1]);
+		(void)waitpid(pid, &status, 0);
+		swap_destroy(sw);
+		cr_skip_test("unshare(CLONE_NEWPID) needs CAP_SYS_ADMIN");
+	}
+	cr_assert_eq(res->fr_error, -1, "child failed at line %d",
+	    res->fr_line);
+	cr_assert_eq(swap_count(sw, pre), 2);
+	cr_assert_eq(swap_reap(sw), 0, "a holder of another pid namespace "
+	    "was reaped");
+	cr_assert_eq(swap_count(sw, pre), 2);
+	close(gate[1]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "grandchild failed at line %d (status %#x)", res->fr_line, status);
+	/* gone now, but still never judged: its reference stays */
+	cr_assert_eq(swap_reap(sw), 0);
+	cr_assert_eq(swap_count(sw, pre), 2);
+	CHECK(sw);
+	swap_free(sw, pre, FORK_N);
+	ring_destroy(r);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
 }
 
 /*
