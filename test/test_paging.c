@@ -303,9 +303,11 @@ Test(paging, readahead_follows_its_hits, .timeout = 300)
 
 		/* its references to the swap slots go with its mapping, and
 		   those of its own pageouts still being written with
-		   upvm_fini (README: a child's slots are dropped only by
-		   upvm_fini; an _exit right after the unmap left up to a
-		   batch of them allocated, in about one run in five) */
+		   upvm_fini: at once, where without it they would wait for
+		   a reap (pager/swaphold.h), which this parent's allocations
+		   do at most once a second, and the counts below would race
+		   it (an _exit right after the unmap left up to a batch of
+		   them allocated, in about one run in five) */
 		bool ok = bad == -1 && upvm_unmap(p, NPAGES * PAGE_SIZE) == 0;
 
 		upvm_fini();
