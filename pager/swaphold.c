@@ -54,31 +54,44 @@ swh_map(const struct swap_holders *sh, int h)
 }
 
 /*
- * swh_stat: state (field 3) and start time (field 22) of /proc/PID/stat,
- * or of /proc/PID/task/TID/stat with tid, or of /proc/self/stat with tid
- * -1.
+ * swh_open: /proc/PID/what (pid 0: /proc/self/what), or with tid
+ * /proc/PID/task/TID/what.  => the descriptor or -errno
+ */
+static int
+swh_open(pid_t pid, pid_t tid, const char *what)
+{
+	char path[64];
+	int fd;
+
+	if (pid == 0)
+		(void)snprintf(path, sizeof(path), "/proc/self/%s", what);
+	else if (tid != 0)
+		(void)snprintf(path, sizeof(path), "/proc/%d/task/%d/%s",
+		    (int)pid, (int)tid, what);
+	else
+		(void)snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid,
+		    what);
+	return (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ? -errno : fd;
+}
+
+/*
+ * swh_stat: state (field 3) and start time (field 22) of the stat file
+ * swh_open names (pid 0: this process's).
  * => 0, -ENOENT when there is no such process, or another -errno.
  */
 static int
 swh_stat(pid_t pid, pid_t tid, char *state, uint64_t *start)
 {
-	char path[64], buf[1024], *p;
+	char buf[1024], *p;
 	ssize_t n;
 	int fd, field = 2;
 
-	if (tid < 0)
-		(void)snprintf(path, sizeof(path), "/proc/self/stat");
-	else if (tid != 0)
-		(void)snprintf(path, sizeof(path), "/proc/%d/task/%d/stat",
-		    (int)pid, (int)tid);
-	else
-		(void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return errno == ESRCH ? -ENOENT : -errno;
+	if ((fd = swh_open(pid, tid, "stat")) < 0)
+		return fd == -ESRCH ? -ENOENT : fd;
 	n = sys_read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return n == 0 ? -ENOENT : (int)n;
+		return n == 0 ? -ENOENT : -EIO;
 	buf[n] = '\0';
 	/* the command name (field 2) may hold spaces and parentheses */
 	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
@@ -92,15 +105,6 @@ swh_stat(pid_t pid, pid_t tid, char *state, uint64_t *start)
 		return -EINVAL;
 	*start = strtoull(p, NULL, 10);
 	return 0;
-}
-
-/* swh_stat_self: the start time in /proc/self/stat.  => 0 or -errno */
-static int
-swh_stat_self(uint64_t *start)
-{
-	char state;
-
-	return swh_stat(0, -1, &state, start);
 }
 
 /*
@@ -168,20 +172,13 @@ swh_live_thread(pid_t pid)
 static int
 swh_maps_has(pid_t pid, pid_t tid, uintptr_t area, unsigned long *ino)
 {
-	char path[64], *buf, *line, *nl;
+	char *buf, *line, *nl;
 	size_t have = 0, lines = 0;
 	ssize_t n;
 	int fd, found = 0;
 
-	if (pid == 0)
-		(void)snprintf(path, sizeof(path), "/proc/self/maps");
-	else if (tid != 0)
-		(void)snprintf(path, sizeof(path), "/proc/%d/task/%d/maps",
-		    (int)pid, (int)tid);
-	else
-		(void)snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -errno;
+	if ((fd = swh_open(pid, tid, "maps")) < 0)
+		return fd;
 	if ((buf = kmem_alloc(SWH_MAPS_BUF)) == NULL) {
 		close(fd);
 		return -ENOMEM;
@@ -243,7 +240,7 @@ swh_self(pid_t *pid, uint64_t *start, uint64_t *pidns)
 	*pidns = swh_pidns();
 	/* /proc/PID must be this process: /proc of this pid namespace */
 	return *pidns != 0 && swh_stat(*pid, 0, &state, start) == 0 &&
-	    swh_stat_self(&mine) == 0 && mine == *start;
+	    swh_stat(0, 0, &state, &mine) == 0 && mine == *start;
 }
 
 int

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -285,4 +286,23 @@ test_check_peak(struct upvm_stats st)
 	    "peak %lu pages over budget %lu + slack %zu",
 	    (unsigned long)st.resident_peak,
 	    (unsigned long)st.budget_pages, slack);
+}
+
+bool
+test_proc_runs(int pid, const char *name)
+{
+	char path[64], comm[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	return strcmp(comm, name) == 0;
 }

@@ -33,6 +33,9 @@ bool test_raises_sigbus(volatile const char *addr);
 /* every one of the n bytes at p equals c */
 bool test_all_bytes(const void *p, int c, size_t n);
 
+/* process pid runs the program `name` (/proc/PID/comm) */
+bool test_proc_runs(int pid, const char *name);
+
 /*
  * The log, captured: test_log_capture() sends upvm's log lines to a pipe
  * for the rest of the test; test_log_read() returns what came since the

@@ -577,22 +577,6 @@ Test(hostmm, fork_child_keeps_its_swapped_pages_as_the_parent_frees_them,
 	upvm_fini();
 }
 
-/* runs_sh: /proc/PID/comm is "sh" (the child exec'd the shell) */
-static bool
-runs_sh(pid_t pid)
-{
-	char path[64], comm[32] = "";
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	if ((fd = open(path, O_RDONLY)) < 0)
-		return false;
-	n = read(fd, comm, sizeof(comm) - 1);
-	close(fd);
-	return n == 3 && strncmp(comm, "sh\n", 3) == 0;
-}
-
 /* swap_used_pages now */
 static uint64_t
 swap_used_now(void)
@@ -650,7 +634,8 @@ Test(hostmm, children_gone_without_upvm_fini_give_their_swap_back,
 		close(gate[0]);
 		cr_assert_gt(pid, 0);
 		if (g == 3)	/* until it runs the shell, its old image gone */
-			for (int i = 0; i < 3000 && !runs_sh(pid); i++)
+			for (int i = 0; i < 3000 &&
+			    !test_proc_runs(pid, "sh"); i++)
 				usleep(10000);
 		if (g == 1 || g == 2) {
 			cr_assert_eq(waitpid(pid, &status, 0), pid);

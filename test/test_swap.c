@@ -900,6 +900,28 @@ struct fork_result {
 	}								\
 } while (0)
 
+/* fork_results: a fork_result the child writes and the parent reads */
+static struct fork_result *
+fork_results(void)
+{
+	struct fork_result *res = mmap(NULL, sizeof(*res), PROT_READ |
+	    PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(res, MAP_FAILED);
+	return res;
+}
+
+/* fork_child_ok: child pid exited 0 (else the line it failed at) */
+static void
+fork_child_ok(pid_t pid, const struct fork_result *res)
+{
+	int status;
+
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child failed at line %d (status %#x)", res->fr_line, status);
+}
+
 /*
  * fork_child: allocate FORK_RUNS runs while the parent does too, write
  * each, take a reference on the parent's run, then tear its swap down.
@@ -945,13 +967,10 @@ Test(swap, fork_shares_bitmap_and_counts, .timeout = 60, .fini = cleanup)
 	struct ring *r;
 	char *buf;
 	pid_t pid;
-	int status;
 
 	snprintf(path, sizeof(path), "%s/swapfile", dir);
 	sw = mkswap(path, 0, false);
-	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	cr_assert_neq(res, MAP_FAILED);
+	res = fork_results();
 	pre = alloc(sw, FORK_N);
 
 	pid = fork();
@@ -964,9 +983,7 @@ Test(swap, fork_shares_bitmap_and_counts, .timeout = 60, .fini = cleanup)
 		cr_assert_eq(swap_alloc(sw, FORK_N, &mine[i]), 0);
 		cr_assert_eq(swap_check(sw), 0);
 	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "child failed at line %d (status %#x)", res->fr_line, status);
+	fork_child_ok(pid, res);
 	CHECK(sw);
 
 	/* one bitmap: no two runs overlap, theirs or ours */
@@ -1035,23 +1052,6 @@ proc_state(pid_t pid)
 	fclose(f);
 	buf[n] = '\0';
 	return (p = strrchr(buf, ')')) != NULL && p[1] == ' ' ? p[2] : 0;
-}
-
-/* proc_runs: /proc/PID/comm says the process runs `name` */
-static bool
-proc_runs(pid_t pid, const char *name)
-{
-	char path[64], comm[64] = "";
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return false;
-	if (fgets(comm, sizeof(comm), f) == NULL)
-		comm[0] = '\0';
-	fclose(f);
-	comm[strcspn(comm, "\n")] = '\0';
-	return strcmp(comm, name) == 0;
 }
 
 /* what a holding child checks once the parent has reaped */
@@ -1142,9 +1142,7 @@ hold_case(enum hold_exit how)
 	pid_t pid;
 
 	sw = mkswap(dir, 0, false);
-	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	cr_assert_neq(res, MAP_FAILED);
+	res = fork_results();
 	r = test_ring(4);
 	buf = pages(FORK_N);
 	pre = alloc(sw, FORK_N);
@@ -1165,9 +1163,9 @@ hold_case(enum hold_exit how)
 	cr_assert_eq(res->fr_error, -1, "child failed at line %d",
 	    res->fr_line);
 	if (how == HOLD_EXEC) {		/* until it runs the shell */
-		for (int i = 0; i < 500 && !proc_runs(pid, "sh"); i++)
+		for (int i = 0; i < 500 && !test_proc_runs(pid, "sh"); i++)
 			usleep(10000);
-		cr_assert(proc_runs(pid, "sh"), "the child exec'd");
+		cr_assert(test_proc_runs(pid, "sh"), "the child exec'd");
 	}
 	if (how == HOLD_KILLED) {
 		cr_assert_eq(kill(pid, SIGKILL), 0);
@@ -1187,10 +1185,7 @@ hold_case(enum hold_exit how)
 		cr_assert_eq(swap_count(sw, pre), 2);
 		cr_assert_eq(swap_count(sw, res->fr_slot[0]), 1);
 		close(gate[1]);		/* it checks its pages and exits */
-		cr_assert_eq(waitpid(pid, &status, 0), pid);
-		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		    "child failed at line %d (status %#x)", res->fr_line,
-		    status);
+		fork_child_ok(pid, res);
 	}
 	/* gone (killed, exec'd, exited without swap_destroy): its
 	   references come back, once */
@@ -1206,8 +1201,7 @@ hold_case(enum hold_exit how)
 	cr_assert_eq(test_pattern_bad(buf, FORK_N, pre, 30), -1);
 	if (how == HOLD_EXEC) {
 		close(gate[1]);		/* the shell's read ends */
-		cr_assert_eq(waitpid(pid, &status, 0), pid);
-		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		fork_child_ok(pid, res);
 	} else if (how == HOLD_KILLED) {
 		close(gate[1]);
 	}
@@ -1277,9 +1271,7 @@ Test(swap, a_holder_in_another_pid_namespace_is_never_reaped, .timeout = 60,
 	pid_t pid, g;
 
 	sw = mkswap(dir, 0, false);
-	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	cr_assert_neq(res, MAP_FAILED);
+	res = fork_results();
 	r = test_ring(4);
 	buf = pages(FORK_N);
 	pre = alloc(sw, FORK_N);
@@ -1336,9 +1328,7 @@ Test(swap, a_holder_in_another_pid_namespace_is_never_reaped, .timeout = 60,
 	    "was reaped");
 	cr_assert_eq(swap_count(sw, pre), 2);
 	close(gate[1]);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "grandchild failed at line %d (status %#x)", res->fr_line, status);
+	fork_child_ok(pid, res);
 	/* gone now, but still never judged: its reference stays */
 	cr_assert_eq(swap_reap(sw), 0);
 	cr_assert_eq(swap_count(sw, pre), 2);
@@ -1361,13 +1351,10 @@ Test(swap, a_full_swap_takes_back_what_gone_children_held, .timeout = 60,
 	struct fork_result *res;
 	struct swap *sw;
 	uint64_t pre, again;
-	int status;
 	pid_t pid;
 
 	sw = mkswap(dir, ptoa(2 * FORK_N), false);
-	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	cr_assert_neq(res, MAP_FAILED);
+	res = fork_results();
 	pre = alloc(sw, FORK_N);
 	swap_ref(sw, pre, FORK_N);
 	pid = fork();
@@ -1378,9 +1365,7 @@ Test(swap, a_full_swap_takes_back_what_gone_children_held, .timeout = 60,
 		CHILD_CHECK(swap_alloc(sw, FORK_N, &res->fr_slot[0]) == 0);
 		_exit(0);
 	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "child failed at line %d", res->fr_line);
+	fork_child_ok(pid, res);
 	swap_free(sw, pre, FORK_N);
 	cr_assert_eq(swap_used(sw), (uint64_t)(2 * FORK_N), "all held");
 	cr_assert_eq(swap_alloc(sw, FORK_N, &again), 0,
@@ -1403,13 +1388,10 @@ Test(swap, closing_the_swap_gives_back_what_the_process_held,
 	struct fork_result *res;
 	struct swap *sw;
 	uint64_t pre;
-	int status;
 	pid_t pid;
 
 	sw = mkswap(dir, 0, false);
-	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	cr_assert_neq(res, MAP_FAILED);
+	res = fork_results();
 	pre = alloc(sw, FORK_N);
 	swap_ref(sw, pre, FORK_N);
 	pid = fork();
@@ -1422,9 +1404,7 @@ Test(swap, closing_the_swap_gives_back_what_the_process_held,
 		swap_destroy(sw);
 		_exit(0);
 	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "child failed at line %d", res->fr_line);
+	fork_child_ok(pid, res);
 	cr_assert_eq(swap_count(sw, pre), 1);
 	cr_assert_eq(swap_count(sw, res->fr_slot[0]), 0);
 	cr_assert_eq(swap_reap(sw), 0, "nothing left to reap");
