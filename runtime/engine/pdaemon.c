@@ -1037,32 +1037,13 @@ pd_written(struct vmspace *vs, const struct pd_run *r)
 	    r->pr_n), &reg, 1, false, &walk_end) != 0;
 }
 
-/*
- * pd_staged_copy: the n pages just staged at `at`, copied by the kernel
- * (process_vm_readv) into pdd_cmpbuf for their compare.  The kernel reads
- * them through its own mapping of memory; a hash at their staging
- * addresses would be the first touch of each page at an address it was
- * just moved to, which on a VM with shadow page tables (this one) is a
- * trap a page: hashing freshly mapped pages took 4.9 us a page here,
- * pages touched before 0.2, the copy and the hash 1.0 (2026-12-07).
- * => the copy, or `at` itself if the kernel refused it (seccomp).
- */
+/* pd_staged_copy: the n pages just staged at `at`, for their compare:
+   copied into pdd_cmpbuf (pmap_peek), or `at` itself */
 static const char *
 pd_staged_copy(struct pdaemon *pd, const char *at, int n)
 {
-	size_t len = ptoa((size_t)n);
-	ssize_t got;
-
-	if (atomic_load_explicit(&pd->pdd_novmread, memory_order_relaxed))
-		return at;
-	if ((got = sys_vm_read(pd->pdd_cmpbuf, at, len)) == (ssize_t)len)
-		return pd->pdd_cmpbuf;
-	if (got == -EPERM || got == -ENOSYS) {
-		atomic_store(&pd->pdd_novmread, true);
-		upvm_log(LOG_DEBUG, "pageout: process_vm_readv: %s; clean "
-		    "pages are compared in place", strerror((int)-got));
-	}
-	return at;
+	return pmap_peek(&pd->pdd_vs->vs_pmap, pd->pdd_cmpbuf, (vaddr_t)at,
+	    ptoa((size_t)n));
 }
 
 /*
@@ -2065,7 +2046,6 @@ pd_start(struct vmspace *vs, struct swap *sw, long budget, long slack,
 		goto fail_stage;
 	}
 	pd->pdd_cmpbuf = pd->pdd_bounce + PD_BOUNCE_LEN;
-	atomic_init(&pd->pdd_novmread, false);
 	if ((pd->pdd_batch = kmem_alloc(sizeof(*pd->pdd_batch))) == NULL) {
 		error = -ENOMEM;
 		goto fail_bounce;

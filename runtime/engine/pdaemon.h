@@ -105,7 +105,6 @@ struct pdaemon {
 					   registered (pd_read_forced) */
 	char		 *pdd_cmpbuf;	/* [I] as many, for a clean run's
 					   compare (pd_staged_copy) */
-	atomic_bool	  pdd_novmread;	/* [a] process_vm_readv refused */
 	uint64_t	  pdd_head;	/* [d] next free ring position */
 	uint64_t	  pdd_tail;	/* [d] oldest position in use */
 	struct pd_linger *pdd_linger;	/* [I] pdd_nstage records, one per

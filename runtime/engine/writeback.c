@@ -300,14 +300,29 @@ wb_drop(struct vmspace *vs, struct vm_map_entry *e, int s)
 }
 
 /*
+ * wb_area: where the move protocol takes pages out of reach of stores
+ * (wa_scratch, registered like the regions) and the buffer the kernel
+ * copies them into for their compare (wa_cmp, not registered: see
+ * pmap_peek).  Raw mappings of wa_len bytes each, or NULL.
+ */
+struct wb_area {
+	char		*wa_scratch;
+	char		*wa_cmp;
+	size_t		 wa_len;
+};
+
+/*
  * wb_invalidate_run: drop the n clean pages at va (move protocol: through
- * the scratch area).  => map write-locked, amap locked.  => pages dropped
+ * the scratch area of wa, or wa NULL).  => map write-locked, amap locked.
+ * => pages dropped
  */
 static long
 wb_invalidate_run(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
-    int n, char *scratch)
+    int n, const struct wb_area *wa)
 {
 	struct amap *am = e->e_aref.ar_amap;
+	char *scratch = wa == NULL ? NULL : wa->wa_scratch;
+	const char *copy;
 	vsize_t done = 0, back;
 	long dropped = 0;
 	int s = vm_entry_slot(e, va);
@@ -330,12 +345,14 @@ wb_invalidate_run(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
 			wb_drop(vs, e, s + k);
 		return n;
 	}
+	copy = pmap_peek(&vs->vs_pmap, wa->wa_cmp, (vaddr_t)scratch, done);
 	for (int k = 0; k < (int)atop(done); k++) {
 		vaddr_t pva = va + ptoa((vaddr_t)k);
 		const char *page = scratch + ptoa((size_t)k);
 		uint64_t old;
 
-		if (pager_unchanged(e->e_obj, vm_entry_objoff(e, pva), page)) {
+		if (pager_unchanged(e->e_obj, vm_entry_objoff(e, pva),
+		    copy + ptoa((size_t)k))) {
 			wb_drop(vs, e, s + k);
 			dropped++;
 			continue;
@@ -352,22 +369,36 @@ wb_invalidate_run(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va,
 	return dropped;
 }
 
-/* wb_scratch: a registered area of len bytes to move pages into; NULL:
-   none could be made (raw_munmap unregisters it) */
-static char *
-wb_scratch(struct vmspace *vs, size_t len)
+static void
+wb_area_free(struct wb_area *wa)
 {
-	char *scratch = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (wa->wa_scratch != NULL)
+		raw_munmap(wa->wa_scratch, wa->wa_len);	/* unregisters too */
+	if (wa->wa_cmp != NULL)
+		raw_munmap(wa->wa_cmp, wa->wa_len);
+	wa->wa_scratch = wa->wa_cmp = NULL;
+}
 
-	if (raw_mmap_failed(scratch))
-		return NULL;
-	if (pmap_register(&vs->vs_pmap, (vaddr_t)scratch, len,
+/* wb_area_make: wa for len bytes.  => 0, or -1 with none made */
+static int
+wb_area_make(struct vmspace *vs, size_t len, struct wb_area *wa)
+{
+	wa->wa_len = len;
+	wa->wa_scratch = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	wa->wa_cmp = raw_mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw_mmap_failed(wa->wa_scratch))
+		wa->wa_scratch = NULL;
+	if (raw_mmap_failed(wa->wa_cmp))
+		wa->wa_cmp = NULL;
+	if (wa->wa_scratch == NULL || wa->wa_cmp == NULL ||
+	    pmap_register(&vs->vs_pmap, (vaddr_t)wa->wa_scratch, len,
 	    vs->vs_regmodes) != 0) {
-		raw_munmap(scratch, len);
-		return NULL;
+		wb_area_free(wa);
+		return -1;
 	}
-	return scratch;
+	return 0;
 }
 
 long
@@ -376,14 +407,14 @@ wb_invalidate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 	struct vm_map *map = &vs->vs_map;
 	size_t slen = ptoa((size_t)AMAP_UNIT);
 	struct vm_map_entry *e;
-	char *scratch = NULL;
-	vaddr_t va, rva;
+	struct wb_area area, *wa = NULL;
+	vaddr_t va, rva = 0;
 	long dropped = 0;
 	int n;
 
 	VM_ASSERT_WLOCKED(&map->m_lock);
 	if (vs->vs_pageout == UPVM_PAGEOUT_MOVE &&
-	    (scratch = wb_scratch(vs, slen)) == NULL) {
+	    wb_area_make(vs, slen, (wa = &area)) != 0) {
 		upvm_log(LOG_ERR, "invalidate: no scratch area; the clean "
 		    "pages stay");
 		return 0;
@@ -393,18 +424,18 @@ wb_invalidate(struct vmspace *vs, vaddr_t start, vaddr_t end)
 		if (e->e_obj == NULL || e->e_aref.ar_amap == NULL)
 			continue;
 		va = MAX(start, e->e_start);
-		if (scratch != NULL && (vs->vs_regmodes & PMAP_REG_WP) &&
+		if (wa != NULL && (vs->vs_regmodes & PMAP_REG_WP) &&
 		    (e->e_prot & VM_PROT_WRITE)) {
 			wb_hash_unknown(e, va, MIN(end, e->e_end));
 			wb_scan_written(vs, e, va, MIN(end, e->e_end));
 		}
 		vm_mutex_lock(&e->e_aref.ar_amap->am_lock);
 		while ((n = wb_clean_run(e, &va, MIN(end, e->e_end), &rva)) > 0)
-			dropped += wb_invalidate_run(vs, e, rva, n, scratch);
+			dropped += wb_invalidate_run(vs, e, rva, n, wa);
 		vm_mutex_unlock(&e->e_aref.ar_amap->am_lock);
 	}
-	if (scratch != NULL)
-		raw_munmap(scratch, slen);	/* unregisters too */
+	if (wa != NULL)
+		wb_area_free(wa);
 	return dropped;
 }
 
@@ -486,9 +517,10 @@ wb_busy_out(struct amap *am, int s)
  */
 static int
 wb_partial(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va, int s,
-    char *scratch, uint64_t off, uint64_t end, bool *movedp)
+    const struct wb_area *wa, uint64_t off, uint64_t end, bool *movedp)
 {
 	struct amap *am = e->e_aref.ar_amap;
+	char *scratch = wa->wa_scratch;
 	const char *page = (const char *)va;
 	struct anon *an;
 	vsize_t done = 0, back;
@@ -500,7 +532,8 @@ wb_partial(struct vmspace *vs, struct vm_map_entry *e, vaddr_t va, int s,
 	if (scratch != NULL && pmap_move(&vs->vs_pmap, (vaddr_t)scratch, va,
 	    PAGE_SIZE, PMAP_DONTWAKE, &done) == 0 && done == PAGE_SIZE) {
 		*movedp = true;
-		page = scratch;
+		page = pmap_peek(&vs->vs_pmap, wa->wa_cmp, (vaddr_t)scratch,
+		    PAGE_SIZE);
 	} else if (scratch != NULL && (e->e_prot & VM_PROT_WRITE)) {
 		upvm_log(LOG_ERR, "write beside a mapping: cannot take page "
 		    "%#lx out of reach (move failed); its bytes outside the "
@@ -552,7 +585,7 @@ wb_overwritten(struct vmspace *vs, struct vm_map_entry *e, vaddr_t lo,
     vaddr_t hi, uint64_t off, uint64_t end)
 {
 	struct amap *am = e->e_aref.ar_amap;
-	char *scratch = NULL;
+	struct wb_area wa = { NULL, NULL, 0 };
 	bool busy = false, moved, partial, out;
 	vaddr_t va, run;
 	uint64_t po;
@@ -585,21 +618,20 @@ wb_overwritten(struct vmspace *vs, struct vm_map_entry *e, vaddr_t lo,
 		partial = wb_resident(am, vm_entry_slot(e, va));
 		vm_mutex_unlock(&am->am_lock);
 		/* made only when a page needs it: most writes have none */
-		if (partial && scratch == NULL &&
+		if (partial && wa.wa_scratch == NULL &&
 		    vs->vs_pageout == UPVM_PAGEOUT_MOVE &&
 		    (vs->vs_regmodes & PMAP_REG_WP))
-			scratch = wb_scratch(vs, PAGE_SIZE);
+			(void)wb_area_make(vs, PAGE_SIZE, &wa);
 		if (!partial || wb_partial(vs, e, va, vm_entry_slot(e, va),
-		    scratch, off, end, &moved) == 0) {
+		    &wa, off, end, &moved) == 0) {
 			wb_free(vs, e, va, 1);
 			if (partial && !moved)
 				(void)pmap_wake(&vs->vs_pmap, va, PAGE_SIZE);
 			if (partial && moved)
-				(void)raw_madvise(scratch, PAGE_SIZE,
+				(void)raw_madvise(wa.wa_scratch, PAGE_SIZE,
 				    MADV_DONTNEED);
 		}
 	}
-	if (scratch != NULL)
-		raw_munmap(scratch, PAGE_SIZE);	/* unregisters too */
+	wb_area_free(&wa);
 	return busy;
 }

@@ -112,6 +112,7 @@ pmap_init(struct pmap *pm, uint64_t want)
 	pm->pm_features = want & supported;
 	pm->pm_ioctls = 0;
 	atomic_init(&pm->pm_move_recounts, 0);
+	atomic_init(&pm->pm_nopeek, false);
 	pm->pm_pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	pm->pm_pagemap_scan = pm->pm_pagemap_fd >= 0 &&
 	    pagemap_scan_works(pm->pm_pagemap_fd);
@@ -353,6 +354,23 @@ pmap_poison(struct pmap *pm, vaddr_t va, vsize_t len, int flags,
 			p.updated = ret;
 	} while ((r = mfill_result(ret, p.updated, len, donep)) == 1);
 	return r;
+}
+
+const void *
+pmap_peek(struct pmap *pm, void *buf, vaddr_t va, size_t len)
+{
+	ssize_t got;
+
+	if (atomic_load_explicit(&pm->pm_nopeek, memory_order_relaxed))
+		return (const void *)va;
+	if ((got = sys_vm_read(buf, (const void *)va, len)) == (ssize_t)len)
+		return buf;
+	if (got == -EPERM || got == -ENOSYS) {
+		atomic_store(&pm->pm_nopeek, true);
+		upvm_log(LOG_DEBUG, "process_vm_readv: %s; moved pages are "
+		    "read in place", strerror((int)-got));
+	}
+	return (const void *)va;
 }
 
 int

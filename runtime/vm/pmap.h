@@ -44,6 +44,8 @@ struct pmap {
 	atomic_uint_least64_t pm_move_recounts; /* [a] UFFDIO_MOVEs that
 					   moved pages they did not count
 					   (pmap_move) */
+	atomic_bool	pm_nopeek;	/* [a] process_vm_readv refused
+					   (pmap_peek) */
 };
 
 /*
@@ -101,6 +103,18 @@ int pmap_writeprotect(struct pmap *, vaddr_t va, vsize_t len, bool wp,
 /* -EOPNOTSUPP without UFFD_FEATURE_POISON */
 int pmap_poison(struct pmap *, vaddr_t va, vsize_t len, int flags,
     vsize_t *donep);
+/*
+ * pmap_peek: the len bytes of pages at va, copied into buf by the kernel
+ * (process_vm_readv), which reads them through its own mapping of
+ * memory, not through va.  For pages just moved to va (UFFDIO_MOVE): the
+ * first touch of a page at an address it was just moved to is a trap a
+ * page on a VM with shadow page tables (this one: hashing freshly moved
+ * pages in place took 4.9 us a page, the copy and a hash of it 1.0,
+ * 2026-12-07).  buf must not be managed memory.
+ * => buf, or (const void *)va where the kernel refused the copy (a
+ *    seccomp filter; remembered) or copied less than len
+ */
+const void *pmap_peek(struct pmap *, void *buf, vaddr_t va, size_t len);
 /* drop the pages of [va, va + len) from the page tables */
 int pmap_dontneed(struct pmap *, vaddr_t va, vsize_t len);
 
