@@ -925,6 +925,26 @@ Test(paging, budget_too_small_or_bad_swap_dir_refused, .timeout = 30)
 }
 
 /*
+ * pageouts_settle: wait until the pageout daemon is quiet: no write in
+ * flight, pageouts standing still for 10 ms, within the budget.
+ */
+static void
+pageouts_settle(void)
+{
+	struct upvm_stats st, prev = test_stats();
+
+	for (int i = 0; i < 1000; i++) {
+		usleep(10000);
+		st = test_stats();
+		if (st.writes_inflight == 0 && st.pageouts == prev.pageouts &&
+		    st.resident_pages <= st.budget_pages)
+			return;
+		prev = st;
+	}
+	cr_assert_fail("the pageout daemon did not settle in 10 s");
+}
+
+/*
  * random_pageins: random reads of pages long paged out, every page checked:
  * `per_unit` pages at random inside each of 500 random 64-page units of an
  * npages region (1: uniform random access); => the pages read per fault.
@@ -940,6 +960,9 @@ random_pageins(const char *conf, size_t npages, int per_unit)
 	init_budget(BUDGET, 0, conf);
 	p = map_pages(npages);
 	test_pattern_fill(p, npages, 0, 6);
+	/* the fill's pageouts done: a read racing them finds its page on
+	   the way out, with no read, and its faults count for nothing */
+	pageouts_settle();
 	st0 = test_stats();
 	for (int i = 0; i < 500; i++) {
 		size_t unit = (size_t)rand_r(&seed) % (npages / 64);
@@ -1115,24 +1138,14 @@ Test(paging, pageins_with_readahead_1_read_one_page, .timeout = 120)
  * tables: a unit the clock kept is resident, an inactive page or one whose
  * write is in flight comes back without a read (once, in CI under load,
  * page 0 came back without raising SIGBUS).  So no inactive pages, and the
- * daemon quiet (no write in flight, pageouts standing still, within the
- * budget) before the first page out of the page tables is chosen.
+ * daemon quiet (pageouts_settle) before the first page out of the page
+ * tables is chosen.
  */
 static size_t
 quiet_swapped_page(char *p)
 {
-	struct upvm_stats st, prev = test_stats();
-
-	for (int i = 0; i < 1000; i++) {
-		usleep(10000);
-		st = test_stats();
-		if (st.writes_inflight == 0 && st.pageouts == prev.pageouts &&
-		    st.resident_pages <= st.budget_pages)
-			return test_swapped_page(p, 0, 256);
-		prev = st;
-	}
-	cr_assert_fail("the pageout daemon did not settle in 10 s");
-	return 0;
+	pageouts_settle();
+	return test_swapped_page(p, 0, 256);
 }
 
 Test(paging, read_error_raises_sigbus_never_zeros, .timeout = 120)
