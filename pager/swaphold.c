@@ -35,6 +35,7 @@
 
 #include "kmem.h"
 #include "log.h"
+#include "procstat.h"
 #include "swaphold.h"
 #include "sys.h"
 #include "vm.h"
@@ -54,56 +55,24 @@ swh_map(const struct swap_holders *sh, int h)
 }
 
 /*
- * swh_open: /proc/PID/what (pid 0: /proc/self/what), or with tid
- * /proc/PID/task/TID/what.  => the descriptor or -errno
- */
-static int
-swh_open(pid_t pid, pid_t tid, const char *what)
-{
-	char path[64];
-	int fd;
-
-	if (pid == 0)
-		(void)snprintf(path, sizeof(path), "/proc/self/%s", what);
-	else if (tid != 0)
-		(void)snprintf(path, sizeof(path), "/proc/%d/task/%d/%s",
-		    (int)pid, (int)tid, what);
-	else
-		(void)snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid,
-		    what);
-	return (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ? -errno : fd;
-}
-
-/*
  * swh_stat: state (field 3) and start time (field 22) of the stat file
- * swh_open names (pid 0: this process's).
+ * proc_open names (pid 0: this process's).
  * => 0, -ENOENT when there is no such process, or another -errno.
  */
 static int
 swh_stat(pid_t pid, pid_t tid, char *state, uint64_t *start)
 {
-	char buf[1024], *p;
-	ssize_t n;
-	int fd, field = 2;
+	char buf[1024];
+	const char *f3, *f22;
+	int error;
 
-	if ((fd = swh_open(pid, tid, "stat")) < 0)
-		return fd == -ESRCH ? -ENOENT : fd;
-	n = sys_read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return n == 0 ? -ENOENT : -EIO;
-	buf[n] = '\0';
-	/* the command name (field 2) may hold spaces and parentheses */
-	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+	if ((error = proc_stat_read(pid, tid, buf, sizeof(buf), &f3)) != 0)
+		return error;
+	if ((f22 = proc_stat_field(f3, 22)) == NULL || *f22 < '0' ||
+	    *f22 > '9')
 		return -EINVAL;
-	p += 2;
-	*state = *p;
-	for (field = 3; *p != '\0' && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	if (field != 22 || *p < '0' || *p > '9')
-		return -EINVAL;
-	*start = strtoull(p, NULL, 10);
+	*state = *f3;
+	*start = strtoull(f22, NULL, 10);
 	return 0;
 }
 
@@ -177,7 +146,7 @@ swh_maps_has(pid_t pid, pid_t tid, uintptr_t area, unsigned long *ino)
 	ssize_t n;
 	int fd, found = 0;
 
-	if ((fd = swh_open(pid, tid, "maps")) < 0)
+	if ((fd = proc_open(pid, tid, "maps")) < 0)
 		return fd;
 	if ((buf = kmem_alloc(SWH_MAPS_BUF)) == NULL) {
 		close(fd);

@@ -24,6 +24,7 @@
 #include "map.h"
 #include "pdpolicy.h"
 #include "place.h"
+#include "procstat.h"
 #include "sys.h"
 
 #define NUMA_FREE_NS	(10 * 1000 * 1000)	/* free memory sample age */
@@ -139,27 +140,18 @@ numa_budget_total(const struct numa_state *ns)
 	return total;
 }
 
-/* tid_last_cpu: the CPU thread tid last ran on (/proc stat, field 39) */
+/* tid_last_cpu: the CPU thread tid last ran on (stat field 39), or -1 */
 static int
 tid_last_cpu(pid_t tid)
 {
-	char path[64], buf[1024], *p;
-	ssize_t n;
-	int fd, field = 2;
+	char buf[1024];
+	const char *f3, *f39;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	if (proc_stat_read(0, tid, buf, sizeof(buf), &f3) != 0 ||
+	    (f39 = proc_stat_field(f3, 39)) == NULL || *f39 < '0' ||
+	    *f39 > '9')
 		return -1;
-	n = sys_read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	/* the command name (field 2) may hold spaces: start after it */
-	if ((p = strrchr(buf, ')')) == NULL)
-		return -1;
-	while (*p != '\0' && field < 39)
-		if (*p++ == ' ')
-			field++;
-	return *p >= '0' && *p <= '9' ? atoi(p) : -1;
+	return atoi(f39);
 }
 
 int
