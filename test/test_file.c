@@ -78,10 +78,24 @@ make_file(size_t npages, size_t tail)
 		    (NPAGES + 1) * PAGE_SIZE), NULL);
 	(void)snprintf(path, sizeof(path), "%s/upvm-file-XXXXXX", dir);
 	cr_assert_geq(fd = mkstemp(path), 0);
+	/* gone from the directory at once: a test killed by its timeout
+	   leaves nothing behind (reopen_file opens it again) */
+	cr_assert_eq(unlink(path), 0);
+	path[0] = '\0';
 	test_pattern_fill(pbuf, npages + 1, 0, 1);
 	cr_assert_eq(pwrite(fd, pbuf, ptoa(npages) + tail, 0),
 	    (ssize_t)(ptoa(npages) + tail));
 	return fd;
+}
+
+/* reopen_file: the file open on fd, opened again with flags */
+static int
+reopen_file(int fd, int flags)
+{
+	char proc[64];
+
+	(void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return open(proc, flags);
 }
 
 static char *
@@ -679,7 +693,7 @@ Test(file, write_back_error_keeps_pages_dirty, .timeout = 60,
 Test(file, bad_arguments_refused_with_one_line, .timeout = 30,
     .fini = cleanup)
 {
-	int fd = make_file(4, 0), ro = open(path, O_RDONLY);
+	int fd = make_file(4, 0), ro = reopen_file(fd, O_RDONLY);
 	void *p;
 
 	init_budget(BUDGET);
@@ -1076,7 +1090,7 @@ Test(file, program_writes_beside_its_mappings_are_seen, .timeout = 60,
 Test(file, no_budget_read_only_shared_never_written, .timeout = 60,
     .fini = cleanup)
 {
-	int fd = make_file(NPAGES, 0), ro = open(path, O_RDONLY);
+	int fd = make_file(NPAGES, 0), ro = reopen_file(fd, O_RDONLY);
 	struct upvm_config cfg;
 	char *p;
 
