@@ -707,6 +707,7 @@ swap_create(const struct swap_config *sc, struct swap **out)
 	    sw->sw_seal != NULL && file, &sw->sw_shared)) != 0)
 		goto fail_file;
 	swp_tiers_init(sw);
+	sw->sw_child = SWH_NONE;
 	swp_claim(sw);
 	/* pager offsets are slot * PAGE_SIZE: the last slot ends here */
 	pager_init(&sw->sw_pager, &swap_pager_ops, ptoa(total + 1));
@@ -758,13 +759,81 @@ swap_cpu_ns(struct swap *sw)
 	return sw->sw_remote != NULL ? remote_cpu_ns(sw->sw_remote) : 0;
 }
 
-void
+bool
+swap_fork_pend(struct swap *sw)
+{
+	struct swap_shared *ss = sw->sw_shared;
+
+	VM_ASSERT(sw->sw_child == SWH_NONE);
+	swp_lock(ss);
+	sw->sw_child = swh_pend(&ss->ss_holders, &sw->sw_child_nonce);
+	swp_unlock(ss);
+	return sw->sw_child != SWH_NONE;
+}
+
+uint64_t
+swap_fork_parent(struct swap *sw)
+{
+	int h = sw->sw_child;
+
+	sw->sw_child = SWH_NONE;
+	return h == SWH_NONE ? 0 :
+	    sw->sw_child_nonce * SWAP_HOLDERS + (uint64_t)h;
+}
+
+bool
 swap_fork_child(struct swap *sw)
 {
+	struct swap_shared *ss = sw->sw_shared;
+	uint64_t start = 0, pidns = 0;
+	int h = sw->sw_child;
+	bool reapable;
+	pid_t pid;
+
 	if (sw->sw_remote != NULL)
 		remote_fork_child(sw->sw_remote);
 	sw->sw_holder = SWH_NONE;	/* the parent's until claimed */
-	swp_claim(sw);
+	sw->sw_child = SWH_NONE;
+	if (h == SWH_NONE) {
+		swp_claim(sw);
+		return false;
+	}
+	reapable = swh_self(&pid, &start, &pidns);
+	atomic_store_explicit(&swp_pid, pid, memory_order_relaxed);
+	sw->sw_holder_pid = pid;
+	swp_lock(ss);
+	if (swh_adopt(&ss->ss_holders, h, sw->sw_child_nonce, pid, start,
+	    pidns, reapable))
+		sw->sw_holder = h;
+	swp_unlock(ss);
+	VM_ASSERT(sw->sw_holder == h);
+	return sw->sw_holder == h;
+}
+
+void
+swap_fork_done(struct swap *sw, uint64_t token, pid_t pid)
+{
+	struct swap_shared *ss = sw->sw_shared;
+	uint64_t start = 0, pidns = 0, slots = 0;
+	uint64_t nonce = token / SWAP_HOLDERS;
+	int h = (int)(token % SWAP_HOLDERS);
+	bool reapable = false, failed = pid <= 0;
+
+	if (token == 0)
+		return;
+	if (!failed)
+		reapable = swh_child(pid, &start, &pidns);
+	swp_lock(ss);
+	if (failed && swh_pending(&ss->ss_holders, h, nonce))
+		slots = swp_give_back(sw, h);
+	else if (!failed)
+		(void)swh_adopt(&ss->ss_holders, h, nonce, pid, start, pidns,
+		    reapable);
+	swp_unlock(ss);
+	if (failed)
+		upvm_log(LOG_DEBUG, "swap: fork failed (%s): gave back the "
+		    "%llu slot references taken for the child",
+		    strerror(-pid), (unsigned long long)slots);
 }
 
 /*
@@ -918,7 +987,9 @@ swap_ref(struct swap *sw, uint64_t slot, int n)
 	for (uint64_t i = slot - 1; i < slot - 1 + (uint64_t)n; i++) {
 		VM_ASSERT(ss->ss_count[i] > 0 &&
 		    ss->ss_count[i] < UINT32_MAX);
+		/* counted before recorded (swaphold.h) */
 		ss->ss_count[i]++;
+		swh_set(&ss->ss_holders, sw->sw_child, i);
 	}
 	swp_unlock(ss);
 }

@@ -29,6 +29,7 @@
  *	I  immutable after swap_create()   s  sw_shared->ss_lock
  *	a  atomic                          b  sw_bounce_lock
  *	p  immutable in a process after swap_create() or swap_fork_child()
+ *	f  the fork handlers' (the caller's lock stops every other call)
  * Invariants (swap_check()): a slot is allocated in the bitmap iff its
  * count is > 0; ss_used == allocated slots; ss_used <= sw_maxslots;
  * the file is at least as large as the highest allocated slot.
@@ -81,6 +82,10 @@ struct swap {
 	pid_t		 sw_holder_pid;	/* [p] the process it is for: a fork
 					   child before swap_fork_child
 					   records nothing */
+	int		 sw_child;	/* [f] the entry pending for the child
+					   of the fork being prepared
+					   (swap_fork_pend), or SWH_NONE */
+	uint64_t	 sw_child_nonce; /* [f] its swh_pend nonce */
 	uint64_t	 sw_hashkey;	/* [I] page_hash() key: random */
 	atomic_int	 sw_fail[2];	/* [a] fault injection: the Nth next
 					   read [0] / write [1] fails; 0 off */
@@ -108,11 +113,28 @@ int swap_create(const struct swap_config *, struct swap **out);
 void swap_destroy(struct swap *);
 
 /*
+ * A fork, in the fork handlers (swaphold.h has the why):
+ * swap_fork_pend: in the parent, before the references for the child
+ * are taken (swap_ref), an entry pending for the child, where swap_ref
+ * records them; only for a fork whose outcome the caller will pass to
+ * swap_fork_done.  => false when the table is full (the child records
+ * them itself then, as without it).
+ * swap_fork_parent: in the parent after fork: a token for the pending
+ * entry, handed to the caller for swap_fork_done (0: none), and the
+ * entry forgotten here (another fork may be prepared before that).
  * swap_fork_child: the child of fork's own I/O threads and connections
- * (a remote store), and its own record of the references it holds (see
- * swap_hold), before any other swap call there.
+ * (a remote store), and its own record of the references it holds,
+ * before any other swap call there.  => true when the references its
+ * parent took for it are recorded as its own already (it adopted the
+ * pending entry); false: the child records each with swap_hold.
+ * swap_fork_done: in the parent, once fork returned pid (or -errno):
+ * the token's entry becomes the child's if it has not adopted it yet,
+ * or, for a fork that failed, its references go back.
  */
-void swap_fork_child(struct swap *);
+bool swap_fork_pend(struct swap *);
+uint64_t swap_fork_parent(struct swap *);
+bool swap_fork_child(struct swap *);
+void swap_fork_done(struct swap *, uint64_t token, pid_t pid);
 
 /*
  * swap_alloc: a run of n contiguous free slots, each with count 1.
@@ -131,8 +153,9 @@ int swap_alloc_now(struct swap *, int n, uint64_t *slotp);
 
 /*
  * swap_ref: one more reference on n slots, for a child about to be
- * forked: the child records it as its own with swap_hold (until then, and
- * if the fork fails, it is nobody's and stays allocated until the file is
+ * forked: recorded in the entry pending for it (swap_fork_pend), else the
+ * child records it as its own with swap_hold (until then, and if the
+ * fork fails, it is nobody's and stays allocated until the file is
  * closed).
  * swap_hold: the calling fork child holds the references its parent took
  * for it on n slots (after swap_fork_child).

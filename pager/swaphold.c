@@ -212,27 +212,89 @@ swh_self(pid_t *pid, uint64_t *start, uint64_t *pidns)
 	    swh_stat(0, 0, &state, &mine) == 0 && mine == *start;
 }
 
+bool
+swh_child(pid_t child, uint64_t *start, uint64_t *pidns)
+{
+	uint64_t mine;
+	pid_t self;
+	char state;
+
+	return swh_self(&self, &mine, pidns) &&
+	    swh_stat(child, 0, &state, start) == 0;
+}
+
+/* swh_take: free entry h, in state st for pid (0: pending) */
+static void
+swh_take(struct swap_holders *sh, int h, enum swh_state st, pid_t pid,
+    uint64_t start, uint64_t pidns, bool reapable)
+{
+	struct swap_holder *e = &sh->sh_tab[h];
+
+	e->sh_pid = pid;
+	e->sh_start = start;
+	e->sh_pidns = pidns;
+	e->sh_reapable = reapable;
+	e->sh_hi = 0;
+	e->sh_held = 0;
+	e->sh_state = st;
+	sh->sh_nlive++;
+}
+
+/* swh_free_entry: the first free entry, or SWH_NONE */
+static int
+swh_free_entry(const struct swap_holders *sh)
+{
+	for (int h = 0; h < SWAP_HOLDERS; h++)
+		if (sh->sh_tab[h].sh_state == SWH_FREE)
+			return h;
+	return SWH_NONE;
+}
+
 int
 swh_claim(struct swap_holders *sh, pid_t pid, uint64_t start,
     uint64_t pidns, bool reapable)
 {
-	struct swap_holder *e;
+	int h = swh_free_entry(sh);
 
-	for (int h = 0; h < SWAP_HOLDERS; h++) {
-		e = &sh->sh_tab[h];
-		if (e->sh_state != SWH_FREE)
-			continue;
-		e->sh_pid = pid;
-		e->sh_start = start;
-		e->sh_pidns = pidns;
-		e->sh_reapable = reapable;
-		e->sh_hi = 0;
-		e->sh_held = 0;
-		e->sh_state = SWH_LIVE;
-		sh->sh_nlive++;
-		return h;
-	}
-	return SWH_NONE;
+	if (h != SWH_NONE)
+		swh_take(sh, h, SWH_LIVE, pid, start, pidns, reapable);
+	return h;
+}
+
+int
+swh_pend(struct swap_holders *sh, uint64_t *nonce)
+{
+	int h = swh_free_entry(sh);
+
+	*nonce = ++sh->sh_pends;
+	if (h != SWH_NONE)
+		swh_take(sh, h, SWH_PENDING, 0, *nonce, 0, false);
+	return h;
+}
+
+bool
+swh_pending(const struct swap_holders *sh, int h, uint64_t nonce)
+{
+	return sh->sh_tab[h].sh_state == SWH_PENDING &&
+	    sh->sh_tab[h].sh_start == nonce;
+}
+
+bool
+swh_adopt(struct swap_holders *sh, int h, uint64_t nonce, pid_t pid,
+    uint64_t start, uint64_t pidns, bool reapable)
+{
+	struct swap_holder *e = &sh->sh_tab[h];
+
+	if (e->sh_state == SWH_LIVE)
+		return e->sh_pid == pid;
+	if (!swh_pending(sh, h, nonce))
+		return false;
+	e->sh_pid = pid;
+	e->sh_start = start;
+	e->sh_pidns = pidns;
+	e->sh_reapable = reapable;
+	e->sh_state = SWH_LIVE;
+	return true;
 }
 
 void
@@ -245,7 +307,7 @@ swh_set(struct swap_holders *sh, int h, uint64_t i)
 		return;
 	e = &sh->sh_tab[h];
 	bm = swh_map(sh, h);
-	VM_ASSERT(e->sh_state == SWH_LIVE && i / 64 < sh->sh_words);
+	VM_ASSERT(e->sh_state != SWH_FREE && i / 64 < sh->sh_words);
 	VM_ASSERT(!((bm[i / 64] >> (i % 64)) & 1));
 	/* sh_hi first: a process killed here leaves no bit past it, where
 	   a later owner of the entry would find it as its own */
@@ -294,7 +356,7 @@ swh_free(struct swap_holders *sh, int h)
 
 	/* (sh_held may be off by one for a process killed in swh_set or
 	   swh_clear; its bits are all clear now) */
-	VM_ASSERT(e->sh_state == SWH_LIVE);
+	VM_ASSERT(e->sh_state != SWH_FREE);
 	e->sh_held = 0;
 	e->sh_state = SWH_FREE;
 	e->sh_pid = 0;
@@ -337,7 +399,7 @@ swh_check(const struct swap_holders *sh, const uint32_t *counts,
 
 	for (int h = 0; h < SWAP_HOLDERS; h++) {
 		e = &sh->sh_tab[h];
-		nlive += e->sh_state == SWH_LIVE;
+		nlive += e->sh_state != SWH_FREE;
 		held = 0;
 		for (i = swh_next(sh, h, 0); i != UINT64_MAX;
 		    i = swh_next(sh, h, i + 1))

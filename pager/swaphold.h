@@ -23,15 +23,27 @@
  * one it did not hold: a reference is counted before its bit is set, and
  * its bit cleared before it is uncounted.
  *
+ * A fork child's references are taken by its parent before the fork.
+ * Through upvm_fork (the preload's fork) the parent records them in an
+ * entry pending for the child (swh_pend), which the child adopts in its
+ * fork handler or the parent gives the child's pid once fork returns, and
+ * which the parent gives back when the fork failed: a child killed before
+ * its fork handler ran is reaped like any other process.  A fork that
+ * does not go through upvm_fork (fork(2) called from a program that links
+ * upvm rather than preloading it, glibc's own internal forks) leaves them
+ * to the child to record (swap_hold).
+ *
  * References that are never given back by a reap, and stay allocated
  * until the last process closes the file: those of a process forked when
- * the table is full (SWAP_HOLDERS live processes share the file, even
- * after a reap) hold its references untracked (sw_holder == SWH_NONE), as
- * before; those a parent takes for a child in a fork that fails, or for a
- * child killed before its fork handler ran (swap_hold); and those of a
- * holder that /proc did not show as itself when it claimed its entry (no
- * /proc mounted, a /proc of another pid namespace), or of another pid
- * namespace than the reaper's.
+ * the table is full (SWAP_HOLDERS processes share the file, even after a
+ * reap) hold its references untracked (sw_holder == SWH_NONE), as before;
+ * outside upvm_fork, those a parent takes for a child in a fork that
+ * fails, or for a child killed before its fork handler ran; through it,
+ * those of a parent killed between its fork and the child's pid recorded
+ * while its child died before its fork handler ran; and those of a holder
+ * that /proc did not show as itself when it claimed its entry (no /proc
+ * mounted, a /proc of another pid namespace), or of another pid namespace
+ * than the reaper's.
  *
  * Locks protecting struct members in this file:
  *	I  immutable after swh_init()   s  ss_lock (swap.c)
@@ -50,13 +62,17 @@
 #define SWAP_HOLDERS	32		/* processes recorded at once */
 #define SWH_NONE	(-1)		/* a holder not recorded */
 
-enum swh_state { SWH_FREE = 0, SWH_LIVE };
+/* an entry is free, a process's, or pending: claimed by a parent for a
+   child it is about to fork, whose pid is not known yet (never reaped:
+   swh_adopt makes it the child's) */
+enum swh_state { SWH_FREE = 0, SWH_LIVE, SWH_PENDING };
 
 struct swap_holder {
 	pid_t		 sh_pid;	/* [s] its process */
 	int		 sh_state;	/* [s] enum swh_state */
 	uint64_t	 sh_start;	/* [s] its start time (proc(5) stat
-					   field 22): a pid reused is not it */
+					   field 22): a pid reused is not it;
+					   pending: swh_pend's nonce */
 	uint64_t	 sh_pidns;	/* [s] its pid namespace (inode) */
 	bool		 sh_reapable;	/* [s] /proc showed it as sh_pid
 					   when it claimed: swh_gone may
@@ -75,7 +91,8 @@ struct swap_holders {
 					   a process maps it iff it still
 					   runs the image that forked */
 	unsigned long	 sh_ino;	/* [I] 0: not known (no exec check) */
-	int		 sh_nlive;	/* [s] live entries */
+	int		 sh_nlive;	/* [s] entries not free */
+	uint64_t	 sh_pends;	/* [s] pending entries ever made */
 	struct swap_holder sh_tab[SWAP_HOLDERS]; /* [s] */
 };
 
@@ -98,11 +115,37 @@ void swh_init(struct swap_holders *, uint64_t *bits, uint64_t nslots,
 bool swh_self(pid_t *pid, uint64_t *start, uint64_t *pidns);
 
 /*
+ * swh_child: swh_self for a child of the calling process, by its pid
+ * (read without ss_lock).  => true when both show as themselves in /proc.
+ */
+bool swh_child(pid_t child, uint64_t *start, uint64_t *pidns);
+
+/*
  * swh_claim: a free entry for the process swh_self described.
  * => the entry, or SWH_NONE when the table is full.
  */
 int swh_claim(struct swap_holders *, pid_t pid, uint64_t start,
     uint64_t pidns, bool reapable);
+
+/*
+ * swh_pend: a free entry, pending (swh_state), marked with a number no
+ * other pending entry of the family had (*nonce), so that the fork it is
+ * for finds it as its own even if it went and was claimed again
+ * meanwhile.  => it, or SWH_NONE
+ */
+int swh_pend(struct swap_holders *, uint64_t *nonce);
+
+/* swh_pending: entry h is still the one swh_pend marked with nonce */
+bool swh_pending(const struct swap_holders *, int h, uint64_t nonce);
+
+/*
+ * swh_adopt: entry h, pending with nonce, becomes the process that
+ * swh_self (or swh_child, for it) described; an entry that process
+ * adopted already stays as it is.
+ * => true if h is that process's now, false if it is not (it went).
+ */
+bool swh_adopt(struct swap_holders *, int h, uint64_t nonce, pid_t pid,
+    uint64_t start, uint64_t pidns, bool reapable);
 
 /* swh_set / swh_clear: holder h's bit of slot index i (h may be SWH_NONE:
    nothing recorded, and swh_clear says true) */

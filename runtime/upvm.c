@@ -143,21 +143,35 @@ upvm_set_fork_touch(void (*touch)(void))
 	upvm_fork_touch = touch;
 }
 
+/* glibc's fork, which runs the fork handlers: the name fork is the
+   preload's (interpose.c) */
+extern pid_t __fork(void);
+
+/* a fork through upvm_fork on this thread, and what its parent handler
+   left for it to finish (vmspace_fork_done) */
+static _Thread_local bool upvm_tl_forking;
+static _Thread_local uint64_t upvm_tl_fork_token;
+static _Thread_local uint64_t upvm_tl_fork_gen;
+/* upvm_init calls that started upvm: a token is for the run it came from */
+static uint64_t upvm_generation;	/* upvm_lock */
+
 static void
 upvm_atfork_prepare(void)
 {
 	upvm_lock_write();
 	if (upvm_running) {
 		vmspace_stop(&upvm_vs, upvm_fork_touch);
-		vmspace_fork_prepare(&upvm_vs);
+		vmspace_fork_prepare(&upvm_vs, upvm_tl_forking);
 	}
 }
 
 static void
 upvm_atfork_parent(void)
 {
-	if (upvm_running)
-		vmspace_fork_parent(&upvm_vs);
+	if (upvm_running) {
+		upvm_tl_fork_token = vmspace_fork_parent(&upvm_vs);
+		upvm_tl_fork_gen = upvm_generation;
+	}
 	upvm_unlock_write();
 }
 
@@ -173,6 +187,30 @@ upvm_atfork_child(void)
 	 */
 	(void)pthread_rwlock_init(&upvm_lock, NULL);
 	upvm_tl_writer = false;
+}
+
+pid_t
+upvm_fork(void)
+{
+	pid_t pid;
+	int saved;
+
+	upvm_tl_forking = true;
+	upvm_tl_fork_token = 0;
+	pid = __fork();
+	upvm_tl_forking = false;
+	if (pid == 0 || upvm_tl_fork_token == 0)
+		return pid;
+	saved = errno;
+	/* a upvm_fini meanwhile took the swap, and what was pending in it */
+	pthread_rwlock_rdlock(&upvm_lock);
+	if (upvm_running && upvm_generation == upvm_tl_fork_gen)
+		vmspace_fork_done(&upvm_vs, upvm_tl_fork_token,
+		    pid < 0 ? -saved : pid);
+	pthread_rwlock_unlock(&upvm_lock);
+	upvm_tl_fork_token = 0;
+	errno = saved;
+	return pid;
 }
 
 static void
@@ -269,6 +307,7 @@ upvm_init(const struct upvm_config *cfgp)
 		upvm_fork_handlers();
 		upvm_cfg = cfg;
 		upvm_running = true;
+		upvm_generation++;
 	}
 	upvm_unlock_write();
 	return error;

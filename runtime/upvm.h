@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -182,6 +183,19 @@ int upvm_init(const struct upvm_config *cfg);
  * => -ENXIO if not initialized.
  */
 int upvm_fini(void);
+
+/*
+ * upvm_fork: fork(2) for a program that forks while upvm runs (under
+ * `upvm run`, the program's fork() is this).  The child holds references
+ * on the swap slots of the pages swapped out at the fork, taken by the
+ * parent before it; through upvm_fork they are recorded as the child's
+ * before the fork, so that they are given back when the fork fails and
+ * when the child is killed before upvm runs in it.  Through a plain
+ * fork() the child records them itself, and in those two cases they stay
+ * allocated until the swap file is closed.
+ * => as fork(2), errno included.
+ */
+pid_t upvm_fork(void);
 
 /* upvm_map flags: initial advice (at most one) */
 #define UPVM_MAP_SEQUENTIAL	0x1

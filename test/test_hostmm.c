@@ -9,12 +9,20 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -661,6 +669,111 @@ Test(hostmm, children_gone_without_upvm_fini_give_their_swap_back,
 	cr_assert_geq(upvm_swap_reap(), 0, "upvm_swap_reap failed");
 	cr_assert_leq(swap_used_now(), (uint64_t)NPAGES);
 	cr_assert_eq(test_pattern_bad(c, NPAGES, 0, 5), -1);
+	upvm_fini();
+}
+
+/*
+ * refuse_forks: from now on the kernel refuses this thread's forks
+ * (clone without CLONE_THREAD or CLONE_VM: EAGAIN, as when a pids limit
+ * is reached); threads it starts are still made (clone3 says ENOSYS,
+ * and glibc falls back to clone for them), and so is LeakSanitizer's
+ * tracer at exit (CLONE_VM).
+ */
+static void
+refuse_forks(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		    offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		    offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		    offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD | CLONE_VM,
+		    1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAGAIN),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof(f) / sizeof(f[0]), .filter = f,
+	};
+
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		cr_skip_test("this kernel has no seccomp filters: %s",
+		    strerror(errno));
+}
+
+/*
+ * upvm_fork gives back the references taken for a child when the kernel
+ * refuses the fork: after the program rewrites its pages the swap holds
+ * one copy of them, where a plain fork() left the old slots allocated
+ * (the child's references, nobody's) until the swap file closed.
+ */
+Test(hostmm, a_refused_upvm_fork_gives_the_childs_swap_back, .timeout = 120)
+{
+	char *c;
+
+	start();
+	c = paged_region();
+	refuse_forks();
+	for (int g = 2; g <= 3; g++) {
+		errno = 0;
+		cr_assert_eq(upvm_fork(), -1, "the fork was not refused");
+		cr_assert_eq(errno, EAGAIN, "%s", strerror(errno));
+		test_pattern_fill(c, NPAGES, 0, g);
+		cr_assert_eq(test_pattern_bad(c, NPAGES, 0, g), -1);
+		cr_assert_leq(swap_used_now(), (uint64_t)NPAGES,
+		    "fork %d: %llu slots for %zu pages", g,
+		    (unsigned long long)swap_used_now(), NPAGES);
+	}
+	upvm_fini();
+}
+
+/* a child killed before any of upvm's fork handlers ran in it (this
+   test's own, registered before upvm's, kills it) */
+static void
+die_in_child(void)
+{
+	raise(SIGKILL);
+}
+
+/*
+ * upvm_fork's child killed before upvm runs in it: it never recorded the
+ * references its parent took for it; upvm_fork recorded them for its pid,
+ * and they come back once it is gone (here by upvm_swap_reap).
+ */
+Test(hostmm, an_upvm_fork_child_killed_at_birth_gives_its_swap_back,
+    .timeout = 120)
+{
+	int status;
+	pid_t pid;
+	char *c;
+
+	cr_assert_eq(pthread_atfork(NULL, NULL, die_in_child), 0);
+	start();
+	c = paged_region();
+	for (int g = 2; g <= 3; g++) {
+		pid = upvm_fork();
+		cr_assert_gt(pid, 0);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		    "child status %#x", status);
+		test_pattern_fill(c, NPAGES, 0, g);
+		cr_assert_eq(test_pattern_bad(c, NPAGES, 0, g), -1);
+		/* (the allocator may have reaped it already, as the file
+		   grew) */
+		cr_assert_geq(upvm_swap_reap(), 0, "upvm_swap_reap failed");
+		cr_assert_leq(swap_used_now(), (uint64_t)NPAGES,
+		    "fork %d: %llu slots for %zu pages", g,
+		    (unsigned long long)swap_used_now(), NPAGES);
+	}
+	cr_assert_eq(test_pattern_bad(c, NPAGES, 0, 3), -1);
 	upvm_fini();
 }
 

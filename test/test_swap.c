@@ -34,6 +34,7 @@
 #include "harness.h"
 #include "log.h"
 #include "swap.h"
+#include "swaphold.h"
 #include "uring.h"
 #include "vm.h"
 
@@ -1032,8 +1033,11 @@ Test(swap, fork_shares_bitmap_and_counts, .timeout = 60, .fini = cleanup)
  * Holders (swaphold.h).  The parent writes a run (pattern generation 30)
  * and takes the child's reference on it before fork, as
  * vmspace_fork_prepare does; the child records it (swap_fork_child,
- * swap_hold), allocates and writes a run of its own, and then leaves the
- * way the test asks: `how`.
+ * swap_hold), or with `pend` the parent records it in an entry pending
+ * for the child (swap_fork_pend) that the child adopts while the parent
+ * tells it the child's pid (swap_fork_done: either may come first); the
+ * child allocates and writes a run of its own, and then leaves the way
+ * the test asks: `how`.
  */
 enum hold_exit { HOLD_KILLED, HOLD_EXEC, HOLD_LIVES, HOLD_LEADER_EXITS };
 
@@ -1086,15 +1090,16 @@ hold_check(void *arg)
 
 static void
 hold_child(struct swap *sw, struct fork_result *res, uint64_t parent_run,
-    int gate, enum hold_exit how)
+    int gate, enum hold_exit how, bool pend)
 {
 	static struct hold_args ha;
 	pthread_t t;
 	struct ring *r;
 	char *buf;
 
-	swap_fork_child(sw);
-	swap_hold(sw, parent_run, FORK_N);
+	CHILD_CHECK(swap_fork_child(sw) == pend);
+	if (!pend)
+		swap_hold(sw, parent_run, FORK_N);
 	CHILD_CHECK(ring_create(4, &r) == 0);
 	buf = mmap(NULL, ptoa(FORK_N), PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1130,7 +1135,7 @@ hold_child(struct swap *sw, struct fork_result *res, uint64_t parent_run,
 }
 
 static void
-hold_case(enum hold_exit how)
+hold_case(enum hold_exit how, bool pend)
 {
 	const char *dir = fresh_dir();
 	struct fork_result *res;
@@ -1149,14 +1154,17 @@ hold_case(enum hold_exit how)
 	test_pattern_fill(buf, FORK_N, pre, 30);
 	cr_assert_eq(swap_write_sync(sw, r, pre, buf, FORK_N), 0);
 	cr_assert_eq(pipe(gate), 0);
+	if (pend)
+		cr_assert(swap_fork_pend(sw));
 	swap_ref(sw, pre, FORK_N);		/* the child's */
 
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		close(gate[1]);
-		hold_child(sw, res, pre, gate[0], how);
+		hold_child(sw, res, pre, gate[0], how, pend);
 	}
+	swap_fork_done(sw, swap_fork_parent(sw), pid);
 	close(gate[0]);
 	for (int i = 0; i < 1000 && res->fr_error == 0; i++)
 		usleep(10000);
@@ -1216,26 +1224,115 @@ hold_case(enum hold_exit how)
 Test(swap, a_killed_childs_references_are_given_back, .timeout = 60,
     .fini = cleanup)
 {
-	hold_case(HOLD_KILLED);
+	hold_case(HOLD_KILLED, false);
 }
 
 Test(swap, an_exec_gives_back_the_references_of_the_image_it_left,
     .timeout = 60, .fini = cleanup)
 {
-	hold_case(HOLD_EXEC);
+	hold_case(HOLD_EXEC, false);
 }
 
 Test(swap, a_live_child_keeps_its_references_through_a_reap,
     .timeout = 60, .fini = cleanup)
 {
-	hold_case(HOLD_LIVES);
+	hold_case(HOLD_LIVES, false);
 }
 
 /* its first thread gone, its process still alive in another */
 Test(swap, a_child_whose_first_thread_exited_keeps_its_references,
     .timeout = 60, .fini = cleanup)
 {
-	hold_case(HOLD_LEADER_EXITS);
+	hold_case(HOLD_LEADER_EXITS, false);
+}
+
+/* the same, the child's references recorded by its parent before fork */
+Test(swap, a_killed_childs_pending_references_are_given_back, .timeout = 60,
+    .fini = cleanup)
+{
+	hold_case(HOLD_KILLED, true);
+}
+
+Test(swap, a_live_child_keeps_its_pending_references_through_a_reap,
+    .timeout = 60, .fini = cleanup)
+{
+	hold_case(HOLD_LIVES, true);
+}
+
+/*
+ * A child killed before its fork handler ran never records anything
+ * itself: the references its parent took for it are reaped through the
+ * entry pending for it, which the parent gave its pid.
+ */
+Test(swap, a_child_killed_before_its_fork_handler_is_reaped, .timeout = 60,
+    .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct swap *sw = mkswap(dir, 0, false);
+	uint64_t pre = alloc(sw, FORK_N);
+	int status;
+	pid_t pid;
+
+	cr_assert(swap_fork_pend(sw));
+	swap_ref(sw, pre, FORK_N);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		raise(SIGKILL);		/* before any fork handler of ours */
+	swap_fork_done(sw, swap_fork_parent(sw), pid);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFSIGNALED(status));
+	cr_assert_eq(swap_count(sw, pre), 2);
+	CHECK(sw);
+	cr_assert_eq(swap_reap(sw), 1);
+	cr_assert_eq(swap_count(sw, pre), 1);
+	CHECK(sw);
+	swap_free(sw, pre, FORK_N);
+	cr_assert_eq(swap_used(sw), 0);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
+}
+
+/*
+ * A fork that failed: the parent gives back what it took for the child,
+ * once; a token kept past that names nothing, even when its entry is
+ * pending again for another fork.  (upvm_fork's real failure, a fork
+ * refused by the kernel: test_api.)
+ */
+Test(swap, a_failed_forks_pending_references_go_back_once, .timeout = 60,
+    .fini = cleanup)
+{
+	const char *dir = fresh_dir();
+	struct swap *sw = mkswap(dir, 0, false);
+	uint64_t pre = alloc(sw, FORK_N), token, again;
+
+	cr_assert_eq(swap_fork_parent(sw), 0, "nothing pending");
+	cr_assert(swap_fork_pend(sw));
+	swap_ref(sw, pre, FORK_N);
+	token = swap_fork_parent(sw);
+	cr_assert_neq(token, 0);
+	cr_assert_eq(swap_count(sw, pre), 2);
+	CHECK(sw);
+	swap_fork_done(sw, token, -EAGAIN);
+	cr_assert_eq(swap_count(sw, pre), 1);
+	CHECK(sw);
+	swap_fork_done(sw, token, -EAGAIN);
+	cr_assert_eq(swap_count(sw, pre), 1, "given back twice");
+	/* the same entry, pending for the next fork */
+	cr_assert(swap_fork_pend(sw));
+	swap_ref(sw, pre, FORK_N);
+	again = swap_fork_parent(sw);
+	cr_assert_eq(again % SWAP_HOLDERS, token % SWAP_HOLDERS);
+	swap_fork_done(sw, token, -EAGAIN);
+	cr_assert_eq(swap_count(sw, pre), 2, "another fork's references");
+	swap_fork_done(sw, again, -ENOMEM);
+	cr_assert_eq(swap_count(sw, pre), 1);
+	CHECK(sw);
+	cr_assert_eq(swap_reap(sw), 0);
+	swap_free(sw, pre, FORK_N);
+	cr_assert_eq(swap_used(sw), 0);
+	swap_destroy(sw);
+	cr_assert_eq(dir_entries(dir), 0);
 }
 
 /* put_file: write text to path.  => 0 or -1 (for a child: no asserts) */

@@ -360,12 +360,20 @@ vmspace_fini(struct vmspace *vs)
 		    "ordinary memory", left);
 }
 
-void
+uint64_t
 vmspace_fork_parent(struct vmspace *vs)
 {
 	if (vmspace_start(vs) != 0)
 		upvm_log(LOG_ERR, "upvm: cannot restart after fork; faults "
 		    "on managed memory will hang");
+	return vs->vs_swap != NULL ? swap_fork_parent(vs->vs_swap) : 0;
+}
+
+void
+vmspace_fork_done(struct vmspace *vs, uint64_t token, pid_t pid)
+{
+	if (vs->vs_swap != NULL)
+		swap_fork_done(vs->vs_swap, token, pid);
 }
 
 
@@ -476,35 +484,46 @@ anon_fork_ref(struct vmspace *vs, struct anon *an)
  * pages, taken in the parent before fork: the parent goes on as soon as
  * fork returns, and a slot it freed before the child took its reference
  * was free for the taking (the child's page overwritten, or the count
- * found at 0: chaos seed 300 with fork, three threads).  The child records
- * them as its own (anon_fork_child: swap_hold), so that they are given back
- * when it is gone, even without upvm_fini (swap_reap).  A fork that fails
- * leaks them (the slots stay allocated until the swap file is closed).
+ * found at 0: chaos seed 300 with fork, three threads).  They are
+ * recorded as the child's, so that they are given back when it is gone,
+ * even without upvm_fini (swap_reap): with `told`, by the parent, in an
+ * entry pending for the child that the parent gives back if the fork
+ * fails (vmspace_fork_done); else by the child (anon_fork_child:
+ * swap_hold), and a fork that fails leaks them (the slots stay allocated
+ * until the swap file is closed).
  */
 void
-vmspace_fork_prepare(struct vmspace *vs)
+vmspace_fork_prepare(struct vmspace *vs, bool told)
 {
 	if (vs->vs_swap == NULL)
 		return;
+	if (told)
+		(void)swap_fork_pend(vs->vs_swap);
 	vm_rwlock_wrlock(&vs->vs_map.m_lock);
 	anons_walk(vs, anon_fork_ref);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);
 }
 
+/* anon_fork_unclean: a clean resident page, unprotected in the child,
+   is dirty there; its slot is the parent's */
+static void
+anon_fork_unclean(struct vmspace *vs, struct anon *an)
+{
+	if (!(an->an_flags & ANON_CLEAN) || !(an->an_flags & ANON_RESIDENT))
+		return;
+	an->an_flags &= ~ANON_CLEAN;
+	an->an_swslot = 0;
+}
+
+/* anon_fork_child: anon_fork_unclean, and a swapped-out page's slot
+   reference (vmspace_fork_prepare's) recorded as this process's */
 static void
 anon_fork_child(struct vmspace *vs, struct anon *an)
 {
-	/* a swapped-out page's slot reference: vmspace_fork_prepare's,
-	   recorded as this process's (swap.h) */
-	if (anon_child_needs_slot(an)) {
+	if (anon_child_needs_slot(an))
 		swap_hold(vs->vs_swap, an->an_swslot, 1);
-		return;
-	}
-	if (!(an->an_flags & ANON_CLEAN) || !(an->an_flags & ANON_RESIDENT))
-		return;
-	/* unprotected in the child: dirty; the slot is the parent's */
-	an->an_flags &= ~ANON_CLEAN;
-	an->an_swslot = 0;
+	else
+		anon_fork_unclean(vs, an);
 }
 
 static int
@@ -532,10 +551,9 @@ vmspace_fork_fixup(struct vmspace *vs, int (*uninherit)(struct vmspace *))
 			    "register [%#lx, %#lx): %s", (unsigned long)
 			    e->e_start, (unsigned long)e->e_end,
 			    strerror(-error));
-	if (error == 0 && vs->vs_swap != NULL) {
-		swap_fork_child(vs->vs_swap);
-		anons_walk(vs, anon_fork_child);
-	}
+	if (error == 0 && vs->vs_swap != NULL)
+		anons_walk(vs, swap_fork_child(vs->vs_swap) ?
+		    anon_fork_unclean : anon_fork_child);
 	if (error == 0 && uninherit != NULL)
 		error = uninherit(vs);
 	vm_rwlock_unlock(&vs->vs_map.m_lock);

@@ -132,13 +132,24 @@ void vmspace_fini(struct vmspace *);
 
 /*
  * vmspace_fork_prepare: before fork, after vmspace_stop(): the child's
- * references on swap slots (vmspace.c says why).
+ * references on swap slots (vmspace.c says why); with `told`, the caller
+ * passes the fork's outcome to vmspace_fork_done, and the references are
+ * recorded for the child before the fork (swaphold.h).
  */
-void vmspace_fork_prepare(struct vmspace *);
+void vmspace_fork_prepare(struct vmspace *, bool told);
+
+/*
+ * vmspace_fork_done: in the parent, once fork returned pid (-errno if it
+ * failed), token from vmspace_fork_parent: a failed fork gives back the
+ * references taken for the child.  Not in the fork handlers: the caller
+ * holds the API lock (read), as any call that uses vs.
+ */
+void vmspace_fork_done(struct vmspace *, uint64_t token, pid_t pid);
 
 /*
  * vmspace_fork_parent: in the parent after fork(): start the threads
- * vmspace_stop() stopped before it.
+ * vmspace_stop() stopped before it.  => a token for vmspace_fork_done (0:
+ * nothing to tell it).
  * vmspace_fork_child: in a child of fork(), stopped by vmspace_stop()
  * before the fork: make the inherited metadata true of the child and
  * start its own runtime.  The child's ranges lost their userfaultfd
@@ -151,7 +162,7 @@ void vmspace_fork_prepare(struct vmspace *);
  * child holds its references, forgets the ranges fork did not copy.
  * A child that cannot is left with its regions unmanaged (logged).
  */
-void vmspace_fork_parent(struct vmspace *);
+uint64_t vmspace_fork_parent(struct vmspace *);
 void vmspace_fork_child(struct vmspace *,
     int (*uninherit)(struct vmspace *));
 

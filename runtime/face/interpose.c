@@ -5,9 +5,11 @@
  * the UPVM_* environment before main() and routes the program's mmap,
  * mmap64, munmap, msync, mremap, madvise, mprotect, mlock, mlock2 and
  * munlock through hostmm.c, its read and write family past
- * hostmm_file_io, and its ftruncate and truncate past hostmm_truncated.
- * Everything else (pkey_mprotect, mlockall, fork) goes straight to libc:
- * fork is handled by upvm's pthread_atfork handlers.
+ * hostmm_file_io, its ftruncate and truncate past hostmm_truncated, and
+ * its fork through upvm_fork (upvm's pthread_atfork handlers do the work;
+ * upvm_fork tells them whether the fork succeeded, and which child it
+ * made).  Everything else (pkey_mprotect, mlockall, vfork, posix_spawn,
+ * whose children share the memory until they exec) goes straight to libc.
  *
  * No dlsym anywhere: the real calls are raw system calls (sys.h), so the
  * interposed functions work from the first call, before the constructor
@@ -52,6 +54,12 @@ UPVM_API void *
 mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	return hostmm_mmap(addr, len, prot, flags, fd, off);
+}
+
+UPVM_API pid_t
+fork(void)
+{
+	return upvm_fork();
 }
 
 UPVM_API int
