@@ -70,7 +70,13 @@ Test(procstat, a_thread_whose_name_holds_parentheses_and_spaces)
 	cr_assert_eq(pthread_create(&t, NULL, sleeper, (void *)&tid), 0);
 	while (tid == 0)
 		sched_yield();
-	usleep(20000);	/* asleep in pause() */
+	/* until it sleeps in pause() (its CPU stays as it is then) */
+	for (int i = 0; i < 500; i++) {
+		cr_assert_eq(proc_stat_read(0, tid, buf, sizeof(buf), &f3), 0);
+		if (*f3 == 'S')
+			break;
+		usleep(10000);
+	}
 	for (int pid = 0; pid <= 1; pid++) {
 		cr_assert_eq(proc_stat_read(pid ? getpid() : 0, tid, buf,
 		    sizeof(buf), &f3), 0);
