@@ -290,12 +290,13 @@ swp_holder(const struct swap *sw)
 }
 
 /*
- * swp_claim: a holder entry for the calling process; when the table is
- * full, after a reap of the gone.
+ * swp_claim: a holder entry for the calling process: the entry pending
+ * for it (a fork child's: h, with nonce), else a free one (when the table
+ * is full, after a reap of the gone).
  * => takes and drops ss_lock; reads /proc without it.
  */
 static void
-swp_claim(struct swap *sw)
+swp_claim(struct swap *sw, int h, uint64_t nonce)
 {
 	static bool told;
 	struct swap_shared *ss = sw->sw_shared;
@@ -306,6 +307,17 @@ swp_claim(struct swap *sw)
 	reapable = swh_self(&pid, &start, &pidns);
 	atomic_store_explicit(&swp_pid, pid, memory_order_relaxed);
 	sw->sw_holder_pid = pid;
+	if (h != SWH_NONE) {
+		swp_lock(ss);
+		if (swh_adopt(&ss->ss_holders, h, nonce, pid, start, pidns,
+		    reapable))
+			sw->sw_holder = h;
+		swp_unlock(ss);
+		/* lost, a bug: the references are nobody's (a leak), never
+		   recorded twice */
+		VM_ASSERT(sw->sw_holder == h);
+		return;
+	}
 	for (int tries = 0; tries < 2; tries++) {
 		swp_lock(ss);
 		sw->sw_holder = swh_claim(&ss->ss_holders, pid, start, pidns,
@@ -708,7 +720,7 @@ swap_create(const struct swap_config *sc, struct swap **out)
 		goto fail_file;
 	swp_tiers_init(sw);
 	sw->sw_child = SWH_NONE;
-	swp_claim(sw);
+	swp_claim(sw, SWH_NONE, 0);
 	/* pager offsets are slot * PAGE_SIZE: the last slot ends here */
 	pager_init(&sw->sw_pager, &swap_pager_ops, ptoa(total + 1));
 	*out = sw;
@@ -784,30 +796,14 @@ swap_fork_parent(struct swap *sw)
 bool
 swap_fork_child(struct swap *sw)
 {
-	struct swap_shared *ss = sw->sw_shared;
-	uint64_t start = 0, pidns = 0;
 	int h = sw->sw_child;
-	bool reapable;
-	pid_t pid;
 
 	if (sw->sw_remote != NULL)
 		remote_fork_child(sw->sw_remote);
 	sw->sw_holder = SWH_NONE;	/* the parent's until claimed */
 	sw->sw_child = SWH_NONE;
-	if (h == SWH_NONE) {
-		swp_claim(sw);
-		return false;
-	}
-	reapable = swh_self(&pid, &start, &pidns);
-	atomic_store_explicit(&swp_pid, pid, memory_order_relaxed);
-	sw->sw_holder_pid = pid;
-	swp_lock(ss);
-	if (swh_adopt(&ss->ss_holders, h, sw->sw_child_nonce, pid, start,
-	    pidns, reapable))
-		sw->sw_holder = h;
-	swp_unlock(ss);
-	VM_ASSERT(sw->sw_holder == h);
-	return sw->sw_holder == h;
+	swp_claim(sw, h, sw->sw_child_nonce);
+	return h != SWH_NONE && sw->sw_holder == h;
 }
 
 void

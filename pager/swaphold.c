@@ -105,16 +105,15 @@ swh_line_is_area(const char *line, uintptr_t area, unsigned long *ino)
 static pid_t
 swh_live_thread(pid_t pid)
 {
-	char path[64], buf[4096], state;
+	char buf[4096], state;
 	struct dirent64 *de;
 	uint64_t start;
 	long n, off;
 	pid_t tid, found = 0;
 	int fd, error;
 
-	(void)snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -errno;
+	if ((fd = proc_open(pid, 0, "task")) < 0)
+		return fd;
 	while (found == 0 && (n = syscall(SYS_getdents64, fd, buf,
 	    sizeof(buf))) > 0)
 		for (off = 0; found == 0 && off < n; off += de->d_reclen) {
@@ -223,6 +222,18 @@ swh_child(pid_t child, uint64_t *start, uint64_t *pidns)
 	    swh_stat(child, 0, &state, start) == 0;
 }
 
+/* swh_identify: entry e is now in state st, for the process described */
+static void
+swh_identify(struct swap_holder *e, enum swh_state st, pid_t pid,
+    uint64_t start, uint64_t pidns, bool reapable)
+{
+	e->sh_pid = pid;
+	e->sh_start = start;
+	e->sh_pidns = pidns;
+	e->sh_reapable = reapable;
+	e->sh_state = st;
+}
+
 /* swh_take: free entry h, in state st for pid (0: pending) */
 static void
 swh_take(struct swap_holders *sh, int h, enum swh_state st, pid_t pid,
@@ -230,13 +241,9 @@ swh_take(struct swap_holders *sh, int h, enum swh_state st, pid_t pid,
 {
 	struct swap_holder *e = &sh->sh_tab[h];
 
-	e->sh_pid = pid;
-	e->sh_start = start;
-	e->sh_pidns = pidns;
-	e->sh_reapable = reapable;
 	e->sh_hi = 0;
 	e->sh_held = 0;
-	e->sh_state = st;
+	swh_identify(e, st, pid, start, pidns, reapable);
 	sh->sh_nlive++;
 }
 
@@ -289,11 +296,7 @@ swh_adopt(struct swap_holders *sh, int h, uint64_t nonce, pid_t pid,
 		return e->sh_pid == pid;
 	if (!swh_pending(sh, h, nonce))
 		return false;
-	e->sh_pid = pid;
-	e->sh_start = start;
-	e->sh_pidns = pidns;
-	e->sh_reapable = reapable;
-	e->sh_state = SWH_LIVE;
+	swh_identify(e, SWH_LIVE, pid, start, pidns, reapable);
 	return true;
 }
 

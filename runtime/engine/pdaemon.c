@@ -1037,15 +1037,6 @@ pd_written(struct vmspace *vs, const struct pd_run *r)
 	    r->pr_n), &reg, 1, false, &walk_end) != 0;
 }
 
-/* pd_staged_copy: the n pages just staged at `at`, for their compare:
-   copied into pdd_cmpbuf (pmap_peek), or `at` itself */
-static const char *
-pd_staged_copy(struct pdaemon *pd, const char *at, int n)
-{
-	return pmap_peek(&pd->pdd_vs->vs_pmap, pd->pdd_cmpbuf, (vaddr_t)at,
-	    ptoa((size_t)n));
-}
-
 /*
  * pd_stage_prepare: before run r moves, a clean run that PAGEMAP_SCAN
  * shows written becomes a rewrite (pd_hash_unknown first hashes what the
@@ -1089,7 +1080,8 @@ pd_stage_failed(struct pdaemon *pd, struct pd_run *r, int at, vsize_t done)
 /*
  * pd_stage_staged: r is in staging at index at: a dirty run's write
  * starts; a clean run's pages are compared with what their pager holds
- * (from pd_staged_copy), and one that differs makes the run a rewrite.
+ * (copied into pdd_cmpbuf: pmap_peek), and one that differs makes the
+ * run a rewrite.
  * => map read-locked; takes and drops the amap lock.
  */
 static void
@@ -1104,7 +1096,8 @@ pd_stage_staged(struct pdaemon *pd, struct pd_batch *pb, struct pd_run *r,
 		pd_write_early(pd, pb, r);
 		return;
 	}
-	src = pd_staged_copy(pd, pd_stage_page(pd, at), r->pr_n);
+	src = pmap_peek(&pd->pdd_vs->vs_pmap, pd->pdd_cmpbuf,
+	    (vaddr_t)pd_stage_page(pd, at), ptoa((size_t)r->pr_n));
 	vm_mutex_lock(&r->pr_amap->am_lock);
 	for (int k = 0; k < r->pr_n; k++) {
 		struct anon *an = amap_anon_at(r->pr_amap, r->pr_slot + k);

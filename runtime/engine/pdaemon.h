@@ -104,7 +104,7 @@ struct pdaemon {
 	char		 *pdd_bounce;	/* [I] a run's worth of pages, not
 					   registered (pd_read_forced) */
 	char		 *pdd_cmpbuf;	/* [I] as many, for a clean run's
-					   compare (pd_staged_copy) */
+					   compare (pmap_peek) */
 	uint64_t	  pdd_head;	/* [d] next free ring position */
 	uint64_t	  pdd_tail;	/* [d] oldest position in use */
 	struct pd_linger *pdd_linger;	/* [I] pdd_nstage records, one per
