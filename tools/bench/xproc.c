@@ -17,12 +17,23 @@
  *
  * Each fault is one page touched for the first time; the figure is the
  * faulting thread's time per page (min and median of --repeat runs).
- * usage: upvm-xproc [--pages N] [--repeat R]
+ *
+ * --touch measures instead what a program pays on its first access to a
+ * page that is already mapped, by who mapped it: the kernel's own
+ * anonymous fault and page-cache fault-around against pages mapped with
+ * UFFDIO_COPY (writable, and write-protected as upvm maps clean pages)
+ * and a huge page moved in with UFFDIO_MOVE.  Under shadow paging (a
+ * nested virtual machine) the first access to a page table entry that the
+ * guest kernel wrote outside a fault of that access can trap to the
+ * hypervisor: that cost is the program's, on top of the pagein's (README:
+ * Benchmarks, what limits upvm here).
+ * usage: upvm-xproc [--pages N] [--repeat R] [--touch]
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,7 +47,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compat.h"
+
 #define PG	4096UL
+#define HUGE	(2UL << 20)
 
 static double
 now_us(void)
@@ -237,6 +251,192 @@ round_trip(size_t n)
 	return us;
 }
 
+/*
+ * First touch (--touch).  Each returns the program's time per page of its
+ * first read of npages pages, or -1 when the kernel lacks the feature.
+ */
+static char *
+anon(size_t len, int advice)
+{
+	char *raw = mmap(NULL, len + HUGE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *p;
+
+	if (raw == MAP_FAILED)
+		die("mmap");
+	/* 2 MiB aligned, for the huge pages; the slack goes at once */
+	p = (char *)(((uintptr_t)raw + HUGE - 1) & ~(HUGE - 1));
+	if (p > raw)
+		munmap(raw, (size_t)(p - raw));
+	munmap(p + len, (size_t)(raw + HUGE - p));
+	(void)madvise(p, len, advice);
+	return p;
+}
+
+static double
+kernel_anon_fault(size_t npages)
+{
+	char *p = anon(npages * PG, MADV_NOHUGEPAGE);
+	double t0 = now_us();
+
+	for (size_t i = 0; i < npages; i++)
+		p[i * PG] = 1;
+	t0 = (now_us() - t0) / (double)npages;
+	munmap(p, npages * PG);
+	return t0;
+}
+
+/*
+ * A cached file of npages, mapped and read `maps` times: the time per page
+ * of the last read (the first mapping of a page-cache page costs more than
+ * the next ones under shadow paging).
+ */
+static double
+fault_around(size_t npages, int maps)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096], *p, buf[PG];
+	double us = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/upvm-xproc.XXXXXX",
+	    dir != NULL && *dir != '\0' ? dir : "/tmp");
+	if ((fd = mkstemp(path)) < 0)
+		die(path);
+	unlink(path);
+	memset(buf, 0x5a, sizeof(buf));
+	for (size_t i = 0; i < npages; i++)
+		if (write(fd, buf, PG) != (ssize_t)PG)
+			die("write");
+	/* dropped and read back as a program's input file is: by the
+	   kernel's readahead, which fills large folios; in the page cache
+	   before the mapping, so that its faults read nothing */
+	if (fdatasync(fd) != 0 ||
+	    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0)
+		die("fdatasync");
+	for (size_t i = 0; i < npages; i++)
+		if (pread(fd, buf, PG, (off_t)(i * PG)) != (ssize_t)PG)
+			die("pread");
+	for (int m = 0; m < maps; m++) {
+		p = mmap(NULL, npages * PG, PROT_READ, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			die("mmap");
+		us = touch(p, npages);
+		munmap(p, npages * PG);
+	}
+	close(fd);
+	return us;
+}
+
+static double
+kernel_fault_around(size_t npages)
+{
+	return fault_around(npages, 1);
+}
+
+static double
+kernel_fault_around_again(size_t npages)
+{
+	return fault_around(npages, 2);
+}
+
+/* npages mapped with UFFDIO_COPY in 2 MiB calls (mode), then read */
+static double
+after_copy(size_t npages, __u64 regmode, __u64 mode)
+{
+	static char src[HUGE] __attribute__((aligned(4096)));
+	int fd = uffd_open();
+	char *p = anon(npages * PG, MADV_NOHUGEPAGE);
+	struct uffdio_register r = {
+		.range = { .start = (uintptr_t)p, .len = npages * PG },
+		.mode = regmode };
+	double us = -1;
+
+	memset(src, 0x5a, sizeof(src));
+	if (ioctl(fd, UFFDIO_REGISTER, &r) == 0) {
+		for (size_t off = 0; off < npages * PG; off += HUGE) {
+			struct uffdio_copy c = { .dst = (uintptr_t)p + off,
+			    .src = (uintptr_t)src, .mode = mode,
+			    .len = off + HUGE <= npages * PG ? HUGE :
+			    npages * PG - off };
+
+			if (ioctl(fd, UFFDIO_COPY, &c) != 0)
+				die("UFFDIO_COPY");
+		}
+		us = touch(p, npages);
+	} else if (errno != EINVAL) {
+		die("register");
+	}
+	munmap(p, npages * PG);
+	close(fd);
+	return us;
+}
+
+static double
+after_copy_writable(size_t npages)
+{
+	return after_copy(npages, UFFDIO_REGISTER_MODE_MISSING, 0);
+}
+
+static double
+after_copy_wp(size_t npages)
+{
+	return after_copy(npages, UFFDIO_REGISTER_MODE_MISSING |
+	    UFFDIO_REGISTER_MODE_WP, UFFDIO_COPY_MODE_WP);
+}
+
+/* the source pages are huge ones: AnonHugePages covers them */
+static bool
+huge_backed(size_t len)
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	char line[256];
+	unsigned long kb = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "AnonHugePages: %lu kB", &kb) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return kb * 1024 >= len;
+}
+
+static double
+after_huge_move(size_t npages)
+{
+	size_t len = (npages * PG + HUGE - 1) & ~(HUGE - 1);
+	struct uffdio_api api = { .api = UFFD_API,
+	    .features = UFFD_FEATURE_MOVE };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	char *src, *dst;
+	double us = -1;
+
+	if (fd < 0)
+		die("userfaultfd");
+	if (ioctl(fd, UFFDIO_API, &api) != 0) {	/* no UFFDIO_MOVE */
+		close(fd);
+		return -1;
+	}
+	src = anon(len, MADV_HUGEPAGE);
+	dst = anon(len, MADV_HUGEPAGE);
+	for (size_t off = 0; off < len; off += PG)
+		src[off] = 1;
+	struct uffdio_register r = {
+		.range = { .start = (uintptr_t)dst, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_move m = { .dst = (uintptr_t)dst,
+	    .src = (uintptr_t)src, .len = len };
+	if (huge_backed(len)) {
+		if (ioctl(fd, UFFDIO_REGISTER, &r) != 0 ||
+		    ioctl(fd, UFFDIO_MOVE, &m) != 0)
+			die("UFFDIO_MOVE");
+		us = touch(dst, len / PG);
+	}
+	munmap(src, len);
+	munmap(dst, len);
+	close(fd);
+	return us;
+}
+
 static int
 cmp(const void *a, const void *b)
 {
@@ -251,9 +451,12 @@ report(const char *what, double (*fn)(size_t), size_t n, int reps)
 	double v[64];
 
 	for (int r = 0; r < reps; r++)
-		v[r] = fn(n);
+		if ((v[r] = fn(n)) < 0) {
+			printf("%-48s skipped: the kernel lacks it\n", what);
+			return;
+		}
 	qsort(v, (size_t)reps, sizeof(v[0]), cmp);
-	printf("%-40s min %6.2f us  median %6.2f us\n", what, v[0],
+	printf("%-48s min %6.2f us  median %6.2f us\n", what, v[0],
 	    v[reps / 2]);
 }
 
@@ -262,17 +465,44 @@ main(int argc, char **argv)
 {
 	size_t pages = 20000;
 	int reps = 5;
+	bool first_touch = false, bad = false;
 
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--pages") == 0)
-			pages = strtoul(argv[i + 1], NULL, 10);
-		else if (strcmp(argv[i], "--repeat") == 0)
-			reps = atoi(argv[i + 1]);
+	for (int i = 1; i < argc && !bad; i++) {
+		char *end = NULL;
+
+		if (strcmp(argv[i], "--touch") == 0)
+			first_touch = true;
+		else if (strcmp(argv[i], "--pages") == 0 && i + 1 < argc)
+			pages = strtoul(argv[++i], &end, 10);
+		else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
+			reps = (int)strtol(argv[++i], &end, 10);
+		else
+			bad = true;
+		if (end != NULL && *end != '\0')
+			bad = true;
 	}
-	if (pages == 0 || reps < 1 || reps > 64) {
-		fprintf(stderr, "usage: upvm-xproc [--pages N] [--repeat 1..64]"
-		    "\n");
+	if (bad || pages == 0 || pages > (1UL << 22) || reps < 1 ||
+	    reps > 64) {
+		fprintf(stderr, "usage: upvm-xproc [--pages 1..4194304] "
+		    "[--repeat 1..64] [--touch]\n");
 		return 2;
+	}
+	if (first_touch) {
+		printf("first read of %zu pages mapped before it, per page, "
+		    "%d runs\n", pages, reps);
+		report("kernel: anonymous fault (a write)",
+		    kernel_anon_fault, pages, reps);
+		report("kernel: fault-around, cached file, 1st mapping",
+		    kernel_fault_around, pages, reps);
+		report("kernel: fault-around, cached file, 2nd mapping",
+		    kernel_fault_around_again, pages, reps);
+		report("UFFDIO_COPY, writable", after_copy_writable, pages,
+		    reps);
+		report("UFFDIO_COPY, write-protected (upvm's clean)",
+		    after_copy_wp, pages, reps);
+		report("UFFDIO_MOVE of 2 MiB huge pages", after_huge_move,
+		    pages, reps);
+		return 0;
 	}
 	printf("%zu faults (one page each) per run, %d runs\n", pages, reps);
 	report("fault served by a thread of the process", in_process, pages,
