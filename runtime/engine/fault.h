@@ -60,6 +60,9 @@ struct vmspace;
 				   chunk first, the rest while it runs */
 
 #define FAULT_IO_DEPTH	32	/* pageins in flight per fault thread */
+#define FAULT_HUGE_BUFS	2	/* huge-page buffers per fault thread, lent
+				   to its reads of FAULT_HUGE_MIN pages or
+				   more (fault.c: fault_io_lend) */
 
 #define FAULT_HELP_BATCH 8	/* messages read at once that call helpers */
 #define FAULT_HELP_NS	50000000ULL	/* how long helpers listen after */
@@ -82,7 +85,13 @@ struct fault_thread {
 	struct fault_io	*ft_ios;	/* [I] FAULT_IO_DEPTH, kmem_alloc'd */
 	struct fault_io	*ft_free;	/* [t] the free ones, linked */
 	long		 ft_kept;	/* [t] pagein buffer pages kept mapped
-					   past FAULT_IO_KEEP, all contexts */
+					   past FAULT_IO_KEEP, all contexts,
+					   and the huge buffers' populated */
+	void		*ft_huge[FAULT_HUGE_BUFS]; /* [I] 2 MiB aligned,
+					   MADV_HUGEPAGE (raw mappings) */
+	int		 ft_huge_pop[FAULT_HUGE_BUFS]; /* [t] pages of each
+					   populated (in 2 MiB steps) */
+	unsigned	 ft_huge_busy;	/* [t] bit i: ft_huge[i] lent */
 	vaddr_t		 ft_wake_va;	/* [t] page of its last FC_WAKE */
 	unsigned	 ft_wake_n;	/* [t] FC_WAKEs in a row there */
 	uint64_t	 ft_cpu_ns;	/* [t] its CPU time when it stopped */
