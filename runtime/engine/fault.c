@@ -1899,9 +1899,10 @@ fault_thread_io(struct vmspace *vs, struct fault_thread *ft)
 	if ((ft->ft_ios = kmem_alloc(sizeof(*ft->ft_ios) * FAULT_IO_DEPTH)) ==
 	    NULL)
 		return -ENOMEM;
+	for (int i = 0; i < FAULT_IO_DEPTH; i++)
+		ft->ft_ios[i].fi_huge = -1;	/* (fault_thread_free reads it) */
 	for (int i = 0; i < FAULT_IO_DEPTH; i++) {
 		ft->ft_ios[i].fi_ft = ft;
-		ft->ft_ios[i].fi_huge = -1;
 		if ((ft->ft_ios[i].fi_buf = fault_mem_alloc(FAULT_BUF_SIZE)) ==
 		    NULL)
 			return -ENOMEM;
