@@ -530,8 +530,12 @@ fault_copy_placed(struct fault_ctx *fc, vaddr_t dst, const char *src,
 	struct numa_target tgt;
 	int error;
 
-	if (ns != NULL)
+	if (ns != NULL) {
 		n = numa_prepare(ns, fc->fc_tid, &fc->fc_node, n, &tgt);
+		/* under way until counted (numa_resync) */
+		atomic_fetch_add(&ns->ns_copying, 1);
+		atomic_fetch_add(&ns->ns_copies, 1);
+	}
 	*donep = 0;
 	error = pmap_copy(&vs->vs_pmap, dst, src, ptoa((vsize_t)n),
 	    pmap_flags, donep);
@@ -540,6 +544,7 @@ fault_copy_placed(struct fault_ctx *fc, vaddr_t dst, const char *src,
 		if (*donep > 0)
 			numa_placed(ns, &tgt, dst, (long)atop(*donep));
 		numa_unreserve(ns, &tgt);
+		atomic_fetch_sub(&ns->ns_copying, 1);
 	}
 	return error;
 }

@@ -431,7 +431,8 @@ void
 numa_resync(struct numa_state *ns, struct vm_map *map)
 {
 	long count[NUMA_NODES_MAX] = { 0 };
-	uint64_t placed[NUMA_NODES_MAX], now = numa_now_ns();
+	uint64_t placed[NUMA_NODES_MAX], now = numa_now_ns(), copies;
+	long copying;
 	size_t have = 0;
 	char *buf, *line, *nl;
 	ssize_t n;
@@ -445,6 +446,8 @@ numa_resync(struct numa_state *ns, struct vm_map *map)
 		return;
 	for (int i = 0; i < ns->ns_topo.nt_nnodes; i++)
 		placed[i] = atomic_load(&ns->ns_placed[i]);
+	copying = atomic_load(&ns->ns_copying);
+	copies = atomic_load(&ns->ns_copies);
 	if ((fd = open("/proc/self/numa_maps", O_RDONLY | O_CLOEXEC)) < 0)
 		goto out;
 	while ((n = sys_read(fd, buf + have, NUMA_MAPS_BUF - 1 - have)) > 0) {
@@ -461,6 +464,11 @@ numa_resync(struct numa_state *ns, struct vm_map *map)
 			have = 0;
 	}
 	close(fd);
+	/* a placement under way may be in count and counted again later */
+	if ((copying != 0 || atomic_load(&ns->ns_copies) != copies) &&
+	    ++ns->ns_resync_skips <= NUMA_RESYNC_SKIPS)
+		goto out;
+	ns->ns_resync_skips = 0;
 	/*
 	 * Placements during the read may be in count already, or not:
 	 * count + those is an upper bound, and so is the running count

@@ -20,9 +20,14 @@
  * pageout daemon resyncs them from /proc/self/numa_maps (the kernel's
  * count per VMA) at most every NUMA_RESYNC_MS while node budgets or the
  * nearest policy need them; pageouts and unmaps show up there.  Pages
- * placed while numa_maps is read may or may not be in it: then the
- * smaller of two upper bounds stands (the read plus those placements,
- * the running count), never too few.  `nearest` reserves pages
+ * placed while numa_maps is read may or may not be in it, and a page
+ * mapped before the read but counted after it would be counted twice
+ * (its node then looked full early: `nearest` sent the rest of a fill
+ * elsewhere 64 pages short of the node's mark, once in a CI run): so a
+ * resync that any placement overlapped (ns_copying, ns_copies) is left
+ * undone, up to NUMA_RESYNC_SKIPS in a row; after that the smaller of
+ * two upper bounds stands (the read plus the placements counted during
+ * it, the running count), never too few.  `nearest` reserves pages
  * on a budgeted node (ns_reserved) before it maps them, so that fault
  * threads cannot overfill the node together; a resync leaves
  * reservations alone.
@@ -55,6 +60,8 @@
 #include "vm.h"
 
 #define NUMA_RESYNC_MS	100
+#define NUMA_RESYNC_SKIPS 10	/* then a resync overlapped by placements
+				   goes ahead (place.h) */
 
 struct vm_map;
 
@@ -79,6 +86,11 @@ struct numa_state {
 							    sampled */
 	atomic_uint_least64_t	ns_free_at;	/* [a] when, ns */
 	atomic_uint_least64_t	ns_synced_at;	/* [a] last resync, ns */
+	atomic_long		ns_copying;	/* [a] placements under way:
+						   mapped, maybe not counted */
+	atomic_uint_least64_t	ns_copies;	/* [a] placements begun */
+	int			ns_resync_skips; /* resyncs in a row left
+						   undone (the daemon's) */
 };
 
 /*
