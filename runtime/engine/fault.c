@@ -532,9 +532,12 @@ fault_copy_placed(struct fault_ctx *fc, vaddr_t dst, const char *src,
 
 	if (ns != NULL) {
 		n = numa_prepare(ns, fc->fc_tid, &fc->fc_node, n, &tgt);
-		/* under way until counted (numa_resync) */
-		atomic_fetch_add(&ns->ns_copying, 1);
-		atomic_fetch_add(&ns->ns_copies, 1);
+		/* under way until counted (numa_resync, which runs only
+		   for the counts) */
+		if (ns->ns_counts) {
+			atomic_fetch_add(&ns->ns_copying, 1);
+			atomic_fetch_add(&ns->ns_copies, 1);
+		}
 	}
 	*donep = 0;
 	error = pmap_copy(&vs->vs_pmap, dst, src, ptoa((vsize_t)n),
@@ -544,7 +547,8 @@ fault_copy_placed(struct fault_ctx *fc, vaddr_t dst, const char *src,
 		if (*donep > 0)
 			numa_placed(ns, &tgt, dst, (long)atop(*donep));
 		numa_unreserve(ns, &tgt);
-		atomic_fetch_sub(&ns->ns_copying, 1);
+		if (ns->ns_counts)
+			atomic_fetch_sub(&ns->ns_copying, 1);
 	}
 	return error;
 }
@@ -1858,10 +1862,9 @@ static void *
 fault_huge_alloc(size_t len)
 {
 	const size_t huge = ptoa((size_t)FAULT_HUGE_PAGES);
-	char *raw = raw_mmap(NULL, len + huge, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), *p;
+	char *raw = fault_mem_alloc(len + huge), *p;
 
-	if (raw_mmap_failed(raw))
+	if (raw == NULL)
 		return NULL;
 	p = (char *)(((uintptr_t)raw + huge - 1) & ~(huge - 1));
 	if (p > raw)
